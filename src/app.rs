@@ -1,0 +1,266 @@
+//! Start-up: open and migrate the database, settle the master key and the
+//! signing keys, bind the listener, start background work.
+
+use std::fs::OpenOptions;
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpListener;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::{App, HttpServer, web};
+use chrono::Utc;
+use tokio::sync::Semaphore;
+
+use crate::config::{Config, DatabaseUrl, MasterKey};
+use crate::db::{self, Pool};
+use crate::ops::metrics::Metrics;
+use crate::signing::{self, AtRest, Signer};
+use crate::state::AppState;
+use crate::token::throttle::ThrottlePolicy;
+use crate::token::verified::VerifiedSecrets;
+use crate::{discovery, ops, token};
+
+/// How often each process re-reads the signing keys: a rotation made
+/// elsewhere reaches it within this interval.
+const KEYRING_REFRESH: Duration = Duration::from_secs(2);
+const THROTTLE_PRUNE: Duration = Duration::from_secs(60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Database(#[from] db::DbError),
+    #[error("KEYGATE_SECRET_KEY: {0}")]
+    SecretKey(String),
+    #[error("signing keys: {0}")]
+    Signing(#[from] signing::KeyringError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Where the generated master key of a SQLite database lives.
+pub fn secret_key_path(database: &Path) -> PathBuf {
+    let mut name = database
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(".secret");
+    database.with_file_name(name)
+}
+
+/// `KEYGATE_SECRET_KEY`, or for SQLite the key generated once into a file
+/// beside the database (mode 0600). Created with O_EXCL so that a CLI and a
+/// server starting together agree on one key.
+pub fn master_key(config: &Config) -> Result<MasterKey, StartupError> {
+    if let Some(key) = &config.secret_key {
+        return Ok(key.clone());
+    }
+    let DatabaseUrl::Sqlite(database) = &config.database_url else {
+        return Err(StartupError::SecretKey("required with PostgreSQL".into()));
+    };
+    let path = secret_key_path(database);
+    let shown = path.display();
+    match OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+    {
+        Ok(mut file) => {
+            let key = MasterKey::generate();
+            file.write_all(key.to_hex().as_bytes())
+                .and_then(|()| file.sync_all())
+                .map_err(|e| StartupError::SecretKey(format!("cannot write {shown}: {e}")))?;
+            tracing::info!(path = %shown, "generated a new secret key");
+            Ok(key)
+        }
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+            let mut text = String::new();
+            OpenOptions::new()
+                .read(true)
+                .open(&path)
+                .and_then(|mut f| f.read_to_string(&mut text))
+                .map_err(|e| StartupError::SecretKey(format!("cannot read {shown}: {e}")))?;
+            MasterKey::from_hex(&text).map_err(|m| StartupError::SecretKey(format!("{shown}: {m}")))
+        }
+        Err(e) => Err(StartupError::SecretKey(format!(
+            "cannot create {shown}: {e}"
+        ))),
+    }
+}
+
+/// Connects and applies pending migrations.
+pub fn open_database(config: &Config) -> Result<Pool, StartupError> {
+    let pool = db::connect(&config.database_url)?;
+    let mut conn = pool
+        .get()
+        .map_err(|e| db::DbError::Connect(format!("{:?}: {e}", config.database_url)))?;
+    let applied = db::migrate(&mut conn)?;
+    if applied > 0 {
+        tracing::info!(applied, "applied database migrations");
+    }
+    Ok(pool)
+}
+
+pub struct Application {
+    server: Server,
+    port: u16,
+    issuer: String,
+}
+
+impl Application {
+    /// Everything `keygate serve` does before it answers: the returned
+    /// application is bound (port 0 picks a free port) but not yet running.
+    pub async fn build(config: Config) -> Result<Self, StartupError> {
+        let listener = TcpListener::bind(config.listen).map_err(|source| StartupError::Bind {
+            addr: config.listen.to_string(),
+            source,
+        })?;
+        let local = listener
+            .local_addr()
+            .map_err(|e| StartupError::Other(e.to_string()))?;
+        let issuer = config
+            .issuer
+            .clone()
+            .unwrap_or_else(|| format!("http://{local}"));
+
+        let (pool, signer) = {
+            let config = config.clone();
+            tokio::task::spawn_blocking(move || prepare(&config))
+                .await
+                .map_err(|e| StartupError::Other(e.to_string()))??
+        };
+
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let state = web::Data::new(AppState {
+            pool,
+            issuer: issuer.clone(),
+            token_ttl: config.token_ttl,
+            signer,
+            verified: VerifiedSecrets::default(),
+            argon2_slots: Semaphore::new(cores),
+            throttle: ThrottlePolicy::default(),
+            metrics: Metrics::default(),
+            jwks_max_age: chrono::Duration::seconds(300),
+        });
+        spawn_background(state.clone().into_inner());
+
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .app_data(web::PayloadConfig::new(64 * 1024))
+                .wrap(tracing_actix_web::TracingLogger::default())
+                .configure(token::routes)
+                .configure(discovery::routes)
+                .configure(ops::routes)
+        })
+        .listen(listener)
+        .map_err(|source| StartupError::Bind {
+            addr: local.to_string(),
+            source,
+        })?
+        .run();
+        tracing::info!(%local, %issuer, "keygate listening");
+        Ok(Self {
+            server,
+            port: local.port(),
+            issuer,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// Database, master key and keyring, ready for the first request.
+fn prepare(config: &Config) -> Result<(Pool, Arc<Signer>), StartupError> {
+    let pool = open_database(config)?;
+    let master = master_key(config)?;
+    let signer = Arc::new(Signer::new(AtRest::new(&master)));
+    let mut conn = pool
+        .get()
+        .map_err(|e| db::DbError::Connect(e.to_string()))?;
+    let now = Utc::now();
+    if let Some(kid) =
+        signing::ensure_signing_key(&mut conn, signer.at_rest(), config.signing_alg, now)?
+    {
+        tracing::info!(%kid, alg = %config.signing_alg, "created the first signing key");
+    }
+    signer.refresh(&mut conn, now)?;
+    Ok((pool, signer))
+}
+
+fn spawn_background(state: Arc<AppState>) {
+    let keyring_state = Arc::clone(&state);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(KEYRING_REFRESH);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let signer = Arc::clone(&keyring_state.signer);
+            let refreshed = keyring_state
+                .db(move |conn| {
+                    signer
+                        .refresh(conn, Utc::now())
+                        .map_err(|e| e.to_string())
+                        .map_err(BackgroundError)
+                })
+                .await;
+            match refreshed {
+                Ok(true) => tracing::info!("signing keys changed; keyring reloaded"),
+                Ok(false) => {}
+                Err(error) => tracing::warn!(%error, "could not refresh the signing keys"),
+            }
+        }
+    });
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(THROTTLE_PRUNE);
+        loop {
+            tick.tick().await;
+            let throttle = state.throttle;
+            let pruned = state
+                .db(move |conn| {
+                    throttle
+                        .prune(conn, Utc::now())
+                        .map_err(|e| BackgroundError(e.to_string()))
+                })
+                .await;
+            if let Err(error) = pruned {
+                tracing::warn!(%error, "could not prune the authentication throttle");
+            }
+        }
+    });
+}
+
+/// A background task's failure, logged and retried at the next tick.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct BackgroundError(String);
+
+impl From<diesel::r2d2::PoolError> for BackgroundError {
+    fn from(e: diesel::r2d2::PoolError) -> Self {
+        Self(e.to_string())
+    }
+}
+
+impl From<actix_web::error::BlockingError> for BackgroundError {
+    fn from(e: actix_web::error::BlockingError) -> Self {
+        Self(e.to_string())
+    }
+}

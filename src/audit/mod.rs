@@ -1,0 +1,115 @@
+//! The audit log: who did what to which object, and when. Never a secret.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+use serde::Serialize;
+
+use crate::db::DbConnection;
+use crate::db::schema::audit_events;
+
+/// The actor recorded for changes made through the CLI.
+pub const COMMAND_LINE: &str = "command line";
+/// The actor recorded for changes keygate makes on its own.
+pub const SYSTEM: &str = "keygate";
+
+/// What happened; stored as its dotted name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    KeyCreated,
+    KeyRotated,
+    KeyRevoked,
+    UserCreated,
+    UserDisabled,
+    UserUpdated,
+    RoleSet,
+    ApiCreated,
+    SigningKeyCreated,
+    SigningKeyRotated,
+    ClientAuthFailed,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::KeyCreated => "key.created",
+            Self::KeyRotated => "key.rotated",
+            Self::KeyRevoked => "key.revoked",
+            Self::UserCreated => "user.created",
+            Self::UserDisabled => "user.disabled",
+            Self::UserUpdated => "user.updated",
+            Self::RoleSet => "role.set",
+            Self::ApiCreated => "api.created",
+            Self::SigningKeyCreated => "signing_key.created",
+            Self::SigningKeyRotated => "signing_key.rotated",
+            Self::ClientAuthFailed => "client_auth.failed",
+        }
+    }
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = audit_events)]
+struct NewAuditEvent<'a> {
+    id: String,
+    occurred_at: NaiveDateTime,
+    actor: &'a str,
+    action: &'a str,
+    target: &'a str,
+    source_addr: Option<&'a str>,
+    details: String,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[diesel(table_name = audit_events)]
+pub struct AuditEvent {
+    pub id: String,
+    #[serde(with = "crate::time::naive_utc")]
+    pub occurred_at: NaiveDateTime,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub source_addr: Option<String>,
+    pub details: String,
+}
+
+/// Appends one event. Call it inside the transaction of the change it records.
+pub fn record(
+    conn: &mut DbConnection,
+    now: DateTime<Utc>,
+    actor: &str,
+    action: Action,
+    target: &str,
+    source_addr: Option<&str>,
+    details: serde_json::Value,
+) -> QueryResult<()> {
+    diesel::insert_into(audit_events::table)
+        .values(NewAuditEvent {
+            id: uuid::Uuid::now_v7().to_string(),
+            occurred_at: now.naive_utc(),
+            actor,
+            action: action.as_str(),
+            target,
+            source_addr,
+            details: details.to_string(),
+        })
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// Newest first.
+pub fn list_events(
+    conn: &mut DbConnection,
+    target: Option<&str>,
+    limit: i64,
+    offset: i64,
+) -> QueryResult<Vec<AuditEvent>> {
+    let mut query = audit_events::table
+        .select(AuditEvent::as_select())
+        .order((audit_events::occurred_at.desc(), audit_events::id.desc()))
+        .limit(limit)
+        .offset(offset)
+        .into_boxed();
+    if let Some(target) = target {
+        query = query.filter(audit_events::target.eq(target.to_owned()));
+    }
+    query.load(conn)
+}

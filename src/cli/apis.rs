@@ -1,0 +1,61 @@
+use chrono::Utc;
+use clap::Subcommand;
+
+use super::{CliError, Context, parse_scopes, print_json};
+use crate::apis;
+use crate::audit::COMMAND_LINE;
+use crate::scope::Audience;
+
+#[derive(Debug, Subcommand)]
+pub enum ApisCommand {
+    /// Register a resource server by its audience URI.
+    Add {
+        identifier: String,
+        #[arg(long)]
+        name: String,
+        /// Space-separated scopes the API understands.
+        #[arg(long)]
+        scopes: String,
+    },
+    /// List registered APIs.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn run(command: ApisCommand, ctx: &mut Context) -> Result<(), CliError> {
+    match command {
+        ApisCommand::Add {
+            identifier,
+            name,
+            scopes,
+        } => {
+            let identifier = Audience::parse(&identifier).map_err(CliError::Usage)?;
+            let scopes = parse_scopes(&scopes)?;
+            let api = apis::create_api(
+                ctx.conn(),
+                &identifier,
+                &name,
+                &scopes,
+                COMMAND_LINE,
+                Utc::now(),
+            )?;
+            println!(
+                "registered API {} ({}) with scopes: {}",
+                api.identifier, api.name, api.scopes
+            );
+        }
+        ApisCommand::List { json } => {
+            let list = apis::list_apis(ctx.conn())?;
+            if json {
+                print_json(&list)?;
+            } else {
+                for api in list {
+                    println!("{}\t{}\t{}", api.identifier, api.name, api.scopes);
+                }
+            }
+        }
+    }
+    Ok(())
+}

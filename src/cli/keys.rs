@@ -1,0 +1,154 @@
+use chrono::Utc;
+use clap::Subcommand;
+
+use super::{CliError, Context, or_dash, parse_scopes, print_json};
+use crate::audit::COMMAND_LINE;
+use crate::duration::HumanDuration;
+use crate::keys::{self, IssuedKey, NewKeyRequest};
+use crate::scope::Audience;
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a key; its secret is printed this once.
+    Create {
+        #[arg(long)]
+        owner: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "")]
+        description: String,
+        /// Space-separated scopes.
+        #[arg(long, default_value = "")]
+        scope: String,
+        /// A registered API the key's tokens may target; repeatable.
+        #[arg(long)]
+        audience: Vec<String>,
+        /// Lifetime such as 30d (default and maximum: KEYGATE_KEY_MAX_LIFETIME).
+        #[arg(long)]
+        expires_in: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List keys.
+    List {
+        #[arg(long)]
+        owner: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key for good.
+    Revoke {
+        client_id: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Issue a new secret for a key (the client ID stays).
+    Rotate {
+        client_id: String,
+        /// How long the old secret keeps working (default: not at all).
+        #[arg(long)]
+        grace: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse_duration(flag: &str, text: &str) -> Result<HumanDuration, CliError> {
+    text.parse()
+        .map_err(|e| CliError::Usage(format!("{flag} {text:?}: {e}")))
+}
+
+pub fn run(command: KeysCommand, ctx: &mut Context) -> Result<(), CliError> {
+    let now = Utc::now();
+    match command {
+        KeysCommand::Create {
+            owner,
+            name,
+            description,
+            scope,
+            audience,
+            expires_in,
+            json,
+        } => {
+            let request = NewKeyRequest {
+                owner_email: &owner,
+                name: &name,
+                description: &description,
+                scopes: parse_scopes(&scope)?,
+                audiences: audience
+                    .iter()
+                    .map(|a| Audience::parse(a))
+                    .collect::<Result<_, _>>()
+                    .map_err(CliError::Usage)?,
+                expires_in: expires_in
+                    .as_deref()
+                    .map(|d| parse_duration("--expires-in", d))
+                    .transpose()?,
+            };
+            let max = ctx.config.key_max_lifetime;
+            let issued = keys::create_api_key(ctx.conn(), request, max, COMMAND_LINE, now)?;
+            show_issued(&issued, json, "created")?;
+        }
+        KeysCommand::List { owner, json } => {
+            let list = keys::list_api_keys(ctx.conn(), owner.as_deref(), now)?;
+            if json {
+                print_json(&list)?;
+            } else {
+                for k in list {
+                    println!(
+                        "{}\t{}\t{}\t{:?}\texpires {}\tlast used {}",
+                        k.client_id,
+                        k.name,
+                        k.owner,
+                        k.status,
+                        or_dash(k.expires_at.as_deref()),
+                        or_dash(k.last_used_at.as_deref())
+                    );
+                }
+            }
+        }
+        KeysCommand::Revoke { client_id, reason } => {
+            let key =
+                keys::revoke_api_key(ctx.conn(), &client_id, reason.as_deref(), COMMAND_LINE, now)?;
+            println!(
+                "revoked key {} ({}); this cannot be undone",
+                key.client_id, key.name
+            );
+        }
+        KeysCommand::Rotate {
+            client_id,
+            grace,
+            json,
+        } => {
+            let grace = grace
+                .as_deref()
+                .map(|g| {
+                    HumanDuration::parse_or_zero(g)
+                        .map_err(|e| CliError::Usage(format!("--grace {g:?}: {e}")))
+                })
+                .transpose()?
+                .flatten();
+            let issued = keys::rotate_api_key(ctx.conn(), &client_id, grace, COMMAND_LINE, now)?;
+            show_issued(&issued, json, "rotated")?;
+        }
+    }
+    Ok(())
+}
+
+fn show_issued(issued: &IssuedKey, json: bool, what: &str) -> Result<(), CliError> {
+    if json {
+        return print_json(&issued.to_json());
+    }
+    let k = &issued.key;
+    println!("{what} key {}", k.name);
+    println!("  client_id:     {}", k.client_id);
+    println!("  client_secret: {}", issued.secret.expose());
+    println!("  scopes:        {}", k.scopes.join(" "));
+    println!("  audiences:     {}", k.audiences.join(" "));
+    println!("  expires_at:    {}", or_dash(k.expires_at.as_deref()));
+    if let Some(until) = &k.previous_secret_expires_at {
+        println!("  the previous secret keeps working until {until}");
+    }
+    println!("Store the secret now: it is shown only this once.");
+    Ok(())
+}

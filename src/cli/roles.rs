@@ -1,0 +1,62 @@
+use chrono::Utc;
+use clap::Subcommand;
+
+use super::{CliError, Context, parse_scopes, print_json};
+use crate::audit::COMMAND_LINE;
+use crate::users;
+
+#[derive(Debug, Subcommand)]
+pub enum RolesCommand {
+    /// Create or change a role.
+    Set {
+        name: String,
+        /// Space-separated scopes the role's members may give their keys.
+        #[arg(long)]
+        scopes: String,
+    },
+    /// List roles.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn run(command: RolesCommand, ctx: &mut Context) -> Result<(), CliError> {
+    match command {
+        RolesCommand::Set { name, scopes } => {
+            let scopes = parse_scopes(&scopes)?;
+            let role = users::set_role(ctx.conn(), &name, &scopes, COMMAND_LINE, Utc::now())?;
+            println!("role {} may grant: {}", role.name, role.scopes);
+        }
+        RolesCommand::List { json } => {
+            let roles = users::list_roles(ctx.conn())?;
+            if json {
+                let shown: Vec<_> = roles
+                    .iter()
+                    .map(|r| {
+                        serde_json::json!({
+                            "name": r.name,
+                            "scopes": r.scope_list(),
+                            "grants": grants(r),
+                            "builtin": r.builtin,
+                        })
+                    })
+                    .collect();
+                print_json(&shown)?;
+            } else {
+                for r in roles {
+                    println!("{}\t{}", r.name, grants(&r));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn grants(role: &users::Role) -> String {
+    match (role.grants_all, role.grants_api_scopes) {
+        (true, _) => "every scope".into(),
+        (false, true) => "every registered API scope".into(),
+        _ => role.scopes.clone(),
+    }
+}

@@ -1,0 +1,109 @@
+//! Table definitions shared by both engines. Column types are chosen to map on
+//! SQLite and PostgreSQL alike (text IDs, `Timestamp` in UTC, `Binary`).
+
+diesel::table! {
+    roles (name) {
+        name -> Text,
+        scopes -> Text,
+        grants_all -> Bool,
+        grants_api_scopes -> Bool,
+        builtin -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    users (id) {
+        id -> Text,
+        email -> Text,
+        name -> Text,
+        role -> Text,
+        password_hash -> Nullable<Text>,
+        disabled -> Bool,
+        can_create_keys -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    apis (id) {
+        id -> Text,
+        identifier -> Text,
+        name -> Text,
+        scopes -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    api_keys (id) {
+        id -> Text,
+        client_id -> Text,
+        owner_id -> Text,
+        name -> Text,
+        description -> Text,
+        scopes -> Text,
+        audiences -> Text,
+        secret_hash -> Text,
+        previous_secret_hash -> Nullable<Text>,
+        previous_secret_expires_at -> Nullable<Timestamp>,
+        created_by -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        expires_at -> Nullable<Timestamp>,
+        last_used_at -> Nullable<Timestamp>,
+        rotated_at -> Nullable<Timestamp>,
+        revoked_at -> Nullable<Timestamp>,
+        revoked_by -> Nullable<Text>,
+        revoked_reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    signing_keys (kid) {
+        kid -> Text,
+        alg -> Text,
+        private_key -> Binary,
+        public_jwk -> Text,
+        created_at -> Timestamp,
+        retired_at -> Nullable<Timestamp>,
+        publish_until -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    audit_events (id) {
+        id -> Text,
+        occurred_at -> Timestamp,
+        actor -> Text,
+        action -> Text,
+        target -> Text,
+        source_addr -> Nullable<Text>,
+        details -> Text,
+    }
+}
+
+diesel::table! {
+    auth_throttle (subject, addr) {
+        subject -> Text,
+        addr -> Text,
+        window_start -> Timestamp,
+        failures -> Integer,
+    }
+}
+
+diesel::joinable!(users -> roles (role));
+diesel::joinable!(api_keys -> users (owner_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    roles,
+    users,
+    apis,
+    api_keys,
+    signing_keys,
+    audit_events,
+    auth_throttle,
+);

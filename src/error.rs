@@ -1,0 +1,251 @@
+//! `AppError` for the management API and the CLI, `OAuthError` for the OAuth
+//! endpoints (exactly the RFC 6749 / 7009 / 7662 / 8707 codes).
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::json;
+
+/// An error with a stable snake_case code, a message for the caller, and for
+/// internal failures a cause that is logged but never shown.
+#[derive(Debug)]
+pub struct AppError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl AppError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// Bad input: 422 with a code naming what is wrong.
+    pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+    }
+
+    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, code, message)
+    }
+
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, code, message)
+    }
+
+    pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, code, message)
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    pub fn internal(cause: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self {
+            source: Some(Box::new(cause)),
+            ..Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "internal server error",
+            )
+        }
+    }
+
+    pub fn unavailable(cause: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self {
+            source: Some(Box::new(cause)),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "database_unavailable",
+                "the database is unavailable; try again shortly",
+            )
+        }
+    }
+
+    pub fn is_internal(&self) -> bool {
+        self.source.is_some()
+    }
+}
+
+impl std::fmt::Display for AppError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.source {
+            Some(cause) => write!(f, "{}: {}", self.message, cause),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+impl std::error::Error for AppError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+impl From<diesel::result::Error> for AppError {
+    fn from(error: diesel::result::Error) -> Self {
+        Self::internal(error)
+    }
+}
+
+impl From<diesel::r2d2::PoolError> for AppError {
+    fn from(error: diesel::r2d2::PoolError) -> Self {
+        Self::unavailable(error)
+    }
+}
+
+impl From<actix_web::error::BlockingError> for AppError {
+    fn from(error: actix_web::error::BlockingError) -> Self {
+        Self::internal(error)
+    }
+}
+
+impl ResponseError for AppError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let Some(cause) = &self.source {
+            tracing::error!(error = %cause, code = self.code, "request failed");
+        }
+        HttpResponse::build(self.status)
+            .json(json!({ "error": self.code, "message": self.message }))
+    }
+}
+
+/// RFC 6749 §5.2 (and RFC 7009, 8707, 6585) error responses.
+#[derive(Debug, thiserror::Error)]
+pub enum OAuthError {
+    #[error("invalid_request: {0}")]
+    InvalidRequest(String),
+    /// Never says why: wrong, unknown, expired, revoked and disabled look alike.
+    #[error("invalid_client")]
+    InvalidClient,
+    #[error("unauthorized_client: {0}")]
+    UnauthorizedClient(String),
+    #[error("unsupported_grant_type")]
+    UnsupportedGrantType(String),
+    #[error("unsupported_token_type")]
+    UnsupportedTokenType,
+    #[error("invalid_scope: {0}")]
+    InvalidScope(String),
+    #[error("invalid_target: {0}")]
+    InvalidTarget(String),
+    #[error("too_many_requests")]
+    TooManyRequests { retry_after_secs: i64 },
+    #[error("method_not_allowed")]
+    MethodNotAllowed { allow: &'static str },
+    #[error("server_error")]
+    ServerError(String),
+    #[error("temporarily_unavailable")]
+    TemporarilyUnavailable(String),
+}
+
+impl OAuthError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidRequest(_) | Self::MethodNotAllowed { .. } => "invalid_request",
+            Self::InvalidClient => "invalid_client",
+            Self::UnauthorizedClient(_) => "unauthorized_client",
+            Self::UnsupportedGrantType(_) => "unsupported_grant_type",
+            Self::UnsupportedTokenType => "unsupported_token_type",
+            Self::InvalidScope(_) => "invalid_scope",
+            Self::InvalidTarget(_) => "invalid_target",
+            Self::TooManyRequests { .. } => "too_many_requests",
+            Self::ServerError(_) => "server_error",
+            Self::TemporarilyUnavailable(_) => "temporarily_unavailable",
+        }
+    }
+
+    fn description(&self) -> Option<String> {
+        match self {
+            Self::InvalidRequest(d)
+            | Self::UnauthorizedClient(d)
+            | Self::InvalidScope(d)
+            | Self::InvalidTarget(d) => Some(d.clone()),
+            Self::UnsupportedGrantType(grant) => Some(format!(
+                "grant type {grant:?} is not supported; use client_credentials"
+            )),
+            Self::InvalidClient => Some("client authentication failed".into()),
+            Self::MethodNotAllowed { allow } => Some(format!("use {allow}")),
+            Self::TooManyRequests { .. } => Some("too many failed attempts; retry later".into()),
+            Self::UnsupportedTokenType | Self::ServerError(_) | Self::TemporarilyUnavailable(_) => {
+                None
+            }
+        }
+    }
+}
+
+impl From<diesel::result::Error> for OAuthError {
+    fn from(error: diesel::result::Error) -> Self {
+        Self::ServerError(error.to_string())
+    }
+}
+
+impl From<diesel::r2d2::PoolError> for OAuthError {
+    fn from(error: diesel::r2d2::PoolError) -> Self {
+        Self::TemporarilyUnavailable(error.to_string())
+    }
+}
+
+impl From<actix_web::error::BlockingError> for OAuthError {
+    fn from(error: actix_web::error::BlockingError) -> Self {
+        Self::ServerError(error.to_string())
+    }
+}
+
+impl ResponseError for OAuthError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::InvalidClient => StatusCode::UNAUTHORIZED,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Self::ServerError(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::TemporarilyUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let Self::ServerError(cause) | Self::TemporarilyUnavailable(cause) = self {
+            tracing::error!(error = %cause, "oauth request failed");
+        }
+        let mut body = json!({ "error": self.code() });
+        if let Some(description) = self.description() {
+            body["error_description"] = description.into();
+        }
+        let mut response = HttpResponse::build(self.status_code());
+        response
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .insert_header((header::PRAGMA, "no-cache"));
+        match self {
+            Self::InvalidClient => {
+                response.insert_header((header::WWW_AUTHENTICATE, r#"Basic realm="keygate""#));
+            }
+            Self::TooManyRequests { retry_after_secs } => {
+                if let Ok(value) = HeaderValue::from_str(&(*retry_after_secs).max(1).to_string()) {
+                    response.insert_header((header::RETRY_AFTER, value));
+                }
+            }
+            Self::MethodNotAllowed { allow } => {
+                response.insert_header((header::ALLOW, *allow));
+            }
+            _ => {}
+        }
+        response.json(body)
+    }
+}

@@ -1,0 +1,159 @@
+//! API key rows and the shapes they are shown in.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::secret::PlainSecret;
+use crate::db::schema::api_keys;
+use crate::scope::{ScopeSet, audiences_from_stored};
+use crate::time::{from_db, rfc3339};
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = api_keys)]
+pub struct ApiKey {
+    pub id: String,
+    pub client_id: String,
+    pub owner_id: String,
+    pub name: String,
+    pub description: String,
+    pub scopes: String,
+    pub audiences: String,
+    pub secret_hash: String,
+    pub previous_secret_hash: Option<String>,
+    pub previous_secret_expires_at: Option<NaiveDateTime>,
+    pub created_by: String,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub expires_at: Option<NaiveDateTime>,
+    pub last_used_at: Option<NaiveDateTime>,
+    pub rotated_at: Option<NaiveDateTime>,
+    pub revoked_at: Option<NaiveDateTime>,
+    pub revoked_by: Option<String>,
+    pub revoked_reason: Option<String>,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = api_keys)]
+pub struct NewApiKey<'a> {
+    pub id: String,
+    pub client_id: &'a str,
+    pub owner_id: &'a str,
+    pub name: &'a str,
+    pub description: &'a str,
+    pub scopes: String,
+    pub audiences: String,
+    pub secret_hash: &'a str,
+    pub created_by: &'a str,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub expires_at: Option<NaiveDateTime>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyStatus {
+    Active,
+    Expired,
+    Revoked,
+}
+
+impl KeyStatus {
+    pub fn of(
+        revoked_at: Option<NaiveDateTime>,
+        expires_at: Option<NaiveDateTime>,
+        now: DateTime<Utc>,
+    ) -> Self {
+        if revoked_at.is_some() {
+            Self::Revoked
+        } else if expires_at.is_some_and(|at| from_db(at) <= now) {
+            Self::Expired
+        } else {
+            Self::Active
+        }
+    }
+}
+
+impl ApiKey {
+    pub fn status(&self, now: DateTime<Utc>) -> KeyStatus {
+        KeyStatus::of(self.revoked_at, self.expires_at, now)
+    }
+
+    pub fn scope_set(&self) -> ScopeSet {
+        ScopeSet::from_stored(&self.scopes)
+    }
+
+    /// The public view: everything but secrets and their hashes.
+    pub fn view(&self, owner_email: &str, now: DateTime<Utc>) -> KeyView {
+        KeyView {
+            client_id: self.client_id.clone(),
+            name: self.name.clone(),
+            description: self.description.clone(),
+            owner: owner_email.to_owned(),
+            scopes: self.scope_set().to_vec(),
+            audiences: audiences_from_stored(&self.audiences),
+            created_at: rfc3339(from_db(self.created_at)),
+            created_by: self.created_by.clone(),
+            expires_at: self.expires_at.map(|t| rfc3339(from_db(t))),
+            status: self.status(now),
+            last_used_at: self.last_used_at.map(|t| rfc3339(from_db(t))),
+            rotated_at: self.rotated_at.map(|t| rfc3339(from_db(t))),
+            previous_secret_expires_at: self
+                .previous_secret_expires_at
+                .filter(|t| from_db(*t) > now)
+                .map(|t| rfc3339(from_db(t))),
+            revoked_at: self.revoked_at.map(|t| rfc3339(from_db(t))),
+            revoked_by: self.revoked_by.clone(),
+            revoked_reason: self.revoked_reason.clone(),
+        }
+    }
+}
+
+/// What `keys list --json` and the API show of a key.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyView {
+    pub client_id: String,
+    pub name: String,
+    pub description: String,
+    pub owner: String,
+    pub scopes: Vec<String>,
+    pub audiences: Vec<String>,
+    pub created_at: String,
+    pub created_by: String,
+    pub expires_at: Option<String>,
+    pub status: KeyStatus,
+    pub last_used_at: Option<String>,
+    pub rotated_at: Option<String>,
+    /// While a rotation's grace period runs: until when the old secret works.
+    pub previous_secret_expires_at: Option<String>,
+    pub revoked_at: Option<String>,
+    pub revoked_by: Option<String>,
+    pub revoked_reason: Option<String>,
+}
+
+/// A key together with its secret in clear: exists only between creation (or
+/// rotation) and the one moment it is shown.
+#[derive(Debug)]
+pub struct IssuedKey {
+    pub key: KeyView,
+    pub secret: PlainSecret,
+}
+
+impl IssuedKey {
+    /// The creation output of INTERFACE.md: the only place the secret appears.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "client_id": self.key.client_id,
+            "client_secret": self.secret.expose(),
+            "name": self.key.name,
+            "description": self.key.description,
+            "owner": self.key.owner,
+            "scopes": self.key.scopes,
+            "audiences": self.key.audiences,
+            "created_at": self.key.created_at,
+            "expires_at": self.key.expires_at,
+            "previous_secret_expires_at": self.key.previous_secret_expires_at,
+        })
+    }
+}

@@ -1,0 +1,429 @@
+//! API keys in the database: create, list, rotate, revoke, and the lookup the
+//! token endpoint makes on every request.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+use serde_json::json;
+
+use super::model::{ApiKey, IssuedKey, KeyView, NewApiKey};
+use super::secret::{ClientId, PlainSecret};
+use crate::apis;
+use crate::audit::{self, Action};
+use crate::db::schema::{api_keys, roles, users};
+use crate::db::{DbConnection, write_transaction};
+use crate::duration::HumanDuration;
+use crate::error::AppError;
+use crate::scope::{Audience, ScopeSet, audiences_to_stored};
+use crate::time::{from_db, rfc3339};
+use crate::users::{Role, User};
+
+const MAX_NAME_LEN: usize = 200;
+const MAX_DESCRIPTION_LEN: usize = 2000;
+
+/// What a caller asks for when creating a key; parsed, not yet checked
+/// against the owner's role or the registered APIs.
+pub struct NewKeyRequest<'a> {
+    pub owner_email: &'a str,
+    pub name: &'a str,
+    pub description: &'a str,
+    pub scopes: ScopeSet,
+    pub audiences: Vec<Audience>,
+    pub expires_in: Option<HumanDuration>,
+}
+
+/// Checks every rule that does not need the database.
+fn check_request(
+    request: &NewKeyRequest<'_>,
+    max_lifetime: Option<HumanDuration>,
+    now: DateTime<Utc>,
+) -> Result<Option<NaiveDateTime>, AppError> {
+    let name = request.name.trim();
+    if name.is_empty() || name.len() > MAX_NAME_LEN {
+        return Err(AppError::invalid(
+            "invalid_name",
+            format!("a key needs a name of 1 to {MAX_NAME_LEN} characters"),
+        ));
+    }
+    if request.description.len() > MAX_DESCRIPTION_LEN {
+        return Err(AppError::invalid(
+            "invalid_description",
+            format!("the description may hold at most {MAX_DESCRIPTION_LEN} characters"),
+        ));
+    }
+    let lifetime = match (request.expires_in, max_lifetime) {
+        (Some(asked), Some(max)) if asked > max => {
+            return Err(AppError::invalid(
+                "expiry_too_long",
+                format!(
+                    "expiry {asked} is past the configured maximum of {max} (KEYGATE_KEY_MAX_LIFETIME)"
+                ),
+            ));
+        }
+        (Some(asked), _) => Some(asked),
+        (None, max) => max,
+    };
+    Ok(lifetime.map(|d| (now + d.as_chrono()).naive_utc()))
+}
+
+/// Checks the key's scopes against what exists and what the owner's role may
+/// grant, and its audiences against the registered APIs.
+fn check_grants(
+    conn: &mut DbConnection,
+    owner: &User,
+    request: &NewKeyRequest<'_>,
+) -> Result<(), AppError> {
+    let role = crate::users::find_role(conn, &owner.role)?;
+    let known = apis::known_scopes(conn)?;
+    let grantable = role.grantable(|| apis::all_api_scopes(conn))?;
+    for scope in request.scopes.iter() {
+        if !known.contains(scope) {
+            return Err(AppError::invalid(
+                "unknown_scope",
+                format!("scope {scope:?} is not registered by any API (see `keygate apis add`)"),
+            ));
+        }
+        if !grantable.allows(scope) {
+            return Err(AppError::forbidden(
+                "scope_not_grantable",
+                format!(
+                    "role {:?} of {} may not grant scope {scope:?}",
+                    role.name, owner.email
+                ),
+            ));
+        }
+    }
+    for audience in &request.audiences {
+        apis::find_api(conn, audience.as_str()).map_err(|_| {
+            AppError::invalid(
+                "unknown_audience",
+                format!("audience {audience} is not a registered API (see `keygate apis add`)"),
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// Creates a key and returns it with its secret, shown this once. The key,
+/// its audit event and (with the outbox) its email are written together or
+/// not at all.
+pub fn create_api_key(
+    conn: &mut DbConnection,
+    request: NewKeyRequest<'_>,
+    max_lifetime: Option<HumanDuration>,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<IssuedKey, AppError> {
+    let expires_at = check_request(&request, max_lifetime, now)?;
+    let client_id = ClientId::generate();
+    let secret = PlainSecret::generate();
+    let hash = secret
+        .hash()
+        .map_err(|e| AppError::internal(HashError(e)))?;
+    let key = write_transaction(conn, |conn| {
+        let owner = crate::users::find_user_by_email(conn, request.owner_email)?;
+        if owner.disabled {
+            return Err(AppError::invalid(
+                "owner_disabled",
+                format!("user {} is disabled", owner.email),
+            ));
+        }
+        if !owner.can_create_keys {
+            return Err(AppError::forbidden(
+                "key_creation_disabled",
+                format!("user {} may not create keys", owner.email),
+            ));
+        }
+        check_grants(conn, &owner, &request)?;
+        let new = NewApiKey {
+            id: uuid::Uuid::now_v7().to_string(),
+            client_id: client_id.as_str(),
+            owner_id: &owner.id,
+            name: request.name.trim(),
+            description: request.description.trim(),
+            scopes: request.scopes.to_string(),
+            audiences: audiences_to_stored(&request.audiences),
+            secret_hash: hash.as_str(),
+            created_by: actor,
+            created_at: now.naive_utc(),
+            updated_at: now.naive_utc(),
+            expires_at,
+        };
+        diesel::insert_into(api_keys::table)
+            .values(&new)
+            .execute(conn)?;
+        audit::record(
+            conn,
+            now,
+            actor,
+            Action::KeyCreated,
+            client_id.as_str(),
+            None,
+            json!({
+                "name": new.name,
+                "owner": owner.email,
+                "scopes": request.scopes.to_vec(),
+                "audiences": request.audiences.iter().map(Audience::as_str).collect::<Vec<_>>(),
+                "expires_at": expires_at.map(|t| rfc3339(from_db(t))),
+            }),
+        )?;
+        let key = find_key(conn, client_id.as_str())?;
+        Ok(key.view(&owner.email, now))
+    })?;
+    Ok(IssuedKey { key, secret })
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("hashing the secret failed: {0}")]
+struct HashError(argon2::password_hash::Error);
+
+fn key_not_found(client_id: &str) -> AppError {
+    AppError::not_found(
+        "key_not_found",
+        format!("no key with client ID {client_id}"),
+    )
+}
+
+pub fn find_key(conn: &mut DbConnection, client_id: &str) -> Result<ApiKey, AppError> {
+    api_keys::table
+        .filter(api_keys::client_id.eq(client_id))
+        .select(ApiKey::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or_else(|| key_not_found(client_id))
+}
+
+/// A key with its owner's email.
+pub fn find_key_view(
+    conn: &mut DbConnection,
+    client_id: &str,
+    now: DateTime<Utc>,
+) -> Result<(ApiKey, KeyView), AppError> {
+    let (key, email): (ApiKey, String) = api_keys::table
+        .inner_join(users::table)
+        .filter(api_keys::client_id.eq(client_id))
+        .select((ApiKey::as_select(), users::email))
+        .first(conn)
+        .optional()?
+        .ok_or_else(|| key_not_found(client_id))?;
+    let view = key.view(&email, now);
+    Ok((key, view))
+}
+
+/// Newest first; all keys, or one owner's.
+pub fn list_api_keys(
+    conn: &mut DbConnection,
+    owner_email: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Vec<KeyView>, AppError> {
+    let mut query = api_keys::table
+        .inner_join(users::table)
+        .select((ApiKey::as_select(), users::email))
+        .order((api_keys::created_at.desc(), api_keys::id.desc()))
+        .into_boxed();
+    if let Some(email) = owner_email {
+        let owner = crate::users::find_user_by_email(conn, email)?;
+        query = query.filter(api_keys::owner_id.eq(owner.id));
+    }
+    let rows: Vec<(ApiKey, String)> = query.load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(key, email)| key.view(&email, now))
+        .collect())
+}
+
+/// Issues a new secret; the old one keeps working for `grace` (none: at once
+/// stops) and not a second longer. The client ID stays.
+pub fn rotate_api_key(
+    conn: &mut DbConnection,
+    client_id: &str,
+    grace: Option<HumanDuration>,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<IssuedKey, AppError> {
+    let secret = PlainSecret::generate();
+    let hash = secret
+        .hash()
+        .map_err(|e| AppError::internal(HashError(e)))?;
+    let key = write_transaction(conn, |conn| {
+        let (key, _) = find_key_view(conn, client_id, now)?;
+        refuse_unless_active(&key, now)?;
+        let previous_until = grace.map(|g| (now + g.as_chrono()).naive_utc());
+        diesel::update(api_keys::table.find(&key.id))
+            .set((
+                api_keys::secret_hash.eq(hash.as_str()),
+                api_keys::previous_secret_hash.eq(previous_until.map(|_| key.secret_hash.clone())),
+                api_keys::previous_secret_expires_at.eq(previous_until),
+                api_keys::rotated_at.eq(now.naive_utc()),
+                api_keys::updated_at.eq(now.naive_utc()),
+            ))
+            .execute(conn)?;
+        audit::record(
+            conn,
+            now,
+            actor,
+            Action::KeyRotated,
+            client_id,
+            None,
+            json!({ "previous_secret_expires_at": previous_until.map(|t| rfc3339(from_db(t))) }),
+        )?;
+        let (_, view) = find_key_view(conn, client_id, now)?;
+        Ok::<_, AppError>(view)
+    })?;
+    Ok(IssuedKey { key, secret })
+}
+
+fn refuse_unless_active(key: &ApiKey, now: DateTime<Utc>) -> Result<(), AppError> {
+    match key.status(now) {
+        super::KeyStatus::Active => Ok(()),
+        super::KeyStatus::Revoked => Err(AppError::conflict(
+            "key_revoked",
+            format!(
+                "key {} is revoked; revocation cannot be undone",
+                key.client_id
+            ),
+        )),
+        super::KeyStatus::Expired => Err(AppError::conflict(
+            "key_expired",
+            format!("key {} has expired; create a new key", key.client_id),
+        )),
+    }
+}
+
+/// Revokes for good: the key stops working at once, grace secrets included.
+pub fn revoke_api_key(
+    conn: &mut DbConnection,
+    client_id: &str,
+    reason: Option<&str>,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<KeyView, AppError> {
+    let reason = reason.map(str::trim).filter(|r| !r.is_empty());
+    if reason.is_some_and(|r| r.len() > MAX_DESCRIPTION_LEN) {
+        return Err(AppError::invalid(
+            "invalid_reason",
+            "the reason is too long",
+        ));
+    }
+    write_transaction(conn, |conn| {
+        let (key, _) = find_key_view(conn, client_id, now)?;
+        if key.revoked_at.is_some() {
+            return Err(AppError::conflict(
+                "key_revoked",
+                format!("key {client_id} is already revoked"),
+            ));
+        }
+        diesel::update(api_keys::table.find(&key.id))
+            .set((
+                api_keys::revoked_at.eq(now.naive_utc()),
+                api_keys::revoked_by.eq(actor),
+                api_keys::revoked_reason.eq(reason),
+                api_keys::previous_secret_hash.eq(None::<String>),
+                api_keys::previous_secret_expires_at.eq(None::<NaiveDateTime>),
+                api_keys::updated_at.eq(now.naive_utc()),
+            ))
+            .execute(conn)?;
+        audit::record(
+            conn,
+            now,
+            actor,
+            Action::KeyRevoked,
+            client_id,
+            None,
+            json!({ "reason": reason }),
+        )?;
+        let (_, view) = find_key_view(conn, client_id, now)?;
+        Ok(view)
+    })
+}
+
+/// Everything the token endpoint needs to authenticate a client and decide
+/// its token, read in one query so a revocation or a disabled owner bites on
+/// the very next request.
+#[derive(Debug, Clone, Queryable)]
+pub struct Credential {
+    pub key_id: String,
+    pub client_id: String,
+    pub scopes: String,
+    pub audiences: String,
+    pub secret_hash: String,
+    pub previous_secret_hash: Option<String>,
+    pub previous_secret_expires_at: Option<NaiveDateTime>,
+    pub expires_at: Option<NaiveDateTime>,
+    pub last_used_at: Option<NaiveDateTime>,
+    pub revoked_at: Option<NaiveDateTime>,
+    pub owner_disabled: bool,
+    pub role: Role,
+}
+
+impl Credential {
+    /// The previous secret's hash while the rotation grace period runs.
+    pub fn previous_hash(&self, now: DateTime<Utc>) -> Option<&str> {
+        match (&self.previous_secret_hash, self.previous_secret_expires_at) {
+            (Some(hash), Some(until)) if from_db(until) > now => Some(hash),
+            _ => None,
+        }
+    }
+
+    /// Why the key may not be used right now, if it may not.
+    pub fn refusal(&self, now: DateTime<Utc>) -> Option<&'static str> {
+        if self.revoked_at.is_some() {
+            Some("revoked")
+        } else if self.expires_at.is_some_and(|t| from_db(t) <= now) {
+            Some("expired")
+        } else if self.owner_disabled {
+            Some("owner_disabled")
+        } else {
+            None
+        }
+    }
+
+    /// The scopes the key holds that its owner's role still grants.
+    pub fn effective_scopes(&self, conn: &mut DbConnection) -> QueryResult<ScopeSet> {
+        let grantable = self.role.grantable(|| apis::all_api_scopes(conn))?;
+        let held = ScopeSet::from_stored(&self.scopes);
+        Ok(held.filter(|s| grantable.allows(s)))
+    }
+}
+
+pub fn find_credential(
+    conn: &mut DbConnection,
+    client_id: &ClientId,
+) -> QueryResult<Option<Credential>> {
+    api_keys::table
+        .inner_join(users::table.inner_join(roles::table))
+        .filter(api_keys::client_id.eq(client_id.as_str()))
+        .select((
+            api_keys::id,
+            api_keys::client_id,
+            api_keys::scopes,
+            api_keys::audiences,
+            api_keys::secret_hash,
+            api_keys::previous_secret_hash,
+            api_keys::previous_secret_expires_at,
+            api_keys::expires_at,
+            api_keys::last_used_at,
+            api_keys::revoked_at,
+            users::disabled,
+            Role::as_select(),
+        ))
+        .first(conn)
+        .optional()
+}
+
+/// Records use at most once a minute per key, so a busy client does not turn
+/// every token request into a write.
+pub fn touch_last_used(
+    conn: &mut DbConnection,
+    credential: &Credential,
+    now: DateTime<Utc>,
+) -> QueryResult<()> {
+    let stale = credential
+        .last_used_at
+        .is_none_or(|t| now - from_db(t) >= chrono::Duration::seconds(60));
+    if stale {
+        diesel::update(api_keys::table.find(&credential.key_id))
+            .set(api_keys::last_used_at.eq(now.naive_utc()))
+            .execute(conn)?;
+    }
+    Ok(())
+}

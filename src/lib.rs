@@ -1,0 +1,25 @@
+//! keygate: a self-hosted OAuth 2.0 authorization server for machine clients.
+//! API keys in, short-lived RFC 9068 JWT access tokens out.
+#![forbid(unsafe_code)]
+
+pub mod apis;
+pub mod app;
+pub mod audit;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod discovery;
+pub mod duration;
+pub mod error;
+pub mod keys;
+pub mod ops;
+pub mod random;
+pub mod scope;
+pub mod signing;
+pub mod state;
+pub mod time;
+pub mod token;
+pub mod users;
+
+pub use app::Application;
+pub use config::Config;

@@ -1,0 +1,188 @@
+//! Scopes (RFC 6749 §3.3) and audiences (RFC 8707 resource indicators).
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+/// Manage one's own keys through the management API.
+pub const KEYS_SCOPE: &str = "keygate:keys";
+/// Manage everything.
+pub const ADMIN_SCOPE: &str = "keygate:admin";
+/// Introspect any token.
+pub const INTROSPECT_SCOPE: &str = "keygate:introspect";
+/// keygate's own scopes, known without `apis add`.
+pub const BUILTIN_SCOPES: [&str; 3] = [KEYS_SCOPE, ADMIN_SCOPE, INTROSPECT_SCOPE];
+
+const MAX_SCOPE_LEN: usize = 128;
+
+pub fn is_builtin(scope: &str) -> bool {
+    BUILTIN_SCOPES.contains(&scope)
+}
+
+/// A set of scope tokens, each `1*( %x21 / %x23-5B / %x5D-7E )`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScopeSet(BTreeSet<String>);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a valid scope (printable ASCII without spaces, quotes or backslashes)")]
+pub struct ScopeError(pub String);
+
+impl ScopeSet {
+    /// Parses a space-separated list; repeated scopes collapse into one.
+    pub fn parse(text: &str) -> Result<Self, ScopeError> {
+        text.split(' ')
+            .filter(|s| !s.is_empty())
+            .map(|scope| {
+                let valid = scope.len() <= MAX_SCOPE_LEN
+                    && scope.bytes().all(|b| {
+                        b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b)
+                    });
+                if valid {
+                    Ok(scope.to_owned())
+                } else {
+                    Err(ScopeError(scope.to_owned()))
+                }
+            })
+            .collect::<Result<_, _>>()
+            .map(Self)
+    }
+
+    /// Reads a list this program wrote itself.
+    pub fn from_stored(text: &str) -> Self {
+        Self(
+            text.split(' ')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        )
+    }
+
+    pub fn from_iter<I: IntoIterator<Item = S>, S: Into<String>>(items: I) -> Self {
+        Self(items.into_iter().map(Into::into).collect())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn contains(&self, scope: &str) -> bool {
+        self.0.contains(scope)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(String::as_str)
+    }
+
+    pub fn is_subset(&self, other: &ScopeSet) -> bool {
+        self.0.is_subset(&other.0)
+    }
+
+    pub fn filter(&self, mut keep: impl FnMut(&str) -> bool) -> ScopeSet {
+        Self(self.0.iter().filter(|s| keep(s)).cloned().collect())
+    }
+
+    pub fn to_vec(&self) -> Vec<String> {
+        self.0.iter().cloned().collect()
+    }
+}
+
+/// Space-separated, sorted: the stored form and the `scope` claim.
+impl fmt::Display for ScopeSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut first = true;
+        for scope in &self.0 {
+            if !first {
+                f.write_str(" ")?;
+            }
+            f.write_str(scope)?;
+            first = false;
+        }
+        Ok(())
+    }
+}
+
+/// An audience: the absolute URI identifying a resource server (RFC 8707 §2).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Audience(String);
+
+impl Audience {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let url = url::Url::parse(text).map_err(|_| format!("{text:?} is not an absolute URI"))?;
+        if url.fragment().is_some() {
+            return Err(format!(
+                "{text:?} must not contain a fragment (RFC 8707 §2)"
+            ));
+        }
+        if text.contains(char::is_whitespace) || text.len() > 512 {
+            return Err(format!("{text:?} is not a valid audience"));
+        }
+        Ok(Self(text.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Audience {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Audiences are stored space-separated (URIs hold no spaces).
+pub fn audiences_to_stored(audiences: &[Audience]) -> String {
+    audiences
+        .iter()
+        .map(Audience::as_str)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+pub fn audiences_from_stored(text: &str) -> Vec<String> {
+    text.split(' ')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn parses_and_normalises() {
+        let set = ScopeSet::parse("write read  read keygate:keys").unwrap();
+        assert_eq!(set.to_string(), "keygate:keys read write");
+        assert!(ScopeSet::parse("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn rejects_forbidden_characters() {
+        for bad in ["a\"b", "a\\b", "é", "a\tb"] {
+            assert!(ScopeSet::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn audiences_must_be_absolute() {
+        assert!(Audience::parse("https://api.example.com").is_ok());
+        assert!(Audience::parse("urn:example:api").is_ok());
+        assert!(Audience::parse("api.example.com").is_err());
+        assert!(Audience::parse("https://x/#frag").is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn display_round_trips(scopes in proptest::collection::btree_set("[!#-\\[\\]-~]{1,20}", 0..6)) {
+            let text = scopes.iter().cloned().collect::<Vec<_>>().join(" ");
+            let set = ScopeSet::parse(&text).unwrap();
+            prop_assert_eq!(ScopeSet::parse(&set.to_string()).unwrap(), set);
+        }
+
+        #[test]
+        fn parse_never_panics(text in "\\PC{0,40}") {
+            let _ = ScopeSet::parse(&text);
+        }
+    }
+}

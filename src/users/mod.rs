@@ -1,0 +1,322 @@
+//! Users and roles. A role is a named set of scopes its members may give
+//! their keys; `admin` may grant every scope, `member` every registered API
+//! scope and none of keygate's own.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+use serde::Serialize;
+
+use crate::apis;
+use crate::audit::{self, Action};
+use crate::db::schema::{roles, users};
+use crate::db::{DbConnection, is_unique_violation, write_transaction};
+use crate::error::AppError;
+use crate::scope::{self, ScopeSet};
+
+pub const ADMIN_ROLE: &str = "admin";
+pub const MEMBER_ROLE: &str = "member";
+
+#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[diesel(table_name = roles)]
+pub struct Role {
+    pub name: String,
+    pub scopes: String,
+    pub grants_all: bool,
+    pub grants_api_scopes: bool,
+    pub builtin: bool,
+    #[serde(with = "crate::time::naive_utc")]
+    pub created_at: NaiveDateTime,
+    #[serde(with = "crate::time::naive_utc")]
+    pub updated_at: NaiveDateTime,
+}
+
+/// The scopes a role may grant, resolved against the registered APIs.
+#[derive(Debug, Clone)]
+pub enum Grantable {
+    Everything,
+    Only(ScopeSet),
+}
+
+impl Grantable {
+    pub fn allows(&self, scope: &str) -> bool {
+        match self {
+            Self::Everything => true,
+            Self::Only(set) => set.contains(scope),
+        }
+    }
+}
+
+impl Role {
+    /// `api_scopes` is consulted only for roles that grant every API scope.
+    pub fn grantable(
+        &self,
+        api_scopes: impl FnOnce() -> QueryResult<ScopeSet>,
+    ) -> QueryResult<Grantable> {
+        if self.grants_all {
+            return Ok(Grantable::Everything);
+        }
+        let own = ScopeSet::from_stored(&self.scopes);
+        if !self.grants_api_scopes {
+            return Ok(Grantable::Only(own));
+        }
+        let mut all = api_scopes()?.to_vec();
+        all.extend(own.to_vec());
+        Ok(Grantable::Only(ScopeSet::from_iter(all)))
+    }
+
+    pub fn scope_list(&self) -> Vec<String> {
+        ScopeSet::from_stored(&self.scopes).to_vec()
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[diesel(table_name = users)]
+pub struct User {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    pub role: String,
+    #[serde(skip)]
+    pub password_hash: Option<String>,
+    pub disabled: bool,
+    pub can_create_keys: bool,
+    #[serde(with = "crate::time::naive_utc")]
+    pub created_at: NaiveDateTime,
+    #[serde(with = "crate::time::naive_utc")]
+    pub updated_at: NaiveDateTime,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = users)]
+struct NewUser<'a> {
+    id: String,
+    email: &'a str,
+    name: &'a str,
+    role: &'a str,
+    password_hash: Option<String>,
+    disabled: bool,
+    can_create_keys: bool,
+    created_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
+}
+
+/// An email address as keygate stores it: trimmed, lower-cased, and accepted
+/// by lettre's address parser (so every stored user can be emailed).
+pub fn normalize_email(text: &str) -> Result<String, AppError> {
+    let email = text.trim().to_lowercase();
+    email.parse::<lettre::Address>().map_err(|_| {
+        AppError::invalid(
+            "invalid_email",
+            format!("{text:?} is not a valid email address"),
+        )
+    })?;
+    Ok(email)
+}
+
+pub struct NewUserInput<'a> {
+    pub email: &'a str,
+    pub name: &'a str,
+    pub role: &'a str,
+    pub password_hash: Option<String>,
+}
+
+pub fn create_user(
+    conn: &mut DbConnection,
+    input: NewUserInput<'_>,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<User, AppError> {
+    let email = normalize_email(input.email)?;
+    write_transaction(conn, |conn| {
+        find_role(conn, input.role)?;
+        let new = NewUser {
+            id: uuid::Uuid::now_v7().to_string(),
+            email: &email,
+            name: input.name.trim(),
+            role: input.role,
+            password_hash: input.password_hash,
+            disabled: false,
+            can_create_keys: true,
+            created_at: now.naive_utc(),
+            updated_at: now.naive_utc(),
+        };
+        diesel::insert_into(users::table)
+            .values(&new)
+            .execute(conn)
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    AppError::conflict(
+                        "user_exists",
+                        format!("a user with email {email} already exists"),
+                    )
+                } else {
+                    e.into()
+                }
+            })?;
+        audit::record(
+            conn,
+            now,
+            actor,
+            Action::UserCreated,
+            &email,
+            None,
+            serde_json::json!({ "role": input.role }),
+        )?;
+        find_user_by_email(conn, &email)
+    })
+}
+
+pub fn find_user_by_email(conn: &mut DbConnection, email: &str) -> Result<User, AppError> {
+    let email = email.trim().to_lowercase();
+    users::table
+        .filter(users::email.eq(&email))
+        .select(User::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or_else(|| AppError::not_found("user_not_found", format!("no user with email {email}")))
+}
+
+pub fn find_user(conn: &mut DbConnection, id: &str) -> Result<User, AppError> {
+    users::table
+        .find(id)
+        .select(User::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or_else(|| AppError::not_found("user_not_found", format!("no user with id {id}")))
+}
+
+pub fn list_users(conn: &mut DbConnection) -> QueryResult<Vec<User>> {
+    users::table
+        .order(users::email.asc())
+        .select(User::as_select())
+        .load(conn)
+}
+
+/// Disabling takes effect at once: the token endpoint reads the owner's state
+/// on every request.
+pub fn set_user_disabled(
+    conn: &mut DbConnection,
+    email: &str,
+    disabled: bool,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<User, AppError> {
+    write_transaction(conn, |conn| {
+        let user = find_user_by_email(conn, email)?;
+        diesel::update(users::table.find(&user.id))
+            .set((
+                users::disabled.eq(disabled),
+                users::updated_at.eq(now.naive_utc()),
+            ))
+            .execute(conn)?;
+        let action = if disabled {
+            Action::UserDisabled
+        } else {
+            Action::UserUpdated
+        };
+        audit::record(
+            conn,
+            now,
+            actor,
+            action,
+            &user.email,
+            None,
+            serde_json::json!({ "disabled": disabled }),
+        )?;
+        find_user(conn, &user.id)
+    })
+}
+
+pub fn find_role(conn: &mut DbConnection, name: &str) -> Result<Role, AppError> {
+    roles::table
+        .find(name)
+        .select(Role::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or_else(|| AppError::not_found("role_not_found", format!("no role named {name:?}")))
+}
+
+pub fn list_roles(conn: &mut DbConnection) -> QueryResult<Vec<Role>> {
+    roles::table
+        .order(roles::name.asc())
+        .select(Role::as_select())
+        .load(conn)
+}
+
+/// Creates or replaces a custom role. Every scope must be built in or
+/// registered by an API; the built-in roles cannot be changed.
+pub fn set_role(
+    conn: &mut DbConnection,
+    name: &str,
+    scopes: &ScopeSet,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<Role, AppError> {
+    let valid_name = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !valid_name {
+        return Err(AppError::invalid(
+            "invalid_role_name",
+            format!("{name:?} is not a valid role name (letters, digits, - and _)"),
+        ));
+    }
+    write_transaction(conn, |conn| {
+        let registered = apis::all_api_scopes(conn)?;
+        if let Some(unknown) = scopes
+            .iter()
+            .find(|s| !scope::is_builtin(s) && !registered.contains(s))
+        {
+            return Err(AppError::invalid(
+                "unknown_scope",
+                format!("scope {unknown:?} is not registered by any API (see `keygate apis add`)"),
+            ));
+        }
+        let existing = roles::table
+            .find(name)
+            .select(Role::as_select())
+            .first(conn)
+            .optional()?;
+        match existing {
+            Some(role) if role.builtin => {
+                return Err(AppError::forbidden(
+                    "builtin_role",
+                    format!("the built-in role {name:?} cannot be changed"),
+                ));
+            }
+            Some(_) => {
+                diesel::update(roles::table.find(name))
+                    .set((
+                        roles::scopes.eq(scopes.to_string()),
+                        roles::updated_at.eq(now.naive_utc()),
+                    ))
+                    .execute(conn)?;
+            }
+            None => {
+                diesel::insert_into(roles::table)
+                    .values((
+                        roles::name.eq(name),
+                        roles::scopes.eq(scopes.to_string()),
+                        roles::grants_all.eq(false),
+                        roles::grants_api_scopes.eq(false),
+                        roles::builtin.eq(false),
+                        roles::created_at.eq(now.naive_utc()),
+                        roles::updated_at.eq(now.naive_utc()),
+                    ))
+                    .execute(conn)?;
+            }
+        }
+        audit::record(
+            conn,
+            now,
+            actor,
+            Action::RoleSet,
+            name,
+            None,
+            serde_json::json!({ "scopes": scopes.to_vec() }),
+        )?;
+        find_role(conn, name)
+    })
+}
