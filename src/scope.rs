@@ -56,10 +56,6 @@ impl ScopeSet {
         )
     }
 
-    pub fn from_iter<I: IntoIterator<Item = S>, S: Into<String>>(items: I) -> Self {
-        Self(items.into_iter().map(Into::into).collect())
-    }
-
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -82,6 +78,12 @@ impl ScopeSet {
 
     pub fn to_vec(&self) -> Vec<String> {
         self.0.iter().cloned().collect()
+    }
+}
+
+impl<S: Into<String>> FromIterator<S> for ScopeSet {
+    fn from_iter<I: IntoIterator<Item = S>>(items: I) -> Self {
+        Self(items.into_iter().map(Into::into).collect())
     }
 }
 

@@ -105,14 +105,15 @@ pub fn list_apis(conn: &mut DbConnection) -> QueryResult<Vec<Api>> {
 /// Every scope any registered API understands.
 pub fn all_api_scopes(conn: &mut DbConnection) -> QueryResult<ScopeSet> {
     let lists: Vec<String> = apis::table.select(apis::scopes).load(conn)?;
-    Ok(ScopeSet::from_iter(
-        lists.iter().flat_map(|l| ScopeSet::from_stored(l).to_vec()),
-    ))
+    Ok(lists
+        .iter()
+        .flat_map(|l| ScopeSet::from_stored(l).to_vec())
+        .collect())
 }
 
 /// Every scope keygate knows: its own and those of the registered APIs.
 pub fn known_scopes(conn: &mut DbConnection) -> QueryResult<ScopeSet> {
     let mut all = all_api_scopes(conn)?.to_vec();
     all.extend(scope::BUILTIN_SCOPES.iter().map(|s| (*s).to_owned()));
-    Ok(ScopeSet::from_iter(all))
+    Ok(all.into_iter().collect())
 }

@@ -49,7 +49,7 @@ pub fn run(command: SigningKeysCommand, ctx: &mut Context) -> Result<(), CliErro
                 now,
                 COMMAND_LINE,
             )
-            .map_err(|e| StartupError::Signing(e))?;
+            .map_err(StartupError::Signing)?;
             println!(
                 "new active signing key {kid} ({alg}); running servers pick it up within seconds"
             );

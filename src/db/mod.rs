@@ -61,7 +61,7 @@ impl ManageConnection for Manager {
                 Ok(DbConnection::Sqlite(conn))
             }
             DatabaseUrl::Postgres(url) => {
-                let mut conn = PgConnection::establish(url)?;
+                let mut conn = PgConnection::establish(&without_gss_by_default(url))?;
                 conn.batch_execute("SET TIME ZONE 'UTC'")
                     .map_err(ConnectionError::CouldntSetupConfiguration)?;
                 Ok(DbConnection::Pg(conn))
@@ -77,6 +77,19 @@ impl ManageConnection for Manager {
     fn has_broken(&self, conn: &mut DbConnection) -> bool {
         conn.is_broken()
     }
+}
+
+/// libpq built with GSSAPI probes Kerberos on every connection unless told
+/// not to, and its thread-local cleanup can abort a multi-threaded process at
+/// exit (`krb5int_getspecific` assertion). keygate authenticates to
+/// PostgreSQL by password or certificate, so GSS encryption is off unless the
+/// URL asks for it.
+fn without_gss_by_default(url: &str) -> String {
+    if url.contains("gssencmode=") {
+        return url.to_owned();
+    }
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}gssencmode=disable")
 }
 
 /// Builds the pool and checks that one connection can be opened, so that a

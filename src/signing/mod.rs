@@ -106,13 +106,16 @@ impl ActiveKey {
     }
 }
 
+/// Each published key's ID and retirement dates.
+type Fingerprint = Vec<(String, Option<DateTime<Utc>>, Option<DateTime<Utc>>)>;
+
 /// One consistent view of the signing keys: which signs, which are published.
 pub struct Keyring {
     pub active: Option<Arc<ActiveKey>>,
     /// The JWKS document, serialised once per change.
     pub jwks: Arc<String>,
     /// What the view was built from; a refresh that reads the same rows keeps it.
-    fingerprint: Vec<(String, Option<DateTime<Utc>>, Option<DateTime<Utc>>)>,
+    fingerprint: Fingerprint,
 }
 
 impl Keyring {
@@ -167,7 +170,7 @@ impl Signer {
         now: DateTime<Utc>,
     ) -> Result<bool, KeyringError> {
         let rows = load_published_keys(conn, now)?;
-        let fingerprint: Vec<_> = rows
+        let fingerprint: Fingerprint = rows
             .iter()
             .map(|r| (r.kid.clone(), r.retired_at(), r.publish_until()))
             .collect();

@@ -181,26 +181,22 @@ pub fn list_signing_keys(
     conn: &mut DbConnection,
     now: DateTime<Utc>,
 ) -> QueryResult<Vec<SigningKeyInfo>> {
-    let rows: Vec<(
-        String,
-        String,
-        NaiveDateTime,
-        Option<NaiveDateTime>,
-        Option<NaiveDateTime>,
-    )> = signing_keys::table
+    let rows: Vec<SigningKeyRow> = signing_keys::table
         .order((signing_keys::created_at.desc(), signing_keys::kid.desc()))
-        .select((
-            signing_keys::kid,
-            signing_keys::alg,
-            signing_keys::created_at,
-            signing_keys::retired_at,
-            signing_keys::publish_until,
-        ))
+        .select(SigningKeyRow::as_select())
         .load(conn)?;
     let mut seen_active = false;
     Ok(rows
         .into_iter()
-        .map(|(kid, alg, created_at, retired_at, publish_until)| {
+        .map(|row| {
+            let SigningKeyRow {
+                kid,
+                alg,
+                created_at,
+                retired_at,
+                publish_until,
+                ..
+            } = row;
             let status = match (retired_at, publish_until) {
                 (None, _) if !seen_active => {
                     seen_active = true;

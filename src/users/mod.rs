@@ -61,7 +61,7 @@ impl Role {
         }
         let mut all = api_scopes()?.to_vec();
         all.extend(own.to_vec());
-        Ok(Grantable::Only(ScopeSet::from_iter(all)))
+        Ok(Grantable::Only(all.into_iter().collect()))
     }
 
     pub fn scope_list(&self) -> Vec<String> {

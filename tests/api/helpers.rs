@@ -1,0 +1,423 @@
+//! Starts the real application on a random port with a fresh database, on
+//! SQLite or PostgreSQL, and drives it over real HTTP and the real CLI.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::Output;
+
+use diesel::prelude::*;
+use keygate::{Application, Config};
+use serde_json::Value;
+use tempfile::TempDir;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs each listed `async fn name(engine: Engine)` once per engine, as tests
+/// `sqlite::name` and `postgres::name`.
+#[macro_export]
+macro_rules! both_engines {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::helpers::Engine::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::helpers::Engine::Postgres).await
+                }
+            )*
+        }
+    };
+}
+
+/// A fresh, empty database of the given engine; returns its URL.
+fn fresh_database(engine: Engine, dir: &TempDir) -> String {
+    match engine {
+        Engine::Sqlite => format!("sqlite://{}", dir.path().join("keygate.db").display()),
+        Engine::Postgres => {
+            let admin = std::env::var("KEYGATE_TEST_POSTGRES_URL").unwrap_or_else(|_| {
+                panic!(
+                    "KEYGATE_TEST_POSTGRES_URL is not set: run the tests with scripts/test, \
+                     which starts a PostgreSQL server, or point it at one (an admin URL)"
+                )
+            });
+            let name = format!("keygate_test_{}", uuid::Uuid::new_v4().simple());
+            let mut conn = PgConnection::establish(&admin).expect("connect to the test PostgreSQL");
+            diesel::sql_query(format!("CREATE DATABASE {name}"))
+                .execute(&mut conn)
+                .expect("create a test database");
+            let mut url = url::Url::parse(&admin).expect("KEYGATE_TEST_POSTGRES_URL is a URL");
+            url.set_path(&name);
+            url.to_string()
+        }
+    }
+}
+
+pub struct TestApp {
+    pub engine: Engine,
+    pub address: String,
+    pub issuer: String,
+    pub database_url: String,
+    pub secret_key: String,
+    pub dir: TempDir,
+    /// Variables given to the app; the CLI gets the same.
+    pub vars: HashMap<String, String>,
+    pub http: reqwest::Client,
+}
+
+pub async fn spawn_app(engine: Engine) -> TestApp {
+    spawn_app_with(engine, &[]).await
+}
+
+/// Starts keygate with extra `KEYGATE_*` variables.
+pub async fn spawn_app_with(engine: Engine, extra: &[(&str, &str)]) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database_url = fresh_database(engine, &dir);
+    let secret_key = hex::encode(rand_bytes());
+    let mut vars: HashMap<String, String> = [
+        ("KEYGATE_DATABASE_URL", database_url.as_str()),
+        ("KEYGATE_SECRET_KEY", secret_key.as_str()),
+        ("KEYGATE_LISTEN", "127.0.0.1:0"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    vars.insert(
+        "KEYGATE_MAIL_DIR".into(),
+        dir.path().join("mail").display().to_string(),
+    );
+    for (k, v) in extra {
+        vars.insert((*k).to_owned(), (*v).to_owned());
+    }
+    let (address, issuer) = start(&vars).await;
+    TestApp {
+        engine,
+        address,
+        issuer,
+        database_url,
+        secret_key,
+        dir,
+        vars,
+        http: reqwest::Client::new(),
+    }
+}
+
+/// Builds and runs one server process-alike on the given variables.
+async fn start(vars: &HashMap<String, String>) -> (String, String) {
+    let config = Config::from_vars(vars).expect("valid test configuration");
+    let app = Application::build(config)
+        .await
+        .expect("application starts");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let issuer = app.issuer().to_owned();
+    tokio::spawn(app.run_until_stopped());
+    (address, issuer)
+}
+
+fn rand_bytes() -> [u8; 32] {
+    let mut b = [0u8; 32];
+    getrandom::fill(&mut b).expect("randomness");
+    b
+}
+
+#[derive(Debug, Clone)]
+pub struct Key {
+    pub client_id: String,
+    pub client_secret: String,
+    pub json: Value,
+}
+
+pub struct CliOutput {
+    pub status: std::process::ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl CliOutput {
+    fn from(output: Output) -> Self {
+        Self {
+            status: output.status,
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", self.stdout))
+    }
+}
+
+impl TestApp {
+    /// Starts a second server on the same database, as a load-balanced
+    /// deployment would; returns its address.
+    pub async fn spawn_sibling(&self) -> String {
+        start(&self.vars).await.0
+    }
+
+    /// Runs the real `keygate` binary against this app's database.
+    pub async fn cli(&self, args: &[&str]) -> CliOutput {
+        self.cli_with_stdin(args, None).await
+    }
+
+    pub async fn cli_with_stdin(&self, args: &[&str], stdin: Option<&str>) -> CliOutput {
+        use tokio::io::AsyncWriteExt;
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_keygate"));
+        command
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RUST_LOG", "warn")
+            .envs(&self.vars)
+            .current_dir(self.dir.path())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = command.spawn().expect("run keygate");
+        let mut pipe = child.stdin.take().expect("stdin");
+        if let Some(text) = stdin {
+            pipe.write_all(text.as_bytes()).await.expect("write stdin");
+        }
+        drop(pipe);
+        CliOutput::from(child.wait_with_output().await.expect("keygate exits"))
+    }
+
+    /// Runs the CLI and insists it succeeds.
+    pub async fn cli_ok(&self, args: &[&str]) -> CliOutput {
+        let out = self.cli(args).await;
+        assert!(
+            out.status.success(),
+            "keygate {args:?} failed: {}{}",
+            out.stdout,
+            out.stderr
+        );
+        out
+    }
+
+    /// A user, an API `https://api.example.com` with scopes `read write`, and
+    /// a key holding `scope` for it.
+    pub async fn standard_key(&self, scope: &str) -> Key {
+        self.cli_ok(&["users", "add", "alice@example.com"]).await;
+        self.cli_ok(&[
+            "apis",
+            "add",
+            "https://api.example.com",
+            "--name",
+            "Example API",
+            "--scopes",
+            "read write",
+        ])
+        .await;
+        self.create_key(&[
+            "--owner",
+            "alice@example.com",
+            "--name",
+            "ci",
+            "--scope",
+            scope,
+            "--audience",
+            "https://api.example.com",
+        ])
+        .await
+    }
+
+    pub async fn create_key(&self, args: &[&str]) -> Key {
+        let mut all = vec!["keys", "create", "--json"];
+        all.extend_from_slice(args);
+        let json = self.cli_ok(&all).await.json();
+        Key {
+            client_id: json["client_id"].as_str().expect("client_id").to_owned(),
+            client_secret: json["client_secret"]
+                .as_str()
+                .expect("client_secret")
+                .to_owned(),
+            json,
+        }
+    }
+
+    pub fn token_url(&self) -> String {
+        format!("{}/oauth/token", self.address)
+    }
+
+    /// `client_secret_basic` with the given form.
+    pub async fn token_basic(
+        &self,
+        id: &str,
+        secret: &str,
+        form: &[(&str, &str)],
+    ) -> reqwest::Response {
+        self.http
+            .post(self.token_url())
+            .basic_auth(id, Some(secret))
+            .form(form)
+            .send()
+            .await
+            .expect("token request")
+    }
+
+    pub async fn token_for(&self, key: &Key, form: &[(&str, &str)]) -> reqwest::Response {
+        self.token_basic(&key.client_id, &key.client_secret, form)
+            .await
+    }
+
+    /// A token request that must succeed; returns the body.
+    pub async fn access_token(&self, key: &Key) -> Value {
+        let response = self
+            .token_for(key, &[("grant_type", "client_credentials")])
+            .await;
+        assert_eq!(response.status(), 200);
+        response.json().await.expect("JSON body")
+    }
+
+    pub async fn jwks(&self) -> jsonwebtoken::jwk::JwkSet {
+        self.http
+            .get(format!("{}/.well-known/jwks.json", self.address))
+            .send()
+            .await
+            .expect("jwks")
+            .json()
+            .await
+            .expect("jwks JSON")
+    }
+
+    /// Validates as a strict resource server would: the JWKS from the server,
+    /// `typ`, algorithm, signature, issuer, audience and required claims.
+    pub async fn validate(&self, token: &str, audience: &str) -> jsonwebtoken::TokenData<Value> {
+        let header = jsonwebtoken::decode_header(token).expect("JWT header");
+        assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+        let kid = header.kid.expect("kid");
+        let jwks = self.jwks().await;
+        let jwk = jwks
+            .find(&kid)
+            .unwrap_or_else(|| panic!("kid {kid} not in the JWKS"));
+        let key = jsonwebtoken::DecodingKey::from_jwk(jwk).expect("usable JWK");
+        let mut validation = jsonwebtoken::Validation::new(header.alg);
+        validation.set_issuer(&[&self.issuer]);
+        validation.set_audience(&[audience]);
+        validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+        validation.leeway = 0;
+        jsonwebtoken::decode::<Value>(token, &key, &validation).expect("token validates")
+    }
+
+    /// Row counts of every table, to prove a failed command wrote nothing.
+    pub fn table_counts(&self) -> Vec<(String, i64)> {
+        let pool = keygate::db::connect(&parse_url(&self.database_url)).expect("pool");
+        let mut conn = pool.get().expect("connection");
+        [
+            "users",
+            "roles",
+            "apis",
+            "api_keys",
+            "signing_keys",
+            "audit_events",
+            "auth_throttle",
+        ]
+        .into_iter()
+        .map(|table| {
+            #[derive(QueryableByName)]
+            struct Count {
+                #[diesel(sql_type = diesel::sql_types::BigInt)]
+                n: i64,
+            }
+            let count: Count = diesel::sql_query(format!("SELECT COUNT(*) AS n FROM {table}"))
+                .get_result(&mut *conn)
+                .expect("count rows");
+            (table.to_owned(), count.n)
+        })
+        .collect()
+    }
+
+    /// Every row of every table as text, for "the secret is stored nowhere".
+    pub fn dump_database(&self) -> String {
+        match self.engine {
+            Engine::Sqlite => {
+                let path = PathBuf::from(self.database_url.trim_start_matches("sqlite://"));
+                let mut all = Vec::new();
+                for suffix in ["", "-wal"] {
+                    let mut p = path.clone().into_os_string();
+                    p.push(suffix);
+                    if let Ok(bytes) = std::fs::read(&p) {
+                        all.extend(bytes);
+                    }
+                }
+                String::from_utf8_lossy(&all).into_owned()
+            }
+            Engine::Postgres => {
+                let pool = keygate::db::connect(&parse_url(&self.database_url)).expect("pool");
+                let mut conn = pool.get().expect("connection");
+                #[derive(QueryableByName)]
+                struct Row {
+                    #[diesel(sql_type = diesel::sql_types::Text)]
+                    t: String,
+                }
+                let tables = [
+                    "users",
+                    "roles",
+                    "apis",
+                    "api_keys",
+                    "signing_keys",
+                    "audit_events",
+                    "auth_throttle",
+                ];
+                let mut out = String::new();
+                for table in tables {
+                    let rows: Vec<Row> =
+                        diesel::sql_query(format!("SELECT x::text AS t FROM {table} x"))
+                            .load(&mut *conn)
+                            .expect("dump table");
+                    for row in rows {
+                        out.push_str(&row.t);
+                        out.push('\n');
+                    }
+                }
+                out
+            }
+        }
+    }
+}
+
+fn parse_url(url: &str) -> keygate::config::DatabaseUrl {
+    keygate::config::DatabaseUrl::parse(url).expect("database URL")
+}
+
+/// A client bound to another loopback address, to act as a second source.
+pub fn client_from(ip: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(ip.parse::<IpAddr>().expect("ip"))
+        .build()
+        .expect("client")
+}
+
+/// Error body and headers every refused client authentication shares.
+pub async fn assert_invalid_client(response: reqwest::Response) {
+    assert_eq!(response.status(), 401);
+    assert_eq!(
+        response.headers()["www-authenticate"],
+        r#"Basic realm="keygate""#
+    );
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let body: Value = response.json().await.expect("JSON error");
+    assert_eq!(
+        body,
+        serde_json::json!({"error": "invalid_client", "error_description": "client authentication failed"})
+    );
+}
+
+pub async fn assert_oauth_error(response: reqwest::Response, status: u16, error: &str) -> Value {
+    assert_eq!(response.status(), status);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let body: Value = response.json().await.expect("JSON error");
+    assert_eq!(body["error"], error, "{body}");
+    body
+}

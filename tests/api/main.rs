@@ -1,0 +1,9 @@
+//! Integration tests: the real application on a random port with a fresh
+//! database each, on SQLite and PostgreSQL.
+
+mod helpers;
+
+mod keys;
+mod process;
+mod signing;
+mod token;

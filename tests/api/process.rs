@@ -1,0 +1,188 @@
+//! The real binary as an operator runs it: start-up errors, the embedded
+//! default, and a secret that never reaches a log line, an audit event or a
+//! database column in clear.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use tokio::io::AsyncReadExt;
+
+use crate::both_engines;
+use crate::helpers::{Engine, spawn_app};
+
+const CC: (&str, &str) = ("grant_type", "client_credentials");
+
+async fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits until the server at `base` answers `/readyz` with 200.
+async fn wait_ready(client: &reqwest::Client, base: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let ready = client.get(format!("{base}/readyz")).send().await;
+        if ready.is_ok_and(|r| r.status() == 200) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "server at {base} did not become ready"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn bad_configuration_stops_startup_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    for (variable, value) in [
+        ("KEYGATE_TOKEN_TTL", "fifteen"),
+        ("KEYGATE_SIGNING_ALG", "HS256"),
+        ("KEYGATE_LISTEN", "nowhere"),
+        ("KEYGATE_DATABASE_URL", "mysql://db"),
+        ("KEYGATE_SECRET_KEY", "short"),
+    ] {
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_keygate"))
+            .arg("serve")
+            .env_clear()
+            .env(variable, value)
+            .current_dir(dir.path())
+            .output()
+            .await
+            .unwrap();
+        assert!(!out.status.success(), "{variable}={value} started");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(variable), "{stderr}");
+    }
+    assert!(
+        std::fs::read_dir(dir.path()).unwrap().next().is_none(),
+        "nothing written"
+    );
+}
+
+/// `keygate` with no subcommand serves on `sqlite://keygate.db`, generating
+/// its secret key file (mode 0600) beside the database.
+#[tokio::test]
+async fn default_start_uses_embedded_sqlite() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port().await;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_keygate"))
+        .env_clear()
+        .env("KEYGATE_LISTEN", format!("127.0.0.1:{port}"))
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    wait_ready(&client, &format!("http://127.0.0.1:{port}")).await;
+    let metadata: serde_json::Value = client
+        .get(format!(
+            "http://127.0.0.1:{port}/.well-known/oauth-authorization-server"
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(metadata["issuer"], format!("http://127.0.0.1:{port}"));
+    assert!(dir.path().join("keygate.db").exists());
+    let secret = dir.path().join("keygate.db.secret");
+    let mode = std::fs::metadata(&secret).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    child.kill().await.unwrap();
+}
+
+/// The secret is in no log line (at trace level), no audit event, and no
+/// database column.
+async fn secret_is_never_logged_or_stored(engine: Engine) {
+    let app = spawn_app(engine).await;
+    // The in-process server above shares the database; the binary below is
+    // the one whose logs are read, at the most verbose level.
+    let port = free_port().await;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_keygate"))
+        .arg("serve")
+        .env_clear()
+        .envs(&app.vars)
+        .env("KEYGATE_LISTEN", format!("127.0.0.1:{port}"))
+        .env("RUST_LOG", "trace")
+        .current_dir(app.dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    wait_ready(&app.http, &base).await;
+
+    let key = app.standard_key("read").await;
+    let rotated = app
+        .cli_ok(&["keys", "rotate", &key.client_id, "--grace", "1h", "--json"])
+        .await
+        .json();
+    let new_secret = rotated["client_secret"].as_str().unwrap().to_owned();
+    for (id, secret) in [
+        (key.client_id.as_str(), key.client_secret.as_str()),
+        (key.client_id.as_str(), new_secret.as_str()),
+        (key.client_id.as_str(), "kgs_wrong"),
+    ] {
+        let basic = app
+            .http
+            .post(format!("{base}/oauth/token"))
+            .basic_auth(id, Some(secret))
+            .form(&[CC])
+            .send()
+            .await
+            .unwrap();
+        assert!(basic.status() == 200 || basic.status() == 401);
+        let post = app
+            .http
+            .post(format!("{base}/oauth/token"))
+            .form(&[CC, ("client_id", id), ("client_secret", secret)])
+            .send()
+            .await
+            .unwrap();
+        assert!(post.status() == 200 || post.status() == 401);
+    }
+    app.cli_ok(&["keys", "revoke", &key.client_id, "--reason", "test"])
+        .await;
+
+    child.start_kill().unwrap();
+    let mut logs = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut logs)
+        .await
+        .unwrap();
+    child.wait().await.unwrap();
+    assert!(
+        logs.contains("client authentication failed"),
+        "the logs were captured"
+    );
+
+    let dump = app.dump_database();
+    assert!(dump.contains(&key.client_id), "the dump holds the data");
+    for secret in [key.client_secret.as_str(), new_secret.as_str()] {
+        assert!(!logs.contains(secret), "a secret reached the logs");
+        assert!(!dump.contains(secret), "a secret is stored in clear");
+        // Nor the random part alone, in case of re-encoding.
+        assert!(!dump.contains(&secret[4..]));
+        assert!(!logs.contains(&secret[4..]));
+    }
+    assert!(
+        !logs.contains(&app.secret_key),
+        "the master key reached the logs"
+    );
+}
+
+both_engines!(secret_is_never_logged_or_stored);

@@ -1,0 +1,229 @@
+//! Signing-key rotation across processes, discovery and operations endpoints.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::both_engines;
+use crate::helpers::{Engine, TestApp, spawn_app};
+
+const API: &str = "https://api.example.com";
+
+fn kid_of(token: &str) -> String {
+    jsonwebtoken::decode_header(token).unwrap().kid.unwrap()
+}
+
+/// Polls `address` for tokens until they carry a kid other than `old`.
+async fn wait_for_new_kid(
+    app: &TestApp,
+    address: &str,
+    key: &crate::helpers::Key,
+    old: &str,
+) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let body: Value = app
+            .http
+            .post(format!("{address}/oauth/token"))
+            .basic_auth(&key.client_id, Some(&key.client_secret))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let token = body["access_token"].as_str().unwrap().to_owned();
+        if kid_of(&token) != old {
+            return token;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "rotation did not reach {address} within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A rotation made by the CLI reaches every server on the database within
+/// seconds; tokens signed before it keep validating.
+async fn signing_key_rotation_reaches_every_server(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let sibling = app.spawn_sibling().await;
+    let key = app.standard_key("read").await;
+    let before = app.access_token(&key).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let old_kid = kid_of(&before);
+
+    let out = app.cli_ok(&["signing-keys", "rotate"]).await;
+    assert!(out.stdout.contains("new active signing key"));
+
+    let after = wait_for_new_kid(&app, &app.address, &key, &old_kid).await;
+    let from_sibling = wait_for_new_kid(&app, &sibling, &key, &old_kid).await;
+    assert_eq!(kid_of(&after), kid_of(&from_sibling));
+
+    // Both the old and the new key are published; both tokens validate.
+    let jwks = app.jwks().await;
+    assert!(jwks.find(&old_kid).is_some());
+    assert!(jwks.find(&kid_of(&after)).is_some());
+    app.validate(&before, API).await;
+    app.validate(&after, API).await;
+
+    let listed = app.cli_ok(&["signing-keys", "list", "--json"]).await.json();
+    let statuses: Vec<_> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["active", "published"]);
+}
+
+/// Two servers starting on one empty database agree on one signing key.
+async fn servers_share_one_signing_key(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let sibling = app.spawn_sibling().await;
+    let mine: Value = app
+        .http
+        .get(format!("{}/.well-known/jwks.json", app.address))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let theirs: Value = app
+        .http
+        .get(format!("{sibling}/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(mine, theirs);
+    assert_eq!(mine["keys"].as_array().unwrap().len(), 1);
+}
+
+async fn jwks_is_public_and_cacheable(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let response = app
+        .http
+        .get(format!("{}/.well-known/jwks.json", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let cache = response.headers()["cache-control"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(cache.contains("max-age="), "{cache}");
+    let jwks: Value = response.json().await.unwrap();
+    let key = &jwks["keys"][0];
+    assert_eq!(key["use"], "sig");
+    assert_eq!(key["alg"], "ES256");
+    assert_eq!(key["kty"], "EC");
+    assert!(key["kid"].is_string());
+    for private in ["d", "p", "q", "dp", "dq", "qi"] {
+        assert!(key.get(private).is_none(), "JWKS leaks {private}");
+    }
+}
+
+async fn metadata_follows_rfc_8414(engine: Engine) {
+    let app = spawn_app(engine).await;
+    app.standard_key("read").await;
+    let issuer = &app.issuer;
+    let mut documents = Vec::new();
+    for path in ["oauth-authorization-server", "openid-configuration"] {
+        let response = app
+            .http
+            .get(format!("{}/.well-known/{path}", app.address))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        documents.push(response.json::<Value>().await.unwrap());
+    }
+    assert_eq!(documents[0], documents[1]);
+    let m = &documents[0];
+    assert_eq!(m["issuer"], issuer.as_str());
+    assert_eq!(m["token_endpoint"], format!("{issuer}/oauth/token"));
+    assert_eq!(m["jwks_uri"], format!("{issuer}/.well-known/jwks.json"));
+    assert_eq!(
+        m["introspection_endpoint"],
+        format!("{issuer}/oauth/introspect")
+    );
+    assert_eq!(m["revocation_endpoint"], format!("{issuer}/oauth/revoke"));
+    assert_eq!(
+        m["grant_types_supported"],
+        serde_json::json!(["client_credentials"])
+    );
+    assert_eq!(m["response_types_supported"], serde_json::json!([]));
+    assert_eq!(
+        m["token_endpoint_auth_methods_supported"],
+        serde_json::json!(["client_secret_basic", "client_secret_post"])
+    );
+    let scopes = m["scopes_supported"].as_array().unwrap();
+    for scope in [
+        "read",
+        "write",
+        "keygate:keys",
+        "keygate:admin",
+        "keygate:introspect",
+    ] {
+        assert!(scopes.iter().any(|s| s == scope), "{scope} missing");
+    }
+}
+
+async fn operations_endpoints(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let key = app.standard_key("read").await;
+    app.access_token(&key).await;
+    let _ = app
+        .token_basic(
+            &key.client_id,
+            "wrong",
+            &[("grant_type", "client_credentials")],
+        )
+        .await;
+    for path in ["healthz", "readyz"] {
+        let response = app
+            .http
+            .get(format!("{}/{path}", app.address))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+    }
+    let metrics = app
+        .http
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("keygate_tokens_issued_total 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"keygate_token_failures_total{reason="wrong_secret"} 1"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains("keygate_token_request_duration_seconds_bucket"));
+    assert!(metrics.contains("keygate_token_request_duration_seconds_count 2"));
+    assert!(metrics.contains("keygate_email_outbox_pending"));
+}
+
+both_engines!(
+    signing_key_rotation_reaches_every_server,
+    servers_share_one_signing_key,
+    jwks_is_public_and_cacheable,
+    metadata_follows_rfc_8414,
+    operations_endpoints,
+);

@@ -1,0 +1,491 @@
+//! `POST /oauth/token`: every success path and every error case.
+
+use serde_json::Value;
+
+use crate::both_engines;
+use crate::helpers::{
+    Engine, assert_invalid_client, assert_oauth_error, client_from, spawn_app, spawn_app_with,
+};
+
+const API: &str = "https://api.example.com";
+const CC: (&str, &str) = ("grant_type", "client_credentials");
+
+async fn basic_auth_issues_a_token(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let key = app.standard_key("read write").await;
+    let response = app.token_for(&key, &[CC]).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["expires_in"], 900);
+    assert_eq!(body["scope"], "read write");
+    assert!(body["access_token"].as_str().unwrap().split('.').count() == 3);
+}
+
+async fn post_auth_issues_a_token(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let key = app.standard_key("read").await;
+    let response = app
+        .http
+        .post(app.token_url())
+        .form(&[
+            CC,
+            ("client_id", key.client_id.as_str()),
+            ("client_secret", key.client_secret.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["scope"], "read");
+}
+
+/// Node's openid-client percent-encodes `_` in Basic credentials.
+async fn basic_credentials_are_form_decoded(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let key = app.standard_key("read").await;
+    let id = key.client_id.replace('_', "%5F");
+    let secret = key.client_secret.replace('_', "%5F");
+    let response = app.token_basic(&id, &secret, &[CC]).await;
+    assert_eq!(response.status(), 200);
+}
+
+async fn token_header_and_claims_follow_rfc_9068(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let key = app.standard_key("read write").await;
+    let first = app.access_token(&key).await;
+    let second = app.access_token(&key).await;
+    let token = first["access_token"].as_str().unwrap();
+
+    let header = jsonwebtoken::decode_header(token).unwrap();
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::ES256);
+    assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+    let kid = header.kid.clone().unwrap();
+    let jwks = app.jwks().await;
+    let jwk = jwks.find(&kid).expect("kid published");
+    assert_eq!(jwk.common.key_id.as_deref(), Some(kid.as_str()));
+
+    let data = app.validate(token, API).await;
+    let claims = data.claims;
+    assert_eq!(claims["iss"], app.issuer.as_str());
+    assert_eq!(claims["sub"], key.client_id.as_str());
+    assert_eq!(claims["client_id"], key.client_id.as_str());
+    assert_eq!(claims["aud"], API);
+    assert_eq!(claims["scope"], "read write");
+    let (iat, exp) = (
+        claims["iat"].as_i64().unwrap(),
+        claims["exp"].as_i64().unwrap(),
+    );
+    assert_eq!(exp - iat, first["expires_in"].as_i64().unwrap());
+    let now = chrono::Utc::now().timestamp();
+    assert!((now - iat).abs() <= 5, "iat {iat} is now");
+    let jti = claims["jti"].as_str().unwrap();
+    assert!(!jti.is_empty());
+    let other = app
+        .validate(second["access_token"].as_str().unwrap(), API)
+        .await;
+    assert_ne!(other.claims["jti"], claims["jti"]);
+}
+
+async fn token_ttl_follows_configuration(engine: Engine) {
+    let app = spawn_app_with(engine, &[("KEYGATE_TOKEN_TTL", "2m")]).await;
+    let key = app.standard_key("read").await;
+    let body = app.access_token(&key).await;
+    assert_eq!(body["expires_in"], 120);
+    let claims = app
+        .validate(body["access_token"].as_str().unwrap(), API)
+        .await
+        .claims;
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        120
+    );
+}
+
+async fn every_signing_algorithm_validates(engine: Engine) {
+    for alg in ["EdDSA", "RS256"] {
+        let app = spawn_app_with(engine, &[("KEYGATE_SIGNING_ALG", alg)]).await;
+        let key = app.standard_key("read").await;
+        let body = app.access_token(&key).await;
+        let token = body["access_token"].as_str().unwrap();
+        assert_eq!(
+            format!("{:?}", jsonwebtoken::decode_header(token).unwrap().alg),
+            alg
+        );
+        app.validate(token, API).await;
+    }
+}
+
+async fn scope_parameter_down_scopes(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let key = app.standard_key("read write").await;
+    let response = app.token_for(&key, &[CC, ("scope", "read")]).await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["scope"], "read");
+    let claims = app
+        .validate(body["access_token"].as_str().unwrap(), API)
+        .await
+        .claims;
+    assert_eq!(claims["scope"], "read");
+}
+
+async fn scope_the_key_lacks_is_invalid_scope(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let key = app.standard_key("read").await;
+    let response = app.token_for(&key, &[CC, ("scope", "read write")]).await;
+    assert_oauth_error(response, 400, "invalid_scope").await;
+    let response = app.token_for(&key, &[CC, ("scope", "bad\"scope")]).await;
+    assert_oauth_error(response, 400, "invalid_scope").await;
+}
+
+/// The token carries only scopes the owner's role still grants.
+async fn role_changes_narrow_the_token_scope(engine: Engine) {
+    let app = spawn_app(engine).await;
+    app.cli_ok(&[
+        "apis",
+        "add",
+        API,
+        "--name",
+        "Example",
+        "--scopes",
+        "read write",
+    ])
+    .await;
+    app.cli_ok(&["roles", "set", "writer", "--scopes", "read write"])
+        .await;
+    app.cli_ok(&["users", "add", "bob@example.com", "--role", "writer"])
+        .await;
+    let key = app
+        .create_key(&[
+            "--owner",
+            "bob@example.com",
+            "--name",
+            "k",
+            "--scope",
+            "read write",
+            "--audience",
+            API,
+        ])
+        .await;
+    assert_eq!(app.access_token(&key).await["scope"], "read write");
+    app.cli_ok(&["roles", "set", "writer", "--scopes", "read"])
+        .await;
+    assert_eq!(app.access_token(&key).await["scope"], "read");
+    let response = app.token_for(&key, &[CC, ("scope", "write")]).await;
+    assert_oauth_error(response, 400, "invalid_scope").await;
+}
+
+async fn resource_selects_the_audience(engine: Engine) {
+    let app = spawn_app(engine).await;
+    app.cli_ok(&["users", "add", "alice@example.com"]).await;
+    app.cli_ok(&["apis", "add", API, "--name", "A", "--scopes", "read"])
+        .await;
+    app.cli_ok(&[
+        "apis",
+        "add",
+        "https://billing.example.com",
+        "--name",
+        "B",
+        "--scopes",
+        "bill",
+    ])
+    .await;
+    let key = app
+        .create_key(&[
+            "--owner",
+            "alice@example.com",
+            "--name",
+            "two",
+            "--scope",
+            "read bill",
+            "--audience",
+            API,
+            "--audience",
+            "https://billing.example.com",
+        ])
+        .await;
+
+    // Several audiences and none named: the client must choose.
+    let response = app.token_for(&key, &[CC]).await;
+    assert_oauth_error(response, 400, "invalid_target").await;
+
+    for param in ["resource", "audience"] {
+        let response = app
+            .token_for(&key, &[CC, (param, "https://billing.example.com")])
+            .await;
+        assert_eq!(response.status(), 200, "{param}");
+        let body: Value = response.json().await.unwrap();
+        let claims = app
+            .validate(
+                body["access_token"].as_str().unwrap(),
+                "https://billing.example.com",
+            )
+            .await
+            .claims;
+        assert_eq!(claims["aud"], "https://billing.example.com");
+    }
+
+    let response = app
+        .token_for(&key, &[CC, ("resource", "https://other.example.com")])
+        .await;
+    assert_oauth_error(response, 400, "invalid_target").await;
+    let response = app
+        .token_for(
+            &key,
+            &[
+                CC,
+                ("resource", API),
+                ("resource", "https://billing.example.com"),
+            ],
+        )
+        .await;
+    assert_oauth_error(response, 400, "invalid_target").await;
+}
+
+async fn key_without_audience_gets_the_issuer(engine: Engine) {
+    let app = spawn_app(engine).await;
+    app.cli_ok(&["users", "add", "root@example.com", "--role", "admin"])
+        .await;
+    let key = app
+        .create_key(&[
+            "--owner",
+            "root@example.com",
+            "--name",
+            "admin",
+            "--scope",
+            "keygate:keys",
+        ])
+        .await;
+    let body = app.access_token(&key).await;
+    let claims = app
+        .validate(body["access_token"].as_str().unwrap(), &app.issuer)
+        .await
+        .claims;
+    assert_eq!(claims["aud"], app.issuer.as_str());
+    assert_eq!(claims["scope"], "keygate:keys");
+}
+
+async fn refused_credentials_all_look_alike(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let key = app.standard_key("read").await;
+
+    // Wrong secret, a made-up well-formed secret, and an unknown client.
+    assert_invalid_client(app.token_basic(&key.client_id, "wrong", &[CC]).await).await;
+    let other = app
+        .create_key(&["--owner", "alice@example.com", "--name", "other"])
+        .await;
+    assert_invalid_client(
+        app.token_basic(&key.client_id, &other.client_secret, &[CC])
+            .await,
+    )
+    .await;
+    assert_invalid_client(
+        app.token_basic("kgc_unknown", &key.client_secret, &[CC])
+            .await,
+    )
+    .await;
+
+    // No client authentication at all (RFC 6749 §5.2: invalid_client).
+    let response = app
+        .http
+        .post(app.token_url())
+        .form(&[CC])
+        .send()
+        .await
+        .unwrap();
+    assert_invalid_client(response).await;
+    // client_id without a secret.
+    let response = app
+        .http
+        .post(app.token_url())
+        .form(&[CC, ("client_id", key.client_id.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_invalid_client(response).await;
+}
+
+async fn revoked_key_is_refused(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let key = app.standard_key("read").await;
+    assert_eq!(app.token_for(&key, &[CC]).await.status(), 200);
+    app.cli_ok(&["keys", "revoke", &key.client_id, "--reason", "leaked"])
+        .await;
+    assert_invalid_client(app.token_for(&key, &[CC]).await).await;
+}
+
+async fn expired_key_is_refused(engine: Engine) {
+    let app = spawn_app(engine).await;
+    app.standard_key("read").await;
+    let key = app
+        .create_key(&[
+            "--owner",
+            "alice@example.com",
+            "--name",
+            "short",
+            "--expires-in",
+            "2s",
+        ])
+        .await;
+    assert_eq!(app.token_for(&key, &[CC]).await.status(), 200);
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    assert_invalid_client(app.token_for(&key, &[CC]).await).await;
+}
+
+async fn disabled_owner_is_refused_at_once(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let key = app.standard_key("read").await;
+    assert_eq!(app.token_for(&key, &[CC]).await.status(), 200);
+    app.cli_ok(&["users", "disable", "alice@example.com"]).await;
+    assert_invalid_client(app.token_for(&key, &[CC]).await).await;
+}
+
+async fn malformed_requests_are_invalid_request(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let key = app.standard_key("read").await;
+
+    // Missing grant_type.
+    let response = app.token_for(&key, &[("scope", "read")]).await;
+    assert_oauth_error(response, 400, "invalid_request").await;
+    // Repeated parameters.
+    let response = app.token_for(&key, &[CC, CC]).await;
+    assert_oauth_error(response, 400, "invalid_request").await;
+    let response = app
+        .token_for(&key, &[CC, ("scope", "read"), ("scope", "read")])
+        .await;
+    assert_oauth_error(response, 400, "invalid_request").await;
+    // Both client authentication methods at once.
+    let response = app
+        .http
+        .post(app.token_url())
+        .basic_auth(&key.client_id, Some(&key.client_secret))
+        .form(&[
+            CC,
+            ("client_id", key.client_id.as_str()),
+            ("client_secret", key.client_secret.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_oauth_error(response, 400, "invalid_request").await;
+    // Wrong content type.
+    let response = app
+        .http
+        .post(app.token_url())
+        .basic_auth(&key.client_id, Some(&key.client_secret))
+        .json(&serde_json::json!({"grant_type": "client_credentials"}))
+        .send()
+        .await
+        .unwrap();
+    assert_oauth_error(response, 400, "invalid_request").await;
+}
+
+async fn other_grant_types_are_unsupported(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let key = app.standard_key("read").await;
+    for grant in [
+        "password",
+        "authorization_code",
+        "urn:ietf:params:oauth:grant-type:jwt-bearer",
+    ] {
+        let response = app.token_for(&key, &[("grant_type", grant)]).await;
+        assert_oauth_error(response, 400, "unsupported_grant_type").await;
+    }
+}
+
+async fn other_methods_are_405_with_allow(engine: Engine) {
+    let app = spawn_app(engine).await;
+    for method in [
+        reqwest::Method::GET,
+        reqwest::Method::PUT,
+        reqwest::Method::DELETE,
+    ] {
+        let response = app
+            .http
+            .request(method.clone(), app.token_url())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 405, "{method}");
+        assert_eq!(response.headers()["allow"], "POST");
+    }
+}
+
+/// After a few failures one (client ID, address) pair gets 429 whatever
+/// secret it carries; the same client from another address still works.
+async fn failed_authentications_are_throttled_per_address(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let key = app.standard_key("read").await;
+    for _ in 0..5 {
+        assert_invalid_client(app.token_basic(&key.client_id, "kgs_wrong", &[CC]).await).await;
+    }
+    for secret in ["kgs_wrong", key.client_secret.as_str()] {
+        let response = app.token_basic(&key.client_id, secret, &[CC]).await;
+        assert_eq!(response.status(), 429);
+        let retry: i64 = response.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=60).contains(&retry), "retry-after {retry}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "too_many_requests");
+    }
+    let elsewhere = client_from("127.0.0.2")
+        .post(app.token_url())
+        .basic_auth(&key.client_id, Some(&key.client_secret))
+        .form(&[CC])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(elsewhere.status(), 200);
+}
+
+/// Failed authentications are audited with client ID, address and reason.
+async fn failures_are_audited(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let key = app.standard_key("read").await;
+    assert_invalid_client(app.token_basic(&key.client_id, "kgs_wrong", &[CC]).await).await;
+    let pool =
+        keygate::db::connect(&keygate::config::DatabaseUrl::parse(&app.database_url).unwrap())
+            .unwrap();
+    let events =
+        keygate::audit::list_events(&mut pool.get().unwrap(), Some(&key.client_id), 10, 0).unwrap();
+    let failed = events
+        .iter()
+        .find(|e| e.action == "client_auth.failed")
+        .expect("audited");
+    assert_eq!(failed.source_addr.as_deref(), Some("127.0.0.1"));
+    assert!(
+        failed.details.contains("wrong_secret"),
+        "{}",
+        failed.details
+    );
+}
+
+both_engines!(
+    basic_auth_issues_a_token,
+    post_auth_issues_a_token,
+    basic_credentials_are_form_decoded,
+    token_header_and_claims_follow_rfc_9068,
+    token_ttl_follows_configuration,
+    every_signing_algorithm_validates,
+    scope_parameter_down_scopes,
+    scope_the_key_lacks_is_invalid_scope,
+    role_changes_narrow_the_token_scope,
+    resource_selects_the_audience,
+    key_without_audience_gets_the_issuer,
+    refused_credentials_all_look_alike,
+    revoked_key_is_refused,
+    expired_key_is_refused,
+    disabled_owner_is_refused_at_once,
+    malformed_requests_are_invalid_request,
+    other_grant_types_are_unsupported,
+    other_methods_are_405_with_allow,
+    failed_authentications_are_throttled_per_address,
+    failures_are_audited,
+);
