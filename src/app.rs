@@ -14,13 +14,13 @@ use actix_web::{App, HttpServer, web};
 use chrono::Utc;
 use tokio::sync::Semaphore;
 
+use crate::client_auth::throttle::ThrottlePolicy;
+use crate::client_auth::verified::VerifiedSecrets;
 use crate::config::{Config, DatabaseUrl, MasterKey};
 use crate::db::{self, Pool};
 use crate::ops::metrics::Metrics;
 use crate::signing::{self, AtRest, Signer};
 use crate::state::AppState;
-use crate::token::throttle::ThrottlePolicy;
-use crate::token::verified::VerifiedSecrets;
 use crate::{discovery, ops, token};
 
 /// How often each process re-reads the signing keys: a rotation made

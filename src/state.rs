@@ -6,12 +6,12 @@ use actix_web::web;
 use chrono::Duration;
 use tokio::sync::Semaphore;
 
+use crate::client_auth::throttle::ThrottlePolicy;
+use crate::client_auth::verified::VerifiedSecrets;
 use crate::db::{DbConnection, Pool};
 use crate::duration::HumanDuration;
 use crate::ops::metrics::Metrics;
 use crate::signing::Signer;
-use crate::token::throttle::ThrottlePolicy;
-use crate::token::verified::VerifiedSecrets;
 
 pub struct AppState {
     pub pool: Pool,

@@ -1,13 +1,13 @@
-//! Client authentication (RFC 6749 §2.3.1): `client_secret_basic` or
-//! `client_secret_post`, never both.
+//! Finding the client credentials in a request (RFC 6749 §2.3.1):
+//! `client_secret_basic` or `client_secret_post`, never both.
 
 use actix_web::http::header::{AUTHORIZATION, HeaderMap};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
-use super::form::Form;
 use crate::error::OAuthError;
 use crate::keys::PlainSecret;
+use crate::oauth_form::Form;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthMethod {
