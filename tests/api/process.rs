@@ -152,6 +152,18 @@ async fn secret_is_never_logged_or_stored(engine: Engine) {
             .unwrap();
         assert!(post.status() == 200 || post.status() == 401);
     }
+    // A confused client putting its credentials in the URL.
+    let query = app
+        .http
+        .post(format!(
+            "{base}/oauth/token?client_id={}&client_secret={new_secret}",
+            key.client_id
+        ))
+        .form(&[CC])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(query.status(), 401);
     app.cli_ok(&["keys", "revoke", &key.client_id, "--reason", "test"])
         .await;
 
@@ -168,6 +180,10 @@ async fn secret_is_never_logged_or_stored(engine: Engine) {
     assert!(
         logs.contains("client authentication failed"),
         "the logs were captured"
+    );
+    assert!(
+        logs.contains("\"POST /oauth/token\" 401"),
+        "access log lines are there"
     );
 
     let dump = app.dump_database();
