@@ -336,14 +336,13 @@ pub fn revoke_api_key(
     })
 }
 
-/// Everything the token endpoint needs to authenticate a client and decide
-/// its token, read in one query so a revocation or a disabled owner bites on
-/// the very next request.
-#[derive(Debug, Clone, Queryable)]
+/// Everything an OAuth endpoint needs to authenticate a client and decide
+/// its token, read afresh on every request so a revocation, a disabled owner
+/// or a narrowed role bites on the very next one.
+#[derive(Debug, Clone)]
 pub struct Credential {
     pub key_id: String,
     pub client_id: String,
-    pub scopes: String,
     pub audiences: String,
     pub secret_hash: String,
     pub previous_secret_hash: Option<String>,
@@ -353,7 +352,24 @@ pub struct Credential {
     pub revoked_at: Option<NaiveDateTime>,
     pub owner_disabled: bool,
     pub role: Role,
+    /// The key's scopes that its owner's role still grants.
+    pub effective_scopes: ScopeSet,
 }
+
+type CredentialRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<NaiveDateTime>,
+    Option<NaiveDateTime>,
+    Option<NaiveDateTime>,
+    Option<NaiveDateTime>,
+    bool,
+    Role,
+);
 
 impl Credential {
     /// The previous secret's hash while the rotation grace period runs.
@@ -377,19 +393,22 @@ impl Credential {
         }
     }
 
-    /// The scopes the key holds that its owner's role still grants.
-    pub fn effective_scopes(&self, conn: &mut DbConnection) -> QueryResult<ScopeSet> {
-        let grantable = self.role.grantable(|| apis::all_api_scopes(conn))?;
-        let held = ScopeSet::from_stored(&self.scopes);
-        Ok(held.filter(|s| grantable.allows(s)))
+    /// Whether `last_used_at` is old enough to be worth a write: at most once
+    /// a minute per key, so a busy client does not turn every token request
+    /// into a write.
+    pub fn last_use_is_stale(&self, now: DateTime<Utc>) -> bool {
+        self.last_used_at
+            .is_none_or(|t| now - from_db(t) >= chrono::Duration::seconds(60))
     }
 }
 
+/// Loads a key's credential with its owner's state and effective scopes (one
+/// join, plus the registered API scopes for roles that grant them).
 pub fn find_credential(
     conn: &mut DbConnection,
     client_id: &ClientId,
 ) -> QueryResult<Option<Credential>> {
-    api_keys::table
+    let row: Option<CredentialRow> = api_keys::table
         .inner_join(users::table.inner_join(roles::table))
         .filter(api_keys::client_id.eq(client_id.as_str()))
         .select((
@@ -407,23 +426,50 @@ pub fn find_credential(
             Role::as_select(),
         ))
         .first(conn)
-        .optional()
+        .optional()?;
+    let Some((
+        key_id,
+        client_id,
+        scopes,
+        audiences,
+        secret_hash,
+        previous_secret_hash,
+        previous_secret_expires_at,
+        expires_at,
+        last_used_at,
+        revoked_at,
+        owner_disabled,
+        role,
+    )) = row
+    else {
+        return Ok(None);
+    };
+    let grantable = role.grantable(|| apis::all_api_scopes(conn))?;
+    let effective_scopes = ScopeSet::from_stored(&scopes).filter(|s| grantable.allows(s));
+    Ok(Some(Credential {
+        key_id,
+        client_id,
+        audiences,
+        secret_hash,
+        previous_secret_hash,
+        previous_secret_expires_at,
+        expires_at,
+        last_used_at,
+        revoked_at,
+        owner_disabled,
+        role,
+        effective_scopes,
+    }))
 }
 
-/// Records use at most once a minute per key, so a busy client does not turn
-/// every token request into a write.
+/// Records that the key was used now.
 pub fn touch_last_used(
     conn: &mut DbConnection,
-    credential: &Credential,
+    key_id: &str,
     now: DateTime<Utc>,
 ) -> QueryResult<()> {
-    let stale = credential
-        .last_used_at
-        .is_none_or(|t| now - from_db(t) >= chrono::Duration::seconds(60));
-    if stale {
-        diesel::update(api_keys::table.find(&credential.key_id))
-            .set(api_keys::last_used_at.eq(now.naive_utc()))
-            .execute(conn)?;
-    }
-    Ok(())
+    diesel::update(api_keys::table.find(key_id))
+        .set(api_keys::last_used_at.eq(now.naive_utc()))
+        .execute(conn)
+        .map(|_| ())
 }

@@ -93,14 +93,10 @@ async fn issue(
         .map_err(|e| OAuthError::InvalidScope(e.to_string()))?;
     let audience = choose_audience(&credential, &form, &state.issuer)?;
 
-    let credential_for_db = credential.clone();
-    let effective = state
-        .db(move |conn| -> Result<ScopeSet, OAuthError> {
-            let scopes = credential_for_db.effective_scopes(conn)?;
-            keys::touch_last_used(conn, &credential_for_db, now)?;
-            Ok(scopes)
-        })
-        .await?;
+    if credential.last_use_is_stale(now) {
+        record_use(state, &credential.key_id, now);
+    }
+    let effective = &credential.effective_scopes;
     let scope = match requested {
         Some(requested) => {
             if let Some(missing) = requested.iter().find(|s| !effective.contains(s)) {
@@ -110,7 +106,7 @@ async fn issue(
             }
             requested
         }
-        None => effective,
+        None => effective.clone(),
     };
 
     let ring = state.signer.current();
@@ -144,6 +140,20 @@ async fn issue(
             "expires_in": ttl,
             "scope": claims.scope,
         })))
+}
+
+/// Updates `last_used_at` in the background: the response does not wait for
+/// a write, and a failure costs only the timestamp.
+fn record_use(state: &AppState, key_id: &str, now: chrono::DateTime<Utc>) {
+    let (pool, key_id) = (state.pool.clone(), key_id.to_owned());
+    tokio::task::spawn_blocking(move || {
+        let touched = pool.get().map_err(|e| e.to_string()).and_then(|mut conn| {
+            keys::touch_last_used(&mut conn, &key_id, now).map_err(|e| e.to_string())
+        });
+        if let Err(error) = touched {
+            tracing::warn!(%error, "could not record a key's last use");
+        }
+    });
 }
 
 /// RFC 8707: the resource asked for, which the key must hold; else the key's

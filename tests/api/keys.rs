@@ -48,8 +48,15 @@ async fn list_shows_status_without_secrets(engine: Engine) {
         .await;
     app.cli_ok(&["keys", "revoke", &revoked.client_id]).await;
     app.access_token(&key).await;
-
-    let out = app.cli_ok(&["keys", "list", "--json"]).await;
+    // The last use is written in the background, after the response.
+    let mut out = app.cli_ok(&["keys", "list", "--json"]).await;
+    for _ in 0..20 {
+        if out.stdout.contains("\"last_used_at\": \"") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        out = app.cli_ok(&["keys", "list", "--json"]).await;
+    }
     assert!(!out.stdout.contains(&key.client_secret));
     assert!(!out.stdout.contains("argon2"));
     let list = out.json();
