@@ -92,9 +92,14 @@ fn without_gss_by_default(url: &str) -> String {
     format!("{url}{separator}gssencmode=disable")
 }
 
-/// Builds the pool and checks that one connection can be opened, so that a
-/// wrong URL fails at start-up rather than at the first request.
+/// Builds the pool after opening one connection directly, so that a wrong URL
+/// or a database that is down fails at once with one clear line instead of
+/// after the pool's retries.
 pub fn connect(url: &DatabaseUrl) -> Result<Pool, DbError> {
+    let manager = Manager { url: url.clone() };
+    manager
+        .connect()
+        .map_err(|e| DbError::Connect(format!("{url:?}: {}", one_line(&e.to_string()))))?;
     let max_size = match url {
         // One writer at a time anyway; readers share the WAL.
         DatabaseUrl::Sqlite(_) => 8,
@@ -104,8 +109,25 @@ pub fn connect(url: &DatabaseUrl) -> Result<Pool, DbError> {
         .max_size(max_size)
         .min_idle(Some(1))
         .connection_timeout(Duration::from_secs(5))
-        .build(Manager { url: url.clone() })
-        .map_err(|e| DbError::Connect(format!("{url:?}: {e}")))
+        .error_handler(Box::new(LogConnectionErrors))
+        .build(manager)
+        .map_err(|e| DbError::Connect(format!("{url:?}: {}", one_line(&e.to_string()))))
+}
+
+/// libpq's messages span lines; logs and CLI errors want one.
+fn one_line(message: &str) -> String {
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Reports the pool's failed connection attempts through `tracing`, once per
+/// attempt, on one line.
+#[derive(Debug)]
+struct LogConnectionErrors;
+
+impl r2d2::HandleError<ConnectionError> for LogConnectionErrors {
+    fn handle_error(&self, error: ConnectionError) {
+        tracing::warn!(error = %one_line(&error.to_string()), "database connection failed");
+    }
 }
 
 /// Applies pending migrations of the connection's engine; returns how many ran.

@@ -65,6 +65,37 @@ async fn bad_configuration_stops_startup_with_one_line() {
     );
 }
 
+#[tokio::test]
+async fn unreachable_database_fails_fast_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = "ab".repeat(32);
+    for (url, command) in [
+        ("postgres://u:hunter2@127.0.0.1:1/x", "serve"),
+        ("postgres://u:hunter2@127.0.0.1:1/x", "migrate"),
+        ("sqlite:///nonexistent/dir/x.db", "serve"),
+    ] {
+        let started = Instant::now();
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_keygate"))
+            .arg(command)
+            .env_clear()
+            .env("KEYGATE_DATABASE_URL", url)
+            .env("KEYGATE_SECRET_KEY", &key)
+            .current_dir(dir.path())
+            .output()
+            .await
+            .unwrap();
+        assert!(!out.status.success());
+        assert!(started.elapsed() < Duration::from_secs(4), "fails fast");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        assert!(
+            stderr.contains("cannot connect to the database"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("hunter2"), "the password is not shown");
+    }
+}
+
 /// `keygate` with no subcommand serves on `sqlite://keygate.db`, generating
 /// its secret key file (mode 0600) beside the database.
 #[tokio::test]

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Token endpoint under wrk (a separate load-generating process), against the
+# release binary on a fresh SQLite database in a temp dir.
+#
+#   benches/wrk/run.sh [seconds]        needs wrk (apt-get install wrk)
+set -euo pipefail
+seconds=${1:-10}
+root=$(cd "$(dirname "$0")/../.." && pwd)
+command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
+cargo build --release --quiet --manifest-path "$root/Cargo.toml"
+bin=$root/target/release/keygate
+dir=$(mktemp -d)
+trap 'kill "$server" 2>/dev/null || true; rm -rf "$dir"' EXIT
+cd "$dir"
+export KEYGATE_DATABASE_URL=sqlite://$dir/keygate.db KEYGATE_LISTEN=127.0.0.1:18080 RUST_LOG=warn
+"$bin" users add bench@example.com >/dev/null
+"$bin" apis add https://api.example.com --name bench --scopes "read write" >/dev/null
+key=$("$bin" keys create --owner bench@example.com --name bench --scope read \
+    --audience https://api.example.com --json)
+id=$(printf '%s' "$key" | python3 -c 'import json,sys; print(json.load(sys.stdin)["client_id"])')
+secret=$(printf '%s' "$key" | python3 -c 'import json,sys; print(json.load(sys.stdin)["client_secret"])')
+"$bin" serve 2>"$dir/serve.log" &
+server=$!
+for _ in $(seq 50); do curl -sf http://127.0.0.1:18080/readyz >/dev/null && break; sleep 0.1; done
+KEYGATE_BASIC=$(printf '%s:%s' "$id" "$secret" | base64 -w0)
+export KEYGATE_BASIC
+url=http://127.0.0.1:18080/oauth/token
+wrk -t1 -c1 -d2s -s "$root/benches/wrk/token.lua" "$url" >/dev/null   # warm-up
+echo "== 1 connection, ${seconds}s"
+wrk -t1 -c1 -d"${seconds}s" --latency -s "$root/benches/wrk/token.lua" "$url"
+echo "== 64 connections, 2 threads, ${seconds}s"
+wrk -t2 -c64 -d"${seconds}s" --latency -s "$root/benches/wrk/token.lua" "$url"
