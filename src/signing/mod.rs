@@ -15,8 +15,8 @@ use serde::Serialize;
 
 pub use crypto::{AtRest, CryptoError, KeyPair};
 pub use store::{
-    SigningKeyInfo, SigningKeyRow, ensure_signing_key, list_signing_keys, load_published_keys,
-    rotate_signing_key,
+    PUBLISH_MARGIN, SigningKeyInfo, SigningKeyRow, ensure_signing_key, list_signing_keys,
+    load_published_keys, rotate_signing_key,
 };
 
 use crate::db::DbConnection;

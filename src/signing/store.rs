@@ -13,7 +13,7 @@ use crate::time::from_db;
 
 /// How long past the token lifetime a retired key stays published: covers
 /// tokens another process signed before its next keyring refresh.
-const PUBLISH_MARGIN: Duration = Duration::seconds(60);
+pub const PUBLISH_MARGIN: Duration = Duration::seconds(60);
 
 #[derive(Queryable, Selectable, Insertable)]
 #[diesel(table_name = signing_keys)]

@@ -220,7 +220,81 @@ async fn operations_endpoints(engine: Engine) {
     assert!(metrics.contains("keygate_email_outbox_pending"));
 }
 
+/// A retired key stays in the JWKS while tokens it signed may be unexpired
+/// (token lifetime plus a margin for other processes' refresh and clock
+/// skew), then leaves it. Time is passed in, so nothing sleeps.
+async fn retired_key_leaves_the_jwks_after_its_tokens_expire(engine: Engine) {
+    use keygate::signing::{self, AtRest, PUBLISH_MARGIN, SigningAlg};
+    let app = spawn_app(engine).await;
+    let pool =
+        keygate::db::connect(&keygate::config::DatabaseUrl::parse(&app.database_url).unwrap())
+            .unwrap();
+    let mut conn = pool.get().unwrap();
+    let master = keygate::config::MasterKey::from_hex(&app.secret_key).unwrap();
+    let at_rest = AtRest::new(&master);
+    let now = chrono::Utc::now();
+    let ttl = chrono::Duration::minutes(15);
+    let old = signing::load_published_keys(&mut conn, now).unwrap();
+    assert_eq!(old.len(), 1);
+    let old_kid = old[0].kid.clone();
+
+    let new_kid =
+        signing::rotate_signing_key(&mut conn, &at_rest, SigningAlg::EdDsa, ttl, now, "test")
+            .unwrap();
+    let kids = |at| {
+        signing::load_published_keys(&mut pool.get().unwrap(), at)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.kid)
+            .collect::<Vec<_>>()
+    };
+    let last_token_expiry = now + ttl;
+    assert_eq!(kids(now), [new_kid.clone(), old_kid.clone()]);
+    assert_eq!(kids(last_token_expiry), [new_kid.clone(), old_kid.clone()]);
+    let gone = last_token_expiry + PUBLISH_MARGIN + chrono::Duration::seconds(1);
+    assert_eq!(kids(gone), [new_kid]);
+}
+
+/// Every change is audited with who acted and on what.
+async fn changes_are_audited(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let key = app.standard_key("read").await;
+    app.cli_ok(&["keys", "rotate", &key.client_id]).await;
+    app.cli_ok(&["keys", "revoke", &key.client_id, "--reason", "done"])
+        .await;
+    app.cli_ok(&["roles", "set", "readers", "--scopes", "read"])
+        .await;
+    app.cli_ok(&["users", "disable", "alice@example.com"]).await;
+    app.cli_ok(&["signing-keys", "rotate"]).await;
+    let pool =
+        keygate::db::connect(&keygate::config::DatabaseUrl::parse(&app.database_url).unwrap())
+            .unwrap();
+    let events = keygate::audit::list_events(&mut pool.get().unwrap(), None, 100, 0).unwrap();
+    let seen: Vec<(&str, &str, &str)> = events
+        .iter()
+        .rev()
+        .map(|e| (e.actor.as_str(), e.action.as_str(), e.target.as_str()))
+        .filter(|(_, action, _)| *action != "signing_key.created")
+        .collect();
+    let signing_kid = events[0].target.as_str();
+    assert_eq!(
+        seen,
+        [
+            ("command line", "user.created", "alice@example.com"),
+            ("command line", "api.created", API),
+            ("command line", "key.created", key.client_id.as_str()),
+            ("command line", "key.rotated", key.client_id.as_str()),
+            ("command line", "key.revoked", key.client_id.as_str()),
+            ("command line", "role.set", "readers"),
+            ("command line", "user.disabled", "alice@example.com"),
+            ("command line", "signing_key.rotated", signing_kid),
+        ]
+    );
+}
+
 both_engines!(
+    retired_key_leaves_the_jwks_after_its_tokens_expire,
+    changes_are_audited,
     signing_key_rotation_reaches_every_server,
     servers_share_one_signing_key,
     jwks_is_public_and_cacheable,
