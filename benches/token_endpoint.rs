@@ -28,11 +28,15 @@ struct Key {
 
 #[tokio::main]
 async fn main() {
+    // `cargo bench` passes --bench; `cargo test --all-targets` runs this too,
+    // as a one-second smoke test that the path still works.
+    let measuring = std::env::args().any(|a| a == "--bench");
     let seconds: u64 = std::env::args()
         .skip_while(|a| a != "--seconds")
         .nth(1)
         .and_then(|s| s.parse().ok())
-        .unwrap_or(5);
+        .unwrap_or(if measuring { 5 } else { 1 });
+    let cold_keys = if measuring { 20 } else { 2 };
     let dir = tempfile::tempdir().expect("temp dir");
     let (database_url, engine) = match std::env::var("KEYGATE_BENCH_POSTGRES_URL") {
         Ok(url) => (url, "PostgreSQL"),
@@ -60,12 +64,22 @@ async fn main() {
     let url = format!("http://127.0.0.1:{}/oauth/token", application.port());
     tokio::spawn(application.run_until_stopped());
 
-    let keys = tokio::task::spawn_blocking(move || setup(&config, 21))
+    let keys = tokio::task::spawn_blocking(move || setup(&config, cold_keys + 1))
         .await
         .expect("setup");
     let (warm, cold) = keys.split_first().expect("keys");
 
-    println!("keygate token endpoint, {engine}, release build, loopback HTTP/1.1");
+    let build = if cfg!(debug_assertions) {
+        "debug build"
+    } else {
+        "release build"
+    };
+    let purpose = if measuring {
+        ""
+    } else {
+        " (smoke run, not a measurement)"
+    };
+    println!("keygate token endpoint, {engine}, {build}, loopback HTTP/1.1{purpose}");
     println!(
         "{} cores",
         std::thread::available_parallelism().map_or(0, |n| n.get())
