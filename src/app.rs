@@ -211,6 +211,9 @@ fn prepare(config: &Config) -> Result<(Pool, Arc<Signer>), StartupError> {
         tracing::info!(%kid, alg = %config.signing_alg, "created the first signing key");
     }
     signer.refresh(&mut conn, now)?;
+    // Hash the decoy now rather than on the async workers at the first
+    // request for an unknown client.
+    crate::keys::SecretHash::decoy();
     Ok((pool, signer))
 }
 
