@@ -32,7 +32,9 @@ pub struct MailTuning {
     /// Attempts before a transiently failing email is given up (about a day
     /// with the defaults).
     pub max_attempts: u32,
-    /// How long a worker owns an email it is sending; longer than any send.
+    /// How long a worker owns the emails it claimed. Sends start within the
+    /// first half and each is cut off after a quarter; after a crash, the
+    /// emails it held wait this long before another process takes them.
     pub lease: Duration,
     /// Bounds connecting and each SMTP command.
     pub smtp_timeout: Duration,
@@ -46,7 +48,7 @@ impl Default for MailTuning {
             retry_base: Duration::from_secs(1),
             retry_cap: Duration::from_secs(600),
             max_attempts: 150,
-            lease: Duration::from_secs(120),
+            lease: Duration::from_secs(300),
             smtp_timeout: Duration::from_secs(10),
         }
     }

@@ -220,6 +220,14 @@ pub fn mark_failed_attempt(
         .map(|_| ())
 }
 
+/// Gives leased emails back untried: due again at once, for any process.
+pub fn release(conn: &mut DbConnection, ids: &[String]) -> QueryResult<()> {
+    diesel::update(email_outbox::table.filter(email_outbox::id.eq_any(ids)))
+        .set(email_outbox::locked_until.eq(None::<NaiveDateTime>))
+        .execute(conn)
+        .map(|_| ())
+}
+
 /// Emails not yet sent nor given up: the outbox depth.
 pub fn pending_count(conn: &mut DbConnection) -> QueryResult<i64> {
     email_outbox::table

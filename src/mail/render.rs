@@ -169,7 +169,11 @@ fn render_with(
 fn tidy_text(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut blank = 0;
-    for line in text.lines().map(str::trim_end) {
+    // "-- " is the signature separator mail clients recognise: keep its space.
+    for line in text
+        .lines()
+        .map(|l| if l == "-- " { l } else { l.trim_end() })
+    {
         if line.is_empty() {
             blank += 1;
             continue;
@@ -251,6 +255,7 @@ mod tests {
             assert!(mail.text.contains("https://api.example.com"));
             assert!(mail.html.starts_with("<!DOCTYPE html>"));
             assert!(!mail.text.starts_with('\n') && !mail.text.contains("\n\n\n"));
+            assert!(mail.text.contains("\n-- \n"), "signature separator");
         }
     }
 

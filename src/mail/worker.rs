@@ -59,11 +59,25 @@ async fn tick(
         .db(move |conn| outbox::claim_due(conn, now, lease_until, BATCH).map_err(TaskError::from))
         .await?;
     let count = batch.len();
-    for email in batch {
-        // Half the lease: a send that hangs is abandoned well before
-        // another process may take the email over.
+    let started = tokio::time::Instant::now();
+    let mut batch = batch.into_iter();
+    while let Some(email) = batch.next() {
+        if started.elapsed() >= tuning.lease / 2 {
+            // A slow server ate half the lease: hand the rest back rather
+            // than send after another process may have taken them over.
+            let rest: Vec<String> = std::iter::once(email.id)
+                .chain(batch.map(|e| e.id))
+                .collect();
+            state
+                .db(move |conn| outbox::release(conn, &rest).map_err(TaskError::from))
+                .await?;
+            break;
+        }
+        // Started before half the lease and bounded by a quarter of it, each
+        // send and its record end before the lease does: no other process
+        // takes the email over while it is on its way.
         let outcome =
-            match tokio::time::timeout(tuning.lease / 2, deliver(mailer, from, &email)).await {
+            match tokio::time::timeout(tuning.lease / 4, deliver(mailer, from, &email)).await {
                 Ok(outcome) => outcome,
                 Err(_) => Err(SendError::Transient("sending timed out".into())),
             };
