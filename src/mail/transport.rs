@@ -220,7 +220,16 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
         }
         source = cause.source();
     }
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    // Nested errors of one kind repeat their prefix ("Connection error:
+    // Connection error: ..."): say it once.
+    let mut parts: Vec<&str> = Vec::new();
+    for part in text.split(": ") {
+        if parts.last() != Some(&part) {
+            parts.push(part);
+        }
+    }
+    parts.join(": ")
 }
 
 /// What one email consists of, whatever its origin.
@@ -262,6 +271,32 @@ mod tests {
 
     fn settings(text: &str) -> SmtpSettings {
         SmtpSettings::from_url(&url::Url::parse(text).unwrap()).unwrap()
+    }
+
+    #[derive(Debug)]
+    struct Layer(&'static str, Option<Box<Layer>>);
+    impl std::fmt::Display for Layer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+    impl std::error::Error for Layer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|e| e as _)
+        }
+    }
+
+    #[test]
+    fn error_chain_is_one_line_saying_each_cause_once() {
+        let inner = Layer(
+            "Connection error",
+            Some(Box::new(Layer("refused\n(os error 111)", None))),
+        );
+        let outer = Layer("Connection error", Some(Box::new(inner)));
+        assert_eq!(
+            error_chain(&outer),
+            "Connection error: refused (os error 111)"
+        );
     }
 
     #[test]

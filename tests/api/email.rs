@@ -702,6 +702,19 @@ async fn mail_test_reports_success_or_the_smtp_error(engine: Engine) {
         out.stderr
     );
 
+    // smtp:// without ?tls=none requires STARTTLS, which this server lacks.
+    let mut strict = prepare_app(engine, &[]);
+    let url = smtp.url().replace("?tls=none", "");
+    strict.vars.insert("KEYGATE_SMTP_URL".into(), url);
+    let out = strict.cli(&["mail", "test", "ops@example.com"]).await;
+    assert!(
+        !out.status.success(),
+        "sent without STARTTLS: {}",
+        out.stdout
+    );
+    assert_eq!(out.stderr.trim().lines().count(), 1, "{}", out.stderr);
+    assert_eq!(smtp.messages().len(), 1);
+
     smtp.stop();
     let out = app.cli(&["mail", "test", "ops@example.com"]).await;
     assert!(!out.status.success());
