@@ -111,16 +111,6 @@ pub fn enqueue_key_event(
     Ok(added == 1)
 }
 
-/// Whether `event` was ever queued for the key (the sweep's cheap check).
-pub fn has_event(conn: &mut DbConnection, key_id: &str, event: Event) -> QueryResult<bool> {
-    diesel::select(diesel::dsl::exists(
-        email_outbox::table
-            .filter(email_outbox::key_id.eq(key_id))
-            .filter(email_outbox::event.eq(event.as_str())),
-    ))
-    .get_result(conn)
-}
-
 /// The ids of due, unleased pending emails, oldest first; an expression so
 /// each engine can add its own locking clause.
 macro_rules! due_ids {
