@@ -678,8 +678,23 @@ async fn without_smtp_emails_are_eml_files(engine: Engine) {
             })
             .unwrap_or_default()
     };
+    // A change that fails queues nothing: the email shares its transaction.
+    let refused = app
+        .cli(&[
+            "keys",
+            "create",
+            "--owner",
+            "alice@example.com",
+            "--name",
+            "bad",
+            "--scope",
+            "nope",
+        ])
+        .await;
+    assert!(!refused.status.success());
     let messages = wait_for_messages(read, 1, Duration::from_secs(20)).await;
     assert_eq!(messages.len(), 1);
+    assert_eq!(outbox(&app).len(), 1);
     one_with(&messages, "created").assert_well_formed("alice@example.com", &key);
 }
 
