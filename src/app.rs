@@ -152,6 +152,8 @@ impl Application {
             jwks_max_age: chrono::Duration::seconds(300),
         });
         spawn_background(state.clone().into_inner());
+        crate::mail::spawn(state.clone().into_inner(), &config)
+            .map_err(|e| StartupError::Other(e.to_string()))?;
 
         let server = HttpServer::new(move || {
             App::new()

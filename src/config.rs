@@ -134,6 +134,8 @@ pub struct Config {
     pub mail: MailTransport,
     pub mail_from: lettre::message::Mailbox,
     pub expiry_warning: HumanDuration,
+    /// Outbox and sweep timing; not from the environment (tests shorten it).
+    pub mail_tuning: crate::mail::MailTuning,
 }
 
 /// One line naming the variable and what is wrong.
@@ -245,6 +247,7 @@ impl Config {
             mail,
             mail_from,
             expiry_warning,
+            mail_tuning: crate::mail::MailTuning::default(),
         })
     }
 }

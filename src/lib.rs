@@ -13,6 +13,7 @@ pub mod discovery;
 pub mod duration;
 pub mod error;
 pub mod keys;
+pub mod mail;
 pub mod oauth_form;
 pub mod ops;
 pub mod random;

@@ -86,7 +86,9 @@ pub fn run(command: KeysCommand, ctx: &mut Context) -> Result<(), CliError> {
                     .transpose()?,
             };
             let max = ctx.config.key_max_lifetime;
-            let issued = keys::create_api_key(ctx.conn(), request, max, COMMAND_LINE, now)?;
+            let warning = ctx.config.expiry_warning;
+            let issued =
+                keys::create_api_key(ctx.conn(), request, max, warning, COMMAND_LINE, now)?;
             show_issued(&issued, json, "created")?;
         }
         KeysCommand::List { owner, json } => {

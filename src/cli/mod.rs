@@ -2,6 +2,7 @@
 
 mod apis;
 mod keys;
+mod mail;
 mod roles;
 mod signing_keys;
 mod users;
@@ -46,6 +47,9 @@ pub enum Command {
     /// List and rotate the keys that sign access tokens.
     #[command(name = "signing-keys", subcommand)]
     SigningKeys(signing_keys::SigningKeysCommand),
+    /// Check the email set-up.
+    #[command(subcommand)]
+    Mail(mail::MailCommand),
 }
 
 /// A failed command: one line on stderr and a non-zero exit.
@@ -91,6 +95,10 @@ pub fn run(command: Command, config: Config) -> Result<(), CliError> {
         println!("database is up to date");
         return Ok(());
     }
+    if let Command::Mail(c) = command {
+        // Needs no database: only the transport.
+        return mail::run(c, &config);
+    }
     let mut ctx = Context::open(config)?;
     match command {
         Command::Users(c) => users::run(c, &mut ctx),
@@ -98,7 +106,7 @@ pub fn run(command: Command, config: Config) -> Result<(), CliError> {
         Command::Apis(c) => apis::run(c, &mut ctx),
         Command::Keys(c) => keys::run(c, &mut ctx),
         Command::SigningKeys(c) => signing_keys::run(c, &mut ctx),
-        Command::Serve | Command::Migrate => Ok(()),
+        Command::Serve | Command::Migrate | Command::Mail(_) => Ok(()),
     }
 }
 

@@ -95,6 +95,26 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    email_outbox (id) {
+        id -> Text,
+        dedupe_key -> Text,
+        key_id -> Nullable<Text>,
+        event -> Text,
+        recipient -> Text,
+        subject -> Text,
+        body_text -> Text,
+        body_html -> Text,
+        status -> Text,
+        attempts -> Integer,
+        created_at -> Timestamp,
+        next_attempt_at -> Timestamp,
+        locked_until -> Nullable<Timestamp>,
+        last_error -> Nullable<Text>,
+        sent_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::joinable!(users -> roles (role));
 diesel::joinable!(api_keys -> users (owner_id));
 
@@ -106,4 +126,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     signing_keys,
     audit_events,
     auth_throttle,
+    email_outbox,
 );

@@ -13,6 +13,7 @@ use crate::db::schema::{api_keys, roles, users};
 use crate::db::{DbConnection, write_transaction};
 use crate::duration::HumanDuration;
 use crate::error::AppError;
+use crate::mail::{self, Event};
 use crate::scope::{Audience, ScopeSet, audiences_to_stored};
 use crate::time::{from_db, rfc3339};
 use crate::users::{Role, User};
@@ -110,6 +111,7 @@ pub fn create_api_key(
     conn: &mut DbConnection,
     request: NewKeyRequest<'_>,
     max_lifetime: Option<HumanDuration>,
+    expiry_warning: HumanDuration,
     actor: &str,
     now: DateTime<Utc>,
 ) -> Result<IssuedKey, AppError> {
@@ -167,7 +169,16 @@ pub fn create_api_key(
             }),
         )?;
         let key = find_key(conn, client_id.as_str())?;
-        Ok(key.view(&owner.email, now))
+        let view = key.view(&owner.email, now);
+        mail::enqueue_key_event(conn, Event::Created, &key.id, &view, actor, now)?;
+        // Already inside the warning window: warned right after, not at the next sweep.
+        if key
+            .expires_at
+            .is_some_and(|at| from_db(at) - expiry_warning.as_chrono() <= now)
+        {
+            mail::enqueue_key_event(conn, Event::Expiring, &key.id, &view, audit::SYSTEM, now)?;
+        }
+        Ok(view)
     })?;
     Ok(IssuedKey { key, secret })
 }
@@ -266,7 +277,8 @@ pub fn rotate_api_key(
             None,
             json!({ "previous_secret_expires_at": previous_until.map(|t| rfc3339(from_db(t))) }),
         )?;
-        let (_, view) = find_key_view(conn, client_id, now)?;
+        let (key, view) = find_key_view(conn, client_id, now)?;
+        mail::enqueue_key_event(conn, Event::Rotated, &key.id, &view, actor, now)?;
         Ok::<_, AppError>(view)
     })?;
     Ok(IssuedKey { key, secret })
@@ -331,7 +343,8 @@ pub fn revoke_api_key(
             None,
             json!({ "reason": reason }),
         )?;
-        let (_, view) = find_key_view(conn, client_id, now)?;
+        let (key, view) = find_key_view(conn, client_id, now)?;
+        mail::enqueue_key_event(conn, Event::Revoked, &key.id, &view, actor, now)?;
         Ok(view)
     })
 }

@@ -18,6 +18,14 @@ pub struct Metrics {
     pub token_failures: Family<FailureLabels, Counter>,
     pub token_request_duration: Histogram,
     pub email_outbox_pending: Gauge,
+    pub emails_sent: Counter,
+    pub email_failures: Family<EmailFailureLabels, Counter>,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EmailFailureLabels {
+    /// `transient` (retried) or `permanent` (given up at once).
+    pub kind: String,
 }
 
 impl Default for Metrics {
@@ -28,6 +36,8 @@ impl Default for Metrics {
         // 50 µs .. ~3 s: the cached path is sub-millisecond, argon2 ~20 ms.
         let token_request_duration = Histogram::new(exponential_buckets(0.00005, 2.5, 13));
         let email_outbox_pending = Gauge::default();
+        let emails_sent = Counter::default();
+        let email_failures = Family::<EmailFailureLabels, Counter>::default();
         // prometheus-client appends `_total` to counters.
         registry.register(
             "keygate_tokens_issued",
@@ -49,12 +59,24 @@ impl Default for Metrics {
             "Emails waiting in the outbox",
             email_outbox_pending.clone(),
         );
+        registry.register(
+            "keygate_emails_sent",
+            "Emails the mail server accepted",
+            emails_sent.clone(),
+        );
+        registry.register(
+            "keygate_email_send_failures",
+            "Failed email delivery attempts, by kind (transient: retried; permanent: given up)",
+            email_failures.clone(),
+        );
         Self {
             registry,
             tokens_issued,
             token_failures,
             token_request_duration,
             email_outbox_pending,
+            emails_sent,
+            email_failures,
         }
     }
 }
@@ -64,6 +86,14 @@ impl Metrics {
         self.token_failures
             .get_or_create(&FailureLabels {
                 reason: reason.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn count_email_failure(&self, kind: &str) {
+        self.email_failures
+            .get_or_create(&EmailFailureLabels {
+                kind: kind.to_owned(),
             })
             .inc();
     }

@@ -421,3 +421,56 @@ pub async fn assert_oauth_error(response: reqwest::Response, status: u16, error:
     assert_eq!(body["error"], error, "{body}");
     body
 }
+
+/// A fresh database and its variables, with no server started yet: for tests
+/// that start their own (a tuned in-process server, or the real binary).
+pub fn prepare_app(engine: Engine, extra: &[(&str, &str)]) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database_url = fresh_database(engine, &dir);
+    let secret_key = hex::encode(rand_bytes());
+    let mut vars: HashMap<String, String> = [
+        ("KEYGATE_DATABASE_URL", database_url.as_str()),
+        ("KEYGATE_SECRET_KEY", secret_key.as_str()),
+        ("KEYGATE_LISTEN", "127.0.0.1:0"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    vars.insert(
+        "KEYGATE_MAIL_DIR".into(),
+        dir.path().join("mail").display().to_string(),
+    );
+    for (k, v) in extra {
+        vars.insert((*k).to_owned(), (*v).to_owned());
+    }
+    TestApp {
+        engine,
+        address: String::new(),
+        issuer: String::new(),
+        database_url,
+        secret_key,
+        dir,
+        vars,
+        http: reqwest::Client::new(),
+    }
+}
+
+impl TestApp {
+    /// Starts an in-process server on this app's variables with its
+    /// configuration adjusted first (e.g. faster mail timing). The first one
+    /// started becomes `address`; returns its own address.
+    pub async fn serve_with(&mut self, adjust: impl FnOnce(&mut Config)) -> String {
+        let mut config = Config::from_vars(&self.vars).expect("valid test configuration");
+        adjust(&mut config);
+        let app = Application::build(config)
+            .await
+            .expect("application starts");
+        let address = format!("http://127.0.0.1:{}", app.port());
+        if self.address.is_empty() {
+            self.address = address.clone();
+            self.issuer = app.issuer().to_owned();
+        }
+        tokio::spawn(app.run_until_stopped());
+        address
+    }
+}

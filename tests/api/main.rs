@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod email;
 mod keys;
 mod process;
 mod signing;

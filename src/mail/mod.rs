@@ -1,0 +1,103 @@
+//! Emails to key owners: templates, the persistent outbox, its worker, the
+//! expiry sweep, and the transport that sends them.
+
+pub mod outbox;
+pub mod render;
+pub mod sweep;
+pub mod transport;
+pub mod worker;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::state::AppState;
+
+pub use outbox::enqueue_key_event;
+pub use render::Event;
+pub use transport::{Mailer, SendError, TransportError};
+
+/// Timing of the outbox worker and the expiry sweep. Not read from the
+/// environment: the defaults suit production, tests shorten them through
+/// `Config::mail_tuning`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MailTuning {
+    /// How often an idle worker looks for due emails.
+    pub poll_interval: Duration,
+    /// How often keys are checked for entering the warning window or expiring.
+    pub sweep_interval: Duration,
+    /// The first retry's delay; each further one doubles, up to `retry_cap`.
+    pub retry_base: Duration,
+    pub retry_cap: Duration,
+    /// Attempts before a transiently failing email is given up (about a day
+    /// with the defaults).
+    pub max_attempts: u32,
+    /// How long a worker owns the emails it claimed. Sends start within the
+    /// first half and each is cut off after a quarter; after a crash, the
+    /// emails it held wait this long before another process takes them.
+    pub lease: Duration,
+    /// Bounds connecting and each SMTP command.
+    pub smtp_timeout: Duration,
+}
+
+impl Default for MailTuning {
+    fn default() -> Self {
+        Self {
+            poll_interval: Duration::from_secs(1),
+            sweep_interval: Duration::from_secs(15),
+            retry_base: Duration::from_secs(1),
+            retry_cap: Duration::from_secs(600),
+            max_attempts: 150,
+            lease: Duration::from_secs(300),
+            smtp_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Starts the outbox worker and the expiry sweep of a `serve` process.
+pub fn spawn(state: Arc<AppState>, config: &Config) -> Result<(), TransportError> {
+    let tuning = config.mail_tuning;
+    let mailer = Mailer::new(&config.mail, tuning.smtp_timeout)?;
+    tracing::info!(transport = %mailer.describe(), "email outbox worker started");
+    tokio::spawn(worker::run(
+        Arc::clone(&state),
+        mailer,
+        config.mail_from.clone(),
+        tuning,
+    ));
+    tokio::spawn(sweep::run(
+        state,
+        config.expiry_warning,
+        tuning.sweep_interval,
+    ));
+    Ok(())
+}
+
+/// A background task's failure, logged and retried at the next tick.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct TaskError(String);
+
+impl From<diesel::r2d2::PoolError> for TaskError {
+    fn from(e: diesel::r2d2::PoolError) -> Self {
+        Self(e.to_string())
+    }
+}
+
+impl From<actix_web::error::BlockingError> for TaskError {
+    fn from(e: actix_web::error::BlockingError) -> Self {
+        Self(e.to_string())
+    }
+}
+
+impl From<diesel::result::Error> for TaskError {
+    fn from(e: diesel::result::Error) -> Self {
+        Self(e.to_string())
+    }
+}
+
+impl From<crate::error::AppError> for TaskError {
+    fn from(e: crate::error::AppError) -> Self {
+        Self(e.to_string())
+    }
+}

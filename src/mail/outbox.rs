@@ -1,0 +1,232 @@
+//! The persistent outbox: emails are written in the transaction of the change
+//! they report and sent afterwards, so none is lost to a crash, a restart or
+//! a mail server that is down.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+
+use super::render::{self, EmailContext, Event, PRODUCT};
+use crate::db::schema::email_outbox;
+use crate::db::{DbConnection, write_transaction};
+use crate::error::AppError;
+use crate::keys::KeyView;
+use crate::time::rfc3339;
+
+pub const PENDING: &str = "pending";
+pub const SENT: &str = "sent";
+pub const FAILED: &str = "failed";
+
+#[derive(Insertable)]
+#[diesel(table_name = email_outbox)]
+struct NewEmail<'a> {
+    id: &'a str,
+    dedupe_key: &'a str,
+    key_id: Option<&'a str>,
+    event: &'a str,
+    recipient: &'a str,
+    subject: &'a str,
+    body_text: &'a str,
+    body_html: &'a str,
+    status: &'a str,
+    attempts: i32,
+    created_at: NaiveDateTime,
+    next_attempt_at: NaiveDateTime,
+}
+
+/// A claimed row, as the worker sends it.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = email_outbox)]
+pub struct OutboxEmail {
+    pub id: String,
+    pub recipient: String,
+    pub subject: String,
+    pub body_text: String,
+    pub body_html: String,
+    pub attempts: i32,
+}
+
+impl OutboxEmail {
+    /// The same for every attempt, so a resend after a crash is recognisable.
+    pub fn message_id(&self) -> String {
+        format!("{}@keygate", self.id)
+    }
+}
+
+/// The one email per key and event (a key is rotated many times: each
+/// rotation is its own event).
+fn dedupe_key(key_id: &str, event: Event, row_id: &str) -> String {
+    match event {
+        Event::Rotated => format!("key:{key_id}:rotated:{row_id}"),
+        other => format!("key:{key_id}:{}", other.as_str()),
+    }
+}
+
+/// Renders `event` for the key's owner and queues it, unless that email was
+/// queued already. Call it inside the transaction of the change it reports:
+/// a template error then aborts the change. Returns whether a row was added.
+pub fn enqueue_key_event(
+    conn: &mut DbConnection,
+    event: Event,
+    key_id: &str,
+    key: &KeyView,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, AppError> {
+    let occurred_at = rfc3339(now);
+    let mail = render::render(
+        event,
+        &EmailContext {
+            product: PRODUCT,
+            key,
+            actor,
+            occurred_at: &occurred_at,
+        },
+    )
+    .map_err(AppError::internal)?;
+    // Time-ordered, so the worker sends a key's "created" before its "expires soon".
+    let id = uuid::Uuid::now_v7().to_string();
+    let dedupe = dedupe_key(key_id, event, &id);
+    let row = NewEmail {
+        id: &id,
+        dedupe_key: &dedupe,
+        key_id: Some(key_id),
+        event: event.as_str(),
+        recipient: &key.owner,
+        subject: &mail.subject,
+        body_text: &mail.text,
+        body_html: &mail.html,
+        status: PENDING,
+        attempts: 0,
+        created_at: now.naive_utc(),
+        next_attempt_at: now.naive_utc(),
+    };
+    let insert = diesel::insert_into(email_outbox::table)
+        .values(&row)
+        .on_conflict(email_outbox::dedupe_key)
+        .do_nothing();
+    let added = match conn {
+        DbConnection::Sqlite(c) => insert.execute(c)?,
+        DbConnection::Pg(c) => insert.execute(c)?,
+    };
+    Ok(added == 1)
+}
+
+/// The ids of due, unleased pending emails, oldest first; an expression so
+/// each engine can add its own locking clause.
+macro_rules! due_ids {
+    ($now:expr, $limit:expr) => {
+        email_outbox::table
+            .filter(email_outbox::status.eq(PENDING))
+            .filter(email_outbox::next_attempt_at.le($now))
+            .filter(
+                email_outbox::locked_until
+                    .is_null()
+                    .or(email_outbox::locked_until.le($now)),
+            )
+            .select(email_outbox::id)
+            .order((email_outbox::next_attempt_at.asc(), email_outbox::id.asc()))
+            .limit($limit)
+    };
+}
+
+macro_rules! lease {
+    ($conn:expr, $ids:expr, $until:expr) => {
+        diesel::update(email_outbox::table.filter(email_outbox::id.eq_any($ids)))
+            .set(email_outbox::locked_until.eq($until))
+            .execute($conn)
+    };
+}
+
+/// Takes up to `limit` due emails and leases them to the caller until
+/// `lease_until`: another process skips them meanwhile. On PostgreSQL the
+/// rows are picked with `FOR UPDATE SKIP LOCKED`, so concurrent workers take
+/// disjoint sets without waiting; SQLite has one writer at a time anyway.
+pub fn claim_due(
+    conn: &mut DbConnection,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+    limit: i64,
+) -> QueryResult<Vec<OutboxEmail>> {
+    let now = now.naive_utc();
+    let until = lease_until.naive_utc();
+    // Mostly nothing is due: a plain read spares SQLite a write lock a second.
+    let any: Vec<String> = due_ids!(now, 1).load(conn)?;
+    if any.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<String> = match conn {
+        DbConnection::Pg(pg) => pg.transaction(|pg| {
+            let ids: Vec<String> = due_ids!(now, limit).for_update().skip_locked().load(pg)?;
+            lease!(pg, &ids, until)?;
+            Ok::<_, diesel::result::Error>(ids)
+        })?,
+        DbConnection::Sqlite(_) => write_transaction(conn, |conn| {
+            let ids: Vec<String> = due_ids!(now, limit).load(conn)?;
+            lease!(conn, &ids, until)?;
+            Ok::<_, diesel::result::Error>(ids)
+        })?,
+    };
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    email_outbox::table
+        .filter(email_outbox::id.eq_any(&ids))
+        .order((email_outbox::next_attempt_at.asc(), email_outbox::id.asc()))
+        .select(OutboxEmail::as_select())
+        .load(conn)
+}
+
+/// Recorded right after the server accepted the message, so it is never
+/// sent again.
+pub fn mark_sent(conn: &mut DbConnection, id: &str, now: DateTime<Utc>) -> QueryResult<()> {
+    diesel::update(email_outbox::table.find(id))
+        .set((
+            email_outbox::status.eq(SENT),
+            email_outbox::sent_at.eq(now.naive_utc()),
+            email_outbox::attempts.eq(email_outbox::attempts + 1),
+            email_outbox::locked_until.eq(None::<NaiveDateTime>),
+            email_outbox::last_error.eq(None::<String>),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// A failed attempt: tried again at `retry_at`, or given up when `None`.
+pub fn mark_failed_attempt(
+    conn: &mut DbConnection,
+    id: &str,
+    error: &str,
+    retry_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> QueryResult<()> {
+    let (status, next) = match retry_at {
+        Some(at) => (PENDING, at),
+        None => (FAILED, now),
+    };
+    diesel::update(email_outbox::table.find(id))
+        .set((
+            email_outbox::status.eq(status),
+            email_outbox::next_attempt_at.eq(next.naive_utc()),
+            email_outbox::attempts.eq(email_outbox::attempts + 1),
+            email_outbox::locked_until.eq(None::<NaiveDateTime>),
+            email_outbox::last_error.eq(Some(error)),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// Gives leased emails back untried: due again at once, for any process.
+pub fn release(conn: &mut DbConnection, ids: &[String]) -> QueryResult<()> {
+    diesel::update(email_outbox::table.filter(email_outbox::id.eq_any(ids)))
+        .set(email_outbox::locked_until.eq(None::<NaiveDateTime>))
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// Emails not yet sent nor given up: the outbox depth.
+pub fn pending_count(conn: &mut DbConnection) -> QueryResult<i64> {
+    email_outbox::table
+        .filter(email_outbox::status.eq(PENDING))
+        .count()
+        .get_result(conn)
+}

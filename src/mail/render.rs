@@ -1,0 +1,310 @@
+//! Email content from the templates under `templates/email/`, embedded in the
+//! binary so it runs from any directory. HTML is escaped by default (the
+//! `.html` templates) and a missing variable fails the rendering instead of
+//! printing nothing.
+
+use std::sync::LazyLock;
+
+use minijinja::{Environment, UndefinedBehavior};
+use serde::Serialize;
+
+use crate::keys::KeyView;
+
+/// The product name emails are signed with.
+pub const PRODUCT: &str = "keygate";
+
+/// What an email reports about a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    Created,
+    Rotated,
+    Revoked,
+    Expiring,
+    Expired,
+}
+
+impl Event {
+    pub const ALL: [Self; 5] = [
+        Self::Created,
+        Self::Rotated,
+        Self::Revoked,
+        Self::Expiring,
+        Self::Expired,
+    ];
+
+    /// The template folder and the outbox's `event` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Rotated => "rotated",
+            Self::Revoked => "revoked",
+            Self::Expiring => "expiring",
+            Self::Expired => "expired",
+        }
+    }
+}
+
+/// A rendered email, ready for the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("rendering the {template} email template failed: {message}")]
+pub struct RenderError {
+    template: String,
+    message: String,
+}
+
+/// Everything a template may use. The key view holds no secret, so no
+/// template can show one.
+#[derive(Debug, Serialize)]
+pub struct EmailContext<'a> {
+    pub product: &'static str,
+    pub key: &'a KeyView,
+    /// Who acted: a person's email, "command line", or keygate itself.
+    pub actor: &'a str,
+    /// When the event happened, ISO 8601 in UTC.
+    pub occurred_at: &'a str,
+}
+
+macro_rules! embedded {
+    ($($path:literal),* $(,)?) => {
+        [$(($path, include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/templates/", $path)))),*]
+    };
+}
+
+const TEMPLATES: [(&str, &str); 17] = embedded!(
+    "email/base.txt",
+    "email/base.html",
+    "email/created/subject.txt",
+    "email/created/body.txt",
+    "email/created/body.html",
+    "email/rotated/subject.txt",
+    "email/rotated/body.txt",
+    "email/rotated/body.html",
+    "email/revoked/subject.txt",
+    "email/revoked/body.txt",
+    "email/revoked/body.html",
+    "email/expiring/subject.txt",
+    "email/expiring/body.txt",
+    "email/expiring/body.html",
+    "email/expired/subject.txt",
+    "email/expired/body.txt",
+    "email/expired/body.html",
+);
+
+fn build_environment(
+    templates: &[(&'static str, &'static str)],
+) -> Result<Environment<'static>, RenderError> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_trim_blocks(true);
+    env.set_lstrip_blocks(true);
+    // The default escapes `.html` templates and leaves `.txt` alone.
+    for (name, source) in templates {
+        env.add_template(name, source).map_err(|e| RenderError {
+            template: (*name).to_owned(),
+            message: e.to_string(),
+        })?;
+    }
+    Ok(env)
+}
+
+static ENVIRONMENT: LazyLock<Result<Environment<'static>, RenderError>> =
+    LazyLock::new(|| build_environment(&TEMPLATES));
+
+fn render_one(
+    env: &Environment<'_>,
+    name: &str,
+    context: impl Serialize,
+) -> Result<String, RenderError> {
+    let fail = |e: minijinja::Error| RenderError {
+        template: name.to_owned(),
+        message: format!("{e:#}"),
+    };
+    env.get_template(name)
+        .map_err(fail)?
+        .render(context)
+        .map_err(fail)
+}
+
+/// Renders the subject, text and HTML of `event`.
+pub fn render(event: Event, context: &EmailContext<'_>) -> Result<Rendered, RenderError> {
+    let env = ENVIRONMENT.as_ref().map_err(|e| RenderError {
+        template: e.template.clone(),
+        message: e.message.clone(),
+    })?;
+    render_with(env, event, context)
+}
+
+fn render_with(
+    env: &Environment<'_>,
+    event: Event,
+    context: &EmailContext<'_>,
+) -> Result<Rendered, RenderError> {
+    let dir = format!("email/{}", event.as_str());
+    // A subject is one line, whatever the template's whitespace.
+    let subject = render_one(env, &format!("{dir}/subject.txt"), context)?
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let text = render_one(env, &format!("{dir}/body.txt"), context)?;
+    let html = render_one(
+        env,
+        &format!("{dir}/body.html"),
+        minijinja::context! { subject => &subject, ..minijinja::Value::from_serialize(context) },
+    )?;
+    Ok(Rendered {
+        subject,
+        text: tidy_text(&text),
+        html,
+    })
+}
+
+/// At most one blank line in a row, none at the start or end.
+fn tidy_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut blank = 0;
+    // "-- " is the signature separator mail clients recognise: keep its space.
+    for line in text
+        .lines()
+        .map(|l| if l == "-- " { l } else { l.trim_end() })
+    {
+        if line.is_empty() {
+            blank += 1;
+            continue;
+        }
+        if !out.is_empty() && blank > 0 {
+            out.push('\n');
+        }
+        blank = 0;
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::KeyStatus;
+
+    pub(crate) fn sample_key(name: &str) -> KeyView {
+        KeyView {
+            client_id: "kg_sample123".into(),
+            name: name.into(),
+            description: String::new(),
+            owner: "alice@example.com".into(),
+            scopes: vec!["read".into(), "write".into()],
+            audiences: vec!["https://api.example.com".into()],
+            created_at: "2026-11-22T10:00:00Z".into(),
+            created_by: "command line".into(),
+            expires_at: Some("2027-05-21T10:00:00Z".into()),
+            status: KeyStatus::Active,
+            last_used_at: None,
+            rotated_at: None,
+            previous_secret_expires_at: Some("2026-11-23T10:00:00Z".into()),
+            revoked_at: Some("2026-11-22T12:00:00Z".into()),
+            revoked_by: Some("bob@example.com".into()),
+            revoked_reason: Some("leaked in a CI log".into()),
+        }
+    }
+
+    fn context(key: &KeyView) -> EmailContext<'_> {
+        EmailContext {
+            product: PRODUCT,
+            key,
+            actor: "bob@example.com",
+            occurred_at: "2026-11-22T12:00:00Z",
+        }
+    }
+
+    #[test]
+    fn every_event_renders_with_its_subject_word_and_the_key_facts() {
+        let key = sample_key("ci");
+        for (event, word) in [
+            (Event::Created, "created"),
+            (Event::Rotated, "rotated"),
+            (Event::Revoked, "revoked"),
+            (Event::Expiring, "expires soon"),
+            (Event::Expired, "expired"),
+        ] {
+            let mail = render(event, &context(&key)).unwrap();
+            assert!(
+                mail.subject.starts_with("[keygate] API key \"ci\" "),
+                "{mail:?}"
+            );
+            assert!(mail.subject.contains(word), "{}", mail.subject);
+            assert!(!mail.subject.contains('\n'));
+            for body in [&mail.text, &mail.html] {
+                for fact in [
+                    "kg_sample123",
+                    "read",
+                    // The HTML escapes `/`, which browsers show as is.
+                    "api.example.com",
+                    "2027-05-21T10:00:00Z",
+                    "contact an administrator",
+                ] {
+                    assert!(body.contains(fact), "{event:?} lacks {fact}: {body}");
+                }
+            }
+            assert!(mail.text.contains("https://api.example.com"));
+            assert!(mail.html.starts_with("<!DOCTYPE html>"));
+            assert!(!mail.text.starts_with('\n') && !mail.text.contains("\n\n\n"));
+            assert!(mail.text.contains("\n-- \n"), "signature separator");
+        }
+    }
+
+    #[test]
+    fn rotation_and_revocation_say_what_matters() {
+        let key = sample_key("ci");
+        let rotated = render(Event::Rotated, &context(&key)).unwrap();
+        assert!(rotated.text.contains("works until 2026-11-23T10:00:00Z"));
+        let revoked = render(Event::Revoked, &context(&key)).unwrap();
+        for body in [&revoked.text, &revoked.html] {
+            assert!(body.contains("leaked in a CI log"));
+            assert!(body.contains("bob@example.com"));
+            assert!(body.contains("2026-11-22T12:00:00Z"));
+            assert!(body.contains("cannot be undone"));
+        }
+    }
+
+    #[test]
+    fn html_is_escaped_and_text_is_not() {
+        let key = sample_key("<script>alert(1)</script>");
+        let mail = render(Event::Created, &context(&key)).unwrap();
+        assert!(!mail.html.contains("<script>"), "{}", mail.html);
+        assert!(
+            mail.html
+                .contains("&lt;script&gt;alert(1)&lt;&#x2f;script&gt;")
+        );
+        assert!(mail.text.contains("<script>alert(1)</script>"));
+        assert!(mail.subject.contains("<script>alert(1)</script>"));
+    }
+
+    #[test]
+    fn a_missing_variable_fails_the_rendering() {
+        let env =
+            build_environment(&[("email/created/subject.txt", "{{ key.nickname }}")]).unwrap();
+        let key = sample_key("ci");
+        let err = render_with(&env, Event::Created, &context(&key)).unwrap_err();
+        assert!(
+            err.to_string().contains("email/created/subject.txt"),
+            "{err}"
+        );
+        let env = build_environment(&[("t.txt", "{{ nothing }}")]).unwrap();
+        assert!(render_one(&env, "t.txt", context(&key)).is_err());
+    }
+
+    #[test]
+    fn every_embedded_template_parses() {
+        assert!(ENVIRONMENT.is_ok(), "{:?}", ENVIRONMENT.as_ref().err());
+        for event in Event::ALL {
+            assert!(render(event, &context(&sample_key("k"))).is_ok());
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! The expiry sweep: queues one "expires soon" email for each key entering
+//! its warning window and one "expired" email for each key past its expiry.
+//! The outbox's unique dedupe key makes that exactly once, across restarts
+//! and across processes sweeping at the same moment.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::dsl::{exists, not};
+use diesel::prelude::*;
+
+use super::TaskError;
+use super::outbox::enqueue_key_event;
+use super::render::Event;
+use crate::audit::SYSTEM;
+use crate::db::schema::{api_keys, email_outbox, users};
+use crate::db::{DbConnection, write_transaction};
+use crate::duration::HumanDuration;
+use crate::keys::ApiKey;
+use crate::state::AppState;
+
+/// Keys handled per event and round; the next round takes the rest.
+const ROUND: i64 = 200;
+
+pub async fn run(state: Arc<AppState>, warning: HumanDuration, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let swept = state.db(move |conn| sweep(conn, warning, Utc::now())).await;
+        match swept {
+            Ok(0) => {}
+            Ok(queued) => tracing::info!(queued, "expiry sweep queued emails"),
+            Err(error) => tracing::warn!(%error, "expiry sweep failed"),
+        }
+    }
+}
+
+/// Queues the due "expires soon" and "expired" emails; returns how many.
+pub fn sweep(
+    conn: &mut DbConnection,
+    warning: HumanDuration,
+    now: DateTime<Utc>,
+) -> Result<usize, TaskError> {
+    let mut queued = 0;
+    let window_end = (now + warning.as_chrono()).naive_utc();
+    let ids = expiring_keys(conn, now, window_end)?;
+    let expiring = with_owners(conn, &ids)?;
+    let ids = expired_keys(conn, now)?;
+    let expired = with_owners(conn, &ids)?;
+    for (event, keys) in [(Event::Expiring, expiring), (Event::Expired, expired)] {
+        for (key, owner) in keys {
+            let view = key.view(&owner, now);
+            let added = write_transaction(conn, |conn| {
+                enqueue_key_event(conn, event, &key.id, &view, SYSTEM, now)
+            })?;
+            queued += usize::from(added);
+        }
+    }
+    Ok(queued)
+}
+
+/// Keys with no `event` email queued yet.
+macro_rules! without_email {
+    ($event:expr) => {
+        not(exists(
+            email_outbox::table
+                .filter(email_outbox::key_id.eq(api_keys::id.nullable()))
+                .filter(email_outbox::event.eq($event.as_str())),
+        ))
+    };
+}
+
+fn expiring_keys(
+    conn: &mut DbConnection,
+    now: DateTime<Utc>,
+    window_end: NaiveDateTime,
+) -> QueryResult<Vec<String>> {
+    api_keys::table
+        .filter(api_keys::revoked_at.is_null())
+        .filter(api_keys::expires_at.gt(now.naive_utc()))
+        .filter(api_keys::expires_at.le(window_end))
+        .filter(without_email!(Event::Expiring))
+        .select(api_keys::id)
+        .order(api_keys::expires_at.asc())
+        .limit(ROUND)
+        .load(conn)
+}
+
+fn expired_keys(conn: &mut DbConnection, now: DateTime<Utc>) -> QueryResult<Vec<String>> {
+    api_keys::table
+        .filter(api_keys::revoked_at.is_null())
+        .filter(api_keys::expires_at.le(now.naive_utc()))
+        .filter(without_email!(Event::Expired))
+        .select(api_keys::id)
+        .order(api_keys::expires_at.asc())
+        .limit(ROUND)
+        .load(conn)
+}
+
+fn with_owners(conn: &mut DbConnection, ids: &[String]) -> QueryResult<Vec<(ApiKey, String)>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    api_keys::table
+        .inner_join(users::table)
+        .filter(api_keys::id.eq_any(ids))
+        .order(api_keys::expires_at.asc())
+        .select((ApiKey::as_select(), users::email))
+        .load(conn)
+}

@@ -1,0 +1,210 @@
+//! Sends what the outbox holds: claims due emails with a lease, sends them
+//! outside any transaction, then records the outcome at once, so an email the
+//! server accepted is never sent again and one it did not is retried with
+//! backoff until it goes through or is given up.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use chrono::Utc;
+use lettre::message::Mailbox;
+
+use super::outbox::{self, OutboxEmail};
+use super::transport::{Mailer, Outgoing, SendError, compose};
+use super::{MailTuning, TaskError};
+use crate::state::AppState;
+
+/// Emails claimed at once; a full batch is followed by the next without pause.
+const BATCH: i64 = 20;
+
+pub async fn run(state: Arc<AppState>, mailer: Mailer, from: Mailbox, tuning: MailTuning) {
+    loop {
+        let sent = match tick(&state, &mailer, &from, &tuning).await {
+            Ok(count) => count,
+            Err(error) => {
+                tracing::warn!(%error, "email outbox: could not read the outbox");
+                0
+            }
+        };
+        refresh_gauge(&state).await;
+        if sent < BATCH as usize {
+            tokio::time::sleep(tuning.poll_interval).await;
+        }
+    }
+}
+
+async fn refresh_gauge(state: &AppState) {
+    match state
+        .db(|conn| outbox::pending_count(conn).map_err(TaskError::from))
+        .await
+    {
+        Ok(pending) => {
+            state.metrics.email_outbox_pending.set(pending);
+        }
+        Err(error) => tracing::warn!(%error, "email outbox: could not count pending emails"),
+    }
+}
+
+/// One claim-and-send round; returns how many emails it handled.
+async fn tick(
+    state: &AppState,
+    mailer: &Mailer,
+    from: &Mailbox,
+    tuning: &MailTuning,
+) -> Result<usize, TaskError> {
+    let now = Utc::now();
+    let lease_until =
+        now + chrono::Duration::from_std(tuning.lease).unwrap_or(chrono::Duration::minutes(2));
+    let batch = state
+        .db(move |conn| outbox::claim_due(conn, now, lease_until, BATCH).map_err(TaskError::from))
+        .await?;
+    let count = batch.len();
+    let started = tokio::time::Instant::now();
+    let mut batch = batch.into_iter();
+    while let Some(email) = batch.next() {
+        if started.elapsed() >= tuning.lease / 2 {
+            // A slow server ate half the lease: hand the rest back rather
+            // than send after another process may have taken them over.
+            let rest: Vec<String> = std::iter::once(email.id)
+                .chain(batch.map(|e| e.id))
+                .collect();
+            state
+                .db(move |conn| outbox::release(conn, &rest).map_err(TaskError::from))
+                .await?;
+            break;
+        }
+        // Started before half the lease and bounded by a quarter of it, each
+        // send and its record end before the lease does: no other process
+        // takes the email over while it is on its way.
+        let outcome =
+            match tokio::time::timeout(tuning.lease / 4, deliver(mailer, from, &email)).await {
+                Ok(outcome) => outcome,
+                Err(_) => Err(SendError::Transient("sending timed out".into())),
+            };
+        record(state, &email, outcome, tuning).await;
+    }
+    Ok(count)
+}
+
+async fn deliver(mailer: &Mailer, from: &Mailbox, email: &OutboxEmail) -> Result<(), SendError> {
+    let message_id = email.message_id();
+    let message = compose(
+        from,
+        &Outgoing {
+            message_id: &message_id,
+            to: &email.recipient,
+            subject: &email.subject,
+            text: &email.body_text,
+            html: &email.body_html,
+        },
+        SystemTime::now(),
+    )?;
+    mailer.send(message).await
+}
+
+/// Writes the outcome; a database hiccup is retried a few times, since a sent
+/// email left unmarked would be sent again once its lease ends.
+async fn record(
+    state: &AppState,
+    email: &OutboxEmail,
+    outcome: Result<(), SendError>,
+    tuning: &MailTuning,
+) {
+    let now = Utc::now();
+    let attempt = u32::try_from(email.attempts).unwrap_or(0).saturating_add(1);
+    let (retry_at, error) = match &outcome {
+        Ok(()) => {
+            state.metrics.emails_sent.inc();
+            tracing::info!(email = %email.id, attempt, "email sent");
+            (None, None)
+        }
+        Err(error) => {
+            let give_up = error.is_permanent() || attempt >= tuning.max_attempts;
+            state.metrics.count_email_failure(if error.is_permanent() {
+                "permanent"
+            } else {
+                "transient"
+            });
+            let retry_at = if give_up {
+                tracing::error!(email = %email.id, attempt, %error, "email given up");
+                None
+            } else {
+                let delay = backoff(attempt, tuning.retry_base, tuning.retry_cap, jitter());
+                tracing::warn!(email = %email.id, attempt, %error, retry_in = ?delay, "email not sent; will retry");
+                Some(
+                    now + chrono::Duration::from_std(delay)
+                        .unwrap_or(chrono::Duration::minutes(10)),
+                )
+            };
+            (retry_at, Some(error.to_string()))
+        }
+    };
+    for pause in [0u64, 200, 1000, 5000] {
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+        let id = email.id.clone();
+        let error = error.clone();
+        let written = state
+            .db(move |conn| {
+                match error {
+                    None => outbox::mark_sent(conn, &id, now),
+                    Some(e) => outbox::mark_failed_attempt(conn, &id, &e, retry_at, now),
+                }
+                .map_err(TaskError::from)
+            })
+            .await;
+        match written {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(email = %email.id, error = %e, "email outbox: could not record the outcome")
+            }
+        }
+    }
+}
+
+/// A random number in [0, 1).
+fn jitter() -> f64 {
+    let mut bytes = [0u8; 8];
+    crate::random::fill(&mut bytes);
+    (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// The delay before attempt `attempt + 1`: `base * 2^(attempt-1)`, capped,
+/// with "equal jitter" (half fixed, half random) so that many emails failing
+/// together do not retry in lockstep.
+pub fn backoff(attempt: u32, base: Duration, cap: Duration, jitter: f64) -> Duration {
+    let exponent = attempt.saturating_sub(1).min(31);
+    let full = base.saturating_mul(1u32 << exponent).min(cap);
+    full / 2 + full.mul_f64(0.5 * jitter.clamp(0.0, 1.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let cap = Duration::from_secs(600);
+        let upper: Vec<u64> = (1..=12)
+            .map(|a| backoff(a, S, cap, 1.0).as_secs())
+            .collect();
+        assert_eq!(upper, [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 600, 600]);
+        assert_eq!(backoff(3, S, cap, 0.0), Duration::from_secs(2));
+        assert_eq!(backoff(u32::MAX, S, cap, 0.5), Duration::from_secs(450));
+        assert_eq!(backoff(0, S, cap, 1.0), S);
+    }
+
+    #[test]
+    fn jitter_stays_within_half_to_full() {
+        for _ in 0..1000 {
+            let j = jitter();
+            assert!((0.0..1.0).contains(&j));
+            let d = backoff(5, S, Duration::from_secs(600), j);
+            assert!(
+                d >= Duration::from_secs(8) && d <= Duration::from_secs(16),
+                "{d:?}"
+            );
+        }
+    }
+}

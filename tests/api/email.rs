@@ -1,0 +1,801 @@
+//! Emails to key owners, received by a real SMTP server (aiosmtpd) or read
+//! from the `.eml` folder: one per event, well formed, never a secret; the
+//! outbox survives an SMTP outage and a killed server, gives up on a
+//! permanent rejection, and several servers never send one twice.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use diesel::prelude::*;
+use keygate::Config;
+use keygate::mail::MailTuning;
+use mail_parser::{MessageParser, MimeHeaders, PartType};
+use tempfile::TempDir;
+
+use crate::both_engines;
+use crate::helpers::{Engine, Key, TestApp, prepare_app};
+
+// ------------------------------------------------------------------ SMTP sink
+
+/// aiosmtpd storing what it accepts in a Maildir; killed on drop. Refuses
+/// (550) recipients starting with "reject" (tests/support/keygate_smtp.py).
+pub struct SmtpSink {
+    pub port: u16,
+    maildir: PathBuf,
+    _dir: TempDir,
+    child: Option<std::process::Child>,
+}
+
+fn python() -> String {
+    std::env::var("KEYGATE_TEST_PYTHON").unwrap_or_else(|_| "/usr/bin/python3".into())
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl SmtpSink {
+    /// A sink on a free port, not yet listening.
+    pub fn stopped() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        Self {
+            port: free_port(),
+            // aiosmtpd creates the Maildir; it must not exist beforehand.
+            maildir: dir.path().join("maildir"),
+            _dir: dir,
+            child: None,
+        }
+    }
+
+    pub async fn started() -> Self {
+        let mut sink = Self::stopped();
+        sink.start().await;
+        sink
+    }
+
+    pub fn url(&self) -> String {
+        format!("smtp://127.0.0.1:{}?tls=none", self.port)
+    }
+
+    pub async fn start(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        let support = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support");
+        let child = std::process::Command::new(python())
+            .args(["-m", "aiosmtpd", "-n", "-l"])
+            .arg(format!("127.0.0.1:{}", self.port))
+            .args(["-c", "keygate_smtp.RejectingMailbox"])
+            .arg(&self.maildir)
+            .env("PYTHONPATH", support)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start aiosmtpd (set KEYGATE_TEST_PYTHON to a python that has it)");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .is_err()
+        {
+            assert!(Instant::now() < deadline, "aiosmtpd did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// An outage: the port stops answering.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn messages(&self) -> Vec<Received> {
+        let Ok(entries) = std::fs::read_dir(self.maildir.join("new")) else {
+            return Vec::new();
+        };
+        entries
+            .map(|e| Received::parse(&std::fs::read(e.unwrap().path()).unwrap()))
+            .collect()
+    }
+
+    /// Waits until at least `count` messages arrived.
+    pub async fn wait_for(&self, count: usize, within: Duration) -> Vec<Received> {
+        wait_for_messages(|| self.messages(), count, within).await
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+async fn wait_for_messages(
+    read: impl Fn() -> Vec<Received>,
+    count: usize,
+    within: Duration,
+) -> Vec<Received> {
+    let deadline = Instant::now() + within;
+    loop {
+        let got = read();
+        if got.len() >= count {
+            return got;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "expected {count} messages, got {}: {:?}",
+            got.len(),
+            got.iter().map(|m| &m.subject).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// One received message, parsed.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub raw: String,
+    pub subject: String,
+    pub message_id: String,
+    pub to: String,
+    pub content_type: String,
+    /// The MIME types of the root's parts, in order.
+    pub parts: Vec<String>,
+    pub text: String,
+    pub html: String,
+    pub has_date: bool,
+    pub from: String,
+}
+
+impl Received {
+    fn parse(bytes: &[u8]) -> Self {
+        let message = MessageParser::default()
+            .parse(bytes)
+            .expect("a parsable message");
+        let root = message.root_part();
+        let content_type = message
+            .content_type()
+            .map(|c| format!("{}/{}", c.ctype(), c.subtype().unwrap_or("")))
+            .unwrap_or_default();
+        let mut parts = Vec::new();
+        let (mut text, mut html) = (String::new(), String::new());
+        for id in root.sub_parts().unwrap_or(&[]) {
+            let part = &message.parts[*id as usize];
+            match &part.body {
+                PartType::Text(t) => {
+                    parts.push("text/plain".to_owned());
+                    text = t.to_string();
+                }
+                PartType::Html(h) => {
+                    parts.push("text/html".to_owned());
+                    html = h.to_string();
+                }
+                _ => parts.push("other".to_owned()),
+            }
+        }
+        Self {
+            raw: String::from_utf8_lossy(bytes).into_owned(),
+            subject: message.subject().unwrap_or_default().to_owned(),
+            message_id: message.message_id().unwrap_or_default().to_owned(),
+            to: message
+                .to()
+                .and_then(|a| a.first())
+                .and_then(|a| a.address())
+                .unwrap_or_default()
+                .to_owned(),
+            from: message
+                .from()
+                .and_then(|a| a.first())
+                .and_then(|a| a.address())
+                .unwrap_or_default()
+                .to_owned(),
+            has_date: message.date().is_some(),
+            content_type,
+            parts,
+            text,
+            html,
+        }
+    }
+
+    /// Well formed as INTERFACE.md asks, to the owner, naming the key and
+    /// holding no secret anywhere.
+    fn assert_well_formed(&self, owner: &str, key: &Key) {
+        assert_eq!(self.content_type, "multipart/alternative", "{}", self.raw);
+        assert_eq!(self.parts, ["text/plain", "text/html"], "{}", self.raw);
+        assert_eq!(self.to, owner);
+        assert_eq!(self.from, "keygate@localhost");
+        assert!(self.has_date, "no Date header");
+        assert!(self.message_id.ends_with("@keygate"), "{}", self.message_id);
+        assert!(self.text.contains(&key.client_id), "{}", self.text);
+        assert!(self.html.contains(&key.client_id), "{}", self.html);
+        assert!(
+            self.subject
+                .contains(&format!("\"{}\"", key.json["name"].as_str().unwrap()))
+        );
+        for secret in [&key.client_secret, &key.client_secret[4..]] {
+            for (what, body) in [
+                ("raw message", &self.raw),
+                ("text", &self.text),
+                ("html", &self.html),
+            ] {
+                assert!(!body.contains(secret), "the secret is in the {what}");
+            }
+        }
+    }
+}
+
+/// Exactly one message whose subject contains `word`.
+fn one_with<'a>(messages: &'a [Received], word: &str) -> &'a Received {
+    let matching: Vec<_> = messages
+        .iter()
+        .filter(|m| m.subject.contains(word))
+        .collect();
+    assert_eq!(
+        matching.len(),
+        1,
+        "messages with {word:?}: {:?}",
+        messages.iter().map(|m| &m.subject).collect::<Vec<_>>()
+    );
+    matching[0]
+}
+
+// ------------------------------------------------------------------ helpers
+
+fn fast_mail(config: &mut Config) {
+    config.mail_tuning = MailTuning {
+        poll_interval: Duration::from_millis(100),
+        sweep_interval: Duration::from_millis(200),
+        retry_base: Duration::from_millis(200),
+        retry_cap: Duration::from_secs(1),
+        lease: Duration::from_secs(10),
+        smtp_timeout: Duration::from_secs(5),
+        ..MailTuning::default()
+    };
+}
+
+#[derive(Debug, QueryableByName)]
+struct OutboxRow {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    event: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    recipient: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    status: String,
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    attempts: i32,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    last_error: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    body: String,
+    /// A worker holds the email right now.
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    leased: bool,
+}
+
+fn outbox(app: &TestApp) -> Vec<OutboxRow> {
+    let url = keygate::config::DatabaseUrl::parse(&app.database_url).unwrap();
+    let pool = keygate::db::connect(&url).unwrap();
+    let mut conn = pool.get().unwrap();
+    diesel::sql_query(
+        "SELECT event, recipient, status, attempts, last_error, \
+         subject || body_text || body_html AS body, \
+         locked_until IS NOT NULL AS leased FROM email_outbox \
+         ORDER BY sent_at, id",
+    )
+    .load(&mut *conn)
+    .unwrap()
+}
+
+async fn wait_until(what: &str, within: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn metrics(app: &TestApp) -> String {
+    app.http
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// A user, the example API, and nothing else.
+async fn owner_and_api(app: &TestApp, owner: &str) {
+    app.cli_ok(&["users", "add", owner]).await;
+    app.cli_ok(&[
+        "apis",
+        "add",
+        "https://api.example.com",
+        "--name",
+        "Example API",
+        "--scopes",
+        "read write",
+    ])
+    .await;
+}
+
+async fn key_for(app: &TestApp, owner: &str, name: &str, extra: &[&str]) -> Key {
+    let mut args = vec![
+        "--owner",
+        owner,
+        "--name",
+        name,
+        "--scope",
+        "read",
+        "--audience",
+        "https://api.example.com",
+    ];
+    args.extend_from_slice(extra);
+    app.create_key(&args).await
+}
+
+/// The real `keygate serve` on this app's variables; killed on drop.
+struct Serve {
+    child: tokio::process::Child,
+}
+
+async fn serve_binary(app: &TestApp) -> Serve {
+    let port = free_port();
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_keygate"))
+        .arg("serve")
+        .env_clear()
+        .envs(&app.vars)
+        .env("KEYGATE_LISTEN", format!("127.0.0.1:{port}"))
+        .env("RUST_LOG", "warn")
+        .current_dir(app.dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let ready = app
+            .http
+            .get(format!("http://127.0.0.1:{port}/readyz"))
+            .send()
+            .await;
+        if ready.is_ok_and(|r| r.status() == 200) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "keygate serve did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Serve { child }
+}
+
+impl Serve {
+    /// kill -9: no shutdown of any kind.
+    async fn kill(mut self) {
+        self.child.kill().await.unwrap();
+    }
+}
+
+// ------------------------------------------------------------------ tests
+
+/// Created, rotated, revoked, expires soon (a key created inside the warning
+/// window: right after its "created") and expired: one message each, to the
+/// owner, well formed, without the secret.
+async fn each_event_sends_one_email_to_the_owner(engine: Engine) {
+    let smtp = SmtpSink::started().await;
+    let mut app = prepare_app(
+        engine,
+        &[
+            ("KEYGATE_SMTP_URL", &smtp.url()),
+            ("KEYGATE_EXPIRY_WARNING", "1h"),
+        ],
+    );
+    app.serve_with(fast_mail).await;
+    owner_and_api(&app, "alice@example.com").await;
+
+    let ci = key_for(&app, "alice@example.com", "ci", &["--expires-in", "30d"]).await;
+    let messages = smtp.wait_for(1, Duration::from_secs(20)).await;
+    one_with(&messages, "created").assert_well_formed("alice@example.com", &ci);
+
+    let rotated = app
+        .cli_ok(&["keys", "rotate", &ci.client_id, "--grace", "1h", "--json"])
+        .await
+        .json();
+    let after_rotation = Key {
+        client_secret: rotated["client_secret"].as_str().unwrap().to_owned(),
+        ..ci.clone()
+    };
+    let messages = smtp.wait_for(2, Duration::from_secs(20)).await;
+    let message = one_with(&messages, "rotated");
+    message.assert_well_formed("alice@example.com", &after_rotation);
+    message.assert_well_formed("alice@example.com", &ci);
+    let grace_until = rotated["previous_secret_expires_at"].as_str().unwrap();
+    assert!(message.text.contains(grace_until), "{}", message.text);
+
+    app.cli_ok(&[
+        "keys",
+        "revoke",
+        &ci.client_id,
+        "--reason",
+        "leaked in a log",
+    ])
+    .await;
+    let messages = smtp.wait_for(3, Duration::from_secs(20)).await;
+    let message = one_with(&messages, "revoked");
+    message.assert_well_formed("alice@example.com", &after_rotation);
+    for body in [&message.text, &message.html] {
+        assert!(body.contains("leaked in a log"));
+        assert!(body.contains("command line"));
+        assert!(body.contains("cannot be undone"));
+    }
+
+    // Inside the one-hour warning window from the start, gone in 3 s.
+    let short = key_for(&app, "alice@example.com", "short", &["--expires-in", "3s"]).await;
+    let messages = smtp.wait_for(6, Duration::from_secs(30)).await;
+    let short_messages: Vec<Received> = messages
+        .iter()
+        .filter(|m| m.subject.contains("\"short\""))
+        .cloned()
+        .collect();
+    for word in ["created", "expires soon", "expired"] {
+        one_with(&short_messages, word).assert_well_formed("alice@example.com", &short);
+    }
+    let expires_at = short.json["expires_at"].as_str().unwrap();
+    assert!(
+        one_with(&short_messages, "expires soon")
+            .text
+            .contains(expires_at)
+    );
+
+    // Nothing more arrives, and the outbox says when each went out.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(smtp.messages().len(), 6);
+    let rows = outbox(&app);
+    assert!(
+        rows.iter().all(|r| r.status == "sent" && r.attempts == 1),
+        "{rows:?}"
+    );
+    assert!(rows.iter().all(|r| r.recipient == "alice@example.com"));
+    let order: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.body.contains(&short.client_id))
+        .map(|r| r.event.as_str())
+        .collect();
+    assert_eq!(order, ["created", "expiring", "expired"], "sending order");
+    for row in &rows {
+        for secret in [
+            &ci.client_secret,
+            &after_rotation.client_secret,
+            &short.client_secret,
+        ] {
+            assert!(
+                !row.body.contains(secret.as_str()),
+                "a secret is in the outbox"
+            );
+        }
+    }
+    let text = metrics(&app).await;
+    assert!(text.contains("keygate_email_outbox_pending 0"), "{text}");
+    assert!(text.contains("keygate_emails_sent_total"), "{text}");
+}
+
+/// A key named like a script arrives inert in the HTML part.
+async fn html_part_escapes_the_key_name(engine: Engine) {
+    let smtp = SmtpSink::started().await;
+    let mut app = prepare_app(engine, &[("KEYGATE_SMTP_URL", &smtp.url())]);
+    app.serve_with(fast_mail).await;
+    owner_and_api(&app, "alice@example.com").await;
+    let name = "<script>alert(1)</script>";
+    let key = key_for(&app, "alice@example.com", name, &[]).await;
+    let messages = smtp.wait_for(1, Duration::from_secs(20)).await;
+    let message = one_with(&messages, "created");
+    message.assert_well_formed("alice@example.com", &key);
+    assert!(!message.html.contains("<script"), "{}", message.html);
+    assert!(
+        message.html.contains("&lt;script&gt;alert(1)"),
+        "{}",
+        message.html
+    );
+    assert!(message.text.contains(name));
+}
+
+/// The SMTP server is down when the key is created; once it is back, the
+/// email arrives, once.
+async fn email_survives_an_smtp_outage(engine: Engine) {
+    let mut smtp = SmtpSink::stopped();
+    let mut app = prepare_app(engine, &[("KEYGATE_SMTP_URL", &smtp.url())]);
+    app.serve_with(fast_mail).await;
+    owner_and_api(&app, "alice@example.com").await;
+    let key = key_for(&app, "alice@example.com", "ci", &[]).await;
+
+    wait_until("two attempts failed", Duration::from_secs(20), || {
+        outbox(&app)
+            .first()
+            .is_some_and(|r| r.attempts >= 2 && r.status == "pending" && r.last_error.is_some())
+    })
+    .await;
+    let text = metrics(&app).await;
+    assert!(text.contains("keygate_email_outbox_pending 1"), "{text}");
+    assert!(
+        text.contains("keygate_email_send_failures_total{kind=\"transient\"}"),
+        "{text}"
+    );
+
+    smtp.start().await;
+    let messages = smtp.wait_for(1, Duration::from_secs(20)).await;
+    one_with(&messages, "created").assert_well_formed("alice@example.com", &key);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(smtp.messages().len(), 1);
+    let rows = outbox(&app);
+    assert_eq!(rows[0].status, "sent");
+}
+
+/// `keygate serve` is killed (SIGKILL) while emails wait for a mail server
+/// that is down; restarted with the server up, each arrives exactly once.
+async fn killed_server_loses_no_email(engine: Engine) {
+    let mut smtp = SmtpSink::stopped();
+    let app = prepare_app(engine, &[("KEYGATE_SMTP_URL", &smtp.url())]);
+    owner_and_api(&app, "alice@example.com").await;
+    let server = serve_binary(&app).await;
+    let mut keys = Vec::new();
+    for name in ["one", "two", "three"] {
+        keys.push(key_for(&app, "alice@example.com", name, &[]).await);
+    }
+    // Killed between attempts, not in the middle of one: an email whose
+    // lease the dead process held would only be taken over when it ends.
+    wait_until("every email was tried", Duration::from_secs(20), || {
+        let rows = outbox(&app);
+        rows.len() == 3
+            && rows
+                .iter()
+                .all(|r| r.attempts >= 1 && r.status == "pending" && !r.leased)
+    })
+    .await;
+    server.kill().await;
+
+    smtp.start().await;
+    let _server = serve_binary(&app).await;
+    let messages = smtp.wait_for(3, Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let messages = if smtp.messages().len() > messages.len() {
+        smtp.messages()
+    } else {
+        messages
+    };
+    assert_eq!(messages.len(), 3, "duplicates after the restart");
+    for key in &keys {
+        let mine: Vec<_> = messages
+            .iter()
+            .filter(|m| m.text.contains(&key.client_id))
+            .collect();
+        assert_eq!(mine.len(), 1);
+        mine[0].assert_well_formed("alice@example.com", key);
+    }
+}
+
+/// A recipient the server refuses for good (550) is tried once, marked
+/// failed with the server's answer, and counted; other mail still flows.
+async fn permanent_rejection_is_not_retried(engine: Engine) {
+    let smtp = SmtpSink::started().await;
+    let mut app = prepare_app(engine, &[("KEYGATE_SMTP_URL", &smtp.url())]);
+    app.serve_with(fast_mail).await;
+    owner_and_api(&app, "alice@example.com").await;
+    app.cli_ok(&["users", "add", "reject@example.com"]).await;
+    key_for(&app, "reject@example.com", "doomed", &[]).await;
+    let fine = key_for(&app, "alice@example.com", "fine", &[]).await;
+
+    wait_until("the rejected email failed", Duration::from_secs(20), || {
+        outbox(&app)
+            .iter()
+            .any(|r| r.recipient == "reject@example.com" && r.status == "failed")
+    })
+    .await;
+    let messages = smtp.wait_for(1, Duration::from_secs(20)).await;
+    one_with(&messages, "created").assert_well_formed("alice@example.com", &fine);
+
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rows = outbox(&app);
+    let rejected = rows
+        .iter()
+        .find(|r| r.recipient == "reject@example.com")
+        .unwrap();
+    assert_eq!(rejected.status, "failed");
+    assert_eq!(rejected.attempts, 1, "retried after a permanent rejection");
+    let error = rejected.last_error.as_deref().unwrap();
+    assert!(error.contains("550"), "{error}");
+    assert_eq!(smtp.messages().len(), 1);
+    let text = metrics(&app).await;
+    assert!(
+        text.contains("keygate_email_send_failures_total{kind=\"permanent\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("keygate_email_outbox_pending 0"), "{text}");
+}
+
+/// A short-lived key gets "expires soon" when it enters the warning window
+/// and "expired" at expiry, once each, with two servers sweeping.
+async fn expiry_emails_arrive_once_each(engine: Engine) {
+    let smtp = SmtpSink::started().await;
+    let mut app = prepare_app(
+        engine,
+        &[
+            ("KEYGATE_SMTP_URL", &smtp.url()),
+            ("KEYGATE_EXPIRY_WARNING", "2s"),
+        ],
+    );
+    app.serve_with(fast_mail).await;
+    app.serve_with(fast_mail).await;
+    owner_and_api(&app, "alice@example.com").await;
+    let key = key_for(&app, "alice@example.com", "brief", &["--expires-in", "5s"]).await;
+
+    let messages = smtp.wait_for(1, Duration::from_secs(20)).await;
+    one_with(&messages, "created");
+    assert!(
+        !messages.iter().any(|m| m.subject.contains("expires soon")),
+        "warned before the window"
+    );
+    let messages = smtp.wait_for(3, Duration::from_secs(20)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let messages = if smtp.messages().len() > messages.len() {
+        smtp.messages()
+    } else {
+        messages
+    };
+    assert_eq!(
+        messages.len(),
+        3,
+        "{:?}",
+        messages.iter().map(|m| &m.subject).collect::<Vec<_>>()
+    );
+    for word in ["created", "expires soon", "expired"] {
+        one_with(&messages, word).assert_well_formed("alice@example.com", &key);
+    }
+}
+
+/// Without an SMTP URL each email is an `.eml` file in KEYGATE_MAIL_DIR.
+async fn without_smtp_emails_are_eml_files(engine: Engine) {
+    let mut app = prepare_app(engine, &[]);
+    app.serve_with(fast_mail).await;
+    owner_and_api(&app, "alice@example.com").await;
+    let key = key_for(&app, "alice@example.com", "ci", &[]).await;
+    let dir = app.dir.path().join("mail");
+    let read = || -> Vec<Received> {
+        std::fs::read_dir(&dir)
+            .map(|entries| {
+                entries
+                    .map(|e| e.unwrap().path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+                    .map(|p| Received::parse(&std::fs::read(p).unwrap()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    // A change that fails queues nothing: the email shares its transaction.
+    let refused = app
+        .cli(&[
+            "keys",
+            "create",
+            "--owner",
+            "alice@example.com",
+            "--name",
+            "bad",
+            "--scope",
+            "nope",
+        ])
+        .await;
+    assert!(!refused.status.success());
+    let messages = wait_for_messages(read, 1, Duration::from_secs(20)).await;
+    assert_eq!(messages.len(), 1);
+    assert_eq!(outbox(&app).len(), 1);
+    one_with(&messages, "created").assert_well_formed("alice@example.com", &key);
+}
+
+/// `keygate mail test` sends at once, and reports the server's exact refusal.
+async fn mail_test_reports_success_or_the_smtp_error(engine: Engine) {
+    let mut smtp = SmtpSink::started().await;
+    let app = prepare_app(engine, &[("KEYGATE_SMTP_URL", &smtp.url())]);
+    let out = app.cli_ok(&["mail", "test", "ops@example.com"]).await;
+    assert!(
+        out.stdout
+            .contains("sent a test message to ops@example.com"),
+        "{}",
+        out.stdout
+    );
+    let messages = smtp.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(messages[0].to, "ops@example.com");
+    assert_eq!(messages[0].parts, ["text/plain", "text/html"]);
+
+    let out = app.cli(&["mail", "test", "reject@example.com"]).await;
+    assert!(!out.status.success());
+    assert_eq!(out.stderr.trim().lines().count(), 1, "{}", out.stderr);
+    assert!(out.stderr.contains("550"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("recipient rejected by the test server"),
+        "{}",
+        out.stderr
+    );
+
+    // smtp:// without ?tls=none requires STARTTLS, which this server lacks.
+    let mut strict = prepare_app(engine, &[]);
+    let url = smtp.url().replace("?tls=none", "");
+    strict.vars.insert("KEYGATE_SMTP_URL".into(), url);
+    let out = strict.cli(&["mail", "test", "ops@example.com"]).await;
+    assert!(
+        !out.status.success(),
+        "sent without STARTTLS: {}",
+        out.stdout
+    );
+    assert_eq!(out.stderr.trim().lines().count(), 1, "{}", out.stderr);
+    assert_eq!(smtp.messages().len(), 1);
+
+    smtp.stop();
+    let out = app.cli(&["mail", "test", "ops@example.com"]).await;
+    assert!(!out.status.success());
+    assert_eq!(out.stderr.trim().lines().count(), 1, "{}", out.stderr);
+    assert!(
+        out.stderr.to_lowercase().contains("connect"),
+        "{}",
+        out.stderr
+    );
+}
+
+both_engines!(
+    each_event_sends_one_email_to_the_owner,
+    html_part_escapes_the_key_name,
+    email_survives_an_smtp_outage,
+    killed_server_loses_no_email,
+    permanent_rejection_is_not_retried,
+    expiry_emails_arrive_once_each,
+    without_smtp_emails_are_eml_files,
+    mail_test_reports_success_or_the_smtp_error,
+);
+
+/// Two `keygate serve` processes on one PostgreSQL database, started together
+/// on a full outbox: every email is sent exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_on_postgres_send_no_duplicates() {
+    let smtp = SmtpSink::started().await;
+    let app = prepare_app(Engine::Postgres, &[("KEYGATE_SMTP_URL", &smtp.url())]);
+    owner_and_api(&app, "alice@example.com").await;
+    const KEYS: usize = 20;
+    let mut keys = Vec::new();
+    for i in 0..KEYS {
+        keys.push(key_for(&app, "alice@example.com", &format!("key-{i}"), &[]).await);
+    }
+    let (_a, _b) = tokio::join!(serve_binary(&app), serve_binary(&app));
+    let messages = smtp.wait_for(KEYS, Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let messages = if smtp.messages().len() > messages.len() {
+        smtp.messages()
+    } else {
+        messages
+    };
+    let mut per_id: HashMap<&str, usize> = HashMap::new();
+    for m in &messages {
+        *per_id.entry(m.message_id.as_str()).or_default() += 1;
+    }
+    assert!(per_id.values().all(|&n| n == 1), "duplicates: {per_id:?}");
+    assert_eq!(messages.len(), KEYS);
+    for key in &keys {
+        assert_eq!(
+            messages
+                .iter()
+                .filter(|m| m.text.contains(&key.client_id))
+                .count(),
+            1
+        );
+    }
+    assert!(
+        outbox(&app)
+            .iter()
+            .all(|r| r.status == "sent" && r.attempts == 1)
+    );
+}
