@@ -149,6 +149,7 @@ fn setup(config: &Config, n: usize) -> Vec<Key> {
                     expires_in: None,
                 },
                 config.key_max_lifetime,
+                config.expiry_warning,
                 "bench",
                 now,
             )
