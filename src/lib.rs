@@ -22,6 +22,7 @@ pub mod state;
 pub mod time;
 pub mod token;
 pub mod users;
+pub mod verifier;
 
 pub use app::Application;
 pub use config::Config;
