@@ -95,6 +95,15 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    revoked_tokens (jti) {
+        jti -> Text,
+        client_id -> Text,
+        expires_at -> Timestamp,
+        revoked_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(users -> roles (role));
 diesel::joinable!(api_keys -> users (owner_id));
 
@@ -106,4 +115,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     signing_keys,
     audit_events,
     auth_throttle,
+    revoked_tokens,
 );
