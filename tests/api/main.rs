@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod introspect;
 mod keys;
 mod process;
 mod signing;
