@@ -8,3 +8,4 @@ mod keys;
 mod process;
 mod signing;
 mod token;
+mod verifier;
