@@ -101,20 +101,22 @@ async fn active_claims(
     };
     let jti = claims.jti.clone();
     let verdict = state
-        .db(move |conn| -> Result<Result<(), &'static str>, OAuthError> {
-            if issued_to.as_str() != caller.client_id
-                && !caller.effective_scopes(conn)?.contains(INTROSPECT_SCOPE)
-            {
-                return Ok(Err("caller may not introspect this token"));
-            }
-            if revoke::is_revoked(conn, &jti)? {
-                return Ok(Err("token revoked"));
-            }
-            Ok(match keys::find_credential(conn, &issued_to)? {
-                None => Err("key unknown"),
-                Some(key) => key.refusal(now).map_or(Ok(()), Err),
-            })
-        })
+        .db(
+            move |conn| -> Result<Result<(), &'static str>, OAuthError> {
+                if issued_to.as_str() != caller.client_id
+                    && !caller.effective_scopes(conn)?.contains(INTROSPECT_SCOPE)
+                {
+                    return Ok(Err("caller may not introspect this token"));
+                }
+                if revoke::is_revoked(conn, &jti)? {
+                    return Ok(Err("token revoked"));
+                }
+                Ok(match keys::find_credential(conn, &issued_to)? {
+                    None => Err("key unknown"),
+                    Some(key) => key.refusal(now).map_or(Ok(()), Err),
+                })
+            },
+        )
         .await?;
     match verdict {
         Ok(()) => Ok(Some(claims)),

@@ -8,9 +8,7 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use chrono::{DateTime, Utc};
 
-pub use store::{
-    Revocation, count_revoked_tokens, is_revoked, prune_revoked_tokens, revoke_token,
-};
+pub use store::{Revocation, count_revoked_tokens, is_revoked, prune_revoked_tokens, revoke_token};
 
 use crate::client_auth;
 use crate::error::OAuthError;

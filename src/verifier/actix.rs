@@ -190,10 +190,7 @@ impl BearerError {
             ),
             Self::InsufficientScope { realm, scope } => (
                 realm,
-                format!(
-                    r#", error="insufficient_scope", scope="{}""#,
-                    quote(scope)
-                ),
+                format!(r#", error="insufficient_scope", scope="{}""#, quote(scope)),
             ),
             Self::Unavailable(_) | Self::NotConfigured => return None,
         };
@@ -242,7 +239,10 @@ impl ResponseError for BearerError {
 
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status_code());
-        if let Some(challenge) = self.challenge().and_then(|c| HeaderValue::from_str(&c).ok()) {
+        if let Some(challenge) = self
+            .challenge()
+            .and_then(|c| HeaderValue::from_str(&c).ok())
+        {
             response.insert_header((header::WWW_AUTHENTICATE, challenge));
         }
         let description = match self {
@@ -304,11 +304,25 @@ mod tests {
                 .insert_header((header::AUTHORIZATION, v))
                 .to_http_request()
         };
-        assert!(matches!(bearer_token(&req("Bearer abc.def-_.x")), BearerToken::Present(t) if t == "abc.def-_.x"));
-        assert!(matches!(bearer_token(&req("bearer abc")), BearerToken::Present(_)));
-        assert!(matches!(bearer_token(&req("Basic abc")), BearerToken::Missing));
-        assert!(matches!(bearer_token(&req("Bearer")), BearerToken::Malformed));
-        assert!(matches!(bearer_token(&req("Bearer a b")), BearerToken::Malformed));
+        assert!(
+            matches!(bearer_token(&req("Bearer abc.def-_.x")), BearerToken::Present(t) if t == "abc.def-_.x")
+        );
+        assert!(matches!(
+            bearer_token(&req("bearer abc")),
+            BearerToken::Present(_)
+        ));
+        assert!(matches!(
+            bearer_token(&req("Basic abc")),
+            BearerToken::Missing
+        ));
+        assert!(matches!(
+            bearer_token(&req("Bearer")),
+            BearerToken::Malformed
+        ));
+        assert!(matches!(
+            bearer_token(&req("Bearer a b")),
+            BearerToken::Malformed
+        ));
         assert!(matches!(
             bearer_token(&actix_web::test::TestRequest::default().to_http_request()),
             BearerToken::Missing

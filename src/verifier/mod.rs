@@ -180,8 +180,15 @@ impl VerifierBuilder {
     /// introspection endpoint, authenticating with this API key. The key
     /// should hold the `keygate:introspect` scope: without it, keygate
     /// reports every token but the key's own as inactive.
-    pub fn online(mut self, client_id: impl Into<String>, client_secret: impl Into<String>) -> Self {
-        self.online = Some((client_id.into(), zeroize::Zeroizing::new(client_secret.into())));
+    pub fn online(
+        mut self,
+        client_id: impl Into<String>,
+        client_secret: impl Into<String>,
+    ) -> Self {
+        self.online = Some((
+            client_id.into(),
+            zeroize::Zeroizing::new(client_secret.into()),
+        ));
         self
     }
 
@@ -455,7 +462,9 @@ struct Metadata {
 fn metadata_url(issuer: &str) -> Result<String, VerifyError> {
     let url = url::Url::parse(issuer)
         .map_err(|_| VerifyError::Discovery(format!("issuer {issuer:?} is not a URL")))?;
-    if !matches!(url.scheme(), "https" | "http") || url.query().is_some() || url.fragment().is_some()
+    if !matches!(url.scheme(), "https" | "http")
+        || url.query().is_some()
+        || url.fragment().is_some()
     {
         return Err(VerifyError::Discovery(format!(
             "issuer {issuer:?} must be an http(s) URL without query or fragment"
@@ -549,7 +558,11 @@ fn cache_lifetime(cache_control: &str) -> Duration {
             return MIN_KEYS_TTL;
         }
         if let Some(secs) = lower.strip_prefix("max-age=") {
-            lifetime = secs.trim_matches('"').parse::<u64>().ok().map(Duration::from_secs);
+            lifetime = secs
+                .trim_matches('"')
+                .parse::<u64>()
+                .ok()
+                .map(Duration::from_secs);
         }
     }
     lifetime
@@ -563,7 +576,10 @@ mod tests {
 
     #[test]
     fn cache_control_sets_the_key_lifetime() {
-        assert_eq!(cache_lifetime("public, max-age=300"), Duration::from_secs(300));
+        assert_eq!(
+            cache_lifetime("public, max-age=300"),
+            Duration::from_secs(300)
+        );
         assert_eq!(cache_lifetime("max-age=1"), MIN_KEYS_TTL);
         assert_eq!(cache_lifetime("max-age=99999999"), MAX_KEYS_TTL);
         assert_eq!(cache_lifetime("no-store"), MIN_KEYS_TTL);

@@ -183,7 +183,9 @@ fn check_claims(raw: RawClaims, rules: &Rules, now: i64) -> Result<Claims, Verif
         OneOrMany::Many(_) => return Err(VerifyError::MissingClaim("aud")),
     };
     let sub = raw.sub.ok_or(VerifyError::MissingClaim("sub"))?;
-    let client_id = raw.client_id.ok_or(VerifyError::MissingClaim("client_id"))?;
+    let client_id = raw
+        .client_id
+        .ok_or(VerifyError::MissingClaim("client_id"))?;
     let iat = raw.iat.ok_or(VerifyError::MissingClaim("iat"))?;
     let jti = raw.jti.ok_or(VerifyError::MissingClaim("jti"))?;
 
@@ -266,7 +268,13 @@ mod tests {
 
     #[test]
     fn malformed_tokens_are_refused() {
-        for t in ["", "a.b", "a.b.c.d", "!!.b.c", &"a".repeat(MAX_TOKEN_LEN + 1)] {
+        for t in [
+            "",
+            "a.b",
+            "a.b.c.d",
+            "!!.b.c",
+            &"a".repeat(MAX_TOKEN_LEN + 1),
+        ] {
             assert_eq!(parse(t, &rules()).err(), Some(VerifyError::Malformed));
         }
     }
@@ -302,7 +310,10 @@ mod tests {
             check_claims(early, &rules(), 150).err(),
             Some(VerifyError::NotYetValid)
         );
-        let no_jti = RawClaims { jti: None, ..base() };
+        let no_jti = RawClaims {
+            jti: None,
+            ..base()
+        };
         assert_eq!(
             check_claims(no_jti, &rules(), 150).err(),
             Some(VerifyError::MissingClaim("jti"))

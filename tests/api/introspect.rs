@@ -69,7 +69,13 @@ async fn expired_token_is_inactive(engine: Engine) {
 async fn malformed_tokens_are_inactive(engine: Engine) {
     let app = spawn_app(engine).await;
     let key = app.standard_key("read").await;
-    for token in ["garbage", "a.b.c", "....", "eyJhbGciOiJub25lIn0.e30.", "kg_x"] {
+    for token in [
+        "garbage",
+        "a.b.c",
+        "....",
+        "eyJhbGciOiJub25lIn0.e30.",
+        "kg_x",
+    ] {
         assert_eq!(app.introspect_ok(&key, token).await, INACTIVE(), "{token}");
     }
 }
@@ -139,7 +145,10 @@ async fn tokens_of_a_revoked_key_are_inactive(engine: Engine) {
     let key = app.standard_key("read").await;
     let introspector = app.introspector_key().await;
     let token = app.token_string(&key).await;
-    assert_eq!(app.introspect_ok(&introspector, &token).await["active"], true);
+    assert_eq!(
+        app.introspect_ok(&introspector, &token).await["active"],
+        true
+    );
     app.cli_ok(&["keys", "revoke", &key.client_id]).await;
     assert_eq!(app.introspect_ok(&introspector, &token).await, INACTIVE());
 }
@@ -163,7 +172,10 @@ async fn tokens_of_an_expired_key_are_inactive(engine: Engine) {
         .await;
     let introspector = app.introspector_key().await;
     let token = app.token_string(&key).await;
-    assert_eq!(app.introspect_ok(&introspector, &token).await["active"], true);
+    assert_eq!(
+        app.introspect_ok(&introspector, &token).await["active"],
+        true
+    );
     let expires_at = chrono::DateTime::parse_from_rfc3339(key.json["expires_at"].as_str().unwrap())
         .unwrap()
         .timestamp();
@@ -177,7 +189,10 @@ async fn tokens_of_a_disabled_owner_are_inactive(engine: Engine) {
     let key = app.standard_key("read").await;
     let introspector = app.introspector_key().await;
     let token = app.token_string(&key).await;
-    assert_eq!(app.introspect_ok(&introspector, &token).await["active"], true);
+    assert_eq!(
+        app.introspect_ok(&introspector, &token).await["active"],
+        true
+    );
     app.cli_ok(&["users", "disable", "alice@example.com"]).await;
     assert_eq!(app.introspect_ok(&introspector, &token).await, INACTIVE());
 }
@@ -284,7 +299,10 @@ async fn a_revoked_token_is_inactive(engine: Engine) {
 
     // Idempotent, and audited once.
     assert_eq!(app.revoke(&key, &token).await.status(), 200);
-    assert_eq!(app.count_rows("SELECT COUNT(*) AS n FROM revoked_tokens"), 1);
+    assert_eq!(
+        app.count_rows("SELECT COUNT(*) AS n FROM revoked_tokens"),
+        1
+    );
     let jti = payload_of(&token)["jti"].as_str().unwrap().to_owned();
     assert_eq!(
         app.count_rows(&format!(
@@ -312,10 +330,14 @@ async fn revoking_another_clients_token_is_refused(engine: Engine) {
         ])
         .await;
     let token = app.token_string(&key).await;
-    let body = assert_oauth_error(app.revoke(&other, &token).await, 400, "unauthorized_client").await;
+    let body =
+        assert_oauth_error(app.revoke(&other, &token).await, 400, "unauthorized_client").await;
     assert!(body["error_description"].is_string());
     assert_eq!(app.introspect_ok(&key, &token).await["active"], true);
-    assert_eq!(app.count_rows("SELECT COUNT(*) AS n FROM revoked_tokens"), 0);
+    assert_eq!(
+        app.count_rows("SELECT COUNT(*) AS n FROM revoked_tokens"),
+        0
+    );
 }
 
 async fn revoking_unknown_garbage_or_expired_tokens_succeeds(engine: Engine) {
@@ -339,12 +361,18 @@ async fn revoking_unknown_garbage_or_expired_tokens_succeeds(engine: Engine) {
         .http
         .post(format!("{}/oauth/revoke", app.address))
         .basic_auth(&key.client_id, Some(&key.client_secret))
-        .form(&[("token", live.as_str()), ("token_type_hint", "refresh_token")])
+        .form(&[
+            ("token", live.as_str()),
+            ("token_type_hint", "refresh_token"),
+        ])
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    assert_eq!(app.count_rows("SELECT COUNT(*) AS n FROM revoked_tokens"), 1);
+    assert_eq!(
+        app.count_rows("SELECT COUNT(*) AS n FROM revoked_tokens"),
+        1
+    );
     let missing = app
         .http
         .post(format!("{}/oauth/revoke", app.address))
@@ -365,9 +393,18 @@ async fn revoked_rows_are_pruned_after_expiry(engine: Engine) {
     let exp = payload_of(&token)["exp"].as_i64().unwrap();
     let at = |t: i64| chrono::DateTime::from_timestamp(t, 0).unwrap();
     let mut conn = app.db();
-    assert_eq!(keygate::revoke::prune_revoked_tokens(&mut conn, at(exp - 1)).unwrap(), 0);
-    assert!(keygate::revoke::is_revoked(&mut conn, payload_of(&token)["jti"].as_str().unwrap()).unwrap());
-    assert_eq!(keygate::revoke::prune_revoked_tokens(&mut conn, at(exp)).unwrap(), 1);
+    assert_eq!(
+        keygate::revoke::prune_revoked_tokens(&mut conn, at(exp - 1)).unwrap(),
+        0
+    );
+    assert!(
+        keygate::revoke::is_revoked(&mut conn, payload_of(&token)["jti"].as_str().unwrap())
+            .unwrap()
+    );
+    assert_eq!(
+        keygate::revoke::prune_revoked_tokens(&mut conn, at(exp)).unwrap(),
+        1
+    );
     assert_eq!(keygate::revoke::count_revoked_tokens(&mut conn).unwrap(), 0);
 }
 
@@ -377,7 +414,10 @@ async fn a_restart_prunes_expired_revocations(engine: Engine) {
     let key = app.standard_key("read").await;
     let token = app.token_string(&key).await;
     assert_eq!(app.revoke(&key, &token).await.status(), 200);
-    assert_eq!(app.count_rows("SELECT COUNT(*) AS n FROM revoked_tokens"), 1);
+    assert_eq!(
+        app.count_rows("SELECT COUNT(*) AS n FROM revoked_tokens"),
+        1
+    );
     tokio::time::sleep(Duration::from_millis(1100)).await;
     app.spawn_sibling().await;
     wait_until_pruned(&app).await;

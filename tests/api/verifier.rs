@@ -148,12 +148,20 @@ async fn forged_and_invalid_tokens_are_refused_for_the_right_reason(engine: Engi
         ),
         (
             "wrong aud",
-            sign_token(&pair, &header, &with("aud", "https://other.example.com".into())),
+            sign_token(
+                &pair,
+                &header,
+                &with("aud", "https://other.example.com".into()),
+            ),
             VerifyError::WrongAudience,
         ),
         (
             "wrong iss",
-            sign_token(&pair, &header, &with("iss", "https://evil.example.com".into())),
+            sign_token(
+                &pair,
+                &header,
+                &with("iss", "https://evil.example.com".into()),
+            ),
             VerifyError::WrongIssuer,
         ),
         (
@@ -173,12 +181,20 @@ async fn forged_and_invalid_tokens_are_refused_for_the_right_reason(engine: Engi
         ),
         (
             "kid with a path",
-            sign_token(&foreign, &at_jwt_header(&foreign, "../../etc/passwd"), &good),
+            sign_token(
+                &foreign,
+                &at_jwt_header(&foreign, "../../etc/passwd"),
+                &good,
+            ),
             VerifyError::UnknownKey,
         ),
         (
             "kid with a URL",
-            sign_token(&foreign, &at_jwt_header(&foreign, "https://evil/jwks"), &good),
+            sign_token(
+                &foreign,
+                &at_jwt_header(&foreign, "https://evil/jwks"),
+                &good,
+            ),
             VerifyError::UnknownKey,
         ),
         (
@@ -234,13 +250,28 @@ async fn forged_and_invalid_tokens_are_refused_for_the_right_reason(engine: Engi
     );
 
     // The same claims, correctly signed, pass: each case failed for its one flaw.
-    assert!(verifier.verify(&sign_token(&pair, &header, &good)).await.is_ok());
+    assert!(
+        verifier
+            .verify(&sign_token(&pair, &header, &good))
+            .await
+            .is_ok()
+    );
     let mut many = good.clone();
     many["aud"] = json!(["https://other.example.com", API]);
-    assert!(verifier.verify(&sign_token(&pair, &header, &many)).await.is_ok());
+    assert!(
+        verifier
+            .verify(&sign_token(&pair, &header, &many))
+            .await
+            .is_ok()
+    );
     let mut media_type = header.clone();
     media_type["typ"] = "application/AT+JWT".into();
-    assert!(verifier.verify(&sign_token(&pair, &media_type, &good)).await.is_ok());
+    assert!(
+        verifier
+            .verify(&sign_token(&pair, &media_type, &good))
+            .await
+            .is_ok()
+    );
 }
 
 async fn leeway_is_small_and_configurable(engine: Engine) {
@@ -278,7 +309,11 @@ async fn an_expired_token_is_refused(engine: Engine) {
 fn random_kid_token(app: &TestApp, key: &Key) -> String {
     let foreign = foreign_key_pair(SigningAlg::EdDsa);
     let kid = uuid::Uuid::new_v4().to_string();
-    sign_token(&foreign, &at_jwt_header(&foreign, &kid), &app.claims_for(key, API))
+    sign_token(
+        &foreign,
+        &at_jwt_header(&foreign, &kid),
+        &app.claims_for(key, API),
+    )
 }
 
 async fn unknown_kids_refetch_at_most_once_per_interval(engine: Engine) {
@@ -443,7 +478,10 @@ async fn the_extractor_answers_per_rfc_6750(engine: Engine) {
 
     let ok = get("/read", Some(format!("Bearer {token}"))).await.unwrap();
     assert_eq!(ok.status(), 200);
-    assert_eq!(ok.json::<Value>().await.unwrap()["client_id"], key.client_id.as_str());
+    assert_eq!(
+        ok.json::<Value>().await.unwrap()["client_id"],
+        key.client_id.as_str()
+    );
 
     for auth in [None, Some("Basic dXNlcjpwYXNz".to_owned())] {
         let none = get("/read", auth).await.unwrap();
@@ -451,9 +489,12 @@ async fn the_extractor_answers_per_rfc_6750(engine: Engine) {
         assert_eq!(none.headers()["www-authenticate"], realm.as_str());
     }
 
-    let bad = get("/read", Some(format!("Bearer {}", flip_signature_bit(&token))))
-        .await
-        .unwrap();
+    let bad = get(
+        "/read",
+        Some(format!("Bearer {}", flip_signature_bit(&token))),
+    )
+    .await
+    .unwrap();
     assert_eq!(bad.status(), 401);
     assert_eq!(
         bad.headers()["www-authenticate"],
@@ -474,7 +515,9 @@ async fn the_extractor_answers_per_rfc_6750(engine: Engine) {
             .contains(r#"error="invalid_request""#)
     );
 
-    let forbidden = get("/write", Some(format!("Bearer {token}"))).await.unwrap();
+    let forbidden = get("/write", Some(format!("Bearer {token}")))
+        .await
+        .unwrap();
     assert_eq!(forbidden.status(), 403);
     assert_eq!(
         forbidden.headers()["www-authenticate"],
