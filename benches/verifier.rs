@@ -34,8 +34,8 @@ fn fixture(alg: SigningAlg) -> Fixture {
     let now = chrono::Utc::now().timestamp();
     let claims = json!({
         "iss": ISSUER,
-        "sub": "kg_0123456789abcdefghijklmn",
-        "client_id": "kg_0123456789abcdefghijklmn",
+        "sub": "kgc_0123456789abcdefghijklm",
+        "client_id": "kgc_0123456789abcdefghijklm",
         "aud": AUDIENCE,
         "scope": "read write",
         "iat": now,

@@ -31,8 +31,8 @@ impl Claims {
     ///
     /// ```
     /// # let claims = keygate::verifier::Claims {
-    /// #     iss: "https://auth.example.com".into(), sub: "kg_1".into(),
-    /// #     aud: vec!["https://api.example.com".into()], client_id: "kg_1".into(),
+    /// #     iss: "https://auth.example.com".into(), sub: "kgc_1".into(),
+    /// #     aud: vec!["https://api.example.com".into()], client_id: "kgc_1".into(),
     /// #     scope: "read write".into(), iat: 0, exp: 900, nbf: None, jti: "j".into(),
     /// # };
     /// assert!(claims.has_scope("read"));

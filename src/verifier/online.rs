@@ -72,7 +72,7 @@ impl Online {
     }
 
     async fn introspect(&self, token: &str, claims: &Claims) -> Result<bool, VerifyError> {
-        let failed = |e: String| VerifyError::Introspection(e);
+        let failed = VerifyError::Introspection;
         let response = self
             .http
             .post(&self.endpoint)
