@@ -221,6 +221,20 @@ fn check_claims(raw: RawClaims, rules: &Rules, now: i64) -> Result<Claims, Verif
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn never_panics(token in "[A-Za-z0-9_.=-]{0,300}") {
+            let _ = validate_token(&token, &KeySet::default(), &rules(), 0);
+        }
+
+        #[test]
+        fn never_panics_on_any_header(header in "\\PC{0,80}") {
+            let t = format!("{}.e30.c2ln", URL_SAFE_NO_PAD.encode(header));
+            let _ = validate_token(&t, &KeySet::default(), &rules(), 0);
+        }
+    }
 
     fn rules() -> Rules {
         Rules {

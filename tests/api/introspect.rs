@@ -270,6 +270,25 @@ async fn introspection_requires_client_authentication(engine: Engine) {
     assert_invalid_client(app.revoke(&key, &token).await).await;
 }
 
+/// The throttle of the token endpoint covers introspection and revocation.
+async fn failed_authentications_are_throttled(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let mut key = app.standard_key("read").await;
+    let token = app.token_string(&key).await;
+    let secret = std::mem::replace(&mut key.client_secret, "kgs_wrong".into());
+    // Five failures, as at the token endpoint, counted across both endpoints.
+    for _ in 0..2 {
+        assert_invalid_client(app.introspect(&key, &token).await).await;
+        assert_invalid_client(app.revoke(&key, &token).await).await;
+    }
+    assert_invalid_client(app.introspect(&key, &token).await).await;
+    key.client_secret = secret;
+    let introspect = app.introspect(&key, &token).await;
+    assert_eq!(introspect.status(), 429);
+    assert!(introspect.headers().contains_key("retry-after"));
+    assert_eq!(app.revoke(&key, &token).await.status(), 429);
+}
+
 async fn other_methods_are_not_allowed(engine: Engine) {
     let app = spawn_app(engine).await;
     for path in ["/oauth/introspect", "/oauth/revoke"] {
@@ -448,6 +467,7 @@ both_engines!(
     the_introspect_scope_sees_every_token,
     introspection_requires_a_token,
     introspection_requires_client_authentication,
+    failed_authentications_are_throttled,
     other_methods_are_not_allowed,
     a_revoked_token_is_inactive,
     revoking_another_clients_token_is_refused,
