@@ -22,12 +22,14 @@ use crate::db::{self, Pool};
 use crate::ops::metrics::Metrics;
 use crate::signing::{self, AtRest, Signer};
 use crate::state::AppState;
-use crate::{discovery, ops, token};
+use crate::{discovery, introspect, ops, revoke, token};
 
 /// How often each process re-reads the signing keys: a rotation made
 /// elsewhere reaches it within this interval.
 const KEYRING_REFRESH: Duration = Duration::from_secs(2);
 const THROTTLE_PRUNE: Duration = Duration::from_secs(60);
+/// How often revoked token IDs whose tokens have expired are dropped.
+const REVOKED_TOKENS_PRUNE: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -161,6 +163,8 @@ impl Application {
                 .app_data(web::PayloadConfig::new(64 * 1024))
                 .wrap(access_log())
                 .configure(token::routes)
+                .configure(introspect::routes)
+                .configure(revoke::routes)
                 .configure(discovery::routes)
                 .configure(ops::routes)
         })
@@ -239,6 +243,24 @@ fn spawn_background(state: Arc<AppState>) {
                 Ok(true) => tracing::info!("signing keys changed; keyring reloaded"),
                 Ok(false) => {}
                 Err(error) => tracing::warn!(%error, "could not refresh the signing keys"),
+            }
+        }
+    });
+    let revoked_state = Arc::clone(&state);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(REVOKED_TOKENS_PRUNE);
+        loop {
+            tick.tick().await;
+            let pruned = revoked_state
+                .db(|conn| {
+                    revoke::prune_revoked_tokens(conn, Utc::now())
+                        .map_err(|e| BackgroundError(e.to_string()))
+                })
+                .await;
+            match pruned {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(n, "pruned expired revoked token IDs"),
+                Err(error) => tracing::warn!(%error, "could not prune revoked token IDs"),
             }
         }
     });

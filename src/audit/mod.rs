@@ -26,6 +26,7 @@ pub enum Action {
     SigningKeyCreated,
     SigningKeyRotated,
     ClientAuthFailed,
+    TokenRevoked,
 }
 
 impl Action {
@@ -42,6 +43,7 @@ impl Action {
             Self::SigningKeyCreated => "signing_key.created",
             Self::SigningKeyRotated => "signing_key.rotated",
             Self::ClientAuthFailed => "client_auth.failed",
+            Self::TokenRevoked => "token.revoked",
         }
     }
 }

@@ -115,6 +115,15 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    revoked_tokens (jti) {
+        jti -> Text,
+        client_id -> Text,
+        expires_at -> Timestamp,
+        revoked_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(users -> roles (role));
 diesel::joinable!(api_keys -> users (owner_id));
 
@@ -127,4 +136,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_events,
     auth_throttle,
     email_outbox,
+    revoked_tokens,
 );

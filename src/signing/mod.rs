@@ -20,6 +20,7 @@ pub use store::{
 };
 
 use crate::db::DbConnection;
+use crate::verifier::KeySet;
 
 /// Algorithms keygate signs with: asymmetric only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -74,7 +75,9 @@ pub struct ActiveKey {
 }
 
 impl ActiveKey {
-    fn new(kid: String, pair: KeyPair) -> Self {
+    /// A signing key named `kid` (public for tests and benchmarks that sign
+    /// tokens the way keygate does).
+    pub fn new(kid: String, pair: KeyPair) -> Self {
         let header = serde_json::json!({
             "alg": pair.alg().as_str(),
             "typ": "at+jwt",
@@ -114,6 +117,8 @@ pub struct Keyring {
     pub active: Option<Arc<ActiveKey>>,
     /// The JWKS document, serialised once per change.
     pub jwks: Arc<String>,
+    /// The same public keys, parsed for verifying tokens (introspection).
+    pub keys: Arc<KeySet>,
     /// What the view was built from; a refresh that reads the same rows keeps it.
     fingerprint: Fingerprint,
 }
@@ -123,6 +128,7 @@ impl Keyring {
         Self {
             active: None,
             jwks: Arc::new(r#"{"keys":[]}"#.to_owned()),
+            keys: Arc::new(KeySet::default()),
             fingerprint: Vec::new(),
         }
     }
@@ -187,10 +193,14 @@ impl Signer {
                 active = Some(Arc::new(ActiveKey::new(row.kid.clone(), pair)));
             }
         }
-        let jwks = serde_json::json!({ "keys": keys }).to_string();
+        let jwks = serde_json::json!({ "keys": keys });
+        let parsed = serde_json::from_value::<jsonwebtoken::jwk::JwkSet>(jwks.clone())
+            .map(|set| KeySet::from_jwks(&set))
+            .map_err(|_| CryptoError::Parse("JWK"))?;
         let ring = Keyring {
             active,
-            jwks: Arc::new(jwks),
+            jwks: Arc::new(jwks.to_string()),
+            keys: Arc::new(parsed),
             fingerprint,
         };
         match self.ring.write() {

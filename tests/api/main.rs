@@ -4,7 +4,9 @@
 mod helpers;
 
 mod email;
+mod introspect;
 mod keys;
 mod process;
 mod signing;
 mod token;
+mod verifier;

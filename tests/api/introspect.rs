@@ -1,0 +1,477 @@
+//! `POST /oauth/introspect` (RFC 7662) and `POST /oauth/revoke` (RFC 7009):
+//! every case on SQLite and PostgreSQL.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::both_engines;
+use crate::helpers::{
+    Engine, TestApp, assert_invalid_client, assert_oauth_error, at_jwt_header, foreign_key_pair,
+    payload_of, sign_token, spawn_app, spawn_app_with, with_payload,
+};
+
+const API: &str = "https://api.example.com";
+const INACTIVE: fn() -> Value = || json!({"active": false});
+
+async fn active_token_introspects_with_every_claim(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let key = app.standard_key("read write").await;
+    let token = app.token_string(&key).await;
+    let claims = payload_of(&token);
+    let body = app.introspect_ok(&key, &token).await;
+    assert_eq!(
+        body,
+        json!({
+            "active": true,
+            "scope": "read write",
+            "client_id": key.client_id,
+            "sub": key.client_id,
+            "aud": API,
+            "iss": app.issuer,
+            "exp": claims["exp"],
+            "iat": claims["iat"],
+            "jti": claims["jti"],
+            "token_type": "Bearer",
+        })
+    );
+}
+
+async fn client_secret_post_and_hint_are_accepted(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let key = app.standard_key("read").await;
+    let token = app.token_string(&key).await;
+    let response = app
+        .http
+        .post(format!("{}/oauth/introspect", app.address))
+        .form(&[
+            ("token", token.as_str()),
+            ("token_type_hint", "access_token"),
+            ("client_id", key.client_id.as_str()),
+            ("client_secret", key.client_secret.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["active"], true);
+}
+
+async fn expired_token_is_inactive(engine: Engine) {
+    let app = spawn_app_with(engine, &[("KEYGATE_TOKEN_TTL", "1s")]).await;
+    let key = app.standard_key("read").await;
+    let token = app.token_string(&key).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(app.introspect_ok(&key, &token).await, INACTIVE());
+}
+
+async fn malformed_tokens_are_inactive(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let key = app.standard_key("read").await;
+    for token in [
+        "garbage",
+        "a.b.c",
+        "....",
+        "eyJhbGciOiJub25lIn0.e30.",
+        "kg_x",
+    ] {
+        assert_eq!(app.introspect_ok(&key, token).await, INACTIVE(), "{token}");
+    }
+}
+
+async fn tampered_payload_is_inactive(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let key = app.standard_key("read").await;
+    let token = app.token_string(&key).await;
+    let mut claims = payload_of(&token);
+    claims["scope"] = "read write".into();
+    let tampered = with_payload(&token, &claims);
+    assert_eq!(app.introspect_ok(&key, &tampered).await, INACTIVE());
+    // The untouched token is still fine.
+    assert_eq!(app.introspect_ok(&key, &token).await["active"], true);
+}
+
+async fn foreign_signed_tokens_are_inactive(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let key = app.standard_key("read").await;
+    let token = app.token_string(&key).await;
+    let claims = payload_of(&token);
+    let (kid, _) = app.server_signing_key();
+    let foreign = foreign_key_pair(keygate::signing::SigningAlg::Es256);
+    // A known kid with a signature by another key.
+    let known_kid = sign_token(&foreign, &at_jwt_header(&foreign, &kid), &claims);
+    assert_eq!(app.introspect_ok(&key, &known_kid).await, INACTIVE());
+    // An unknown kid.
+    let unknown_kid = sign_token(&foreign, &at_jwt_header(&foreign, "someone-else"), &claims);
+    assert_eq!(app.introspect_ok(&key, &unknown_kid).await, INACTIVE());
+}
+
+/// Signed by the real key, but wrong in one claim or header field each.
+async fn validly_signed_but_invalid_tokens_are_inactive(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let key = app.standard_key("read").await;
+    let (kid, pair) = app.server_signing_key();
+    let header = at_jwt_header(&pair, &kid);
+    let good = app.claims_for(&key, API);
+    let signed = sign_token(&pair, &header, &good);
+    assert_eq!(app.introspect_ok(&key, &signed).await["active"], true);
+
+    let now = chrono::Utc::now().timestamp();
+    let mut cases: Vec<(&str, Value, Value)> = Vec::new();
+    let mut wrong_iss = good.clone();
+    wrong_iss["iss"] = "https://evil.example.com".into();
+    cases.push(("wrong iss", header.clone(), wrong_iss));
+    let mut future = good.clone();
+    future["nbf"] = (now + 300).into();
+    cases.push(("nbf in the future", header.clone(), future));
+    let mut expired = good.clone();
+    expired["exp"] = (now - 1).into();
+    cases.push(("expired", header.clone(), expired));
+    let mut no_jti = good.clone();
+    no_jti.as_object_mut().unwrap().remove("jti");
+    cases.push(("no jti", header.clone(), no_jti));
+    let mut jwt_typ = header.clone();
+    jwt_typ["typ"] = "JWT".into();
+    cases.push(("typ JWT", jwt_typ, good.clone()));
+    for (case, header, claims) in cases {
+        let token = sign_token(&pair, &header, &claims);
+        assert_eq!(app.introspect_ok(&key, &token).await, INACTIVE(), "{case}");
+    }
+}
+
+async fn tokens_of_a_revoked_key_are_inactive(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let key = app.standard_key("read").await;
+    let introspector = app.introspector_key().await;
+    let token = app.token_string(&key).await;
+    assert_eq!(
+        app.introspect_ok(&introspector, &token).await["active"],
+        true
+    );
+    app.cli_ok(&["keys", "revoke", &key.client_id]).await;
+    assert_eq!(app.introspect_ok(&introspector, &token).await, INACTIVE());
+}
+
+async fn tokens_of_an_expired_key_are_inactive(engine: Engine) {
+    let app = spawn_app(engine).await;
+    app.standard_key("read").await;
+    let key = app
+        .create_key(&[
+            "--owner",
+            "alice@example.com",
+            "--name",
+            "short",
+            "--scope",
+            "read",
+            "--audience",
+            API,
+            "--expires-in",
+            "3s",
+        ])
+        .await;
+    let introspector = app.introspector_key().await;
+    let token = app.token_string(&key).await;
+    assert_eq!(
+        app.introspect_ok(&introspector, &token).await["active"],
+        true
+    );
+    let expires_at = chrono::DateTime::parse_from_rfc3339(key.json["expires_at"].as_str().unwrap())
+        .unwrap()
+        .timestamp();
+    let wait = expires_at - chrono::Utc::now().timestamp() + 1;
+    tokio::time::sleep(Duration::from_secs(wait.max(0) as u64)).await;
+    assert_eq!(app.introspect_ok(&introspector, &token).await, INACTIVE());
+}
+
+async fn tokens_of_a_disabled_owner_are_inactive(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let key = app.standard_key("read").await;
+    let introspector = app.introspector_key().await;
+    let token = app.token_string(&key).await;
+    assert_eq!(
+        app.introspect_ok(&introspector, &token).await["active"],
+        true
+    );
+    app.cli_ok(&["users", "disable", "alice@example.com"]).await;
+    assert_eq!(app.introspect_ok(&introspector, &token).await, INACTIVE());
+}
+
+async fn another_client_without_the_scope_sees_inactive(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let key = app.standard_key("read").await;
+    let other = app
+        .create_key(&[
+            "--owner",
+            "alice@example.com",
+            "--name",
+            "other",
+            "--scope",
+            "read write",
+            "--audience",
+            API,
+        ])
+        .await;
+    let token = app.token_string(&key).await;
+    assert_eq!(app.introspect_ok(&other, &token).await, INACTIVE());
+    // The same caller sees its own tokens.
+    let own = app.token_string(&other).await;
+    assert_eq!(app.introspect_ok(&other, &own).await["active"], true);
+}
+
+async fn the_introspect_scope_sees_every_token(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let key = app.standard_key("read").await;
+    let introspector = app.introspector_key().await;
+    let token = app.token_string(&key).await;
+    let body = app.introspect_ok(&introspector, &token).await;
+    assert_eq!(body["active"], true);
+    assert_eq!(body["client_id"], key.client_id.as_str());
+    assert_eq!(body["scope"], "read");
+}
+
+async fn introspection_requires_a_token(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let key = app.standard_key("read").await;
+    let response = app
+        .http
+        .post(format!("{}/oauth/introspect", app.address))
+        .basic_auth(&key.client_id, Some(&key.client_secret))
+        .form(&[("token_type_hint", "access_token")])
+        .send()
+        .await
+        .unwrap();
+    assert_oauth_error(response, 400, "invalid_request").await;
+    let repeated = app
+        .http
+        .post(format!("{}/oauth/introspect", app.address))
+        .basic_auth(&key.client_id, Some(&key.client_secret))
+        .form(&[("token", "a"), ("token", "b")])
+        .send()
+        .await
+        .unwrap();
+    assert_oauth_error(repeated, 400, "invalid_request").await;
+}
+
+async fn introspection_requires_client_authentication(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let mut key = app.standard_key("read").await;
+    let token = app.token_string(&key).await;
+    let anonymous = app
+        .http
+        .post(format!("{}/oauth/introspect", app.address))
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_invalid_client(anonymous).await;
+    key.client_secret.push('x');
+    assert_invalid_client(app.introspect(&key, &token).await).await;
+    assert_invalid_client(app.revoke(&key, &token).await).await;
+}
+
+/// The throttle of the token endpoint covers introspection and revocation.
+async fn failed_authentications_are_throttled(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let mut key = app.standard_key("read").await;
+    let token = app.token_string(&key).await;
+    let secret = std::mem::replace(&mut key.client_secret, "kgs_wrong".into());
+    // Five failures, as at the token endpoint, counted across both endpoints.
+    for _ in 0..2 {
+        assert_invalid_client(app.introspect(&key, &token).await).await;
+        assert_invalid_client(app.revoke(&key, &token).await).await;
+    }
+    assert_invalid_client(app.introspect(&key, &token).await).await;
+    key.client_secret = secret;
+    let introspect = app.introspect(&key, &token).await;
+    assert_eq!(introspect.status(), 429);
+    assert!(introspect.headers().contains_key("retry-after"));
+    assert_eq!(app.revoke(&key, &token).await.status(), 429);
+}
+
+async fn other_methods_are_not_allowed(engine: Engine) {
+    let app = spawn_app(engine).await;
+    for path in ["/oauth/introspect", "/oauth/revoke"] {
+        let response = app
+            .http
+            .get(format!("{}{path}", app.address))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 405, "{path}");
+        assert_eq!(response.headers()["allow"], "POST");
+    }
+}
+
+async fn a_revoked_token_is_inactive(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let key = app.standard_key("read").await;
+    let token = app.token_string(&key).await;
+    let sibling = app.token_string(&key).await;
+    let response = app.revoke(&key, &token).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    assert!(response.bytes().await.unwrap().is_empty());
+    assert_eq!(app.introspect_ok(&key, &token).await, INACTIVE());
+    // Only that token: another of the same key stays active.
+    assert_eq!(app.introspect_ok(&key, &sibling).await["active"], true);
+
+    // Idempotent, and audited once.
+    assert_eq!(app.revoke(&key, &token).await.status(), 200);
+    assert_eq!(
+        app.count_rows("SELECT COUNT(*) AS n FROM revoked_tokens"),
+        1
+    );
+    let jti = payload_of(&token)["jti"].as_str().unwrap().to_owned();
+    assert_eq!(
+        app.count_rows(&format!(
+            "SELECT COUNT(*) AS n FROM audit_events WHERE action = 'token.revoked' \
+             AND target = '{jti}' AND actor = '{}'",
+            key.client_id
+        )),
+        1
+    );
+}
+
+async fn revoking_another_clients_token_is_refused(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let key = app.standard_key("read").await;
+    let other = app
+        .create_key(&[
+            "--owner",
+            "alice@example.com",
+            "--name",
+            "other",
+            "--scope",
+            "read",
+            "--audience",
+            API,
+        ])
+        .await;
+    let token = app.token_string(&key).await;
+    let body =
+        assert_oauth_error(app.revoke(&other, &token).await, 400, "unauthorized_client").await;
+    assert!(body["error_description"].is_string());
+    assert_eq!(app.introspect_ok(&key, &token).await["active"], true);
+    assert_eq!(
+        app.count_rows("SELECT COUNT(*) AS n FROM revoked_tokens"),
+        0
+    );
+}
+
+async fn revoking_unknown_garbage_or_expired_tokens_succeeds(engine: Engine) {
+    let app = spawn_app_with(engine, &[("KEYGATE_TOKEN_TTL", "1s")]).await;
+    let key = app.standard_key("read").await;
+    let expired = app.token_string(&key).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let foreign = foreign_key_pair(keygate::signing::SigningAlg::Es256);
+    let forged = sign_token(
+        &foreign,
+        &at_jwt_header(&foreign, "unknown"),
+        &app.claims_for(&key, API),
+    );
+    for token in ["garbage", "a.b.c", expired.as_str(), forged.as_str()] {
+        let response = app.revoke(&key, token).await;
+        assert_eq!(response.status(), 200, "{token}");
+    }
+    // A refresh_token hint is ignored: there are none, and the search goes on.
+    let live = app.token_string(&key).await;
+    let response = app
+        .http
+        .post(format!("{}/oauth/revoke", app.address))
+        .basic_auth(&key.client_id, Some(&key.client_secret))
+        .form(&[
+            ("token", live.as_str()),
+            ("token_type_hint", "refresh_token"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        app.count_rows("SELECT COUNT(*) AS n FROM revoked_tokens"),
+        1
+    );
+    let missing = app
+        .http
+        .post(format!("{}/oauth/revoke", app.address))
+        .basic_auth(&key.client_id, Some(&key.client_secret))
+        .form(&[("token_type_hint", "access_token")])
+        .send()
+        .await
+        .unwrap();
+    assert_oauth_error(missing, 400, "invalid_request").await;
+}
+
+/// Rows outlive their token only until its expiry.
+async fn revoked_rows_are_pruned_after_expiry(engine: Engine) {
+    let app = spawn_app_with(engine, &[("KEYGATE_TOKEN_TTL", "1m")]).await;
+    let key = app.standard_key("read").await;
+    let token = app.token_string(&key).await;
+    assert_eq!(app.revoke(&key, &token).await.status(), 200);
+    let exp = payload_of(&token)["exp"].as_i64().unwrap();
+    let at = |t: i64| chrono::DateTime::from_timestamp(t, 0).unwrap();
+    let mut conn = app.db();
+    assert_eq!(
+        keygate::revoke::prune_revoked_tokens(&mut conn, at(exp - 1)).unwrap(),
+        0
+    );
+    assert!(
+        keygate::revoke::is_revoked(&mut conn, payload_of(&token)["jti"].as_str().unwrap())
+            .unwrap()
+    );
+    assert_eq!(
+        keygate::revoke::prune_revoked_tokens(&mut conn, at(exp)).unwrap(),
+        1
+    );
+    assert_eq!(keygate::revoke::count_revoked_tokens(&mut conn).unwrap(), 0);
+}
+
+/// The background task prunes on its own, first right at start-up.
+async fn a_restart_prunes_expired_revocations(engine: Engine) {
+    let app = spawn_app_with(engine, &[("KEYGATE_TOKEN_TTL", "1s")]).await;
+    let key = app.standard_key("read").await;
+    let token = app.token_string(&key).await;
+    assert_eq!(app.revoke(&key, &token).await.status(), 200);
+    assert_eq!(
+        app.count_rows("SELECT COUNT(*) AS n FROM revoked_tokens"),
+        1
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    app.spawn_sibling().await;
+    wait_until_pruned(&app).await;
+}
+
+async fn wait_until_pruned(app: &TestApp) {
+    for _ in 0..50 {
+        if app.count_rows("SELECT COUNT(*) AS n FROM revoked_tokens") == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("expired revocations were not pruned");
+}
+
+both_engines!(
+    active_token_introspects_with_every_claim,
+    client_secret_post_and_hint_are_accepted,
+    expired_token_is_inactive,
+    malformed_tokens_are_inactive,
+    tampered_payload_is_inactive,
+    foreign_signed_tokens_are_inactive,
+    validly_signed_but_invalid_tokens_are_inactive,
+    tokens_of_a_revoked_key_are_inactive,
+    tokens_of_an_expired_key_are_inactive,
+    tokens_of_a_disabled_owner_are_inactive,
+    another_client_without_the_scope_sees_inactive,
+    the_introspect_scope_sees_every_token,
+    introspection_requires_a_token,
+    introspection_requires_client_authentication,
+    failed_authentications_are_throttled,
+    other_methods_are_not_allowed,
+    a_revoked_token_is_inactive,
+    revoking_another_clients_token_is_refused,
+    revoking_unknown_garbage_or_expired_tokens_succeeds,
+    revoked_rows_are_pruned_after_expiry,
+    a_restart_prunes_expired_revocations,
+);
