@@ -45,7 +45,13 @@ impl ThrottlePolicy {
     ) -> QueryResult<Option<i64>> {
         let rows: Vec<(String, NaiveDateTime, i32)> = auth_throttle::table
             .filter(auth_throttle::addr.eq(addr))
-            .filter(auth_throttle::subject.eq_any([client_id, ANY_CLIENT]))
+            // Two equalities rather than IN: a fixed statement shape that
+            // diesel can keep prepared, since this runs on every request.
+            .filter(
+                auth_throttle::subject
+                    .eq(client_id)
+                    .or(auth_throttle::subject.eq(ANY_CLIENT)),
+            )
             .filter(auth_throttle::window_start.gt((now - self.window).naive_utc()))
             .select((
                 auth_throttle::subject,
