@@ -37,6 +37,15 @@ impl Form {
         Ok(Self { params })
     }
 
+    /// The form of an OAuth endpoint's request, checked for its content type.
+    pub fn from_request(req: &actix_web::HttpRequest, body: &[u8]) -> Result<Self, OAuthError> {
+        let content_type = req
+            .headers()
+            .get(actix_web::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        Self::parse(content_type, body)
+    }
+
     /// A parameter that may appear at most once (RFC 6749 §3.2).
     pub fn single(&self, name: &str) -> Result<Option<&str>, OAuthError> {
         match self.params.get(name).map(Vec::as_slice) {
@@ -46,6 +55,12 @@ impl Form {
                 "parameter {name:?} is repeated"
             ))),
         }
+    }
+
+    /// A parameter that must appear exactly once.
+    pub fn required(&self, name: &str) -> Result<&str, OAuthError> {
+        self.single(name)?
+            .ok_or_else(|| OAuthError::InvalidRequest(format!("{name} is required")))
     }
 
     /// Every value of a parameter that may repeat (RFC 8707 `resource`).

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Token endpoint under wrk (a separate load-generating process), against the
-# release binary on a fresh SQLite database in a temp dir.
+# release binary on a fresh SQLite database in a temp dir, or on PostgreSQL
+# when KEYGATE_BENCH_POSTGRES_URL names an empty database it may write to.
 #
 #   benches/wrk/run.sh [seconds]        needs wrk (apt-get install wrk)
 set -euo pipefail
@@ -12,7 +13,10 @@ bin=$root/target/release/keygate
 dir=$(mktemp -d)
 trap 'kill "$server" 2>/dev/null || true; rm -rf "$dir"' EXIT
 cd "$dir"
-export KEYGATE_DATABASE_URL=sqlite://$dir/keygate.db KEYGATE_LISTEN=127.0.0.1:18080 RUST_LOG=warn
+export KEYGATE_DATABASE_URL=${KEYGATE_BENCH_POSTGRES_URL:-sqlite://$dir/keygate.db}
+export KEYGATE_SECRET_KEY=${KEYGATE_SECRET_KEY:-$(printf 'ab%.0s' {1..32})}
+export KEYGATE_LISTEN=127.0.0.1:18080 RUST_LOG=warn
+echo "database: ${KEYGATE_DATABASE_URL%%://*}"
 "$bin" users add bench@example.com >/dev/null
 "$bin" apis add https://api.example.com --name bench --scopes "read write" >/dev/null
 key=$("$bin" keys create --owner bench@example.com --name bench --scope read \

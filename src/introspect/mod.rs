@@ -63,17 +63,11 @@ async fn introspect(
 }
 
 async fn handle(req: &HttpRequest, body: &[u8], state: &AppState) -> Result<Value, OAuthError> {
-    let content_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok());
-    let form = Form::parse(content_type, body)?;
+    let form = Form::from_request(req, body)?;
     form.reject_repeats(&["token", "token_type_hint"])?;
     let now = Utc::now();
     let caller = client_auth::authenticate(req, &form, state, now).await?;
-    let token = form
-        .single("token")?
-        .ok_or_else(|| OAuthError::InvalidRequest("token is required".into()))?;
+    let token = form.required("token")?;
     Ok(match active_claims(state, caller, token, now).await? {
         Some(claims) => active_answer(&claims),
         None => json!({ "active": false }),

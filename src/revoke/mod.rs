@@ -37,17 +37,11 @@ async fn revoke(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) 
 }
 
 async fn handle(req: &HttpRequest, body: &[u8], state: &AppState) -> Result<(), OAuthError> {
-    let content_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok());
-    let form = Form::parse(content_type, body)?;
+    let form = Form::from_request(req, body)?;
     form.reject_repeats(&["token", "token_type_hint"])?;
     let now = Utc::now();
     let caller = client_auth::authenticate(req, &form, state, now).await?;
-    let token = form
-        .single("token")?
-        .ok_or_else(|| OAuthError::InvalidRequest("token is required".into()))?;
+    let token = form.required("token")?;
     // RFC 7009 §2.1: the hint only speeds up a search; every token here is
     // an access token, so any hint (or none) leads to the same lookup.
 

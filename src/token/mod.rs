@@ -71,19 +71,14 @@ async fn issue(
     body: &[u8],
     state: &AppState,
 ) -> Result<HttpResponse, OAuthError> {
-    let content_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok());
-    let form = Form::parse(content_type, body)?;
+    let form = Form::from_request(req, body)?;
     form.reject_repeats(&["grant_type", "scope"])?;
     let now = Utc::now();
     let credential = client_auth::authenticate(req, &form, state, now).await?;
 
-    match form.single("grant_type")? {
-        None => return Err(OAuthError::InvalidRequest("grant_type is required".into())),
-        Some("client_credentials") => {}
-        Some(other) => return Err(OAuthError::UnsupportedGrantType(other.to_owned())),
+    match form.required("grant_type")? {
+        "client_credentials" => {}
+        other => return Err(OAuthError::UnsupportedGrantType(other.to_owned())),
     }
 
     let requested = form

@@ -82,35 +82,11 @@ pub async fn spawn_app(engine: Engine) -> TestApp {
 
 /// Starts keygate with extra `KEYGATE_*` variables.
 pub async fn spawn_app_with(engine: Engine, extra: &[(&str, &str)]) -> TestApp {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let database_url = fresh_database(engine, &dir);
-    let secret_key = hex::encode(rand_bytes());
-    let mut vars: HashMap<String, String> = [
-        ("KEYGATE_DATABASE_URL", database_url.as_str()),
-        ("KEYGATE_SECRET_KEY", secret_key.as_str()),
-        ("KEYGATE_LISTEN", "127.0.0.1:0"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
-    vars.insert(
-        "KEYGATE_MAIL_DIR".into(),
-        dir.path().join("mail").display().to_string(),
-    );
-    for (k, v) in extra {
-        vars.insert((*k).to_owned(), (*v).to_owned());
-    }
-    let (address, issuer) = start(&vars).await;
-    TestApp {
-        engine,
-        address,
-        issuer,
-        database_url,
-        secret_key,
-        dir,
-        vars,
-        http: reqwest::Client::new(),
-    }
+    let mut app = prepare_app(engine, extra);
+    let (address, issuer) = start(&app.vars).await;
+    app.address = address;
+    app.issuer = issuer;
+    app
 }
 
 /// Builds and runs one server process-alike on the given variables.
