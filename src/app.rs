@@ -152,6 +152,7 @@ impl Application {
             throttle: ThrottlePolicy::default(),
             metrics: Metrics::default(),
             jwks_max_age: chrono::Duration::seconds(300),
+            trusted_proxies: config.trusted_proxies.clone(),
         });
         spawn_background(state.clone().into_inner());
         crate::mail::spawn(state.clone().into_inner(), &config)

@@ -136,6 +136,8 @@ pub struct Config {
     pub expiry_warning: HumanDuration,
     /// Outbox and sweep timing; not from the environment (tests shorten it).
     pub mail_tuning: crate::mail::MailTuning,
+    /// Reverse proxies whose `X-Forwarded-For` names the client's address.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// One line naming the variable and what is wrong.
@@ -236,6 +238,12 @@ impl Config {
                 .parse()
                 .map_err(|e| fail("KEYGATE_EXPIRY_WARNING", format!("{e}")))?;
 
+        let trusted_proxies = get("KEYGATE_TRUSTED_PROXIES")
+            .map(parse_trusted_proxies)
+            .transpose()
+            .map_err(|m| fail("KEYGATE_TRUSTED_PROXIES", m))?
+            .unwrap_or_default();
+
         Ok(Self {
             database_url,
             listen,
@@ -248,6 +256,7 @@ impl Config {
             mail_from,
             expiry_warning,
             mail_tuning: crate::mail::MailTuning::default(),
+            trusted_proxies,
         })
     }
 }
@@ -266,6 +275,20 @@ fn parse_issuer(text: &str) -> Result<String, String> {
         return Err("must not contain credentials".into());
     }
     Ok(text.trim_end_matches('/').to_owned())
+}
+
+/// Comma- or space-separated addresses and networks: `10.0.0.1, 10.1.0.0/16`.
+fn parse_trusted_proxies(text: &str) -> Result<Vec<ipnet::IpNet>, String> {
+    text.split([',', ' '])
+        .filter(|s| !s.is_empty())
+        .map(|item| {
+            item.parse::<ipnet::IpNet>()
+                .or_else(|_| item.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    format!("{item:?} is not an IP address or network (such as 10.0.0.0/8)")
+                })
+        })
+        .collect()
 }
 
 fn parse_smtp_url(text: &str) -> Result<url::Url, String> {
@@ -332,6 +355,8 @@ mod tests {
             ("KEYGATE_SMTP_URL", "http://mail"),
             ("KEYGATE_MAIL_FROM", "not an address"),
             ("KEYGATE_EXPIRY_WARNING", "0"),
+            ("KEYGATE_TRUSTED_PROXIES", "10.0.0.0/33"),
+            ("KEYGATE_TRUSTED_PROXIES", "proxy.local"),
         ];
         for (variable, value) in cases {
             let err = parse(&[(variable, value)]).unwrap_err();
@@ -352,6 +377,18 @@ mod tests {
         .unwrap();
         assert!(!format!("{config:?}").contains("pw@"));
         assert!(!format!("{config:?}").contains(&key));
+    }
+
+    #[test]
+    fn trusted_proxies_take_addresses_and_networks() {
+        let config = parse(&[("KEYGATE_TRUSTED_PROXIES", "10.0.0.1, 172.16.0.0/12 ::1")]).unwrap();
+        let shown: Vec<String> = config
+            .trusted_proxies
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(shown, ["10.0.0.1/32", "172.16.0.0/12", "::1/128"]);
+        assert!(parse(&[]).unwrap().trusted_proxies.is_empty());
     }
 
     #[test]

@@ -26,6 +26,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// How long the JWKS may be cached by resource servers.
     pub jwks_max_age: Duration,
+    /// Reverse proxies trusted to name the client in `X-Forwarded-For`.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl AppState {

@@ -6,6 +6,8 @@ pub mod presented;
 pub mod throttle;
 pub mod verified;
 
+use std::net::IpAddr;
+
 use actix_web::{HttpRequest, web};
 use chrono::{DateTime, Utc};
 use serde_json::json;
@@ -32,11 +34,49 @@ pub async fn authenticate(
             state.metrics.count_failure("no_client_authentication");
         }
     })?;
-    let addr = req
-        .peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_else(|| "unknown".into());
+    let addr = client_address(req, &state.trusted_proxies);
     verify_presented(state, presented, &addr, now).await
+}
+
+/// The address failures are counted against: the TCP peer, or, when the
+/// peer is a trusted reverse proxy, the nearest address in `X-Forwarded-For`
+/// that is not one of the trusted proxies (the one the last trusted hop saw).
+/// Untrusted peers cannot pick their own address by sending the header.
+pub fn client_address(req: &HttpRequest, trusted: &[ipnet::IpNet]) -> String {
+    let Some(peer) = req.peer_addr().map(|a| a.ip()) else {
+        return "unknown".into();
+    };
+    forwarded_client(peer, req.headers().get_all("x-forwarded-for"), trusted).to_string()
+}
+
+fn forwarded_client<'a>(
+    peer: IpAddr,
+    forwarded: impl DoubleEndedIterator<Item = &'a actix_web::http::header::HeaderValue>,
+    trusted: &[ipnet::IpNet],
+) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let hops: Vec<&str> = forwarded
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    let mut client = peer;
+    for hop in hops.iter().rev() {
+        match hop.parse::<IpAddr>() {
+            Ok(ip) => {
+                client = ip;
+                if !is_trusted(&ip) {
+                    break;
+                }
+            }
+            // A malformed entry ends what can be believed.
+            Err(_) => break,
+        }
+    }
+    client
 }
 
 /// Verifies presented credentials from `addr`.
@@ -171,5 +211,53 @@ async fn record_failure(
         .await;
     if let Err(error) = written {
         tracing::error!(%error, "could not record a failed client authentication");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::http::header::HeaderValue;
+
+    fn client(peer: &str, header: &[&str], trusted: &[&str]) -> String {
+        let values: Vec<HeaderValue> = header
+            .iter()
+            .map(|h| HeaderValue::from_str(h).unwrap())
+            .collect();
+        let trusted: Vec<ipnet::IpNet> = trusted.iter().map(|t| t.parse().unwrap()).collect();
+        forwarded_client(peer.parse().unwrap(), values.iter(), &trusted).to_string()
+    }
+
+    #[test]
+    fn untrusted_peers_cannot_name_their_address() {
+        assert_eq!(
+            client("198.51.100.7", &["203.0.113.5"], &[]),
+            "198.51.100.7"
+        );
+        assert_eq!(
+            client("198.51.100.7", &["203.0.113.5"], &["10.0.0.0/8"]),
+            "198.51.100.7"
+        );
+    }
+
+    #[test]
+    fn trusted_proxies_are_skipped_from_the_right() {
+        let trusted = ["10.0.0.0/8"];
+        assert_eq!(
+            client("10.0.0.2", &["203.0.113.5"], &trusted),
+            "203.0.113.5"
+        );
+        // The client put a fake entry first; the proxy appended the real one.
+        assert_eq!(
+            client("10.0.0.2", &["1.1.1.1, 203.0.113.5, 10.0.0.9"], &trusted),
+            "203.0.113.5"
+        );
+        assert_eq!(
+            client("10.0.0.2", &["1.1.1.1", "203.0.113.5"], &trusted),
+            "203.0.113.5"
+        );
+        // No header, or nothing usable: the proxy itself.
+        assert_eq!(client("10.0.0.2", &[], &trusted), "10.0.0.2");
+        assert_eq!(client("10.0.0.2", &["garbage"], &trusted), "10.0.0.2");
     }
 }

@@ -445,6 +445,55 @@ async fn failed_authentications_are_throttled_per_address(engine: Engine) {
     assert_eq!(elsewhere.status(), 200);
 }
 
+/// Behind a trusted reverse proxy the client's address comes from
+/// `X-Forwarded-For`; from anyone else the header is ignored, so it cannot be
+/// used to dodge the throttle.
+async fn forwarded_addresses_count_only_behind_trusted_proxies(engine: Engine) {
+    let with_xff =
+        |app: &crate::helpers::TestApp, key: &crate::helpers::Key, secret: &str, xff: &str| {
+            app.http
+                .post(app.token_url())
+                .basic_auth(&key.client_id, Some(secret))
+                .header("x-forwarded-for", xff)
+                .form(&[CC])
+                .send()
+        };
+    let app = spawn_app_with(engine, &[("KEYGATE_TRUSTED_PROXIES", "127.0.0.1")]).await;
+    let key = app.standard_key("read").await;
+    for _ in 0..5 {
+        assert_invalid_client(
+            with_xff(&app, &key, "kgs_wrong", "203.0.113.5")
+                .await
+                .unwrap(),
+        )
+        .await;
+    }
+    let blocked = with_xff(&app, &key, &key.client_secret, "203.0.113.5")
+        .await
+        .unwrap();
+    assert_eq!(blocked.status(), 429);
+    let other = with_xff(&app, &key, &key.client_secret, "203.0.113.6")
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 200);
+
+    let direct = spawn_app(engine).await;
+    let key = direct.standard_key("read").await;
+    for i in 0..5 {
+        let spoofed = format!("203.0.113.{i}");
+        assert_invalid_client(
+            with_xff(&direct, &key, "kgs_wrong", &spoofed)
+                .await
+                .unwrap(),
+        )
+        .await;
+    }
+    let blocked = with_xff(&direct, &key, &key.client_secret, "203.0.113.99")
+        .await
+        .unwrap();
+    assert_eq!(blocked.status(), 429);
+}
+
 /// Failed authentications are audited with client ID, address and reason.
 async fn failures_are_audited(engine: Engine) {
     let app = spawn_app(engine).await;
@@ -487,5 +536,6 @@ both_engines!(
     other_grant_types_are_unsupported,
     other_methods_are_405_with_allow,
     failed_authentications_are_throttled_per_address,
+    forwarded_addresses_count_only_behind_trusted_proxies,
     failures_are_audited,
 );
