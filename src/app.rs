@@ -22,7 +22,7 @@ use crate::db::{self, Pool};
 use crate::ops::metrics::Metrics;
 use crate::signing::{self, AtRest, Signer};
 use crate::state::AppState;
-use crate::{discovery, introspect, ops, revoke, token};
+use crate::{api, discovery, introspect, ops, revoke, token};
 
 /// How often each process re-reads the signing keys: a rotation made
 /// elsewhere reaches it within this interval.
@@ -153,6 +153,8 @@ impl Application {
             metrics: Metrics::default(),
             jwks_max_age: chrono::Duration::seconds(300),
             trusted_proxies: config.trusted_proxies.clone(),
+            key_max_lifetime: config.key_max_lifetime,
+            expiry_warning: config.expiry_warning,
         });
         spawn_background(state.clone().into_inner());
         crate::mail::spawn(state.clone().into_inner(), &config)
@@ -168,6 +170,7 @@ impl Application {
                 .configure(revoke::routes)
                 .configure(discovery::routes)
                 .configure(ops::routes)
+                .configure(api::routes)
         })
         .listen(listener)
         .map_err(|source| StartupError::Bind {

@@ -28,6 +28,10 @@ pub struct AppState {
     pub jwks_max_age: Duration,
     /// Reverse proxies trusted to name the client in `X-Forwarded-For`.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Longest expiry a key may be given (`None`: keys may never expire).
+    pub key_max_lifetime: Option<HumanDuration>,
+    /// How long before expiry a key's owner is warned.
+    pub expiry_warning: HumanDuration,
 }
 
 impl AppState {

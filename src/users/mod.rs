@@ -320,3 +320,57 @@ pub fn set_role(
         find_role(conn, name)
     })
 }
+
+/// What an admin may change about a user; `None` leaves a field as it is.
+#[derive(Debug, Default)]
+pub struct UserChanges<'a> {
+    pub disabled: Option<bool>,
+    pub can_create_keys: Option<bool>,
+    pub role: Option<&'a str>,
+}
+
+/// Applies the changes and records one audit event naming them: disabling
+/// is `user.disabled`, anything else `user.updated`. Like
+/// [`set_user_disabled`], it bites at once at the token endpoint.
+pub fn update_user(
+    conn: &mut DbConnection,
+    email: &str,
+    changes: &UserChanges<'_>,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<User, AppError> {
+    write_transaction(conn, |conn| {
+        let user = find_user_by_email(conn, email)?;
+        if let Some(role) = changes.role {
+            find_role(conn, role)?;
+        }
+        let disabled = changes.disabled.unwrap_or(user.disabled);
+        let can_create_keys = changes.can_create_keys.unwrap_or(user.can_create_keys);
+        let role = changes.role.unwrap_or(&user.role);
+        diesel::update(users::table.find(&user.id))
+            .set((
+                users::disabled.eq(disabled),
+                users::can_create_keys.eq(can_create_keys),
+                users::role.eq(role),
+                users::updated_at.eq(now.naive_utc()),
+            ))
+            .execute(conn)?;
+        let action = if disabled && !user.disabled {
+            Action::UserDisabled
+        } else {
+            Action::UserUpdated
+        };
+        let mut details = serde_json::Map::new();
+        if let Some(d) = changes.disabled {
+            details.insert("disabled".into(), d.into());
+        }
+        if let Some(c) = changes.can_create_keys {
+            details.insert("can_create_keys".into(), c.into());
+        }
+        if let Some(r) = changes.role {
+            details.insert("role".into(), r.into());
+        }
+        audit::record(conn, now, actor, action, &user.email, None, details.into())?;
+        find_user(conn, &user.id)
+    })
+}

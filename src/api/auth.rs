@@ -1,0 +1,220 @@
+//! Who is calling the management API, and what they may do.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use crate::error::AppError;
+use crate::introspect::validate_own_token;
+use crate::keys::{self, ClientId};
+use crate::revoke;
+use crate::scope::{ADMIN_SCOPE, KEYS_SCOPE};
+use crate::state::AppState;
+
+/// How the caller proved who they are.
+///
+/// Only bearer tokens exist today. A console session (cookie + CSRF token)
+/// will be another variant, resolved to the same `Caller` by
+/// [`Caller::from_request`], so no handler changes when it arrives.
+#[derive(Debug, Clone)]
+pub enum CallerSource {
+    /// An access token issued by this server to the key with this client ID.
+    Bearer { client_id: String },
+}
+
+/// What the caller may touch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// `keygate:admin`: everything.
+    Admin,
+    /// `keygate:keys`: the caller's own keys, nothing else.
+    OwnKeys,
+}
+
+/// An authenticated caller of the management API.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The email of the person acting: recorded as the actor of every change.
+    pub email: String,
+    pub access: Access,
+    pub source: CallerSource,
+}
+
+impl Caller {
+    pub fn is_admin(&self) -> bool {
+        self.access == Access::Admin
+    }
+
+    /// Refuses anyone without `keygate:admin`.
+    pub fn require_admin(&self) -> Result<(), AuthError> {
+        if self.is_admin() {
+            Ok(())
+        } else {
+            Err(AuthError::InsufficientScope(ADMIN_SCOPE))
+        }
+    }
+
+    /// Whether the caller may see and change a key of this owner.
+    pub fn may_manage_keys_of(&self, owner_email: &str) -> bool {
+        self.is_admin() || self.email.eq_ignore_ascii_case(owner_email)
+    }
+}
+
+/// Why a request was not allowed, as RFC 6750 §3 says to answer it.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// No credentials at all: no `error` attribute (RFC 6750 §3.1).
+    #[error("authentication required: send Authorization: Bearer <access token>")]
+    Missing,
+    #[error("{0}")]
+    InvalidToken(&'static str),
+    /// The token is good but lacks this scope.
+    #[error("this request needs the scope {0}")]
+    InsufficientScope(&'static str),
+    #[error(transparent)]
+    Internal(#[from] AppError),
+}
+
+impl From<diesel::result::Error> for AuthError {
+    fn from(e: diesel::result::Error) -> Self {
+        Self::Internal(e.into())
+    }
+}
+
+impl From<diesel::r2d2::PoolError> for AuthError {
+    fn from(e: diesel::r2d2::PoolError) -> Self {
+        Self::Internal(e.into())
+    }
+}
+
+impl From<actix_web::error::BlockingError> for AuthError {
+    fn from(e: actix_web::error::BlockingError) -> Self {
+        Self::Internal(e.into())
+    }
+}
+
+impl ResponseError for AuthError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::Missing | Self::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+            Self::InsufficientScope(_) => StatusCode::FORBIDDEN,
+            Self::Internal(e) => e.status_code(),
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let challenge = match self {
+            Self::Missing => r#"Bearer realm="keygate""#.to_owned(),
+            Self::InvalidToken(_) => r#"Bearer realm="keygate", error="invalid_token""#.to_owned(),
+            Self::InsufficientScope(scope) => {
+                format!(r#"Bearer realm="keygate", error="insufficient_scope", scope="{scope}""#)
+            }
+            Self::Internal(e) => return e.error_response(),
+        };
+        let code = match self {
+            Self::InsufficientScope(_) => "insufficient_scope",
+            _ => "unauthorized",
+        };
+        let mut response = HttpResponse::build(self.status_code());
+        if let Ok(value) = HeaderValue::from_str(&challenge) {
+            response.insert_header((header::WWW_AUTHENTICATE, value));
+        }
+        response.json(json!({ "error": code, "message": self.to_string() }))
+    }
+}
+
+impl FromRequest for Caller {
+    type Error = AuthError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let token = bearer_token(req);
+        Box::pin(async move {
+            let state = state.ok_or_else(|| {
+                AuthError::Internal(AppError::internal(std::io::Error::other(
+                    "application state missing",
+                )))
+            })?;
+            let token = token?;
+            from_bearer(&state, &token, Utc::now()).await
+        })
+    }
+}
+
+/// The token of an `Authorization: Bearer` header (RFC 6750 §2.1).
+fn bearer_token(req: &HttpRequest) -> Result<String, AuthError> {
+    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+        return Err(AuthError::Missing);
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| AuthError::InvalidToken("the Authorization header is not valid text"))?;
+    let (scheme, token) = value
+        .split_once(' ')
+        .ok_or(AuthError::InvalidToken("use Authorization: Bearer <token>"))?;
+    let token = token.trim();
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
+        return Err(AuthError::InvalidToken("use Authorization: Bearer <token>"));
+    }
+    Ok(token.to_owned())
+}
+
+/// A token this server issued for its own API, not revoked, from a key that
+/// may still be used, holding `keygate:admin` or `keygate:keys` both in the
+/// token and in what the key's owner may still grant.
+async fn from_bearer(
+    state: &AppState,
+    token: &str,
+    now: DateTime<Utc>,
+) -> Result<Caller, AuthError> {
+    const INVALID: &str = "the access token is invalid, expired or revoked";
+    let claims = validate_own_token(state, token, now).map_err(|reason| {
+        tracing::debug!(%reason, "management API token refused");
+        AuthError::InvalidToken(INVALID)
+    })?;
+    if !claims.aud.iter().any(|a| a == &state.issuer) {
+        return Err(AuthError::InvalidToken(
+            "the access token is not meant for keygate's API",
+        ));
+    }
+    let client_id = ClientId::parse(&claims.client_id).ok_or(AuthError::InvalidToken(INVALID))?;
+    let jti = claims.jti.clone();
+    let (credential, owner) = state
+        .db(move |conn| -> Result<_, AuthError> {
+            if revoke::is_revoked(conn, &jti)? {
+                return Err(AuthError::InvalidToken(INVALID));
+            }
+            let credential =
+                keys::find_credential(conn, &client_id)?.ok_or(AuthError::InvalidToken(INVALID))?;
+            if let Some(reason) = credential.refusal(now) {
+                tracing::debug!(reason, "management API token from an unusable key");
+                return Err(AuthError::InvalidToken(INVALID));
+            }
+            let (_, view) = keys::find_key_view(conn, client_id.as_str(), now)?;
+            Ok((credential, view.owner))
+        })
+        .await?;
+    let holds =
+        |scope: &str| claims.has_scope(scope) && credential.effective_scopes.contains(scope);
+    let access = if holds(ADMIN_SCOPE) {
+        Access::Admin
+    } else if holds(KEYS_SCOPE) {
+        Access::OwnKeys
+    } else {
+        return Err(AuthError::InsufficientScope(KEYS_SCOPE));
+    };
+    Ok(Caller {
+        email: owner,
+        access,
+        source: CallerSource::Bearer {
+            client_id: credential.client_id,
+        },
+    })
+}
