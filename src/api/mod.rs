@@ -178,10 +178,16 @@ pub fn secret_response(mut builder: actix_web::HttpResponseBuilder, body: Value)
         .json(body)
 }
 
+/// Everything but RFC 3986's unreserved characters.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
 /// `Location` of a created object, its last segment percent-encoded.
 pub fn location(collection: &str, id: &str) -> String {
-    let encoded: String =
-        percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC).to_string();
+    let encoded = percent_encoding::utf8_percent_encode(id, SEGMENT).to_string();
     format!("/api/v1/{collection}/{encoded}")
 }
 

@@ -6,6 +6,7 @@ mod helpers;
 mod email;
 mod introspect;
 mod keys;
+mod mgmt;
 mod process;
 mod signing;
 mod token;
