@@ -131,7 +131,7 @@ impl Page {
 
     /// `{"items": [...], "next_cursor": ...}` from every item of the list.
     pub fn slice<T: serde::Serialize>(&self, all: Vec<T>) -> Value {
-        let more = all.len() > self.offset + self.limit;
+        let more = all.len() > self.offset.saturating_add(self.limit);
         let items: Vec<T> = all.into_iter().skip(self.offset).take(self.limit).collect();
         self.respond(items, more)
     }
@@ -217,6 +217,15 @@ mod tests {
         for cursor in ["", "!!", "bzo", not_ours.as_str()] {
             assert!(Page::parse(None, Some(cursor)).is_err(), "{cursor}");
         }
+    }
+
+    #[test]
+    fn huge_offsets_are_an_empty_last_page() {
+        let cursor = URL_SAFE_NO_PAD.encode(format!("o:{}", usize::MAX));
+        let page = Page::parse(Some("100"), Some(&cursor)).unwrap();
+        let answer = page.slice(vec![1, 2, 3]);
+        assert_eq!(answer["items"], json!([]));
+        assert!(answer["next_cursor"].is_null());
     }
 
     #[test]
