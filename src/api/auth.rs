@@ -148,7 +148,9 @@ impl FromRequest for Caller {
     }
 }
 
-/// The token of an `Authorization: Bearer` header (RFC 6750 §2.1).
+/// The token of an `Authorization: Bearer` header (RFC 6750 §2.1). Another
+/// scheme counts as no credentials: §3.1 says to answer it without an error
+/// code.
 fn bearer_token(req: &HttpRequest) -> Result<String, AuthError> {
     let Some(value) = req.headers().get(header::AUTHORIZATION) else {
         return Err(AuthError::Missing);
@@ -156,11 +158,12 @@ fn bearer_token(req: &HttpRequest) -> Result<String, AuthError> {
     let value = value
         .to_str()
         .map_err(|_| AuthError::InvalidToken("the Authorization header is not valid text"))?;
-    let (scheme, token) = value
-        .split_once(' ')
-        .ok_or(AuthError::InvalidToken("use Authorization: Bearer <token>"))?;
+    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(AuthError::Missing);
+    }
     let token = token.trim();
-    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
+    if token.is_empty() {
         return Err(AuthError::InvalidToken("use Authorization: Bearer <token>"));
     }
     Ok(token.to_owned())

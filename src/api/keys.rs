@@ -41,8 +41,7 @@ pub async fn list(
     let page = Page::parse(query.limit.as_deref(), query.cursor.as_deref())?;
     let status = query.status.as_deref().map(parse_status).transpose()?;
     let owner = match (&query.owner, caller.is_admin()) {
-        (Some(owner), true) => Some(owner.clone()),
-        (None, true) => None,
+        (owner, true) => owner.clone(),
         (Some(owner), false) if !caller.may_manage_keys_of(owner) => {
             return Err(AuthError::InsufficientScope(ADMIN_SCOPE).into());
         }

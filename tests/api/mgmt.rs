@@ -159,6 +159,7 @@ async fn missing_or_bad_tokens_are_401_with_a_challenge(engine: Engine) {
         invalid,
     )
     .await;
+    // Another scheme is no bearer credential at all (RFC 6750 §3.1).
     let basic = w
         .app
         .http
@@ -167,7 +168,7 @@ async fn missing_or_bad_tokens_are_401_with_a_challenge(engine: Engine) {
         .send()
         .await
         .unwrap();
-    assert_challenge(basic, invalid).await;
+    assert_challenge(basic, r#"Bearer realm="keygate""#).await;
 
     // Signed by the real key, but expired.
     let (kid, pair) = w.app.server_signing_key();
