@@ -455,13 +455,7 @@ impl TestApp {
 impl TestApp {
     /// `POST /oauth/introspect` as `caller` (client_secret_basic).
     pub async fn introspect(&self, caller: &Key, token: &str) -> reqwest::Response {
-        self.http
-            .post(format!("{}/oauth/introspect", self.address))
-            .basic_auth(&caller.client_id, Some(&caller.client_secret))
-            .form(&[("token", token)])
-            .send()
-            .await
-            .expect("introspection request")
+        self.post_token(caller, "introspect", token).await
     }
 
     /// Introspection that must answer 200; returns the body.
@@ -474,13 +468,18 @@ impl TestApp {
 
     /// `POST /oauth/revoke` as `caller` (client_secret_basic).
     pub async fn revoke(&self, caller: &Key, token: &str) -> reqwest::Response {
+        self.post_token(caller, "revoke", token).await
+    }
+
+    /// `POST /oauth/{endpoint}` with `token=...`, authenticated as `caller`.
+    async fn post_token(&self, caller: &Key, endpoint: &str, token: &str) -> reqwest::Response {
         self.http
-            .post(format!("{}/oauth/revoke", self.address))
+            .post(format!("{}/oauth/{endpoint}", self.address))
             .basic_auth(&caller.client_id, Some(&caller.client_secret))
             .form(&[("token", token)])
             .send()
             .await
-            .expect("revocation request")
+            .unwrap_or_else(|e| panic!("{endpoint} request: {e}"))
     }
 
     /// An admin `root@example.com` and a key of theirs holding
