@@ -30,6 +30,9 @@ const KEYRING_REFRESH: Duration = Duration::from_secs(2);
 const THROTTLE_PRUNE: Duration = Duration::from_secs(60);
 /// How often revoked token IDs whose tokens have expired are dropped.
 const REVOKED_TOKENS_PRUNE: Duration = Duration::from_secs(60);
+/// How long a stopping server waits for database connection attempts under
+/// way (a connect is bounded by libpq's own timeout; this bounds the wait).
+const DATABASE_CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -99,23 +102,37 @@ pub fn master_key(config: &Config) -> Result<MasterKey, StartupError> {
     }
 }
 
-/// Connects and applies pending migrations.
+/// Connects a pool and applies pending migrations: for `serve`.
 pub fn open_database(config: &Config) -> Result<Pool, StartupError> {
     let pool = db::connect(&config.database_url)?;
     let mut conn = pool
         .get()
         .map_err(|e| db::DbError::Connect(format!("{:?}: {e}", config.database_url)))?;
-    let applied = db::migrate(&mut conn)?;
+    migrate(&mut conn)?;
+    Ok(pool)
+}
+
+/// One migrated connection and no pool: for one-shot commands, which then
+/// have no connection threads of their own running when they exit.
+pub fn open_connection(config: &Config) -> Result<db::DbConnection, StartupError> {
+    let mut conn = db::connect_one(&config.database_url)?;
+    migrate(&mut conn)?;
+    Ok(conn)
+}
+
+fn migrate(conn: &mut db::DbConnection) -> Result<(), StartupError> {
+    let applied = db::migrate(conn)?;
     if applied > 0 {
         tracing::info!(applied, "applied database migrations");
     }
-    Ok(pool)
+    Ok(())
 }
 
 pub struct Application {
     server: Server,
     port: u16,
     issuer: String,
+    pool: Pool,
 }
 
 impl Application {
@@ -143,7 +160,7 @@ impl Application {
 
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let state = web::Data::new(AppState {
-            pool,
+            pool: pool.clone(),
             issuer: issuer.clone(),
             token_ttl: config.token_ttl,
             signer,
@@ -183,6 +200,7 @@ impl Application {
             server,
             port: local.port(),
             issuer,
+            pool,
         })
     }
 
@@ -194,8 +212,24 @@ impl Application {
         &self.issuer
     }
 
+    /// The server's database pool: whoever stops it without
+    /// [`run_until_stopped`](Self::run_until_stopped) returning (a test that
+    /// drops it) closes it with [`db::close`] before the process exits.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// Serves until the server stops (SIGTERM, SIGINT), then shuts the
+    /// database pool's connection attempts so that the process can exit.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let result = self.server.await;
+        let pool = self.pool;
+        let closed =
+            tokio::task::spawn_blocking(move || db::close(&pool, DATABASE_CLOSE_TIMEOUT)).await;
+        if let Err(error) = closed {
+            tracing::warn!(%error, "could not close the database pool");
+        }
+        result
     }
 }
 

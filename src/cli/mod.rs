@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::app::{self, StartupError};
 use crate::config::Config;
-use crate::db::PooledConnection;
+use crate::db::DbConnection;
 use crate::error::AppError;
 
 #[derive(Debug, Parser)]
@@ -67,22 +67,21 @@ pub enum CliError {
     Io(#[from] std::io::Error),
 }
 
-/// What a subcommand needs: the configuration and a migrated database.
+/// What a subcommand needs: the configuration and a migrated database. One
+/// connection, not a pool: a pool's threads could still be logging in to
+/// PostgreSQL when the command exits, and libpq crashes under exit handlers.
 pub struct Context {
     pub config: Config,
-    conn: PooledConnection,
+    conn: DbConnection,
 }
 
 impl Context {
     pub fn open(config: Config) -> Result<Self, CliError> {
-        let pool = app::open_database(&config)?;
-        let conn = pool
-            .get()
-            .map_err(|e| StartupError::Database(crate::db::DbError::Connect(e.to_string())))?;
+        let conn = app::open_connection(&config)?;
         Ok(Self { config, conn })
     }
 
-    pub fn conn(&mut self) -> &mut crate::db::DbConnection {
+    pub fn conn(&mut self) -> &mut DbConnection {
         &mut self.conn
     }
 }

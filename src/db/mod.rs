@@ -3,7 +3,8 @@
 
 pub mod schema;
 
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::pg::PgConnection;
@@ -20,8 +21,21 @@ pub enum DbConnection {
     Pg(PgConnection),
 }
 
-pub type Pool = r2d2::Pool<Manager>;
 pub type PooledConnection = r2d2::PooledConnection<Manager>;
+
+/// The r2d2 pool and the gate its connection attempts pass; cheap to clone.
+#[derive(Clone)]
+pub struct Pool {
+    inner: r2d2::Pool<Manager>,
+    gate: Arc<ConnectGate>,
+}
+
+impl Pool {
+    /// A connection from the pool, waiting up to its connection timeout.
+    pub fn get(&self) -> Result<PooledConnection, r2d2::PoolError> {
+        self.inner.get()
+    }
+}
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
@@ -39,12 +53,77 @@ pub enum DbError {
     Migrate(String),
 }
 
+/// Counts the connection attempts under way and, once closed, refuses new
+/// ones. r2d2 opens connections on its own threads (to fill `min_idle`, or
+/// for a waiting `get`); a process must not exit while one of them is inside
+/// libpq, whose SCRAM-SHA-256 login computes an HMAC through OpenSSL while
+/// the exiting thread runs `OPENSSL_cleanup` (SIGSEGV or SIGABRT). Closing
+/// the gate and waiting for it to drain makes exit safe.
+#[derive(Debug, Default)]
+struct ConnectGate {
+    state: Mutex<GateState>,
+    drained: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct GateState {
+    closed: bool,
+    in_flight: usize,
+}
+
+/// One connection attempt let through the gate; leaving it on drop.
+struct GatePass<'a>(&'a ConnectGate);
+
+impl ConnectGate {
+    fn enter(&self) -> Result<GatePass<'_>, ConnectionError> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if state.closed {
+            return Err(ConnectionError::BadConnection(
+                "the database pool is shut down".into(),
+            ));
+        }
+        state.in_flight += 1;
+        Ok(GatePass(self))
+    }
+
+    /// Refuses further attempts and waits up to `timeout` for those under
+    /// way; returns how many were still running when it gave up.
+    fn close(&self, timeout: Duration) -> usize {
+        let deadline = Instant::now() + timeout;
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.closed = true;
+        while state.in_flight > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            state = self
+                .drained
+                .wait_timeout(state, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        state.in_flight
+    }
+}
+
+impl Drop for GatePass<'_> {
+    fn drop(&mut self) {
+        let mut state = self.0.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.in_flight -= 1;
+        if state.in_flight == 0 {
+            self.0.drained.notify_all();
+        }
+    }
+}
+
 /// Opens connections of the engine named by the URL scheme. diesel's own
 /// `MultiConnection::establish` would try SQLite first, which accepts any
 /// string as a file name, so the choice is made here.
 #[derive(Debug, Clone)]
 pub struct Manager {
     url: DatabaseUrl,
+    gate: Arc<ConnectGate>,
 }
 
 impl ManageConnection for Manager {
@@ -52,21 +131,8 @@ impl ManageConnection for Manager {
     type Error = ConnectionError;
 
     fn connect(&self) -> Result<DbConnection, ConnectionError> {
-        match &self.url {
-            DatabaseUrl::Sqlite(path) => {
-                let path = path.to_string_lossy();
-                let mut conn = SqliteConnection::establish(&path)?;
-                conn.batch_execute(SQLITE_PRAGMAS)
-                    .map_err(ConnectionError::CouldntSetupConfiguration)?;
-                Ok(DbConnection::Sqlite(conn))
-            }
-            DatabaseUrl::Postgres(url) => {
-                let mut conn = PgConnection::establish(&without_gss_by_default(url))?;
-                conn.batch_execute("SET TIME ZONE 'UTC'")
-                    .map_err(ConnectionError::CouldntSetupConfiguration)?;
-                Ok(DbConnection::Pg(conn))
-            }
-        }
+        let _pass = self.gate.enter()?;
+        establish(&self.url)
     }
 
     fn is_valid(&self, conn: &mut DbConnection) -> Result<(), ConnectionError> {
@@ -76,6 +142,25 @@ impl ManageConnection for Manager {
 
     fn has_broken(&self, conn: &mut DbConnection) -> bool {
         conn.is_broken()
+    }
+}
+
+/// Opens one connection of the URL's engine, with its session settings.
+fn establish(url: &DatabaseUrl) -> Result<DbConnection, ConnectionError> {
+    match url {
+        DatabaseUrl::Sqlite(path) => {
+            let path = path.to_string_lossy();
+            let mut conn = SqliteConnection::establish(&path)?;
+            conn.batch_execute(SQLITE_PRAGMAS)
+                .map_err(ConnectionError::CouldntSetupConfiguration)?;
+            Ok(DbConnection::Sqlite(conn))
+        }
+        DatabaseUrl::Postgres(url) => {
+            let mut conn = PgConnection::establish(&without_gss_by_default(url))?;
+            conn.batch_execute("SET TIME ZONE 'UTC'")
+                .map_err(ConnectionError::CouldntSetupConfiguration)?;
+            Ok(DbConnection::Pg(conn))
+        }
     }
 }
 
@@ -92,26 +177,49 @@ fn without_gss_by_default(url: &str) -> String {
     format!("{url}{separator}gssencmode=disable")
 }
 
+/// One connection on the calling thread, no pool: what a one-shot command
+/// (the CLI, a test's look at the rows) needs. It starts no background
+/// thread, so the process may exit as soon as it is done.
+pub fn connect_one(url: &DatabaseUrl) -> Result<DbConnection, DbError> {
+    establish(url).map_err(|e| DbError::Connect(format!("{url:?}: {}", one_line(&e.to_string()))))
+}
+
 /// Builds the pool after opening one connection directly, so that a wrong URL
 /// or a database that is down fails at once with one clear line instead of
-/// after the pool's retries.
+/// after the pool's retries. Call [`close`] before the process exits.
 pub fn connect(url: &DatabaseUrl) -> Result<Pool, DbError> {
-    let manager = Manager { url: url.clone() };
-    manager
-        .connect()
-        .map_err(|e| DbError::Connect(format!("{url:?}: {}", one_line(&e.to_string()))))?;
+    drop(connect_one(url)?);
+    let gate = Arc::<ConnectGate>::default();
+    let manager = Manager {
+        url: url.clone(),
+        gate: Arc::clone(&gate),
+    };
     let max_size = match url {
         // One writer at a time anyway; readers share the WAL.
         DatabaseUrl::Sqlite(_) => 8,
         DatabaseUrl::Postgres(_) => 16,
     };
-    r2d2::Pool::builder()
+    let inner = r2d2::Pool::builder()
         .max_size(max_size)
         .min_idle(Some(1))
         .connection_timeout(Duration::from_secs(5))
         .error_handler(Box::new(LogConnectionErrors))
         .build(manager)
-        .map_err(|e| DbError::Connect(format!("{url:?}: {}", one_line(&e.to_string()))))
+        .map_err(|e| DbError::Connect(format!("{url:?}: {}", one_line(&e.to_string()))))?;
+    Ok(Pool { inner, gate })
+}
+
+/// Shuts the pool's connection attempts: none starts after this returns, and
+/// those under way have finished (or `timeout` passed, which is logged). The
+/// pool's idle connections stay usable until the pool is dropped.
+pub fn close(pool: &Pool, timeout: Duration) {
+    let unfinished = pool.gate.close(timeout);
+    if unfinished > 0 {
+        tracing::warn!(
+            unfinished,
+            "database connection attempts still running at shutdown"
+        );
+    }
 }
 
 /// libpq's messages span lines; logs and CLI errors want one.
@@ -184,4 +292,44 @@ pub fn is_unique_violation(error: &diesel::result::Error) -> bool {
         error,
         diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_closed_gate_refuses_new_attempts() {
+        let gate = ConnectGate::default();
+        drop(gate.enter().unwrap());
+        assert_eq!(gate.close(Duration::from_millis(10)), 0);
+        assert!(gate.enter().is_err());
+    }
+
+    #[test]
+    fn close_waits_for_the_attempt_under_way() {
+        let gate = Arc::new(ConnectGate::default());
+        let (entered, wait_entered) = std::sync::mpsc::channel();
+        let worker = {
+            let gate = Arc::clone(&gate);
+            std::thread::spawn(move || {
+                let pass = gate.enter().unwrap();
+                entered.send(()).unwrap();
+                std::thread::sleep(Duration::from_millis(50));
+                drop(pass);
+            })
+        };
+        wait_entered.recv().unwrap();
+        let started = Instant::now();
+        assert_eq!(gate.close(Duration::from_secs(5)), 0);
+        assert!(started.elapsed() >= Duration::from_millis(40));
+        worker.join().unwrap();
+    }
+
+    #[test]
+    fn close_gives_up_after_its_timeout() {
+        let gate = ConnectGate::default();
+        let _pass = gate.enter().unwrap();
+        assert_eq!(gate.close(Duration::from_millis(20)), 1);
+    }
 }

@@ -281,15 +281,14 @@ struct OutboxRow {
 
 fn outbox(app: &TestApp) -> Vec<OutboxRow> {
     let url = keygate::config::DatabaseUrl::parse(&app.database_url).unwrap();
-    let pool = keygate::db::connect(&url).unwrap();
-    let mut conn = pool.get().unwrap();
+    let mut conn = keygate::db::connect_one(&url).unwrap();
     diesel::sql_query(
         "SELECT event, recipient, status, attempts, last_error, \
          subject || body_text || body_html AS body, \
          locked_until IS NOT NULL AS leased FROM email_outbox \
          ORDER BY sent_at, id",
     )
-    .load(&mut *conn)
+    .load(&mut conn)
     .unwrap()
 }
 

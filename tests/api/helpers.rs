@@ -5,6 +5,8 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::Output;
+use std::sync::Mutex;
+use std::time::Duration;
 
 use diesel::prelude::*;
 use keygate::{Application, Config};
@@ -41,17 +43,22 @@ macro_rules! both_engines {
     };
 }
 
+/// The test PostgreSQL server's admin URL.
+pub fn postgres_admin_url() -> String {
+    std::env::var("KEYGATE_TEST_POSTGRES_URL").unwrap_or_else(|_| {
+        panic!(
+            "KEYGATE_TEST_POSTGRES_URL is not set: run the tests with scripts/test, \
+             which starts a PostgreSQL server, or point it at one (an admin URL)"
+        )
+    })
+}
+
 /// A fresh, empty database of the given engine; returns its URL.
 fn fresh_database(engine: Engine, dir: &TempDir) -> String {
     match engine {
         Engine::Sqlite => format!("sqlite://{}", dir.path().join("keygate.db").display()),
         Engine::Postgres => {
-            let admin = std::env::var("KEYGATE_TEST_POSTGRES_URL").unwrap_or_else(|_| {
-                panic!(
-                    "KEYGATE_TEST_POSTGRES_URL is not set: run the tests with scripts/test, \
-                     which starts a PostgreSQL server, or point it at one (an admin URL)"
-                )
-            });
+            let admin = postgres_admin_url();
             let name = format!("keygate_test_{}", uuid::Uuid::new_v4().simple());
             let mut conn = PgConnection::establish(&admin).expect("connect to the test PostgreSQL");
             diesel::sql_query(format!("CREATE DATABASE {name}"))
@@ -61,6 +68,27 @@ fn fresh_database(engine: Engine, dir: &TempDir) -> String {
             url.set_path(&name);
             url.to_string()
         }
+    }
+}
+
+/// Drops a test's PostgreSQL database, ending the connections still open
+/// to it. A failure is reported, not raised: the test's verdict stands.
+fn drop_database(url: &str) {
+    let Some(name) = url::Url::parse(url)
+        .ok()
+        .map(|u| u.path().trim_start_matches('/').to_owned())
+    else {
+        return;
+    };
+    let dropped = PgConnection::establish(&postgres_admin_url())
+        .map_err(|e| e.to_string())
+        .and_then(|mut conn| {
+            diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&mut conn)
+                .map_err(|e| e.to_string())
+        });
+    if let Err(error) = dropped {
+        eprintln!("could not drop the test database {name}: {error}");
     }
 }
 
@@ -74,6 +102,21 @@ pub struct TestApp {
     /// Variables given to the app; the CLI gets the same.
     pub vars: HashMap<String, String>,
     pub http: reqwest::Client,
+    /// Pools of the servers started in this process, closed when the test
+    /// ends so that none is logging in while the test binary exits.
+    pools: Mutex<Vec<keygate::db::Pool>>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let pools = self.pools.get_mut().unwrap_or_else(|e| e.into_inner());
+        for pool in pools.drain(..) {
+            keygate::db::close(&pool, Duration::from_secs(10));
+        }
+        if self.engine == Engine::Postgres {
+            drop_database(&self.database_url);
+        }
+    }
 }
 
 pub async fn spawn_app(engine: Engine) -> TestApp {
@@ -83,22 +126,10 @@ pub async fn spawn_app(engine: Engine) -> TestApp {
 /// Starts keygate with extra `KEYGATE_*` variables.
 pub async fn spawn_app_with(engine: Engine, extra: &[(&str, &str)]) -> TestApp {
     let mut app = prepare_app(engine, extra);
-    let (address, issuer) = start(&app.vars).await;
+    let (address, issuer) = app.start(|_| {}).await;
     app.address = address;
     app.issuer = issuer;
     app
-}
-
-/// Builds and runs one server process-alike on the given variables.
-async fn start(vars: &HashMap<String, String>) -> (String, String) {
-    let config = Config::from_vars(vars).expect("valid test configuration");
-    let app = Application::build(config)
-        .await
-        .expect("application starts");
-    let address = format!("http://127.0.0.1:{}", app.port());
-    let issuer = app.issuer().to_owned();
-    tokio::spawn(app.run_until_stopped());
-    (address, issuer)
 }
 
 fn rand_bytes() -> [u8; 32] {
@@ -139,7 +170,25 @@ impl TestApp {
     /// Starts a second server on the same database, as a load-balanced
     /// deployment would; returns its address.
     pub async fn spawn_sibling(&self) -> String {
-        start(&self.vars).await.0
+        self.start(|_| {}).await.0
+    }
+
+    /// Builds and runs one server process-alike on this app's variables,
+    /// its configuration adjusted first; returns its address and issuer.
+    async fn start(&self, adjust: impl FnOnce(&mut Config)) -> (String, String) {
+        let mut config = Config::from_vars(&self.vars).expect("valid test configuration");
+        adjust(&mut config);
+        let app = Application::build(config)
+            .await
+            .expect("application starts");
+        let address = format!("http://127.0.0.1:{}", app.port());
+        let issuer = app.issuer().to_owned();
+        self.pools
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(app.pool().clone());
+        tokio::spawn(app.run_until_stopped());
+        (address, issuer)
     }
 
     /// Runs the real `keygate` binary against this app's database.
@@ -288,8 +337,7 @@ impl TestApp {
 
     /// Row counts of every table, to prove a failed command wrote nothing.
     pub fn table_counts(&self) -> Vec<(String, i64)> {
-        let pool = keygate::db::connect(&parse_url(&self.database_url)).expect("pool");
-        let mut conn = pool.get().expect("connection");
+        let mut conn = self.db();
         [
             "users",
             "roles",
@@ -307,7 +355,7 @@ impl TestApp {
                 n: i64,
             }
             let count: Count = diesel::sql_query(format!("SELECT COUNT(*) AS n FROM {table}"))
-                .get_result(&mut *conn)
+                .get_result(&mut conn)
                 .expect("count rows");
             (table.to_owned(), count.n)
         })
@@ -330,8 +378,7 @@ impl TestApp {
                 String::from_utf8_lossy(&all).into_owned()
             }
             Engine::Postgres => {
-                let pool = keygate::db::connect(&parse_url(&self.database_url)).expect("pool");
-                let mut conn = pool.get().expect("connection");
+                let mut conn = self.db();
                 #[derive(QueryableByName)]
                 struct Row {
                     #[diesel(sql_type = diesel::sql_types::Text)]
@@ -350,7 +397,7 @@ impl TestApp {
                 for table in tables {
                     let rows: Vec<Row> =
                         diesel::sql_query(format!("SELECT x::text AS t FROM {table} x"))
-                            .load(&mut *conn)
+                            .load(&mut conn)
                             .expect("dump table");
                     for row in rows {
                         out.push_str(&row.t);
@@ -428,6 +475,7 @@ pub fn prepare_app(engine: Engine, extra: &[(&str, &str)]) -> TestApp {
         dir,
         vars,
         http: reqwest::Client::new(),
+        pools: Mutex::default(),
     }
 }
 
@@ -436,17 +484,11 @@ impl TestApp {
     /// configuration adjusted first (e.g. faster mail timing). The first one
     /// started becomes `address`; returns its own address.
     pub async fn serve_with(&mut self, adjust: impl FnOnce(&mut Config)) -> String {
-        let mut config = Config::from_vars(&self.vars).expect("valid test configuration");
-        adjust(&mut config);
-        let app = Application::build(config)
-            .await
-            .expect("application starts");
-        let address = format!("http://127.0.0.1:{}", app.port());
+        let (address, issuer) = self.start(adjust).await;
         if self.address.is_empty() {
             self.address = address.clone();
-            self.issuer = app.issuer().to_owned();
+            self.issuer = issuer;
         }
-        tokio::spawn(app.run_until_stopped());
         address
     }
 }
@@ -506,12 +548,10 @@ impl TestApp {
             .to_owned()
     }
 
-    /// A connection to this app's database.
-    pub fn db(&self) -> keygate::db::PooledConnection {
-        keygate::db::connect(&parse_url(&self.database_url))
-            .expect("pool")
-            .get()
-            .expect("connection")
+    /// A connection to this app's database (one, not a pool: nothing of it
+    /// runs on after the test).
+    pub fn db(&self) -> keygate::db::DbConnection {
+        keygate::db::connect_one(&parse_url(&self.database_url)).expect("connection")
     }
 
     /// The server's active signing key, decrypted from the database: for
@@ -555,7 +595,7 @@ impl TestApp {
         }
         let mut conn = self.db();
         diesel::sql_query(sql)
-            .get_result::<Count>(&mut *conn)
+            .get_result::<Count>(&mut conn)
             .expect("count rows")
             .n
     }

@@ -232,4 +232,106 @@ async fn secret_is_never_logged_or_stored(engine: Engine) {
     );
 }
 
-both_engines!(secret_is_never_logged_or_stored);
+/// The test PostgreSQL asks for a password over TCP, as a packaged one does:
+/// libpq's SCRAM-SHA-256 login is the path the tests below go through.
+fn assert_postgres_asks_for_a_password(url: &str) {
+    use diesel::Connection;
+    let mut without = url::Url::parse(url).unwrap();
+    assert!(
+        without.password().is_some(),
+        "the test URL carries a password"
+    );
+    without.set_password(None).unwrap();
+    let refused = diesel::PgConnection::establish(without.as_str())
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        refused.contains("password"),
+        "PostgreSQL accepted a TCP login without a password: run the tests with \
+         scripts/test, whose cluster uses scram-sha-256 ({refused})"
+    );
+}
+
+/// A one-shot command against a PostgreSQL that asks for a password exits
+/// cleanly every time: no pool thread is still logging in while it exits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_on_password_postgres_never_crashes() {
+    use std::os::unix::process::ExitStatusExt;
+    let app = crate::helpers::prepare_app(Engine::Postgres, &[]);
+    assert_postgres_asks_for_a_password(&app.database_url);
+    app.cli_ok(&[
+        "apis",
+        "add",
+        "https://api.example.com",
+        "--name",
+        "A",
+        "--scopes",
+        "read",
+    ])
+    .await;
+    let mut failures = Vec::new();
+    for run in 0..40 {
+        let out = app.cli(&["apis", "list"]).await;
+        if !out.status.success() || !out.stdout.contains("https://api.example.com") {
+            failures.push((run, out.status.code(), out.status.signal(), out.stderr));
+        }
+    }
+    assert!(failures.is_empty(), "failed runs of 40: {failures:?}");
+}
+
+/// SIGTERM stops `keygate serve` with exit status 0, its pool shut first.
+async fn serve_exits_cleanly_on_sigterm(engine: Engine) {
+    use std::os::unix::process::ExitStatusExt;
+    let app = crate::helpers::prepare_app(engine, &[]);
+    if engine == Engine::Postgres {
+        assert_postgres_asks_for_a_password(&app.database_url);
+    }
+    for _ in 0..3 {
+        let port = free_port().await;
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_keygate"))
+            .arg("serve")
+            .env_clear()
+            .envs(&app.vars)
+            .env("KEYGATE_LISTEN", format!("127.0.0.1:{port}"))
+            .env("RUST_LOG", "warn")
+            .current_dir(app.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let base = format!("http://127.0.0.1:{port}");
+        wait_ready(&app.http, &base).await;
+        let pid = child.id().unwrap().to_string();
+        let signalled = tokio::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .await
+            .unwrap();
+        assert!(signalled.success());
+        let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+            .await
+            .expect("serve stops within 30 s of SIGTERM")
+            .unwrap();
+        let mut logs = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut logs)
+            .await
+            .unwrap();
+        assert!(
+            status.success(),
+            "exit {:?}, signal {:?}: {logs}",
+            status.code(),
+            status.signal()
+        );
+    }
+}
+
+both_engines!(
+    secret_is_never_logged_or_stored,
+    serve_exits_cleanly_on_sigterm
+);

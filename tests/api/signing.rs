@@ -226,10 +226,7 @@ async fn operations_endpoints(engine: Engine) {
 async fn retired_key_leaves_the_jwks_after_its_tokens_expire(engine: Engine) {
     use keygate::signing::{self, AtRest, PUBLISH_MARGIN, SigningAlg};
     let app = spawn_app(engine).await;
-    let pool =
-        keygate::db::connect(&keygate::config::DatabaseUrl::parse(&app.database_url).unwrap())
-            .unwrap();
-    let mut conn = pool.get().unwrap();
+    let mut conn = app.db();
     let master = keygate::config::MasterKey::from_hex(&app.secret_key).unwrap();
     let at_rest = AtRest::new(&master);
     let now = chrono::Utc::now();
@@ -242,7 +239,7 @@ async fn retired_key_leaves_the_jwks_after_its_tokens_expire(engine: Engine) {
         signing::rotate_signing_key(&mut conn, &at_rest, SigningAlg::EdDsa, ttl, now, "test")
             .unwrap();
     let kids = |at| {
-        signing::load_published_keys(&mut pool.get().unwrap(), at)
+        signing::load_published_keys(&mut app.db(), at)
             .unwrap()
             .into_iter()
             .map(|r| r.kid)
@@ -266,10 +263,7 @@ async fn changes_are_audited(engine: Engine) {
         .await;
     app.cli_ok(&["users", "disable", "alice@example.com"]).await;
     app.cli_ok(&["signing-keys", "rotate"]).await;
-    let pool =
-        keygate::db::connect(&keygate::config::DatabaseUrl::parse(&app.database_url).unwrap())
-            .unwrap();
-    let events = keygate::audit::list_events(&mut pool.get().unwrap(), None, 100, 0).unwrap();
+    let events = keygate::audit::list_events(&mut app.db(), None, 100, 0).unwrap();
     let seen: Vec<(&str, &str, &str)> = events
         .iter()
         .rev()

@@ -499,11 +499,7 @@ async fn failures_are_audited(engine: Engine) {
     let app = spawn_app(engine).await;
     let key = app.standard_key("read").await;
     assert_invalid_client(app.token_basic(&key.client_id, "kgs_wrong", &[CC]).await).await;
-    let pool =
-        keygate::db::connect(&keygate::config::DatabaseUrl::parse(&app.database_url).unwrap())
-            .unwrap();
-    let events =
-        keygate::audit::list_events(&mut pool.get().unwrap(), Some(&key.client_id), 10, 0).unwrap();
+    let events = keygate::audit::list_events(&mut app.db(), Some(&key.client_id), 10, 0).unwrap();
     let failed = events
         .iter()
         .find(|e| e.action == "client_auth.failed")
