@@ -1,6 +1,10 @@
 //! Start-up: open and migrate the database, settle the master key and the
 //! signing keys, bind the listener, start background work.
 
+mod config;
+
+pub use config::Config;
+
 use std::fs::OpenOptions;
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpListener;
@@ -17,9 +21,10 @@ use tokio::sync::Semaphore;
 
 use crate::client_auth::throttle::ThrottlePolicy;
 use crate::client_auth::verified::VerifiedSecrets;
-use crate::config::{Config, DatabaseUrl, MasterKey};
+use crate::db::DatabaseUrl;
 use crate::db::{self, Pool};
 use crate::ops::metrics::Metrics;
+use crate::signing::MasterKey;
 use crate::signing::{self, AtRest, Signer};
 use crate::state::AppState;
 use crate::{api, discovery, introspect, ops, revoke, token};

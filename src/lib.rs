@@ -29,4 +29,4 @@ pub mod users;
 pub mod verifier;
 
 pub use app::Application;
-pub use config::Config;
+pub use app::Config;

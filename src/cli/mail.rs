@@ -3,7 +3,7 @@ use std::time::SystemTime;
 use clap::Subcommand;
 
 use super::CliError;
-use crate::config::Config;
+use crate::app::Config;
 use crate::mail::transport::{Mailer, Outgoing, compose};
 
 #[derive(Debug, Subcommand)]

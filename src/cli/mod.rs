@@ -10,8 +10,8 @@ mod users;
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 
+use crate::app::Config;
 use crate::app::{self, StartupError};
-use crate::config::Config;
 use crate::db::DbConnection;
 use crate::error::AppError;
 

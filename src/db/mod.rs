@@ -1,6 +1,7 @@
 //! One connection type over SQLite and PostgreSQL, its pool, migrations and
 //! the write-transaction helper every store uses.
 
+mod database_url;
 pub mod schema;
 
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
@@ -13,7 +14,7 @@ use diesel::sqlite::SqliteConnection;
 use diesel::{Connection, ConnectionError};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
-use crate::config::DatabaseUrl;
+pub use database_url::DatabaseUrl;
 
 #[derive(diesel::MultiConnection)]
 pub enum DbConnection {

@@ -10,12 +10,12 @@ pub mod worker;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::Config;
+use crate::app::Config;
 use crate::state::AppState;
 
 pub use outbox::enqueue_key_event;
 pub use render::Event;
-pub use transport::{Mailer, SendError, TransportError};
+pub use transport::{MailTransport, Mailer, SendError, TransportError};
 
 /// Timing of the outbox worker and the expiry sweep. Not read from the
 /// environment: the defaults suit production, tests shorten them through

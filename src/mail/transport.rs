@@ -1,6 +1,7 @@
 //! How a message leaves keygate: SMTP (STARTTLS, implicit TLS, or plain for
 //! a local relay) or `.eml` files in a folder.
 
+use std::fmt;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
@@ -10,7 +11,60 @@ use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use percent_encoding::percent_decode_str;
 
-use crate::config::MailTransport;
+/// How emails leave keygate.
+#[derive(Clone, PartialEq, Eq)]
+pub enum MailTransport {
+    /// `smtp://`, `smtps://` or `smtp://...?tls=none`; the URL may hold a password.
+    Smtp(url::Url),
+    /// `.eml` files in a folder.
+    Files(PathBuf),
+}
+
+impl fmt::Debug for MailTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Smtp(url) => {
+                let mut shown = url.clone();
+                if shown.password().is_some() {
+                    let _ = shown.set_password(Some("redacted"));
+                }
+                write!(f, "Smtp({shown})")
+            }
+            Self::Files(dir) => write!(f, "Files({})", dir.display()),
+        }
+    }
+}
+
+impl MailTransport {
+    /// `KEYGATE_SMTP_URL` when set, otherwise `.eml` files in `mail_dir`.
+    pub fn from_settings(smtp_url: Option<&str>, mail_dir: &str) -> Result<Self, String> {
+        match smtp_url {
+            Some(text) => parse_smtp_url(text).map(Self::Smtp),
+            None => Ok(Self::Files(PathBuf::from(mail_dir))),
+        }
+    }
+}
+
+fn parse_smtp_url(text: &str) -> Result<url::Url, String> {
+    let url = url::Url::parse(text).map_err(|_| {
+        "not a valid URL; expected smtp://user:pass@host:port, smtps://... or smtp://host:port?tls=none"
+            .to_string()
+    })?;
+    if !matches!(url.scheme(), "smtp" | "smtps") {
+        return Err("scheme must be smtp:// or smtps://".into());
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("needs a host".into());
+    }
+    for (name, value) in url.query_pairs() {
+        match (name.as_ref(), value.as_ref()) {
+            ("tls", "none") if url.scheme() == "smtp" => {}
+            ("tls", _) => return Err("only ?tls=none is understood, and only with smtp://".into()),
+            (other, _) => return Err(format!("unknown parameter {other:?}")),
+        }
+    }
+    Ok(url)
+}
 
 /// How the connection to the SMTP server is protected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

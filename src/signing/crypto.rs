@@ -19,8 +19,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
+use super::MasterKey;
 use super::SigningAlg;
-use crate::config::MasterKey;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CryptoError {

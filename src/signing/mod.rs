@@ -2,6 +2,7 @@
 //! process refreshes from the database, JWT signing and the JWKS.
 
 pub mod crypto;
+mod master_key;
 mod store;
 
 use std::fmt;
@@ -14,6 +15,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 pub use crypto::{AtRest, CryptoError, KeyPair};
+pub use master_key::MasterKey;
 pub use store::{
     PUBLISH_MARGIN, SigningKeyInfo, SigningKeyRow, ensure_signing_key, list_signing_keys,
     load_published_keys, rotate_signing_key,

@@ -280,7 +280,7 @@ struct OutboxRow {
 }
 
 fn outbox(app: &TestApp) -> Vec<OutboxRow> {
-    let url = keygate::config::DatabaseUrl::parse(&app.database_url).unwrap();
+    let url = keygate::db::DatabaseUrl::parse(&app.database_url).unwrap();
     let mut conn = keygate::db::connect_one(&url).unwrap();
     diesel::sql_query(
         "SELECT event, recipient, status, attempts, last_error, \

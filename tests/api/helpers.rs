@@ -410,8 +410,8 @@ impl TestApp {
     }
 }
 
-fn parse_url(url: &str) -> keygate::config::DatabaseUrl {
-    keygate::config::DatabaseUrl::parse(url).expect("database URL")
+fn parse_url(url: &str) -> keygate::db::DatabaseUrl {
+    keygate::db::DatabaseUrl::parse(url).expect("database URL")
 }
 
 /// A client bound to another loopback address, to act as a second source.
@@ -564,7 +564,7 @@ impl TestApp {
             .iter()
             .find(|r| r.retired_at.is_none())
             .expect("an active signing key");
-        let master = keygate::config::MasterKey::from_hex(&self.secret_key).expect("master key");
+        let master = keygate::signing::MasterKey::from_hex(&self.secret_key).expect("master key");
         let pair = row
             .decrypt(&keygate::signing::AtRest::new(&master))
             .expect("decrypt the signing key");

@@ -227,7 +227,7 @@ async fn retired_key_leaves_the_jwks_after_its_tokens_expire(engine: Engine) {
     use keygate::signing::{self, AtRest, PUBLISH_MARGIN, SigningAlg};
     let app = spawn_app(engine).await;
     let mut conn = app.db();
-    let master = keygate::config::MasterKey::from_hex(&app.secret_key).unwrap();
+    let master = keygate::signing::MasterKey::from_hex(&app.secret_key).unwrap();
     let at_rest = AtRest::new(&master);
     let now = chrono::Utc::now();
     let ttl = chrono::Duration::minutes(15);

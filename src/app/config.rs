@@ -1,0 +1,287 @@
+//! Every `KEYGATE_*` variable, parsed and validated once at start-up, into
+//! the types of the modules that own them (`db::DatabaseUrl`,
+//! `signing::MasterKey`, `mail::MailTransport`, ...).
+//!
+//! A bad value stops start-up with one line naming the variable and what is
+//! wrong with it; nothing downstream re-checks a value that has its type.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use crate::config::ConfigError;
+use crate::db::DatabaseUrl;
+use crate::duration::HumanDuration;
+use crate::mail::{MailTransport, MailTuning};
+use crate::signing::{MasterKey, SigningAlg};
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database_url: DatabaseUrl,
+    pub listen: SocketAddr,
+    /// `None`: derived from the bound address once the server listens.
+    pub issuer: Option<String>,
+    /// `None`: generated once into a file beside a SQLite database.
+    pub secret_key: Option<MasterKey>,
+    pub token_ttl: HumanDuration,
+    pub signing_alg: SigningAlg,
+    /// `None`: keys may be created that never expire.
+    pub key_max_lifetime: Option<HumanDuration>,
+    pub mail: MailTransport,
+    pub mail_from: lettre::message::Mailbox,
+    pub expiry_warning: HumanDuration,
+    /// Outbox and sweep timing; not from the environment (tests shorten it).
+    pub mail_tuning: MailTuning,
+    /// Reverse proxies whose `X-Forwarded-For` names the client's address.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+/// Longest access-token lifetime accepted; RFC 9700 asks for short-lived tokens.
+const MAX_TOKEN_TTL_SECS: i64 = 86_400;
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let vars: HashMap<String, String> = std::env::vars()
+            .filter(|(name, _)| name.starts_with("KEYGATE_"))
+            .collect();
+        Self::from_vars(&vars)
+    }
+
+    /// Parses the given variables; absent ones take their documented defaults.
+    pub fn from_vars(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| vars.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
+        let fail = |variable: &'static str, message: String| ConfigError { variable, message };
+
+        let database_url =
+            DatabaseUrl::parse(get("KEYGATE_DATABASE_URL").unwrap_or("sqlite://keygate.db"))
+                .map_err(|m| fail("KEYGATE_DATABASE_URL", m))?;
+
+        let listen: SocketAddr = get("KEYGATE_LISTEN")
+            .unwrap_or("127.0.0.1:8080")
+            .parse()
+            .map_err(|_| {
+                fail(
+                    "KEYGATE_LISTEN",
+                    "must be an IP address and port, such as 127.0.0.1:8080 or 0.0.0.0:8080".into(),
+                )
+            })?;
+
+        let issuer = get("KEYGATE_ISSUER")
+            .map(parse_issuer)
+            .transpose()
+            .map_err(|m| fail("KEYGATE_ISSUER", m))?;
+
+        let secret_key = get("KEYGATE_SECRET_KEY")
+            .map(MasterKey::from_hex)
+            .transpose()
+            .map_err(|m| fail("KEYGATE_SECRET_KEY", m))?;
+        if secret_key.is_none() && matches!(database_url, DatabaseUrl::Postgres(_)) {
+            return Err(fail(
+                "KEYGATE_SECRET_KEY",
+                "required with PostgreSQL (generate one with `openssl rand -hex 32`)".into(),
+            ));
+        }
+
+        let token_ttl: HumanDuration = get("KEYGATE_TOKEN_TTL")
+            .unwrap_or("15m")
+            .parse()
+            .map_err(|e| fail("KEYGATE_TOKEN_TTL", format!("{e}")))?;
+        if token_ttl.as_secs() > MAX_TOKEN_TTL_SECS {
+            return Err(fail(
+                "KEYGATE_TOKEN_TTL",
+                "must be at most 24h: access tokens are meant to be short-lived".into(),
+            ));
+        }
+
+        let signing_alg: SigningAlg = get("KEYGATE_SIGNING_ALG")
+            .unwrap_or("ES256")
+            .parse()
+            .map_err(|m| fail("KEYGATE_SIGNING_ALG", m))?;
+
+        let key_max_lifetime =
+            HumanDuration::parse_or_zero(get("KEYGATE_KEY_MAX_LIFETIME").unwrap_or("180d"))
+                .map_err(|e| {
+                    fail(
+                        "KEYGATE_KEY_MAX_LIFETIME",
+                        format!("{e}, or 0 for no limit"),
+                    )
+                })?;
+
+        let mail = MailTransport::from_settings(
+            get("KEYGATE_SMTP_URL"),
+            get("KEYGATE_MAIL_DIR").unwrap_or("mail"),
+        )
+        .map_err(|m| fail("KEYGATE_SMTP_URL", m))?;
+
+        let mail_from = get("KEYGATE_MAIL_FROM")
+            .unwrap_or("keygate <keygate@localhost>")
+            .parse()
+            .map_err(|e| fail("KEYGATE_MAIL_FROM", format!("not a valid mailbox: {e}")))?;
+
+        let expiry_warning: HumanDuration =
+            get("KEYGATE_EXPIRY_WARNING")
+                .unwrap_or("7d")
+                .parse()
+                .map_err(|e| fail("KEYGATE_EXPIRY_WARNING", format!("{e}")))?;
+
+        let trusted_proxies = get("KEYGATE_TRUSTED_PROXIES")
+            .map(parse_trusted_proxies)
+            .transpose()
+            .map_err(|m| fail("KEYGATE_TRUSTED_PROXIES", m))?
+            .unwrap_or_default();
+
+        Ok(Self {
+            database_url,
+            listen,
+            issuer,
+            secret_key,
+            token_ttl,
+            signing_alg,
+            key_max_lifetime,
+            mail,
+            mail_from,
+            expiry_warning,
+            mail_tuning: MailTuning::default(),
+            trusted_proxies,
+        })
+    }
+}
+
+/// An absolute http(s) URL without query or fragment; stored without a
+/// trailing slash so that `issuer + "/oauth/token"` is well formed.
+fn parse_issuer(text: &str) -> Result<String, String> {
+    let url = url::Url::parse(text).map_err(|e| format!("not a valid URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err("must be an http:// or https:// URL".into());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("must not have a query or fragment (RFC 8414 §2)".into());
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not contain credentials".into());
+    }
+    Ok(text.trim_end_matches('/').to_owned())
+}
+
+/// Comma- or space-separated addresses and networks: `10.0.0.1, 10.1.0.0/16`.
+fn parse_trusted_proxies(text: &str) -> Result<Vec<ipnet::IpNet>, String> {
+    text.split([',', ' '])
+        .filter(|s| !s.is_empty())
+        .map(|item| {
+            item.parse::<ipnet::IpNet>()
+                .or_else(|_| item.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    format!("{item:?} is not an IP address or network (such as 10.0.0.0/8)")
+                })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_vars(&vars)
+    }
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let config = parse(&[]).unwrap();
+        assert_eq!(
+            config.database_url,
+            DatabaseUrl::Sqlite("keygate.db".into())
+        );
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.issuer, None);
+        assert_eq!(config.token_ttl.as_secs(), 900);
+        assert_eq!(config.signing_alg, SigningAlg::Es256);
+        assert_eq!(config.key_max_lifetime.unwrap().as_secs(), 180 * 86_400);
+        assert_eq!(config.mail, MailTransport::Files("mail".into()));
+        assert_eq!(config.mail_from.to_string(), "keygate <keygate@localhost>");
+        assert_eq!(config.expiry_warning.as_secs(), 7 * 86_400);
+    }
+
+    #[test]
+    fn each_bad_value_names_its_variable() {
+        let cases = [
+            ("KEYGATE_DATABASE_URL", "mysql://x"),
+            ("KEYGATE_LISTEN", "localhost"),
+            ("KEYGATE_ISSUER", "ftp://example.com"),
+            ("KEYGATE_SECRET_KEY", "abc"),
+            ("KEYGATE_TOKEN_TTL", "15 minutes"),
+            ("KEYGATE_TOKEN_TTL", "2d"),
+            ("KEYGATE_SIGNING_ALG", "HS256"),
+            ("KEYGATE_KEY_MAX_LIFETIME", "forever"),
+            ("KEYGATE_SMTP_URL", "http://mail"),
+            ("KEYGATE_MAIL_FROM", "not an address"),
+            ("KEYGATE_EXPIRY_WARNING", "0"),
+            ("KEYGATE_TRUSTED_PROXIES", "10.0.0.0/33"),
+            ("KEYGATE_TRUSTED_PROXIES", "proxy.local"),
+        ];
+        for (variable, value) in cases {
+            let err = parse(&[(variable, value)]).unwrap_err();
+            assert_eq!(err.variable, variable, "{value}");
+            assert!(err.to_string().starts_with(variable));
+        }
+    }
+
+    #[test]
+    fn postgres_requires_a_secret_key() {
+        let err = parse(&[("KEYGATE_DATABASE_URL", "postgres://u@localhost/db")]).unwrap_err();
+        assert_eq!(err.variable, "KEYGATE_SECRET_KEY");
+        let key = "11".repeat(32);
+        let config = parse(&[
+            ("KEYGATE_DATABASE_URL", "postgres://u:pw@localhost/db"),
+            ("KEYGATE_SECRET_KEY", key.as_str()),
+        ])
+        .unwrap();
+        assert!(!format!("{config:?}").contains("pw@"));
+        assert!(!format!("{config:?}").contains(&key));
+    }
+
+    #[test]
+    fn trusted_proxies_take_addresses_and_networks() {
+        let config = parse(&[("KEYGATE_TRUSTED_PROXIES", "10.0.0.1, 172.16.0.0/12 ::1")]).unwrap();
+        let shown: Vec<String> = config
+            .trusted_proxies
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(shown, ["10.0.0.1/32", "172.16.0.0/12", "::1/128"]);
+        assert!(parse(&[]).unwrap().trusted_proxies.is_empty());
+    }
+
+    #[test]
+    fn zero_max_lifetime_means_unbounded() {
+        let config = parse(&[("KEYGATE_KEY_MAX_LIFETIME", "0")]).unwrap();
+        assert_eq!(config.key_max_lifetime, None);
+    }
+
+    #[test]
+    fn issuer_loses_its_trailing_slash() {
+        let config = parse(&[("KEYGATE_ISSUER", "https://auth.example.com/")]).unwrap();
+        assert_eq!(config.issuer.as_deref(), Some("https://auth.example.com"));
+    }
+
+    #[test]
+    fn smtp_url_forms() {
+        for ok in [
+            "smtp://user:pass@mail.example.com:587",
+            "smtps://mail.example.com:465",
+            "smtp://127.0.0.1:2525?tls=none",
+        ] {
+            assert!(matches!(
+                parse(&[("KEYGATE_SMTP_URL", ok)]).unwrap().mail,
+                MailTransport::Smtp(_)
+            ));
+        }
+        assert!(parse(&[("KEYGATE_SMTP_URL", "smtps://h:465?tls=none")]).is_err());
+        let config = parse(&[("KEYGATE_SMTP_URL", "smtp://u:hunter2@h:587")]).unwrap();
+        assert!(!format!("{config:?}").contains("hunter2"));
+    }
+}
