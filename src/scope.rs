@@ -19,8 +19,10 @@ pub fn is_builtin(scope: &str) -> bool {
 }
 
 /// A set of scope tokens, each `1*( %x21 / %x23-5B / %x5D-7E )`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, diesel::FromSqlRow)]
 pub struct ScopeSet(BTreeSet<String>);
+
+crate::text_column!(ScopeSet, |text: String| ScopeSet::from_stored(&text));
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0:?} is not a valid scope (printable ASCII without spaces, quotes or backslashes)")]
@@ -140,11 +142,43 @@ pub fn audiences_to_stored(audiences: &[Audience]) -> String {
         .join(" ")
 }
 
-pub fn audiences_from_stored(text: &str) -> Vec<String> {
-    text.split(' ')
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect()
+/// A key's audiences as stored: read once into their type at the storage
+/// seam, never re-parsed by the layers above.
+#[derive(Debug, Clone, Default, PartialEq, Eq, diesel::FromSqlRow)]
+pub struct Audiences(Vec<Audience>);
+
+crate::text_column!(Audiences, |text: String| Audiences::from_stored(&text));
+
+impl Audiences {
+    /// Reads a list this program wrote itself.
+    pub fn from_stored(text: &str) -> Self {
+        Self(
+            text.split(' ')
+                .filter(|s| !s.is_empty())
+                .map(|s| Audience(s.to_owned()))
+                .collect(),
+        )
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Audience> {
+        self.0.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn contains(&self, audience: &str) -> bool {
+        self.0.iter().any(|a| a.as_str() == audience)
+    }
+
+    pub fn to_vec(&self) -> Vec<String> {
+        self.0.iter().map(|a| a.0.clone()).collect()
+    }
 }
 
 #[cfg(test)]

@@ -217,7 +217,7 @@ async fn from_bearer(
         email: owner,
         access,
         source: CallerSource::Bearer {
-            client_id: credential.client_id,
+            client_id: credential.client_id.into_string(),
         },
     })
 }

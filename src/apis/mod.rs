@@ -71,11 +71,13 @@ pub fn create_api(
         audit::record(
             conn,
             now,
-            actor,
-            Action::ApiCreated,
-            identifier.as_str(),
-            None,
-            serde_json::json!({ "name": name.trim(), "scopes": scopes.to_vec() }),
+            audit::Entry {
+                actor,
+                action: Action::ApiCreated,
+                target: identifier.as_str(),
+                source_addr: None,
+                details: serde_json::json!({ "name": name.trim(), "scopes": scopes.to_vec() }),
+            },
         )?;
         find_api(conn, identifier.as_str())
     })

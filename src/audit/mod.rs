@@ -73,25 +73,29 @@ pub struct AuditEvent {
     pub details: String,
 }
 
+/// One event to record: who acted, what they did, on what, from where.
+#[derive(Debug, Clone)]
+pub struct Entry<'a> {
+    pub actor: &'a str,
+    pub action: Action,
+    pub target: &'a str,
+    /// The client's address, for events a request over the network caused.
+    pub source_addr: Option<&'a str>,
+    /// A JSON object of what else is worth knowing; never a secret.
+    pub details: serde_json::Value,
+}
+
 /// Appends one event. Call it inside the transaction of the change it records.
-pub fn record(
-    conn: &mut DbConnection,
-    now: DateTime<Utc>,
-    actor: &str,
-    action: Action,
-    target: &str,
-    source_addr: Option<&str>,
-    details: serde_json::Value,
-) -> QueryResult<()> {
+pub fn record(conn: &mut DbConnection, now: DateTime<Utc>, entry: Entry<'_>) -> QueryResult<()> {
     diesel::insert_into(audit_events::table)
         .values(NewAuditEvent {
             id: uuid::Uuid::now_v7().to_string(),
             occurred_at: now.naive_utc(),
-            actor,
-            action: action.as_str(),
-            target,
-            source_addr,
-            details: details.to_string(),
+            actor: entry.actor,
+            action: entry.action.as_str(),
+            target: entry.target,
+            source_addr: entry.source_addr,
+            details: entry.details.to_string(),
         })
         .execute(conn)
         .map(|_| ())

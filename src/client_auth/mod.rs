@@ -148,22 +148,23 @@ async fn check_secret(
         return Ok(false);
     }
     let digest = secret.digest();
-    let candidates: Vec<&str> = std::iter::once(credential.secret_hash.as_str())
+    let client_id = credential.client_id.as_str();
+    let candidates: Vec<&SecretHash> = std::iter::once(&credential.secret_hash)
         .chain(credential.previous_hash(now))
         .collect();
-    if candidates.iter().any(|phc| {
+    if candidates.iter().any(|hash| {
         state
             .verified
-            .recently_verified(&credential.client_id, phc, &digest)
+            .recently_verified(client_id, hash.as_str(), &digest)
     }) {
         return Ok(true);
     }
     let mut secret = secret;
-    for phc in candidates {
-        let (ok, returned) = verify(state, SecretHash::from_stored(phc.to_owned()), secret).await?;
+    for hash in candidates {
+        let (ok, returned) = verify(state, hash.clone(), secret).await?;
         secret = returned;
         if ok {
-            state.verified.remember(&credential.client_id, phc, digest);
+            state.verified.remember(client_id, hash.as_str(), digest);
             return Ok(true);
         }
     }
@@ -200,11 +201,13 @@ async fn record_failure(
             audit::record(
                 conn,
                 now,
-                client_id.as_str(),
-                Action::ClientAuthFailed,
-                client_id.as_str(),
-                Some(&addr),
-                json!({ "reason": reason }),
+                audit::Entry {
+                    actor: client_id.as_str(),
+                    action: Action::ClientAuthFailed,
+                    target: client_id.as_str(),
+                    source_addr: Some(&addr),
+                    details: json!({ "reason": reason }),
+                },
             )?;
             Ok(())
         })

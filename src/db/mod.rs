@@ -287,6 +287,28 @@ where
     }
 }
 
+/// Lets a type that wraps a `Text` column be read straight from a row:
+/// `$from(String)` builds it from what keygate itself wrote, so every layer
+/// above the store holds the type, never the string. The type also derives
+/// `diesel::deserialize::FromSqlRow`.
+#[macro_export]
+macro_rules! text_column {
+    ($ty:ty, $from:expr) => {
+        impl<DB> diesel::deserialize::FromSql<diesel::sql_types::Text, DB> for $ty
+        where
+            DB: diesel::backend::Backend,
+            String: diesel::deserialize::FromSql<diesel::sql_types::Text, DB>,
+        {
+            fn from_sql(bytes: DB::RawValue<'_>) -> diesel::deserialize::Result<Self> {
+                <String as diesel::deserialize::FromSql<diesel::sql_types::Text, DB>>::from_sql(
+                    bytes,
+                )
+                .map($from)
+            }
+        }
+    };
+}
+
 /// True for the engine-level "row already exists" error.
 pub fn is_unique_violation(error: &diesel::result::Error) -> bool {
     matches!(

@@ -97,7 +97,7 @@ async fn active_claims(
     let verdict = state
         .db(
             move |conn| -> Result<Result<(), &'static str>, OAuthError> {
-                if issued_to.as_str() != caller.client_id
+                if issued_to.as_str() != caller.client_id.as_str()
                     && !caller.effective_scopes.contains(INTROSPECT_SCOPE)
                 {
                     return Ok(Err("caller may not introspect this token"));

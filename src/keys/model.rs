@@ -5,23 +5,23 @@ use diesel::prelude::*;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::secret::PlainSecret;
+use super::secret::{ClientId, PlainSecret, SecretHash};
 use crate::db::schema::api_keys;
-use crate::scope::{ScopeSet, audiences_from_stored};
+use crate::scope::{Audiences, ScopeSet};
 use crate::time::{from_db, rfc3339};
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = api_keys)]
 pub struct ApiKey {
     pub id: String,
-    pub client_id: String,
+    pub client_id: ClientId,
     pub owner_id: String,
     pub name: String,
     pub description: String,
-    pub scopes: String,
-    pub audiences: String,
-    pub secret_hash: String,
-    pub previous_secret_hash: Option<String>,
+    pub scopes: ScopeSet,
+    pub audiences: Audiences,
+    pub secret_hash: SecretHash,
+    pub previous_secret_hash: Option<SecretHash>,
     pub previous_secret_expires_at: Option<NaiveDateTime>,
     pub created_by: String,
     pub created_at: NaiveDateTime,
@@ -80,19 +80,15 @@ impl ApiKey {
         KeyStatus::of(self.revoked_at, self.expires_at, now)
     }
 
-    pub fn scope_set(&self) -> ScopeSet {
-        ScopeSet::from_stored(&self.scopes)
-    }
-
     /// The public view: everything but secrets and their hashes.
     pub fn view(&self, owner_email: &str, now: DateTime<Utc>) -> KeyView {
         KeyView {
-            client_id: self.client_id.clone(),
+            client_id: self.client_id.to_string(),
             name: self.name.clone(),
             description: self.description.clone(),
             owner: owner_email.to_owned(),
-            scopes: self.scope_set().to_vec(),
-            audiences: audiences_from_stored(&self.audiences),
+            scopes: self.scopes.to_vec(),
+            audiences: self.audiences.to_vec(),
             created_at: rfc3339(from_db(self.created_at)),
             created_by: self.created_by.clone(),
             expires_at: self.expires_at.map(|t| rfc3339(from_db(t))),

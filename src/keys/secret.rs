@@ -32,9 +32,13 @@ const CHECKSUM_LEN: usize = 6;
 const MAX_CLIENT_ID_LEN: usize = 128;
 
 /// A client ID. Public, but still checked for shape before it reaches a query.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, diesel::FromSqlRow,
+)]
 #[serde(transparent)]
 pub struct ClientId(String);
+
+crate::text_column!(ClientId, ClientId::from_stored);
 
 impl ClientId {
     pub fn generate() -> Self {
@@ -51,6 +55,11 @@ impl ClientId {
             && text.len() <= MAX_CLIENT_ID_LEN
             && text.bytes().all(|b| b.is_ascii_graphic());
         ok.then(|| Self(text.to_owned()))
+    }
+
+    /// A client ID read back from the database, where only generated ones are.
+    pub fn from_stored(text: String) -> Self {
+        Self(text)
     }
 
     pub fn as_str(&self) -> &str {
@@ -134,8 +143,10 @@ fn checksum(body: &str) -> String {
 }
 
 /// An argon2id PHC string: all that is stored of a secret.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, diesel::FromSqlRow)]
 pub struct SecretHash(String);
+
+crate::text_column!(SecretHash, SecretHash::from_stored);
 
 impl SecretHash {
     pub fn from_stored(phc: String) -> Self {

@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use serde_json::json;
 
 use super::model::{ApiKey, IssuedKey, KeyView, NewApiKey};
-use super::secret::{ClientId, PlainSecret};
+use super::secret::{ClientId, PlainSecret, SecretHash};
 use crate::apis;
 use crate::audit::{self, Action};
 use crate::db::schema::{api_keys, roles, users};
@@ -14,7 +14,7 @@ use crate::db::{DbConnection, write_transaction};
 use crate::duration::HumanDuration;
 use crate::error::AppError;
 use crate::mail::{self, Event};
-use crate::scope::{Audience, ScopeSet, audiences_to_stored};
+use crate::scope::{Audience, Audiences, ScopeSet, audiences_to_stored};
 use crate::time::{from_db, rfc3339};
 use crate::users::{Role, User};
 
@@ -156,17 +156,19 @@ pub fn create_api_key(
         audit::record(
             conn,
             now,
-            actor,
-            Action::KeyCreated,
-            client_id.as_str(),
-            None,
-            json!({
-                "name": new.name,
-                "owner": owner.email,
-                "scopes": request.scopes.to_vec(),
-                "audiences": request.audiences.iter().map(Audience::as_str).collect::<Vec<_>>(),
-                "expires_at": expires_at.map(|t| rfc3339(from_db(t))),
-            }),
+            audit::Entry {
+                actor,
+                action: Action::KeyCreated,
+                target: client_id.as_str(),
+                source_addr: None,
+                details: json!({
+                    "name": new.name,
+                    "owner": owner.email,
+                    "scopes": request.scopes.to_vec(),
+                    "audiences": request.audiences.iter().map(Audience::as_str).collect::<Vec<_>>(),
+                    "expires_at": expires_at.map(|t| rfc3339(from_db(t))),
+                }),
+            },
         )?;
         let key = find_key(conn, client_id.as_str())?;
         let view = key.view(&owner.email, now);
@@ -262,7 +264,7 @@ pub fn rotate_api_key(
         diesel::update(api_keys::table.find(&key.id))
             .set((
                 api_keys::secret_hash.eq(hash.as_str()),
-                api_keys::previous_secret_hash.eq(previous_until.map(|_| key.secret_hash.clone())),
+                api_keys::previous_secret_hash.eq(previous_until.map(|_| key.secret_hash.as_str())),
                 api_keys::previous_secret_expires_at.eq(previous_until),
                 api_keys::rotated_at.eq(now.naive_utc()),
                 api_keys::updated_at.eq(now.naive_utc()),
@@ -271,11 +273,13 @@ pub fn rotate_api_key(
         audit::record(
             conn,
             now,
-            actor,
-            Action::KeyRotated,
-            client_id,
-            None,
-            json!({ "previous_secret_expires_at": previous_until.map(|t| rfc3339(from_db(t))) }),
+            audit::Entry {
+                actor,
+                action: Action::KeyRotated,
+                target: client_id,
+                source_addr: None,
+                details: json!({ "previous_secret_expires_at": previous_until.map(|t| rfc3339(from_db(t))) }),
+            },
         )?;
         let (key, view) = find_key_view(conn, client_id, now)?;
         mail::enqueue_key_event(conn, Event::Rotated, &key.id, &view, actor, now)?;
@@ -337,11 +341,13 @@ pub fn revoke_api_key(
         audit::record(
             conn,
             now,
-            actor,
-            Action::KeyRevoked,
-            client_id,
-            None,
-            json!({ "reason": reason }),
+            audit::Entry {
+                actor,
+                action: Action::KeyRevoked,
+                target: client_id,
+                source_addr: None,
+                details: json!({ "reason": reason }),
+            },
         )?;
         let (key, view) = find_key_view(conn, client_id, now)?;
         mail::enqueue_key_event(conn, Event::Revoked, &key.id, &view, actor, now)?;
@@ -355,10 +361,10 @@ pub fn revoke_api_key(
 #[derive(Debug, Clone)]
 pub struct Credential {
     pub key_id: String,
-    pub client_id: String,
-    pub audiences: String,
-    pub secret_hash: String,
-    pub previous_secret_hash: Option<String>,
+    pub client_id: ClientId,
+    pub audiences: Audiences,
+    pub secret_hash: SecretHash,
+    pub previous_secret_hash: Option<SecretHash>,
     pub previous_secret_expires_at: Option<NaiveDateTime>,
     pub expires_at: Option<NaiveDateTime>,
     pub last_used_at: Option<NaiveDateTime>,
@@ -369,24 +375,30 @@ pub struct Credential {
     pub effective_scopes: ScopeSet,
 }
 
-type CredentialRow = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    Option<String>,
-    Option<NaiveDateTime>,
-    Option<NaiveDateTime>,
-    Option<NaiveDateTime>,
-    Option<NaiveDateTime>,
-    bool,
-    Role,
-);
+/// The one join a credential is read with: the key, its owner's state and
+/// role, each column already in its type.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = api_keys)]
+struct CredentialRow {
+    id: String,
+    client_id: ClientId,
+    scopes: ScopeSet,
+    audiences: Audiences,
+    secret_hash: SecretHash,
+    previous_secret_hash: Option<SecretHash>,
+    previous_secret_expires_at: Option<NaiveDateTime>,
+    expires_at: Option<NaiveDateTime>,
+    last_used_at: Option<NaiveDateTime>,
+    revoked_at: Option<NaiveDateTime>,
+    #[diesel(select_expression = users::disabled)]
+    owner_disabled: bool,
+    #[diesel(embed)]
+    role: Role,
+}
 
 impl Credential {
     /// The previous secret's hash while the rotation grace period runs.
-    pub fn previous_hash(&self, now: DateTime<Utc>) -> Option<&str> {
+    pub fn previous_hash(&self, now: DateTime<Utc>) -> Option<&SecretHash> {
         match (&self.previous_secret_hash, self.previous_secret_expires_at) {
             (Some(hash), Some(until)) if from_db(until) > now => Some(hash),
             _ => None,
@@ -424,53 +436,26 @@ pub fn find_credential(
     let row: Option<CredentialRow> = api_keys::table
         .inner_join(users::table.inner_join(roles::table))
         .filter(api_keys::client_id.eq(client_id.as_str()))
-        .select((
-            api_keys::id,
-            api_keys::client_id,
-            api_keys::scopes,
-            api_keys::audiences,
-            api_keys::secret_hash,
-            api_keys::previous_secret_hash,
-            api_keys::previous_secret_expires_at,
-            api_keys::expires_at,
-            api_keys::last_used_at,
-            api_keys::revoked_at,
-            users::disabled,
-            Role::as_select(),
-        ))
+        .select(CredentialRow::as_select())
         .first(conn)
         .optional()?;
-    let Some((
-        key_id,
-        client_id,
-        scopes,
-        audiences,
-        secret_hash,
-        previous_secret_hash,
-        previous_secret_expires_at,
-        expires_at,
-        last_used_at,
-        revoked_at,
-        owner_disabled,
-        role,
-    )) = row
-    else {
+    let Some(row) = row else {
         return Ok(None);
     };
-    let grantable = role.grantable(|| apis::all_api_scopes(conn))?;
-    let effective_scopes = ScopeSet::from_stored(&scopes).filter(|s| grantable.allows(s));
+    let grantable = row.role.grantable(|| apis::all_api_scopes(conn))?;
+    let effective_scopes = row.scopes.filter(|s| grantable.allows(s));
     Ok(Some(Credential {
-        key_id,
-        client_id,
-        audiences,
-        secret_hash,
-        previous_secret_hash,
-        previous_secret_expires_at,
-        expires_at,
-        last_used_at,
-        revoked_at,
-        owner_disabled,
-        role,
+        key_id: row.id,
+        client_id: row.client_id,
+        audiences: row.audiences,
+        secret_hash: row.secret_hash,
+        previous_secret_hash: row.previous_secret_hash,
+        previous_secret_expires_at: row.previous_secret_expires_at,
+        expires_at: row.expires_at,
+        last_used_at: row.last_used_at,
+        revoked_at: row.revoked_at,
+        owner_disabled: row.owner_disabled,
+        role: row.role,
         effective_scopes,
     }))
 }

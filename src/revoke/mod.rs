@@ -49,7 +49,7 @@ async fn handle(req: &HttpRequest, body: &[u8], state: &AppState) -> Result<(), 
     let Ok(claims) = validate_own_token(state, token, now) else {
         return Ok(());
     };
-    if claims.client_id != caller.client_id {
+    if claims.client_id != caller.client_id.as_str() {
         return Err(OAuthError::UnauthorizedClient(
             "a client may revoke only its own tokens".into(),
         ));

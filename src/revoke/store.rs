@@ -48,14 +48,16 @@ pub fn revoke_token(
         audit::record(
             conn,
             now,
-            revocation.client_id,
-            Action::TokenRevoked,
-            revocation.jti,
-            revocation.source_addr,
-            json!({
-                "client_id": revocation.client_id,
-                "expires_at": rfc3339(revocation.expires_at),
-            }),
+            audit::Entry {
+                actor: revocation.client_id,
+                action: Action::TokenRevoked,
+                target: revocation.jti,
+                source_addr: revocation.source_addr,
+                details: json!({
+                    "client_id": revocation.client_id,
+                    "expires_at": rfc3339(revocation.expires_at),
+                }),
+            },
         )?;
         Ok(true)
     });

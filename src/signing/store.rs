@@ -122,11 +122,13 @@ pub fn ensure_signing_key(
         audit::record(
             conn,
             now,
-            audit::SYSTEM,
-            Action::SigningKeyCreated,
-            &row.kid,
-            None,
-            serde_json::json!({ "alg": row.alg }),
+            audit::Entry {
+                actor: audit::SYSTEM,
+                action: Action::SigningKeyCreated,
+                target: &row.kid,
+                source_addr: None,
+                details: serde_json::json!({ "alg": row.alg }),
+            },
         )?;
         Ok(Some(row.kid))
     })
@@ -167,11 +169,13 @@ pub fn rotate_signing_key(
         audit::record(
             conn,
             now,
-            actor,
-            Action::SigningKeyRotated,
-            &row.kid,
-            None,
-            serde_json::json!({ "alg": row.alg, "retired": retired }),
+            audit::Entry {
+                actor,
+                action: Action::SigningKeyRotated,
+                target: &row.kid,
+                source_addr: None,
+                details: serde_json::json!({ "alg": row.alg, "retired": retired }),
+            },
         )?;
         Ok(row.kid.clone())
     })

@@ -13,7 +13,7 @@ use crate::client_auth;
 use crate::error::OAuthError;
 use crate::keys::{self, Credential};
 use crate::oauth_form::Form;
-use crate::scope::{ScopeSet, audiences_from_stored};
+use crate::scope::ScopeSet;
 use crate::state::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -113,9 +113,9 @@ async fn issue(
     let iat = now.timestamp();
     let claims = AccessTokenClaims {
         iss: &state.issuer,
-        sub: &credential.client_id,
+        sub: credential.client_id.as_str(),
         aud: &audience,
-        client_id: &credential.client_id,
+        client_id: credential.client_id.as_str(),
         scope: scope.to_string(),
         iat,
         exp: iat + ttl,
@@ -163,7 +163,7 @@ fn choose_audience(
         .iter()
         .chain(form.all("audience"))
         .collect();
-    let held = audiences_from_stored(&credential.audiences);
+    let held = credential.audiences.to_vec();
     match (asked.as_slice(), held.as_slice()) {
         ([], []) => Ok(issuer.to_owned()),
         ([], [only]) => Ok(only.clone()),

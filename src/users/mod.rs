@@ -156,11 +156,13 @@ pub fn create_user(
         audit::record(
             conn,
             now,
-            actor,
-            Action::UserCreated,
-            &email,
-            None,
-            serde_json::json!({ "role": input.role }),
+            audit::Entry {
+                actor,
+                action: Action::UserCreated,
+                target: &email,
+                source_addr: None,
+                details: serde_json::json!({ "role": input.role }),
+            },
         )?;
         find_user_by_email(conn, &email)
     })
@@ -217,11 +219,13 @@ pub fn set_user_disabled(
         audit::record(
             conn,
             now,
-            actor,
-            action,
-            &user.email,
-            None,
-            serde_json::json!({ "disabled": disabled }),
+            audit::Entry {
+                actor,
+                action,
+                target: &user.email,
+                source_addr: None,
+                details: serde_json::json!({ "disabled": disabled }),
+            },
         )?;
         find_user(conn, &user.id)
     })
@@ -311,11 +315,13 @@ pub fn set_role(
         audit::record(
             conn,
             now,
-            actor,
-            Action::RoleSet,
-            name,
-            None,
-            serde_json::json!({ "scopes": scopes.to_vec() }),
+            audit::Entry {
+                actor,
+                action: Action::RoleSet,
+                target: name,
+                source_addr: None,
+                details: serde_json::json!({ "scopes": scopes.to_vec() }),
+            },
         )?;
         find_role(conn, name)
     })
@@ -370,7 +376,17 @@ pub fn update_user(
         if let Some(r) = changes.role {
             details.insert("role".into(), r.into());
         }
-        audit::record(conn, now, actor, action, &user.email, None, details.into())?;
+        audit::record(
+            conn,
+            now,
+            audit::Entry {
+                actor,
+                action,
+                target: &user.email,
+                source_addr: None,
+                details: details.into(),
+            },
+        )?;
         find_user(conn, &user.id)
     })
 }
