@@ -12,6 +12,8 @@
 //! Run: `cargo bench --bench token_endpoint` (add `-- --seconds 10` to
 //! measure longer). Results are recorded in docs/BENCHMARKS.md.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 

@@ -7,6 +7,8 @@
 //! through plain `jsonwebtoken::decode` with a prepared `DecodingKey` and a
 //! strict `Validation`, for comparison.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};

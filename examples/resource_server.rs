@@ -18,6 +18,8 @@
 //!
 //! See docs/RESOURCE_SERVERS.md for a walkthrough.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::io::IsTerminal;
 
 use actix_web::{App, HttpResponse, HttpServer, web};

@@ -1,6 +1,8 @@
 //! Integration tests: the real application on a random port with a fresh
 //! database each, on SQLite and PostgreSQL.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod helpers;
 
 mod email;
