@@ -186,6 +186,7 @@ impl Application {
             App::new()
                 .app_data(state.clone())
                 .app_data(web::PayloadConfig::new(64 * 1024))
+                .wrap_fn(in_request_span)
                 .wrap(access_log())
                 .configure(token::routes)
                 .configure(introspect::routes)
@@ -236,6 +237,30 @@ impl Application {
         }
         result
     }
+}
+
+/// Every event a request causes is logged inside its span: method, path (never
+/// the query, which a confused client may fill with credentials) and an ID
+/// that ties the lines of one request together.
+fn in_request_span<S>(
+    request: actix_web::dev::ServiceRequest,
+    service: &S,
+) -> impl std::future::Future<Output = Result<actix_web::dev::ServiceResponse, actix_web::Error>> + use<S>
+where
+    S: actix_web::dev::Service<
+            actix_web::dev::ServiceRequest,
+            Response = actix_web::dev::ServiceResponse,
+            Error = actix_web::Error,
+        >,
+{
+    use tracing::Instrument as _;
+    let span = tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.path(),
+        id = %uuid::Uuid::now_v7().simple(),
+    );
+    service.call(request).instrument(span)
 }
 
 /// One line per request. The path only: a query string might carry a
