@@ -12,9 +12,12 @@ use crate::db::{DbConnection, Pool};
 use crate::duration::HumanDuration;
 use crate::ops::metrics::Metrics;
 use crate::signing::Signer;
+use crate::time::Clock;
 
 pub struct AppState {
     pub pool: Pool,
+    /// Read once per request, at the handler; `now` is passed down from there.
+    pub clock: Clock,
     pub issuer: String,
     pub token_ttl: HumanDuration,
     pub signer: Arc<Signer>,

@@ -3,9 +3,6 @@
 //! The outbox's unique dedupe key makes that exactly once, across restarts
 //! and across processes sweeping at the same moment.
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::dsl::{exists, not};
 use diesel::prelude::*;
@@ -18,24 +15,9 @@ use crate::db::schema::{api_keys, email_outbox, users};
 use crate::db::{DbConnection, write_transaction};
 use crate::duration::HumanDuration;
 use crate::keys::ApiKey;
-use crate::state::AppState;
 
 /// Keys handled per event and round; the next round takes the rest.
 const ROUND: i64 = 200;
-
-pub async fn run(state: Arc<AppState>, warning: HumanDuration, every: Duration) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let swept = state.db(move |conn| sweep(conn, warning, Utc::now())).await;
-        match swept {
-            Ok(0) => {}
-            Ok(queued) => tracing::info!(queued, "expiry sweep queued emails"),
-            Err(error) => tracing::warn!(%error, "expiry sweep failed"),
-        }
-    }
-}
 
 /// Queues the due "expires soon" and "expired" emails; returns how many.
 pub fn sweep(
