@@ -538,14 +538,9 @@ pub fn prepare_app(engine: Engine, extra: &[(&str, &str)]) -> TestApp {
 
 impl TestApp {
     /// Starts an in-process server on this app's variables with its
-    /// configuration adjusted first (e.g. faster mail timing). The first one
-    /// started becomes `address`; returns its own address.
-    pub async fn serve_with(&mut self, adjust: impl FnOnce(&mut Config)) -> String {
-        self.serve(adjust, Background::Periodic).await
-    }
-
-    /// Like [`serve_with`](Self::serve_with), its background jobs running
-    /// only when the test runs them ([`run_job`](Self::run_job)).
+    /// configuration adjusted first (e.g. mail tuning), its background jobs
+    /// running only when the test runs them ([`run_job`](Self::run_job)).
+    /// The first one started becomes `address`; returns its own address.
     pub async fn serve_on_demand(&mut self, adjust: impl FnOnce(&mut Config)) -> String {
         self.serve(adjust, Background::OnDemand).await
     }
