@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use keygate::jobs::Job;
 use serde_json::{Value, json};
 
 use crate::both_engines;
@@ -423,6 +424,21 @@ async fn revoked_rows_are_pruned_after_expiry(engine: Engine) {
     assert_eq!(keygate::revoke::count_revoked_tokens(&mut conn).unwrap(), 0);
 }
 
+/// The prune job drops a revocation once its token has expired by the
+/// server's clock, and not before.
+async fn the_prune_job_drops_revocations_of_expired_tokens(engine: Engine) {
+    let app = spawn_app_with(engine, &[("KEYGATE_TOKEN_TTL", "1m")]).await;
+    let key = app.standard_key("read").await;
+    let token = app.token_string(&key).await;
+    assert_eq!(app.revoke(&key, &token).await.status(), 200);
+    let revoked = "SELECT COUNT(*) AS n FROM revoked_tokens";
+    app.run_job(Job::RevokedTokensPrune).await;
+    assert_eq!(app.count_rows(revoked), 1);
+    app.advance_clock(chrono::Duration::minutes(2));
+    app.run_job(Job::RevokedTokensPrune).await;
+    assert_eq!(app.count_rows(revoked), 0);
+}
+
 /// The background task prunes on its own, first right at start-up.
 async fn a_restart_prunes_expired_revocations(engine: Engine) {
     let app = spawn_app_with(engine, &[("KEYGATE_TOKEN_TTL", "1s")]).await;
@@ -472,4 +488,5 @@ both_engines!(
     revoking_unknown_garbage_or_expired_tokens_succeeds,
     revoked_rows_are_pruned_after_expiry,
     a_restart_prunes_expired_revocations,
+    the_prune_job_drops_revocations_of_expired_tokens,
 );
