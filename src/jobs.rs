@@ -216,7 +216,10 @@ async fn on_pool<T: Send + 'static>(
     work: impl FnOnce(&mut DbConnection) -> Result<T, JobError> + Send + 'static,
 ) -> Result<T, JobError> {
     let pool = pool.clone();
+    // The job's span follows the work onto the blocking thread.
+    let span = tracing::Span::current();
     tokio::task::spawn_blocking(move || {
+        let _entered = span.enter();
         let mut conn = pool.get()?;
         work(&mut conn)
     })

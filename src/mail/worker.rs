@@ -68,7 +68,9 @@ impl Delivery {
         work: impl FnOnce(&mut DbConnection) -> Result<T, TaskError> + Send + 'static,
     ) -> Result<T, TaskError> {
         let pool = self.pool.clone();
+        let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
             let mut conn = pool.get()?;
             work(&mut conn)
         })
