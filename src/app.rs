@@ -16,25 +16,21 @@ use std::time::Duration;
 use actix_web::dev::Server;
 use actix_web::middleware::Logger;
 use actix_web::{App, HttpServer, web};
-use chrono::Utc;
 use tokio::sync::Semaphore;
 
 use crate::client_auth::throttle::ThrottlePolicy;
 use crate::client_auth::verified::VerifiedSecrets;
 use crate::db::DatabaseUrl;
 use crate::db::{self, Pool};
+use crate::jobs::{Jobs, JobsSetup};
+use crate::mail::{Delivery, Mailer};
 use crate::ops::metrics::Metrics;
 use crate::signing::MasterKey;
 use crate::signing::{self, AtRest, Signer};
 use crate::state::AppState;
+use crate::time::Clock;
 use crate::{api, discovery, introspect, ops, revoke, token};
 
-/// How often each process re-reads the signing keys: a rotation made
-/// elsewhere reaches it within this interval.
-const KEYRING_REFRESH: Duration = Duration::from_secs(2);
-const THROTTLE_PRUNE: Duration = Duration::from_secs(60);
-/// How often revoked token IDs whose tokens have expired are dropped.
-const REVOKED_TOKENS_PRUNE: Duration = Duration::from_secs(60);
 /// How long a stopping server waits for database connection attempts under
 /// way (a connect is bounded by libpq's own timeout; this bounds the wait).
 const DATABASE_CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -133,17 +129,42 @@ fn migrate(conn: &mut db::DbConnection) -> Result<(), StartupError> {
     Ok(())
 }
 
+/// How a server's background jobs run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Background {
+    /// Each on its timer: what `serve` does.
+    #[default]
+    Periodic,
+    /// Only when [`Jobs::run_once`] is called: for tests that decide when.
+    OnDemand,
+}
+
+/// What start-up takes beside the configuration; the defaults are `serve`'s.
+#[derive(Debug, Clone, Default)]
+pub struct StartOptions {
+    /// Where every `now` comes from (a test passes a manual clock).
+    pub clock: Clock,
+    pub background: Background,
+}
+
 pub struct Application {
     server: Server,
     port: u16,
     issuer: String,
     pool: Pool,
+    jobs: Jobs,
 }
 
 impl Application {
     /// Everything `keygate serve` does before it answers: the returned
     /// application is bound (port 0 picks a free port) but not yet running.
     pub async fn build(config: Config) -> Result<Self, StartupError> {
+        Self::build_with(config, StartOptions::default()).await
+    }
+
+    /// [`build`](Self::build) with a chosen clock and background mode.
+    pub async fn build_with(config: Config, options: StartOptions) -> Result<Self, StartupError> {
+        let StartOptions { clock, background } = options;
         let listener = TcpListener::bind(config.listen).map_err(|source| StartupError::Bind {
             addr: config.listen.to_string(),
             source,
@@ -158,33 +179,60 @@ impl Application {
 
         let (pool, signer) = {
             let config = config.clone();
-            tokio::task::spawn_blocking(move || prepare(&config))
+            let clock = clock.clone();
+            tokio::task::spawn_blocking(move || prepare(&config, &clock))
                 .await
                 .map_err(|e| StartupError::Other(e.to_string()))??
         };
 
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let metrics = Arc::new(Metrics::default());
+        let throttle = ThrottlePolicy::default();
+        let mailer = Mailer::new(&config.mail, config.mail_tuning.smtp_timeout)
+            .map_err(|e| StartupError::Other(e.to_string()))?;
+        let jobs = Jobs::new(JobsSetup {
+            pool: pool.clone(),
+            clock: clock.clone(),
+            delivery: Delivery::new(
+                pool.clone(),
+                mailer,
+                config.mail_from.clone(),
+                config.mail_tuning,
+                metrics.mail(),
+                clock.clone(),
+            ),
+            expiry_warning: config.expiry_warning,
+            sweep_interval: config.mail_tuning.sweep_interval,
+            throttle,
+            signer: Arc::clone(&signer),
+        });
         let state = web::Data::new(AppState {
             pool: pool.clone(),
+            clock,
             issuer: issuer.clone(),
             token_ttl: config.token_ttl,
             signer,
             verified: VerifiedSecrets::default(),
             argon2_slots: Semaphore::new(cores),
-            throttle: ThrottlePolicy::default(),
-            metrics: Metrics::default(),
+            throttle,
+            metrics: Arc::clone(&metrics),
             jwks_max_age: chrono::Duration::seconds(300),
             trusted_proxies: config.trusted_proxies.clone(),
             key_max_lifetime: config.key_max_lifetime,
             expiry_warning: config.expiry_warning,
         });
-        spawn_background(state.clone().into_inner());
-        crate::mail::spawn(state.clone().into_inner(), &config)
-            .map_err(|e| StartupError::Other(e.to_string()))?;
+        if background == Background::Periodic {
+            jobs.spawn_periodic();
+        }
 
+        // What the operations endpoints read, apart from the request state.
+        let probe_pool = web::Data::new(pool.clone());
+        let probe_metrics = web::Data::from(metrics);
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
+                .app_data(probe_pool.clone())
+                .app_data(probe_metrics.clone())
                 .app_data(web::PayloadConfig::new(64 * 1024))
                 .wrap_fn(in_request_span)
                 .wrap(access_log())
@@ -207,7 +255,13 @@ impl Application {
             port: local.port(),
             issuer,
             pool,
+            jobs,
         })
+    }
+
+    /// The server's background jobs, to run one now.
+    pub fn jobs(&self) -> Jobs {
+        self.jobs.clone()
     }
 
     pub fn port(&self) -> u16 {
@@ -271,14 +325,14 @@ fn access_log() -> Logger {
 }
 
 /// Database, master key and keyring, ready for the first request.
-fn prepare(config: &Config) -> Result<(Pool, Arc<Signer>), StartupError> {
+fn prepare(config: &Config, clock: &Clock) -> Result<(Pool, Arc<Signer>), StartupError> {
     let pool = open_database(config)?;
     let master = master_key(config)?;
     let signer = Arc::new(Signer::new(AtRest::new(&master)));
     let mut conn = pool
         .get()
         .map_err(|e| db::DbError::Connect(e.to_string()))?;
-    let now = Utc::now();
+    let now = clock.now();
     if let Some(kid) =
         signing::ensure_signing_key(&mut conn, signer.at_rest(), config.signing_alg, now)?
     {
@@ -289,81 +343,4 @@ fn prepare(config: &Config) -> Result<(Pool, Arc<Signer>), StartupError> {
     // request for an unknown client.
     crate::keys::SecretHash::decoy();
     Ok((pool, signer))
-}
-
-fn spawn_background(state: Arc<AppState>) {
-    let keyring_state = Arc::clone(&state);
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(KEYRING_REFRESH);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            let signer = Arc::clone(&keyring_state.signer);
-            let refreshed = keyring_state
-                .db(move |conn| {
-                    signer
-                        .refresh(conn, Utc::now())
-                        .map_err(|e| e.to_string())
-                        .map_err(BackgroundError)
-                })
-                .await;
-            match refreshed {
-                Ok(true) => tracing::info!("signing keys changed; keyring reloaded"),
-                Ok(false) => {}
-                Err(error) => tracing::warn!(%error, "could not refresh the signing keys"),
-            }
-        }
-    });
-    let revoked_state = Arc::clone(&state);
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(REVOKED_TOKENS_PRUNE);
-        loop {
-            tick.tick().await;
-            let pruned = revoked_state
-                .db(|conn| {
-                    revoke::prune_revoked_tokens(conn, Utc::now())
-                        .map_err(|e| BackgroundError(e.to_string()))
-                })
-                .await;
-            match pruned {
-                Ok(0) => {}
-                Ok(n) => tracing::debug!(n, "pruned expired revoked token IDs"),
-                Err(error) => tracing::warn!(%error, "could not prune revoked token IDs"),
-            }
-        }
-    });
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(THROTTLE_PRUNE);
-        loop {
-            tick.tick().await;
-            let throttle = state.throttle;
-            let pruned = state
-                .db(move |conn| {
-                    throttle
-                        .prune(conn, Utc::now())
-                        .map_err(|e| BackgroundError(e.to_string()))
-                })
-                .await;
-            if let Err(error) = pruned {
-                tracing::warn!(%error, "could not prune the authentication throttle");
-            }
-        }
-    });
-}
-
-/// A background task's failure, logged and retried at the next tick.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-struct BackgroundError(String);
-
-impl From<diesel::r2d2::PoolError> for BackgroundError {
-    fn from(e: diesel::r2d2::PoolError) -> Self {
-        Self(e.to_string())
-    }
-}
-
-impl From<actix_web::error::BlockingError> for BackgroundError {
-    fn from(e: actix_web::error::BlockingError) -> Self {
-        Self(e.to_string())
-    }
 }

@@ -14,6 +14,7 @@ pub mod discovery;
 pub mod duration;
 pub mod error;
 pub mod introspect;
+pub mod jobs;
 pub mod keys;
 pub mod mail;
 pub mod oauth_form;
@@ -28,5 +29,4 @@ pub mod token;
 pub mod users;
 pub mod verifier;
 
-pub use app::Application;
-pub use app::Config;
+pub use app::{Application, Background, Config, StartOptions};

@@ -12,9 +12,12 @@ use crate::db::{DbConnection, Pool};
 use crate::duration::HumanDuration;
 use crate::ops::metrics::Metrics;
 use crate::signing::Signer;
+use crate::time::Clock;
 
 pub struct AppState {
     pub pool: Pool,
+    /// Read once per request, at the handler; `now` is passed down from there.
+    pub clock: Clock,
     pub issuer: String,
     pub token_ttl: HumanDuration,
     pub signer: Arc<Signer>,
@@ -23,7 +26,7 @@ pub struct AppState {
     /// flood of wrong secrets queues instead of starving everything else.
     pub argon2_slots: Semaphore,
     pub throttle: ThrottlePolicy,
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
     /// How long the JWKS may be cached by resource servers.
     pub jwks_max_age: Duration,
     /// Reverse proxies trusted to name the client in `X-Forwarded-For`.

@@ -1,7 +1,70 @@
-//! Time at the storage boundary: the database holds naive UTC timestamps,
-//! everything else `DateTime<Utc>`.
+//! Time: the clock the server reads at its edges, and the storage boundary
+//! (the database holds naive UTC timestamps, everything else `DateTime<Utc>`).
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use chrono::{DateTime, Duration, NaiveDateTime, Utc};
+
+/// Where `now` comes from. Read once at the edge (a request, a job run) and
+/// passed down as a `DateTime<Utc>`; nothing below reads the time itself.
+#[derive(Debug, Clone, Default)]
+pub struct Clock {
+    manual: Option<ManualClock>,
+}
+
+impl Clock {
+    /// The system's clock: what `serve` uses.
+    pub fn system() -> Self {
+        Self::default()
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        match &self.manual {
+            None => Utc::now(),
+            Some(manual) => manual.now(),
+        }
+    }
+}
+
+impl From<ManualClock> for Clock {
+    fn from(manual: ManualClock) -> Self {
+        Self {
+            manual: Some(manual),
+        }
+    }
+}
+
+/// A clock tests move: the system's time plus an offset that only the test
+/// changes. It starts at the real time, so rows written by another process
+/// on the real clock (the CLI) are never in its future; moving it past an
+/// expiry or a grace period takes no waiting. Clones share the offset.
+#[derive(Debug, Clone, Default)]
+pub struct ManualClock {
+    offset_ms: Arc<AtomicI64>,
+}
+
+impl ManualClock {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        Utc::now() + self.offset()
+    }
+
+    /// Moves the clock by `by`; a negative `by` moves it back (a token
+    /// issued then is already expired by the real clock).
+    pub fn advance(&self, by: Duration) {
+        self.offset_ms
+            .fetch_add(by.num_milliseconds(), Ordering::SeqCst);
+    }
+
+    /// How far the clock is from the system's.
+    pub fn offset(&self) -> Duration {
+        Duration::milliseconds(self.offset_ms.load(Ordering::SeqCst))
+    }
+}
 
 pub fn from_db(naive: NaiveDateTime) -> DateTime<Utc> {
     naive.and_utc()
@@ -31,5 +94,31 @@ pub mod naive_utc_opt {
             Some(at) => s.serialize_str(&super::rfc3339(at.and_utc())),
             None => s.serialize_none(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_manual_clock_moves_only_when_told() {
+        let manual = ManualClock::new();
+        let clock = Clock::from(manual.clone());
+        let before = Utc::now();
+        assert!(clock.now() >= before);
+        assert!(clock.now() - before < Duration::minutes(1));
+        manual.advance(Duration::hours(2));
+        assert!(clock.now() - before >= Duration::hours(2));
+        manual.advance(Duration::hours(-3));
+        assert!(clock.now() < before - Duration::minutes(59));
+        assert_eq!(manual.offset(), Duration::hours(-1));
+    }
+
+    #[test]
+    fn the_system_clock_is_the_real_time() {
+        let before = Utc::now();
+        let now = Clock::system().now();
+        assert!(now >= before && now - before < Duration::minutes(1));
     }
 }

@@ -2,7 +2,6 @@
 
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
-use chrono::Utc;
 use serde::Deserialize;
 
 use super::auth::Caller;
@@ -46,7 +45,7 @@ pub async fn create(
         .map_err(|m| AppError::invalid("invalid_identifier", m))?;
     let scopes = ScopeSet::parse(&body.scopes.join(" "))
         .map_err(|e| AppError::invalid("invalid_scope", e.to_string()))?;
-    let now = Utc::now();
+    let now = state.clock.now();
     let api = state
         .db(move |conn| {
             apis::create_api(conn, &identifier, &body.name, &scopes, &caller.email, now)

@@ -143,7 +143,7 @@ impl FromRequest for Caller {
                 )))
             })?;
             let token = token?;
-            from_bearer(&state, &token, Utc::now()).await
+            from_bearer(&state, &token, state.clock.now()).await
         })
     }
 }

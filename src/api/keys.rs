@@ -3,7 +3,6 @@
 
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
-use chrono::Utc;
 use serde::Deserialize;
 
 use super::auth::{AuthError, Caller};
@@ -47,7 +46,7 @@ pub async fn list(
         }
         (_, false) => Some(caller.email.clone()),
     };
-    let now = Utc::now();
+    let now = state.clock.now();
     let all = state
         .db(move |conn| keys::list_api_keys(conn, owner.as_deref(), now))
         .await?;
@@ -118,7 +117,7 @@ pub async fn create(
         .transpose()?;
     let (max, warning) = (state.key_max_lifetime, state.expiry_warning);
     let actor = caller.email.clone();
-    let now = Utc::now();
+    let now = state.clock.now();
     let issued = state
         .db(move |conn| {
             let request = NewKeyRequest {
@@ -155,7 +154,7 @@ pub async fn read(
     state: web::Data<AppState>,
 ) -> actix_web::Result<HttpResponse> {
     let client_id = path.into_inner();
-    let now = Utc::now();
+    let now = state.clock.now();
     let view = state
         .db(move |conn| {
             let (_, view) = keys::find_key_view(conn, &client_id, now)?;
@@ -189,7 +188,7 @@ pub async fn rotate(
         })
         .transpose()?
         .flatten();
-    let now = Utc::now();
+    let now = state.clock.now();
     let issued = state
         .db(move |conn| {
             let (_, view) = keys::find_key_view(conn, &client_id, now)?;
@@ -215,7 +214,7 @@ pub async fn revoke(
 ) -> actix_web::Result<HttpResponse> {
     let client_id = path.into_inner();
     let body: RevokeBody = optional_json(&body)?;
-    let now = Utc::now();
+    let now = state.clock.now();
     let view = state
         .db(move |conn| {
             let (_, view) = keys::find_key_view(conn, &client_id, now)?;

@@ -2,7 +2,6 @@
 
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
-use chrono::Utc;
 use serde::Deserialize;
 
 use super::auth::Caller;
@@ -40,7 +39,7 @@ pub async fn create(
 ) -> actix_web::Result<HttpResponse> {
     caller.require_admin()?;
     let body = body.into_inner();
-    let now = Utc::now();
+    let now = state.clock.now();
     let user = state
         .db(move |conn| {
             let input = NewUserInput {
@@ -87,7 +86,7 @@ pub async fn update(
     caller.require_admin()?;
     let email = path.into_inner();
     let body = body.into_inner();
-    let now = Utc::now();
+    let now = state.clock.now();
     let user = state
         .db(move |conn| {
             let changes = UserChanges {

@@ -65,7 +65,7 @@ async fn introspect(
 async fn handle(req: &HttpRequest, body: &[u8], state: &AppState) -> Result<Value, OAuthError> {
     let form = Form::from_request(req, body)?;
     form.reject_repeats(&["token", "token_type_hint"])?;
-    let now = Utc::now();
+    let now = state.clock.now();
     let caller = client_auth::authenticate(req, &form, state, now).await?;
     let token = form.required("token")?;
     Ok(match active_claims(state, caller, token, now).await? {

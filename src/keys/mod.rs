@@ -1,5 +1,6 @@
 //! API keys: long-lived client credentials that clients exchange for tokens.
 
+pub mod expiry;
 mod model;
 pub mod secret;
 mod store;

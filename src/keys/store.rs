@@ -172,13 +172,13 @@ pub fn create_api_key(
         )?;
         let key = find_key(conn, client_id.as_str())?;
         let view = key.view(&owner.email, now);
-        mail::enqueue_key_event(conn, Event::Created, &key.id, &view, actor, now)?;
+        notify(conn, Event::Created, &key.id, &view, actor, now)?;
         // Already inside the warning window: warned right after, not at the next sweep.
         if key
             .expires_at
             .is_some_and(|at| from_db(at) - expiry_warning.as_chrono() <= now)
         {
-            mail::enqueue_key_event(conn, Event::Expiring, &key.id, &view, audit::SYSTEM, now)?;
+            notify(conn, Event::Expiring, &key.id, &view, audit::SYSTEM, now)?;
         }
         Ok(view)
     })?;
@@ -282,7 +282,7 @@ pub fn rotate_api_key(
             },
         )?;
         let (key, view) = find_key_view(conn, client_id, now)?;
-        mail::enqueue_key_event(conn, Event::Rotated, &key.id, &view, actor, now)?;
+        notify(conn, Event::Rotated, &key.id, &view, actor, now)?;
         Ok::<_, AppError>(view)
     })?;
     Ok(IssuedKey { key, secret })
@@ -350,7 +350,7 @@ pub fn revoke_api_key(
             },
         )?;
         let (key, view) = find_key_view(conn, client_id, now)?;
-        mail::enqueue_key_event(conn, Event::Revoked, &key.id, &view, actor, now)?;
+        notify(conn, Event::Revoked, &key.id, &view, actor, now)?;
         Ok(view)
     })
 }
@@ -458,6 +458,18 @@ pub fn find_credential(
         role: row.role,
         effective_scopes,
     }))
+}
+
+/// Queues `event`'s email to the key's owner, in the caller's transaction.
+pub(super) fn notify(
+    conn: &mut DbConnection,
+    event: Event,
+    key_id: &str,
+    view: &KeyView,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, AppError> {
+    mail::enqueue_key_event(conn, event, key_id, &view.owner, view, actor, now)
 }
 
 /// Records that the key was used now.

@@ -1,21 +1,18 @@
 //! Emails to key owners: templates, the persistent outbox, its worker, the
-//! expiry sweep, and the transport that sends them.
+//! expiry sweep, and the transport that sends them. The worker's round and
+//! the sweep are jobs (`crate::jobs`) that run on timers or on demand.
 
 pub mod outbox;
 pub mod render;
-pub mod sweep;
 pub mod transport;
 pub mod worker;
 
-use std::sync::Arc;
 use std::time::Duration;
-
-use crate::app::Config;
-use crate::state::AppState;
 
 pub use outbox::enqueue_key_event;
 pub use render::Event;
 pub use transport::{MailTransport, Mailer, SendError, TransportError};
+pub use worker::Delivery;
 
 /// Timing of the outbox worker and the expiry sweep. Not read from the
 /// environment: the defaults suit production, tests shorten them through
@@ -54,26 +51,7 @@ impl Default for MailTuning {
     }
 }
 
-/// Starts the outbox worker and the expiry sweep of a `serve` process.
-pub fn spawn(state: Arc<AppState>, config: &Config) -> Result<(), TransportError> {
-    let tuning = config.mail_tuning;
-    let mailer = Mailer::new(&config.mail, tuning.smtp_timeout)?;
-    tracing::info!(transport = %mailer.describe(), "email outbox worker started");
-    tokio::spawn(worker::run(
-        Arc::clone(&state),
-        mailer,
-        config.mail_from.clone(),
-        tuning,
-    ));
-    tokio::spawn(sweep::run(
-        state,
-        config.expiry_warning,
-        tuning.sweep_interval,
-    ));
-    Ok(())
-}
-
-/// A background task's failure, logged and retried at the next tick.
+/// A mail job's failure, logged and retried at the next run.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct TaskError(String);

@@ -9,7 +9,6 @@ use super::render::{self, EmailContext, Event, PRODUCT};
 use crate::db::schema::email_outbox;
 use crate::db::{DbConnection, write_transaction};
 use crate::error::AppError;
-use crate::keys::KeyView;
 use crate::time::rfc3339;
 
 pub const PENDING: &str = "pending";
@@ -64,11 +63,12 @@ fn dedupe_key(key_id: &str, event: Event, row_id: &str) -> String {
 /// Renders `event` for the key's owner and queues it, unless that email was
 /// queued already. Call it inside the transaction of the change it reports:
 /// a template error then aborts the change. Returns whether a row was added.
-pub fn enqueue_key_event(
+pub fn enqueue_key_event<K: serde::Serialize>(
     conn: &mut DbConnection,
     event: Event,
     key_id: &str,
-    key: &KeyView,
+    recipient: &str,
+    key: &K,
     actor: &str,
     now: DateTime<Utc>,
 ) -> Result<bool, AppError> {
@@ -91,7 +91,7 @@ pub fn enqueue_key_event(
         dedupe_key: &dedupe,
         key_id: Some(key_id),
         event: event.as_str(),
-        recipient: &key.owner,
+        recipient,
         subject: &mail.subject,
         body_text: &mail.text,
         body_html: &mail.html,

@@ -8,8 +8,6 @@ use std::sync::LazyLock;
 use minijinja::{Environment, UndefinedBehavior};
 use serde::Serialize;
 
-use crate::keys::KeyView;
-
 /// The product name emails are signed with.
 pub const PRODUCT: &str = "keygate";
 
@@ -59,12 +57,12 @@ pub struct RenderError {
     message: String,
 }
 
-/// Everything a template may use. The key view holds no secret, so no
-/// template can show one.
+/// Everything a template may use. The key's public view (`keys::KeyView`)
+/// holds no secret, so no template can show one.
 #[derive(Debug, Serialize)]
-pub struct EmailContext<'a> {
+pub struct EmailContext<'a, K> {
     pub product: &'static str,
-    pub key: &'a KeyView,
+    pub key: &'a K,
     /// Who acted: a person's email, "command line", or keygate itself.
     pub actor: &'a str,
     /// When the event happened, ISO 8601 in UTC.
@@ -133,7 +131,10 @@ fn render_one(
 }
 
 /// Renders the subject, text and HTML of `event`.
-pub fn render(event: Event, context: &EmailContext<'_>) -> Result<Rendered, RenderError> {
+pub fn render<K: Serialize>(
+    event: Event,
+    context: &EmailContext<'_, K>,
+) -> Result<Rendered, RenderError> {
     let env = ENVIRONMENT.as_ref().map_err(|e| RenderError {
         template: e.template.clone(),
         message: e.message.clone(),
@@ -141,10 +142,10 @@ pub fn render(event: Event, context: &EmailContext<'_>) -> Result<Rendered, Rend
     render_with(env, event, context)
 }
 
-fn render_with(
+fn render_with<K: Serialize>(
     env: &Environment<'_>,
     event: Event,
-    context: &EmailContext<'_>,
+    context: &EmailContext<'_, K>,
 ) -> Result<Rendered, RenderError> {
     let dir = format!("email/{}", event.as_str());
     // A subject is one line, whatever the template's whitespace.
@@ -191,7 +192,7 @@ fn tidy_text(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::KeyStatus;
+    use crate::keys::{KeyStatus, KeyView};
 
     pub(crate) fn sample_key(name: &str) -> KeyView {
         KeyView {
@@ -214,7 +215,7 @@ mod tests {
         }
     }
 
-    fn context(key: &KeyView) -> EmailContext<'_> {
+    fn context(key: &KeyView) -> EmailContext<'_, KeyView> {
         EmailContext {
             product: PRODUCT,
             key,

@@ -3,159 +3,197 @@
 //! server accepted is never sent again and one it did not is retried with
 //! backoff until it goes through or is given up.
 
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use chrono::Utc;
 use lettre::message::Mailbox;
 
 use super::outbox::{self, OutboxEmail};
 use super::transport::{Mailer, Outgoing, SendError, compose};
 use super::{MailTuning, TaskError};
-use crate::state::AppState;
+use crate::db::{DbConnection, Pool};
+use crate::ops::metrics::MailMetrics;
+use crate::time::Clock;
 
 /// Emails claimed at once; a full batch is followed by the next without pause.
-const BATCH: i64 = 20;
+pub const BATCH: usize = 20;
 
-pub async fn run(state: Arc<AppState>, mailer: Mailer, from: Mailbox, tuning: MailTuning) {
-    loop {
-        let sent = match tick(&state, &mailer, &from, &tuning).await {
-            Ok(count) => count,
-            Err(error) => {
-                tracing::warn!(%error, "email outbox: could not read the outbox");
-                0
-            }
-        };
-        refresh_gauge(&state).await;
-        if sent < BATCH as usize {
-            tokio::time::sleep(tuning.poll_interval).await;
-        }
-    }
+/// The outbox worker's job: everything one delivery round uses.
+pub struct Delivery {
+    pool: Pool,
+    mailer: Mailer,
+    from: Mailbox,
+    tuning: MailTuning,
+    metrics: MailMetrics,
+    clock: Clock,
 }
 
-async fn refresh_gauge(state: &AppState) {
-    match state
-        .db(|conn| outbox::pending_count(conn).map_err(TaskError::from))
+impl Delivery {
+    pub fn new(
+        pool: Pool,
+        mailer: Mailer,
+        from: Mailbox,
+        tuning: MailTuning,
+        metrics: MailMetrics,
+        clock: Clock,
+    ) -> Self {
+        Self {
+            pool,
+            mailer,
+            from,
+            tuning,
+            metrics,
+            clock,
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        self.mailer.describe()
+    }
+
+    /// How long an idle worker waits before the next round.
+    pub fn poll_interval(&self) -> Duration {
+        self.tuning.poll_interval
+    }
+
+    /// One claim-and-send round, then the pending gauge; returns how many
+    /// emails it handled (sent, failed or handed back).
+    pub async fn run_once(&self) -> Result<usize, TaskError> {
+        let handled = self.deliver_due().await;
+        self.refresh_gauge().await;
+        handled
+    }
+
+    async fn db<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut DbConnection) -> Result<T, TaskError> + Send + 'static,
+    ) -> Result<T, TaskError> {
+        let pool = self.pool.clone();
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
+            let mut conn = pool.get()?;
+            work(&mut conn)
+        })
         .await
-    {
-        Ok(pending) => {
-            state.metrics.email_outbox_pending.set(pending);
-        }
-        Err(error) => tracing::warn!(%error, "email outbox: could not count pending emails"),
+        .map_err(|e| TaskError(e.to_string()))?
     }
-}
 
-/// One claim-and-send round; returns how many emails it handled.
-async fn tick(
-    state: &AppState,
-    mailer: &Mailer,
-    from: &Mailbox,
-    tuning: &MailTuning,
-) -> Result<usize, TaskError> {
-    let now = Utc::now();
-    let lease_until =
-        now + chrono::Duration::from_std(tuning.lease).unwrap_or(chrono::Duration::minutes(2));
-    let batch = state
-        .db(move |conn| outbox::claim_due(conn, now, lease_until, BATCH).map_err(TaskError::from))
-        .await?;
-    let count = batch.len();
-    let started = tokio::time::Instant::now();
-    let mut batch = batch.into_iter();
-    while let Some(email) = batch.next() {
-        if started.elapsed() >= tuning.lease / 2 {
-            // A slow server ate half the lease: hand the rest back rather
-            // than send after another process may have taken them over.
-            let rest: Vec<String> = std::iter::once(email.id)
-                .chain(batch.map(|e| e.id))
-                .collect();
-            state
-                .db(move |conn| outbox::release(conn, &rest).map_err(TaskError::from))
-                .await?;
-            break;
+    async fn refresh_gauge(&self) {
+        match self
+            .db(|conn| outbox::pending_count(conn).map_err(TaskError::from))
+            .await
+        {
+            Ok(pending) => {
+                self.metrics.outbox_pending.set(pending);
+            }
+            Err(error) => tracing::warn!(%error, "email outbox: could not count pending emails"),
         }
-        // Started before half the lease and bounded by a quarter of it, each
-        // send and its record end before the lease does: no other process
-        // takes the email over while it is on its way.
-        let outcome =
-            match tokio::time::timeout(tuning.lease / 4, deliver(mailer, from, &email)).await {
+    }
+
+    async fn deliver_due(&self) -> Result<usize, TaskError> {
+        let tuning = &self.tuning;
+        let now = self.clock.now();
+        let lease_until =
+            now + chrono::Duration::from_std(tuning.lease).unwrap_or(chrono::Duration::minutes(2));
+        let batch = self
+            .db(move |conn| {
+                outbox::claim_due(conn, now, lease_until, BATCH as i64).map_err(TaskError::from)
+            })
+            .await?;
+        let count = batch.len();
+        let started = tokio::time::Instant::now();
+        let mut batch = batch.into_iter();
+        while let Some(email) = batch.next() {
+            if started.elapsed() >= tuning.lease / 2 {
+                // A slow server ate half the lease: hand the rest back rather
+                // than send after another process may have taken them over.
+                let rest: Vec<String> = std::iter::once(email.id)
+                    .chain(batch.map(|e| e.id))
+                    .collect();
+                self.db(move |conn| outbox::release(conn, &rest).map_err(TaskError::from))
+                    .await?;
+                break;
+            }
+            // Started before half the lease and bounded by a quarter of it, each
+            // send and its record end before the lease does: no other process
+            // takes the email over while it is on its way.
+            let outcome = match tokio::time::timeout(tuning.lease / 4, self.deliver(&email)).await {
                 Ok(outcome) => outcome,
                 Err(_) => Err(SendError::Transient("sending timed out".into())),
             };
-        record(state, &email, outcome, tuning).await;
+            self.record(&email, outcome).await;
+        }
+        Ok(count)
     }
-    Ok(count)
-}
 
-async fn deliver(mailer: &Mailer, from: &Mailbox, email: &OutboxEmail) -> Result<(), SendError> {
-    let message_id = email.message_id();
-    let message = compose(
-        from,
-        &Outgoing {
-            message_id: &message_id,
-            to: &email.recipient,
-            subject: &email.subject,
-            text: &email.body_text,
-            html: &email.body_html,
-        },
-        SystemTime::now(),
-    )?;
-    mailer.send(message).await
-}
+    async fn deliver(&self, email: &OutboxEmail) -> Result<(), SendError> {
+        let message_id = email.message_id();
+        let message = compose(
+            &self.from,
+            &Outgoing {
+                message_id: &message_id,
+                to: &email.recipient,
+                subject: &email.subject,
+                text: &email.body_text,
+                html: &email.body_html,
+            },
+            SystemTime::now(),
+        )?;
+        self.mailer.send(message).await
+    }
 
-/// Writes the outcome; a database hiccup is retried a few times, since a sent
-/// email left unmarked would be sent again once its lease ends.
-async fn record(
-    state: &AppState,
-    email: &OutboxEmail,
-    outcome: Result<(), SendError>,
-    tuning: &MailTuning,
-) {
-    let now = Utc::now();
-    let attempt = u32::try_from(email.attempts).unwrap_or(0).saturating_add(1);
-    let (retry_at, error) = match &outcome {
-        Ok(()) => {
-            state.metrics.emails_sent.inc();
-            tracing::info!(email = %email.id, attempt, "email sent");
-            (None, None)
-        }
-        Err(error) => {
-            let give_up = error.is_permanent() || attempt >= tuning.max_attempts;
-            state.metrics.count_email_failure(if error.is_permanent() {
-                "permanent"
-            } else {
-                "transient"
-            });
-            let retry_at = if give_up {
-                tracing::error!(email = %email.id, attempt, %error, "email given up");
-                None
-            } else {
-                let delay = backoff(attempt, tuning.retry_base, tuning.retry_cap, jitter());
-                tracing::warn!(email = %email.id, attempt, %error, retry_in = ?delay, "email not sent; will retry");
-                Some(
-                    now + chrono::Duration::from_std(delay)
-                        .unwrap_or(chrono::Duration::minutes(10)),
-                )
-            };
-            (retry_at, Some(error.to_string()))
-        }
-    };
-    for pause in [0u64, 200, 1000, 5000] {
-        tokio::time::sleep(Duration::from_millis(pause)).await;
-        let id = email.id.clone();
-        let error = error.clone();
-        let written = state
-            .db(move |conn| {
-                match error {
-                    None => outbox::mark_sent(conn, &id, now),
-                    Some(e) => outbox::mark_failed_attempt(conn, &id, &e, retry_at, now),
+    /// Writes the outcome; a database hiccup is retried a few times, since a sent
+    /// email left unmarked would be sent again once its lease ends.
+    async fn record(&self, email: &OutboxEmail, outcome: Result<(), SendError>) {
+        let tuning = &self.tuning;
+        let now = self.clock.now();
+        let attempt = u32::try_from(email.attempts).unwrap_or(0).saturating_add(1);
+        let (retry_at, error) = match &outcome {
+            Ok(()) => {
+                self.metrics.sent.inc();
+                tracing::info!(email = %email.id, attempt, "email sent");
+                (None, None)
+            }
+            Err(error) => {
+                let give_up = error.is_permanent() || attempt >= tuning.max_attempts;
+                self.metrics.count_failure(if error.is_permanent() {
+                    "permanent"
+                } else {
+                    "transient"
+                });
+                let retry_at = if give_up {
+                    tracing::error!(email = %email.id, attempt, %error, "email given up");
+                    None
+                } else {
+                    let delay = backoff(attempt, tuning.retry_base, tuning.retry_cap, jitter());
+                    tracing::warn!(email = %email.id, attempt, %error, retry_in = ?delay, "email not sent; will retry");
+                    Some(
+                        now + chrono::Duration::from_std(delay)
+                            .unwrap_or(chrono::Duration::minutes(10)),
+                    )
+                };
+                (retry_at, Some(error.to_string()))
+            }
+        };
+        // Real pauses: they wait for the database to recover, not for the clock.
+        for pause in [0u64, 200, 1000, 5000] {
+            tokio::time::sleep(Duration::from_millis(pause)).await;
+            let id = email.id.clone();
+            let error = error.clone();
+            let written = self
+                .db(move |conn| {
+                    match error {
+                        None => outbox::mark_sent(conn, &id, now),
+                        Some(e) => outbox::mark_failed_attempt(conn, &id, &e, retry_at, now),
+                    }
+                    .map_err(TaskError::from)
+                })
+                .await;
+            match written {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::warn!(email = %email.id, error = %e, "email outbox: could not record the outcome")
                 }
-                .map_err(TaskError::from)
-            })
-            .await;
-        match written {
-            Ok(()) => return,
-            Err(e) => {
-                tracing::warn!(email = %email.id, error = %e, "email outbox: could not record the outcome")
             }
         }
     }

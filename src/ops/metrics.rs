@@ -81,19 +81,38 @@ impl Default for Metrics {
     }
 }
 
+/// The handles the email outbox worker updates, shared with the registry:
+/// the worker holds these, not the whole set.
+#[derive(Clone, Default)]
+pub struct MailMetrics {
+    pub outbox_pending: Gauge,
+    pub sent: Counter,
+    failures: Family<EmailFailureLabels, Counter>,
+}
+
+impl MailMetrics {
+    pub fn count_failure(&self, kind: &str) {
+        self.failures
+            .get_or_create(&EmailFailureLabels {
+                kind: kind.to_owned(),
+            })
+            .inc();
+    }
+}
+
 impl Metrics {
+    pub fn mail(&self) -> MailMetrics {
+        MailMetrics {
+            outbox_pending: self.email_outbox_pending.clone(),
+            sent: self.emails_sent.clone(),
+            failures: self.email_failures.clone(),
+        }
+    }
+
     pub fn count_failure(&self, reason: &str) {
         self.token_failures
             .get_or_create(&FailureLabels {
                 reason: reason.to_owned(),
-            })
-            .inc();
-    }
-
-    pub fn count_email_failure(&self, kind: &str) {
-        self.email_failures
-            .get_or_create(&EmailFailureLabels {
-                kind: kind.to_owned(),
             })
             .inc();
     }

@@ -5,7 +5,8 @@ pub mod metrics;
 use actix_web::{HttpResponse, web};
 use diesel::connection::SimpleConnection;
 
-use crate::state::AppState;
+use crate::db::Pool;
+use metrics::Metrics;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(healthz))
@@ -19,8 +20,8 @@ async fn healthz() -> HttpResponse {
 }
 
 /// The database answers.
-async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let pool = state.pool.clone();
+async fn readyz(pool: web::Data<Pool>) -> HttpResponse {
+    let pool = Pool::clone(&pool);
     let ready = web::block(move || {
         let mut conn = pool.get().map_err(|e| e.to_string())?;
         conn.batch_execute("SELECT 1").map_err(|e| e.to_string())
@@ -40,8 +41,8 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+async fn metrics(metrics: web::Data<Metrics>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
-        .body(state.metrics.render())
+        .body(metrics.render())
 }

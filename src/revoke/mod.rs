@@ -39,7 +39,7 @@ async fn revoke(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) 
 async fn handle(req: &HttpRequest, body: &[u8], state: &AppState) -> Result<(), OAuthError> {
     let form = Form::from_request(req, body)?;
     form.reject_repeats(&["token", "token_type_hint"])?;
-    let now = Utc::now();
+    let now = state.clock.now();
     let caller = client_auth::authenticate(req, &form, state, now).await?;
     let token = form.required("token")?;
     // RFC 7009 §2.1: the hint only speeds up a search; every token here is

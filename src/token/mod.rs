@@ -73,7 +73,7 @@ async fn issue(
 ) -> Result<HttpResponse, OAuthError> {
     let form = Form::from_request(req, body)?;
     form.reject_repeats(&["grant_type", "scope"])?;
-    let now = Utc::now();
+    let now = state.clock.now();
     let credential = client_auth::authenticate(req, &form, state, now).await?;
 
     match form.required("grant_type")? {

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
 use keygate::Config;
+use keygate::jobs::Job;
 use keygate::mail::MailTuning;
 use mail_parser::{MessageParser, MimeHeaders, PartType};
 use tempfile::TempDir;
@@ -78,6 +79,7 @@ impl SmtpSink {
             .spawn()
             .expect("start aiosmtpd (set KEYGATE_TEST_PYTHON to a python that has it)");
         self.child = Some(child);
+        // Real time: a real process binding its port.
         let deadline = Instant::now() + Duration::from_secs(15);
         while tokio::net::TcpStream::connect(("127.0.0.1", self.port))
             .await
@@ -117,6 +119,8 @@ impl Drop for SmtpSink {
     }
 }
 
+/// Real time: polls a real SMTP server's Maildir (or the `.eml` folder)
+/// for what a worker sent; returns at once when it is there already.
 async fn wait_for_messages(
     read: impl Fn() -> Vec<Received>,
     count: usize,
@@ -248,10 +252,9 @@ fn one_with<'a>(messages: &'a [Received], word: &str) -> &'a Received {
 
 // ------------------------------------------------------------------ helpers
 
+/// Short retries and timeouts; the jobs themselves run when a test runs them.
 fn fast_mail(config: &mut Config) {
     config.mail_tuning = MailTuning {
-        poll_interval: Duration::from_millis(100),
-        sweep_interval: Duration::from_millis(200),
         retry_base: Duration::from_millis(200),
         retry_cap: Duration::from_secs(1),
         lease: Duration::from_secs(10),
@@ -292,6 +295,8 @@ fn outbox(app: &TestApp) -> Vec<OutboxRow> {
     .unwrap()
 }
 
+/// Real time: for tests of the real binary, whose worker runs on its own
+/// timers.
 async fn wait_until(what: &str, within: Duration, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + within;
     while !check() {
@@ -360,6 +365,7 @@ async fn serve_binary(app: &TestApp) -> Serve {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
+    // Real time: a real process starting up.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let ready = app
@@ -385,6 +391,12 @@ impl Serve {
 
 // ------------------------------------------------------------------ tests
 
+/// One round of the expiry sweep, then one of delivery, on every server.
+async fn sweep_and_deliver(app: &TestApp) {
+    app.run_job_everywhere(Job::ExpirySweep).await;
+    app.run_job_everywhere(Job::MailDelivery).await;
+}
+
 /// Created, rotated, revoked, expires soon (a key created inside the warning
 /// window: right after its "created") and expired: one message each, to the
 /// owner, well formed, without the secret.
@@ -397,10 +409,11 @@ async fn each_event_sends_one_email_to_the_owner(engine: Engine) {
             ("KEYGATE_EXPIRY_WARNING", "1h"),
         ],
     );
-    app.serve_with(fast_mail).await;
+    app.serve_on_demand(fast_mail).await;
     owner_and_api(&app, "alice@example.com").await;
 
     let ci = key_for(&app, "alice@example.com", "ci", &["--expires-in", "30d"]).await;
+    app.run_job(Job::MailDelivery).await;
     let messages = smtp.wait_for(1, Duration::from_secs(20)).await;
     one_with(&messages, "created").assert_well_formed("alice@example.com", &ci);
 
@@ -412,6 +425,7 @@ async fn each_event_sends_one_email_to_the_owner(engine: Engine) {
         client_secret: rotated["client_secret"].as_str().unwrap().to_owned(),
         ..ci.clone()
     };
+    app.run_job(Job::MailDelivery).await;
     let messages = smtp.wait_for(2, Duration::from_secs(20)).await;
     let message = one_with(&messages, "rotated");
     message.assert_well_formed("alice@example.com", &after_rotation);
@@ -427,6 +441,7 @@ async fn each_event_sends_one_email_to_the_owner(engine: Engine) {
         "leaked in a log",
     ])
     .await;
+    app.run_job(Job::MailDelivery).await;
     let messages = smtp.wait_for(3, Duration::from_secs(20)).await;
     let message = one_with(&messages, "revoked");
     message.assert_well_formed("alice@example.com", &after_rotation);
@@ -436,8 +451,12 @@ async fn each_event_sends_one_email_to_the_owner(engine: Engine) {
         assert!(body.contains("cannot be undone"));
     }
 
-    // Inside the one-hour warning window from the start, gone in 3 s.
-    let short = key_for(&app, "alice@example.com", "short", &["--expires-in", "3s"]).await;
+    // Inside the one-hour warning window from the start, gone once the
+    // clock passes its ten minutes.
+    let short = key_for(&app, "alice@example.com", "short", &["--expires-in", "10m"]).await;
+    sweep_and_deliver(&app).await;
+    app.advance_clock(chrono::Duration::minutes(11));
+    sweep_and_deliver(&app).await;
     let messages = smtp.wait_for(6, Duration::from_secs(30)).await;
     let short_messages: Vec<Received> = messages
         .iter()
@@ -455,7 +474,8 @@ async fn each_event_sends_one_email_to_the_owner(engine: Engine) {
     );
 
     // Nothing more arrives, and the outbox says when each went out.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    app.advance_clock(chrono::Duration::hours(1));
+    sweep_and_deliver(&app).await;
     assert_eq!(smtp.messages().len(), 6);
     let rows = outbox(&app);
     assert!(
@@ -490,10 +510,11 @@ async fn each_event_sends_one_email_to_the_owner(engine: Engine) {
 async fn html_part_escapes_the_key_name(engine: Engine) {
     let smtp = SmtpSink::started().await;
     let mut app = prepare_app(engine, &[("KEYGATE_SMTP_URL", &smtp.url())]);
-    app.serve_with(fast_mail).await;
+    app.serve_on_demand(fast_mail).await;
     owner_and_api(&app, "alice@example.com").await;
     let name = "<script>alert(1)</script>";
     let key = key_for(&app, "alice@example.com", name, &[]).await;
+    app.run_job(Job::MailDelivery).await;
     let messages = smtp.wait_for(1, Duration::from_secs(20)).await;
     let message = one_with(&messages, "created");
     message.assert_well_formed("alice@example.com", &key);
@@ -511,16 +532,20 @@ async fn html_part_escapes_the_key_name(engine: Engine) {
 async fn email_survives_an_smtp_outage(engine: Engine) {
     let mut smtp = SmtpSink::stopped();
     let mut app = prepare_app(engine, &[("KEYGATE_SMTP_URL", &smtp.url())]);
-    app.serve_with(fast_mail).await;
+    app.serve_on_demand(fast_mail).await;
     owner_and_api(&app, "alice@example.com").await;
     let key = key_for(&app, "alice@example.com", "ci", &[]).await;
 
-    wait_until("two attempts failed", Duration::from_secs(20), || {
+    // Each retry waits out its backoff (at most a minute with this tuning).
+    assert_eq!(app.run_job(Job::MailDelivery).await, 1);
+    app.advance_clock(chrono::Duration::minutes(1));
+    assert_eq!(app.run_job(Job::MailDelivery).await, 1);
+    assert!(
         outbox(&app)
             .first()
-            .is_some_and(|r| r.attempts >= 2 && r.status == "pending" && r.last_error.is_some())
-    })
-    .await;
+            .is_some_and(|r| r.attempts >= 2 && r.status == "pending" && r.last_error.is_some()),
+        "two attempts failed"
+    );
     let text = metrics(&app).await;
     assert!(text.contains("keygate_email_outbox_pending 1"), "{text}");
     assert!(
@@ -529,9 +554,12 @@ async fn email_survives_an_smtp_outage(engine: Engine) {
     );
 
     smtp.start().await;
+    app.advance_clock(chrono::Duration::minutes(1));
+    app.run_job(Job::MailDelivery).await;
     let messages = smtp.wait_for(1, Duration::from_secs(20)).await;
     one_with(&messages, "created").assert_well_formed("alice@example.com", &key);
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    app.advance_clock(chrono::Duration::hours(1));
+    assert_eq!(app.run_job(Job::MailDelivery).await, 0, "sent again");
     assert_eq!(smtp.messages().len(), 1);
     let rows = outbox(&app);
     assert_eq!(rows[0].status, "sent");
@@ -550,6 +578,7 @@ async fn killed_server_loses_no_email(engine: Engine) {
     }
     // Killed between attempts, not in the middle of one: an email whose
     // lease the dead process held would only be taken over when it ends.
+    // Real time: a real process retries on its own timers.
     wait_until("every email was tried", Duration::from_secs(20), || {
         let rows = outbox(&app);
         rows.len() == 3
@@ -563,6 +592,8 @@ async fn killed_server_loses_no_email(engine: Engine) {
     smtp.start().await;
     let _server = serve_binary(&app).await;
     let messages = smtp.wait_for(3, Duration::from_secs(60)).await;
+    // Real time: a duplicate would come from the restarted process's own
+    // worker, on its own timer; give it a few polls.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let messages = if smtp.messages().len() > messages.len() {
         smtp.messages()
@@ -585,22 +616,25 @@ async fn killed_server_loses_no_email(engine: Engine) {
 async fn permanent_rejection_is_not_retried(engine: Engine) {
     let smtp = SmtpSink::started().await;
     let mut app = prepare_app(engine, &[("KEYGATE_SMTP_URL", &smtp.url())]);
-    app.serve_with(fast_mail).await;
+    app.serve_on_demand(fast_mail).await;
     owner_and_api(&app, "alice@example.com").await;
     app.cli_ok(&["users", "add", "reject@example.com"]).await;
     key_for(&app, "reject@example.com", "doomed", &[]).await;
     let fine = key_for(&app, "alice@example.com", "fine", &[]).await;
 
-    wait_until("the rejected email failed", Duration::from_secs(20), || {
+    app.run_job(Job::MailDelivery).await;
+    assert!(
         outbox(&app)
             .iter()
-            .any(|r| r.recipient == "reject@example.com" && r.status == "failed")
-    })
-    .await;
+            .any(|r| r.recipient == "reject@example.com" && r.status == "failed"),
+        "the rejected email failed"
+    );
     let messages = smtp.wait_for(1, Duration::from_secs(20)).await;
     one_with(&messages, "created").assert_well_formed("alice@example.com", &fine);
 
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Past any backoff: nothing is tried again.
+    app.advance_clock(chrono::Duration::hours(1));
+    assert_eq!(app.run_job(Job::MailDelivery).await, 0, "tried again");
     let rows = outbox(&app);
     let rejected = rows
         .iter()
@@ -619,35 +653,37 @@ async fn permanent_rejection_is_not_retried(engine: Engine) {
     assert!(text.contains("keygate_email_outbox_pending 0"), "{text}");
 }
 
-/// A short-lived key gets "expires soon" when it enters the warning window
-/// and "expired" at expiry, once each, with two servers sweeping.
+/// A key gets "expires soon" when it enters the warning window and
+/// "expired" at expiry, once each, with two servers sweeping and sending at
+/// the same moments.
 async fn expiry_emails_arrive_once_each(engine: Engine) {
     let smtp = SmtpSink::started().await;
     let mut app = prepare_app(
         engine,
         &[
             ("KEYGATE_SMTP_URL", &smtp.url()),
-            ("KEYGATE_EXPIRY_WARNING", "2s"),
+            ("KEYGATE_EXPIRY_WARNING", "10m"),
         ],
     );
-    app.serve_with(fast_mail).await;
-    app.serve_with(fast_mail).await;
+    app.serve_on_demand(fast_mail).await;
+    app.serve_on_demand(fast_mail).await;
     owner_and_api(&app, "alice@example.com").await;
-    let key = key_for(&app, "alice@example.com", "brief", &["--expires-in", "5s"]).await;
+    let key = key_for(&app, "alice@example.com", "brief", &["--expires-in", "1h"]).await;
 
+    sweep_and_deliver(&app).await;
     let messages = smtp.wait_for(1, Duration::from_secs(20)).await;
     one_with(&messages, "created");
     assert!(
         !messages.iter().any(|m| m.subject.contains("expires soon")),
         "warned before the window"
     );
-    let messages = smtp.wait_for(3, Duration::from_secs(20)).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let messages = if smtp.messages().len() > messages.len() {
-        smtp.messages()
-    } else {
-        messages
-    };
+    // Into the window, past the expiry, then long after: each step sweeps
+    // and sends on both servers.
+    for minutes in [55, 10, 60] {
+        app.advance_clock(chrono::Duration::minutes(minutes));
+        sweep_and_deliver(&app).await;
+    }
+    let messages = smtp.messages();
     assert_eq!(
         messages.len(),
         3,
@@ -662,7 +698,7 @@ async fn expiry_emails_arrive_once_each(engine: Engine) {
 /// Without an SMTP URL each email is an `.eml` file in KEYGATE_MAIL_DIR.
 async fn without_smtp_emails_are_eml_files(engine: Engine) {
     let mut app = prepare_app(engine, &[]);
-    app.serve_with(fast_mail).await;
+    app.serve_on_demand(fast_mail).await;
     owner_and_api(&app, "alice@example.com").await;
     let key = key_for(&app, "alice@example.com", "ci", &[]).await;
     let dir = app.dir.path().join("mail");
@@ -691,6 +727,7 @@ async fn without_smtp_emails_are_eml_files(engine: Engine) {
         ])
         .await;
     assert!(!refused.status.success());
+    app.run_job(Job::MailDelivery).await;
     let messages = wait_for_messages(read, 1, Duration::from_secs(20)).await;
     assert_eq!(messages.len(), 1);
     assert_eq!(outbox(&app).len(), 1);
@@ -771,6 +808,8 @@ async fn two_servers_on_postgres_send_no_duplicates() {
     }
     let (_a, _b) = tokio::join!(serve_binary(&app), serve_binary(&app));
     let messages = smtp.wait_for(KEYS, Duration::from_secs(60)).await;
+    // Real time: duplicates would come from two real processes' workers on
+    // their own timers; give them a few polls.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let messages = if smtp.messages().len() > messages.len() {
         smtp.messages()

@@ -9,7 +9,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use diesel::prelude::*;
-use keygate::{Application, Config};
+use keygate::jobs::{Job, Jobs};
+use keygate::time::ManualClock;
+use keygate::{Application, Background, Config, StartOptions};
 use serde_json::Value;
 use tempfile::TempDir;
 
@@ -102,9 +104,14 @@ pub struct TestApp {
     /// Variables given to the app; the CLI gets the same.
     pub vars: HashMap<String, String>,
     pub http: reqwest::Client,
+    /// The clock of every server this test starts in process: the real
+    /// time until the test moves it.
+    pub clock: ManualClock,
     /// Pools of the servers started in this process, closed when the test
     /// ends so that none is logging in while the test binary exits.
     pools: Mutex<Vec<keygate::db::Pool>>,
+    /// The background jobs of each server started in process, in order.
+    jobs: Mutex<Vec<Jobs>>,
 }
 
 impl Drop for TestApp {
@@ -126,7 +133,7 @@ pub async fn spawn_app(engine: Engine) -> TestApp {
 /// Starts keygate with extra `KEYGATE_*` variables.
 pub async fn spawn_app_with(engine: Engine, extra: &[(&str, &str)]) -> TestApp {
     let mut app = prepare_app(engine, extra);
-    let (address, issuer) = app.start(|_| {}).await;
+    let (address, issuer) = app.start(|_| {}, Background::Periodic).await;
     app.address = address;
     app.issuer = issuer;
     app
@@ -170,15 +177,24 @@ impl TestApp {
     /// Starts a second server on the same database, as a load-balanced
     /// deployment would; returns its address.
     pub async fn spawn_sibling(&self) -> String {
-        self.start(|_| {}).await.0
+        self.start(|_| {}, Background::Periodic).await.0
     }
 
-    /// Builds and runs one server process-alike on this app's variables,
-    /// its configuration adjusted first; returns its address and issuer.
-    async fn start(&self, adjust: impl FnOnce(&mut Config)) -> (String, String) {
+    /// Builds and runs one server process-alike on this app's variables and
+    /// clock, its configuration adjusted first; returns its address and
+    /// issuer.
+    async fn start(
+        &self,
+        adjust: impl FnOnce(&mut Config),
+        background: Background,
+    ) -> (String, String) {
         let mut config = Config::from_vars(&self.vars).expect("valid test configuration");
         adjust(&mut config);
-        let app = Application::build(config)
+        let options = StartOptions {
+            clock: self.clock.clone().into(),
+            background,
+        };
+        let app = Application::build_with(config, options)
             .await
             .expect("application starts");
         let address = format!("http://127.0.0.1:{}", app.port());
@@ -187,8 +203,47 @@ impl TestApp {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(app.pool().clone());
+        self.jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(app.jobs());
         tokio::spawn(app.run_until_stopped());
         (address, issuer)
+    }
+
+    fn all_jobs(&self) -> Vec<Jobs> {
+        self.jobs.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Runs `job` once on the first server started; returns what it did.
+    pub async fn run_job(&self, job: Job) -> usize {
+        let jobs = self.all_jobs();
+        let first = jobs.first().expect("a server is running");
+        first
+            .run_once(job)
+            .await
+            .unwrap_or_else(|e| panic!("{job:?}: {e}"))
+    }
+
+    /// Runs `job` once on every server started, all at the same moment.
+    pub async fn run_job_everywhere(&self, job: Job) -> Vec<usize> {
+        let runs = self.all_jobs().into_iter().map(|jobs| {
+            tokio::spawn(async move {
+                jobs.run_once(job)
+                    .await
+                    .unwrap_or_else(|e| panic!("{job:?}: {e}"))
+            })
+        });
+        let mut done = Vec::new();
+        for run in runs.collect::<Vec<_>>() {
+            done.push(run.await.expect("job task"));
+        }
+        done
+    }
+
+    /// Moves the servers' clock forward by `by` (back, when negative).
+    pub fn advance_clock(&self, by: chrono::Duration) {
+        self.clock.advance(by);
     }
 
     /// Runs the real `keygate` binary against this app's database.
@@ -475,16 +530,23 @@ pub fn prepare_app(engine: Engine, extra: &[(&str, &str)]) -> TestApp {
         dir,
         vars,
         http: reqwest::Client::new(),
+        clock: ManualClock::new(),
         pools: Mutex::default(),
+        jobs: Mutex::default(),
     }
 }
 
 impl TestApp {
     /// Starts an in-process server on this app's variables with its
-    /// configuration adjusted first (e.g. faster mail timing). The first one
-    /// started becomes `address`; returns its own address.
-    pub async fn serve_with(&mut self, adjust: impl FnOnce(&mut Config)) -> String {
-        let (address, issuer) = self.start(adjust).await;
+    /// configuration adjusted first (e.g. mail tuning), its background jobs
+    /// running only when the test runs them ([`run_job`](Self::run_job)).
+    /// The first one started becomes `address`; returns its own address.
+    pub async fn serve_on_demand(&mut self, adjust: impl FnOnce(&mut Config)) -> String {
+        self.serve(adjust, Background::OnDemand).await
+    }
+
+    async fn serve(&mut self, adjust: impl FnOnce(&mut Config), background: Background) -> String {
+        let (address, issuer) = self.start(adjust, background).await;
         if self.address.is_empty() {
             self.address = address.clone();
             self.issuer = issuer;
@@ -584,6 +646,39 @@ impl TestApp {
             "exp": now + 600,
             "jti": uuid::Uuid::new_v4().to_string(),
         })
+    }
+
+    /// Moves a key's timestamps `by` into the past, as if it had been
+    /// created that much earlier: what a test does instead of waiting when
+    /// the CLI (its own process, on the real clock) must see time pass.
+    pub fn age_key(&self, client_id: &str, by: chrono::Duration) {
+        use chrono::NaiveDateTime;
+        use keygate::db::schema::api_keys;
+        let mut conn = self.db();
+        let row = api_keys::table.filter(api_keys::client_id.eq(client_id));
+        let (created, updated, expires, grace): (
+            NaiveDateTime,
+            NaiveDateTime,
+            Option<NaiveDateTime>,
+            Option<NaiveDateTime>,
+        ) = row
+            .select((
+                api_keys::created_at,
+                api_keys::updated_at,
+                api_keys::expires_at,
+                api_keys::previous_secret_expires_at,
+            ))
+            .first(&mut conn)
+            .expect("the key's row");
+        diesel::update(row)
+            .set((
+                api_keys::created_at.eq(created - by),
+                api_keys::updated_at.eq(updated - by),
+                api_keys::expires_at.eq(expires.map(|t| t - by)),
+                api_keys::previous_secret_expires_at.eq(grace.map(|t| t - by)),
+            ))
+            .execute(&mut conn)
+            .expect("age the key");
     }
 
     /// Count of one table's rows.

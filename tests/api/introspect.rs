@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use keygate::jobs::Job;
 use serde_json::{Value, json};
 
 use crate::both_engines;
@@ -62,7 +63,7 @@ async fn expired_token_is_inactive(engine: Engine) {
     let app = spawn_app_with(engine, &[("KEYGATE_TOKEN_TTL", "1s")]).await;
     let key = app.standard_key("read").await;
     let token = app.token_string(&key).await;
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    app.advance_clock(chrono::Duration::minutes(1));
     assert_eq!(app.introspect_ok(&key, &token).await, INACTIVE());
 }
 
@@ -176,11 +177,7 @@ async fn tokens_of_an_expired_key_are_inactive(engine: Engine) {
         app.introspect_ok(&introspector, &token).await["active"],
         true
     );
-    let expires_at = chrono::DateTime::parse_from_rfc3339(key.json["expires_at"].as_str().unwrap())
-        .unwrap()
-        .timestamp();
-    let wait = expires_at - chrono::Utc::now().timestamp() + 1;
-    tokio::time::sleep(Duration::from_secs(wait.max(0) as u64)).await;
+    app.advance_clock(chrono::Duration::minutes(1));
     assert_eq!(app.introspect_ok(&introspector, &token).await, INACTIVE());
 }
 
@@ -363,7 +360,7 @@ async fn revoking_unknown_garbage_or_expired_tokens_succeeds(engine: Engine) {
     let app = spawn_app_with(engine, &[("KEYGATE_TOKEN_TTL", "1s")]).await;
     let key = app.standard_key("read").await;
     let expired = app.token_string(&key).await;
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    app.advance_clock(chrono::Duration::minutes(1));
     let foreign = foreign_key_pair(keygate::signing::SigningAlg::Es256);
     let forged = sign_token(
         &foreign,
@@ -427,6 +424,21 @@ async fn revoked_rows_are_pruned_after_expiry(engine: Engine) {
     assert_eq!(keygate::revoke::count_revoked_tokens(&mut conn).unwrap(), 0);
 }
 
+/// The prune job drops a revocation once its token has expired by the
+/// server's clock, and not before.
+async fn the_prune_job_drops_revocations_of_expired_tokens(engine: Engine) {
+    let app = spawn_app_with(engine, &[("KEYGATE_TOKEN_TTL", "1m")]).await;
+    let key = app.standard_key("read").await;
+    let token = app.token_string(&key).await;
+    assert_eq!(app.revoke(&key, &token).await.status(), 200);
+    let revoked = "SELECT COUNT(*) AS n FROM revoked_tokens";
+    app.run_job(Job::RevokedTokensPrune).await;
+    assert_eq!(app.count_rows(revoked), 1);
+    app.advance_clock(chrono::Duration::minutes(2));
+    app.run_job(Job::RevokedTokensPrune).await;
+    assert_eq!(app.count_rows(revoked), 0);
+}
+
 /// The background task prunes on its own, first right at start-up.
 async fn a_restart_prunes_expired_revocations(engine: Engine) {
     let app = spawn_app_with(engine, &[("KEYGATE_TOKEN_TTL", "1s")]).await;
@@ -437,11 +449,13 @@ async fn a_restart_prunes_expired_revocations(engine: Engine) {
         app.count_rows("SELECT COUNT(*) AS n FROM revoked_tokens"),
         1
     );
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    app.advance_clock(chrono::Duration::minutes(1));
     app.spawn_sibling().await;
     wait_until_pruned(&app).await;
 }
 
+/// Real time, not the clock: the sibling's prune runs on its own task as it
+/// starts, and this waits for that task, however busy the machine.
 async fn wait_until_pruned(app: &TestApp) {
     for _ in 0..50 {
         if app.count_rows("SELECT COUNT(*) AS n FROM revoked_tokens") == 0 {
@@ -474,4 +488,5 @@ both_engines!(
     revoking_unknown_garbage_or_expired_tokens_succeeds,
     revoked_rows_are_pruned_after_expiry,
     a_restart_prunes_expired_revocations,
+    the_prune_job_drops_revocations_of_expired_tokens,
 );

@@ -48,7 +48,8 @@ async fn list_shows_status_without_secrets(engine: Engine) {
         .await;
     app.cli_ok(&["keys", "revoke", &revoked.client_id]).await;
     app.access_token(&key).await;
-    // The last use is written in the background, after the response.
+    // The last use is written in the background, after the response: real
+    // time, the wait for that write, not for the clock.
     let mut out = app.cli_ok(&["keys", "list", "--json"]).await;
     for _ in 0..20 {
         if out.stdout.contains("\"last_used_at\": \"") {
@@ -99,7 +100,7 @@ async fn list_marks_expired_keys(engine: Engine) {
             "1s",
         ])
         .await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    app.age_key(&key.client_id, chrono::Duration::minutes(1));
     let list = app.cli_ok(&["keys", "list", "--json"]).await.json();
     let entry = list
         .as_array()
@@ -151,7 +152,7 @@ async fn rotation_with_grace_keeps_the_old_secret_until_it_ends(engine: Engine) 
     assert!(new.json["previous_secret_expires_at"].is_string());
     assert_eq!(app.token_for(&old, &[CC]).await.status(), 200);
     assert_eq!(app.token_for(&new, &[CC]).await.status(), 200);
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    app.advance_clock(chrono::Duration::minutes(1));
     assert_invalid_client(app.token_for(&old, &[CC]).await).await;
     assert_eq!(app.token_for(&new, &[CC]).await.status(), 200);
 }

@@ -20,7 +20,8 @@ async fn free_port() -> u16 {
         .port()
 }
 
-/// Waits until the server at `base` answers `/readyz` with 200.
+/// Waits until the server at `base` answers `/readyz` with 200. Real time: a
+/// real process starting up.
 async fn wait_ready(client: &reqwest::Client, base: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {

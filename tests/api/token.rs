@@ -1,5 +1,6 @@
 //! `POST /oauth/token`: every success path and every error case.
 
+use keygate::jobs::Job;
 use serde_json::Value;
 
 use crate::both_engines;
@@ -332,7 +333,7 @@ async fn expired_key_is_refused(engine: Engine) {
         ])
         .await;
     assert_eq!(app.token_for(&key, &[CC]).await.status(), 200);
-    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    app.advance_clock(chrono::Duration::minutes(1));
     assert_invalid_client(app.token_for(&key, &[CC]).await).await;
 }
 
@@ -445,6 +446,26 @@ async fn failed_authentications_are_throttled_per_address(engine: Engine) {
     assert_eq!(elsewhere.status(), 200);
 }
 
+/// The throttle lasts its window by the server's clock, and the prune job
+/// then drops what it counted.
+async fn the_throttle_ends_with_its_window_and_is_pruned(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let key = app.standard_key("read").await;
+    for _ in 0..5 {
+        assert_invalid_client(app.token_basic(&key.client_id, "kgs_wrong", &[CC]).await).await;
+    }
+    assert_eq!(app.token_for(&key, &[CC]).await.status(), 429);
+    let counted = "SELECT COUNT(*) AS n FROM auth_throttle";
+    assert!(app.count_rows(counted) > 0);
+    app.run_job(Job::ThrottlePrune).await;
+    assert!(app.count_rows(counted) > 0, "pruned inside the window");
+
+    app.advance_clock(chrono::Duration::seconds(61));
+    assert_eq!(app.token_for(&key, &[CC]).await.status(), 200);
+    app.run_job(Job::ThrottlePrune).await;
+    assert_eq!(app.count_rows(counted), 0);
+}
+
 /// Behind a trusted reverse proxy the client's address comes from
 /// `X-Forwarded-For`; from anyone else the header is ignored, so it cannot be
 /// used to dodge the throttle.
@@ -532,6 +553,7 @@ both_engines!(
     other_grant_types_are_unsupported,
     other_methods_are_405_with_allow,
     failed_authentications_are_throttled_per_address,
+    the_throttle_ends_with_its_window_and_is_pruned,
     forwarded_addresses_count_only_behind_trusted_proxies,
     failures_are_audited,
 );

@@ -3,11 +3,12 @@
 //! the actix-web extractor.
 
 use std::net::TcpListener;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix_web::{App, HttpResponse, HttpServer, web};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use keygate::jobs::Job;
 use keygate::signing::SigningAlg;
 use keygate::verifier::{Algorithm, Authenticated, BearerError, Verifier, VerifyError};
 use serde_json::{Value, json};
@@ -296,13 +297,16 @@ async fn leeway_is_small_and_configurable(engine: Engine) {
 async fn an_expired_token_is_refused(engine: Engine) {
     let app = spawn_app_with(engine, &[("KEYGATE_TOKEN_TTL", "1s")]).await;
     let key = app.standard_key("read").await;
+    // The verifier reads the real clock: the server issues the token as of a
+    // minute ago, so it expired long before the verifier sees it.
+    app.advance_clock(chrono::Duration::minutes(-1));
     let token = app.token_string(&key).await;
+    app.advance_clock(chrono::Duration::minutes(1));
     let strict = Verifier::builder(&app.issuer, API)
         .leeway(Duration::ZERO)
         .build()
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(2100)).await;
     assert_eq!(strict.verify(&token).await, Err(VerifyError::Expired));
 }
 
@@ -334,6 +338,7 @@ async fn unknown_kids_refetch_at_most_once_per_interval(engine: Engine) {
         .build()
         .await
         .unwrap();
+    // Real time: the verifier's own refetch interval, on its own clock.
     tokio::time::sleep(Duration::from_millis(600)).await;
     let results = futures_join_all(&quick, &tokens).await;
     assert!(results.iter().all(|r| *r == Err(VerifyError::UnknownKey)));
@@ -362,20 +367,6 @@ async fn futures_join_all(
     results
 }
 
-/// Polls the token endpoint until tokens carry a kid other than `old`.
-async fn wait_for_new_kid(app: &TestApp, key: &Key, old: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let token = app.token_string(key).await;
-        let kid = jsonwebtoken::decode_header(&token).unwrap().kid.unwrap();
-        if kid != old {
-            return token;
-        }
-        assert!(Instant::now() < deadline, "rotation did not take effect");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 async fn signing_key_rotation_needs_no_restart(engine: Engine) {
     let app = spawn_app(engine).await;
     let key = app.standard_key("read").await;
@@ -389,7 +380,11 @@ async fn signing_key_rotation_needs_no_restart(engine: Engine) {
     assert!(verifier.verify(&before).await.is_ok());
 
     app.cli_ok(&["signing-keys", "rotate"]).await;
-    let after = wait_for_new_kid(&app, &key, &old_kid).await;
+    app.run_job(Job::KeyringRefresh).await;
+    let after = app.token_string(&key).await;
+    let new_kid = jsonwebtoken::decode_header(&after).unwrap().kid.unwrap();
+    assert_ne!(new_kid, old_kid, "rotation did not take effect");
+    // Real time: the verifier's own refetch interval, on its own clock.
     tokio::time::sleep(Duration::from_millis(600)).await;
     let claims = verifier.verify(&after).await.expect("new key accepted");
     assert_eq!(claims.client_id, key.client_id);
@@ -422,13 +417,15 @@ async fn online_mode_sees_revocation_before_expiry(engine: Engine) {
     let other = app.token_string(&key).await;
     assert!(verifier.verify(&revoked).await.is_ok());
     assert_eq!(app.revoke(&key, &revoked).await.status(), 200);
-    // Cached for a moment, then the revocation bites.
+    // Cached for a moment, then the revocation bites. Real time: the
+    // verifier's own cache, on its own clock.
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(verifier.verify(&revoked).await, Err(VerifyError::Inactive));
     assert!(verifier.verify_offline(&revoked).is_ok());
     assert!(verifier.verify(&other).await.is_ok());
 
     app.cli_ok(&["keys", "revoke", &key.client_id]).await;
+    // Real time, as above.
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(verifier.verify(&other).await, Err(VerifyError::Inactive));
 }

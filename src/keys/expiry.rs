@@ -3,46 +3,28 @@
 //! The outbox's unique dedupe key makes that exactly once, across restarts
 //! and across processes sweeping at the same moment.
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::dsl::{exists, not};
 use diesel::prelude::*;
 
-use super::TaskError;
-use super::outbox::enqueue_key_event;
-use super::render::Event;
+use super::ApiKey;
+use super::store::notify;
 use crate::audit::SYSTEM;
 use crate::db::schema::{api_keys, email_outbox, users};
 use crate::db::{DbConnection, write_transaction};
 use crate::duration::HumanDuration;
-use crate::keys::ApiKey;
-use crate::state::AppState;
+use crate::error::AppError;
+use crate::mail::Event;
 
 /// Keys handled per event and round; the next round takes the rest.
 const ROUND: i64 = 200;
-
-pub async fn run(state: Arc<AppState>, warning: HumanDuration, every: Duration) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let swept = state.db(move |conn| sweep(conn, warning, Utc::now())).await;
-        match swept {
-            Ok(0) => {}
-            Ok(queued) => tracing::info!(queued, "expiry sweep queued emails"),
-            Err(error) => tracing::warn!(%error, "expiry sweep failed"),
-        }
-    }
-}
 
 /// Queues the due "expires soon" and "expired" emails; returns how many.
 pub fn sweep(
     conn: &mut DbConnection,
     warning: HumanDuration,
     now: DateTime<Utc>,
-) -> Result<usize, TaskError> {
+) -> Result<usize, AppError> {
     let mut queued = 0;
     let window_end = (now + warning.as_chrono()).naive_utc();
     let ids = expiring_keys(conn, now, window_end)?;
@@ -53,7 +35,7 @@ pub fn sweep(
         for (key, owner) in keys {
             let view = key.view(&owner, now);
             let added = write_transaction(conn, |conn| {
-                enqueue_key_event(conn, event, &key.id, &view, SYSTEM, now)
+                notify(conn, event, &key.id, &view, SYSTEM, now)
             })?;
             queued += usize::from(added);
         }

@@ -1,0 +1,233 @@
+//! Background jobs: email delivery, the expiry sweep, throttle and
+//! revocation pruning, keyring refresh. Each is one run on what it uses (the
+//! pool, the clock, and its own pieces), never the request handlers' state.
+//! `serve` runs them on timers; tests run them once, when they choose, so no
+//! test waits for a timer.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing::Instrument;
+
+use crate::client_auth::throttle::ThrottlePolicy;
+use crate::db::{DbConnection, Pool};
+use crate::duration::HumanDuration;
+use crate::mail::{self, Delivery, worker::BATCH};
+use crate::signing::Signer;
+use crate::time::Clock;
+use crate::{keys, revoke};
+
+/// How often each process re-reads the signing keys: a rotation made
+/// elsewhere reaches it within this interval.
+const KEYRING_REFRESH: Duration = Duration::from_secs(2);
+const THROTTLE_PRUNE: Duration = Duration::from_secs(60);
+/// How often revoked token IDs whose tokens have expired are dropped.
+const REVOKED_TOKENS_PRUNE: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Job {
+    /// One claim-and-send round of the email outbox.
+    MailDelivery,
+    /// Queues "expires soon" and "expired" emails that are due.
+    ExpirySweep,
+    /// Drops authentication-throttle windows that have ended.
+    ThrottlePrune,
+    /// Drops revoked token IDs whose tokens have expired.
+    RevokedTokensPrune,
+    /// Re-reads the signing keys (a rotation made by another process).
+    KeyringRefresh,
+}
+
+impl Job {
+    pub fn name(self) -> &'static str {
+        match self {
+            Job::MailDelivery => "mail_delivery",
+            Job::ExpirySweep => "expiry_sweep",
+            Job::ThrottlePrune => "throttle_prune",
+            Job::RevokedTokensPrune => "revoked_tokens_prune",
+            Job::KeyringRefresh => "keyring_refresh",
+        }
+    }
+}
+
+/// A job run's failure, logged and retried at the next run.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct JobError(String);
+
+impl From<mail::TaskError> for JobError {
+    fn from(e: mail::TaskError) -> Self {
+        Self(e.to_string())
+    }
+}
+
+impl From<crate::error::AppError> for JobError {
+    fn from(e: crate::error::AppError) -> Self {
+        Self(e.to_string())
+    }
+}
+
+impl From<diesel::r2d2::PoolError> for JobError {
+    fn from(e: diesel::r2d2::PoolError) -> Self {
+        Self(e.to_string())
+    }
+}
+
+impl From<diesel::result::Error> for JobError {
+    fn from(e: diesel::result::Error) -> Self {
+        Self(e.to_string())
+    }
+}
+
+impl From<tokio::task::JoinError> for JobError {
+    fn from(e: tokio::task::JoinError) -> Self {
+        Self(e.to_string())
+    }
+}
+
+/// What the jobs run on.
+pub struct JobsSetup {
+    pub pool: Pool,
+    pub clock: Clock,
+    pub delivery: Delivery,
+    pub expiry_warning: HumanDuration,
+    pub sweep_interval: Duration,
+    pub throttle: ThrottlePolicy,
+    pub signer: Arc<Signer>,
+}
+
+/// The jobs of one server; cheap to clone.
+#[derive(Clone)]
+pub struct Jobs(Arc<JobsSetup>);
+
+impl Jobs {
+    pub fn new(setup: JobsSetup) -> Self {
+        Self(Arc::new(setup))
+    }
+
+    /// Runs `job` once, now (by the clock), inside a span named after it;
+    /// returns how much it did (emails handled or queued, rows pruned, 1 if
+    /// the keyring changed).
+    pub async fn run_once(&self, job: Job) -> Result<usize, JobError> {
+        let span = tracing::info_span!("job", job = job.name());
+        async {
+            let result = self.run(job).await;
+            report(job, &result);
+            result
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn run(&self, job: Job) -> Result<usize, JobError> {
+        let setup = &*self.0;
+        let pool = &setup.pool;
+        let now = setup.clock.now();
+        match job {
+            Job::MailDelivery => Ok(setup.delivery.run_once().await?),
+            Job::ExpirySweep => {
+                let warning = setup.expiry_warning;
+                on_pool(pool, move |conn| {
+                    Ok(keys::expiry::sweep(conn, warning, now)?)
+                })
+                .await
+            }
+            Job::ThrottlePrune => {
+                let throttle = setup.throttle;
+                on_pool(pool, move |conn| Ok(throttle.prune(conn, now)?)).await
+            }
+            Job::RevokedTokensPrune => {
+                on_pool(pool, move |conn| {
+                    Ok(revoke::prune_revoked_tokens(conn, now)?)
+                })
+                .await
+            }
+            Job::KeyringRefresh => {
+                let signer = Arc::clone(&setup.signer);
+                on_pool(pool, move |conn| {
+                    let changed = signer
+                        .refresh(conn, now)
+                        .map_err(|e| JobError(e.to_string()))?;
+                    Ok(usize::from(changed))
+                })
+                .await
+            }
+        }
+    }
+
+    /// Starts every job on its timer, as `serve` does; each first runs at
+    /// once.
+    pub fn spawn_periodic(&self) {
+        tracing::info!(transport = %self.0.delivery.describe(), "email outbox worker started");
+        let sweep_interval = self.0.sweep_interval;
+        for (job, every, delay) in [
+            (Job::KeyringRefresh, KEYRING_REFRESH, true),
+            (Job::RevokedTokensPrune, REVOKED_TOKENS_PRUNE, false),
+            (Job::ThrottlePrune, THROTTLE_PRUNE, false),
+            (Job::ExpirySweep, sweep_interval, true),
+        ] {
+            let jobs = self.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                if delay {
+                    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                }
+                loop {
+                    tick.tick().await;
+                    // Failures are logged by `run_once` and retried next tick.
+                    let _ = jobs.run_once(job).await;
+                }
+            });
+        }
+        let jobs = self.clone();
+        tokio::spawn(async move {
+            let poll = jobs.0.delivery.poll_interval();
+            loop {
+                let handled = jobs.run_once(Job::MailDelivery).await.unwrap_or(0);
+                if handled < BATCH {
+                    tokio::time::sleep(poll).await;
+                }
+            }
+        });
+    }
+}
+
+fn report(job: Job, result: &Result<usize, JobError>) {
+    match (job, result) {
+        (Job::MailDelivery, Err(error)) => {
+            tracing::warn!(%error, "email outbox: could not read the outbox")
+        }
+        (Job::ExpirySweep, Ok(0)) => {}
+        (Job::ExpirySweep, Ok(queued)) => tracing::info!(queued, "expiry sweep queued emails"),
+        (Job::ExpirySweep, Err(error)) => tracing::warn!(%error, "expiry sweep failed"),
+        (Job::ThrottlePrune, Err(error)) => {
+            tracing::warn!(%error, "could not prune the authentication throttle")
+        }
+        (Job::RevokedTokensPrune, Ok(0)) => {}
+        (Job::RevokedTokensPrune, Ok(n)) => tracing::debug!(n, "pruned expired revoked token IDs"),
+        (Job::RevokedTokensPrune, Err(error)) => {
+            tracing::warn!(%error, "could not prune revoked token IDs")
+        }
+        (Job::KeyringRefresh, Ok(1)) => tracing::info!("signing keys changed; keyring reloaded"),
+        (Job::KeyringRefresh, Err(error)) => {
+            tracing::warn!(%error, "could not refresh the signing keys")
+        }
+        _ => {}
+    }
+}
+
+/// Runs blocking database work on the blocking pool.
+async fn on_pool<T: Send + 'static>(
+    pool: &Pool,
+    work: impl FnOnce(&mut DbConnection) -> Result<T, JobError> + Send + 'static,
+) -> Result<T, JobError> {
+    let pool = pool.clone();
+    // The job's span follows the work onto the blocking thread.
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || {
+        let _entered = span.enter();
+        let mut conn = pool.get()?;
+        work(&mut conn)
+    })
+    .await?
+}
