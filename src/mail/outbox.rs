@@ -11,9 +11,39 @@ use crate::db::{DbConnection, write_transaction};
 use crate::error::AppError;
 use crate::time::rfc3339;
 
-pub const PENDING: &str = "pending";
-pub const SENT: &str = "sent";
-pub const FAILED: &str = "failed";
+/// Where an email stands; stored as its lower-case name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, diesel::AsExpression)]
+#[diesel(sql_type = diesel::sql_types::Text)]
+pub enum OutboxStatus {
+    /// Waiting for its next attempt.
+    Pending,
+    Sent,
+    /// Given up: refused for good, or out of attempts.
+    Failed,
+}
+
+impl OutboxStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Sent => "sent",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+impl<DB> diesel::serialize::ToSql<diesel::sql_types::Text, DB> for OutboxStatus
+where
+    DB: diesel::backend::Backend,
+    str: diesel::serialize::ToSql<diesel::sql_types::Text, DB>,
+{
+    fn to_sql<'b>(
+        &'b self,
+        out: &mut diesel::serialize::Output<'b, '_, DB>,
+    ) -> diesel::serialize::Result {
+        self.as_str().to_sql(out)
+    }
+}
 
 #[derive(Insertable)]
 #[diesel(table_name = email_outbox)]
@@ -26,7 +56,7 @@ struct NewEmail<'a> {
     subject: &'a str,
     body_text: &'a str,
     body_html: &'a str,
-    status: &'a str,
+    status: OutboxStatus,
     attempts: i32,
     created_at: NaiveDateTime,
     next_attempt_at: NaiveDateTime,
@@ -95,7 +125,7 @@ pub fn enqueue_key_event<K: serde::Serialize>(
         subject: &mail.subject,
         body_text: &mail.text,
         body_html: &mail.html,
-        status: PENDING,
+        status: OutboxStatus::Pending,
         attempts: 0,
         created_at: now.naive_utc(),
         next_attempt_at: now.naive_utc(),
@@ -116,7 +146,7 @@ pub fn enqueue_key_event<K: serde::Serialize>(
 macro_rules! due_ids {
     ($now:expr, $limit:expr) => {
         email_outbox::table
-            .filter(email_outbox::status.eq(PENDING))
+            .filter(email_outbox::status.eq(OutboxStatus::Pending))
             .filter(email_outbox::next_attempt_at.le($now))
             .filter(
                 email_outbox::locked_until
@@ -181,7 +211,7 @@ pub fn claim_due(
 pub fn mark_sent(conn: &mut DbConnection, id: &str, now: DateTime<Utc>) -> QueryResult<()> {
     diesel::update(email_outbox::table.find(id))
         .set((
-            email_outbox::status.eq(SENT),
+            email_outbox::status.eq(OutboxStatus::Sent),
             email_outbox::sent_at.eq(now.naive_utc()),
             email_outbox::attempts.eq(email_outbox::attempts + 1),
             email_outbox::locked_until.eq(None::<NaiveDateTime>),
@@ -200,8 +230,8 @@ pub fn mark_failed_attempt(
     now: DateTime<Utc>,
 ) -> QueryResult<()> {
     let (status, next) = match retry_at {
-        Some(at) => (PENDING, at),
-        None => (FAILED, now),
+        Some(at) => (OutboxStatus::Pending, at),
+        None => (OutboxStatus::Failed, now),
     };
     diesel::update(email_outbox::table.find(id))
         .set((
@@ -226,7 +256,7 @@ pub fn release(conn: &mut DbConnection, ids: &[String]) -> QueryResult<()> {
 /// Emails not yet sent nor given up: the outbox depth.
 pub fn pending_count(conn: &mut DbConnection) -> QueryResult<i64> {
     email_outbox::table
-        .filter(email_outbox::status.eq(PENDING))
+        .filter(email_outbox::status.eq(OutboxStatus::Pending))
         .count()
         .get_result(conn)
 }
