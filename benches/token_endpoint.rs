@@ -21,7 +21,7 @@ use chrono::Utc;
 use keygate::keys::{NewKeyRequest, create_api_key};
 use keygate::scope::{Audience, ScopeSet};
 use keygate::users::{NewUserInput, create_user};
-use keygate::{Application, Config, apis, app};
+use keygate::{Application, Config, app, resource_servers};
 
 struct Key {
     id: String,
@@ -139,7 +139,7 @@ fn setup(config: &Config, n: usize) -> Vec<Key> {
     ))
     .expect("audience");
     let scopes = ScopeSet::parse("read write").expect("scopes");
-    apis::create_api(&mut conn, &api, "bench", &scopes, "bench", now).expect("api");
+    resource_servers::create_api(&mut conn, &api, "bench", &scopes, "bench", now).expect("api");
     (0..n)
         .map(|i| {
             let issued = create_api_key(

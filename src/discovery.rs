@@ -4,8 +4,8 @@ use actix_web::http::header;
 use actix_web::{HttpResponse, web};
 use serde_json::json;
 
-use crate::apis;
 use crate::error::AppError;
+use crate::resource_servers;
 use crate::state::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -20,7 +20,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 async fn metadata(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     let scopes = state
-        .db(|conn| apis::known_scopes(conn).map_err(AppError::from))
+        .db(|conn| resource_servers::known_scopes(conn).map_err(AppError::from))
         .await?;
     let issuer = &state.issuer;
     let alg = state

@@ -3,7 +3,6 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
-pub mod apis;
 pub mod app;
 pub mod audit;
 pub mod cli;
@@ -20,6 +19,7 @@ pub mod mail;
 pub mod oauth_form;
 pub mod ops;
 pub mod random;
+pub mod resource_servers;
 pub mod revoke;
 pub mod scope;
 pub mod signing;

@@ -6,8 +6,8 @@ use serde::Deserialize;
 
 use super::auth::Caller;
 use super::{Page, PageQuery, location};
-use crate::apis;
 use crate::error::AppError;
+use crate::resource_servers;
 use crate::scope::{Audience, ScopeSet};
 use crate::state::AppState;
 
@@ -19,7 +19,7 @@ pub async fn list(
     caller.require_admin()?;
     let page = Page::from_query(&query)?;
     let all = state
-        .db(|conn| apis::list_apis(conn).map_err(AppError::from))
+        .db(|conn| resource_servers::list_apis(conn).map_err(AppError::from))
         .await?;
     Ok(HttpResponse::Ok().json(page.slice(all)))
 }
@@ -48,7 +48,7 @@ pub async fn create(
     let now = state.clock.now();
     let api = state
         .db(move |conn| {
-            apis::create_api(conn, &identifier, &body.name, &scopes, &caller.email, now)
+            resource_servers::create_api(conn, &identifier, &body.name, &scopes, &caller.email, now)
         })
         .await?;
     Ok(HttpResponse::Created()
@@ -65,7 +65,7 @@ pub async fn read(
     caller.require_admin()?;
     let identifier = path.into_inner();
     let api = state
-        .db(move |conn| apis::find_api(conn, &identifier))
+        .db(move |conn| resource_servers::find_api(conn, &identifier))
         .await?;
     Ok(HttpResponse::Ok().json(api))
 }

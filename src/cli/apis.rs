@@ -2,8 +2,8 @@ use chrono::Utc;
 use clap::Subcommand;
 
 use super::{CliError, Context, parse_scopes, print_json};
-use crate::apis;
 use crate::audit::COMMAND_LINE;
+use crate::resource_servers;
 use crate::scope::Audience;
 
 #[derive(Debug, Subcommand)]
@@ -33,7 +33,7 @@ pub fn run(command: ApisCommand, ctx: &mut Context) -> Result<(), CliError> {
         } => {
             let identifier = Audience::parse(&identifier).map_err(CliError::Usage)?;
             let scopes = parse_scopes(&scopes)?;
-            let api = apis::create_api(
+            let api = resource_servers::create_api(
                 ctx.conn(),
                 &identifier,
                 &name,
@@ -47,7 +47,7 @@ pub fn run(command: ApisCommand, ctx: &mut Context) -> Result<(), CliError> {
             );
         }
         ApisCommand::List { json } => {
-            let list = apis::list_apis(ctx.conn())?;
+            let list = resource_servers::list_apis(ctx.conn())?;
             if json {
                 print_json(&list)?;
             } else {

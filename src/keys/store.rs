@@ -7,13 +7,13 @@ use serde_json::json;
 
 use super::model::{ApiKey, IssuedKey, KeyView, NewApiKey};
 use super::secret::{ClientId, PlainSecret, SecretHash};
-use crate::apis;
 use crate::audit::{self, Action};
 use crate::db::schema::{api_keys, roles, users};
 use crate::db::{DbConnection, write_transaction};
 use crate::duration::HumanDuration;
 use crate::error::AppError;
 use crate::mail::{self, Event};
+use crate::resource_servers;
 use crate::scope::{Audience, Audiences, ScopeSet, audiences_to_stored};
 use crate::time::{from_db, rfc3339};
 use crate::users::{Role, User};
@@ -74,8 +74,8 @@ fn check_grants(
     request: &NewKeyRequest<'_>,
 ) -> Result<(), AppError> {
     let role = crate::users::find_role(conn, &owner.role)?;
-    let known = apis::known_scopes(conn)?;
-    let grantable = role.grantable(|| apis::all_api_scopes(conn))?;
+    let known = resource_servers::known_scopes(conn)?;
+    let grantable = role.grantable(|| resource_servers::all_api_scopes(conn))?;
     for scope in request.scopes.iter() {
         if !known.contains(scope) {
             return Err(AppError::invalid(
@@ -94,7 +94,7 @@ fn check_grants(
         }
     }
     for audience in &request.audiences {
-        apis::find_api(conn, audience.as_str()).map_err(|_| {
+        resource_servers::find_api(conn, audience.as_str()).map_err(|_| {
             AppError::invalid(
                 "unknown_audience",
                 format!("audience {audience} is not a registered API (see `keygate apis add`)"),
@@ -442,7 +442,9 @@ pub fn find_credential(
     let Some(row) = row else {
         return Ok(None);
     };
-    let grantable = row.role.grantable(|| apis::all_api_scopes(conn))?;
+    let grantable = row
+        .role
+        .grantable(|| resource_servers::all_api_scopes(conn))?;
     let effective_scopes = row.scopes.filter(|s| grantable.allows(s));
     Ok(Some(Credential {
         key_id: row.id,

@@ -6,11 +6,11 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use serde::Serialize;
 
-use crate::apis;
 use crate::audit::{self, Action};
 use crate::db::schema::{roles, users};
 use crate::db::{DbConnection, is_unique_violation, write_transaction};
 use crate::error::AppError;
+use crate::resource_servers;
 use crate::scope::{self, ScopeSet};
 
 pub const ADMIN_ROLE: &str = "admin";
@@ -268,7 +268,7 @@ pub fn set_role(
         ));
     }
     write_transaction(conn, |conn| {
-        let registered = apis::all_api_scopes(conn)?;
+        let registered = resource_servers::all_api_scopes(conn)?;
         if let Some(unknown) = scopes
             .iter()
             .find(|s| !scope::is_builtin(s) && !registered.contains(s))
