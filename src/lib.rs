@@ -26,7 +26,6 @@ pub mod state;
 pub mod time;
 pub mod token;
 pub mod users;
-pub mod verifier;
 
 pub use app::Application;
 pub use config::Config;

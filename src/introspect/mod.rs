@@ -14,8 +14,8 @@ use crate::revoke;
 use crate::scope::INTROSPECT_SCOPE;
 use crate::signing::SigningAlg;
 use crate::state::AppState;
-use crate::verifier::validate::{self, Rules};
-use crate::verifier::{Claims, VerifyError};
+use keygate_verifier::validate::{self, Rules};
+use keygate_verifier::{Claims, VerifyError};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(

@@ -6,7 +6,7 @@ use std::time::Instant;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
-use serde::Serialize;
+use keygate_verifier::Claims;
 use serde_json::json;
 
 use crate::client_auth;
@@ -26,19 +26,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 })
             })),
     );
-}
-
-/// The RFC 9068 claims of an access token.
-#[derive(Debug, Serialize)]
-pub struct AccessTokenClaims<'a> {
-    pub iss: &'a str,
-    pub sub: &'a str,
-    pub aud: &'a str,
-    pub client_id: &'a str,
-    pub scope: String,
-    pub iat: i64,
-    pub exp: i64,
-    pub jti: String,
 }
 
 async fn token(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
@@ -111,14 +98,15 @@ async fn issue(
         .ok_or_else(|| OAuthError::TemporarilyUnavailable("no active signing key".into()))?;
     let ttl = state.token_ttl.as_secs();
     let iat = now.timestamp();
-    let claims = AccessTokenClaims {
-        iss: &state.issuer,
-        sub: &credential.client_id,
-        aud: &audience,
-        client_id: &credential.client_id,
+    let claims = Claims {
+        iss: state.issuer.clone(),
+        sub: credential.client_id.clone(),
+        aud: vec![audience],
+        client_id: credential.client_id.clone(),
         scope: scope.to_string(),
         iat,
         exp: iat + ttl,
+        nbf: None,
         jti: uuid::Uuid::new_v4().to_string(),
     };
     let access_token = signing_key
