@@ -2,6 +2,7 @@
 //! API keys in, short-lived RFC 9068 JWT access tokens out.
 #![forbid(unsafe_code)]
 
+pub mod access_token;
 pub mod api;
 pub mod apis;
 pub mod app;

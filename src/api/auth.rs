@@ -10,10 +10,9 @@ use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
+use crate::access_token;
 use crate::error::AppError;
-use crate::introspect::validate_own_token;
-use crate::keys::{self, ClientId};
-use crate::revoke;
+use crate::keys;
 use crate::scope::{ADMIN_SCOPE, KEYS_SCOPE};
 use crate::state::AppState;
 
@@ -178,30 +177,25 @@ async fn from_bearer(
     now: DateTime<Utc>,
 ) -> Result<Caller, AuthError> {
     const INVALID: &str = "the access token is invalid, expired or revoked";
-    let claims = validate_own_token(state, token, now).map_err(|reason| {
-        tracing::debug!(%reason, "management API token refused");
-        AuthError::InvalidToken(INVALID)
-    })?;
+    let claims =
+        access_token::validate(&state.issuer, &state.signer, token, now).map_err(|reason| {
+            tracing::debug!(%reason, "management API token refused");
+            AuthError::InvalidToken(INVALID)
+        })?;
     if !claims.aud.iter().any(|a| a == &state.issuer) {
         return Err(AuthError::InvalidToken(
             "the access token is not meant for keygate's API",
         ));
     }
-    let client_id = ClientId::parse(&claims.client_id).ok_or(AuthError::InvalidToken(INVALID))?;
-    let jti = claims.jti.clone();
-    let (credential, owner) = state
+    let (claims, credential, owner) = state
         .db(move |conn| -> Result<_, AuthError> {
-            if revoke::is_revoked(conn, &jti)? {
-                return Err(AuthError::InvalidToken(INVALID));
-            }
             let credential =
-                keys::find_credential(conn, &client_id)?.ok_or(AuthError::InvalidToken(INVALID))?;
-            if let Some(reason) = credential.refusal(now) {
-                tracing::debug!(reason, "management API token from an unusable key");
-                return Err(AuthError::InvalidToken(INVALID));
-            }
-            let (_, view) = keys::find_key_view(conn, client_id.as_str(), now)?;
-            Ok((credential, view.owner))
+                access_token::live_credential(conn, &claims, now)?.map_err(|reason| {
+                    tracing::debug!(reason, "management API token from an unusable key");
+                    AuthError::InvalidToken(INVALID)
+                })?;
+            let (_, view) = keys::find_key_view(conn, &credential.client_id, now)?;
+            Ok((claims, credential, view.owner))
         })
         .await?;
     let holds =

@@ -6,16 +6,15 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
+use keygate_verifier::Claims;
+
+use crate::access_token;
 use crate::client_auth;
 use crate::error::OAuthError;
-use crate::keys::{self, ClientId, Credential};
+use crate::keys::Credential;
 use crate::oauth_form::Form;
-use crate::revoke;
 use crate::scope::INTROSPECT_SCOPE;
-use crate::signing::SigningAlg;
 use crate::state::AppState;
-use keygate_verifier::validate::{self, Rules};
-use keygate_verifier::{Claims, VerifyError};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -25,27 +24,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 OAuthError::MethodNotAllowed { allow: "POST" }.error_response()
             })),
     );
-}
-
-/// Validates a token as keygate issued it: `typ`, one of keygate's
-/// algorithms, a signature by a published key, `iss`, `exp` and `nbf`
-/// without leeway, every required claim. Any audience. Says nothing about
-/// revocation or the key's state.
-pub fn validate_own_token(
-    state: &AppState,
-    token: &str,
-    now: DateTime<Utc>,
-) -> Result<Claims, VerifyError> {
-    let rules = Rules {
-        issuer: state.issuer.clone(),
-        audience: None,
-        algorithms: [SigningAlg::Es256, SigningAlg::EdDsa, SigningAlg::Rs256]
-            .map(SigningAlg::to_jsonwebtoken)
-            .to_vec(),
-        leeway_secs: 0,
-    };
-    let ring = state.signer.current();
-    validate::validate_token(token, &ring.keys, &rules, now.timestamp())
 }
 
 async fn introspect(
@@ -83,34 +61,22 @@ async fn active_claims(
     token: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<Claims>, OAuthError> {
-    let claims = match validate_own_token(state, token, now) {
+    let claims = match access_token::validate(&state.issuer, &state.signer, token, now) {
         Ok(claims) => claims,
         Err(reason) => {
             tracing::debug!(%reason, caller = %caller.client_id, "introspected token is invalid");
             return Ok(None);
         }
     };
-    let Some(issued_to) = ClientId::parse(&claims.client_id) else {
+    if claims.client_id != caller.client_id && !caller.effective_scopes.contains(INTROSPECT_SCOPE) {
+        tracing::debug!("caller may not introspect this token");
         return Ok(None);
-    };
-    let jti = claims.jti.clone();
-    let verdict = state
-        .db(
-            move |conn| -> Result<Result<(), &'static str>, OAuthError> {
-                if issued_to.as_str() != caller.client_id
-                    && !caller.effective_scopes.contains(INTROSPECT_SCOPE)
-                {
-                    return Ok(Err("caller may not introspect this token"));
-                }
-                if revoke::is_revoked(conn, &jti)? {
-                    return Ok(Err("token revoked"));
-                }
-                Ok(match keys::find_credential(conn, &issued_to)? {
-                    None => Err("key unknown"),
-                    Some(key) => key.refusal(now).map_or(Ok(()), Err),
-                })
-            },
-        )
+    }
+    let (claims, verdict) = state
+        .db(move |conn| -> Result<_, OAuthError> {
+            let verdict = access_token::live_credential(conn, &claims, now)?.map(|_| ());
+            Ok((claims, verdict))
+        })
         .await?;
     match verdict {
         Ok(()) => Ok(Some(claims)),

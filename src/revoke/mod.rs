@@ -2,17 +2,17 @@
 //! tokens. The token's ID is kept until the token expires; until then it
 //! introspects inactive.
 
-mod store;
-
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use chrono::{DateTime, Utc};
 
-pub use store::{Revocation, count_revoked_tokens, is_revoked, prune_revoked_tokens, revoke_token};
+pub use crate::access_token::{
+    Revocation, count_revoked_tokens, is_revoked, prune_revoked_tokens, revoke_token,
+};
 
+use crate::access_token;
 use crate::client_auth;
 use crate::error::OAuthError;
-use crate::introspect::validate_own_token;
 use crate::oauth_form::Form;
 use crate::state::AppState;
 
@@ -46,7 +46,7 @@ async fn handle(req: &HttpRequest, body: &[u8], state: &AppState) -> Result<(), 
     // an access token, so any hint (or none) leads to the same lookup.
 
     // §2.2: an invalid, expired or unknown token is answered with 200 too.
-    let Ok(claims) = validate_own_token(state, token, now) else {
+    let Ok(claims) = access_token::validate(&state.issuer, &state.signer, token, now) else {
         return Ok(());
     };
     if claims.client_id != caller.client_id {
