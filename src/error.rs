@@ -228,10 +228,9 @@ impl ResponseError for OAuthError {
         if let Some(description) = self.description() {
             body["error_description"] = description.into();
         }
+        // `Cache-Control: no-store` is added by the endpoint's resource
+        // (`oauth_endpoint::post_only`), to errors and successes alike.
         let mut response = HttpResponse::build(self.status_code());
-        response
-            .insert_header((header::CACHE_CONTROL, "no-store"))
-            .insert_header((header::PRAGMA, "no-cache"));
         match self {
             Self::InvalidClient => {
                 response.insert_header((header::WWW_AUTHENTICATE, r#"Basic realm="keygate""#));

@@ -17,6 +17,7 @@ pub mod error;
 pub mod introspect;
 pub mod keys;
 pub mod mail;
+pub mod oauth_endpoint;
 pub mod oauth_form;
 pub mod ops;
 pub mod random;

@@ -1,29 +1,20 @@
 //! `POST /oauth/introspect` (RFC 7662): whether a token is active, and its
 //! claims when it is and the caller may see them.
 
-use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use chrono::{DateTime, Utc};
+use keygate_verifier::Claims;
 use serde_json::{Value, json};
 
-use keygate_verifier::Claims;
-
 use crate::access_token;
-use crate::client_auth;
 use crate::error::OAuthError;
 use crate::keys::Credential;
-use crate::oauth_form::Form;
+use crate::oauth_endpoint::{self, ClientRequest, TokenParam};
 use crate::scope::INTROSPECT_SCOPE;
 use crate::state::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/oauth/introspect")
-            .route(web::post().to(introspect))
-            .default_service(web::to(|| async {
-                OAuthError::MethodNotAllowed { allow: "POST" }.error_response()
-            })),
-    );
+    cfg.service(oauth_endpoint::post_only("/oauth/introspect", introspect));
 }
 
 async fn introspect(
@@ -32,24 +23,23 @@ async fn introspect(
     state: web::Data<AppState>,
 ) -> HttpResponse {
     match handle(&req, &body, &state).await {
-        Ok(answer) => HttpResponse::Ok()
-            .insert_header((header::CACHE_CONTROL, "no-store"))
-            .insert_header((header::PRAGMA, "no-cache"))
-            .json(answer),
+        Ok(answer) => HttpResponse::Ok().json(answer),
         Err(error) => error.error_response(),
     }
 }
 
 async fn handle(req: &HttpRequest, body: &[u8], state: &AppState) -> Result<Value, OAuthError> {
-    let form = Form::from_request(req, body)?;
-    form.reject_repeats(&["token", "token_type_hint"])?;
-    let now = Utc::now();
-    let caller = client_auth::authenticate(req, &form, state, now).await?;
-    let token = form.required("token")?;
-    Ok(match active_claims(state, caller, token, now).await? {
-        Some(claims) => active_answer(&claims),
-        None => json!({ "active": false }),
-    })
+    let ClientRequest {
+        client,
+        params,
+        now,
+    } = oauth_endpoint::accept::<TokenParam>(req, body, state).await?;
+    Ok(
+        match active_claims(state, client, &params.token, now).await? {
+            Some(claims) => active_answer(&claims),
+            None => json!({ "active": false }),
+        },
+    )
 }
 
 /// The token's claims when it is active and the caller may see it. RFC 7662

@@ -1,31 +1,58 @@
 //! `POST /oauth/token`: the client-credentials grant (RFC 6749 §4.4) issuing
 //! RFC 9068 JWT access tokens.
 
+mod policy;
+
 use std::time::Instant;
 
-use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
 use keygate_verifier::Claims;
 use serde_json::json;
 
-use crate::client_auth;
+pub use policy::{choose_audience, grant_scope};
+
 use crate::error::OAuthError;
-use crate::keys::{self, Credential};
+use crate::keys;
+use crate::oauth_endpoint::{self, ClientRequest, Params};
 use crate::oauth_form::Form;
 use crate::scope::{ScopeSet, audiences_from_stored};
 use crate::state::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/oauth/token")
-            .route(web::post().to(token))
-            .default_service(web::to(|| async {
-                actix_web::ResponseError::error_response(&OAuthError::MethodNotAllowed {
-                    allow: "POST",
-                })
-            })),
-    );
+    cfg.service(oauth_endpoint::post_only("/oauth/token", token));
+}
+
+/// A client-credentials grant request (RFC 6749 §4.4.2, RFC 8707 §2).
+#[derive(Debug)]
+struct GrantRequest {
+    /// `scope`, when given.
+    scope: Option<ScopeSet>,
+    /// Every `resource` and `audience` (its alias) given.
+    resources: Vec<String>,
+}
+
+impl Params for GrantRequest {
+    const SINGLE: &'static [&'static str] = &["grant_type", "scope"];
+
+    fn from_form(form: &Form) -> Result<Self, OAuthError> {
+        match form.required("grant_type")? {
+            "client_credentials" => {}
+            other => return Err(OAuthError::UnsupportedGrantType(other.to_owned())),
+        }
+        let scope = form
+            .single("scope")?
+            .map(ScopeSet::parse)
+            .transpose()
+            .map_err(|e| OAuthError::InvalidScope(e.to_string()))?;
+        let resources = form
+            .all("resource")
+            .iter()
+            .chain(form.all("audience"))
+            .cloned()
+            .collect();
+        Ok(Self { scope, resources })
+    }
 }
 
 async fn token(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
@@ -58,38 +85,22 @@ async fn issue(
     body: &[u8],
     state: &AppState,
 ) -> Result<HttpResponse, OAuthError> {
-    let form = Form::from_request(req, body)?;
-    form.reject_repeats(&["grant_type", "scope"])?;
-    let now = Utc::now();
-    let credential = client_auth::authenticate(req, &form, state, now).await?;
+    let ClientRequest {
+        client,
+        params,
+        now,
+    } = oauth_endpoint::accept::<GrantRequest>(req, body, state).await?;
 
-    match form.required("grant_type")? {
-        "client_credentials" => {}
-        other => return Err(OAuthError::UnsupportedGrantType(other.to_owned())),
+    let asked: Vec<&str> = params.resources.iter().map(String::as_str).collect();
+    let audience = choose_audience(
+        &asked,
+        &audiences_from_stored(&client.audiences),
+        &state.issuer,
+    )?;
+    if client.last_use_is_stale(now) {
+        record_use(state, &client.key_id, now);
     }
-
-    let requested = form
-        .single("scope")?
-        .map(ScopeSet::parse)
-        .transpose()
-        .map_err(|e| OAuthError::InvalidScope(e.to_string()))?;
-    let audience = choose_audience(&credential, &form, &state.issuer)?;
-
-    if credential.last_use_is_stale(now) {
-        record_use(state, &credential.key_id, now);
-    }
-    let effective = &credential.effective_scopes;
-    let scope = match requested {
-        Some(requested) => {
-            if let Some(missing) = requested.iter().find(|s| !effective.contains(s)) {
-                return Err(OAuthError::InvalidScope(format!(
-                    "this key may not request scope {missing:?}"
-                )));
-            }
-            requested
-        }
-        None => effective.clone(),
-    };
+    let scope = grant_scope(params.scope, &client.effective_scopes)?;
 
     let ring = state.signer.current();
     let signing_key = ring
@@ -100,9 +111,9 @@ async fn issue(
     let iat = now.timestamp();
     let claims = Claims {
         iss: state.issuer.clone(),
-        sub: credential.client_id.clone(),
+        sub: client.client_id.clone(),
         aud: vec![audience],
-        client_id: credential.client_id.clone(),
+        client_id: client.client_id,
         scope: scope.to_string(),
         iat,
         exp: iat + ttl,
@@ -112,17 +123,14 @@ async fn issue(
     let access_token = signing_key
         .sign_jwt(&claims)
         .map_err(|e| OAuthError::ServerError(e.to_string()))?;
-    tracing::debug!(client_id = %credential.client_id, kid = %signing_key.kid, "token issued");
+    tracing::debug!(client_id = %claims.client_id, kid = %signing_key.kid, "token issued");
 
-    Ok(HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .insert_header((header::PRAGMA, "no-cache"))
-        .json(json!({
-            "access_token": access_token,
-            "token_type": "Bearer",
-            "expires_in": ttl,
-            "scope": claims.scope,
-        })))
+    Ok(HttpResponse::Ok().json(json!({
+        "access_token": access_token,
+        "token_type": "Bearer",
+        "expires_in": ttl,
+        "scope": claims.scope,
+    })))
 }
 
 /// Updates `last_used_at` in the background: the response does not wait for
@@ -137,34 +145,4 @@ fn record_use(state: &AppState, key_id: &str, now: chrono::DateTime<Utc>) {
             tracing::warn!(%error, "could not record a key's last use");
         }
     });
-}
-
-/// RFC 8707: the resource asked for, which the key must hold; else the key's
-/// only audience; else the issuer when the key has none.
-fn choose_audience(
-    credential: &Credential,
-    form: &Form,
-    issuer: &str,
-) -> Result<String, OAuthError> {
-    let asked: Vec<&String> = form
-        .all("resource")
-        .iter()
-        .chain(form.all("audience"))
-        .collect();
-    let held = audiences_from_stored(&credential.audiences);
-    match (asked.as_slice(), held.as_slice()) {
-        ([], []) => Ok(issuer.to_owned()),
-        ([], [only]) => Ok(only.clone()),
-        ([], _) => Err(OAuthError::InvalidTarget(
-            "this key has several audiences: name one with the resource parameter".into(),
-        )),
-        ([one], []) if one.as_str() == issuer => Ok(issuer.to_owned()),
-        ([one], held) if held.iter().any(|h| h == *one) => Ok((*one).clone()),
-        ([one], _) => Err(OAuthError::InvalidTarget(format!(
-            "this key may not obtain tokens for {one:?}"
-        ))),
-        (_, _) => Err(OAuthError::InvalidTarget(
-            "give at most one resource".into(),
-        )),
-    }
 }
