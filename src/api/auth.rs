@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use crate::access_token;
-use crate::error::AppError;
+use crate::error::{AppError, StoreError, from_store_errors};
 use crate::keys;
 use crate::scope::{ADMIN_SCOPE, KEYS_SCOPE};
 use crate::state::AppState;
@@ -80,23 +80,13 @@ pub enum AuthError {
     Internal(#[from] AppError),
 }
 
-impl From<diesel::result::Error> for AuthError {
-    fn from(e: diesel::result::Error) -> Self {
+impl From<StoreError> for AuthError {
+    fn from(e: StoreError) -> Self {
         Self::Internal(e.into())
     }
 }
 
-impl From<diesel::r2d2::PoolError> for AuthError {
-    fn from(e: diesel::r2d2::PoolError) -> Self {
-        Self::Internal(e.into())
-    }
-}
-
-impl From<actix_web::error::BlockingError> for AuthError {
-    fn from(e: actix_web::error::BlockingError) -> Self {
-        Self::Internal(e.into())
-    }
-}
+from_store_errors!(AuthError);
 
 impl ResponseError for AuthError {
     fn status_code(&self) -> StatusCode {
