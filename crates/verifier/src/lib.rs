@@ -51,6 +51,11 @@
 
 #![forbid(unsafe_code)]
 
+/// The README's example, compiled as a doc test.
+#[cfg(all(doctest, feature = "actix"))]
+#[doc = include_str!("../README.md")]
+struct ReadmeExample;
+
 #[cfg(feature = "actix")]
 mod actix;
 mod claims;
