@@ -28,7 +28,7 @@
 //! confirmed through the issuer's introspection endpoint (RFC 7662), with
 //! answers cached for [`DEFAULT_ONLINE_CACHE_TTL`] per token.
 //!
-//! For actix-web, the [`Authenticated`] extractor (feature `actix`) turns all
+//! For actix-web, the `Authenticated` extractor (feature `actix`) turns all
 //! of this into RFC 6750 responses.
 //!
 //! The crate depends on no database, mail or password-hashing library: a
