@@ -10,14 +10,13 @@ use chrono::Utc;
 use keygate_verifier::Claims;
 use serde_json::json;
 
-pub use policy::{choose_audience, grant_scope};
-
 use crate::error::OAuthError;
 use crate::keys;
 use crate::oauth_endpoint::{self, ClientRequest, Params};
 use crate::oauth_form::Form;
 use crate::scope::{ScopeSet, audiences_from_stored};
 use crate::state::AppState;
+use policy::{choose_audience, grant_scope};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(oauth_endpoint::post_only("/oauth/token", token));
@@ -145,4 +144,42 @@ fn record_use(state: &AppState, key_id: &str, now: chrono::DateTime<Utc>) {
             tracing::warn!(%error, "could not record a key's last use");
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grant(body: &str) -> Result<GrantRequest, OAuthError> {
+        let form = Form::parse(Some("application/x-www-form-urlencoded"), body.as_bytes())?;
+        form.reject_repeats(GrantRequest::SINGLE)?;
+        GrantRequest::from_form(&form)
+    }
+
+    #[test]
+    fn reads_a_client_credentials_grant() {
+        let request = grant("grant_type=client_credentials&scope=read+write&resource=https%3A%2F%2Fa&audience=https%3A%2F%2Fb").unwrap();
+        assert_eq!(request.scope, ScopeSet::parse("read write").ok());
+        assert_eq!(request.resources, ["https://a", "https://b"]);
+        let bare = grant("grant_type=client_credentials").unwrap();
+        assert_eq!(bare.scope, None);
+        assert!(bare.resources.is_empty());
+    }
+
+    #[test]
+    fn refuses_what_rfc_6749_refuses() {
+        assert!(matches!(grant(""), Err(OAuthError::InvalidRequest(_))));
+        assert!(matches!(
+            grant("grant_type=password"),
+            Err(OAuthError::UnsupportedGrantType(g)) if g == "password"
+        ));
+        assert!(matches!(
+            grant("grant_type=client_credentials&scope=a%22b"),
+            Err(OAuthError::InvalidScope(_))
+        ));
+        assert!(matches!(
+            grant("grant_type=client_credentials&scope=a&scope=b"),
+            Err(OAuthError::InvalidRequest(_))
+        ));
+    }
 }
