@@ -1,4 +1,4 @@
-//! Offline validation throughput of `keygate::verifier::Verifier`: one
+//! Offline validation throughput of `keygate_verifier::Verifier`: one
 //! token validated per iteration (header parse, kid lookup, signature,
 //! claims), on one core. Tokens are signed with keygate's own signing code;
 //! no server is needed.
@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use keygate::signing::{ActiveKey, KeyPair, SigningAlg};
-use keygate::verifier::{JwkSet, Verifier};
+use keygate_verifier::{Claims, JwkSet, Verifier};
 use serde_json::{Value, json};
 
 const ISSUER: &str = "https://auth.example.com";
@@ -34,16 +34,17 @@ fn fixture(alg: SigningAlg) -> Fixture {
         serde_json::from_value(json!({ "keys": [pair.public_jwk(&kid)] })).expect("JWKS");
     let signer = ActiveKey::new(kid.clone(), pair);
     let now = chrono::Utc::now().timestamp();
-    let claims = json!({
-        "iss": ISSUER,
-        "sub": "kgc_0123456789abcdefghijklm",
-        "client_id": "kgc_0123456789abcdefghijklm",
-        "aud": AUDIENCE,
-        "scope": "read write",
-        "iat": now,
-        "exp": now + 3600,
-        "jti": "0193a5c2-7d1e-7c3a-9f2b-5e8d4c3b2a10",
-    });
+    let claims = Claims {
+        iss: ISSUER.into(),
+        sub: "kgc_0123456789abcdefghijklm".into(),
+        client_id: "kgc_0123456789abcdefghijklm".into(),
+        aud: vec![AUDIENCE.into()],
+        scope: "read write".into(),
+        iat: now,
+        exp: now + 3600,
+        nbf: None,
+        jti: "0193a5c2-7d1e-7c3a-9f2b-5e8d4c3b2a10".into(),
+    };
     let token = signer.sign_jwt(&claims).expect("sign");
     let verifier = Verifier::from_jwks(&jwks, ISSUER, AUDIENCE);
     assert!(verifier.verify_offline(&token).is_ok());

@@ -1,5 +1,6 @@
 //! `AppError` for the management API and the CLI, `OAuthError` for the OAuth
-//! endpoints (exactly the RFC 6749 / 7009 / 7662 / 8707 codes).
+//! endpoints (exactly the RFC 6749 / 7009 / 7662 / 8707 codes), and
+//! `StoreError`, the one way database and blocking-pool failures enter them.
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
@@ -95,23 +96,59 @@ impl std::error::Error for AppError {
     }
 }
 
-impl From<diesel::result::Error> for AppError {
-    fn from(error: diesel::result::Error) -> Self {
-        Self::internal(error)
+/// A failure of the storage underneath a request: no connection to be had
+/// (the database is down or the pool exhausted), a query that failed, or
+/// the blocking thread pool gone. Each error type says once, in its
+/// `From<StoreError>`, what these mean to its callers; [`from_store_errors!`]
+/// derives the conversions from the three sources through it, so `?` works
+/// on each of them alike.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Unavailable(#[from] diesel::r2d2::PoolError),
+    #[error(transparent)]
+    Query(#[from] diesel::result::Error),
+    #[error(transparent)]
+    Blocking(#[from] actix_web::error::BlockingError),
+}
+
+/// `From` the pool's, diesel's and the blocking pool's errors for a type
+/// that implements `From<StoreError>`.
+macro_rules! from_store_errors {
+    ($target:ty) => {
+        impl From<diesel::r2d2::PoolError> for $target {
+            fn from(error: diesel::r2d2::PoolError) -> Self {
+                $crate::error::StoreError::from(error).into()
+            }
+        }
+
+        impl From<diesel::result::Error> for $target {
+            fn from(error: diesel::result::Error) -> Self {
+                $crate::error::StoreError::from(error).into()
+            }
+        }
+
+        impl From<actix_web::error::BlockingError> for $target {
+            fn from(error: actix_web::error::BlockingError) -> Self {
+                $crate::error::StoreError::from(error).into()
+            }
+        }
+    };
+}
+pub(crate) use from_store_errors;
+
+/// A database that cannot be reached is 503, worth retrying; anything else
+/// is a 500.
+impl From<StoreError> for AppError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Unavailable(_) => Self::unavailable(error),
+            StoreError::Query(_) | StoreError::Blocking(_) => Self::internal(error),
+        }
     }
 }
 
-impl From<diesel::r2d2::PoolError> for AppError {
-    fn from(error: diesel::r2d2::PoolError) -> Self {
-        Self::unavailable(error)
-    }
-}
-
-impl From<actix_web::error::BlockingError> for AppError {
-    fn from(error: actix_web::error::BlockingError) -> Self {
-        Self::internal(error)
-    }
-}
+from_store_errors!(AppError);
 
 impl ResponseError for AppError {
     fn status_code(&self) -> StatusCode {
@@ -190,23 +227,18 @@ impl OAuthError {
     }
 }
 
-impl From<diesel::result::Error> for OAuthError {
-    fn from(error: diesel::result::Error) -> Self {
-        Self::ServerError(error.to_string())
+/// RFC 6749 §5.2 has `temporarily_unavailable` for a database that cannot
+/// be reached and `server_error` for the rest.
+impl From<StoreError> for OAuthError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Unavailable(_) => Self::TemporarilyUnavailable(error.to_string()),
+            StoreError::Query(_) | StoreError::Blocking(_) => Self::ServerError(error.to_string()),
+        }
     }
 }
 
-impl From<diesel::r2d2::PoolError> for OAuthError {
-    fn from(error: diesel::r2d2::PoolError) -> Self {
-        Self::TemporarilyUnavailable(error.to_string())
-    }
-}
-
-impl From<actix_web::error::BlockingError> for OAuthError {
-    fn from(error: actix_web::error::BlockingError) -> Self {
-        Self::ServerError(error.to_string())
-    }
-}
+from_store_errors!(OAuthError);
 
 impl ResponseError for OAuthError {
     fn status_code(&self) -> StatusCode {
@@ -228,10 +260,9 @@ impl ResponseError for OAuthError {
         if let Some(description) = self.description() {
             body["error_description"] = description.into();
         }
+        // `Cache-Control: no-store` is added by the endpoint's resource
+        // (`oauth_endpoint::post_only`), to errors and successes alike.
         let mut response = HttpResponse::build(self.status_code());
-        response
-            .insert_header((header::CACHE_CONTROL, "no-store"))
-            .insert_header((header::PRAGMA, "no-cache"));
         match self {
             Self::InvalidClient => {
                 response.insert_header((header::WWW_AUTHENTICATE, r#"Basic realm="keygate""#));

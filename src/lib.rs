@@ -2,6 +2,7 @@
 //! API keys in, short-lived RFC 9068 JWT access tokens out.
 #![forbid(unsafe_code)]
 
+pub mod access_token;
 pub mod api;
 pub mod app;
 pub mod audit;
@@ -16,6 +17,7 @@ pub mod introspect;
 pub mod jobs;
 pub mod keys;
 pub mod mail;
+pub mod oauth_endpoint;
 pub mod oauth_form;
 pub mod ops;
 pub mod random;
@@ -27,6 +29,5 @@ pub mod state;
 pub mod time;
 pub mod token;
 pub mod users;
-pub mod verifier;
 
 pub use app::{Application, Background, Config, StartOptions};

@@ -10,10 +10,9 @@ use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use crate::error::AppError;
-use crate::introspect::validate_own_token;
-use crate::keys::{self, ClientId};
-use crate::revoke;
+use crate::access_token;
+use crate::error::{AppError, StoreError, from_store_errors};
+use crate::keys;
 use crate::scope::{ADMIN_SCOPE, KEYS_SCOPE};
 use crate::state::AppState;
 
@@ -81,23 +80,13 @@ pub enum AuthError {
     Internal(#[from] AppError),
 }
 
-impl From<diesel::result::Error> for AuthError {
-    fn from(e: diesel::result::Error) -> Self {
+impl From<StoreError> for AuthError {
+    fn from(e: StoreError) -> Self {
         Self::Internal(e.into())
     }
 }
 
-impl From<diesel::r2d2::PoolError> for AuthError {
-    fn from(e: diesel::r2d2::PoolError) -> Self {
-        Self::Internal(e.into())
-    }
-}
-
-impl From<actix_web::error::BlockingError> for AuthError {
-    fn from(e: actix_web::error::BlockingError) -> Self {
-        Self::Internal(e.into())
-    }
-}
+from_store_errors!(AuthError);
 
 impl ResponseError for AuthError {
     fn status_code(&self) -> StatusCode {
@@ -178,30 +167,25 @@ async fn from_bearer(
     now: DateTime<Utc>,
 ) -> Result<Caller, AuthError> {
     const INVALID: &str = "the access token is invalid, expired or revoked";
-    let claims = validate_own_token(state, token, now).map_err(|reason| {
-        tracing::debug!(%reason, "management API token refused");
-        AuthError::InvalidToken(INVALID)
-    })?;
+    let claims =
+        access_token::validate(&state.issuer, &state.signer, token, now).map_err(|reason| {
+            tracing::debug!(%reason, "management API token refused");
+            AuthError::InvalidToken(INVALID)
+        })?;
     if !claims.aud.iter().any(|a| a == &state.issuer) {
         return Err(AuthError::InvalidToken(
             "the access token is not meant for keygate's API",
         ));
     }
-    let client_id = ClientId::parse(&claims.client_id).ok_or(AuthError::InvalidToken(INVALID))?;
-    let jti = claims.jti.clone();
-    let (credential, owner) = state
+    let (claims, credential, owner) = state
         .db(move |conn| -> Result<_, AuthError> {
-            if revoke::is_revoked(conn, &jti)? {
-                return Err(AuthError::InvalidToken(INVALID));
-            }
             let credential =
-                keys::find_credential(conn, &client_id)?.ok_or(AuthError::InvalidToken(INVALID))?;
-            if let Some(reason) = credential.refusal(now) {
-                tracing::debug!(reason, "management API token from an unusable key");
-                return Err(AuthError::InvalidToken(INVALID));
-            }
-            let (_, view) = keys::find_key_view(conn, client_id.as_str(), now)?;
-            Ok((credential, view.owner))
+                access_token::live_credential(conn, &claims, now)?.map_err(|reason| {
+                    tracing::debug!(reason, "management API token from an unusable key");
+                    AuthError::InvalidToken(INVALID)
+                })?;
+            let (_, view) = keys::find_key_view(conn, credential.client_id.as_str(), now)?;
+            Ok((claims, credential, view.owner))
         })
         .await?;
     let holds =

@@ -2,51 +2,39 @@
 //! tokens. The token's ID is kept until the token expires; until then it
 //! introspects inactive.
 
-mod store;
-
-use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use chrono::{DateTime, Utc};
 
-pub use store::{Revocation, count_revoked_tokens, is_revoked, prune_revoked_tokens, revoke_token};
+pub use crate::access_token::{
+    Revocation, count_revoked_tokens, is_revoked, prune_revoked_tokens, revoke_token,
+};
 
-use crate::client_auth;
+use crate::access_token;
 use crate::error::OAuthError;
-use crate::introspect::validate_own_token;
-use crate::oauth_form::Form;
+use crate::oauth_endpoint::{self, ClientRequest, TokenParam};
 use crate::state::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/oauth/revoke")
-            .route(web::post().to(revoke))
-            .default_service(web::to(|| async {
-                OAuthError::MethodNotAllowed { allow: "POST" }.error_response()
-            })),
-    );
+    cfg.service(oauth_endpoint::post_only("/oauth/revoke", revoke));
 }
 
 async fn revoke(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
     match handle(&req, &body, &state).await {
-        Ok(()) => HttpResponse::Ok()
-            .insert_header((header::CACHE_CONTROL, "no-store"))
-            .insert_header((header::PRAGMA, "no-cache"))
-            .finish(),
+        Ok(()) => HttpResponse::Ok().finish(),
         Err(error) => error.error_response(),
     }
 }
 
 async fn handle(req: &HttpRequest, body: &[u8], state: &AppState) -> Result<(), OAuthError> {
-    let form = Form::from_request(req, body)?;
-    form.reject_repeats(&["token", "token_type_hint"])?;
-    let now = state.clock.now();
-    let caller = client_auth::authenticate(req, &form, state, now).await?;
-    let token = form.required("token")?;
-    // RFC 7009 §2.1: the hint only speeds up a search; every token here is
-    // an access token, so any hint (or none) leads to the same lookup.
+    let ClientRequest {
+        client: caller,
+        params,
+        now,
+    } = oauth_endpoint::accept::<TokenParam>(req, body, state).await?;
 
     // §2.2: an invalid, expired or unknown token is answered with 200 too.
-    let Ok(claims) = validate_own_token(state, token, now) else {
+    let Ok(claims) = access_token::validate(&state.issuer, &state.signer, &params.token, now)
+    else {
         return Ok(());
     };
     if claims.client_id != caller.client_id.as_str() {

@@ -12,7 +12,6 @@ use std::sync::{Arc, RwLock};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 
 pub use crypto::{AtRest, CryptoError, KeyPair};
 pub use master_key::MasterKey;
@@ -21,8 +20,9 @@ pub use store::{
     load_published_keys, rotate_signing_key,
 };
 
+use keygate_verifier::{Claims, KeySet};
+
 use crate::db::DbConnection;
-use crate::verifier::KeySet;
 
 /// Algorithms keygate signs with: asymmetric only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -98,7 +98,9 @@ impl ActiveKey {
     }
 
     /// Compact JWS of `claims` with header `{alg, typ: "at+jwt", kid}`.
-    pub fn sign_jwt(&self, claims: &impl Serialize) -> Result<String, CryptoError> {
+    /// Only the verifier crate's [`Claims`] are signed, so what keygate
+    /// issues is exactly what resource servers validate.
+    pub fn sign_jwt(&self, claims: &Claims) -> Result<String, CryptoError> {
         let payload = serde_json::to_vec(claims).map_err(|_| CryptoError::Sign)?;
         let mut token = String::with_capacity(self.header_b64.len() + payload.len() * 4 / 3 + 100);
         token.push_str(&self.header_b64);

@@ -1,44 +1,57 @@
 //! `POST /oauth/token`: the client-credentials grant (RFC 6749 §4.4) issuing
 //! RFC 9068 JWT access tokens.
 
+mod policy;
+
 use std::time::Instant;
 
-use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
-use serde::Serialize;
+use keygate_verifier::Claims;
 use serde_json::json;
 
-use crate::client_auth;
 use crate::error::OAuthError;
-use crate::keys::{self, Credential};
+use crate::keys;
+use crate::oauth_endpoint::{self, ClientRequest, Params};
 use crate::oauth_form::Form;
 use crate::scope::ScopeSet;
 use crate::state::AppState;
+use policy::{choose_audience, grant_scope};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/oauth/token")
-            .route(web::post().to(token))
-            .default_service(web::to(|| async {
-                actix_web::ResponseError::error_response(&OAuthError::MethodNotAllowed {
-                    allow: "POST",
-                })
-            })),
-    );
+    cfg.service(oauth_endpoint::post_only("/oauth/token", token));
 }
 
-/// The RFC 9068 claims of an access token.
-#[derive(Debug, Serialize)]
-pub struct AccessTokenClaims<'a> {
-    pub iss: &'a str,
-    pub sub: &'a str,
-    pub aud: &'a str,
-    pub client_id: &'a str,
-    pub scope: String,
-    pub iat: i64,
-    pub exp: i64,
-    pub jti: String,
+/// A client-credentials grant request (RFC 6749 §4.4.2, RFC 8707 §2).
+#[derive(Debug)]
+struct GrantRequest {
+    /// `scope`, when given.
+    scope: Option<ScopeSet>,
+    /// Every `resource` and `audience` (its alias) given.
+    resources: Vec<String>,
+}
+
+impl Params for GrantRequest {
+    const SINGLE: &'static [&'static str] = &["grant_type", "scope"];
+
+    fn from_form(form: &Form) -> Result<Self, OAuthError> {
+        match form.required("grant_type")? {
+            "client_credentials" => {}
+            other => return Err(OAuthError::UnsupportedGrantType(other.to_owned())),
+        }
+        let scope = form
+            .single("scope")?
+            .map(ScopeSet::parse)
+            .transpose()
+            .map_err(|e| OAuthError::InvalidScope(e.to_string()))?;
+        let resources = form
+            .all("resource")
+            .iter()
+            .chain(form.all("audience"))
+            .cloned()
+            .collect();
+        Ok(Self { scope, resources })
+    }
 }
 
 async fn token(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
@@ -71,38 +84,18 @@ async fn issue(
     body: &[u8],
     state: &AppState,
 ) -> Result<HttpResponse, OAuthError> {
-    let form = Form::from_request(req, body)?;
-    form.reject_repeats(&["grant_type", "scope"])?;
-    let now = state.clock.now();
-    let credential = client_auth::authenticate(req, &form, state, now).await?;
+    let ClientRequest {
+        client,
+        params,
+        now,
+    } = oauth_endpoint::accept::<GrantRequest>(req, body, state).await?;
 
-    match form.required("grant_type")? {
-        "client_credentials" => {}
-        other => return Err(OAuthError::UnsupportedGrantType(other.to_owned())),
+    let asked: Vec<&str> = params.resources.iter().map(String::as_str).collect();
+    let audience = choose_audience(&asked, &client.audiences.to_vec(), &state.issuer)?;
+    if client.last_use_is_stale(now) {
+        record_use(state, &client.key_id, now);
     }
-
-    let requested = form
-        .single("scope")?
-        .map(ScopeSet::parse)
-        .transpose()
-        .map_err(|e| OAuthError::InvalidScope(e.to_string()))?;
-    let audience = choose_audience(&credential, &form, &state.issuer)?;
-
-    if credential.last_use_is_stale(now) {
-        record_use(state, &credential.key_id, now);
-    }
-    let effective = &credential.effective_scopes;
-    let scope = match requested {
-        Some(requested) => {
-            if let Some(missing) = requested.iter().find(|s| !effective.contains(s)) {
-                return Err(OAuthError::InvalidScope(format!(
-                    "this key may not request scope {missing:?}"
-                )));
-            }
-            requested
-        }
-        None => effective.clone(),
-    };
+    let scope = grant_scope(params.scope, &client.effective_scopes)?;
 
     let ring = state.signer.current();
     let signing_key = ring
@@ -111,30 +104,28 @@ async fn issue(
         .ok_or_else(|| OAuthError::TemporarilyUnavailable("no active signing key".into()))?;
     let ttl = state.token_ttl.as_secs();
     let iat = now.timestamp();
-    let claims = AccessTokenClaims {
-        iss: &state.issuer,
-        sub: credential.client_id.as_str(),
-        aud: &audience,
-        client_id: credential.client_id.as_str(),
+    let claims = Claims {
+        iss: state.issuer.clone(),
+        sub: client.client_id.to_string(),
+        aud: vec![audience],
+        client_id: client.client_id.into_string(),
         scope: scope.to_string(),
         iat,
         exp: iat + ttl,
+        nbf: None,
         jti: uuid::Uuid::new_v4().to_string(),
     };
     let access_token = signing_key
         .sign_jwt(&claims)
         .map_err(|e| OAuthError::ServerError(e.to_string()))?;
-    tracing::debug!(client_id = %credential.client_id, kid = %signing_key.kid, "token issued");
+    tracing::debug!(client_id = %claims.client_id, kid = %signing_key.kid, "token issued");
 
-    Ok(HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .insert_header((header::PRAGMA, "no-cache"))
-        .json(json!({
-            "access_token": access_token,
-            "token_type": "Bearer",
-            "expires_in": ttl,
-            "scope": claims.scope,
-        })))
+    Ok(HttpResponse::Ok().json(json!({
+        "access_token": access_token,
+        "token_type": "Bearer",
+        "expires_in": ttl,
+        "scope": claims.scope,
+    })))
 }
 
 /// Updates `last_used_at` in the background: the response does not wait for
@@ -151,32 +142,40 @@ fn record_use(state: &AppState, key_id: &str, now: chrono::DateTime<Utc>) {
     });
 }
 
-/// RFC 8707: the resource asked for, which the key must hold; else the key's
-/// only audience; else the issuer when the key has none.
-fn choose_audience(
-    credential: &Credential,
-    form: &Form,
-    issuer: &str,
-) -> Result<String, OAuthError> {
-    let asked: Vec<&String> = form
-        .all("resource")
-        .iter()
-        .chain(form.all("audience"))
-        .collect();
-    let held = credential.audiences.to_vec();
-    match (asked.as_slice(), held.as_slice()) {
-        ([], []) => Ok(issuer.to_owned()),
-        ([], [only]) => Ok(only.clone()),
-        ([], _) => Err(OAuthError::InvalidTarget(
-            "this key has several audiences: name one with the resource parameter".into(),
-        )),
-        ([one], []) if one.as_str() == issuer => Ok(issuer.to_owned()),
-        ([one], held) if held.iter().any(|h| h == *one) => Ok((*one).clone()),
-        ([one], _) => Err(OAuthError::InvalidTarget(format!(
-            "this key may not obtain tokens for {one:?}"
-        ))),
-        (_, _) => Err(OAuthError::InvalidTarget(
-            "give at most one resource".into(),
-        )),
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grant(body: &str) -> Result<GrantRequest, OAuthError> {
+        let form = Form::parse(Some("application/x-www-form-urlencoded"), body.as_bytes())?;
+        form.reject_repeats(GrantRequest::SINGLE)?;
+        GrantRequest::from_form(&form)
+    }
+
+    #[test]
+    fn reads_a_client_credentials_grant() {
+        let request = grant("grant_type=client_credentials&scope=read+write&resource=https%3A%2F%2Fa&audience=https%3A%2F%2Fb").unwrap();
+        assert_eq!(request.scope, ScopeSet::parse("read write").ok());
+        assert_eq!(request.resources, ["https://a", "https://b"]);
+        let bare = grant("grant_type=client_credentials").unwrap();
+        assert_eq!(bare.scope, None);
+        assert!(bare.resources.is_empty());
+    }
+
+    #[test]
+    fn refuses_what_rfc_6749_refuses() {
+        assert!(matches!(grant(""), Err(OAuthError::InvalidRequest(_))));
+        assert!(matches!(
+            grant("grant_type=password"),
+            Err(OAuthError::UnsupportedGrantType(g)) if g == "password"
+        ));
+        assert!(matches!(
+            grant("grant_type=client_credentials&scope=a%22b"),
+            Err(OAuthError::InvalidScope(_))
+        ));
+        assert!(matches!(
+            grant("grant_type=client_credentials&scope=a&scope=b"),
+            Err(OAuthError::InvalidRequest(_))
+        ));
     }
 }

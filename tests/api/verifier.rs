@@ -10,7 +10,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use keygate::jobs::Job;
 use keygate::signing::SigningAlg;
-use keygate::verifier::{Algorithm, Authenticated, BearerError, Verifier, VerifyError};
+use keygate_verifier::{Algorithm, Authenticated, BearerError, Verifier, VerifyError};
 use serde_json::{Value, json};
 
 use crate::both_engines;
@@ -352,7 +352,7 @@ async fn unknown_kids_refetch_at_most_once_per_interval(engine: Engine) {
 async fn futures_join_all(
     verifier: &Verifier,
     tokens: &[String],
-) -> Vec<Result<keygate::verifier::Claims, VerifyError>> {
+) -> Vec<Result<keygate_verifier::Claims, VerifyError>> {
     let handles: Vec<_> = tokens
         .iter()
         .map(|token| {

@@ -23,7 +23,7 @@ use super::{Claims, Verifier, VerifyError};
 ///
 /// ```no_run
 /// use actix_web::{App, HttpResponse, HttpServer, web};
-/// use keygate::verifier::{Authenticated, BearerError, Verifier};
+/// use keygate_verifier::{Authenticated, BearerError, Verifier};
 ///
 /// async fn list_widgets(auth: Authenticated) -> Result<HttpResponse, BearerError> {
 ///     auth.require_scope("read")?;

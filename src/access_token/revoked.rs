@@ -1,4 +1,5 @@
-//! Revoked token IDs in the database, kept until the token's own expiry.
+//! The revocation list: IDs of revoked access tokens, kept until the token's
+//! own expiry.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;

@@ -28,13 +28,16 @@
 //! confirmed through the issuer's introspection endpoint (RFC 7662), with
 //! answers cached for [`DEFAULT_ONLINE_CACHE_TTL`] per token.
 //!
-//! For actix-web, the [`Authenticated`] extractor turns all of this into
-//! RFC 6750 responses.
+//! For actix-web, the `Authenticated` extractor (feature `actix`) turns all
+//! of this into RFC 6750 responses.
+//!
+//! The crate depends on no database, mail or password-hashing library: a
+//! resource server compiles what it uses, nothing of the server.
 //!
 //! ```no_run
-//! use keygate::verifier::Verifier;
+//! use keygate_verifier::Verifier;
 //!
-//! # async fn example() -> Result<(), keygate::verifier::VerifyError> {
+//! # async fn example() -> Result<(), keygate_verifier::VerifyError> {
 //! let verifier = Verifier::builder("https://auth.example.com", "https://api.example.com")
 //!     .build()
 //!     .await?;
@@ -46,6 +49,14 @@
 //! # }
 //! ```
 
+#![forbid(unsafe_code)]
+
+/// The README's example, compiled as a doc test.
+#[cfg(all(doctest, feature = "actix"))]
+#[doc = include_str!("../README.md")]
+struct ReadmeExample;
+
+#[cfg(feature = "actix")]
 mod actix;
 mod claims;
 mod error;
@@ -60,6 +71,7 @@ use std::time::{Duration, Instant};
 pub use jsonwebtoken::Algorithm;
 pub use jsonwebtoken::jwk::JwkSet;
 
+#[cfg(feature = "actix")]
 pub use actix::{Authenticated, BearerError};
 pub use claims::Claims;
 pub use error::VerifyError;
@@ -311,7 +323,7 @@ impl Verifier {
     /// touches the network: for tests, benchmarks and offline use.
     ///
     /// ```
-    /// use keygate::verifier::{JwkSet, Verifier, VerifyError};
+    /// use keygate_verifier::{JwkSet, Verifier, VerifyError};
     ///
     /// let jwks: JwkSet = serde_json::from_str(r#"{"keys": []}"#).unwrap();
     /// let verifier = Verifier::from_jwks(&jwks, "https://auth.example.com", "https://api.example.com");
@@ -438,8 +450,12 @@ impl Verifier {
     }
 }
 
+/// Seconds since the Unix epoch (negative before it, which no real clock is).
 fn unix_now() -> i64 {
-    chrono::Utc::now().timestamp()
+    match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        Ok(since) => i64::try_from(since.as_secs()).unwrap_or(i64::MAX),
+        Err(before) => i64::try_from(before.duration().as_secs()).map_or(i64::MIN, |s| -s),
+    }
 }
 
 fn default_http_client() -> Result<reqwest::Client, VerifyError> {

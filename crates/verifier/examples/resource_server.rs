@@ -4,7 +4,7 @@
 //! RESOURCE_ISSUER=http://127.0.0.1:8080 \
 //! RESOURCE_AUDIENCE=https://api.example.com \
 //! RESOURCE_LISTEN=127.0.0.1:8000 \
-//!     cargo run --example resource_server
+//!     cargo run -p keygate-verifier --features actix --example resource_server
 //! ```
 //!
 //! - `GET /whoami`  any valid token: shows its claims
@@ -23,7 +23,7 @@
 use std::io::IsTerminal;
 
 use actix_web::{App, HttpResponse, HttpServer, web};
-use keygate::verifier::{Authenticated, BearerError, Verifier};
+use keygate_verifier::{Authenticated, BearerError, Verifier};
 use serde_json::json;
 use tracing_subscriber::EnvFilter;
 

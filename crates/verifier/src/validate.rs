@@ -293,6 +293,46 @@ mod tests {
         }
     }
 
+    /// What the issuer serializes is what validation reads back.
+    #[test]
+    fn signed_claims_read_back_unchanged() {
+        for aud in [
+            vec!["https://api".to_owned()],
+            vec!["x".into(), "https://api".into()],
+        ] {
+            let claims = Claims {
+                iss: "https://issuer".into(),
+                sub: "c".into(),
+                aud,
+                client_id: "c".into(),
+                scope: "read write".into(),
+                iat: 100,
+                exp: 200,
+                nbf: None,
+                jti: "j".into(),
+            };
+            let json = serde_json::to_vec(&claims).unwrap();
+            let raw: RawClaims = serde_json::from_slice(&json).unwrap();
+            assert_eq!(check_claims(raw, &rules(), 150), Ok(claims));
+        }
+        let one = Claims {
+            iss: "i".into(),
+            sub: "s".into(),
+            aud: vec!["a".into()],
+            client_id: "s".into(),
+            scope: String::new(),
+            iat: 0,
+            exp: 1,
+            nbf: None,
+            jti: "j".into(),
+        };
+        assert_eq!(
+            serde_json::to_value(&one).unwrap(),
+            serde_json::json!({"iss": "i", "sub": "s", "aud": "a", "client_id": "s",
+                "scope": "", "iat": 0, "exp": 1, "jti": "j"})
+        );
+    }
+
     #[test]
     fn claims_rules() {
         let base = || RawClaims {

@@ -1,0 +1,119 @@
+//! The front door of the OAuth endpoints (token, introspection, revocation):
+//! how each is routed, what every answer carries, and the steps every
+//! request takes before the endpoint's own work — the form, the client's
+//! authentication, the endpoint's typed parameters — in the same order
+//! everywhere.
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::middleware::DefaultHeaders;
+use actix_web::{FromRequest, Handler, HttpRequest, HttpResponse, Responder, ResponseError, web};
+use chrono::{DateTime, Utc};
+
+use crate::client_auth;
+use crate::error::OAuthError;
+use crate::keys::Credential;
+use crate::oauth_form::Form;
+use crate::state::AppState;
+
+/// `path` answering POST with `handler`, every other method 405 with
+/// `Allow: POST` (RFC 9110 §15.5.6), and every answer — success, error or
+/// 405 — marked uncacheable: tokens and what is said about them are never
+/// stored (RFC 6749 §5.1, RFC 7009 §2, RFC 7662 §2.2).
+pub fn post_only<F, Args>(path: &str, handler: F) -> impl actix_web::dev::HttpServiceFactory
+where
+    F: Handler<Args>,
+    Args: FromRequest + 'static,
+    F::Output: Responder + 'static,
+{
+    web::resource(path)
+        .wrap(
+            DefaultHeaders::new()
+                .add((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+                .add((header::PRAGMA, HeaderValue::from_static("no-cache"))),
+        )
+        .route(web::post().to(handler))
+        .default_service(web::to(method_not_allowed))
+}
+
+async fn method_not_allowed() -> HttpResponse {
+    OAuthError::MethodNotAllowed { allow: "POST" }.error_response()
+}
+
+/// The parameters one endpoint reads from its form.
+pub trait Params: Sized {
+    /// Parameters that may appear at most once (RFC 6749 §3.2), refused
+    /// when repeated before the client is authenticated.
+    const SINGLE: &'static [&'static str];
+
+    /// Reads and checks the endpoint's parameters, once the client is known.
+    fn from_form(form: &Form) -> Result<Self, OAuthError>;
+}
+
+/// An authenticated client's request to an OAuth endpoint.
+#[derive(Debug)]
+pub struct ClientRequest<P> {
+    /// The calling API key, authenticated and usable.
+    pub client: Credential,
+    pub params: P,
+    /// When the request arrived: the one `now` of the whole request.
+    pub now: DateTime<Utc>,
+}
+
+/// Parses the form (content type, repeated parameters), authenticates the
+/// client (`client_secret_basic` or `client_secret_post`, throttled), then
+/// reads the endpoint's parameters. The first failure is the answer.
+pub async fn accept<P: Params>(
+    req: &HttpRequest,
+    body: &[u8],
+    state: &AppState,
+) -> Result<ClientRequest<P>, OAuthError> {
+    let form = Form::from_request(req, body)?;
+    form.reject_repeats(P::SINGLE)?;
+    let now = state.clock.now();
+    let client = client_auth::authenticate(req, &form, state, now).await?;
+    let params = P::from_form(&form)?;
+    Ok(ClientRequest {
+        client,
+        params,
+        now,
+    })
+}
+
+/// The `token` of an introspection (RFC 7662 §2.1) or revocation (RFC 7009
+/// §2.1) request. `token_type_hint` is only checked for repeats: every token
+/// here is an access token, so any hint (or none) leads to the same lookup.
+#[derive(Debug)]
+pub struct TokenParam {
+    pub token: String,
+}
+
+impl Params for TokenParam {
+    const SINGLE: &'static [&'static str] = &["token", "token_type_hint"];
+
+    fn from_form(form: &Form) -> Result<Self, OAuthError> {
+        Ok(Self {
+            token: form.required("token")?.to_owned(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(body: &str) -> Form {
+        Form::parse(Some("application/x-www-form-urlencoded"), body.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn the_token_parameter_is_required() {
+        assert_eq!(
+            TokenParam::from_form(&form("token=abc")).unwrap().token,
+            "abc"
+        );
+        assert!(matches!(
+            TokenParam::from_form(&form("token_type_hint=access_token")),
+            Err(OAuthError::InvalidRequest(_))
+        ));
+    }
+}
