@@ -18,6 +18,7 @@ use actix_web::middleware::Logger;
 use actix_web::{App, HttpServer, web};
 use tokio::sync::Semaphore;
 
+use crate::client_auth::ClientAuth;
 use crate::client_auth::throttle::ThrottlePolicy;
 use crate::client_auth::verified::VerifiedSecrets;
 use crate::db::DatabaseUrl;
@@ -212,12 +213,16 @@ impl Application {
             issuer: issuer.clone(),
             token_ttl: config.token_ttl,
             signer,
-            verified: VerifiedSecrets::default(),
-            argon2_slots: Semaphore::new(cores),
-            throttle,
+            client_auth: ClientAuth {
+                pool: pool.clone(),
+                verified: VerifiedSecrets::default(),
+                argon2_slots: Semaphore::new(cores),
+                throttle,
+                metrics: Arc::clone(&metrics),
+                trusted_proxies: config.trusted_proxies.clone(),
+            },
             metrics: Arc::clone(&metrics),
             jwks_max_age: chrono::Duration::seconds(300),
-            trusted_proxies: config.trusted_proxies.clone(),
             key_max_lifetime: config.key_max_lifetime,
             expiry_warning: config.expiry_warning,
         });

@@ -67,23 +67,13 @@ impl From<crate::error::AppError> for JobError {
     }
 }
 
-impl From<diesel::r2d2::PoolError> for JobError {
-    fn from(e: diesel::r2d2::PoolError) -> Self {
+impl From<crate::error::StoreError> for JobError {
+    fn from(e: crate::error::StoreError) -> Self {
         Self(e.to_string())
     }
 }
 
-impl From<diesel::result::Error> for JobError {
-    fn from(e: diesel::result::Error) -> Self {
-        Self(e.to_string())
-    }
-}
-
-impl From<tokio::task::JoinError> for JobError {
-    fn from(e: tokio::task::JoinError) -> Self {
-        Self(e.to_string())
-    }
-}
+crate::error::from_store_errors!(JobError);
 
 /// What the jobs run on.
 pub struct JobsSetup {
@@ -221,13 +211,5 @@ async fn on_pool<T: Send + 'static>(
     pool: &Pool,
     work: impl FnOnce(&mut DbConnection) -> Result<T, JobError> + Send + 'static,
 ) -> Result<T, JobError> {
-    let pool = pool.clone();
-    // The job's span follows the work onto the blocking thread.
-    let span = tracing::Span::current();
-    tokio::task::spawn_blocking(move || {
-        let _entered = span.enter();
-        let mut conn = pool.get()?;
-        work(&mut conn)
-    })
-    .await?
+    pool.run(work).await
 }

@@ -70,7 +70,7 @@ pub async fn accept<P: Params>(
     let form = Form::from_request(req, body)?;
     form.reject_repeats(P::SINGLE)?;
     let now = state.clock.now();
-    let client = client_auth::authenticate(req, &form, state, now).await?;
+    let client = client_auth::authenticate(req, &form, &state.client_auth, now).await?;
     let params = P::from_form(&form)?;
     Ok(ClientRequest {
         client,

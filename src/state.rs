@@ -2,12 +2,9 @@
 
 use std::sync::Arc;
 
-use actix_web::web;
 use chrono::Duration;
-use tokio::sync::Semaphore;
 
-use crate::client_auth::throttle::ThrottlePolicy;
-use crate::client_auth::verified::VerifiedSecrets;
+use crate::client_auth::ClientAuth;
 use crate::db::{DbConnection, Pool};
 use crate::duration::HumanDuration;
 use crate::ops::metrics::Metrics;
@@ -21,16 +18,10 @@ pub struct AppState {
     pub issuer: String,
     pub token_ttl: HumanDuration,
     pub signer: Arc<Signer>,
-    pub verified: VerifiedSecrets,
-    /// Bounds concurrent argon2 verifications to the number of cores, so a
-    /// flood of wrong secrets queues instead of starving everything else.
-    pub argon2_slots: Semaphore,
-    pub throttle: ThrottlePolicy,
+    pub client_auth: ClientAuth,
     pub metrics: Arc<Metrics>,
     /// How long the JWKS may be cached by resource servers.
     pub jwks_max_age: Duration,
-    /// Reverse proxies trusted to name the client in `X-Forwarded-For`.
-    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Longest expiry a key may be given (`None`: keys may never expire).
     pub key_max_lifetime: Option<HumanDuration>,
     /// How long before expiry a key's owner is warned.
@@ -48,11 +39,6 @@ impl AppState {
         T: Send + 'static,
         E: From<diesel::r2d2::PoolError> + From<actix_web::error::BlockingError> + Send + 'static,
     {
-        let pool = self.pool.clone();
-        web::block(move || {
-            let mut conn = pool.get()?;
-            work(&mut conn)
-        })
-        .await?
+        self.pool.run(work).await
     }
 }

@@ -7,35 +7,52 @@ pub mod throttle;
 pub mod verified;
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use actix_web::{HttpRequest, web};
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use crate::audit::{self, Action};
+use crate::db::Pool;
 use crate::error::OAuthError;
 use crate::keys::{self, ClientId, Credential, PlainSecret, SecretHash};
 use crate::oauth_form::Form;
-use crate::state::AppState;
+use crate::ops::metrics::Metrics;
 use presented::Presented;
+use throttle::ThrottlePolicy;
+use verified::VerifiedSecrets;
+
+/// What client authentication uses, and nothing else of the application.
+pub struct ClientAuth {
+    pub pool: Pool,
+    pub verified: VerifiedSecrets,
+    /// Bounds concurrent argon2 verifications to the number of cores, so a
+    /// flood of wrong secrets queues instead of starving everything else.
+    pub argon2_slots: tokio::sync::Semaphore,
+    pub throttle: ThrottlePolicy,
+    pub metrics: Arc<Metrics>,
+    /// Reverse proxies trusted to name the client in `X-Forwarded-For`.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
 
 /// Authenticates the client of an OAuth request: finds its credentials
 /// (`client_secret_basic` or `client_secret_post`), applies the failure
-/// throttle, verifies the secret and the key's state. Every refusal is the
+/// throttle, verifies the secret and the key's auth. Every refusal is the
 /// same `invalid_client`; the reason goes to the audit log and the metrics.
 pub async fn authenticate(
     req: &HttpRequest,
     form: &Form,
-    state: &AppState,
+    auth: &ClientAuth,
     now: DateTime<Utc>,
 ) -> Result<Credential, OAuthError> {
     let presented = presented::extract(req.headers(), form).inspect_err(|e| {
         if matches!(e, OAuthError::InvalidClient) {
-            state.metrics.count_failure("no_client_authentication");
+            auth.metrics.count_failure("no_client_authentication");
         }
     })?;
-    let addr = client_address(req, &state.trusted_proxies);
-    verify_presented(state, presented, &addr, now).await
+    let addr = client_address(req, &auth.trusted_proxies);
+    verify_presented(auth, presented, &addr, now).await
 }
 
 /// The address failures are counted against: the TCP peer, or, when the
@@ -81,20 +98,20 @@ fn forwarded_client<'a>(
 
 /// Verifies presented credentials from `addr`.
 async fn verify_presented(
-    state: &AppState,
+    auth: &ClientAuth,
     presented: Presented,
     addr: &str,
     now: DateTime<Utc>,
 ) -> Result<Credential, OAuthError> {
     let Some(client_id) = ClientId::parse(&presented.client_id) else {
-        state.metrics.count_failure("malformed_client_id");
+        auth.metrics.count_failure("malformed_client_id");
         return Err(OAuthError::InvalidClient);
     };
 
     let (throttled, credential) = {
-        let (id, addr, throttle) = (client_id.clone(), addr.to_owned(), state.throttle);
-        state
-            .db(move |conn| -> Result<_, OAuthError> {
+        let (id, addr, throttle) = (client_id.clone(), addr.to_owned(), auth.throttle);
+        auth.pool
+            .run(move |conn| -> Result<_, OAuthError> {
                 let throttled = throttle.retry_after(conn, id.as_str(), &addr, now)?;
                 let credential = match throttled {
                     Some(_) => None,
@@ -105,7 +122,7 @@ async fn verify_presented(
             .await?
     };
     if let Some(retry_after_secs) = throttled {
-        state.metrics.count_failure("throttled");
+        auth.metrics.count_failure("throttled");
         return Err(OAuthError::TooManyRequests { retry_after_secs });
     }
 
@@ -113,12 +130,12 @@ async fn verify_presented(
         None => {
             // Same cost as a real check, so timing does not reveal which IDs exist.
             if presented.secret.is_well_formed() {
-                verify(state, SecretHash::decoy().clone(), presented.secret).await?;
+                verify(auth, SecretHash::decoy().clone(), presented.secret).await?;
             }
             Some("unknown_client")
         }
         Some(credential) => {
-            if check_secret(state, credential, presented.secret, now).await? {
+            if check_secret(auth, credential, presented.secret, now).await? {
                 credential.refusal(now)
             } else {
                 Some("wrong_secret")
@@ -130,7 +147,7 @@ async fn verify_presented(
         (None, Some(credential)) => Ok(credential),
         (reason, _) => {
             let reason = reason.unwrap_or("unknown_client");
-            record_failure(state, client_id, addr, reason, now).await;
+            record_failure(auth, client_id, addr, reason, now).await;
             Err(OAuthError::InvalidClient)
         }
     }
@@ -139,7 +156,7 @@ async fn verify_presented(
 /// True when the secret matches the key's current secret or, during a
 /// rotation's grace period, its previous one.
 async fn check_secret(
-    state: &AppState,
+    auth: &ClientAuth,
     credential: &Credential,
     secret: PlainSecret,
     now: DateTime<Utc>,
@@ -153,18 +170,17 @@ async fn check_secret(
         .chain(credential.previous_hash(now))
         .collect();
     if candidates.iter().any(|hash| {
-        state
-            .verified
+        auth.verified
             .recently_verified(client_id, hash.as_str(), &digest)
     }) {
         return Ok(true);
     }
     let mut secret = secret;
     for hash in candidates {
-        let (ok, returned) = verify(state, hash.clone(), secret).await?;
+        let (ok, returned) = verify(auth, hash.clone(), secret).await?;
         secret = returned;
         if ok {
-            state.verified.remember(client_id, hash.as_str(), digest);
+            auth.verified.remember(client_id, hash.as_str(), digest);
             return Ok(true);
         }
     }
@@ -173,11 +189,11 @@ async fn check_secret(
 
 /// One argon2 verification off the async workers, at most one per core at once.
 async fn verify(
-    state: &AppState,
+    auth: &ClientAuth,
     hash: SecretHash,
     secret: PlainSecret,
 ) -> Result<(bool, PlainSecret), OAuthError> {
-    let _slot = state
+    let _slot = auth
         .argon2_slots
         .acquire()
         .await
@@ -186,17 +202,18 @@ async fn verify(
 }
 
 async fn record_failure(
-    state: &AppState,
+    auth: &ClientAuth,
     client_id: ClientId,
     addr: &str,
     reason: &'static str,
     now: DateTime<Utc>,
 ) {
-    state.metrics.count_failure(reason);
+    auth.metrics.count_failure(reason);
     tracing::info!(client_id = %client_id, addr, reason, "client authentication failed");
-    let (addr, throttle) = (addr.to_owned(), state.throttle);
-    let written = state
-        .db(move |conn| -> Result<(), OAuthError> {
+    let (addr, throttle) = (addr.to_owned(), auth.throttle);
+    let written = auth
+        .pool
+        .run(move |conn| -> Result<(), OAuthError> {
             throttle.record_failure(conn, client_id.as_str(), &addr, now)?;
             audit::record(
                 conn,

@@ -36,6 +36,26 @@ impl Pool {
     pub fn get(&self) -> Result<PooledConnection, r2d2::PoolError> {
         self.inner.get()
     }
+
+    /// Runs blocking database work on the blocking thread pool, never on the
+    /// async workers, inside the caller's tracing span.
+    pub async fn run<T, E>(
+        &self,
+        work: impl FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<r2d2::PoolError> + From<actix_web::error::BlockingError> + Send + 'static,
+    {
+        let pool = self.clone();
+        let span = tracing::Span::current();
+        actix_web::web::block(move || {
+            let _entered = span.enter();
+            let mut conn = pool.get()?;
+            work(&mut conn)
+        })
+        .await?
+    }
 }
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");

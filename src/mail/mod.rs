@@ -56,23 +56,13 @@ impl Default for MailTuning {
 #[error("{0}")]
 pub struct TaskError(String);
 
-impl From<diesel::r2d2::PoolError> for TaskError {
-    fn from(e: diesel::r2d2::PoolError) -> Self {
+impl From<crate::error::StoreError> for TaskError {
+    fn from(e: crate::error::StoreError) -> Self {
         Self(e.to_string())
     }
 }
 
-impl From<actix_web::error::BlockingError> for TaskError {
-    fn from(e: actix_web::error::BlockingError) -> Self {
-        Self(e.to_string())
-    }
-}
-
-impl From<diesel::result::Error> for TaskError {
-    fn from(e: diesel::result::Error) -> Self {
-        Self(e.to_string())
-    }
-}
+crate::error::from_store_errors!(TaskError);
 
 impl From<crate::error::AppError> for TaskError {
     fn from(e: crate::error::AppError) -> Self {

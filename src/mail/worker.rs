@@ -67,15 +67,7 @@ impl Delivery {
         &self,
         work: impl FnOnce(&mut DbConnection) -> Result<T, TaskError> + Send + 'static,
     ) -> Result<T, TaskError> {
-        let pool = self.pool.clone();
-        let span = tracing::Span::current();
-        tokio::task::spawn_blocking(move || {
-            let _entered = span.enter();
-            let mut conn = pool.get()?;
-            work(&mut conn)
-        })
-        .await
-        .map_err(|e| TaskError(e.to_string()))?
+        self.pool.run(work).await
     }
 
     async fn refresh_gauge(&self) {
