@@ -5,6 +5,7 @@
 
 mod helpers;
 
+mod architecture;
 mod email;
 mod introspect;
 mod keys;
