@@ -57,7 +57,7 @@ pub fn live_credential(
     Ok(match keys::find_credential(conn, &issued_to)? {
         None => Err("key unknown"),
         Some(key) => match key.refusal(now) {
-            Some(reason) => Err(reason),
+            Some(refusal) => Err(refusal.as_str()),
             None => Ok(key),
         },
     })

@@ -23,6 +23,33 @@ use presented::Presented;
 use throttle::ThrottlePolicy;
 use verified::VerifiedSecrets;
 
+/// Why a client authentication failed: the `reason` label of
+/// `keygate_token_failures_total` and of the audit event. The client always
+/// sees the same `invalid_client`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthFailure {
+    NoClientAuthentication,
+    MalformedClientId,
+    Throttled,
+    UnknownClient,
+    WrongSecret,
+    /// The secret was right but the key may not be used.
+    Refused(keys::Refusal),
+}
+
+impl AuthFailure {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NoClientAuthentication => "no_client_authentication",
+            Self::MalformedClientId => "malformed_client_id",
+            Self::Throttled => "throttled",
+            Self::UnknownClient => "unknown_client",
+            Self::WrongSecret => "wrong_secret",
+            Self::Refused(refusal) => refusal.as_str(),
+        }
+    }
+}
+
 /// What client authentication uses, and nothing else of the application.
 pub struct ClientAuth {
     pub pool: Pool,
@@ -48,7 +75,8 @@ pub async fn authenticate(
 ) -> Result<Credential, OAuthError> {
     let presented = presented::extract(req.headers(), form).inspect_err(|e| {
         if matches!(e, OAuthError::InvalidClient) {
-            auth.metrics.count_failure("no_client_authentication");
+            auth.metrics
+                .count_failure(AuthFailure::NoClientAuthentication.as_str());
         }
     })?;
     let addr = client_address(req, &auth.trusted_proxies);
@@ -104,7 +132,8 @@ async fn verify_presented(
     now: DateTime<Utc>,
 ) -> Result<Credential, OAuthError> {
     let Some(client_id) = ClientId::parse(&presented.client_id) else {
-        auth.metrics.count_failure("malformed_client_id");
+        auth.metrics
+            .count_failure(AuthFailure::MalformedClientId.as_str());
         return Err(OAuthError::InvalidClient);
     };
 
@@ -122,7 +151,7 @@ async fn verify_presented(
             .await?
     };
     if let Some(retry_after_secs) = throttled {
-        auth.metrics.count_failure("throttled");
+        auth.metrics.count_failure(AuthFailure::Throttled.as_str());
         return Err(OAuthError::TooManyRequests { retry_after_secs });
     }
 
@@ -132,21 +161,23 @@ async fn verify_presented(
             if presented.secret.is_well_formed() {
                 verify(auth, SecretHash::decoy().clone(), presented.secret).await?;
             }
-            Some("unknown_client")
+            Err(AuthFailure::UnknownClient)
         }
         Some(credential) => {
             if check_secret(auth, credential, presented.secret, now).await? {
-                credential.refusal(now)
+                credential
+                    .refusal(now)
+                    .map_or(Ok(()), |r| Err(AuthFailure::Refused(r)))
             } else {
-                Some("wrong_secret")
+                Err(AuthFailure::WrongSecret)
             }
         }
     };
 
     match (failure, credential) {
-        (None, Some(credential)) => Ok(credential),
-        (reason, _) => {
-            let reason = reason.unwrap_or("unknown_client");
+        (Ok(()), Some(credential)) => Ok(credential),
+        (outcome, _) => {
+            let reason = outcome.err().unwrap_or(AuthFailure::UnknownClient);
             record_failure(auth, client_id, addr, reason, now).await;
             Err(OAuthError::InvalidClient)
         }
@@ -205,9 +236,10 @@ async fn record_failure(
     auth: &ClientAuth,
     client_id: ClientId,
     addr: &str,
-    reason: &'static str,
+    failure: AuthFailure,
     now: DateTime<Utc>,
 ) {
+    let reason = failure.as_str();
     auth.metrics.count_failure(reason);
     tracing::info!(client_id = %client_id, addr, reason, "client authentication failed");
     let (addr, throttle) = (addr.to_owned(), auth.throttle);

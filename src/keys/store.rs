@@ -375,6 +375,25 @@ pub struct Credential {
     pub effective_scopes: ScopeSet,
 }
 
+/// Why a key with a right secret may still not be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    Revoked,
+    Expired,
+    OwnerDisabled,
+}
+
+impl Refusal {
+    /// The name in the audit log and the debug log.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Revoked => "revoked",
+            Self::Expired => "expired",
+            Self::OwnerDisabled => "owner_disabled",
+        }
+    }
+}
+
 /// The one join a credential is read with: the key, its owner's state and
 /// role, each column already in its type.
 #[derive(Queryable, Selectable)]
@@ -406,13 +425,13 @@ impl Credential {
     }
 
     /// Why the key may not be used right now, if it may not.
-    pub fn refusal(&self, now: DateTime<Utc>) -> Option<&'static str> {
+    pub fn refusal(&self, now: DateTime<Utc>) -> Option<Refusal> {
         if self.revoked_at.is_some() {
-            Some("revoked")
+            Some(Refusal::Revoked)
         } else if self.expires_at.is_some_and(|t| from_db(t) <= now) {
-            Some("expired")
+            Some(Refusal::Expired)
         } else if self.owner_disabled {
-            Some("owner_disabled")
+            Some(Refusal::OwnerDisabled)
         } else {
             None
         }

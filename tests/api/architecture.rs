@@ -124,7 +124,9 @@ fn the_cycle_finder_finds_a_cycle() {
     );
     assert_eq!(cycle_through(&graph, "d"), None);
     assert_eq!(
-        references("use crate::db::x;\n//! crate::app\ncrate::text_column!(X);\n#[cfg(test)] crate::mail"),
+        references(
+            "use crate::db::x;\n//! crate::app\ncrate::text_column!(X);\n#[cfg(test)] crate::mail"
+        ),
         BTreeSet::from(["db".to_owned()])
     );
 }
