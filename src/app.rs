@@ -22,7 +22,7 @@ use crate::db::{self, Pool};
 use crate::ops::metrics::Metrics;
 use crate::signing::{self, AtRest, Signer};
 use crate::state::AppState;
-use crate::{api, discovery, introspect, ops, revoke, token};
+use crate::{discovery, introspect, mgmt, ops, revoke, token};
 
 /// How often each process re-reads the signing keys: a rotation made
 /// elsewhere reaches it within this interval.
@@ -187,7 +187,7 @@ impl Application {
                 .configure(revoke::routes)
                 .configure(discovery::routes)
                 .configure(ops::routes)
-                .configure(api::routes)
+                .configure(mgmt::routes)
         })
         .listen(listener)
         .map_err(|source| StartupError::Bind {

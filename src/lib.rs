@@ -2,7 +2,6 @@
 //! API keys in, short-lived RFC 9068 JWT access tokens out.
 #![forbid(unsafe_code)]
 
-pub mod api;
 pub mod apis;
 pub mod app;
 pub mod audit;
@@ -16,6 +15,7 @@ pub mod error;
 pub mod introspect;
 pub mod keys;
 pub mod mail;
+pub mod mgmt;
 pub mod oauth_form;
 pub mod ops;
 pub mod random;
