@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
 use crate::db::DbConnection;
 use crate::db::schema::audit_events;
@@ -70,7 +70,18 @@ pub struct AuditEvent {
     pub action: String,
     pub target: String,
     pub source_addr: Option<String>,
+    /// Stored as JSON text; shown as the object it holds.
+    #[serde(serialize_with = "details_object")]
     pub details: String,
+}
+
+/// The stored JSON text as a JSON object. Every row holds one, written by
+/// [`record`]; anything else (a hand-edited row) shows as `{"text": ...}`.
+fn details_object<S: Serializer>(details: &str, s: S) -> Result<S::Ok, S::Error> {
+    match serde_json::from_str::<serde_json::Value>(details) {
+        Ok(object @ serde_json::Value::Object(_)) => object.serialize(s),
+        _ => serde_json::json!({ "text": details }).serialize(s),
+    }
 }
 
 /// Appends one event. Call it inside the transaction of the change it records.

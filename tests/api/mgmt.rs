@@ -727,6 +727,29 @@ async fn audit_events_name_the_caller(engine: Engine) {
     assert_eq!(events["items"][0]["actor"], "command line");
 }
 
+/// `details` is the JSON object itself, not JSON text inside a string.
+async fn audit_details_are_json_objects(engine: Engine) {
+    let w = world(engine).await;
+    let id = &w.bob_key.client_id;
+    w.expect(
+        Method::POST,
+        &w.admin,
+        &format!("/api/v1/keys/{id}/revoke"),
+        Some(json!({"reason": "leaked in CI logs"})),
+        200,
+    )
+    .await;
+    let events = w
+        .get(&w.admin, &format!("/api/v1/audit-events?target={id}"))
+        .await;
+    let newest = &events["items"][0];
+    assert_eq!(newest["action"], "key.revoked");
+    assert_eq!(newest["details"], json!({"reason": "leaked in CI logs"}));
+    for event in events["items"].as_array().unwrap() {
+        assert!(event["details"].is_object(), "{event}");
+    }
+}
+
 async fn malformed_requests_get_json_errors(engine: Engine) {
     let w = world(engine).await;
     let url = format!("{}/api/v1/keys", w.app.address);
@@ -851,6 +874,7 @@ both_engines!(
     admins_manage_users,
     admins_register_apis,
     audit_events_name_the_caller,
+    audit_details_are_json_objects,
     malformed_requests_get_json_errors,
     openapi_describes_every_route,
 );
