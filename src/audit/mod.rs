@@ -3,6 +3,7 @@
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use serde::{Serialize, Serializer};
+use utoipa::ToSchema;
 
 use crate::db::DbConnection;
 use crate::db::schema::audit_events;
@@ -60,18 +61,26 @@ struct NewAuditEvent<'a> {
     details: String,
 }
 
-#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[derive(Debug, Clone, Queryable, Selectable, Serialize, ToSchema)]
 #[diesel(table_name = audit_events)]
 pub struct AuditEvent {
     pub id: String,
     #[serde(with = "crate::time::naive_utc")]
+    #[schema(value_type = String, format = DateTime)]
     pub occurred_at: NaiveDateTime,
+    /// Who acted: a person's email, "command line" or "keygate".
     pub actor: String,
+    /// What happened, such as `key.created`.
+    #[schema(example = "key.created")]
     pub action: String,
+    /// What it happened to: a client ID, an email, an API identifier.
     pub target: String,
+    #[schema(required = true)]
     pub source_addr: Option<String>,
+    /// What else is worth knowing, by action (a reason, the scopes...).
     /// Stored as JSON text; shown as the object it holds.
     #[serde(serialize_with = "details_object")]
+    #[schema(value_type = Object)]
     pub details: String,
 }
 

@@ -2,24 +2,43 @@
 //! keys; another's key answers 404, exactly as a missing one does.
 
 use actix_web::http::header;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, delete, get, post, web};
 use chrono::Utc;
 use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
 
 use super::auth::{AuthError, Caller};
-use super::{Page, location, optional_json, secret_response};
+use super::doc::{
+    BadRequest, Conflict, Forbidden, Internal, NotFound, Unauthorized, Unavailable, Unprocessable,
+};
+use super::{Page, Paged, location, optional_json, secret_response};
 use crate::duration::HumanDuration;
 use crate::error::AppError;
-use crate::keys::{self, KeyStatus, KeyView, NewKeyRequest};
+use crate::keys::{self, IssuedKeyJson, KeyStatus, KeyView, NewKeyRequest};
 use crate::scope::{ADMIN_SCOPE, Audience, ScopeSet};
 use crate::state::AppState;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only this owner's keys (another owner than the caller needs `keygate:admin`).
     owner: Option<String>,
+    /// Only keys in this status.
+    #[param(value_type = Option<KeyStatus>)]
     status: Option<String>,
+    /// Items per page, 1 to 100 (default 50).
+    #[param(value_type = Option<u8>, minimum = 1, maximum = 100)]
     limit: Option<String>,
+    /// Opaque: the `next_cursor` of the previous page.
     cursor: Option<String>,
+}
+
+/// The client ID in the path.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct KeyPath {
+    /// The key's client ID (`kgc_...`).
+    client_id: String,
 }
 
 fn parse_status(text: &str) -> Result<KeyStatus, AppError> {
@@ -33,6 +52,21 @@ fn parse_status(text: &str) -> Result<KeyStatus, AppError> {
     }
 }
 
+/// List keys, newest first (a `keygate:keys` caller: only their own).
+#[utoipa::path(
+    tag = "keys",
+    operation_id = "listKeys",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "a page of keys", body = Paged<KeyView>),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    )
+)]
+#[get("/keys")]
 pub async fn list(
     caller: Caller,
     query: web::Query<ListQuery>,
@@ -55,17 +89,20 @@ pub async fn list(
         .into_iter()
         .filter(|k| status.is_none_or(|s| k.status == s))
         .collect();
-    Ok(HttpResponse::Ok().json(page.slice(matching)))
+    let page: Paged<KeyView> = page.slice(matching);
+    Ok(HttpResponse::Ok().json(page))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateKey {
     name: String,
     #[serde(default)]
     description: String,
+    /// Each scope as its own string; the key's owner must be allowed to grant it.
     #[serde(default)]
     scopes: Vec<String>,
+    /// Registered API identifiers the key may ask tokens for.
     #[serde(default)]
     audiences: Vec<String>,
     /// Such as `90d`; default and maximum: `KEYGATE_KEY_MAX_LIFETIME`.
@@ -88,6 +125,28 @@ fn parse_scopes(scopes: &[String]) -> Result<ScopeSet, AppError> {
     Ok(scopes.iter().cloned().collect())
 }
 
+/// Create a key; the secret is in this response only.
+#[utoipa::path(
+    tag = "keys",
+    operation_id = "createKey",
+    request_body = CreateKey,
+    responses(
+        (status = 201, description = "the new key with its secret", body = IssuedKeyJson,
+            headers(
+                ("Cache-Control" = String, description = "`no-store`: the body holds a secret"),
+                ("Location" = String, description = "URL of the new key"),
+            )),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 422, response = Unprocessable),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    )
+)]
+#[post("/keys")]
 pub async fn create(
     caller: Caller,
     body: web::Json<CreateKey>,
@@ -149,12 +208,27 @@ fn visible(caller: &Caller, view: KeyView, client_id: &str) -> Result<KeyView, A
     }
 }
 
+/// Read one key.
+#[utoipa::path(
+    tag = "keys",
+    operation_id = "getKey",
+    params(KeyPath),
+    responses(
+        (status = 200, description = "the key", body = KeyView),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    )
+)]
+#[get("/keys/{client_id}")]
 pub async fn read(
     caller: Caller,
-    path: web::Path<String>,
+    path: web::Path<KeyPath>,
     state: web::Data<AppState>,
 ) -> actix_web::Result<HttpResponse> {
-    let client_id = path.into_inner();
+    let client_id = path.into_inner().client_id;
     let now = Utc::now();
     let view = state
         .db(move |conn| {
@@ -165,20 +239,40 @@ pub async fn read(
     Ok(HttpResponse::Ok().json(view))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RotateBody {
+pub struct RotateBody {
     /// How long the old secret keeps working, such as `1h`; default none.
     grace: Option<String>,
 }
 
+/// Rotate a key: a new secret, the same client ID.
+#[utoipa::path(
+    tag = "keys",
+    operation_id = "rotateKey",
+    params(KeyPath),
+    request_body(content = Option<RotateBody>, description = "may be left out"),
+    responses(
+        (status = 200, description = "the key with its new secret", body = IssuedKeyJson,
+            headers(("Cache-Control" = String, description = "`no-store`: the body holds a secret"))),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 422, response = Unprocessable),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    )
+)]
+#[post("/keys/{client_id}/rotate")]
 pub async fn rotate(
     caller: Caller,
-    path: web::Path<String>,
+    path: web::Path<KeyPath>,
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> actix_web::Result<HttpResponse> {
-    let client_id = path.into_inner();
+    let client_id = path.into_inner().client_id;
     let body: RotateBody = optional_json(&body)?;
     let grace = body
         .grace
@@ -200,21 +294,76 @@ pub async fn rotate(
     Ok(secret_response(HttpResponse::Ok(), issued.to_json()))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RevokeBody {
+pub struct RevokeBody {
+    /// Recorded in the audit log and the owner's email.
     reason: Option<String>,
 }
 
-/// `POST .../revoke` and `DELETE /keys/{client_id}` alike.
+/// Revoke a key; it cannot be undone.
+#[utoipa::path(
+    tag = "keys",
+    operation_id = "revokeKey",
+    params(KeyPath),
+    request_body(content = Option<RevokeBody>, description = "may be left out"),
+    responses(
+        (status = 200, description = "the revoked key", body = KeyView),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 422, response = Unprocessable),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    )
+)]
+#[post("/keys/{client_id}/revoke")]
 pub async fn revoke(
     caller: Caller,
-    path: web::Path<String>,
+    path: web::Path<KeyPath>,
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> actix_web::Result<HttpResponse> {
-    let client_id = path.into_inner();
-    let body: RevokeBody = optional_json(&body)?;
+    revoke_key(caller, path.into_inner().client_id, &body, state).await
+}
+
+/// Revoke a key, as `POST /keys/{client_id}/revoke` does.
+#[utoipa::path(
+    tag = "keys",
+    operation_id = "deleteKey",
+    params(KeyPath),
+    request_body(content = Option<RevokeBody>, description = "may be left out"),
+    responses(
+        (status = 200, description = "the revoked key", body = KeyView),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 422, response = Unprocessable),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    )
+)]
+#[delete("/keys/{client_id}")]
+pub async fn delete(
+    caller: Caller,
+    path: web::Path<KeyPath>,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> actix_web::Result<HttpResponse> {
+    revoke_key(caller, path.into_inner().client_id, &body, state).await
+}
+
+async fn revoke_key(
+    caller: Caller,
+    client_id: String,
+    body: &[u8],
+    state: web::Data<AppState>,
+) -> actix_web::Result<HttpResponse> {
+    let body: RevokeBody = optional_json(body)?;
     let now = Utc::now();
     let view = state
         .db(move |conn| {

@@ -7,29 +7,78 @@
 mod apis;
 mod audit;
 pub mod auth;
+mod doc;
 mod keys;
 mod users;
 
+use std::sync::Arc;
+
+use actix_web::dev::ResourceDef;
 use actix_web::http::header;
-use actix_web::{HttpResponse, ResponseError, web};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, get, web};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::error::AppError;
 
 pub use auth::{Access, Caller, CallerSource};
-
-/// The OpenAPI 3.1 description of every route below.
-pub const OPENAPI: &str = include_str!("openapi.json");
+pub use doc::ErrorBody;
 
 const MAX_BODY: usize = 64 * 1024;
+const PREFIX: &str = "/api/v1";
+
+/// Every route of the API, each registered through its `#[utoipa::path]`
+/// handler: what is served and what is documented come from the same
+/// attribute, so no route can be served undocumented.
+fn documented_scope() -> utoipa_actix_web::scope::Scope<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    utoipa_actix_web::scope(PREFIX)
+        .service(openapi)
+        .service(keys::list)
+        .service(keys::create)
+        .service(keys::read)
+        .service(keys::delete)
+        .service(keys::rotate)
+        .service(keys::revoke)
+        .service(users::list)
+        .service(users::create)
+        .service(users::read)
+        .service(users::update)
+        .service(apis::list)
+        .service(apis::create)
+        .service(apis::read)
+        .service(audit::list)
+}
+
+/// The OpenAPI 3.1 document of the routes [`routes`] serves.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    doc::complete(&documented_scope())
+}
+
+/// The served document, rendered once at start-up.
+struct OpenApiText(String);
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
+    let scope = documented_scope();
+    let document = doc::complete(&scope);
+    let allowed = Arc::new(allowed_methods(&document));
+    let text = document
+        .to_pretty_json()
+        .unwrap_or_else(|e| format!(r#"{{"error":"internal_error","message":"{e}"}}"#));
     cfg.service(
-        web::scope("/api/v1")
+        scope
+            .app_data(web::Data::new(OpenApiText(text)))
             .app_data(
                 web::JsonConfig::default()
                     .limit(MAX_BODY)
@@ -40,52 +89,78 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .app_data(web::QueryConfig::default().error_handler(|err, _| {
                 AppError::bad_request(format!("invalid query string: {err}")).into()
             }))
-            .route("/openapi.json", web::get().to(openapi))
-            .service(
-                web::resource("/keys")
-                    .route(web::get().to(keys::list))
-                    .route(web::post().to(keys::create)),
-            )
-            .service(
-                web::resource("/keys/{client_id}")
-                    .route(web::get().to(keys::read))
-                    .route(web::delete().to(keys::revoke)),
-            )
-            .route("/keys/{client_id}/rotate", web::post().to(keys::rotate))
-            .route("/keys/{client_id}/revoke", web::post().to(keys::revoke))
-            .service(
-                web::resource("/users")
-                    .route(web::get().to(users::list))
-                    .route(web::post().to(users::create)),
-            )
-            .service(
-                web::resource("/users/{email}")
-                    .route(web::get().to(users::read))
-                    .route(web::patch().to(users::update)),
-            )
-            .service(
-                web::resource("/apis")
-                    .route(web::get().to(apis::list))
-                    .route(web::post().to(apis::create)),
-            )
-            .route("/apis/{identifier}", web::get().to(apis::read))
-            .route("/audit-events", web::get().to(audit::list))
-            .default_service(web::to(|| async {
-                AppError::not_found("not_found", "no such endpoint").error_response()
+            .default_service(web::to(move |req: HttpRequest| {
+                let allowed = Arc::clone(&allowed);
+                async move { unrouted(&req, &allowed) }
             })),
     );
 }
 
-async fn openapi() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("application/json")
-        .body(OPENAPI)
+/// Each documented path as actix matches it, with the methods it answers.
+fn allowed_methods(document: &utoipa::openapi::OpenApi) -> Vec<(ResourceDef, String)> {
+    document
+        .paths
+        .paths
+        .iter()
+        .map(|(path, item)| {
+            let methods: Vec<&str> = [
+                ("GET", item.get.is_some()),
+                ("PUT", item.put.is_some()),
+                ("POST", item.post.is_some()),
+                ("DELETE", item.delete.is_some()),
+                ("PATCH", item.patch.is_some()),
+            ]
+            .into_iter()
+            .filter_map(|(name, present)| present.then_some(name))
+            .collect();
+            (ResourceDef::new(path.as_str()), methods.join(", "))
+        })
+        .collect()
 }
 
-/// `limit` and `cursor` of a list request.
-#[derive(Debug, Deserialize)]
+/// A request no handler took: 405 with `Allow` (RFC 9110 §15.5.6) on a
+/// documented path, 404 anywhere else.
+fn unrouted(req: &HttpRequest, allowed: &[(ResourceDef, String)]) -> HttpResponse {
+    let path = req.path();
+    match allowed.iter().find(|(def, _)| def.is_match(path)) {
+        Some((_, methods)) => {
+            let mut response = AppError::method_not_allowed(format!(
+                "{} is not allowed here; use {methods}",
+                req.method()
+            ))
+            .error_response();
+            if let Ok(value) = header::HeaderValue::from_str(methods) {
+                response.headers_mut().insert(header::ALLOW, value);
+            }
+            response
+        }
+        None => AppError::not_found("not_found", "no such endpoint").error_response(),
+    }
+}
+
+/// This document.
+#[utoipa::path(
+    tag = "meta",
+    operation_id = "getOpenApi",
+    security(()),
+    responses((status = 200, description = "this OpenAPI 3.1 document", content_type = "application/json", body = Object))
+)]
+#[get("/openapi.json")]
+async fn openapi(text: web::Data<OpenApiText>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(text.0.clone())
+}
+
+/// `limit` and `cursor` of a list request. Both arrive as text so that a
+/// bad value gets this API's own 400, not the query parser's.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
+    /// Items per page, 1 to 100 (default 50).
+    #[param(value_type = Option<u8>, minimum = 1, maximum = 100)]
     pub limit: Option<String>,
+    /// Opaque: the `next_cursor` of the previous page.
     pub cursor: Option<String>,
 }
 
@@ -94,6 +169,15 @@ pub struct PageQuery {
 pub struct Page {
     pub limit: usize,
     pub offset: usize,
+}
+
+/// One page of a list.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Paged<T> {
+    pub items: Vec<T>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    #[schema(required = true)]
+    pub next_cursor: Option<String>,
 }
 
 const DEFAULT_LIMIT: usize = 50;
@@ -130,24 +214,24 @@ impl Page {
     }
 
     /// `{"items": [...], "next_cursor": ...}` from every item of the list.
-    pub fn slice<T: serde::Serialize>(&self, all: Vec<T>) -> Value {
+    pub fn slice<T>(&self, all: Vec<T>) -> Paged<T> {
         let more = all.len() > self.offset.saturating_add(self.limit);
         let items: Vec<T> = all.into_iter().skip(self.offset).take(self.limit).collect();
         self.respond(items, more)
     }
 
     /// From a page fetched with `limit + 1` rows: the extra one says more follow.
-    pub fn from_fetched<T: serde::Serialize>(&self, mut fetched: Vec<T>) -> Value {
+    pub fn from_fetched<T>(&self, mut fetched: Vec<T>) -> Paged<T> {
         let more = fetched.len() > self.limit;
         fetched.truncate(self.limit);
         self.respond(fetched, more)
     }
 
-    fn respond<T: serde::Serialize>(&self, items: Vec<T>, more: bool) -> Value {
-        json!({
-            "items": items,
-            "next_cursor": more.then(|| self.next_cursor()),
-        })
+    fn respond<T>(&self, items: Vec<T>, more: bool) -> Paged<T> {
+        Paged {
+            items,
+            next_cursor: more.then(|| self.next_cursor()),
+        }
     }
 }
 
@@ -224,20 +308,20 @@ mod tests {
         let cursor = URL_SAFE_NO_PAD.encode(format!("o:{}", usize::MAX));
         let page = Page::parse(Some("100"), Some(&cursor)).unwrap();
         let answer = page.slice(vec![1, 2, 3]);
-        assert_eq!(answer["items"], json!([]));
-        assert!(answer["next_cursor"].is_null());
+        assert!(answer.items.is_empty());
+        assert!(answer.next_cursor.is_none());
     }
 
     #[test]
     fn slices_report_whether_more_follow() {
         let page = Page::parse(Some("2"), None).unwrap();
         let first = page.slice(vec![1, 2, 3]);
-        assert_eq!(first["items"], json!([1, 2]));
-        let cursor = first["next_cursor"].as_str().unwrap();
-        let second = Page::parse(Some("2"), Some(cursor))
+        assert_eq!(first.items, [1, 2]);
+        let cursor = first.next_cursor.unwrap();
+        let second = Page::parse(Some("2"), Some(&cursor))
             .unwrap()
             .slice(vec![1, 2, 3]);
-        assert_eq!(second["items"], json!([3]));
-        assert!(second["next_cursor"].is_null());
+        assert_eq!(second.items, [3]);
+        assert!(second.next_cursor.is_none());
     }
 }
