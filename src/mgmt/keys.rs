@@ -7,6 +7,7 @@ use chrono::Utc;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
+use super::ErrorBody;
 use super::auth::{AuthError, Caller};
 use super::doc::{
     BadRequest, Conflict, Forbidden, Internal, NotFound, Unauthorized, Unavailable, Unprocessable,
@@ -62,6 +63,7 @@ fn parse_status(text: &str) -> Result<KeyStatus, AppError> {
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
+        (status = 404, description = "no user has the `owner` email (user_not_found)", body = ErrorBody),
         (status = 500, response = Internal),
         (status = 503, response = Unavailable),
     )
