@@ -45,6 +45,7 @@ pub struct ErrorBody {
             Forbidden,
             NotFound,
             Conflict,
+            PayloadTooLarge,
             Unprocessable,
             Internal,
             Unavailable
@@ -158,6 +159,7 @@ error_responses! {
     Forbidden: "the token lacks the scope this needs (insufficient_scope), or the change is not allowed (key_creation_disabled, scope_not_grantable)", true;
     NotFound: "no such object, or one the caller may not see (key_not_found, user_not_found, api_not_found, role_not_found)", false;
     Conflict: "the object exists already, or is revoked or expired (user_exists, api_exists, key_revoked, key_expired)", false;
+    PayloadTooLarge: "the body is larger than this operation accepts (payload_too_large)", false;
     Unprocessable: "a field holds an invalid value (invalid_duration, invalid_scope, unknown_scope, expiry_too_long, invalid_email, owner_disabled, ...)", false;
     Internal: "an internal failure; logged, never detailed (internal_error)", false;
     Unavailable: "the database is unavailable; retry shortly (database_unavailable)", false;

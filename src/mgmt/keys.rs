@@ -10,7 +10,8 @@ use utoipa::{IntoParams, ToSchema};
 use super::ErrorBody;
 use super::auth::{AuthError, Caller};
 use super::doc::{
-    BadRequest, Conflict, Forbidden, Internal, NotFound, Unauthorized, Unavailable, Unprocessable,
+    BadRequest, Conflict, Forbidden, Internal, NotFound, PayloadTooLarge, Unauthorized,
+    Unavailable, Unprocessable,
 };
 use super::{Page, Paged, location, optional_json, secret_response};
 use crate::duration::HumanDuration;
@@ -262,6 +263,7 @@ pub struct RotateBody {
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
         (status = 422, response = Unprocessable),
         (status = 500, response = Internal),
         (status = 503, response = Unavailable),
@@ -271,11 +273,11 @@ pub struct RotateBody {
 pub async fn rotate(
     caller: Caller,
     path: web::Path<KeyPath>,
-    body: web::Bytes,
+    body: web::Payload,
     state: web::Data<AppState>,
 ) -> actix_web::Result<HttpResponse> {
     let client_id = path.into_inner().client_id;
-    let body: RotateBody = optional_json(&body)?;
+    let body: RotateBody = optional_json(body).await?;
     let grace = body
         .grace
         .as_deref()
@@ -316,6 +318,7 @@ pub struct RevokeBody {
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
         (status = 422, response = Unprocessable),
         (status = 500, response = Internal),
         (status = 503, response = Unavailable),
@@ -325,10 +328,10 @@ pub struct RevokeBody {
 pub async fn revoke(
     caller: Caller,
     path: web::Path<KeyPath>,
-    body: web::Bytes,
+    body: web::Payload,
     state: web::Data<AppState>,
 ) -> actix_web::Result<HttpResponse> {
-    revoke_key(caller, path.into_inner().client_id, &body, state).await
+    revoke_key(caller, path.into_inner().client_id, body, state).await
 }
 
 /// Revoke a key, as `POST /keys/{client_id}/revoke` does.
@@ -344,6 +347,7 @@ pub async fn revoke(
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
         (status = 422, response = Unprocessable),
         (status = 500, response = Internal),
         (status = 503, response = Unavailable),
@@ -353,19 +357,19 @@ pub async fn revoke(
 pub async fn delete(
     caller: Caller,
     path: web::Path<KeyPath>,
-    body: web::Bytes,
+    body: web::Payload,
     state: web::Data<AppState>,
 ) -> actix_web::Result<HttpResponse> {
-    revoke_key(caller, path.into_inner().client_id, &body, state).await
+    revoke_key(caller, path.into_inner().client_id, body, state).await
 }
 
 async fn revoke_key(
     caller: Caller,
     client_id: String,
-    body: &[u8],
+    body: web::Payload,
     state: web::Data<AppState>,
 ) -> actix_web::Result<HttpResponse> {
-    let body: RevokeBody = optional_json(body)?;
+    let body: RevokeBody = optional_json(body).await?;
     let now = Utc::now();
     let view = state
         .db(move |conn| {

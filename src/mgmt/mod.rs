@@ -245,12 +245,29 @@ fn decode_cursor(cursor: &str) -> Option<usize> {
     digits.parse().ok()
 }
 
-/// A JSON body that may be left out entirely (rotate, revoke).
-pub fn optional_json<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, AppError> {
+/// The most an optional body may hold: actix's own limit for a raw body,
+/// which rotate and revoke had before they read it themselves.
+const MAX_OPTIONAL_BODY: usize = 256 * 1024;
+
+/// A JSON body that may be left out entirely (rotate, revoke), whatever its
+/// content type says.
+pub async fn optional_json<T: DeserializeOwned + Default>(
+    payload: web::Payload,
+) -> Result<T, AppError> {
+    let body = payload
+        .to_bytes_limited(MAX_OPTIONAL_BODY)
+        .await
+        .map_err(|_| {
+            AppError::payload_too_large(format!(
+                "the body is larger than {} KiB",
+                MAX_OPTIONAL_BODY / 1024
+            ))
+        })?
+        .map_err(|e| AppError::bad_request(format!("could not read the body: {e}")))?;
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(body)
+    serde_json::from_slice(&body)
         .map_err(|e| AppError::bad_request(format!("invalid JSON body: {e}")))
 }
 

@@ -908,6 +908,54 @@ async fn unknown_owner_filter_is_a_documented_404(engine: Engine) {
     assert!(statuses.contains(&"404".to_owned()), "{statuses:?}");
 }
 
+/// A rotate or revoke body past the limit is a documented JSON 413, like
+/// every other error of this API (it was actix's plain-text 413).
+async fn oversized_optional_bodies_are_a_documented_json_413(engine: Engine) {
+    let w = world(engine).await;
+    let id = &w.bob_key.client_id;
+    let huge = format!(r#"{{"reason": "{}"}}"#, "x".repeat(300 * 1024));
+    for (method, path, template) in [
+        (
+            Method::POST,
+            format!("/api/v1/keys/{id}/rotate"),
+            "/api/v1/keys/{client_id}/rotate",
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/keys/{id}/revoke"),
+            "/api/v1/keys/{client_id}/revoke",
+        ),
+        (
+            Method::DELETE,
+            format!("/api/v1/keys/{id}"),
+            "/api/v1/keys/{client_id}",
+        ),
+    ] {
+        let response = w
+            .app
+            .http
+            .request(method.clone(), format!("{}{path}", w.app.address))
+            .bearer_auth(&w.admin)
+            .header("content-type", "application/json")
+            .body(huge.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 413, "{method} {path}");
+        assert_eq!(response.headers()["content-type"], "application/json");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "payload_too_large", "{method} {path}");
+        let name = method.as_str().to_lowercase();
+        let statuses = documented_statuses(&w, &name, template).await;
+        assert!(
+            statuses.contains(&"413".to_owned()),
+            "{method} {template}: {statuses:?}"
+        );
+    }
+    // The key was neither rotated nor revoked.
+    assert_eq!(w.token_status(id, &w.bob_key.client_secret).await, 200);
+}
+
 both_engines!(
     missing_or_bad_tokens_are_401_with_a_challenge,
     tokens_without_a_management_scope_are_403,
@@ -921,4 +969,5 @@ both_engines!(
     malformed_requests_get_json_errors,
     openapi_describes_every_route,
     unknown_owner_filter_is_a_documented_404,
+    oversized_optional_bodies_are_a_documented_json_413,
 );
