@@ -66,16 +66,20 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
     doc::complete(&documented_scope())
 }
 
-/// The served document, rendered once at start-up.
-struct OpenApiText(String);
+/// The served document, rendered once at start-up (`None`: it could not be).
+struct OpenApiText(Option<web::Bytes>);
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     let scope = documented_scope();
     let document = doc::complete(&scope);
     let allowed = Arc::new(allowed_methods(&document));
-    let text = document
-        .to_pretty_json()
-        .unwrap_or_else(|e| format!(r#"{{"error":"internal_error","message":"{e}"}}"#));
+    let text = match document.to_pretty_json() {
+        Ok(text) => Some(web::Bytes::from(text)),
+        Err(e) => {
+            tracing::error!(error = %e, "the OpenAPI document could not be rendered");
+            None
+        }
+    };
     cfg.service(
         scope
             .app_data(web::Data::new(OpenApiText(text)))
@@ -143,13 +147,20 @@ fn unrouted(req: &HttpRequest, allowed: &[(ResourceDef, String)]) -> HttpRespons
     tag = "meta",
     operation_id = "getOpenApi",
     security(()),
-    responses((status = 200, description = "this OpenAPI 3.1 document", content_type = "application/json", body = Object))
+    responses(
+        (status = 200, description = "this OpenAPI 3.1 document", content_type = "application/json", body = Object),
+        (status = 500, response = doc::Internal),
+    )
 )]
 #[get("/openapi.json")]
-async fn openapi(text: web::Data<OpenApiText>) -> HttpResponse {
-    HttpResponse::Ok()
+async fn openapi(text: web::Data<OpenApiText>) -> Result<HttpResponse, AppError> {
+    let text = text
+        .0
+        .clone()
+        .ok_or_else(|| AppError::internal(std::io::Error::other("no OpenAPI document")))?;
+    Ok(HttpResponse::Ok()
         .content_type("application/json")
-        .body(text.0.clone())
+        .body(text))
 }
 
 /// `limit` and `cursor` of a list request. Both arrive as text so that a
