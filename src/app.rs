@@ -30,7 +30,7 @@ use crate::signing::MasterKey;
 use crate::signing::{self, AtRest, Signer};
 use crate::state::AppState;
 use crate::time::Clock;
-use crate::{api, discovery, introspect, ops, revoke, token};
+use crate::{discovery, introspect, mgmt, ops, revoke, token};
 
 /// How long a stopping server waits for database connection attempts under
 /// way (a connect is bounded by libpq's own timeout; this bounds the wait).
@@ -246,7 +246,7 @@ impl Application {
                 .configure(revoke::routes)
                 .configure(discovery::routes)
                 .configure(ops::routes)
-                .configure(api::routes)
+                .configure(mgmt::routes)
         })
         .listen(listener)
         .map_err(|source| StartupError::Bind {

@@ -3,7 +3,6 @@
 #![forbid(unsafe_code)]
 
 pub mod access_token;
-pub mod api;
 pub mod app;
 pub mod audit;
 pub mod cli;
@@ -17,6 +16,7 @@ pub mod introspect;
 pub mod jobs;
 pub mod keys;
 pub mod mail;
+pub mod mgmt;
 pub mod oauth_endpoint;
 pub mod oauth_form;
 pub mod ops;

@@ -2,7 +2,8 @@
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
-use serde::Serialize;
+use serde::{Serialize, Serializer};
+use utoipa::ToSchema;
 
 use crate::db::DbConnection;
 use crate::db::schema::audit_events;
@@ -60,16 +61,26 @@ struct NewAuditEvent<'a> {
     details: String,
 }
 
-#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[derive(Debug, Clone, Queryable, Selectable, Serialize, ToSchema)]
 #[diesel(table_name = audit_events)]
 pub struct AuditEvent {
     pub id: String,
     #[serde(with = "crate::time::naive_utc")]
+    #[schema(value_type = String, format = DateTime)]
     pub occurred_at: NaiveDateTime,
+    /// Who acted: a person's email, "command line" or "keygate".
     pub actor: String,
+    /// What happened, such as `key.created`.
+    #[schema(example = "key.created")]
     pub action: String,
+    /// What it happened to: a client ID, an email, an API identifier.
     pub target: String,
+    #[schema(required = true)]
     pub source_addr: Option<String>,
+    /// What else is worth knowing, by action (a reason, the scopes...).
+    /// Stored as JSON text; shown as the object it holds.
+    #[serde(serialize_with = "details_object")]
+    #[schema(value_type = Object)]
     pub details: String,
 }
 
@@ -83,6 +94,15 @@ pub struct Entry<'a> {
     pub source_addr: Option<&'a str>,
     /// A JSON object of what else is worth knowing; never a secret.
     pub details: serde_json::Value,
+}
+
+/// The stored JSON text as a JSON object. Every row holds one, written by
+/// [`record`]; anything else (a hand-edited row) shows as `{"text": ...}`.
+fn details_object<S: Serializer>(details: &str, s: S) -> Result<S::Ok, S::Error> {
+    match serde_json::from_str::<serde_json::Value>(details) {
+        Ok(object @ serde_json::Value::Object(_)) => object.serialize(s),
+        _ => serde_json::json!({ "text": details }).serialize(s),
+    }
 }
 
 /// Appends one event. Call it inside the transaction of the change it records.

@@ -5,7 +5,7 @@ mod model;
 pub mod secret;
 mod store;
 
-pub use model::{ApiKey, IssuedKey, KeyStatus, KeyView};
+pub use model::{ApiKey, IssuedKey, IssuedKeyJson, KeyStatus, KeyView};
 pub use secret::{ClientId, PlainSecret, SecretHash};
 pub use store::{
     Credential, NewKeyRequest, Refusal, create_api_key, find_credential, find_key, find_key_view,

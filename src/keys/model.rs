@@ -3,7 +3,8 @@
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
+use utoipa::ToSchema;
 
 use super::secret::{ClientId, PlainSecret, SecretHash};
 use crate::db::schema::api_keys;
@@ -51,7 +52,7 @@ pub struct NewApiKey<'a> {
     pub expires_at: Option<NaiveDateTime>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum KeyStatus {
     Active,
@@ -107,24 +108,35 @@ impl ApiKey {
 }
 
 /// What `keys list --json` and the API show of a key.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = Key)]
 pub struct KeyView {
     pub client_id: String,
     pub name: String,
     pub description: String,
+    /// The owner's email.
     pub owner: String,
     pub scopes: Vec<String>,
     pub audiences: Vec<String>,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    /// Who created it: a person's email or "command line".
     pub created_by: String,
+    #[schema(format = DateTime, required = true)]
     pub expires_at: Option<String>,
     pub status: KeyStatus,
+    #[schema(format = DateTime, required = true)]
     pub last_used_at: Option<String>,
+    #[schema(format = DateTime, required = true)]
     pub rotated_at: Option<String>,
     /// While a rotation's grace period runs: until when the old secret works.
+    #[schema(format = DateTime, required = true)]
     pub previous_secret_expires_at: Option<String>,
+    #[schema(format = DateTime, required = true)]
     pub revoked_at: Option<String>,
+    #[schema(required = true)]
     pub revoked_by: Option<String>,
+    #[schema(required = true)]
     pub revoked_reason: Option<String>,
 }
 
@@ -139,17 +151,40 @@ pub struct IssuedKey {
 impl IssuedKey {
     /// The creation output of INTERFACE.md: the only place the secret appears.
     pub fn to_json(&self) -> Value {
-        json!({
-            "client_id": self.key.client_id,
-            "client_secret": self.secret.expose(),
-            "name": self.key.name,
-            "description": self.key.description,
-            "owner": self.key.owner,
-            "scopes": self.key.scopes,
-            "audiences": self.key.audiences,
-            "created_at": self.key.created_at,
-            "expires_at": self.key.expires_at,
-            "previous_secret_expires_at": self.key.previous_secret_expires_at,
-        })
+        let shown = IssuedKeyJson {
+            client_id: &self.key.client_id,
+            client_secret: self.secret.expose(),
+            name: &self.key.name,
+            description: &self.key.description,
+            owner: &self.key.owner,
+            scopes: &self.key.scopes,
+            audiences: &self.key.audiences,
+            created_at: &self.key.created_at,
+            expires_at: self.key.expires_at.as_deref(),
+            previous_secret_expires_at: self.key.previous_secret_expires_at.as_deref(),
+        };
+        serde_json::to_value(shown).unwrap_or(Value::Null)
     }
+}
+
+/// The shape of [`IssuedKey::to_json`]: a key with its secret, shown once.
+#[derive(Serialize, ToSchema)]
+#[schema(as = IssuedKey)]
+pub struct IssuedKeyJson<'a> {
+    client_id: &'a str,
+    /// Shown this once; keygate keeps only a hash.
+    client_secret: &'a str,
+    name: &'a str,
+    description: &'a str,
+    /// The owner's email.
+    owner: &'a str,
+    scopes: &'a [String],
+    audiences: &'a [String],
+    #[schema(format = DateTime)]
+    created_at: &'a str,
+    #[schema(format = DateTime, required = true)]
+    expires_at: Option<&'a str>,
+    /// After a rotation with a grace period: until when the old secret works.
+    #[schema(format = DateTime, required = true)]
+    previous_secret_expires_at: Option<&'a str>,
 }

@@ -4,6 +4,7 @@
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::audit::{self, Action};
 use crate::db::schema::apis;
@@ -11,18 +12,24 @@ use crate::db::{DbConnection, is_unique_violation, write_transaction};
 use crate::error::AppError;
 use crate::scope::{self, Audience, ScopeSet};
 
-#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[derive(Debug, Clone, Queryable, Selectable, Serialize, ToSchema)]
 #[diesel(table_name = apis)]
 pub struct Api {
     #[serde(skip)]
+    #[schema(ignore)]
     pub id: String,
+    /// The audience URI: the `resource` a client asks a token for.
     pub identifier: String,
     pub name: String,
+    /// The scopes this API understands.
     #[serde(serialize_with = "serialize_scopes")]
+    #[schema(value_type = Vec<String>)]
     pub scopes: String,
     #[serde(with = "crate::time::naive_utc")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: NaiveDateTime,
     #[serde(with = "crate::time::naive_utc")]
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: NaiveDateTime,
 }
 

@@ -5,6 +5,7 @@
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::audit::{self, Action};
 use crate::db::schema::{roles, users};
@@ -69,20 +70,24 @@ impl Role {
     }
 }
 
-#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[derive(Debug, Clone, Queryable, Selectable, Serialize, ToSchema)]
 #[diesel(table_name = users)]
 pub struct User {
     pub id: String,
     pub email: String,
     pub name: String,
+    /// The name of the user's role.
     pub role: String,
     #[serde(skip)]
+    #[schema(ignore)]
     pub password_hash: Option<String>,
     pub disabled: bool,
     pub can_create_keys: bool,
     #[serde(with = "crate::time::naive_utc")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: NaiveDateTime,
     #[serde(with = "crate::time::naive_utc")]
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: NaiveDateTime,
 }
 

@@ -727,6 +727,29 @@ async fn audit_events_name_the_caller(engine: Engine) {
     assert_eq!(events["items"][0]["actor"], "command line");
 }
 
+/// `details` is the JSON object itself, not JSON text inside a string.
+async fn audit_details_are_json_objects(engine: Engine) {
+    let w = world(engine).await;
+    let id = &w.bob_key.client_id;
+    w.expect(
+        Method::POST,
+        &w.admin,
+        &format!("/api/v1/keys/{id}/revoke"),
+        Some(json!({"reason": "leaked in CI logs"})),
+        200,
+    )
+    .await;
+    let events = w
+        .get(&w.admin, &format!("/api/v1/audit-events?target={id}"))
+        .await;
+    let newest = &events["items"][0];
+    assert_eq!(newest["action"], "key.revoked");
+    assert_eq!(newest["details"], json!({"reason": "leaked in CI logs"}));
+    for event in events["items"].as_array().unwrap() {
+        assert!(event["details"].is_object(), "{event}");
+    }
+}
+
 async fn malformed_requests_get_json_errors(engine: Engine) {
     let w = world(engine).await;
     let url = format!("{}/api/v1/keys", w.app.address);
@@ -768,25 +791,19 @@ async fn malformed_requests_get_json_errors(engine: Engine) {
     assert_eq!(unknown["error"], "not_found");
 }
 
-/// Every route the server answers, in OpenAPI's spelling.
-const ROUTES: [(&str, &str); 15] = [
-    ("get", "/api/v1/openapi.json"),
-    ("get", "/api/v1/keys"),
-    ("post", "/api/v1/keys"),
-    ("get", "/api/v1/keys/{client_id}"),
-    ("post", "/api/v1/keys/{client_id}/rotate"),
-    ("post", "/api/v1/keys/{client_id}/revoke"),
-    ("delete", "/api/v1/keys/{client_id}"),
-    ("get", "/api/v1/users"),
-    ("post", "/api/v1/users"),
-    ("get", "/api/v1/users/{email}"),
-    ("patch", "/api/v1/users/{email}"),
-    ("get", "/api/v1/apis"),
-    ("post", "/api/v1/apis"),
-    ("get", "/api/v1/apis/{identifier}"),
-    ("get", "/api/v1/audit-events"),
-];
+/// The generated document, as a reviewed snapshot: every change to a route,
+/// a field or an error answer shows up in the diff.
+#[test]
+fn openapi_document_snapshot() {
+    insta::assert_json_snapshot!("openapi", keygate::mgmt::openapi_document());
+}
 
+const METHODS: [&str; 5] = ["get", "put", "post", "delete", "patch"];
+
+/// The served document is the generated one, and its routes are exactly what
+/// the server answers: each documented operation reaches its handler (no
+/// router 404, no 405); every other method on a documented path is a 405
+/// naming the documented ones; any other path is a 404.
 async fn openapi_describes_every_route(engine: Engine) {
     let w = world(engine).await;
     let response = w
@@ -799,47 +816,144 @@ async fn openapi_describes_every_route(engine: Engine) {
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "application/json");
     let doc: Value = response.json().await.unwrap();
+    assert_eq!(
+        doc,
+        serde_json::to_value(keygate::mgmt::openapi_document()).unwrap()
+    );
     assert_eq!(doc["openapi"], "3.1.0");
     assert_eq!(
         doc["components"]["securitySchemes"]["bearer"]["scheme"],
         "bearer"
     );
-    let methods = ["get", "post", "put", "patch", "delete"];
-    let documented: BTreeSet<(String, String)> = doc["paths"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .flat_map(|(path, item)| {
-            methods
-                .iter()
-                .filter(|m| item.get(**m).is_some())
-                .map(|m| ((*m).to_owned(), path.clone()))
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    let routes: BTreeSet<(String, String)> = ROUTES
-        .iter()
-        .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
-        .collect();
-    assert_eq!(documented, routes);
 
-    // And each is really served: no router 404, no 405.
     let id = w.bob_key.client_id.as_str();
-    for (method, path) in ROUTES {
+    let paths = doc["paths"].as_object().unwrap();
+    assert!(paths.len() >= 8, "{paths:?}");
+    for (path, item) in paths {
         let concrete = path
             .replace("{client_id}", id)
             .replace("{email}", BOB)
             .replace("{identifier}", "https%3A%2F%2Fapi.example.com");
-        let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
-        let body = (method != Method::GET).then(|| json!({}));
-        let response = w.call(method.clone(), &w.admin, &concrete, body).await;
-        let status = response.status().as_u16();
-        let json: Value = response.json().await.unwrap_or(Value::Null);
         assert!(
-            status != 405 && json["error"] != "not_found",
-            "{method} {concrete}: {status} {json}"
+            !concrete.contains('{'),
+            "a parameter this test cannot fill: {path}"
+        );
+        let documented: Vec<&str> = METHODS
+            .into_iter()
+            .filter(|m| item.get(*m).is_some())
+            .collect();
+        for method in METHODS {
+            let method_name = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let body = (method_name != Method::GET).then(|| json!({}));
+            let response = w.call(method_name.clone(), &w.admin, &concrete, body).await;
+            let status = response.status().as_u16();
+            let allow = response
+                .headers()
+                .get("allow")
+                .map(|v| v.to_str().unwrap().to_owned());
+            let json: Value = response.json().await.unwrap_or(Value::Null);
+            if documented.contains(&method) {
+                assert!(
+                    status != 405 && json["error"] != "not_found",
+                    "{method} {concrete}: {status} {json}"
+                );
+            } else {
+                assert_eq!(status, 405, "{method} {concrete}: {json}");
+                assert_eq!(json["error"], "method_not_allowed");
+                let expected = documented
+                    .iter()
+                    .map(|m| m.to_uppercase())
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                assert_eq!(allow.as_deref(), Some(expected.as_str()), "{method} {path}");
+            }
+        }
+    }
+    for unknown in ["/api/v1/nothing", "/api/v1/keys/a/b/c", "/api/v1/"] {
+        let body = w.expect(Method::GET, &w.admin, unknown, None, 404).await;
+        assert_eq!(body["error"], "not_found", "{unknown}");
+    }
+}
+
+/// The served document's statuses for one operation.
+async fn documented_statuses(w: &World, method: &str, path: &str) -> Vec<String> {
+    let doc: Value = w
+        .app
+        .http
+        .get(format!("{}/api/v1/openapi.json", w.app.address))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    doc["paths"][path][method]["responses"]
+        .as_object()
+        .unwrap_or_else(|| panic!("{method} {path} is not documented"))
+        .keys()
+        .cloned()
+        .collect()
+}
+
+/// Found by schemathesis: an admin listing the keys of an owner nobody is
+/// gets 404 `user_not_found`, which the document did not list.
+async fn unknown_owner_filter_is_a_documented_404(engine: Engine) {
+    let w = world(engine).await;
+    for owner in ["", "nobody%40example.com"] {
+        let path = format!("/api/v1/keys?owner={owner}");
+        let body = w.expect(Method::GET, &w.admin, &path, None, 404).await;
+        assert_eq!(body["error"], "user_not_found", "{path}");
+    }
+    let statuses = documented_statuses(&w, "get", "/api/v1/keys").await;
+    assert!(statuses.contains(&"404".to_owned()), "{statuses:?}");
+}
+
+/// A rotate or revoke body past the limit is a documented JSON 413, like
+/// every other error of this API (it was actix's plain-text 413).
+async fn oversized_optional_bodies_are_a_documented_json_413(engine: Engine) {
+    let w = world(engine).await;
+    let id = &w.bob_key.client_id;
+    let huge = format!(r#"{{"reason": "{}"}}"#, "x".repeat(300 * 1024));
+    for (method, path, template) in [
+        (
+            Method::POST,
+            format!("/api/v1/keys/{id}/rotate"),
+            "/api/v1/keys/{client_id}/rotate",
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/keys/{id}/revoke"),
+            "/api/v1/keys/{client_id}/revoke",
+        ),
+        (
+            Method::DELETE,
+            format!("/api/v1/keys/{id}"),
+            "/api/v1/keys/{client_id}",
+        ),
+    ] {
+        let response = w
+            .app
+            .http
+            .request(method.clone(), format!("{}{path}", w.app.address))
+            .bearer_auth(&w.admin)
+            .header("content-type", "application/json")
+            .body(huge.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 413, "{method} {path}");
+        assert_eq!(response.headers()["content-type"], "application/json");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "payload_too_large", "{method} {path}");
+        let name = method.as_str().to_lowercase();
+        let statuses = documented_statuses(&w, &name, template).await;
+        assert!(
+            statuses.contains(&"413".to_owned()),
+            "{method} {template}: {statuses:?}"
         );
     }
+    // The key was neither rotated nor revoked.
+    assert_eq!(w.token_status(id, &w.bob_key.client_secret).await, 200);
 }
 
 both_engines!(
@@ -851,6 +965,9 @@ both_engines!(
     admins_manage_users,
     admins_register_apis,
     audit_events_name_the_caller,
+    audit_details_are_json_objects,
     malformed_requests_get_json_errors,
     openapi_describes_every_route,
+    unknown_owner_filter_is_a_documented_404,
+    oversized_optional_bodies_are_a_documented_json_413,
 );

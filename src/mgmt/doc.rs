@@ -1,0 +1,166 @@
+//! What the OpenAPI document says beyond the handlers' own `#[utoipa::path]`
+//! attributes: its title, the Bearer scheme, and the error answers every
+//! handler shares (`{"error": code, "message": ...}`, as [`AppError`] and
+//! [`super::auth::AuthError`] write them).
+//!
+//! [`AppError`]: crate::error::AppError
+
+use serde::Serialize;
+use utoipa::openapi::request_body::RequestBody;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{
+    ContentBuilder, HeaderBuilder, OpenApi as Document, Ref, RefOr, Required, ResponseBuilder,
+    Schema, response::Response,
+};
+use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
+use utoipa_actix_web::OpenApiFactory;
+
+/// The body of every error answer.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody {
+    /// A stable snake_case code, such as `key_not_found`.
+    pub error: String,
+    /// For a person to read; may change between versions.
+    pub message: String,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "keygate management API",
+        version = "1",
+        description = "Manage API keys, users, registered APIs and read the audit log. \
+            Authenticate with `Authorization: Bearer <access token from this server>` whose \
+            scope holds `keygate:admin` (everything) or `keygate:keys` (the caller's own keys \
+            only; another's key answers 404).",
+    ),
+    modifiers(&BearerScheme),
+    security(("bearer" = ["keygate:keys"]), ("bearer" = ["keygate:admin"])),
+    components(
+        schemas(ErrorBody),
+        responses(
+            BadRequest,
+            Unauthorized,
+            Forbidden,
+            NotFound,
+            Conflict,
+            PayloadTooLarge,
+            Unprocessable,
+            Internal,
+            Unavailable
+        )
+    ),
+    tags(
+        (name = "keys", description = "API keys; `keygate:keys` callers see only their own"),
+        (name = "users", description = "people; admins only"),
+        (name = "apis", description = "registered resource servers; admins only"),
+        (name = "audit", description = "the audit log; admins only"),
+        (name = "meta", description = "this document"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerScheme;
+
+impl Modify for BearerScheme {
+    fn modify(&self, openapi: &mut Document) {
+        let scheme = HttpBuilder::new()
+            .scheme(HttpAuthScheme::Bearer)
+            .bearer_format("JWT")
+            .description(Some(
+                "an RFC 9068 access token issued by this keygate (client-credentials grant) \
+                 holding keygate:keys or keygate:admin",
+            ))
+            .build();
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme("bearer", SecurityScheme::Http(scheme));
+    }
+}
+
+/// The whole document: the shared parts above plus every documented route.
+pub(super) fn complete(routes: &impl OpenApiFactory) -> Document {
+    let mut document = ApiDoc::openapi();
+    document.paths.merge(routes.paths());
+    let mut schemas = Vec::new();
+    routes.schemas(&mut schemas);
+    document
+        .components
+        .get_or_insert_with(Default::default)
+        .schemas
+        .extend(schemas);
+    for item in document.paths.paths.values_mut() {
+        for operation in [&mut item.post, &mut item.delete].into_iter().flatten() {
+            if let Some(body) = &mut operation.request_body {
+                optional_means_omitted(body);
+            }
+        }
+    }
+    document
+}
+
+/// An `Option<T>` request body (rotate, revoke) is one that may be left
+/// out, not one that may be JSON `null`: utoipa writes `oneOf: [null, T]`
+/// for it, the handlers read `T` or nothing.
+fn optional_means_omitted(body: &mut RequestBody) {
+    if body.required == Some(Required::True) {
+        return;
+    }
+    for content in body.content.values_mut() {
+        if let Some(RefOr::T(Schema::OneOf(one_of))) = &content.schema {
+            let reference = one_of
+                .items
+                .iter()
+                .find(|item| matches!(item, RefOr::Ref(_)))
+                .cloned();
+            if one_of.items.len() == 2 && reference.is_some() {
+                content.schema = reference;
+            }
+        }
+    }
+}
+
+fn error_response(description: &str, challenge: bool) -> RefOr<Response> {
+    let mut builder = ResponseBuilder::new().description(description).content(
+        "application/json",
+        ContentBuilder::new()
+            .schema(Some(Ref::from_schema_name("Error")))
+            .build(),
+    );
+    if challenge {
+        builder = builder.header(
+            "WWW-Authenticate",
+            HeaderBuilder::new()
+                .schema(String::schema())
+                .description(Some("RFC 6750 §3 challenge"))
+                .build(),
+        );
+    }
+    builder.build().into()
+}
+
+macro_rules! error_responses {
+    ($($name:ident: $description:literal, $challenge:literal;)*) => {$(
+        pub(super) struct $name;
+
+        impl<'r> utoipa::ToResponse<'r> for $name {
+            fn response() -> (&'r str, RefOr<Response>) {
+                (stringify!($name), error_response($description, $challenge))
+            }
+        }
+    )*};
+}
+
+error_responses! {
+    BadRequest: "malformed JSON, an unknown field, a bad `limit` or `cursor` (invalid_request)", false;
+    Unauthorized: "no, or an invalid, expired or revoked, access token (unauthorized)", true;
+    Forbidden: "the token lacks the scope this needs (insufficient_scope), or the change is not allowed (key_creation_disabled, scope_not_grantable)", true;
+    NotFound: "no such object, or one the caller may not see (key_not_found, user_not_found, api_not_found, role_not_found)", false;
+    Conflict: "the object exists already, or is revoked or expired (user_exists, api_exists, key_revoked, key_expired)", false;
+    PayloadTooLarge: "the body is larger than this operation accepts (payload_too_large)", false;
+    Unprocessable: "a field holds an invalid value (invalid_duration, invalid_scope, unknown_scope, expiry_too_long, invalid_email, owner_disabled, ...)", false;
+    Internal: "an internal failure; logged, never detailed (internal_error)", false;
+    Unavailable: "the database is unavailable; retry shortly (database_unavailable)", false;
+}

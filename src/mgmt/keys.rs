@@ -1,0 +1,381 @@
+//! `/api/v1/keys`: a `keygate:keys` caller sees and changes only their own
+//! keys; another's key answers 404, exactly as a missing one does.
+
+use actix_web::http::header;
+use actix_web::{HttpResponse, delete, get, post, web};
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+
+use super::ErrorBody;
+use super::auth::{AuthError, Caller};
+use super::doc::{
+    BadRequest, Conflict, Forbidden, Internal, NotFound, PayloadTooLarge, Unauthorized,
+    Unavailable, Unprocessable,
+};
+use super::{Page, Paged, location, optional_json, secret_response};
+use crate::duration::HumanDuration;
+use crate::error::AppError;
+use crate::keys::{self, IssuedKeyJson, KeyStatus, KeyView, NewKeyRequest};
+use crate::scope::{ADMIN_SCOPE, Audience, ScopeSet};
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Only this owner's keys (another owner than the caller needs `keygate:admin`).
+    owner: Option<String>,
+    /// Only keys in this status.
+    #[param(value_type = Option<KeyStatus>)]
+    status: Option<String>,
+    /// Items per page, 1 to 100 (default 50).
+    #[param(value_type = Option<u8>, minimum = 1, maximum = 100)]
+    limit: Option<String>,
+    /// Opaque: the `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// The client ID in the path.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct KeyPath {
+    /// The key's client ID (`kgc_...`).
+    client_id: String,
+}
+
+fn parse_status(text: &str) -> Result<KeyStatus, AppError> {
+    match text {
+        "active" => Ok(KeyStatus::Active),
+        "expired" => Ok(KeyStatus::Expired),
+        "revoked" => Ok(KeyStatus::Revoked),
+        _ => Err(AppError::bad_request(
+            "status must be active, expired or revoked",
+        )),
+    }
+}
+
+/// List keys, newest first (a `keygate:keys` caller: only their own).
+#[utoipa::path(
+    tag = "keys",
+    operation_id = "listKeys",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "a page of keys", body = Paged<KeyView>),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, description = "no user has the `owner` email (user_not_found)", body = ErrorBody),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    )
+)]
+#[get("/keys")]
+pub async fn list(
+    caller: Caller,
+    query: web::Query<ListQuery>,
+    state: web::Data<AppState>,
+) -> actix_web::Result<HttpResponse> {
+    let page = Page::parse(query.limit.as_deref(), query.cursor.as_deref())?;
+    let status = query.status.as_deref().map(parse_status).transpose()?;
+    let owner = match (&query.owner, caller.is_admin()) {
+        (owner, true) => owner.clone(),
+        (Some(owner), false) if !caller.may_manage_keys_of(owner) => {
+            return Err(AuthError::InsufficientScope(ADMIN_SCOPE).into());
+        }
+        (_, false) => Some(caller.email.clone()),
+    };
+    let now = state.clock.now();
+    let all = state
+        .db(move |conn| keys::list_api_keys(conn, owner.as_deref(), now))
+        .await?;
+    let matching: Vec<KeyView> = all
+        .into_iter()
+        .filter(|k| status.is_none_or(|s| k.status == s))
+        .collect();
+    let page: Paged<KeyView> = page.slice(matching);
+    Ok(HttpResponse::Ok().json(page))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKey {
+    name: String,
+    #[serde(default)]
+    description: String,
+    /// Each scope as its own string; the key's owner must be allowed to grant it.
+    #[serde(default)]
+    scopes: Vec<String>,
+    /// Registered API identifiers the key may ask tokens for.
+    #[serde(default)]
+    audiences: Vec<String>,
+    /// Such as `90d`; default and maximum: `KEYGATE_KEY_MAX_LIFETIME`.
+    expires_in: Option<String>,
+    /// Admins only; default: the caller.
+    owner: Option<String>,
+}
+
+fn parse_scopes(scopes: &[String]) -> Result<ScopeSet, AppError> {
+    for scope in scopes {
+        let parsed = ScopeSet::parse(scope)
+            .map_err(|e| AppError::invalid("invalid_scope", e.to_string()))?;
+        if parsed.iter().count() != 1 {
+            return Err(AppError::invalid(
+                "invalid_scope",
+                format!("{scope:?} is not one scope; give each scope as its own string"),
+            ));
+        }
+    }
+    Ok(scopes.iter().cloned().collect())
+}
+
+/// Create a key; the secret is in this response only.
+#[utoipa::path(
+    tag = "keys",
+    operation_id = "createKey",
+    request_body = CreateKey,
+    responses(
+        (status = 201, description = "the new key with its secret", body = IssuedKeyJson,
+            headers(
+                ("Cache-Control" = String, description = "`no-store`: the body holds a secret"),
+                ("Location" = String, description = "URL of the new key"),
+            )),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 422, response = Unprocessable),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    )
+)]
+#[post("/keys")]
+pub async fn create(
+    caller: Caller,
+    body: web::Json<CreateKey>,
+    state: web::Data<AppState>,
+) -> actix_web::Result<HttpResponse> {
+    let body = body.into_inner();
+    let owner = match body.owner {
+        Some(owner) if !caller.may_manage_keys_of(&owner) => {
+            return Err(AuthError::InsufficientScope(ADMIN_SCOPE).into());
+        }
+        Some(owner) => owner,
+        None => caller.email.clone(),
+    };
+    let scopes = parse_scopes(&body.scopes)?;
+    let audiences = body
+        .audiences
+        .iter()
+        .map(|a| Audience::parse(a).map_err(|m| AppError::invalid("invalid_audience", m)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let expires_in = body
+        .expires_in
+        .as_deref()
+        .map(|d| {
+            d.parse::<HumanDuration>().map_err(|e| {
+                AppError::invalid("invalid_duration", format!("expires_in {d:?}: {e}"))
+            })
+        })
+        .transpose()?;
+    let (max, warning) = (state.key_max_lifetime, state.expiry_warning);
+    let actor = caller.email.clone();
+    let now = state.clock.now();
+    let issued = state
+        .db(move |conn| {
+            let request = NewKeyRequest {
+                owner_email: &owner,
+                name: &body.name,
+                description: &body.description,
+                scopes,
+                audiences,
+                expires_in,
+            };
+            keys::create_api_key(conn, request, max, warning, &actor, now)
+        })
+        .await?;
+    let mut builder = HttpResponse::Created();
+    builder.insert_header((header::LOCATION, location("keys", &issued.key.client_id)));
+    Ok(secret_response(builder, issued.to_json()))
+}
+
+/// The key if the caller may see it; otherwise the same 404 as for no key.
+fn visible(caller: &Caller, view: KeyView, client_id: &str) -> Result<KeyView, AppError> {
+    if caller.may_manage_keys_of(&view.owner) {
+        Ok(view)
+    } else {
+        Err(AppError::not_found(
+            "key_not_found",
+            format!("no key with client ID {client_id}"),
+        ))
+    }
+}
+
+/// Read one key.
+#[utoipa::path(
+    tag = "keys",
+    operation_id = "getKey",
+    params(KeyPath),
+    responses(
+        (status = 200, description = "the key", body = KeyView),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    )
+)]
+#[get("/keys/{client_id}")]
+pub async fn read(
+    caller: Caller,
+    path: web::Path<KeyPath>,
+    state: web::Data<AppState>,
+) -> actix_web::Result<HttpResponse> {
+    let client_id = path.into_inner().client_id;
+    let now = state.clock.now();
+    let view = state
+        .db(move |conn| {
+            let (_, view) = keys::find_key_view(conn, &client_id, now)?;
+            visible(&caller, view, &client_id)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateBody {
+    /// How long the old secret keeps working, such as `1h`; default none.
+    grace: Option<String>,
+}
+
+/// Rotate a key: a new secret, the same client ID.
+#[utoipa::path(
+    tag = "keys",
+    operation_id = "rotateKey",
+    params(KeyPath),
+    request_body(content = Option<RotateBody>, description = "may be left out"),
+    responses(
+        (status = 200, description = "the key with its new secret", body = IssuedKeyJson,
+            headers(("Cache-Control" = String, description = "`no-store`: the body holds a secret"))),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 422, response = Unprocessable),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    )
+)]
+#[post("/keys/{client_id}/rotate")]
+pub async fn rotate(
+    caller: Caller,
+    path: web::Path<KeyPath>,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> actix_web::Result<HttpResponse> {
+    let client_id = path.into_inner().client_id;
+    let body: RotateBody = optional_json(body).await?;
+    let grace = body
+        .grace
+        .as_deref()
+        .map(|g| {
+            HumanDuration::parse_or_zero(g)
+                .map_err(|e| AppError::invalid("invalid_duration", format!("grace {g:?}: {e}")))
+        })
+        .transpose()?
+        .flatten();
+    let now = state.clock.now();
+    let issued = state
+        .db(move |conn| {
+            let (_, view) = keys::find_key_view(conn, &client_id, now)?;
+            visible(&caller, view, &client_id)?;
+            keys::rotate_api_key(conn, &client_id, grace, &caller.email, now)
+        })
+        .await?;
+    Ok(secret_response(HttpResponse::Ok(), issued.to_json()))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeBody {
+    /// Recorded in the audit log and the owner's email.
+    reason: Option<String>,
+}
+
+/// Revoke a key; it cannot be undone.
+#[utoipa::path(
+    tag = "keys",
+    operation_id = "revokeKey",
+    params(KeyPath),
+    request_body(content = Option<RevokeBody>, description = "may be left out"),
+    responses(
+        (status = 200, description = "the revoked key", body = KeyView),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 422, response = Unprocessable),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    )
+)]
+#[post("/keys/{client_id}/revoke")]
+pub async fn revoke(
+    caller: Caller,
+    path: web::Path<KeyPath>,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> actix_web::Result<HttpResponse> {
+    revoke_key(caller, path.into_inner().client_id, body, state).await
+}
+
+/// Revoke a key, as `POST /keys/{client_id}/revoke` does.
+#[utoipa::path(
+    tag = "keys",
+    operation_id = "deleteKey",
+    params(KeyPath),
+    request_body(content = Option<RevokeBody>, description = "may be left out"),
+    responses(
+        (status = 200, description = "the revoked key", body = KeyView),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 422, response = Unprocessable),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    )
+)]
+#[delete("/keys/{client_id}")]
+pub async fn delete(
+    caller: Caller,
+    path: web::Path<KeyPath>,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> actix_web::Result<HttpResponse> {
+    revoke_key(caller, path.into_inner().client_id, body, state).await
+}
+
+async fn revoke_key(
+    caller: Caller,
+    client_id: String,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> actix_web::Result<HttpResponse> {
+    let body: RevokeBody = optional_json(body).await?;
+    let now = state.clock.now();
+    let view = state
+        .db(move |conn| {
+            let (_, view) = keys::find_key_view(conn, &client_id, now)?;
+            visible(&caller, view, &client_id)?;
+            keys::revoke_api_key(conn, &client_id, body.reason.as_deref(), &caller.email, now)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(view))
+}
