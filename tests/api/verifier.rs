@@ -10,7 +10,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use keygate::jobs::Job;
 use keygate::signing::SigningAlg;
-use keygate_verifier::{Algorithm, Authenticated, BearerError, Verifier, VerifyError};
+use keygate_verifier::{Algorithm, Authenticated, BearerError, ManualClock, Verifier, VerifyError};
 use serde_json::{Value, json};
 
 use crate::both_engines;
@@ -333,13 +333,14 @@ async fn unknown_kids_refetch_at_most_once_per_interval(engine: Engine) {
     assert_eq!(default.jwks_fetches(), 1);
 
     // Once the interval has passed, a concurrent flood causes one refetch.
+    let clock = ManualClock::new();
     let quick = Verifier::builder(&app.issuer, API)
         .unknown_kid_refetch_interval(Duration::from_millis(500))
+        .clock(&clock)
         .build()
         .await
         .unwrap();
-    // Real time: the verifier's own refetch interval, on its own clock.
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    clock.advance(Duration::from_millis(600));
     let results = futures_join_all(&quick, &tokens).await;
     assert!(results.iter().all(|r| *r == Err(VerifyError::UnknownKey)));
     assert_eq!(quick.jwks_fetches(), 2);
@@ -372,8 +373,10 @@ async fn signing_key_rotation_needs_no_restart(engine: Engine) {
     let key = app.standard_key("read").await;
     let before = app.token_string(&key).await;
     let old_kid = jsonwebtoken::decode_header(&before).unwrap().kid.unwrap();
+    let clock = ManualClock::new();
     let verifier = Verifier::builder(&app.issuer, API)
         .unknown_kid_refetch_interval(Duration::from_millis(500))
+        .clock(&clock)
         .build()
         .await
         .unwrap();
@@ -384,8 +387,7 @@ async fn signing_key_rotation_needs_no_restart(engine: Engine) {
     let after = app.token_string(&key).await;
     let new_kid = jsonwebtoken::decode_header(&after).unwrap().kid.unwrap();
     assert_ne!(new_kid, old_kid, "rotation did not take effect");
-    // Real time: the verifier's own refetch interval, on its own clock.
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    clock.advance(Duration::from_millis(600));
     let claims = verifier.verify(&after).await.expect("new key accepted");
     assert_eq!(claims.client_id, key.client_id);
     assert_eq!(verifier.jwks_fetches(), 2);
@@ -407,9 +409,11 @@ async fn online_mode_sees_revocation_before_expiry(engine: Engine) {
     let app = spawn_app(engine).await;
     let key = app.standard_key("read").await;
     let introspector = app.introspector_key().await;
+    let clock = ManualClock::new();
     let verifier = Verifier::builder(&app.issuer, API)
         .online(&introspector.client_id, &introspector.client_secret)
         .online_cache_ttl(Duration::from_millis(300))
+        .clock(&clock)
         .build()
         .await
         .unwrap();
@@ -417,16 +421,17 @@ async fn online_mode_sees_revocation_before_expiry(engine: Engine) {
     let other = app.token_string(&key).await;
     assert!(verifier.verify(&revoked).await.is_ok());
     assert_eq!(app.revoke(&key, &revoked).await.status(), 200);
-    // Cached for a moment, then the revocation bites. Real time: the
-    // verifier's own cache, on its own clock.
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // Cached until the TTL, then the revocation bites.
+    clock.advance(Duration::from_millis(299));
+    assert!(verifier.verify(&revoked).await.is_ok());
+    clock.advance(Duration::from_millis(1));
     assert_eq!(verifier.verify(&revoked).await, Err(VerifyError::Inactive));
     assert!(verifier.verify_offline(&revoked).is_ok());
     assert!(verifier.verify(&other).await.is_ok());
 
     app.cli_ok(&["keys", "revoke", &key.client_id]).await;
-    // Real time, as above.
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(verifier.verify(&other).await.is_ok(), "cached as active");
+    clock.advance(Duration::from_millis(300));
     assert_eq!(verifier.verify(&other).await, Err(VerifyError::Inactive));
 }
 

@@ -28,6 +28,10 @@
 //! confirmed through the issuer's introspection endpoint (RFC 7662), with
 //! answers cached for [`DEFAULT_ONLINE_CACHE_TTL`] per token.
 //!
+//! The caches read monotonic time from [`Instant::now`], or from a
+//! [`ManualClock`] given to [`VerifierBuilder::clock`], which tests advance
+//! instead of sleeping.
+//!
 //! For actix-web, the `Authenticated` extractor (feature `actix`) turns all
 //! of this into RFC 6750 responses.
 //!
@@ -59,6 +63,7 @@ struct ReadmeExample;
 #[cfg(feature = "actix")]
 mod actix;
 mod claims;
+mod clock;
 mod error;
 mod keys;
 mod online;
@@ -74,6 +79,8 @@ pub use jsonwebtoken::jwk::JwkSet;
 #[cfg(feature = "actix")]
 pub use actix::{Authenticated, BearerError};
 pub use claims::Claims;
+use clock::Clock;
+pub use clock::ManualClock;
 pub use error::VerifyError;
 pub use keys::KeySet;
 use online::Online;
@@ -119,6 +126,7 @@ struct Inner {
     refetch_interval: Duration,
     fetches: AtomicU64,
     online: Option<Online>,
+    clock: Clock,
 }
 
 struct Source {
@@ -131,6 +139,27 @@ struct CachedKeys {
     /// When the last fetch was attempted, successful or not.
     fetched_at: Instant,
     fresh_until: Instant,
+}
+
+impl CachedKeys {
+    fn fetched(set: Arc<KeySet>, now: Instant, ttl: Duration) -> Self {
+        Self {
+            set,
+            fetched_at: now,
+            fresh_until: now + ttl,
+        }
+    }
+
+    /// The cache lifetime has passed: refresh whatever the token.
+    fn is_stale(&self, now: Instant) -> bool {
+        now >= self.fresh_until
+    }
+
+    /// A token names `kid`, which these keys lack: worth a refetch unless
+    /// the last attempt was less than `interval` ago.
+    fn may_refetch_for(&self, kid: &str, now: Instant, interval: Duration) -> bool {
+        !self.set.contains(kid) && now.duration_since(self.fetched_at) >= interval
+    }
 }
 
 impl std::fmt::Debug for Verifier {
@@ -156,6 +185,7 @@ pub struct VerifierBuilder {
     online: Option<(String, zeroize::Zeroizing<String>)>,
     online_cache_ttl: Duration,
     realm: Option<String>,
+    clock: Clock,
 }
 
 impl VerifierBuilder {
@@ -217,6 +247,33 @@ impl VerifierBuilder {
         self
     }
 
+    /// For tests: read the caches' time (JWKS lifetime, unknown-`kid`
+    /// refetch interval, online answers' TTL) from `clock` instead of
+    /// [`Instant::now`], so a test advances it rather than sleeping. Token
+    /// `exp` and `nbf` are still checked against the system's wall time.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use keygate_verifier::{ManualClock, Verifier};
+    ///
+    /// # async fn example() -> Result<(), keygate_verifier::VerifyError> {
+    /// let clock = ManualClock::new();
+    /// let verifier = Verifier::builder("https://auth.example.com", "https://api.example.com")
+    ///     .online("kgc_...", "kgs_...")
+    ///     .clock(&clock)
+    ///     .build()
+    ///     .await?;
+    /// // ... verify a token, revoke it at the issuer ...
+    /// clock.advance(keygate_verifier::DEFAULT_ONLINE_CACHE_TTL);
+    /// // ... now the verifier asks the issuer again.
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn clock(mut self, clock: &ManualClock) -> Self {
+        self.clock = Clock::Manual(clock.clone());
+        self
+    }
+
     fn rules(&self) -> Rules {
         Rules {
             issuer: self.issuer.clone(),
@@ -242,6 +299,7 @@ impl VerifierBuilder {
                 refetch_interval: self.refetch_interval,
                 fetches: AtomicU64::new(0),
                 online,
+                clock: self.clock,
             }),
         }
     }
@@ -267,6 +325,7 @@ impl VerifierBuilder {
                     client_id.clone(),
                     secret.clone(),
                     self.online_cache_ttl,
+                    self.clock.clone(),
                 ))
             }
         };
@@ -275,12 +334,7 @@ impl VerifierBuilder {
             jwks_uri: metadata.jwks_uri,
         };
         let (set, ttl) = fetch_jwks(&source).await?;
-        let now = Instant::now();
-        let keys = CachedKeys {
-            set: Arc::new(set),
-            fetched_at: now,
-            fresh_until: now + ttl,
-        };
+        let keys = CachedKeys::fetched(Arc::new(set), self.clock.now(), ttl);
         let verifier = self.into_verifier(Some(source), keys, online);
         verifier.inner.fetches.fetch_add(1, Ordering::Relaxed);
         Ok(verifier)
@@ -290,12 +344,11 @@ impl VerifierBuilder {
     /// tests, benchmarks and air-gapped deployments that ship the keys.
     /// Online mode is not available this way and is ignored.
     pub fn build_with_jwks(self, jwks: &JwkSet) -> Verifier {
-        let now = Instant::now();
-        let keys = CachedKeys {
-            set: Arc::new(KeySet::from_jwks(jwks)),
-            fetched_at: now,
-            fresh_until: now + MAX_KEYS_TTL,
-        };
+        let keys = CachedKeys::fetched(
+            Arc::new(KeySet::from_jwks(jwks)),
+            self.clock.now(),
+            MAX_KEYS_TTL,
+        );
         self.into_verifier(None, keys, None)
     }
 }
@@ -316,6 +369,7 @@ impl Verifier {
             online: None,
             online_cache_ttl: DEFAULT_ONLINE_CACHE_TTL,
             realm: None,
+            clock: Clock::System,
         }
     }
 
@@ -377,17 +431,14 @@ impl Verifier {
         let kid = parsed.kid().ok_or(VerifyError::MissingKeyId)?;
         let mut keys = self.current_keys();
         if self.inner.source.is_some() {
-            if Instant::now() >= keys.fresh_until {
-                keys = self
-                    .refetch(|cached| Instant::now() >= cached.fresh_until)
-                    .await;
+            let clock = &self.inner.clock;
+            if keys.is_stale(clock.now()) {
+                keys = self.refetch(|cached| cached.is_stale(clock.now())).await;
             }
             if !keys.set.contains(kid) {
                 let interval = self.inner.refetch_interval;
                 keys = self
-                    .refetch(|cached| {
-                        !cached.set.contains(kid) && cached.fetched_at.elapsed() >= interval
-                    })
+                    .refetch(|cached| cached.may_refetch_for(kid, clock.now(), interval))
                     .await;
             }
         }
@@ -428,23 +479,19 @@ impl Verifier {
             return cached;
         }
         self.inner.fetches.fetch_add(1, Ordering::Relaxed);
-        let now = Instant::now();
+        let now = self.inner.clock.now();
         match fetch_jwks(source).await {
             Ok((set, ttl)) => {
                 tracing::debug!(keys = set.len(), "fetched the issuer's JWKS");
-                self.store_keys(CachedKeys {
-                    set: Arc::new(set),
-                    fetched_at: now,
-                    fresh_until: now + ttl,
-                })
+                self.store_keys(CachedKeys::fetched(Arc::new(set), now, ttl))
             }
             Err(error) => {
                 tracing::warn!(%error, "could not refresh the issuer's JWKS; keeping the old keys");
-                self.store_keys(CachedKeys {
-                    set: Arc::clone(&cached.set),
-                    fetched_at: now,
-                    fresh_until: now + self.inner.refetch_interval.max(MIN_KEYS_TTL),
-                })
+                self.store_keys(CachedKeys::fetched(
+                    Arc::clone(&cached.set),
+                    now,
+                    self.inner.refetch_interval.max(MIN_KEYS_TTL),
+                ))
             }
         }
     }
@@ -589,6 +636,161 @@ fn cache_lifetime(cache_control: &str) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use std::io::{BufRead as _, BufReader, Write as _};
+    use std::net::TcpListener;
+
+    const ED25519_X: &str = "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo";
+
+    /// An issuer on a random port serving RFC 8414 metadata and `jwks`,
+    /// with `Cache-Control: max-age={max_age}`; returns its URL.
+    fn serve_issuer(jwks: serde_json::Value, max_age: u64) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let issuer = format!("http://{}", listener.local_addr().unwrap());
+        let metadata = serde_json::json!({"issuer": issuer, "jwks_uri": format!("{issuer}/jwks")});
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let mut stream = stream.unwrap();
+                let mut lines = BufReader::new(&stream).lines();
+                let request = lines.next().unwrap().unwrap();
+                while !lines.next().unwrap().unwrap().is_empty() {}
+                let body = if request.starts_with("GET /jwks ") {
+                    jwks.to_string()
+                } else {
+                    metadata.to_string()
+                };
+                write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                     cache-control: max-age={max_age}\r\ncontent-length: {}\r\n\
+                     connection: close\r\n\r\n{body}",
+                    body.len()
+                )
+                .unwrap();
+            }
+        });
+        issuer
+    }
+
+    /// A token naming `kid`, with a signature that cannot verify: the
+    /// verifier looks the key up (and may refetch) before it checks one.
+    fn token_with_kid(kid: &str) -> String {
+        let header = serde_json::json!({"alg": "EdDSA", "typ": "at+jwt", "kid": kid});
+        format!(
+            "{}.{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode("{}"),
+            URL_SAFE_NO_PAD.encode([0u8; 64])
+        )
+    }
+
+    fn one_key() -> serde_json::Value {
+        serde_json::json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "kid": "ed", "x": ED25519_X}]})
+    }
+
+    #[tokio::test]
+    async fn an_unknown_kid_refetches_once_per_interval_on_the_verifiers_clock() {
+        let issuer = serve_issuer(one_key(), 3600);
+        let clock = ManualClock::new();
+        let verifier = Verifier::builder(&issuer, "https://api.example.com")
+            .unknown_kid_refetch_interval(Duration::from_secs(30))
+            .clock(&clock)
+            .build()
+            .await
+            .unwrap();
+        let unknown = token_with_kid("rotated-in");
+        assert_eq!(
+            verifier.verify(&unknown).await,
+            Err(VerifyError::UnknownKey)
+        );
+        assert_eq!(verifier.jwks_fetches(), 1, "the start-up fetch is recent");
+
+        clock.advance(Duration::from_secs(29));
+        assert_eq!(
+            verifier.verify(&unknown).await,
+            Err(VerifyError::UnknownKey)
+        );
+        assert_eq!(verifier.jwks_fetches(), 1);
+
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(
+            verifier.verify(&unknown).await,
+            Err(VerifyError::UnknownKey)
+        );
+        assert_eq!(verifier.jwks_fetches(), 2);
+        // The interval counts again from that refetch, for any unknown kid.
+        assert_eq!(
+            verifier.verify(&token_with_kid("another")).await,
+            Err(VerifyError::UnknownKey)
+        );
+        clock.advance(Duration::from_secs(29));
+        assert_eq!(
+            verifier.verify(&unknown).await,
+            Err(VerifyError::UnknownKey)
+        );
+        assert_eq!(verifier.jwks_fetches(), 2);
+        // A known kid never refetches.
+        assert_eq!(
+            verifier.verify(&token_with_kid("ed")).await,
+            Err(VerifyError::BadSignature)
+        );
+        assert_eq!(verifier.jwks_fetches(), 2);
+    }
+
+    #[tokio::test]
+    async fn keys_are_refetched_when_their_max_age_has_passed() {
+        let issuer = serve_issuer(one_key(), 60);
+        let clock = ManualClock::new();
+        let verifier = Verifier::builder(&issuer, "https://api.example.com")
+            .clock(&clock)
+            .build()
+            .await
+            .unwrap();
+        let known = token_with_kid("ed");
+        clock.advance(Duration::from_secs(59));
+        assert_eq!(
+            verifier.verify(&known).await,
+            Err(VerifyError::BadSignature)
+        );
+        assert_eq!(verifier.jwks_fetches(), 1);
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(
+            verifier.verify(&known).await,
+            Err(VerifyError::BadSignature)
+        );
+        assert_eq!(verifier.jwks_fetches(), 2);
+        assert_eq!(
+            verifier.verify(&known).await,
+            Err(VerifyError::BadSignature)
+        );
+        assert_eq!(verifier.jwks_fetches(), 2);
+        // verify_offline never fetches, however stale the keys.
+        clock.advance(Duration::from_secs(3600));
+        assert_eq!(
+            verifier.verify_offline(&known),
+            Err(VerifyError::BadSignature)
+        );
+        assert_eq!(verifier.jwks_fetches(), 2);
+    }
+
+    #[test]
+    fn cached_keys_decide_staleness_and_refetches_by_the_time_given() {
+        let t0 = Instant::now();
+        let keys = CachedKeys::fetched(
+            Arc::new(KeySet::from_jwks(
+                &serde_json::from_value(one_key()).unwrap(),
+            )),
+            t0,
+            Duration::from_secs(60),
+        );
+        let interval = Duration::from_secs(30);
+        assert!(!keys.is_stale(t0 + Duration::from_secs(59)));
+        assert!(keys.is_stale(t0 + Duration::from_secs(60)));
+        assert!(!keys.may_refetch_for("other", t0 + Duration::from_secs(29), interval));
+        assert!(keys.may_refetch_for("other", t0 + Duration::from_secs(30), interval));
+        assert!(!keys.may_refetch_for("ed", t0 + Duration::from_secs(3600), interval));
+    }
 
     #[test]
     fn cache_control_sets_the_key_lifetime() {
