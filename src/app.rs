@@ -3,7 +3,7 @@
 
 mod config;
 
-pub use config::Config;
+pub use config::{Config, ENVIRONMENT};
 
 use std::fs::OpenOptions;
 use std::io::{ErrorKind, Read, Write};

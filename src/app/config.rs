@@ -35,6 +35,84 @@ pub struct Config {
     pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
+/// Every variable of the contract, with its meaning and default: what
+/// `keygate serve --help` lists, one line each.
+pub const ENVIRONMENT: &[(&str, &str)] = &[
+    (
+        "KEYGATE_DATABASE_URL",
+        "sqlite://PATH or postgres://... (default sqlite://keygate.db)",
+    ),
+    (
+        "KEYGATE_LISTEN",
+        "address the server binds (default 127.0.0.1:8080)",
+    ),
+    (
+        "KEYGATE_ISSUER",
+        "public URL: iss of every token (default http:// + listen address; required on 0.0.0.0 or [::])",
+    ),
+    (
+        "KEYGATE_SECRET_KEY",
+        "64 hex characters (default: generated beside a SQLite database; required with PostgreSQL)",
+    ),
+    ("KEYGATE_TOKEN_TTL", "access-token lifetime (default 15m)"),
+    (
+        "KEYGATE_SIGNING_ALG",
+        "ES256, EdDSA or RS256 for new signing keys (default ES256)",
+    ),
+    (
+        "KEYGATE_KEY_MAX_LIFETIME",
+        "longest expiry of a key; 0 allows keys that never expire (default 180d)",
+    ),
+    (
+        "KEYGATE_SMTP_URL",
+        "smtp://user:pass@host:port, smtps://... or smtp://host:port?tls=none (default: .eml files)",
+    ),
+    (
+        "KEYGATE_MAIL_DIR",
+        "where .eml files go without an SMTP URL (default mail)",
+    ),
+    (
+        "KEYGATE_MAIL_FROM",
+        "From of every email (default keygate <keygate@localhost>)",
+    ),
+    (
+        "KEYGATE_EXPIRY_WARNING",
+        "how long before expiry the owner is warned (default 7d)",
+    ),
+    (
+        "KEYGATE_MAX_KEYS_PER_USER",
+        "active keys one person may hold (default: no limit)",
+    ),
+    (
+        "KEYGATE_SESSION_IDLE",
+        "console session idle timeout (default 30m)",
+    ),
+    (
+        "KEYGATE_SESSION_MAX",
+        "console session absolute lifetime (default 12h)",
+    ),
+    (
+        "KEYGATE_INVITE_TTL",
+        "lifetime of invitation and password-reset links (default 72h)",
+    ),
+    (
+        "KEYGATE_TRUSTED_PROXIES",
+        "proxies whose X-Forwarded-For names the client (default: none)",
+    ),
+    (
+        "KEYGATE_METRICS_ALLOW_FROM",
+        "CIDRs that may read /metrics (default loopback and private networks)",
+    ),
+    (
+        "KEYGATE_GITHUB_SCANNING_KEYS",
+        "file of GitHub's secret-scanning public keys (default: endpoint off)",
+    ),
+    (
+        "RUST_LOG",
+        "log filter (default info); secrets never appear in logs",
+    ),
+];
+
 /// Longest access-token lifetime accepted; RFC 9700 asks for short-lived tokens.
 const MAX_TOKEN_TTL_SECS: i64 = 86_400;
 
