@@ -225,6 +225,42 @@ impl Config {
     }
 }
 
+impl Config {
+    /// A server listening on every address (0.0.0.0, [::]) cannot derive its
+    /// public URL: tokens would carry `http://0.0.0.0:8080`, which no resource
+    /// server matches. Such a server needs `KEYGATE_ISSUER`.
+    pub fn require_public_issuer(&self) -> Result<(), ConfigError> {
+        if self.issuer.is_some() || !self.listen.ip().is_unspecified() {
+            return Ok(());
+        }
+        Err(ConfigError {
+            variable: "KEYGATE_ISSUER",
+            message: format!(
+                "required when listening on {}: set it to the public URL clients and \
+                 resource servers use to reach keygate, such as https://auth.example.com",
+                self.listen
+            ),
+        })
+    }
+
+    /// A warning for an issuer that is not https on an address other
+    /// machines can reach: credentials and tokens would travel in clear
+    /// unless a TLS proxy in front serves the issuer's https URL.
+    pub fn insecure_issuer_warning(&self, issuer: &str) -> Option<String> {
+        let https = issuer
+            .get(..8)
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"));
+        if https || self.listen.ip().is_loopback() {
+            return None;
+        }
+        Some(format!(
+            "the issuer {issuer} is not https while keygate listens on {}, which other \
+             machines can reach: put a TLS proxy in front and set KEYGATE_ISSUER to its https:// URL",
+            self.listen
+        ))
+    }
+}
+
 /// An absolute http(s) URL without query or fragment; stored without a
 /// trailing slash so that `issuer + "/oauth/token"` is well formed.
 fn parse_issuer(text: &str) -> Result<String, String> {
@@ -338,6 +374,43 @@ mod tests {
     fn zero_max_lifetime_means_unbounded() {
         let config = parse(&[("KEYGATE_KEY_MAX_LIFETIME", "0")]).unwrap();
         assert_eq!(config.key_max_lifetime, None);
+    }
+
+    #[test]
+    fn listening_everywhere_needs_an_issuer() {
+        for listen in ["0.0.0.0:8080", "[::]:8080"] {
+            let config = parse(&[("KEYGATE_LISTEN", listen)]).unwrap();
+            let err = config.require_public_issuer().unwrap_err();
+            assert_eq!(err.variable, "KEYGATE_ISSUER");
+            assert!(err.to_string().contains(listen), "{err}");
+            assert!(err.to_string().contains("public URL"), "{err}");
+            assert_eq!(err.to_string().lines().count(), 1);
+            let config = parse(&[
+                ("KEYGATE_LISTEN", listen),
+                ("KEYGATE_ISSUER", "https://auth.example.com"),
+            ])
+            .unwrap();
+            assert!(config.require_public_issuer().is_ok());
+        }
+        for listen in ["127.0.0.1:8080", "10.0.0.5:8080", "[::1]:8080"] {
+            let config = parse(&[("KEYGATE_LISTEN", listen)]).unwrap();
+            assert!(config.require_public_issuer().is_ok(), "{listen}");
+        }
+    }
+
+    #[test]
+    fn plain_http_issuer_off_loopback_is_warned_about() {
+        let warned = |listen: &str, issuer: &str| {
+            parse(&[("KEYGATE_LISTEN", listen)])
+                .unwrap()
+                .insecure_issuer_warning(issuer)
+        };
+        assert!(warned("0.0.0.0:8080", "http://auth.example.com").is_some());
+        assert!(warned("10.0.0.5:8080", "http://10.0.0.5:8080").is_some());
+        assert!(warned("0.0.0.0:8080", "https://auth.example.com").is_none());
+        assert!(warned("0.0.0.0:8080", "HTTPS://auth.example.com").is_none());
+        assert!(warned("127.0.0.1:8080", "http://127.0.0.1:8080").is_none());
+        assert!(warned("[::1]:8080", "http://[::1]:8080").is_none());
     }
 
     #[test]
