@@ -19,7 +19,9 @@ use crate::error::AppError;
 #[command(
     name = "keygate",
     version,
-    about = "API keys in, short-lived JWT access tokens out"
+    about = "API keys in, short-lived JWT access tokens out",
+    after_help = "With no command, keygate serves. `keygate serve --help` lists the \
+                  environment variables every command reads."
 )]
 pub struct Cli {
     #[command(subcommand)]
