@@ -1,7 +1,13 @@
 # keygate: OAuth 2.0 client-credentials token server.
 #
 #   docker build -t keygate .
-#   docker run -p 8080:8080 -v keygate-data:/data keygate
+#   docker run -p 8080:8080 -e KEYGATE_ISSUER=http://localhost:8080 \
+#       -v keygate-data:/data keygate
+#
+# KEYGATE_ISSUER is the public URL clients and resource servers use (the
+# `iss` of every token; https://... in production). The container listens on
+# 0.0.0.0:8080, from which keygate cannot guess that URL: without
+# KEYGATE_ISSUER it stops at start-up and says so.
 #
 # Defaults: SQLite at /data/keygate.db (a volume; the generated
 # KEYGATE_SECRET_KEY file lands beside it), listening on 0.0.0.0:8080.

@@ -3,7 +3,7 @@
 
 mod config;
 
-pub use config::Config;
+pub use config::{Config, ENVIRONMENT};
 
 use std::fs::OpenOptions;
 use std::io::{ErrorKind, Read, Write};
@@ -49,6 +49,8 @@ pub enum StartupError {
         addr: String,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
     #[error("{0}")]
     Other(String),
 }
@@ -166,6 +168,7 @@ impl Application {
     /// [`build`](Self::build) with a chosen clock and background mode.
     pub async fn build_with(config: Config, options: StartOptions) -> Result<Self, StartupError> {
         let StartOptions { clock, background } = options;
+        config.require_public_issuer()?;
         let listener = TcpListener::bind(config.listen).map_err(|source| StartupError::Bind {
             addr: config.listen.to_string(),
             source,
@@ -177,6 +180,9 @@ impl Application {
             .issuer
             .clone()
             .unwrap_or_else(|| format!("http://{local}"));
+        if let Some(warning) = config.insecure_issuer_warning(&issuer) {
+            tracing::warn!("{warning}");
+        }
 
         let (pool, signer) = {
             let config = config.clone();
@@ -332,6 +338,8 @@ fn access_log() -> Logger {
 /// Database, master key and keyring, ready for the first request.
 fn prepare(config: &Config, clock: &Clock) -> Result<(Pool, Arc<Signer>), StartupError> {
     let pool = open_database(config)?;
+    // The URL as configured, its password redacted: which database this is.
+    tracing::info!(database = ?config.database_url, "opened the database");
     let master = master_key(config)?;
     let signer = Arc::new(Signer::new(AtRest::new(&master)));
     let mut conn = pool

@@ -2,25 +2,15 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
-use clap::error::ErrorKind;
 use keygate::cli::{self, Cli, Command};
 use keygate::{Application, Config};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
-            e.exit()
-        }
-        Err(e) => {
-            // One line, as for every other bad input; `--help` has the rest.
-            let text = e.to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
-            eprintln!("{first} (see keygate --help)");
-            return ExitCode::from(2);
-        }
-    };
+    // clap's own handling: help and version on stdout (exit 0); an error, or
+    // a group such as `keygate keys` without its subcommand, prints clap's
+    // whole message and usage on stderr and exits 2.
+    let cli = Cli::parse();
     init_tracing();
     let config = match Config::from_env() {
         Ok(config) => config,

@@ -35,6 +35,84 @@ pub struct Config {
     pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
+/// Every variable of the contract, with its meaning and default: what
+/// `keygate serve --help` lists, one line each.
+pub const ENVIRONMENT: &[(&str, &str)] = &[
+    (
+        "KEYGATE_DATABASE_URL",
+        "sqlite://PATH or postgres://... (default sqlite://keygate.db)",
+    ),
+    (
+        "KEYGATE_LISTEN",
+        "address the server binds (default 127.0.0.1:8080)",
+    ),
+    (
+        "KEYGATE_ISSUER",
+        "public URL: iss of every token (default http:// + listen address; required on 0.0.0.0 or [::])",
+    ),
+    (
+        "KEYGATE_SECRET_KEY",
+        "64 hex characters (default: generated beside a SQLite database; required with PostgreSQL)",
+    ),
+    ("KEYGATE_TOKEN_TTL", "access-token lifetime (default 15m)"),
+    (
+        "KEYGATE_SIGNING_ALG",
+        "ES256, EdDSA or RS256 for new signing keys (default ES256)",
+    ),
+    (
+        "KEYGATE_KEY_MAX_LIFETIME",
+        "longest expiry of a key; 0 allows keys that never expire (default 180d)",
+    ),
+    (
+        "KEYGATE_SMTP_URL",
+        "smtp://user:pass@host:port, smtps://... or smtp://host:port?tls=none (default: .eml files)",
+    ),
+    (
+        "KEYGATE_MAIL_DIR",
+        "where .eml files go without an SMTP URL (default mail)",
+    ),
+    (
+        "KEYGATE_MAIL_FROM",
+        "From of every email (default keygate <keygate@localhost>)",
+    ),
+    (
+        "KEYGATE_EXPIRY_WARNING",
+        "how long before expiry the owner is warned (default 7d)",
+    ),
+    (
+        "KEYGATE_MAX_KEYS_PER_USER",
+        "active keys one person may hold (default: no limit)",
+    ),
+    (
+        "KEYGATE_SESSION_IDLE",
+        "console session idle timeout (default 30m)",
+    ),
+    (
+        "KEYGATE_SESSION_MAX",
+        "console session absolute lifetime (default 12h)",
+    ),
+    (
+        "KEYGATE_INVITE_TTL",
+        "lifetime of invitation and password-reset links (default 72h)",
+    ),
+    (
+        "KEYGATE_TRUSTED_PROXIES",
+        "proxies whose X-Forwarded-For names the client (default: none)",
+    ),
+    (
+        "KEYGATE_METRICS_ALLOW_FROM",
+        "CIDRs that may read /metrics (default loopback and private networks)",
+    ),
+    (
+        "KEYGATE_GITHUB_SCANNING_KEYS",
+        "file of GitHub's secret-scanning public keys (default: endpoint off)",
+    ),
+    (
+        "RUST_LOG",
+        "log filter (default info); secrets never appear in logs",
+    ),
+];
+
 /// Longest access-token lifetime accepted; RFC 9700 asks for short-lived tokens.
 const MAX_TOKEN_TTL_SECS: i64 = 86_400;
 
@@ -144,6 +222,42 @@ impl Config {
             mail_tuning: MailTuning::default(),
             trusted_proxies,
         })
+    }
+}
+
+impl Config {
+    /// A server listening on every address (0.0.0.0, [::]) cannot derive its
+    /// public URL: tokens would carry `http://0.0.0.0:8080`, which no resource
+    /// server matches. Such a server needs `KEYGATE_ISSUER`.
+    pub fn require_public_issuer(&self) -> Result<(), ConfigError> {
+        if self.issuer.is_some() || !self.listen.ip().is_unspecified() {
+            return Ok(());
+        }
+        Err(ConfigError {
+            variable: "KEYGATE_ISSUER",
+            message: format!(
+                "required when listening on {}: set it to the public URL clients and \
+                 resource servers use to reach keygate, such as https://auth.example.com",
+                self.listen
+            ),
+        })
+    }
+
+    /// A warning for an issuer that is not https on an address other
+    /// machines can reach: credentials and tokens would travel in clear
+    /// unless a TLS proxy in front serves the issuer's https URL.
+    pub fn insecure_issuer_warning(&self, issuer: &str) -> Option<String> {
+        let https = issuer
+            .get(..8)
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"));
+        if https || self.listen.ip().is_loopback() {
+            return None;
+        }
+        Some(format!(
+            "the issuer {issuer} is not https while keygate listens on {}, which other \
+             machines can reach: put a TLS proxy in front and set KEYGATE_ISSUER to its https:// URL",
+            self.listen
+        ))
     }
 }
 
@@ -260,6 +374,43 @@ mod tests {
     fn zero_max_lifetime_means_unbounded() {
         let config = parse(&[("KEYGATE_KEY_MAX_LIFETIME", "0")]).unwrap();
         assert_eq!(config.key_max_lifetime, None);
+    }
+
+    #[test]
+    fn listening_everywhere_needs_an_issuer() {
+        for listen in ["0.0.0.0:8080", "[::]:8080"] {
+            let config = parse(&[("KEYGATE_LISTEN", listen)]).unwrap();
+            let err = config.require_public_issuer().unwrap_err();
+            assert_eq!(err.variable, "KEYGATE_ISSUER");
+            assert!(err.to_string().contains(listen), "{err}");
+            assert!(err.to_string().contains("public URL"), "{err}");
+            assert_eq!(err.to_string().lines().count(), 1);
+            let config = parse(&[
+                ("KEYGATE_LISTEN", listen),
+                ("KEYGATE_ISSUER", "https://auth.example.com"),
+            ])
+            .unwrap();
+            assert!(config.require_public_issuer().is_ok());
+        }
+        for listen in ["127.0.0.1:8080", "10.0.0.5:8080", "[::1]:8080"] {
+            let config = parse(&[("KEYGATE_LISTEN", listen)]).unwrap();
+            assert!(config.require_public_issuer().is_ok(), "{listen}");
+        }
+    }
+
+    #[test]
+    fn plain_http_issuer_off_loopback_is_warned_about() {
+        let warned = |listen: &str, issuer: &str| {
+            parse(&[("KEYGATE_LISTEN", listen)])
+                .unwrap()
+                .insecure_issuer_warning(issuer)
+        };
+        assert!(warned("0.0.0.0:8080", "http://auth.example.com").is_some());
+        assert!(warned("10.0.0.5:8080", "http://10.0.0.5:8080").is_some());
+        assert!(warned("0.0.0.0:8080", "https://auth.example.com").is_none());
+        assert!(warned("0.0.0.0:8080", "HTTPS://auth.example.com").is_none());
+        assert!(warned("127.0.0.1:8080", "http://127.0.0.1:8080").is_none());
+        assert!(warned("[::1]:8080", "http://[::1]:8080").is_none());
     }
 
     #[test]

@@ -10,15 +10,18 @@ use crate::scope::Audience;
 pub enum ApisCommand {
     /// Register a resource server by its audience URI.
     Add {
+        /// The API's audience URI, such as https://api.example.com.
         identifier: String,
+        /// A name people will recognise.
         #[arg(long)]
         name: String,
-        /// Space-separated scopes the API understands.
-        #[arg(long)]
+        /// Space-separated scopes the API understands, such as "read write".
+        #[arg(long, visible_alias = "scope")]
         scopes: String,
     },
     /// List registered APIs.
     List {
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },

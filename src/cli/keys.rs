@@ -11,43 +11,53 @@ use crate::scope::Audience;
 pub enum KeysCommand {
     /// Create a key; its secret is printed this once.
     Create {
+        /// Email of the user who owns the key (and gets its emails).
         #[arg(long)]
         owner: String,
+        /// A name for the key, such as the client that will use it.
         #[arg(long)]
         name: String,
+        /// What the key is for.
         #[arg(long, default_value = "")]
         description: String,
-        /// Space-separated scopes.
-        #[arg(long, default_value = "")]
-        scope: String,
+        /// Space-separated scopes, such as "read write".
+        #[arg(long = "scopes", visible_alias = "scope", default_value = "")]
+        scopes: String,
         /// A registered API the key's tokens may target; repeatable.
         #[arg(long)]
         audience: Vec<String>,
         /// Lifetime such as 30d (default and maximum: KEYGATE_KEY_MAX_LIFETIME).
         #[arg(long)]
         expires_in: Option<String>,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
     /// List keys.
     List {
+        /// Only the keys of the user with this email.
         #[arg(long)]
         owner: Option<String>,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Revoke a key for good.
     Revoke {
+        /// The key's client ID (kgc_...).
         client_id: String,
+        /// Why, for the audit log and the owner's email.
         #[arg(long)]
         reason: Option<String>,
     },
     /// Issue a new secret for a key (the client ID stays).
     Rotate {
+        /// The key's client ID (kgc_...).
         client_id: String,
         /// How long the old secret keeps working (default: not at all).
         #[arg(long)]
         grace: Option<String>,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -65,7 +75,7 @@ pub fn run(command: KeysCommand, ctx: &mut Context) -> Result<(), CliError> {
             owner,
             name,
             description,
-            scope,
+            scopes,
             audience,
             expires_in,
             json,
@@ -74,7 +84,7 @@ pub fn run(command: KeysCommand, ctx: &mut Context) -> Result<(), CliError> {
                 owner_email: &owner,
                 name: &name,
                 description: &description,
-                scopes: parse_scopes(&scope)?,
+                scopes: parse_scopes(&scopes)?,
                 audiences: audience
                     .iter()
                     .map(|a| Audience::parse(a))

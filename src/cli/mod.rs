@@ -12,14 +12,16 @@ use serde::Serialize;
 
 use crate::app::Config;
 use crate::app::{self, StartupError};
-use crate::db::DbConnection;
+use crate::db::{DatabaseUrl, DbConnection};
 use crate::error::AppError;
 
 #[derive(Debug, Parser)]
 #[command(
     name = "keygate",
     version,
-    about = "API keys in, short-lived JWT access tokens out"
+    about = "API keys in, short-lived JWT access tokens out",
+    after_help = "With no command, keygate serves. `keygate serve --help` lists the \
+                  environment variables every command reads."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -29,8 +31,9 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the HTTP server (migrates first). The default command.
+    #[command(after_help = environment_help())]
     Serve,
-    /// Apply pending migrations and exit.
+    /// Create the database, or apply pending migrations, and exit.
     Migrate,
     /// Manage users.
     #[command(subcommand)]
@@ -76,7 +79,14 @@ pub struct Context {
 }
 
 impl Context {
+    /// Opens an existing database: only `serve` and `migrate` create one, so
+    /// that a mistyped SQLite path is reported, not silently a new database.
     pub fn open(config: Config) -> Result<Self, CliError> {
+        require_existing_database(&config.database_url)?;
+        Self::open_or_create(config)
+    }
+
+    fn open_or_create(config: Config) -> Result<Self, CliError> {
         let conn = app::open_connection(&config)?;
         Ok(Self { config, conn })
     }
@@ -89,8 +99,8 @@ impl Context {
 /// Runs every subcommand except `serve`.
 pub fn run(command: Command, config: Config) -> Result<(), CliError> {
     if let Command::Migrate = command {
-        // open_database migrates; nothing else to do.
-        Context::open(config)?;
+        // Opening migrates (and creates a SQLite file); nothing else to do.
+        Context::open_or_create(config)?;
         println!("database is up to date");
         return Ok(());
     }
@@ -115,11 +125,190 @@ fn print_json(value: &impl Serialize) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Splits a `--scopes "a b"` argument into a validated set.
+/// Splits a `--scopes "a b"` argument into a validated set; a comma is
+/// refused (`"read,write"` is a typo for `"read write"`, not one scope).
 fn parse_scopes(text: &str) -> Result<crate::scope::ScopeSet, CliError> {
-    crate::scope::ScopeSet::parse(text).map_err(|e| CliError::Usage(e.to_string()))
+    crate::scope::ScopeSet::parse(text).map_err(|e| CliError::Usage(format!("--scopes: {e}")))
+}
+
+/// A SQLite file that is not there is a typo or a wrong directory, unless
+/// the command is one that creates the database.
+fn require_existing_database(url: &DatabaseUrl) -> Result<(), CliError> {
+    let DatabaseUrl::Sqlite(path) = url else {
+        return Ok(());
+    };
+    if path.as_os_str() == ":memory:" || path.exists() {
+        return Ok(());
+    }
+    Err(CliError::Usage(format!(
+        "no database at {} (KEYGATE_DATABASE_URL={url:?}): check the path, \
+         or create it with `keygate migrate`",
+        path.display()
+    )))
+}
+
+/// The `serve --help` epilogue: every variable, one line each.
+fn environment_help() -> String {
+    let width = app::ENVIRONMENT
+        .iter()
+        .map(|(name, _)| name.len())
+        .max()
+        .unwrap_or(0);
+    let mut text = String::from("Environment (a bad value stops start-up with one line):\n");
+    for (name, meaning) in app::ENVIRONMENT {
+        text.push_str(&format!("  {name:<width$}  {meaning}\n"));
+    }
+    text
 }
 
 fn or_dash(value: Option<&str>) -> &str {
     value.unwrap_or("-")
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("keygate").chain(args.iter().copied()))
+    }
+
+    /// Every flag and positional of every subcommand says what it is for.
+    #[test]
+    fn every_argument_has_a_help_line() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id != "help" && id != "version" && arg.get_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in command.get_subcommands() {
+                if sub.get_about().is_none() {
+                    missing.push(format!("{path} {}", sub.get_name()));
+                }
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "keygate", &mut missing);
+        assert!(missing.is_empty(), "without a help line: {missing:?}");
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn scopes_is_the_spelling_everywhere_and_scope_its_alias() {
+        let lists = [
+            vec!["roles", "set", "r"],
+            vec!["apis", "add", "https://a.example", "--name", "A"],
+            vec!["keys", "create", "--owner", "a@x", "--name", "k"],
+        ];
+        for base in lists {
+            for flag in ["--scopes", "--scope"] {
+                let mut args = base.clone();
+                args.extend([flag, "read write"]);
+                let cli = parse(&args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+                let scopes = match cli.command {
+                    Some(Command::Roles(roles::RolesCommand::Set { scopes, .. }))
+                    | Some(Command::Apis(apis::ApisCommand::Add { scopes, .. }))
+                    | Some(Command::Keys(keys::KeysCommand::Create { scopes, .. })) => scopes,
+                    other => panic!("{args:?} parsed as {other:?}"),
+                };
+                assert_eq!(scopes, "read write");
+            }
+        }
+    }
+
+    #[test]
+    fn a_misspelt_flag_names_the_right_one() {
+        let err = parse(&[
+            "keys",
+            "create",
+            "--owner",
+            "a",
+            "--name",
+            "k",
+            "--scopess",
+            "r",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("a similar argument exists: '--scopes'"),
+            "{err}"
+        );
+        assert!(err.contains("Usage: keygate keys create"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_argument_is_named() {
+        let err = parse(&["keys", "create", "--name", "x"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+        assert!(err.to_string().contains("--owner <OWNER>"), "{err}");
+        assert_eq!(err.exit_code(), 2);
+    }
+
+    #[test]
+    fn a_group_without_its_subcommand_shows_its_help() {
+        for group in ["users", "roles", "apis", "keys", "signing-keys", "mail"] {
+            let err = parse(&[group]).unwrap_err();
+            assert_eq!(
+                err.kind(),
+                clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand,
+                "{group}"
+            );
+            assert_eq!(err.exit_code(), 2);
+            assert!(err.to_string().contains("Commands:"), "{group}: {err}");
+        }
+    }
+
+    #[test]
+    fn users_enable_exists_beside_disable() {
+        for verb in ["enable", "disable"] {
+            assert!(parse(&["users", verb, "a@example.com"]).is_ok(), "{verb}");
+        }
+    }
+
+    #[test]
+    fn a_comma_in_a_scope_list_is_refused() {
+        let err = parse_scopes("read,write").unwrap_err().to_string();
+        assert!(err.starts_with("--scopes: "), "{err}");
+        assert!(err.contains("contains a comma"), "{err}");
+        assert_eq!(err.lines().count(), 1);
+        assert_eq!(
+            parse_scopes("read write").unwrap().to_string(),
+            "read write"
+        );
+    }
+
+    #[test]
+    fn serve_help_lists_every_variable() {
+        let help = Cli::command()
+            .find_subcommand_mut("serve")
+            .map(|c| c.render_long_help().to_string())
+            .unwrap_or_default();
+        for (name, _) in app::ENVIRONMENT {
+            let lines = help.lines().filter(|l| l.trim_start().starts_with(name));
+            assert_eq!(lines.count(), 1, "{name} in {help}");
+        }
+        assert!(help.contains("KEYGATE_ISSUER"));
+        assert!(help.contains("KEYGATE_DATABASE_URL"));
+    }
+
+    #[test]
+    fn a_missing_sqlite_file_is_refused_with_the_way_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("typo.db");
+        let url = DatabaseUrl::Sqlite(path.clone());
+        let err = require_existing_database(&url).unwrap_err().to_string();
+        assert!(err.contains(&path.display().to_string()), "{err}");
+        assert!(err.contains("keygate migrate"), "{err}");
+        assert_eq!(err.lines().count(), 1);
+        std::fs::write(&path, b"").unwrap();
+        assert!(require_existing_database(&url).is_ok());
+        let pg = DatabaseUrl::parse("postgres://u@localhost/db").unwrap();
+        assert!(require_existing_database(&pg).is_ok());
+    }
 }

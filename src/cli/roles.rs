@@ -9,13 +9,15 @@ use crate::users;
 pub enum RolesCommand {
     /// Create or change a role.
     Set {
+        /// The role's name.
         name: String,
         /// Space-separated scopes the role's members may give their keys.
-        #[arg(long)]
+        #[arg(long, visible_alias = "scope")]
         scopes: String,
     },
     /// List roles.
     List {
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },

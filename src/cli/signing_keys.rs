@@ -10,6 +10,7 @@ use crate::signing::{self, AtRest};
 pub enum SigningKeysCommand {
     /// List signing keys: the active one and those still published.
     List {
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },

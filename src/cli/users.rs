@@ -14,6 +14,7 @@ const MIN_PASSWORD_LEN: usize = 12;
 pub enum UsersCommand {
     /// Add a user.
     Add {
+        /// The user's email: where their keys' emails go.
         email: String,
         /// The user's role (built in: admin, member).
         #[arg(long, default_value = MEMBER_ROLE)]
@@ -27,11 +28,21 @@ pub enum UsersCommand {
     },
     /// List users.
     List {
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Disable a user: the user's keys stop working at once.
-    Disable { email: String },
+    Disable {
+        /// The user's email.
+        email: String,
+    },
+    /// Enable a disabled user again: their keys that have not expired or
+    /// been revoked work again.
+    Enable {
+        /// The user's email.
+        email: String,
+    },
 }
 
 pub fn run(command: UsersCommand, ctx: &mut Context) -> Result<(), CliError> {
@@ -75,6 +86,10 @@ pub fn run(command: UsersCommand, ctx: &mut Context) -> Result<(), CliError> {
         UsersCommand::Disable { email } => {
             let user = users::set_user_disabled(ctx.conn(), &email, true, COMMAND_LINE, now)?;
             println!("disabled user {}; their keys no longer work", user.email);
+        }
+        UsersCommand::Enable { email } => {
+            let user = users::set_user_disabled(ctx.conn(), &email, false, COMMAND_LINE, now)?;
+            println!("enabled user {}; their live keys work again", user.email);
         }
     }
     Ok(())

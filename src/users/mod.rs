@@ -219,7 +219,7 @@ pub fn set_user_disabled(
         let action = if disabled {
             Action::UserDisabled
         } else {
-            Action::UserUpdated
+            Action::UserEnabled
         };
         audit::record(
             conn,

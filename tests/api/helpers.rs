@@ -500,11 +500,17 @@ pub async fn assert_oauth_error(response: reqwest::Response, status: u16, error:
     body
 }
 
-/// A fresh database and its variables, with no server started yet: for tests
-/// that start their own (a tuned in-process server, or the real binary).
+/// A fresh, migrated database and its variables, with no server started yet:
+/// for tests that start their own (a tuned in-process server, or the real
+/// binary). Migrated as `keygate migrate` would, since every other command
+/// refuses a SQLite file that is not there.
 pub fn prepare_app(engine: Engine, extra: &[(&str, &str)]) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let database_url = fresh_database(engine, &dir);
+    keygate::db::migrate(
+        &mut keygate::db::connect_one(&parse_url(&database_url)).expect("connect"),
+    )
+    .expect("migrate the test database");
     let secret_key = hex::encode(rand_bytes());
     let mut vars: HashMap<String, String> = [
         ("KEYGATE_DATABASE_URL", database_url.as_str()),

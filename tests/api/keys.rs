@@ -255,7 +255,6 @@ async fn bad_cli_input_changes_nothing(engine: Engine) {
             "--name",
             " ",
         ],
-        &["keys", "create", "--owner", "alice@example.com"],
         &["keys", "rotate", "kgc_doesnotexist"],
         &["keys", "rotate", "kgc_doesnotexist", "--grace", "1 hour"],
         &["keys", "revoke", "kgc_doesnotexist"],
@@ -292,8 +291,19 @@ async fn bad_cli_input_changes_nothing(engine: Engine) {
             "--scopes",
             "keygate:admin",
         ],
-        &["no-such-command"],
     ];
+    // What clap refuses gets clap's whole message and usage, exit 2.
+    for args in [
+        &["keys", "create", "--owner", "alice@example.com"][..],
+        &["no-such-command"],
+    ] {
+        let out = app.cli(args).await;
+        assert_eq!(out.status.code(), Some(2), "keygate {args:?}");
+        assert!(out.stderr.starts_with("error: "), "{}", out.stderr);
+        assert!(out.stderr.contains("Usage: keygate"), "{}", out.stderr);
+        assert!(out.stdout.is_empty(), "{}", out.stdout);
+        assert_eq!(app.table_counts(), before, "keygate {args:?} wrote");
+    }
     for args in cases {
         let out = app.cli(args).await;
         assert!(!out.status.success(), "keygate {args:?} should fail");

@@ -6,6 +6,7 @@
 mod helpers;
 
 mod architecture;
+mod cli;
 mod email;
 mod introspect;
 mod keys;

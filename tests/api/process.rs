@@ -97,6 +97,115 @@ async fn unreachable_database_fails_fast_with_one_line() {
     }
 }
 
+/// On every address (0.0.0.0, [::]) the server cannot know its public URL:
+/// without `KEYGATE_ISSUER` it does not start, says so in one line, and
+/// writes nothing; with no subcommand too.
+#[tokio::test]
+async fn listening_everywhere_without_issuer_stops_startup() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port().await;
+    for (listen, args) in [
+        (format!("0.0.0.0:{port}"), vec!["serve"]),
+        (format!("[::]:{port}"), vec!["serve"]),
+        (format!("0.0.0.0:{port}"), vec![]),
+    ] {
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_keygate"))
+            .args(&args)
+            .env_clear()
+            .env("KEYGATE_LISTEN", &listen)
+            .current_dir(dir.path())
+            .output()
+            .await
+            .unwrap();
+        assert!(!out.status.success(), "{listen} started");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        assert!(stderr.contains("KEYGATE_ISSUER"), "{stderr}");
+        assert!(stderr.contains(&listen), "{stderr}");
+        assert!(stderr.contains("public URL"), "{stderr}");
+    }
+    assert!(
+        std::fs::read_dir(dir.path()).unwrap().next().is_none(),
+        "nothing written"
+    );
+}
+
+/// Runs `keygate serve` on `listen` (its port free) until ready, stops it,
+/// and returns what it logged at info level.
+async fn serve_logs(app: &crate::helpers::TestApp, listen: &str, extra: &[(&str, &str)]) -> String {
+    let port = listen.rsplit(':').next().unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_keygate"))
+        .arg("serve")
+        .env_clear()
+        .envs(&app.vars)
+        .env("KEYGATE_LISTEN", listen)
+        .envs(extra.iter().copied())
+        .env("RUST_LOG", "info")
+        .current_dir(app.dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    wait_ready(&app.http, &format!("http://127.0.0.1:{port}")).await;
+    let pid = child.id().unwrap().to_string();
+    let signalled = tokio::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(signalled.success());
+    let mut logs = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut logs)
+        .await
+        .unwrap();
+    child.wait().await.unwrap();
+    logs
+}
+
+/// `serve` logs which database it opened, never its password; a plain-http
+/// issuer on an address other machines reach is warned about, on loopback
+/// it is not.
+async fn serve_logs_its_database_and_warns_of_plain_http(engine: Engine) {
+    let app = crate::helpers::prepare_app(engine, &[]);
+    let port = free_port().await;
+    let logs = serve_logs(
+        &app,
+        &format!("0.0.0.0:{port}"),
+        &[("KEYGATE_ISSUER", "http://auth.example.test")],
+    )
+    .await;
+    let shown = match engine {
+        Engine::Sqlite => app.database_url.clone(),
+        Engine::Postgres => {
+            let mut url = url::Url::parse(&app.database_url).unwrap();
+            let password = url.password().unwrap().to_owned();
+            assert!(!logs.contains(&format!(":{password}@")), "password logged");
+            url.set_password(Some("redacted")).unwrap();
+            url.to_string()
+        }
+    };
+    let opened = logs
+        .lines()
+        .find(|l| l.contains("opened the database"))
+        .unwrap_or_else(|| panic!("no database line in {logs}"));
+    assert!(opened.contains(&shown), "{opened} lacks {shown}");
+    let warning = logs
+        .lines()
+        .find(|l| l.contains("WARN") && l.contains("is not https"))
+        .unwrap_or_else(|| panic!("no warning in {logs}"));
+    assert!(warning.contains("KEYGATE_ISSUER"), "{warning}");
+
+    let port = free_port().await;
+    let quiet = serve_logs(&app, &format!("127.0.0.1:{port}"), &[]).await;
+    assert!(quiet.contains("opened the database"), "{quiet}");
+    assert!(!quiet.contains("is not https"), "{quiet}");
+}
+
 /// `keygate` with no subcommand serves on `sqlite://keygate.db`, generating
 /// its secret key file (mode 0600) beside the database.
 #[tokio::test]
@@ -334,5 +443,6 @@ async fn serve_exits_cleanly_on_sigterm(engine: Engine) {
 
 both_engines!(
     secret_is_never_logged_or_stored,
-    serve_exits_cleanly_on_sigterm
+    serve_exits_cleanly_on_sigterm,
+    serve_logs_its_database_and_warns_of_plain_http
 );
