@@ -35,8 +35,10 @@ pub struct Config {
     pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
-/// Every variable of the contract, with its meaning and default: what
-/// `keygate serve --help` lists, one line each.
+/// Every variable keygate reads, with its meaning and default: what
+/// `keygate serve --help` lists, one line each. A variable of the contract
+/// joins this list when `Config` reads it, not before: the help promises
+/// nothing that does nothing.
 pub const ENVIRONMENT: &[(&str, &str)] = &[
     (
         "KEYGATE_DATABASE_URL",
@@ -80,32 +82,8 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
         "how long before expiry the owner is warned (default 7d)",
     ),
     (
-        "KEYGATE_MAX_KEYS_PER_USER",
-        "active keys one person may hold (default: no limit)",
-    ),
-    (
-        "KEYGATE_SESSION_IDLE",
-        "console session idle timeout (default 30m)",
-    ),
-    (
-        "KEYGATE_SESSION_MAX",
-        "console session absolute lifetime (default 12h)",
-    ),
-    (
-        "KEYGATE_INVITE_TTL",
-        "lifetime of invitation and password-reset links (default 72h)",
-    ),
-    (
         "KEYGATE_TRUSTED_PROXIES",
         "proxies whose X-Forwarded-For names the client (default: none)",
-    ),
-    (
-        "KEYGATE_METRICS_ALLOW_FROM",
-        "CIDRs that may read /metrics (default loopback and private networks)",
-    ),
-    (
-        "KEYGATE_GITHUB_SCANNING_KEYS",
-        "file of GitHub's secret-scanning public keys (default: endpoint off)",
     ),
     (
         "RUST_LOG",
