@@ -145,6 +145,11 @@ impl Audience {
         Ok(Self(text.to_owned()))
     }
 
+    /// Reads an identifier this program stored after parsing it.
+    pub fn from_stored(text: &str) -> Self {
+        Self(text.to_owned())
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -201,6 +206,12 @@ impl Audiences {
 
     pub fn to_vec(&self) -> Vec<String> {
         self.0.iter().map(|a| a.0.clone()).collect()
+    }
+}
+
+impl FromIterator<Audience> for Audiences {
+    fn from_iter<I: IntoIterator<Item = Audience>>(items: I) -> Self {
+        Self(items.into_iter().collect())
     }
 }
 

@@ -14,7 +14,8 @@ use crate::duration::HumanDuration;
 use crate::error::AppError;
 use crate::mail::{self, Event};
 use crate::resource_servers;
-use crate::scope::{Audience, Audiences, ScopeSet, audiences_to_stored};
+use crate::resource_servers::ApiScopes;
+use crate::scope::{self, Audience, Audiences, ScopeSet, audiences_to_stored};
 use crate::time::{from_db, rfc3339};
 use crate::users::{Role, User};
 
@@ -67,17 +68,22 @@ fn check_request(
 }
 
 /// Checks the key's scopes against what exists and what the owner's role may
-/// grant, and its audiences against the registered APIs.
+/// grant, and its audiences against the registered APIs; returns the
+/// audiences to store. Without audiences given, they follow from the scopes
+/// (the APIs that define them), so the key's tokens name an API that accepts
+/// them. With audiences given, every API scope must belong to one of them:
+/// a grant's scopes belong to its API, as in Auth0 and Keycloak.
 fn check_grants(
     conn: &mut DbConnection,
     owner: &User,
     request: &NewKeyRequest<'_>,
-) -> Result<(), AppError> {
+) -> Result<Vec<Audience>, AppError> {
     let role = crate::users::find_role(conn, &owner.role)?;
-    let known = resource_servers::known_scopes(conn)?;
-    let grantable = role.grantable(|| resource_servers::all_api_scopes(conn))?;
+    let apis = resource_servers::load_api_scopes(conn, None)?;
+    let registered = apis.all();
+    let grantable = role.grantable(|| Ok(registered.clone()))?;
     for scope in request.scopes.iter() {
-        if !known.contains(scope) {
+        if !scope::is_builtin(scope) && !registered.contains(scope) {
             return Err(AppError::invalid(
                 "unknown_scope",
                 format!("scope {scope:?} is not registered by any API (see `keygate apis add`)"),
@@ -94,14 +100,28 @@ fn check_grants(
         }
     }
     for audience in &request.audiences {
-        resource_servers::find_api(conn, audience.as_str()).map_err(|_| {
-            AppError::invalid(
+        if apis.of(audience.as_str()).is_none() {
+            return Err(AppError::invalid(
                 "unknown_audience",
                 format!("audience {audience} is not a registered API (see `keygate apis add`)"),
-            )
-        })?;
+            ));
+        }
     }
-    Ok(())
+    if request.audiences.is_empty() {
+        return Ok(apis.defining_any(&request.scopes));
+    }
+    if let Some(scope) = apis.first_outside(&request.scopes, &request.audiences) {
+        let given = audiences_to_stored(&request.audiences).replace(' ', ", ");
+        return Err(AppError::invalid(
+            "scope_outside_audience",
+            format!(
+                "scope {scope:?} belongs to none of the audiences given ({given}): \
+                 add the audience of the API that defines it (see `keygate apis list`), \
+                 or give no audience and let the scopes decide"
+            ),
+        ));
+    }
+    Ok(request.audiences.clone())
 }
 
 /// Creates a key and returns it with its secret, shown this once. The key,
@@ -135,7 +155,7 @@ pub fn create_api_key(
                 format!("user {} may not create keys", owner.email),
             ));
         }
-        check_grants(conn, &owner, &request)?;
+        let audiences = check_grants(conn, &owner, &request)?;
         let new = NewApiKey {
             id: uuid::Uuid::now_v7().to_string(),
             client_id: client_id.as_str(),
@@ -143,7 +163,7 @@ pub fn create_api_key(
             name: request.name.trim(),
             description: request.description.trim(),
             scopes: request.scopes.to_string(),
-            audiences: audiences_to_stored(&request.audiences),
+            audiences: audiences_to_stored(&audiences),
             secret_hash: hash.as_str(),
             created_by: actor,
             created_at: now.naive_utc(),
@@ -165,7 +185,7 @@ pub fn create_api_key(
                     "name": new.name,
                     "owner": owner.email,
                     "scopes": request.scopes.to_vec(),
-                    "audiences": request.audiences.iter().map(Audience::as_str).collect::<Vec<_>>(),
+                    "audiences": audiences.iter().map(Audience::as_str).collect::<Vec<_>>(),
                     "expires_at": expires_at.map(|t| rfc3339(from_db(t))),
                 }),
             },
@@ -362,7 +382,12 @@ pub fn revoke_api_key(
 pub struct Credential {
     pub key_id: String,
     pub client_id: ClientId,
+    /// The key's audiences: as stored, or for a key stored without any (one
+    /// created before audiences followed from scopes) the APIs that define
+    /// its scopes.
     pub audiences: Audiences,
+    /// The scopes each of those audiences defines.
+    pub audience_scopes: ApiScopes,
     pub secret_hash: SecretHash,
     pub previous_secret_hash: Option<SecretHash>,
     pub previous_secret_expires_at: Option<NaiveDateTime>,
@@ -446,8 +471,11 @@ impl Credential {
     }
 }
 
-/// Loads a key's credential with its owner's state and effective scopes (one
-/// join, plus the registered API scopes for roles that grant them).
+/// Loads a key's credential with its owner's state, effective scopes and its
+/// audiences' scopes: one join, then at most one read of the registered APIs
+/// (all of them for a role that grants every API scope or a key whose
+/// audiences follow from its scopes, else only the key's audiences; none for
+/// a key that holds only keygate's own scopes and names no API).
 pub fn find_credential(
     conn: &mut DbConnection,
     client_id: &ClientId,
@@ -461,14 +489,22 @@ pub fn find_credential(
     let Some(row) = row else {
         return Ok(None);
     };
-    let grantable = row
-        .role
-        .grantable(|| resource_servers::all_api_scopes(conn))?;
+    let derives_audiences = row.audiences.is_empty() && !row.scopes.iter().all(scope::is_builtin);
+    let needs_every_api = derives_audiences || (row.role.grants_api_scopes && !row.role.grants_all);
+    let stored: Vec<Audience> = row.audiences.iter().cloned().collect();
+    let apis = resource_servers::load_api_scopes(conn, (!needs_every_api).then_some(&stored[..]))?;
+    let grantable = row.role.grantable(|| Ok(apis.all()))?;
     let effective_scopes = row.scopes.filter(|s| grantable.allows(s));
+    let audiences = if derives_audiences {
+        apis.defining_any(&row.scopes)
+    } else {
+        stored
+    };
     Ok(Some(Credential {
         key_id: row.id,
         client_id: row.client_id,
-        audiences: row.audiences,
+        audience_scopes: apis.restricted_to(&audiences),
+        audiences: audiences.into_iter().collect(),
         secret_hash: row.secret_hash,
         previous_secret_hash: row.previous_secret_hash,
         previous_secret_expires_at: row.previous_secret_expires_at,

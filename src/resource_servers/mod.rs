@@ -1,5 +1,7 @@
 //! Registered APIs (resource servers): an audience identifier and the scopes
-//! it understands.
+//! it understands. A scope belongs to the APIs that define it: a key's
+//! audiences follow from its scopes, and a token for one API carries only
+//! that API's scopes.
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
@@ -125,4 +127,167 @@ pub fn known_scopes(conn: &mut DbConnection) -> QueryResult<ScopeSet> {
     let mut all = all_api_scopes(conn)?.to_vec();
     all.extend(scope::BUILTIN_SCOPES.iter().map(|s| (*s).to_owned()));
     Ok(all.into_iter().collect())
+}
+
+/// Which registered API defines which scopes, as read for one decision: all
+/// APIs, or only a key's audiences.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApiScopes(Vec<(Audience, ScopeSet)>);
+
+impl FromIterator<(Audience, ScopeSet)> for ApiScopes {
+    fn from_iter<I: IntoIterator<Item = (Audience, ScopeSet)>>(items: I) -> Self {
+        Self(items.into_iter().collect())
+    }
+}
+
+impl ApiScopes {
+    /// The scopes the API `identifier` defines; `None` when it is not
+    /// registered (or was not read).
+    pub fn of(&self, identifier: &str) -> Option<&ScopeSet> {
+        self.0
+            .iter()
+            .find(|(api, _)| api.as_str() == identifier)
+            .map(|(_, scopes)| scopes)
+    }
+
+    /// Every scope these APIs define.
+    pub fn all(&self) -> ScopeSet {
+        self.0
+            .iter()
+            .flat_map(|(_, scopes)| scopes.iter())
+            .collect()
+    }
+
+    /// The APIs defining at least one of `scopes`: the audiences of a key
+    /// created without any. keygate's own scopes point at no API.
+    pub fn defining_any(&self, scopes: &ScopeSet) -> Vec<Audience> {
+        self.0
+            .iter()
+            .filter(|(_, defined)| scopes.iter().any(|s| defined.contains(s)))
+            .map(|(api, _)| api.clone())
+            .collect()
+    }
+
+    /// The first of `scopes` that none of `audiences` defines, keygate's own
+    /// left out (they belong to the issuer, which every key may address).
+    pub fn first_outside<'s>(
+        &self,
+        scopes: &'s ScopeSet,
+        audiences: &[Audience],
+    ) -> Option<&'s str> {
+        scopes.iter().find(|s| {
+            !scope::is_builtin(s)
+                && !audiences
+                    .iter()
+                    .any(|a| self.of(a.as_str()).is_some_and(|d| d.contains(s)))
+        })
+    }
+
+    /// Only the APIs among `audiences`.
+    pub fn restricted_to(self, audiences: &[Audience]) -> Self {
+        Self(
+            self.0
+                .into_iter()
+                .filter(|(api, _)| audiences.contains(api))
+                .collect(),
+        )
+    }
+}
+
+/// The scopes of every registered API (`only: None`) or of those among
+/// `only`; one query either way, none for an empty `only`.
+pub fn load_api_scopes(
+    conn: &mut DbConnection,
+    only: Option<&[Audience]>,
+) -> QueryResult<ApiScopes> {
+    let mut query = apis::table
+        .select((apis::identifier, apis::scopes))
+        .order(apis::identifier.asc())
+        .into_boxed();
+    if let Some(only) = only {
+        if only.is_empty() {
+            return Ok(ApiScopes::default());
+        }
+        query = query.filter(apis::identifier.eq_any(only.iter().map(Audience::as_str)));
+    }
+    let rows: Vec<(String, String)> = query.load(conn)?;
+    Ok(rows
+        .iter()
+        .map(|(identifier, scopes)| {
+            (
+                Audience::from_stored(identifier),
+                ScopeSet::from_stored(scopes),
+            )
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: &str = "https://a.example.com";
+    const B: &str = "https://b.example.com";
+
+    fn registry() -> ApiScopes {
+        [(A, "read write"), (B, "read bill")]
+            .into_iter()
+            .map(|(api, scopes)| (Audience::from_stored(api), ScopeSet::from_stored(scopes)))
+            .collect()
+    }
+
+    fn scopes(text: &str) -> ScopeSet {
+        ScopeSet::from_stored(text)
+    }
+
+    fn audiences(list: &[&str]) -> Vec<Audience> {
+        list.iter().map(|a| Audience::from_stored(a)).collect()
+    }
+
+    #[test]
+    fn a_keys_audiences_are_the_apis_its_scopes_belong_to() {
+        let apis = registry();
+        assert_eq!(apis.defining_any(&scopes("write")), audiences(&[A]));
+        assert_eq!(
+            apis.defining_any(&scopes("bill keygate:keys")),
+            audiences(&[B])
+        );
+        assert_eq!(apis.defining_any(&scopes("write bill")), audiences(&[A, B]));
+        // A scope two APIs define points at both.
+        assert_eq!(apis.defining_any(&scopes("read")), audiences(&[A, B]));
+        assert!(apis.defining_any(&scopes("keygate:introspect")).is_empty());
+        assert!(apis.defining_any(&ScopeSet::default()).is_empty());
+    }
+
+    #[test]
+    fn scopes_must_belong_to_a_given_audience() {
+        let apis = registry();
+        let only_a = audiences(&[A]);
+        assert_eq!(apis.first_outside(&scopes("read write"), &only_a), None);
+        assert_eq!(
+            apis.first_outside(&scopes("keygate:keys write"), &only_a),
+            None
+        );
+        assert_eq!(
+            apis.first_outside(&scopes("bill write"), &only_a),
+            Some("bill")
+        );
+        assert_eq!(
+            apis.first_outside(&scopes("bill"), &audiences(&[A, B])),
+            None
+        );
+        // An unregistered audience defines nothing.
+        assert_eq!(
+            apis.first_outside(&scopes("read"), &audiences(&["https://gone.example.com"])),
+            Some("read")
+        );
+    }
+
+    #[test]
+    fn narrowing_to_audiences_keeps_only_those_apis() {
+        let only_b = registry().restricted_to(&audiences(&[B]));
+        assert_eq!(only_b.of(B), Some(&scopes("bill read")));
+        assert_eq!(only_b.of(A), None);
+        assert_eq!(registry().all(), scopes("bill read write"));
+    }
 }

@@ -14,9 +14,9 @@ use crate::error::OAuthError;
 use crate::keys;
 use crate::oauth_endpoint::{self, ClientRequest, Params};
 use crate::oauth_form::Form;
-use crate::scope::ScopeSet;
+use crate::scope::{self, ScopeSet};
 use crate::state::AppState;
-use policy::{choose_audience, grant_scope};
+use policy::{audience_scopes, choose_audience, grant_scope};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(oauth_endpoint::post_only("/oauth/token", token));
@@ -91,11 +91,18 @@ async fn issue(
     } = oauth_endpoint::accept::<GrantRequest>(req, body, state).await?;
 
     let asked: Vec<&str> = params.resources.iter().map(String::as_str).collect();
-    let audience = choose_audience(&asked, &client.audiences.to_vec(), &state.issuer)?;
+    let holds_own_scopes = client.effective_scopes.iter().any(scope::is_builtin);
+    let audience = choose_audience(
+        &asked,
+        &client.audiences.to_vec(),
+        holds_own_scopes,
+        &state.issuer,
+    )?;
     if client.last_use_is_stale(now) {
         record_use(state, &client.key_id, now);
     }
-    let scope = grant_scope(params.scope, &client.effective_scopes)?;
+    let defined = audience_scopes(&audience, &state.issuer, &client.audience_scopes);
+    let scope = grant_scope(params.scope, &client.effective_scopes, &audience, &defined)?;
 
     let ring = state.signer.current();
     let signing_key = ring

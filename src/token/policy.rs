@@ -2,14 +2,17 @@
 //! and what the request asks for, no I/O.
 
 use crate::error::OAuthError;
-use crate::scope::ScopeSet;
+use crate::resource_servers::ApiScopes;
+use crate::scope::{self, ScopeSet};
 
 /// RFC 8707: the resource asked for, which the key must hold; else the key's
 /// only audience; else the issuer when the key has none. The issuer itself
-/// may always be asked for by a key without audiences.
+/// may be asked for by a key without audiences, and by any key holding
+/// keygate's own scopes (they belong to the issuer).
 pub fn choose_audience(
     asked: &[&str],
     held: &[String],
+    holds_own_scopes: bool,
     issuer: &str,
 ) -> Result<String, OAuthError> {
     match (asked, held) {
@@ -18,7 +21,9 @@ pub fn choose_audience(
         ([], _) => Err(OAuthError::InvalidTarget(
             "this key has several audiences: name one with the resource parameter".into(),
         )),
-        ([one], []) if *one == issuer => Ok(issuer.to_owned()),
+        ([one], held) if *one == issuer && (held.is_empty() || holds_own_scopes) => {
+            Ok(issuer.to_owned())
+        }
         ([one], held) if held.iter().any(|h| h == one) => Ok((*one).to_owned()),
         ([one], _) => Err(OAuthError::InvalidTarget(format!(
             "this key may not obtain tokens for {one:?}"
@@ -29,18 +34,40 @@ pub fn choose_audience(
     }
 }
 
+/// The scopes a token for `audience` may carry at all: keygate's own for the
+/// issuer, the API's registered scopes for an API (none for an API that is
+/// no longer registered).
+pub fn audience_scopes(audience: &str, issuer: &str, apis: &ApiScopes) -> ScopeSet {
+    if audience == issuer {
+        scope::BUILTIN_SCOPES.into_iter().collect()
+    } else {
+        apis.of(audience).cloned().unwrap_or_default()
+    }
+}
+
 /// RFC 6749 §3.3: the scopes asked for, every one of which the key must
-/// still hold; all it holds when none were asked for.
+/// still hold and the audience must define; when none were asked for, all
+/// the key holds that the audience defines. So a token tells its audience
+/// nothing of the key's rights elsewhere, and a scope name another API also
+/// uses is never honoured here on that API's behalf.
 pub fn grant_scope(
     requested: Option<ScopeSet>,
     effective: &ScopeSet,
+    audience: &str,
+    defined: &ScopeSet,
 ) -> Result<ScopeSet, OAuthError> {
     let Some(requested) = requested else {
-        return Ok(effective.clone());
+        return Ok(effective.filter(|s| defined.contains(s)));
     };
     if let Some(missing) = requested.iter().find(|s| !effective.contains(s)) {
         return Err(OAuthError::InvalidScope(format!(
             "this key may not request scope {missing:?}"
+        )));
+    }
+    if let Some(foreign) = requested.iter().find(|s| !defined.contains(s)) {
+        return Err(OAuthError::InvalidScope(format!(
+            "scope {foreign:?} does not belong to {audience:?}: ask for it with the resource \
+             parameter naming the API that defines it"
         )));
     }
     Ok(requested)
@@ -49,6 +76,7 @@ pub fn grant_scope(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scope::Audience;
 
     const ISSUER: &str = "https://auth.example.com";
     const API: &str = "https://api.example.com";
@@ -67,43 +95,122 @@ mod tests {
 
     #[test]
     fn without_a_resource_the_key_decides() {
-        assert_eq!(choose_audience(&[], &[], ISSUER).unwrap(), ISSUER);
-        assert_eq!(choose_audience(&[], &held(&[API]), ISSUER).unwrap(), API);
-        target_error(choose_audience(&[], &held(&[API, OTHER]), ISSUER));
+        assert_eq!(choose_audience(&[], &[], false, ISSUER).unwrap(), ISSUER);
+        assert_eq!(
+            choose_audience(&[], &held(&[API]), false, ISSUER).unwrap(),
+            API
+        );
+        target_error(choose_audience(&[], &held(&[API, OTHER]), false, ISSUER));
     }
 
     #[test]
     fn a_resource_must_be_held() {
         assert_eq!(
-            choose_audience(&[OTHER], &held(&[API, OTHER]), ISSUER).unwrap(),
+            choose_audience(&[OTHER], &held(&[API, OTHER]), false, ISSUER).unwrap(),
             OTHER
         );
-        assert_eq!(choose_audience(&[ISSUER], &[], ISSUER).unwrap(), ISSUER);
-        target_error(choose_audience(&[OTHER], &held(&[API]), ISSUER));
-        target_error(choose_audience(&[API], &[], ISSUER));
-        // A key with audiences cannot fall back to the issuer.
-        target_error(choose_audience(&[ISSUER], &held(&[API]), ISSUER));
+        assert_eq!(
+            choose_audience(&[ISSUER], &[], false, ISSUER).unwrap(),
+            ISSUER
+        );
+        target_error(choose_audience(&[OTHER], &held(&[API]), false, ISSUER));
+        target_error(choose_audience(&[API], &[], false, ISSUER));
+        // A key with audiences reaches the issuer only for keygate's own scopes.
+        target_error(choose_audience(&[ISSUER], &held(&[API]), false, ISSUER));
+        assert_eq!(
+            choose_audience(&[ISSUER], &held(&[API]), true, ISSUER).unwrap(),
+            ISSUER
+        );
+        // Without a resource its API stays the default.
+        assert_eq!(
+            choose_audience(&[], &held(&[API]), true, ISSUER).unwrap(),
+            API
+        );
     }
 
     #[test]
     fn at_most_one_resource() {
-        target_error(choose_audience(&[API, API], &held(&[API]), ISSUER));
-        target_error(choose_audience(&[API, OTHER], &held(&[API, OTHER]), ISSUER));
+        target_error(choose_audience(&[API, API], &held(&[API]), false, ISSUER));
+        target_error(choose_audience(
+            &[API, OTHER],
+            &held(&[API, OTHER]),
+            false,
+            ISSUER,
+        ));
+    }
+
+    fn set(text: &str) -> ScopeSet {
+        ScopeSet::parse(text).unwrap()
+    }
+
+    fn registry() -> ApiScopes {
+        [(API, "read write"), (OTHER, "read bill")]
+            .into_iter()
+            .map(|(api, scopes)| (Audience::from_stored(api), set(scopes)))
+            .collect()
     }
 
     #[test]
     fn scopes_asked_for_must_be_held() {
-        let effective = ScopeSet::parse("read write").unwrap();
-        assert_eq!(grant_scope(None, &effective).unwrap(), effective);
-        let read = ScopeSet::parse("read").unwrap();
-        assert_eq!(grant_scope(Some(read.clone()), &effective).unwrap(), read);
+        let effective = set("read write");
+        assert_eq!(
+            grant_scope(None, &effective, API, &effective).unwrap(),
+            effective
+        );
+        let read = set("read");
+        assert_eq!(
+            grant_scope(Some(read.clone()), &effective, API, &effective).unwrap(),
+            read
+        );
         assert!(matches!(
-            grant_scope(ScopeSet::parse("read admin").ok(), &effective),
+            grant_scope(ScopeSet::parse("read admin").ok(), &effective, API, &effective),
             Err(OAuthError::InvalidScope(why)) if why.contains("\"admin\"")
         ));
         assert!(matches!(
-            grant_scope(ScopeSet::parse("read").ok(), &ScopeSet::default()),
+            grant_scope(Some(set("read")), &ScopeSet::default(), API, &effective),
             Err(OAuthError::InvalidScope(_))
         ));
+    }
+
+    #[test]
+    fn each_audience_defines_its_scopes() {
+        let apis = registry();
+        assert_eq!(audience_scopes(API, ISSUER, &apis), set("read write"));
+        assert_eq!(audience_scopes(OTHER, ISSUER, &apis), set("bill read"));
+        assert_eq!(
+            audience_scopes(ISSUER, ISSUER, &apis),
+            set("keygate:admin keygate:introspect keygate:keys")
+        );
+        assert!(audience_scopes("https://gone.example.com", ISSUER, &apis).is_empty());
+    }
+
+    #[test]
+    fn a_token_carries_only_its_audiences_scopes() {
+        let apis = registry();
+        let key = set("write bill keygate:introspect");
+        let grant = |audience: &str, asked: Option<&str>| {
+            let defined = audience_scopes(audience, ISSUER, &apis);
+            grant_scope(asked.map(set), &key, audience, &defined)
+        };
+        assert_eq!(grant(API, None).unwrap(), set("write"));
+        assert_eq!(grant(OTHER, None).unwrap(), set("bill"));
+        assert_eq!(grant(ISSUER, None).unwrap(), set("keygate:introspect"));
+        assert_eq!(grant(OTHER, Some("bill")).unwrap(), set("bill"));
+        // Held, but another audience's: refused, not silently dropped.
+        for (audience, asked) in [
+            (API, "bill"),
+            (API, "write keygate:introspect"),
+            (ISSUER, "write"),
+        ] {
+            assert!(
+                matches!(
+                    grant(audience, Some(asked)),
+                    Err(OAuthError::InvalidScope(why)) if why.contains("does not belong")
+                ),
+                "{asked} for {audience}"
+            );
+        }
+        // A key with nothing for an audience gets an empty scope.
+        assert!(grant("https://gone.example.com", None).unwrap().is_empty());
     }
 }

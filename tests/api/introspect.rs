@@ -38,6 +38,49 @@ async fn active_token_introspects_with_every_claim(engine: Engine) {
     );
 }
 
+/// Introspection answers the token's scope, narrowed to its audience, not
+/// everything the key holds.
+async fn introspection_shows_the_narrowed_scope(engine: Engine) {
+    let app = spawn_app(engine).await;
+    app.cli_ok(&["users", "add", "root@example.com", "--role", "admin"])
+        .await;
+    app.cli_ok(&["apis", "add", API, "--name", "A", "--scopes", "read write"])
+        .await;
+    app.cli_ok(&[
+        "apis",
+        "add",
+        "https://billing.example.com",
+        "--name",
+        "B",
+        "--scopes",
+        "bill",
+    ])
+    .await;
+    let key = app
+        .create_key(&[
+            "--owner",
+            "root@example.com",
+            "--name",
+            "wide",
+            "--scope",
+            "write bill keygate:introspect",
+        ])
+        .await;
+    let body: Value = app
+        .token_for(
+            &key,
+            &[("grant_type", "client_credentials"), ("resource", API)],
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let token = body["access_token"].as_str().unwrap();
+    let answer = app.introspect_ok(&key, token).await;
+    assert_eq!(answer["scope"], "write");
+    assert_eq!(answer["aud"], API);
+}
+
 async fn client_secret_post_and_hint_are_accepted(engine: Engine) {
     let app = spawn_app(engine).await;
     let key = app.standard_key("read").await;
@@ -469,6 +512,7 @@ async fn wait_until_pruned(app: &TestApp) {
 }
 
 both_engines!(
+    introspection_shows_the_narrowed_scope,
     active_token_introspects_with_every_claim,
     client_secret_post_and_hint_are_accepted,
     expired_token_is_inactive,

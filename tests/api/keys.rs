@@ -322,6 +322,67 @@ async fn bad_cli_input_changes_nothing(engine: Engine) {
     }
 }
 
+/// With `--audience`, every API scope must belong to a given audience
+/// (keygate's own belong to the issuer and are always allowed); the refusal
+/// says which scope and what to do, and writes nothing.
+async fn scopes_outside_the_given_audiences_are_refused(engine: Engine) {
+    let app = spawn_app(engine).await;
+    app.standard_key("read").await;
+    app.cli_ok(&["users", "add", "root@example.com", "--role", "admin"])
+        .await;
+    app.cli_ok(&[
+        "apis",
+        "add",
+        "https://billing.example.com",
+        "--name",
+        "B",
+        "--scopes",
+        "bill",
+    ])
+    .await;
+    let before = app.table_counts();
+    let out = app
+        .cli(&[
+            "keys",
+            "create",
+            "--owner",
+            "alice@example.com",
+            "--name",
+            "x",
+            "--scope",
+            "read bill",
+            "--audience",
+            "https://api.example.com",
+        ])
+        .await;
+    assert!(!out.status.success());
+    assert_eq!(out.stderr.trim().lines().count(), 1, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("\"bill\" belongs to none of the audiences given (https://api.example.com)"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(app.table_counts(), before);
+
+    let key = app
+        .create_key(&[
+            "--owner",
+            "root@example.com",
+            "--name",
+            "y",
+            "--scope",
+            "read keygate:introspect",
+            "--audience",
+            "https://api.example.com",
+        ])
+        .await;
+    assert_eq!(
+        key.json["audiences"],
+        serde_json::json!(["https://api.example.com"])
+    );
+}
+
 async fn users_and_roles_lists(engine: Engine) {
     let app = spawn_app(engine).await;
     app.cli_ok(&[
@@ -428,6 +489,7 @@ async fn keys_that_never_expire_need_a_zero_maximum(engine: Engine) {
 }
 
 both_engines!(
+    scopes_outside_the_given_audiences_are_refused,
     create_prints_the_contract_shape,
     list_shows_status_without_secrets,
     list_marks_expired_keys,

@@ -210,6 +210,8 @@ async fn missing_or_bad_tokens_are_401_with_a_challenge(engine: Engine) {
     .await;
 }
 
+/// A token for keygate's API without a management scope is 403; a key with
+/// only an API's scopes gets tokens for that API, which keygate's API refuses.
 async fn tokens_without_a_management_scope_are_403(engine: Engine) {
     let w = world(engine).await;
     let reader = w
@@ -217,6 +219,20 @@ async fn tokens_without_a_management_scope_are_403(engine: Engine) {
         .create_key(&["--owner", BOB, "--name", "reader", "--scope", "read"])
         .await;
     let token = w.app.token_string(&reader).await;
+    let response = w.call(Method::GET, &token, "/api/v1/keys", None).await;
+    assert_eq!(response.status(), 401);
+    let introspector = w
+        .app
+        .create_key(&[
+            "--owner",
+            ROOT,
+            "--name",
+            "introspector",
+            "--scope",
+            "keygate:introspect",
+        ])
+        .await;
+    let token = w.app.token_string(&introspector).await;
     let response = w.call(Method::GET, &token, "/api/v1/keys", None).await;
     assert_eq!(response.status(), 403);
     assert_eq!(

@@ -270,6 +270,136 @@ async fn key_without_audience_gets_the_issuer(engine: Engine) {
     assert_eq!(claims["scope"], "keygate:keys");
 }
 
+const BILLING: &str = "https://billing.example.com";
+
+/// APIs A (`read write`) and B (`bill`), an admin, and a key of theirs
+/// created without `--audience` holding `read`, `bill` and
+/// `keygate:introspect`.
+async fn key_of_two_apis_and_keygate(app: &crate::helpers::TestApp) -> crate::helpers::Key {
+    app.cli_ok(&["users", "add", "root@example.com", "--role", "admin"])
+        .await;
+    app.cli_ok(&["apis", "add", API, "--name", "A", "--scopes", "read write"])
+        .await;
+    app.cli_ok(&["apis", "add", BILLING, "--name", "B", "--scopes", "bill"])
+        .await;
+    app.create_key(&[
+        "--owner",
+        "root@example.com",
+        "--name",
+        "wide",
+        "--scope",
+        "read bill keygate:introspect",
+    ])
+    .await
+}
+
+/// The token for one audience carries that audience's scopes and no other:
+/// API A learns nothing of the key's rights on B or on keygate.
+async fn tokens_carry_only_their_audiences_scopes(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let key = key_of_two_apis_and_keygate(&app).await;
+    assert_eq!(key.json["audiences"], serde_json::json!([API, BILLING]));
+    for (audience, scope) in [
+        (API, "read"),
+        (BILLING, "bill"),
+        (app.issuer.as_str(), "keygate:introspect"),
+    ] {
+        let response = app.token_for(&key, &[CC, ("resource", audience)]).await;
+        assert_eq!(response.status(), 200, "{audience}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["scope"], scope, "{audience}");
+        let claims = app
+            .validate(body["access_token"].as_str().unwrap(), audience)
+            .await
+            .claims;
+        assert_eq!(claims["aud"], audience);
+        assert_eq!(claims["scope"], scope, "{audience}");
+    }
+    // Asking for a scope the key holds but the audience does not define.
+    for (audience, asked) in [
+        (API, "bill"),
+        (API, "read bill"),
+        (API, "keygate:introspect"),
+        (app.issuer.as_str(), "read"),
+    ] {
+        let response = app
+            .token_for(&key, &[CC, ("resource", audience), ("scope", asked)])
+            .await;
+        let body = assert_oauth_error(response, 400, "invalid_scope").await;
+        assert!(
+            body["error_description"]
+                .as_str()
+                .unwrap()
+                .contains("does not belong"),
+            "{body}"
+        );
+    }
+    let response = app
+        .token_for(&key, &[CC, ("resource", BILLING), ("scope", "bill")])
+        .await;
+    assert_eq!(response.status(), 200);
+}
+
+/// A key created without `--audience` is a key for the API its scopes
+/// belong to: its tokens name that API, which accepts them.
+async fn key_without_audience_is_for_its_scopes_api(engine: Engine) {
+    let app = spawn_app(engine).await;
+    app.cli_ok(&["users", "add", "alice@example.com"]).await;
+    app.cli_ok(&["apis", "add", API, "--name", "A", "--scopes", "read write"])
+        .await;
+    let key = app
+        .create_key(&[
+            "--owner",
+            "alice@example.com",
+            "--name",
+            "k",
+            "--scope",
+            "read",
+        ])
+        .await;
+    assert_eq!(key.json["audiences"], serde_json::json!([API]));
+    let body = app.access_token(&key).await;
+    assert_eq!(body["scope"], "read");
+    let claims = app
+        .validate(body["access_token"].as_str().unwrap(), API)
+        .await
+        .claims;
+    assert_eq!(claims["aud"], API);
+    // Not a key for keygate's own API.
+    let response = app.token_for(&key, &[CC, ("resource", &app.issuer)]).await;
+    assert_oauth_error(response, 400, "invalid_target").await;
+}
+
+/// A key stored without audiences though it holds API scopes (created
+/// before audiences followed from scopes) is treated as the keys created
+/// now are: its audiences are the APIs of its scopes.
+async fn stored_keys_without_audiences_follow_their_scopes(engine: Engine) {
+    use diesel::prelude::*;
+    use keygate::db::schema::api_keys;
+    let app = spawn_app(engine).await;
+    let key = key_of_two_apis_and_keygate(&app).await;
+    diesel::update(api_keys::table.filter(api_keys::client_id.eq(&key.client_id)))
+        .set(api_keys::audiences.eq(""))
+        .execute(&mut app.db())
+        .unwrap();
+    let response = app.token_for(&key, &[CC]).await;
+    assert_oauth_error(response, 400, "invalid_target").await;
+    let body: Value = app
+        .token_for(&key, &[CC, ("resource", BILLING)])
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["scope"], "bill");
+    let body: Value = app
+        .token_for(&key, &[CC, ("resource", &app.issuer)])
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["scope"], "keygate:introspect");
+}
+
 async fn refused_credentials_all_look_alike(engine: Engine) {
     let app = spawn_app(engine).await;
     let key = app.standard_key("read").await;
@@ -545,6 +675,9 @@ both_engines!(
     role_changes_narrow_the_token_scope,
     resource_selects_the_audience,
     key_without_audience_gets_the_issuer,
+    tokens_carry_only_their_audiences_scopes,
+    key_without_audience_is_for_its_scopes_api,
+    stored_keys_without_audiences_follow_their_scopes,
     refused_credentials_all_look_alike,
     revoked_key_is_refused,
     expired_key_is_refused,
