@@ -26,6 +26,7 @@ pub mod revoke;
 pub mod scope;
 pub mod signing;
 pub mod state;
+pub mod text;
 pub mod time;
 pub mod token;
 pub mod users;

@@ -19,6 +19,7 @@ use crate::error::OAuthError;
 use crate::keys::{self, ClientId, Credential, PlainSecret, SecretHash};
 use crate::oauth_form::Form;
 use crate::ops::metrics::Metrics;
+use crate::text;
 use presented::Presented;
 use throttle::ThrottlePolicy;
 use verified::VerifiedSecrets;
@@ -131,7 +132,13 @@ async fn verify_presented(
     addr: &str,
     now: DateTime<Utc>,
 ) -> Result<Credential, OAuthError> {
-    let Some(client_id) = ClientId::parse(&presented.client_id) else {
+    // A client that sent its secret as its ID (credentials swapped, or the
+    // secret in `client_id=`) must not have it logged, audited or stored as
+    // a throttle subject: from here on it is the redaction marker, which is
+    // looked up (finding nothing, at the cost of any unknown ID), counted
+    // by the throttle and recorded like any other unknown client ID.
+    let presented_id = text::redact_secret(&presented.client_id);
+    let Some(client_id) = ClientId::parse(&presented_id) else {
         auth.metrics
             .count_failure(AuthFailure::MalformedClientId.as_str());
         return Err(OAuthError::InvalidClient);
