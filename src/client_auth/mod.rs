@@ -89,10 +89,17 @@ pub async fn authenticate(
 /// that is not one of the trusted proxies (the one the last trusted hop saw).
 /// Untrusted peers cannot pick their own address by sending the header.
 pub fn client_address(req: &HttpRequest, trusted: &[ipnet::IpNet]) -> String {
-    let Some(peer) = req.peer_addr().map(|a| a.ip()) else {
-        return "unknown".into();
-    };
-    forwarded_client(peer, req.headers().get_all("x-forwarded-for"), trusted).to_string()
+    client_ip(req, trusted).map_or_else(|| "unknown".into(), |ip| ip.to_string())
+}
+
+/// [`client_address`] as an address; `None` when the peer is unknown.
+pub fn client_ip(req: &HttpRequest, trusted: &[ipnet::IpNet]) -> Option<IpAddr> {
+    let peer = req.peer_addr().map(|a| a.ip())?;
+    Some(forwarded_client(
+        peer,
+        req.headers().get_all("x-forwarded-for"),
+        trusted,
+    ))
 }
 
 fn forwarded_client<'a>(
