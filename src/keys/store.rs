@@ -16,6 +16,7 @@ use crate::mail::{self, Event};
 use crate::resource_servers;
 use crate::resource_servers::ApiScopes;
 use crate::scope::{self, Audience, Audiences, ScopeSet, audiences_to_stored};
+use crate::text;
 use crate::time::{from_db, rfc3339};
 use crate::users::{Role, User};
 
@@ -52,6 +53,8 @@ fn check_request(
             format!("the description may hold at most {MAX_DESCRIPTION_LEN} characters"),
         ));
     }
+    text::refuse_control_characters("invalid_name", "key's name", request.name)?;
+    text::refuse_control_characters("invalid_description", "description", request.description)?;
     let lifetime = match (request.expires_in, max_lifetime) {
         (Some(asked), Some(max)) if asked > max => {
             return Err(AppError::invalid(
@@ -339,6 +342,9 @@ pub fn revoke_api_key(
             "invalid_reason",
             "the reason is too long",
         ));
+    }
+    if let Some(reason) = reason {
+        text::refuse_control_characters("invalid_reason", "reason", reason)?;
     }
     write_transaction(conn, |conn| {
         let (key, _) = find_key_view(conn, client_id, now)?;
