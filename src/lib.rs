@@ -20,6 +20,7 @@ pub mod mgmt;
 pub mod oauth_endpoint;
 pub mod oauth_form;
 pub mod ops;
+pub mod peer;
 pub mod random;
 pub mod resource_servers;
 pub mod revoke;

@@ -53,7 +53,7 @@ pub struct MetricsAccess {
 
 impl MetricsAccess {
     fn allows(&self, req: &HttpRequest) -> bool {
-        crate::client_auth::client_ip(req, &self.trusted_proxies)
+        crate::peer::client_ip(req, &self.trusted_proxies)
             .is_some_and(|ip| self.allow_from.iter().any(|net| net.contains(&ip)))
     }
 }
