@@ -239,11 +239,16 @@ impl Application {
         // What the operations endpoints read, apart from the request state.
         let probe_pool = web::Data::new(pool.clone());
         let probe_metrics = web::Data::from(metrics);
+        let metrics_access = web::Data::new(ops::MetricsAccess {
+            allow_from: config.metrics_allow_from.clone(),
+            trusted_proxies: config.trusted_proxies.clone(),
+        });
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
                 .app_data(probe_pool.clone())
                 .app_data(probe_metrics.clone())
+                .app_data(metrics_access.clone())
                 .app_data(web::PayloadConfig::new(64 * 1024))
                 .wrap_fn(in_request_span)
                 .wrap(access_log())

@@ -33,6 +33,8 @@ pub struct Config {
     pub mail_tuning: MailTuning,
     /// Reverse proxies whose `X-Forwarded-For` names the client's address.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Who may read `/metrics` (the client address as for throttling).
+    pub metrics_allow_from: Vec<ipnet::IpNet>,
 }
 
 /// Every variable keygate reads, with its meaning and default: what
@@ -86,10 +88,20 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
         "proxies whose X-Forwarded-For names the client (default: none)",
     ),
     (
+        "KEYGATE_METRICS_ALLOW_FROM",
+        "CIDRs that may read /metrics; others get 404 (default loopback and private networks)",
+    ),
+    (
         "RUST_LOG",
         "log filter (default info); secrets never appear in logs",
     ),
 ];
+
+/// Who may read `/metrics` by default: loopback and private networks, so a
+/// Prometheus beside keygate works out of the box and the internet does not
+/// learn why logins fail.
+const DEFAULT_METRICS_ALLOW_FROM: &str =
+    "127.0.0.0/8 ::1 10.0.0.0/8 172.16.0.0/12 192.168.0.0/16 fc00::/7";
 
 /// Longest access-token lifetime accepted; RFC 9700 asks for short-lived tokens.
 const MAX_TOKEN_TTL_SECS: i64 = 86_400;
@@ -181,10 +193,14 @@ impl Config {
                 .map_err(|e| fail("KEYGATE_EXPIRY_WARNING", format!("{e}")))?;
 
         let trusted_proxies = get("KEYGATE_TRUSTED_PROXIES")
-            .map(parse_trusted_proxies)
+            .map(parse_networks)
             .transpose()
             .map_err(|m| fail("KEYGATE_TRUSTED_PROXIES", m))?
             .unwrap_or_default();
+
+        let metrics_allow_from =
+            parse_networks(get("KEYGATE_METRICS_ALLOW_FROM").unwrap_or(DEFAULT_METRICS_ALLOW_FROM))
+                .map_err(|m| fail("KEYGATE_METRICS_ALLOW_FROM", m))?;
 
         Ok(Self {
             database_url,
@@ -199,6 +215,7 @@ impl Config {
             expiry_warning,
             mail_tuning: MailTuning::default(),
             trusted_proxies,
+            metrics_allow_from,
         })
     }
 }
@@ -256,7 +273,7 @@ fn parse_issuer(text: &str) -> Result<String, String> {
 }
 
 /// Comma- or space-separated addresses and networks: `10.0.0.1, 10.1.0.0/16`.
-fn parse_trusted_proxies(text: &str) -> Result<Vec<ipnet::IpNet>, String> {
+fn parse_networks(text: &str) -> Result<Vec<ipnet::IpNet>, String> {
     text.split([',', ' '])
         .filter(|s| !s.is_empty())
         .map(|item| {
@@ -314,6 +331,8 @@ mod tests {
             ("KEYGATE_EXPIRY_WARNING", "0"),
             ("KEYGATE_TRUSTED_PROXIES", "10.0.0.0/33"),
             ("KEYGATE_TRUSTED_PROXIES", "proxy.local"),
+            ("KEYGATE_METRICS_ALLOW_FROM", "10.0.0.0/8,prometheus.local"),
+            ("KEYGATE_METRICS_ALLOW_FROM", "::1/129"),
         ];
         for (variable, value) in cases {
             let err = parse(&[(variable, value)]).unwrap_err();
@@ -346,6 +365,36 @@ mod tests {
             .collect();
         assert_eq!(shown, ["10.0.0.1/32", "172.16.0.0/12", "::1/128"]);
         assert!(parse(&[]).unwrap().trusted_proxies.is_empty());
+    }
+
+    #[test]
+    fn metrics_are_for_loopback_and_private_networks_by_default() {
+        let allowed = |config: &Config, ip: &str| {
+            let ip: std::net::IpAddr = ip.parse().unwrap();
+            config
+                .metrics_allow_from
+                .iter()
+                .any(|net| net.contains(&ip))
+        };
+        let config = parse(&[]).unwrap();
+        for ip in [
+            "127.0.0.1",
+            "::1",
+            "10.1.2.3",
+            "172.20.0.1",
+            "192.168.1.1",
+            "fd00::1",
+        ] {
+            assert!(allowed(&config, ip), "{ip}");
+        }
+        for ip in ["8.8.8.8", "172.32.0.1", "2001:db8::1"] {
+            assert!(!allowed(&config, ip), "{ip}");
+        }
+        let config =
+            parse(&[("KEYGATE_METRICS_ALLOW_FROM", "203.0.113.0/24, 2001:db8::1")]).unwrap();
+        assert!(allowed(&config, "203.0.113.9"));
+        assert!(allowed(&config, "2001:db8::1"));
+        assert!(!allowed(&config, "127.0.0.1"));
     }
 
     #[test]

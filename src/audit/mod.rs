@@ -7,6 +7,7 @@ use utoipa::ToSchema;
 
 use crate::db::DbConnection;
 use crate::db::schema::audit_events;
+use crate::text;
 
 /// The actor recorded for changes made through the CLI.
 pub const COMMAND_LINE: &str = "command line";
@@ -108,16 +109,19 @@ fn details_object<S: Serializer>(details: &str, s: S) -> Result<S::Ok, S::Error>
 }
 
 /// Appends one event. Call it inside the transaction of the change it records.
+/// Any field that could hold a client secret (a client that sent its secret
+/// as its ID, a secret pasted into a name) is stored as a redaction marker.
 pub fn record(conn: &mut DbConnection, now: DateTime<Utc>, entry: Entry<'_>) -> QueryResult<()> {
+    let source_addr = entry.source_addr.map(text::redact_secret);
     diesel::insert_into(audit_events::table)
         .values(NewAuditEvent {
             id: uuid::Uuid::now_v7().to_string(),
             occurred_at: now.naive_utc(),
-            actor: entry.actor,
+            actor: &text::redact_secret(entry.actor),
             action: entry.action.as_str(),
-            target: entry.target,
-            source_addr: entry.source_addr,
-            details: entry.details.to_string(),
+            target: &text::redact_secret(entry.target),
+            source_addr: source_addr.as_deref(),
+            details: text::redact_json(entry.details).to_string(),
         })
         .execute(conn)
         .map(|_| ())

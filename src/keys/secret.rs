@@ -20,9 +20,8 @@ use crate::random;
 /// Prefix of every client ID. Never change it: issued client IDs, clients'
 /// configuration and log searches rely on it.
 pub const CLIENT_ID_PREFIX: &str = "kgc_";
-/// Prefix of every client secret. Never change it: secret scanners match it to
-/// find leaked keygate secrets.
-pub const SECRET_PREFIX: &str = "kgs_";
+/// Prefix of every client secret (defined with the other rules on text).
+pub use crate::text::SECRET_PREFIX;
 
 const CLIENT_ID_BODY_LEN: usize = 24;
 /// 43 base-62 characters carry 256.03 bits.

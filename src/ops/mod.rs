@@ -2,7 +2,7 @@
 
 pub mod metrics;
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use diesel::connection::SimpleConnection;
 
 use crate::db::Pool;
@@ -41,7 +41,32 @@ async fn readyz(pool: web::Data<Pool>) -> HttpResponse {
     }
 }
 
-async fn metrics(metrics: web::Data<Metrics>) -> HttpResponse {
+/// Who may read `/metrics`: its failure reasons (`unknown_client` against
+/// `wrong_secret`) would tell an outsider what the uniform `invalid_client`
+/// hides, so it answers only to these networks.
+#[derive(Debug, Clone)]
+pub struct MetricsAccess {
+    pub allow_from: Vec<ipnet::IpNet>,
+    /// The client's address is found as for the throttle.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+impl MetricsAccess {
+    fn allows(&self, req: &HttpRequest) -> bool {
+        crate::peer::client_ip(req, &self.trusted_proxies)
+            .is_some_and(|ip| self.allow_from.iter().any(|net| net.contains(&ip)))
+    }
+}
+
+/// 404 to anyone outside `KEYGATE_METRICS_ALLOW_FROM`: as if there were none.
+async fn metrics(
+    req: HttpRequest,
+    metrics: web::Data<Metrics>,
+    access: web::Data<MetricsAccess>,
+) -> HttpResponse {
+    if !access.allows(&req) {
+        return HttpResponse::NotFound().finish();
+    }
     HttpResponse::Ok()
         .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
         .body(metrics.render())

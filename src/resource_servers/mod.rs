@@ -50,6 +50,7 @@ pub fn create_api(
     if name.trim().is_empty() {
         return Err(AppError::invalid("invalid_name", "an API needs a name"));
     }
+    crate::text::refuse_control_characters("invalid_name", "API's name", name)?;
     if let Some(builtin) = scopes.iter().find(|s| scope::is_builtin(s)) {
         return Err(AppError::invalid(
             "reserved_scope",

@@ -132,6 +132,7 @@ pub fn create_user(
     now: DateTime<Utc>,
 ) -> Result<User, AppError> {
     let email = normalize_email(input.email)?;
+    crate::text::refuse_control_characters("invalid_name", "user's name", input.name)?;
     write_transaction(conn, |conn| {
         find_role(conn, input.role)?;
         let new = NewUser {

@@ -8,9 +8,9 @@ use crate::both_engines;
 use crate::helpers::{CliOutput, Engine, spawn_app};
 
 /// The variables of INTERFACE.md's configuration table that keygate reads
-/// today (the session, invitation, key-limit, metrics and GitHub ones come
-/// with their features).
-const CONTRACT_VARIABLES: [&str; 13] = [
+/// today (the session, invitation, key-limit and GitHub ones come with
+/// their features).
+const CONTRACT_VARIABLES: [&str; 14] = [
     "KEYGATE_DATABASE_URL",
     "KEYGATE_LISTEN",
     "KEYGATE_ISSUER",
@@ -23,6 +23,7 @@ const CONTRACT_VARIABLES: [&str; 13] = [
     "KEYGATE_MAIL_FROM",
     "KEYGATE_EXPIRY_WARNING",
     "KEYGATE_TRUSTED_PROXIES",
+    "KEYGATE_METRICS_ALLOW_FROM",
     "RUST_LOG",
 ];
 

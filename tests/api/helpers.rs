@@ -356,8 +356,10 @@ impl TestApp {
         let response = self
             .token_for(key, &[("grant_type", "client_credentials")])
             .await;
-        assert_eq!(response.status(), 200);
-        response.json().await.expect("JSON body")
+        let status = response.status();
+        let body: Value = response.json().await.expect("JSON body");
+        assert_eq!(status, 200, "{body}");
+        body
     }
 
     pub async fn jwks(&self) -> jsonwebtoken::jwk::JwkSet {

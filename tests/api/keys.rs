@@ -488,7 +488,73 @@ async fn keys_that_never_expire_need_a_zero_maximum(engine: Engine) {
     assert!(later.json["expires_at"].is_string());
 }
 
+/// A name, description or reason holding a control character (ESC, BEL:
+/// what would drive the terminal of whoever lists it) is refused by every
+/// command with one line that says why, and nothing is written.
+async fn control_characters_are_refused_by_the_cli(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let key = app.standard_key("read").await;
+    let before = app.table_counts();
+    let title = "\u{1b}]0;PWNED\u{7}";
+    let cases: Vec<Vec<&str>> = vec![
+        vec![
+            "keys",
+            "create",
+            "--owner",
+            "alice@example.com",
+            "--name",
+            title,
+        ],
+        vec![
+            "keys",
+            "create",
+            "--owner",
+            "alice@example.com",
+            "--name",
+            "ok",
+            "--description",
+            "a\u{1b}[2Jb",
+        ],
+        vec!["keys", "revoke", &key.client_id, "--reason", "bell\u{7}"],
+        vec!["users", "add", "eve@example.com", "--name", title],
+        vec![
+            "apis",
+            "add",
+            "https://evil.example.com",
+            "--name",
+            title,
+            "--scopes",
+            "x",
+        ],
+        vec!["roles", "set", "r\u{1b}", "--scopes", "read"],
+    ];
+    for args in cases {
+        let out = app.cli(&args).await;
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert_eq!(
+            out.stderr.trim().lines().count(),
+            1,
+            "{args:?}: {}",
+            out.stderr
+        );
+        assert!(
+            !out.stderr.contains('\u{1b}') && !out.stderr.contains('\u{7}'),
+            "{args:?} echoed the control character: {:?}",
+            out.stderr
+        );
+        assert!(
+            out.stderr.contains("control characters") || out.stderr.contains("role name"),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
+    assert_eq!(app.table_counts(), before, "something was written");
+    let listed = app.cli_ok(&["keys", "list", "--json"]).await.json();
+    assert_eq!(listed[0]["status"], "active");
+}
+
 both_engines!(
+    control_characters_are_refused_by_the_cli,
     scopes_outside_the_given_audiences_are_refused,
     create_prints_the_contract_shape,
     list_shows_status_without_secrets,

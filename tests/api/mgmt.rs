@@ -972,7 +972,57 @@ async fn oversized_optional_bodies_are_a_documented_json_413(engine: Engine) {
     assert_eq!(w.token_status(id, &w.bob_key.client_secret).await, 200);
 }
 
+/// The API refuses control characters (NUL, ESC, BEL, any Unicode Cc) in
+/// every name, description and reason, with a code naming the field.
+async fn control_characters_are_refused_by_the_api(engine: Engine) {
+    let w = world(engine).await;
+    let before = w.app.table_counts();
+    let cases = [
+        (
+            "/api/v1/keys".to_owned(),
+            json!({"name": "\u{1b}]0;PWNED\u{7}", "scopes": ["read"], "owner": BOB}),
+            "invalid_name",
+        ),
+        (
+            "/api/v1/keys".to_owned(),
+            json!({"name": "nul\u{0}", "scopes": ["read"], "owner": BOB}),
+            "invalid_name",
+        ),
+        (
+            "/api/v1/keys".to_owned(),
+            json!({"name": "ok", "description": "x\u{9b}y", "scopes": ["read"], "owner": BOB}),
+            "invalid_description",
+        ),
+        (
+            format!("/api/v1/keys/{}/revoke", w.bob_key.client_id),
+            json!({"reason": "gone\u{7}"}),
+            "invalid_reason",
+        ),
+        (
+            "/api/v1/users".to_owned(),
+            json!({"email": "eve@example.com", "name": "Eve\u{1b}[31m"}),
+            "invalid_name",
+        ),
+        (
+            "/api/v1/apis".to_owned(),
+            json!({"identifier": "https://evil.example.com", "name": "E\u{0}", "scopes": ["x"]}),
+            "invalid_name",
+        ),
+    ];
+    for (path, body, code) in cases {
+        let refused = w
+            .expect(Method::POST, &w.admin, &path, Some(body.clone()), 422)
+            .await;
+        assert_eq!(refused["error"], code, "{body}");
+        let message = refused["message"].as_str().unwrap();
+        assert!(message.contains("control characters"), "{message}");
+        assert!(!message.chars().any(char::is_control), "{message:?}");
+    }
+    assert_eq!(w.app.table_counts(), before, "something was written");
+}
+
 both_engines!(
+    control_characters_are_refused_by_the_api,
     missing_or_bad_tokens_are_401_with_a_challenge,
     tokens_without_a_management_scope_are_403,
     self_service_callers_see_only_their_own_keys,

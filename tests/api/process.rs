@@ -274,6 +274,9 @@ async fn secret_is_never_logged_or_stored(engine: Engine) {
         (key.client_id.as_str(), key.client_secret.as_str()),
         (key.client_id.as_str(), new_secret.as_str()),
         (key.client_id.as_str(), "kgs_wrong"),
+        // Swapped: the secret in the client-ID position (Basic and body).
+        (key.client_secret.as_str(), key.client_id.as_str()),
+        (new_secret.as_str(), key.client_id.as_str()),
     ] {
         let basic = app
             .http
@@ -308,6 +311,41 @@ async fn secret_is_never_logged_or_stored(engine: Engine) {
     app.cli_ok(&["keys", "revoke", &key.client_id, "--reason", "test"])
         .await;
 
+    app.cli_ok(&["users", "add", "root@example.com", "--role", "admin"])
+        .await;
+    let admin = app
+        .create_key(&[
+            "--owner",
+            "root@example.com",
+            "--name",
+            "admin",
+            "--scopes",
+            "keygate:admin",
+        ])
+        .await;
+    let admin: serde_json::Value = app
+        .http
+        .post(format!("{base}/oauth/token"))
+        .basic_auth(&admin.client_id, Some(&admin.client_secret))
+        .form(&[CC])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let admin = admin["access_token"].as_str().unwrap_or_default();
+    let audit = app
+        .http
+        .get(format!("{}/api/v1/audit-events?limit=100", base))
+        .bearer_auth(admin)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(audit.contains(keygate::text::REDACTED_SECRET), "{audit}");
     child.start_kill().unwrap();
     let mut logs = String::new();
     child
@@ -329,12 +367,15 @@ async fn secret_is_never_logged_or_stored(engine: Engine) {
 
     let dump = app.dump_database();
     assert!(dump.contains(&key.client_id), "the dump holds the data");
+    // The swapped requests were audited and throttled under the marker.
+    assert!(dump.contains(keygate::text::REDACTED_SECRET), "{dump}");
     for secret in [key.client_secret.as_str(), new_secret.as_str()] {
         assert!(!logs.contains(secret), "a secret reached the logs");
         assert!(!dump.contains(secret), "a secret is stored in clear");
         // Nor the random part alone, in case of re-encoding.
         assert!(!dump.contains(&secret[4..]));
         assert!(!logs.contains(&secret[4..]));
+        assert!(!audit.contains(&secret[4..]), "the API shows a secret");
     }
     assert!(
         !logs.contains(&app.secret_key),

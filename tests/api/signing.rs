@@ -4,7 +4,7 @@ use keygate::jobs::Job;
 use serde_json::Value;
 
 use crate::both_engines;
-use crate::helpers::{Engine, TestApp, spawn_app};
+use crate::helpers::{Engine, TestApp, client_from, spawn_app, spawn_app_with};
 
 const API: &str = "https://api.example.com";
 
@@ -276,7 +276,59 @@ async fn changes_are_audited(engine: Engine) {
     );
 }
 
+/// `/metrics` answers only to `KEYGATE_METRICS_ALLOW_FROM`, here a network
+/// without the tests' 127.0.0.1: 404 to everyone else, as if it did not
+/// exist. Behind a trusted proxy, the forwarded client address decides.
+async fn metrics_answer_only_to_allowed_networks(engine: Engine) {
+    let app = spawn_app_with(
+        engine,
+        &[
+            ("KEYGATE_METRICS_ALLOW_FROM", "127.0.0.2/32, 10.0.0.0/8"),
+            ("KEYGATE_TRUSTED_PROXIES", "127.0.0.3"),
+        ],
+    )
+    .await;
+    let get = |client: reqwest::Client, forwarded: Option<&'static str>| {
+        let url = format!("{}/metrics", app.address);
+        async move {
+            let mut request = client.get(url);
+            if let Some(f) = forwarded {
+                request = request.header("x-forwarded-for", f);
+            }
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.text().await.unwrap())
+        }
+    };
+    let (status, body) = get(app.http.clone(), None).await;
+    assert_eq!(status, 404);
+    assert!(!body.contains("keygate_"), "{body}");
+    // An untrusted peer cannot name an allowed address.
+    assert_eq!(get(app.http.clone(), Some("127.0.0.2")).await.0, 404);
+    let (status, body) = get(client_from("127.0.0.2"), None).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("keygate_tokens_issued_total"), "{body}");
+    // Through the trusted proxy: the client it names decides.
+    assert_eq!(get(client_from("127.0.0.3"), Some("10.1.2.3")).await.0, 200);
+    assert_eq!(
+        get(client_from("127.0.0.3"), Some("203.0.113.9")).await.0,
+        404
+    );
+    assert_eq!(get(client_from("127.0.0.3"), None).await.0, 404);
+    // The other operations endpoints stay open.
+    assert_eq!(
+        app.http
+            .get(format!("{}/healthz", app.address))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
 both_engines!(
+    metrics_answer_only_to_allowed_networks,
     retired_key_leaves_the_jwks_after_its_tokens_expire,
     changes_are_audited,
     signing_key_rotation_reaches_every_server,

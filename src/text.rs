@@ -1,0 +1,119 @@
+//! Rules for text that people and clients give keygate and that it later
+//! writes somewhere: a terminal (`keys list`), a log line, an audit row.
+//!
+//! Two rules, applied where the text enters: names, descriptions and
+//! reasons hold no control characters (an ESC or BEL in a key's name would
+//! drive the terminal of whoever lists it), and anything shaped like a
+//! client secret is replaced by a marker before it is logged or stored.
+
+use std::borrow::Cow;
+
+use crate::error::AppError;
+
+/// Prefix of every client secret. Never change it: secret scanners match it
+/// to find leaked keygate secrets. Defined here, below every module that
+/// writes text, so that each can recognise a secret; `keys` re-exports it.
+pub const SECRET_PREFIX: &str = "kgs_";
+
+/// What is logged and audited in place of anything shaped like a secret.
+pub const REDACTED_SECRET: &str = "kgs_...(redacted)";
+
+/// Refuses text holding a control character (Unicode category Cc: C0, DEL,
+/// C1; NUL, ESC and BEL among them). `what` names the field in the message.
+pub fn refuse_control_characters(
+    code: &'static str,
+    what: &str,
+    text: &str,
+) -> Result<(), AppError> {
+    match text.chars().find(|c| c.is_control()) {
+        None => Ok(()),
+        Some(c) => Err(AppError::invalid(
+            code,
+            format!(
+                "the {what} may not contain control characters (found U+{:04X})",
+                u32::from(c)
+            ),
+        )),
+    }
+}
+
+/// True when `text` could hold a client secret: it contains the secret
+/// prefix in any case. Looser than a well-formed secret on purpose (a
+/// truncated or mistyped secret is still secret), and no client ID or
+/// other identifier keygate generates contains it.
+pub fn looks_like_secret(text: &str) -> bool {
+    text.as_bytes()
+        .windows(SECRET_PREFIX.len())
+        .any(|w| w.eq_ignore_ascii_case(SECRET_PREFIX.as_bytes()))
+}
+
+/// `text`, or the redaction marker when it could hold a secret.
+pub fn redact_secret(text: &str) -> Cow<'_, str> {
+    if looks_like_secret(text) {
+        Cow::Borrowed(REDACTED_SECRET)
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
+/// A JSON value with every string that could hold a secret redacted.
+pub fn redact_json(value: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::String(s) if looks_like_secret(&s) => Value::String(REDACTED_SECRET.into()),
+        Value::Array(items) => Value::Array(items.into_iter().map(redact_json).collect()),
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (redact_secret(&k).into_owned(), redact_json(v)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Shaped like a generated secret (`kgs_` and 49 alphanumerics).
+    const SECRET: &str = "kgs_Zq3h1Pw9vTbN0xYcK7mR2sLdE5uJfA8gHiO4kB6nC1eWQMdz3";
+
+    #[test]
+    fn secrets_are_recognised_loosely() {
+        assert!(looks_like_secret(SECRET));
+        assert!(looks_like_secret("kgs_short"));
+        assert!(looks_like_secret("KGS_upper"));
+        assert!(looks_like_secret(&format!("x{SECRET}")));
+        assert!(!looks_like_secret("kgc_abcdef"));
+        assert!(!looks_like_secret("kgs"));
+        assert_eq!(redact_secret(SECRET), REDACTED_SECRET);
+        assert_eq!(redact_secret("kgc_abc"), "kgc_abc");
+    }
+
+    #[test]
+    fn json_strings_are_redacted_at_any_depth() {
+        let value = serde_json::json!({"a": [SECRET, "ok"], "b": {"c": "kgs_x"}, "n": 1});
+        let shown = redact_json(value).to_string();
+        assert!(!shown.contains(SECRET));
+        assert!(shown.contains("\"ok\""));
+        assert!(!shown.contains("kgs_x"));
+    }
+
+    #[test]
+    fn control_characters_are_refused() {
+        for bad in [
+            "\u{1b}]0;PWNED\u{7}",
+            "a\0b",
+            "tab\there",
+            "new\nline",
+            "\u{7f}",
+            "\u{9b}",
+        ] {
+            let err = refuse_control_characters("invalid_name", "name", bad).unwrap_err();
+            assert!(err.to_string().contains("control characters"), "{bad:?}");
+        }
+        for good in ["Deploy bot", "Zürich · 東京", "émoji 🔑"] {
+            assert!(refuse_control_characters("invalid_name", "name", good).is_ok());
+        }
+    }
+}
