@@ -70,6 +70,7 @@ fn parse_duration(flag: &str, text: &str) -> Result<HumanDuration, CliError> {
 
 pub fn run(command: KeysCommand, ctx: &mut Context) -> Result<(), CliError> {
     let now = Utc::now();
+    let issuer = ctx.issuer();
     match command {
         KeysCommand::Create {
             owner,
@@ -97,8 +98,14 @@ pub fn run(command: KeysCommand, ctx: &mut Context) -> Result<(), CliError> {
             };
             let max = ctx.config.key_max_lifetime;
             let warning = ctx.config.expiry_warning;
-            let issued =
-                keys::create_api_key(ctx.conn(), request, max, warning, COMMAND_LINE, now)?;
+            let issued = keys::create_api_key(
+                ctx.conn(),
+                request,
+                max,
+                warning,
+                (&issuer, COMMAND_LINE),
+                now,
+            )?;
             show_issued(&issued, json, "created")?;
         }
         KeysCommand::List { owner, json } => {
@@ -120,8 +127,13 @@ pub fn run(command: KeysCommand, ctx: &mut Context) -> Result<(), CliError> {
             }
         }
         KeysCommand::Revoke { client_id, reason } => {
-            let key =
-                keys::revoke_api_key(ctx.conn(), &client_id, reason.as_deref(), COMMAND_LINE, now)?;
+            let key = keys::revoke_api_key(
+                ctx.conn(),
+                &client_id,
+                reason.as_deref(),
+                (&issuer, COMMAND_LINE),
+                now,
+            )?;
             println!(
                 "revoked key {} ({}); this cannot be undone",
                 key.client_id, key.name
@@ -140,7 +152,8 @@ pub fn run(command: KeysCommand, ctx: &mut Context) -> Result<(), CliError> {
                 })
                 .transpose()?
                 .flatten();
-            let issued = keys::rotate_api_key(ctx.conn(), &client_id, grace, COMMAND_LINE, now)?;
+            let issued =
+                keys::rotate_api_key(ctx.conn(), &client_id, grace, (&issuer, COMMAND_LINE), now)?;
             show_issued(&issued, json, "rotated")?;
         }
     }

@@ -132,7 +132,7 @@ pub fn create_api_key(
     request: NewKeyRequest<'_>,
     max_lifetime: Option<HumanDuration>,
     expiry_warning: HumanDuration,
-    actor: &str,
+    (issuer, actor): (&str, &str),
     now: DateTime<Utc>,
 ) -> Result<IssuedKey, AppError> {
     let expires_at = check_request(&request, max_lifetime, now)?;
@@ -192,13 +192,20 @@ pub fn create_api_key(
         )?;
         let key = find_key(conn, client_id.as_str())?;
         let view = key.view(&owner.email, now);
-        notify(conn, Event::Created, &key.id, &view, actor, now)?;
+        notify(conn, Event::Created, (&key.id, &view), issuer, actor, now)?;
         // Already inside the warning window: warned right after, not at the next sweep.
         if key
             .expires_at
             .is_some_and(|at| from_db(at) - expiry_warning.as_chrono() <= now)
         {
-            notify(conn, Event::Expiring, &key.id, &view, audit::SYSTEM, now)?;
+            notify(
+                conn,
+                Event::Expiring,
+                (&key.id, &view),
+                issuer,
+                audit::SYSTEM,
+                now,
+            )?;
         }
         Ok(view)
     })?;
@@ -270,7 +277,7 @@ pub fn rotate_api_key(
     conn: &mut DbConnection,
     client_id: &str,
     grace: Option<HumanDuration>,
-    actor: &str,
+    (issuer, actor): (&str, &str),
     now: DateTime<Utc>,
 ) -> Result<IssuedKey, AppError> {
     let secret = PlainSecret::generate();
@@ -302,7 +309,7 @@ pub fn rotate_api_key(
             },
         )?;
         let (key, view) = find_key_view(conn, client_id, now)?;
-        notify(conn, Event::Rotated, &key.id, &view, actor, now)?;
+        notify(conn, Event::Rotated, (&key.id, &view), issuer, actor, now)?;
         Ok::<_, AppError>(view)
     })?;
     Ok(IssuedKey { key, secret })
@@ -330,7 +337,7 @@ pub fn revoke_api_key(
     conn: &mut DbConnection,
     client_id: &str,
     reason: Option<&str>,
-    actor: &str,
+    (issuer, actor): (&str, &str),
     now: DateTime<Utc>,
 ) -> Result<KeyView, AppError> {
     let reason = reason.map(str::trim).filter(|r| !r.is_empty());
@@ -370,7 +377,7 @@ pub fn revoke_api_key(
             },
         )?;
         let (key, view) = find_key_view(conn, client_id, now)?;
-        notify(conn, Event::Revoked, &key.id, &view, actor, now)?;
+        notify(conn, Event::Revoked, (&key.id, &view), issuer, actor, now)?;
         Ok(view)
     })
 }
@@ -517,16 +524,17 @@ pub fn find_credential(
     }))
 }
 
-/// Queues `event`'s email to the key's owner, in the caller's transaction.
+/// Queues `event`'s email to the key's owner, in the caller's transaction;
+/// `issuer` tells the owner which keygate it comes from.
 pub(super) fn notify(
     conn: &mut DbConnection,
     event: Event,
-    key_id: &str,
-    view: &KeyView,
+    (key_id, view): (&str, &KeyView),
+    issuer: &str,
     actor: &str,
     now: DateTime<Utc>,
 ) -> Result<bool, AppError> {
-    mail::enqueue_key_event(conn, event, key_id, &view.owner, view, actor, now)
+    mail::enqueue_key_event(conn, event, key_id, view, issuer, actor, now)
 }
 
 /// Records that the key was used now.

@@ -5,10 +5,11 @@
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
-use super::render::{self, EmailContext, Event, PRODUCT};
+use super::render::{self, Actor, EmailContext, Event, PRODUCT};
 use crate::db::schema::email_outbox;
 use crate::db::{DbConnection, write_transaction};
 use crate::error::AppError;
+use crate::keys::KeyView;
 use crate::time::rfc3339;
 
 /// Where an email stands; stored as its lower-case name.
@@ -93,22 +94,25 @@ fn dedupe_key(key_id: &str, event: Event, row_id: &str) -> String {
 /// Renders `event` for the key's owner and queues it, unless that email was
 /// queued already. Call it inside the transaction of the change it reports:
 /// a template error then aborts the change. Returns whether a row was added.
-pub fn enqueue_key_event<K: serde::Serialize>(
+pub fn enqueue_key_event(
     conn: &mut DbConnection,
     event: Event,
     key_id: &str,
-    recipient: &str,
-    key: &K,
+    key: &KeyView,
+    issuer: &str,
     actor: &str,
     now: DateTime<Utc>,
 ) -> Result<bool, AppError> {
     let occurred_at = rfc3339(now);
+    let recipient = key.owner.as_str();
     let mail = render::render(
         event,
         &EmailContext {
             product: PRODUCT,
+            issuer,
             key,
-            actor,
+            actor: Actor::describe(actor, recipient, &render::this_host()),
+            created_by: Actor::creator(&key.created_by, recipient),
             occurred_at: &occurred_at,
         },
     )

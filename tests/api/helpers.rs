@@ -264,6 +264,10 @@ impl TestApp {
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
+        // The operator's CLI names the server's issuer in its emails.
+        if !self.issuer.is_empty() && !self.vars.contains_key("KEYGATE_ISSUER") {
+            command.env("KEYGATE_ISSUER", &self.issuer);
+        }
         let mut child = command.spawn().expect("run keygate");
         let mut pipe = child.stdin.take().expect("stdin");
         if let Some(text) = stdin {
