@@ -54,7 +54,8 @@ pub enum KeysCommand {
     Rotate {
         /// The key's client ID (kgc_...).
         client_id: String,
-        /// How long the old secret keeps working (default: not at all).
+        /// How long the old secret keeps working (default: not at all); at most
+        /// 30 days and never past the key's expiry.
         #[arg(long)]
         grace: Option<String>,
         /// Print JSON instead of text.

@@ -287,7 +287,7 @@ pub fn rotate_api_key(
     let key = write_transaction(conn, |conn| {
         let (key, _) = find_key_view(conn, client_id, now)?;
         refuse_unless_active(&key, now)?;
-        let previous_until = grace.map(|g| (now + g.as_chrono()).naive_utc());
+        let previous_until = check_grace(&key, grace, now)?;
         diesel::update(api_keys::table.find(&key.id))
             .set((
                 api_keys::secret_hash.eq(hash.as_str()),
@@ -313,6 +313,40 @@ pub fn rotate_api_key(
         Ok::<_, AppError>(view)
     })?;
     Ok(IssuedKey { key, secret })
+}
+
+/// The longest a rotated-out secret keeps working.
+pub const MAX_GRACE_DAYS: i64 = 30;
+
+/// When the old secret stops working: at most [`MAX_GRACE_DAYS`] from now and
+/// never after the key itself expires, so a rotation cannot stretch a leaked
+/// secret's life.
+fn check_grace(
+    key: &ApiKey,
+    grace: Option<HumanDuration>,
+    now: DateTime<Utc>,
+) -> Result<Option<NaiveDateTime>, AppError> {
+    let Some(grace) = grace else {
+        return Ok(None);
+    };
+    if grace.as_chrono() > chrono::Duration::days(MAX_GRACE_DAYS) {
+        return Err(AppError::invalid(
+            "grace_too_long",
+            format!("grace {grace} is longer than the maximum of {MAX_GRACE_DAYS} days"),
+        ));
+    }
+    let until = (now + grace.as_chrono()).naive_utc();
+    if let Some(expires_at) = key.expires_at.filter(|at| until > *at) {
+        return Err(AppError::invalid(
+            "grace_too_long",
+            format!(
+                "grace {grace} would outlive the key, which expires at {}: \
+                 the old secret may work at most until then",
+                rfc3339(from_db(expires_at))
+            ),
+        ));
+    }
+    Ok(Some(until))
 }
 
 fn refuse_unless_active(key: &ApiKey, now: DateTime<Utc>) -> Result<(), AppError> {

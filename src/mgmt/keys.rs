@@ -245,7 +245,8 @@ pub async fn read(
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RotateBody {
-    /// How long the old secret keeps working, such as `1h`; default none.
+    /// How long the old secret keeps working, such as `1h`; default none. At
+    /// most 30 days and never past the key's expiry (else 422 `grace_too_long`).
     grace: Option<String>,
 }
 
