@@ -210,6 +210,19 @@ pub fn claim_due(
         .load(conn)
 }
 
+/// Extends the caller's lease on `ids` to `until`, for those still pending:
+/// a worker calls it while it sends, so its lease can be short.
+pub fn renew(conn: &mut DbConnection, ids: &[String], until: DateTime<Utc>) -> QueryResult<()> {
+    diesel::update(
+        email_outbox::table
+            .filter(email_outbox::id.eq_any(ids))
+            .filter(email_outbox::status.eq(OutboxStatus::Pending)),
+    )
+    .set(email_outbox::locked_until.eq(until.naive_utc()))
+    .execute(conn)
+    .map(|_| ())
+}
+
 /// Recorded right after the server accepted the message, so it is never
 /// sent again.
 pub fn mark_sent(conn: &mut DbConnection, id: &str, now: DateTime<Utc>) -> QueryResult<()> {

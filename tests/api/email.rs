@@ -611,6 +611,37 @@ async fn an_admins_change_is_told_to_the_owner_in_words(engine: Engine) {
     }
 }
 
+/// A worker that claimed an email and died (kill -9) leaves it leased; with
+/// the production tuning the lease ends within seconds, and the next round
+/// (a restarted server's) sends it.
+async fn a_dead_workers_lease_ends_within_seconds(engine: Engine) {
+    let smtp = SmtpSink::started().await;
+    let mut app = prepare_app(engine, &[("KEYGATE_SMTP_URL", &smtp.url())]);
+    app.serve_on_demand(|_| {}).await;
+    owner_and_api(&app, "alice@example.com").await;
+    let key = key_for(&app, "alice@example.com", "ci", &[]).await;
+    let lease = MailTuning::default().lease;
+    assert!(lease <= Duration::from_secs(30), "{lease:?}");
+    let now = app.clock.now();
+    let until = now + chrono::Duration::from_std(lease).unwrap();
+    let claimed = keygate::mail::outbox::claim_due(&mut app.db(), now, until, 20).unwrap();
+    assert_eq!(claimed.len(), 1);
+
+    // Still leased: nobody sends it meanwhile.
+    assert_eq!(app.run_job(Job::MailDelivery).await, 0);
+    assert!(outbox(&app)[0].leased);
+    // One lease later, it goes out.
+    app.advance_clock(chrono::Duration::from_std(lease).unwrap() + chrono::Duration::seconds(1));
+    assert_eq!(app.run_job(Job::MailDelivery).await, 1);
+    let messages = smtp.wait_for(1, Duration::from_secs(20)).await;
+    one_with(&messages, "created").assert_well_formed("alice@example.com", &key);
+    let rows = outbox(&app);
+    assert_eq!(
+        (rows[0].status.as_str(), rows[0].attempts, rows[0].leased),
+        ("sent", 1, false)
+    );
+}
+
 /// The SMTP server is down when the key is created; once it is back, the
 /// email arrives, once.
 async fn email_survives_an_smtp_outage(engine: Engine) {
@@ -871,6 +902,7 @@ both_engines!(
     each_event_sends_one_email_to_the_owner,
     html_part_escapes_the_key_name,
     an_admins_change_is_told_to_the_owner_in_words,
+    a_dead_workers_lease_ends_within_seconds,
     email_survives_an_smtp_outage,
     killed_server_loses_no_email,
     permanent_rejection_is_not_retried,
