@@ -642,6 +642,36 @@ async fn a_dead_workers_lease_ends_within_seconds(engine: Engine) {
     );
 }
 
+/// A send that outlasts the lease keeps it: the worker renews it while the
+/// server takes its time, so a second server looking meanwhile finds nothing
+/// to take over, and the owner gets one message.
+async fn a_slow_send_keeps_its_lease(engine: Engine) {
+    let smtp = SmtpSink::started().await;
+    let mut app = prepare_app(engine, &[("KEYGATE_SMTP_URL", &smtp.url())]);
+    let short_lease = |config: &mut Config| {
+        fast_mail(config);
+        config.mail_tuning.lease = Duration::from_millis(1500);
+    };
+    app.serve_on_demand(short_lease).await;
+    app.serve_on_demand(short_lease).await;
+    // The test server answers "slow..." recipients after three seconds.
+    owner_and_api(&app, "slow@example.com").await;
+    key_for(&app, "slow@example.com", "ci", &[]).await;
+    let first = app.jobs_of(0);
+    let sending = tokio::spawn(async move { first.run_once(Job::MailDelivery).await });
+    // Past the lease as claimed, mid-send: the lease was renewed.
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    let second = app.jobs_of(1).run_once(Job::MailDelivery).await.unwrap();
+    assert_eq!(second, 0, "the second server took over a renewed lease");
+    assert_eq!(sending.await.unwrap().unwrap(), 1);
+    smtp.wait_for(1, Duration::from_secs(20)).await;
+    app.run_job_everywhere(Job::MailDelivery).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(smtp.messages().len(), 1);
+    let rows = outbox(&app);
+    assert_eq!((rows[0].status.as_str(), rows[0].attempts), ("sent", 1));
+}
+
 /// The SMTP server is down when the key is created; once it is back, the
 /// email arrives, once.
 async fn email_survives_an_smtp_outage(engine: Engine) {
@@ -903,6 +933,7 @@ both_engines!(
     html_part_escapes_the_key_name,
     an_admins_change_is_told_to_the_owner_in_words,
     a_dead_workers_lease_ends_within_seconds,
+    a_slow_send_keeps_its_lease,
     email_survives_an_smtp_outage,
     killed_server_loses_no_email,
     permanent_rejection_is_not_retried,

@@ -215,6 +215,15 @@ impl TestApp {
         self.jobs.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// The jobs of the `index`th server started, to run one while another
+    /// server's is under way.
+    pub fn jobs_of(&self, index: usize) -> Jobs {
+        self.all_jobs()
+            .get(index)
+            .cloned()
+            .expect("that many servers are running")
+    }
+
     /// Runs `job` once on the first server started; returns what it did.
     pub async fn run_job(&self, job: Job) -> usize {
         let jobs = self.all_jobs();
