@@ -568,7 +568,13 @@ pub(super) fn notify(
     actor: &str,
     now: DateTime<Utc>,
 ) -> Result<bool, AppError> {
-    mail::enqueue_key_event(conn, event, key_id, view, issuer, actor, now)
+    let about = mail::outbox::AboutKey {
+        id: key_id,
+        owner: &view.owner,
+        created_by: &view.created_by,
+        view,
+    };
+    mail::enqueue_key_event(conn, event, about, issuer, actor, now)
 }
 
 /// Records that the key was used now.

@@ -9,7 +9,6 @@ use super::render::{self, Actor, EmailContext, Event, PRODUCT};
 use crate::db::schema::email_outbox;
 use crate::db::{DbConnection, write_transaction};
 use crate::error::AppError;
-use crate::keys::KeyView;
 use crate::time::rfc3339;
 
 /// Where an email stands; stored as its lower-case name.
@@ -91,20 +90,33 @@ fn dedupe_key(key_id: &str, event: Event, row_id: &str) -> String {
     }
 }
 
+/// The key an email reports on: its row id, its owner (the recipient), who
+/// created it, and the public view the templates show.
+pub struct AboutKey<'a, K> {
+    pub id: &'a str,
+    pub owner: &'a str,
+    pub created_by: &'a str,
+    pub view: &'a K,
+}
+
 /// Renders `event` for the key's owner and queues it, unless that email was
 /// queued already. Call it inside the transaction of the change it reports:
 /// a template error then aborts the change. Returns whether a row was added.
-pub fn enqueue_key_event(
+pub fn enqueue_key_event<K: serde::Serialize>(
     conn: &mut DbConnection,
     event: Event,
-    key_id: &str,
-    key: &KeyView,
+    about: AboutKey<'_, K>,
     issuer: &str,
     actor: &str,
     now: DateTime<Utc>,
 ) -> Result<bool, AppError> {
     let occurred_at = rfc3339(now);
-    let recipient = key.owner.as_str();
+    let AboutKey {
+        id: key_id,
+        owner: recipient,
+        created_by,
+        view: key,
+    } = about;
     let mail = render::render(
         event,
         &EmailContext {
@@ -112,7 +124,7 @@ pub fn enqueue_key_event(
             issuer,
             key,
             actor: Actor::describe(actor, recipient, &render::this_host()),
-            created_by: Actor::creator(&key.created_by, recipient),
+            created_by: Actor::creator(created_by, recipient),
             occurred_at: &occurred_at,
         },
     )
