@@ -154,7 +154,7 @@ fn setup(config: &Config, n: usize) -> Vec<Key> {
                 },
                 config.key_max_lifetime,
                 config.expiry_warning,
-                "bench",
+                ("http://127.0.0.1:8080", "bench"),
                 now,
             )
             .expect("key");

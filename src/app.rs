@@ -209,6 +209,7 @@ impl Application {
                 clock.clone(),
             ),
             expiry_warning: config.expiry_warning,
+            issuer: issuer.clone(),
             sweep_interval: config.mail_tuning.sweep_interval,
             throttle,
             signer: Arc::clone(&signer),

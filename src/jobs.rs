@@ -81,6 +81,8 @@ pub struct JobsSetup {
     pub clock: Clock,
     pub delivery: Delivery,
     pub expiry_warning: HumanDuration,
+    /// Named in the expiry emails.
+    pub issuer: String,
     pub sweep_interval: Duration,
     pub throttle: ThrottlePolicy,
     pub signer: Arc<Signer>,
@@ -117,8 +119,9 @@ impl Jobs {
             Job::MailDelivery => Ok(setup.delivery.run_once().await?),
             Job::ExpirySweep => {
                 let warning = setup.expiry_warning;
+                let issuer = setup.issuer.clone();
                 on_pool(pool, move |conn| {
-                    Ok(keys::expiry::sweep(conn, warning, now)?)
+                    Ok(keys::expiry::sweep(conn, warning, &issuer, now)?)
                 })
                 .await
             }

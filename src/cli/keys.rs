@@ -54,7 +54,8 @@ pub enum KeysCommand {
     Rotate {
         /// The key's client ID (kgc_...).
         client_id: String,
-        /// How long the old secret keeps working (default: not at all).
+        /// How long the old secret keeps working (default: not at all); at most
+        /// 30 days and never past the key's expiry.
         #[arg(long)]
         grace: Option<String>,
         /// Print JSON instead of text.
@@ -70,6 +71,7 @@ fn parse_duration(flag: &str, text: &str) -> Result<HumanDuration, CliError> {
 
 pub fn run(command: KeysCommand, ctx: &mut Context) -> Result<(), CliError> {
     let now = Utc::now();
+    let issuer = ctx.issuer();
     match command {
         KeysCommand::Create {
             owner,
@@ -97,8 +99,14 @@ pub fn run(command: KeysCommand, ctx: &mut Context) -> Result<(), CliError> {
             };
             let max = ctx.config.key_max_lifetime;
             let warning = ctx.config.expiry_warning;
-            let issued =
-                keys::create_api_key(ctx.conn(), request, max, warning, COMMAND_LINE, now)?;
+            let issued = keys::create_api_key(
+                ctx.conn(),
+                request,
+                max,
+                warning,
+                (&issuer, COMMAND_LINE),
+                now,
+            )?;
             show_issued(&issued, json, "created")?;
         }
         KeysCommand::List { owner, json } => {
@@ -120,8 +128,13 @@ pub fn run(command: KeysCommand, ctx: &mut Context) -> Result<(), CliError> {
             }
         }
         KeysCommand::Revoke { client_id, reason } => {
-            let key =
-                keys::revoke_api_key(ctx.conn(), &client_id, reason.as_deref(), COMMAND_LINE, now)?;
+            let key = keys::revoke_api_key(
+                ctx.conn(),
+                &client_id,
+                reason.as_deref(),
+                (&issuer, COMMAND_LINE),
+                now,
+            )?;
             println!(
                 "revoked key {} ({}); this cannot be undone",
                 key.client_id, key.name
@@ -140,7 +153,8 @@ pub fn run(command: KeysCommand, ctx: &mut Context) -> Result<(), CliError> {
                 })
                 .transpose()?
                 .flatten();
-            let issued = keys::rotate_api_key(ctx.conn(), &client_id, grace, COMMAND_LINE, now)?;
+            let issued =
+                keys::rotate_api_key(ctx.conn(), &client_id, grace, (&issuer, COMMAND_LINE), now)?;
             show_issued(&issued, json, "rotated")?;
         }
     }

@@ -91,6 +91,15 @@ impl Context {
         Ok(Self { config, conn })
     }
 
+    /// The issuer the server announces: `KEYGATE_ISSUER`, else http:// and
+    /// the listen address, as `serve` derives it.
+    pub fn issuer(&self) -> String {
+        self.config
+            .issuer
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.config.listen))
+    }
+
     pub fn conn(&mut self) -> &mut DbConnection {
         &mut self.conn
     }

@@ -23,6 +23,7 @@ const ROUND: i64 = 200;
 pub fn sweep(
     conn: &mut DbConnection,
     warning: HumanDuration,
+    issuer: &str,
     now: DateTime<Utc>,
 ) -> Result<usize, AppError> {
     let mut queued = 0;
@@ -35,7 +36,7 @@ pub fn sweep(
         for (key, owner) in keys {
             let view = key.view(&owner, now);
             let added = write_transaction(conn, |conn| {
-                notify(conn, event, &key.id, &view, SYSTEM, now)
+                notify(conn, event, (&key.id, &view), issuer, SYSTEM, now)
             })?;
             queued += usize::from(added);
         }

@@ -135,7 +135,7 @@ pub fn create_api_key(
     request: NewKeyRequest<'_>,
     max_lifetime: Option<HumanDuration>,
     expiry_warning: HumanDuration,
-    actor: &str,
+    (issuer, actor): (&str, &str),
     now: DateTime<Utc>,
 ) -> Result<IssuedKey, AppError> {
     let expires_at = check_request(&request, max_lifetime, now)?;
@@ -195,13 +195,20 @@ pub fn create_api_key(
         )?;
         let key = find_key(conn, client_id.as_str())?;
         let view = key.view(&owner.email, now);
-        notify(conn, Event::Created, &key.id, &view, actor, now)?;
+        notify(conn, Event::Created, (&key.id, &view), issuer, actor, now)?;
         // Already inside the warning window: warned right after, not at the next sweep.
         if key
             .expires_at
             .is_some_and(|at| from_db(at) - expiry_warning.as_chrono() <= now)
         {
-            notify(conn, Event::Expiring, &key.id, &view, audit::SYSTEM, now)?;
+            notify(
+                conn,
+                Event::Expiring,
+                (&key.id, &view),
+                issuer,
+                audit::SYSTEM,
+                now,
+            )?;
         }
         Ok(view)
     })?;
@@ -273,7 +280,7 @@ pub fn rotate_api_key(
     conn: &mut DbConnection,
     client_id: &str,
     grace: Option<HumanDuration>,
-    actor: &str,
+    (issuer, actor): (&str, &str),
     now: DateTime<Utc>,
 ) -> Result<IssuedKey, AppError> {
     let secret = PlainSecret::generate();
@@ -283,7 +290,7 @@ pub fn rotate_api_key(
     let key = write_transaction(conn, |conn| {
         let (key, _) = find_key_view(conn, client_id, now)?;
         refuse_unless_active(&key, now)?;
-        let previous_until = grace.map(|g| (now + g.as_chrono()).naive_utc());
+        let previous_until = check_grace(&key, grace, now)?;
         diesel::update(api_keys::table.find(&key.id))
             .set((
                 api_keys::secret_hash.eq(hash.as_str()),
@@ -305,10 +312,44 @@ pub fn rotate_api_key(
             },
         )?;
         let (key, view) = find_key_view(conn, client_id, now)?;
-        notify(conn, Event::Rotated, &key.id, &view, actor, now)?;
+        notify(conn, Event::Rotated, (&key.id, &view), issuer, actor, now)?;
         Ok::<_, AppError>(view)
     })?;
     Ok(IssuedKey { key, secret })
+}
+
+/// The longest a rotated-out secret keeps working.
+pub const MAX_GRACE_DAYS: i64 = 30;
+
+/// When the old secret stops working: at most [`MAX_GRACE_DAYS`] from now and
+/// never after the key itself expires, so a rotation cannot stretch a leaked
+/// secret's life.
+fn check_grace(
+    key: &ApiKey,
+    grace: Option<HumanDuration>,
+    now: DateTime<Utc>,
+) -> Result<Option<NaiveDateTime>, AppError> {
+    let Some(grace) = grace else {
+        return Ok(None);
+    };
+    if grace.as_chrono() > chrono::Duration::days(MAX_GRACE_DAYS) {
+        return Err(AppError::invalid(
+            "grace_too_long",
+            format!("grace {grace} is longer than the maximum of {MAX_GRACE_DAYS} days"),
+        ));
+    }
+    let until = (now + grace.as_chrono()).naive_utc();
+    if let Some(expires_at) = key.expires_at.filter(|at| until > *at) {
+        return Err(AppError::invalid(
+            "grace_too_long",
+            format!(
+                "grace {grace} would outlive the key, which expires at {}: \
+                 the old secret may work at most until then",
+                rfc3339(from_db(expires_at))
+            ),
+        ));
+    }
+    Ok(Some(until))
 }
 
 fn refuse_unless_active(key: &ApiKey, now: DateTime<Utc>) -> Result<(), AppError> {
@@ -333,7 +374,7 @@ pub fn revoke_api_key(
     conn: &mut DbConnection,
     client_id: &str,
     reason: Option<&str>,
-    actor: &str,
+    (issuer, actor): (&str, &str),
     now: DateTime<Utc>,
 ) -> Result<KeyView, AppError> {
     let reason = reason.map(str::trim).filter(|r| !r.is_empty());
@@ -376,7 +417,7 @@ pub fn revoke_api_key(
             },
         )?;
         let (key, view) = find_key_view(conn, client_id, now)?;
-        notify(conn, Event::Revoked, &key.id, &view, actor, now)?;
+        notify(conn, Event::Revoked, (&key.id, &view), issuer, actor, now)?;
         Ok(view)
     })
 }
@@ -529,16 +570,23 @@ pub fn find_credential(
     }))
 }
 
-/// Queues `event`'s email to the key's owner, in the caller's transaction.
+/// Queues `event`'s email to the key's owner, in the caller's transaction;
+/// `issuer` tells the owner which keygate it comes from.
 pub(super) fn notify(
     conn: &mut DbConnection,
     event: Event,
-    key_id: &str,
-    view: &KeyView,
+    (key_id, view): (&str, &KeyView),
+    issuer: &str,
     actor: &str,
     now: DateTime<Utc>,
 ) -> Result<bool, AppError> {
-    mail::enqueue_key_event(conn, event, key_id, &view.owner, view, actor, now)
+    let about = mail::outbox::AboutKey {
+        id: key_id,
+        owner: &view.owner,
+        created_by: &view.created_by,
+        view,
+    };
+    mail::enqueue_key_event(conn, event, about, issuer, actor, now)
 }
 
 /// Records that the key was used now.
@@ -629,7 +677,7 @@ mod tests {
             },
             None,
             "7d".parse().unwrap(),
-            audit::COMMAND_LINE,
+            ("http://127.0.0.1:8080", audit::COMMAND_LINE),
             now,
         )
         .unwrap();

@@ -29,9 +29,11 @@ pub struct MailTuning {
     /// Attempts before a transiently failing email is given up (about a day
     /// with the defaults).
     pub max_attempts: u32,
-    /// How long a worker owns the emails it claimed. Sends start within the
-    /// first half and each is cut off after a quarter; after a crash, the
-    /// emails it held wait this long before another process takes them.
+    /// How long a worker owns the emails it claimed without renewing them.
+    /// A live worker renews its lease every third of it while it sends, so
+    /// the lease can be short: after a crash (`kill -9`), the emails it held
+    /// wait at most this long before another process, or the restarted one,
+    /// takes them.
     pub lease: Duration,
     /// Bounds connecting and each SMTP command.
     pub smtp_timeout: Duration,
@@ -45,7 +47,7 @@ impl Default for MailTuning {
             retry_base: Duration::from_secs(1),
             retry_cap: Duration::from_secs(600),
             max_attempts: 150,
-            lease: Duration::from_secs(300),
+            lease: Duration::from_secs(15),
             smtp_timeout: Duration::from_secs(10),
         }
     }

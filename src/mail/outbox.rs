@@ -5,7 +5,7 @@
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
-use super::render::{self, EmailContext, Event, PRODUCT};
+use super::render::{self, Actor, EmailContext, Event, PRODUCT};
 use crate::db::schema::email_outbox;
 use crate::db::{DbConnection, write_transaction};
 use crate::error::AppError;
@@ -90,25 +90,41 @@ fn dedupe_key(key_id: &str, event: Event, row_id: &str) -> String {
     }
 }
 
+/// The key an email reports on: its row id, its owner (the recipient), who
+/// created it, and the public view the templates show.
+pub struct AboutKey<'a, K> {
+    pub id: &'a str,
+    pub owner: &'a str,
+    pub created_by: &'a str,
+    pub view: &'a K,
+}
+
 /// Renders `event` for the key's owner and queues it, unless that email was
 /// queued already. Call it inside the transaction of the change it reports:
 /// a template error then aborts the change. Returns whether a row was added.
 pub fn enqueue_key_event<K: serde::Serialize>(
     conn: &mut DbConnection,
     event: Event,
-    key_id: &str,
-    recipient: &str,
-    key: &K,
+    about: AboutKey<'_, K>,
+    issuer: &str,
     actor: &str,
     now: DateTime<Utc>,
 ) -> Result<bool, AppError> {
     let occurred_at = rfc3339(now);
+    let AboutKey {
+        id: key_id,
+        owner: recipient,
+        created_by,
+        view: key,
+    } = about;
     let mail = render::render(
         event,
         &EmailContext {
             product: PRODUCT,
+            issuer,
             key,
-            actor,
+            actor: Actor::describe(actor, recipient, &render::this_host()),
+            created_by: Actor::creator(created_by, recipient),
             occurred_at: &occurred_at,
         },
     )
@@ -204,6 +220,19 @@ pub fn claim_due(
         .order((email_outbox::next_attempt_at.asc(), email_outbox::id.asc()))
         .select(OutboxEmail::as_select())
         .load(conn)
+}
+
+/// Extends the caller's lease on `ids` to `until`, for those still pending:
+/// a worker calls it while it sends, so its lease can be short.
+pub fn renew(conn: &mut DbConnection, ids: &[String], until: DateTime<Utc>) -> QueryResult<()> {
+    diesel::update(
+        email_outbox::table
+            .filter(email_outbox::id.eq_any(ids))
+            .filter(email_outbox::status.eq(OutboxStatus::Pending)),
+    )
+    .set(email_outbox::locked_until.eq(until.naive_utc()))
+    .execute(conn)
+    .map(|_| ())
 }
 
 /// Recorded right after the server accepted the message, so it is never

@@ -8,6 +8,8 @@ use std::sync::LazyLock;
 use minijinja::{Environment, UndefinedBehavior};
 use serde::Serialize;
 
+use crate::audit::{COMMAND_LINE, SYSTEM};
+
 /// The product name emails are signed with.
 pub const PRODUCT: &str = "keygate";
 
@@ -62,11 +64,71 @@ pub struct RenderError {
 #[derive(Debug, Serialize)]
 pub struct EmailContext<'a, K> {
     pub product: &'static str,
+    /// The keygate that sends the email, so a person with several knows which.
+    pub issuer: &'a str,
     pub key: &'a K,
-    /// Who acted: a person's email, "command line", or keygate itself.
-    pub actor: &'a str,
+    /// Who acted, in words for the owner.
+    pub actor: Actor,
+    /// Who created the key, in words for the owner.
+    pub created_by: String,
     /// When the event happened, ISO 8601 in UTC.
     pub occurred_at: &'a str,
+}
+
+/// Who acted, as the owner reads it: not the raw actor of the audit log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Actor {
+    /// `owner`, `person` (someone else, by email), `command_line` or `keygate`.
+    pub kind: &'static str,
+    /// Inside a sentence: "you", "bob@example.com", "the command line on
+    /// web1", "keygate itself".
+    pub name: String,
+    /// Opening a sentence: "You", "bob@example.com", "Someone using the
+    /// command line on web1", "keygate".
+    pub subject: String,
+}
+
+impl Actor {
+    /// `actor` as the audit log records it; `host` names the machine a
+    /// command-line change ran on (the one rendering the email: the CLI
+    /// writes its emails itself).
+    pub fn describe(actor: &str, owner: &str, host: &str) -> Self {
+        let (kind, name, subject) = match actor {
+            a if a.eq_ignore_ascii_case(owner) => ("owner", "you".to_owned(), "You".to_owned()),
+            COMMAND_LINE => (
+                "command_line",
+                format!("the command line on {host}"),
+                format!("Someone using the command line on {host}"),
+            ),
+            SYSTEM => ("keygate", format!("{PRODUCT} itself"), PRODUCT.to_owned()),
+            person => ("person", person.to_owned(), person.to_owned()),
+        };
+        Self {
+            kind,
+            name,
+            subject,
+        }
+    }
+
+    /// The creator stored on a key, which may have been another machine's
+    /// command line: named without a host.
+    pub fn creator(created_by: &str, owner: &str) -> String {
+        match created_by {
+            c if c.eq_ignore_ascii_case(owner) => "you".to_owned(),
+            COMMAND_LINE => "the command line".to_owned(),
+            SYSTEM => format!("{PRODUCT} itself"),
+            person => person.to_owned(),
+        }
+    }
+}
+
+/// This machine's name, for "the command line on HOST".
+pub fn this_host() -> String {
+    hostname::get()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "an unnamed machine".to_owned())
 }
 
 macro_rules! embedded {
@@ -75,9 +137,12 @@ macro_rules! embedded {
     };
 }
 
-const TEMPLATES: [(&str, &str); 17] = embedded!(
+const TEMPLATES: [(&str, &str); 19] = embedded!(
     "email/base.txt",
     "email/base.html",
+    // One text for both parts, each escaped as its part needs.
+    "email/warning.txt",
+    "email/warning.html",
     "email/created/subject.txt",
     "email/created/body.txt",
     "email/created/body.html",
@@ -216,10 +281,16 @@ mod tests {
     }
 
     fn context(key: &KeyView) -> EmailContext<'_, KeyView> {
+        acted_by(key, "bob@example.com")
+    }
+
+    fn acted_by<'a>(key: &'a KeyView, actor: &str) -> EmailContext<'a, KeyView> {
         EmailContext {
             product: PRODUCT,
+            issuer: "https://auth.example.com",
             key,
-            actor: "bob@example.com",
+            actor: Actor::describe(actor, &key.owner, "web1"),
+            created_by: Actor::creator(&key.created_by, &key.owner),
             occurred_at: "2026-11-22T12:00:00Z",
         }
     }
@@ -256,6 +327,7 @@ mod tests {
             assert!(mail.text.contains("https://api.example.com"));
             assert!(mail.html.starts_with("<!DOCTYPE html>"));
             assert!(!mail.text.starts_with('\n') && !mail.text.contains("\n\n\n"));
+            assert!(mail.text.contains(".\n\nKey details\n"), "{}", mail.text);
             assert!(mail.text.contains("\n-- \n"), "signature separator");
         }
     }
@@ -272,6 +344,87 @@ mod tests {
             assert!(body.contains("2026-11-22T12:00:00Z"));
             assert!(body.contains("cannot be undone"));
         }
+    }
+
+    #[test]
+    fn every_email_names_its_keygate_and_who_acted_in_words() {
+        let key = sample_key("ci");
+        for event in Event::ALL {
+            let mail = render(event, &context(&key)).unwrap();
+            for body in [&mail.text, &mail.html] {
+                assert!(body.contains("auth.example.com"), "{event:?}: {body}");
+                assert!(!body.contains("by command line"), "{body}");
+                assert!(!body.contains("If you did not do this"), "{body}");
+            }
+            assert!(
+                mail.text
+                    .contains("Sent by keygate at https://auth.example.com to alice@example.com")
+            );
+            assert!(mail.text.contains("by the command line\n"), "{}", mail.text);
+        }
+        // An admin acted: the owner reads who, and that it was not them.
+        let revoked = render(Event::Revoked, &context(&key)).unwrap();
+        for body in [&revoked.text, &revoked.html] {
+            assert!(
+                body.contains("bob@example.com revoked your API key on 2026-11-22T12:00:00Z"),
+                "{body}"
+            );
+            assert!(
+                body.contains("bob@example.com did this, not you."),
+                "{body}"
+            );
+        }
+        // The owner acted.
+        let rotated = render(Event::Rotated, &acted_by(&key, "alice@example.com")).unwrap();
+        for body in [&rotated.text, &rotated.html] {
+            assert!(
+                body.contains("You rotated the secret of your API key"),
+                "{body}"
+            );
+            assert!(
+                body.contains("If this was not you, contact an administrator"),
+                "{body}"
+            );
+        }
+        // The command line, named with its host.
+        let created = render(Event::Created, &acted_by(&key, "command line")).unwrap();
+        for body in [&created.text, &created.html] {
+            assert!(
+                body.contains(
+                    "Someone using the command line on web1 created this API key for you"
+                ),
+                "{body}"
+            );
+            assert!(
+                body.contains("Someone with access to the command line on web1 did this."),
+                "{body}"
+            );
+        }
+        // keygate itself.
+        let expiring = render(Event::Expiring, &acted_by(&key, "keygate")).unwrap();
+        for body in [&expiring.text, &expiring.html] {
+            assert!(body.contains("keygate sends this on its own"), "{body}");
+        }
+    }
+
+    #[test]
+    fn actors_are_described_for_the_owner() {
+        let d = |a| Actor::describe(a, "alice@example.com", "web1");
+        assert_eq!(
+            (
+                d("Alice@example.com").kind,
+                d("alice@example.com").name.as_str()
+            ),
+            ("owner", "you")
+        );
+        assert_eq!(d("bob@example.com").subject, "bob@example.com");
+        assert_eq!(d("command line").name, "the command line on web1");
+        assert_eq!(d("keygate").name, "keygate itself");
+        assert_eq!(
+            Actor::creator("command line", "alice@example.com"),
+            "the command line"
+        );
+        assert!(!this_host().is_empty());
     }
 
     #[test]

@@ -17,6 +17,10 @@ use crate::time::Clock;
 /// Emails claimed at once; a full batch is followed by the next without pause.
 pub const BATCH: usize = 20;
 
+/// The SMTP exchanges of one send that each may take `smtp_timeout`
+/// (connect, greeting, EHLO, STARTTLS, AUTH, MAIL, RCPT, DATA and its end).
+const SMTP_STEPS: u32 = 9;
+
 /// The outbox worker's job: everything one delivery round uses.
 pub struct Delivery {
     pool: Pool,
@@ -82,40 +86,77 @@ impl Delivery {
         }
     }
 
+    /// The end of a lease taken or renewed now.
+    fn lease_until(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+            + chrono::Duration::from_std(self.tuning.lease).unwrap_or(chrono::Duration::seconds(15))
+    }
+
+    /// Renews the lease on the emails this round still holds; false when the
+    /// database did not take it, so the round stops before its lease can end
+    /// under a send.
+    async fn renew(&self, held: Vec<String>) -> bool {
+        let until = self.lease_until();
+        match self
+            .db(move |conn| outbox::renew(conn, &held, until).map_err(TaskError::from))
+            .await
+        {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::warn!(%error, "email outbox: could not renew the lease; stopping this round");
+                false
+            }
+        }
+    }
+
     async fn deliver_due(&self) -> Result<usize, TaskError> {
-        let tuning = &self.tuning;
         let now = self.clock.now();
-        let lease_until =
-            now + chrono::Duration::from_std(tuning.lease).unwrap_or(chrono::Duration::minutes(2));
+        let lease_until = self.lease_until();
         let batch = self
             .db(move |conn| {
                 outbox::claim_due(conn, now, lease_until, BATCH as i64).map_err(TaskError::from)
             })
             .await?;
         let count = batch.len();
-        let started = tokio::time::Instant::now();
         let mut batch = batch.into_iter();
         while let Some(email) = batch.next() {
-            if started.elapsed() >= tuning.lease / 2 {
-                // A slow server ate half the lease: hand the rest back rather
-                // than send after another process may have taken them over.
-                let rest: Vec<String> = std::iter::once(email.id)
-                    .chain(batch.map(|e| e.id))
-                    .collect();
-                self.db(move |conn| outbox::release(conn, &rest).map_err(TaskError::from))
-                    .await?;
+            // This email and the rest are held for a whole lease again, and
+            // renewed while it is on its way: no other process takes one over
+            // while this worker lives, and after a crash they wait one lease.
+            let held: Vec<String> = std::iter::once(email.id.clone())
+                .chain(batch.as_slice().iter().map(|e| e.id.clone()))
+                .collect();
+            if !self.renew(held.clone()).await {
                 break;
             }
-            // Started before half the lease and bounded by a quarter of it, each
-            // send and its record end before the lease does: no other process
-            // takes the email over while it is on its way.
-            let outcome = match tokio::time::timeout(tuning.lease / 4, self.deliver(&email)).await {
-                Ok(outcome) => outcome,
-                Err(_) => Err(SendError::Transient("sending timed out".into())),
-            };
+            let outcome = self.send_renewing(&email, held).await;
             self.record(&email, outcome).await;
         }
         Ok(count)
+    }
+
+    /// Sends `email`, renewing the lease on `held` every third of it; gives
+    /// up (transiently) when a renewal fails or the send takes longer than
+    /// every SMTP command's timeout together.
+    async fn send_renewing(&self, email: &OutboxEmail, held: Vec<String>) -> Result<(), SendError> {
+        let cap = self.tuning.smtp_timeout.saturating_mul(SMTP_STEPS);
+        let send = tokio::time::timeout(cap, self.deliver(email));
+        tokio::pin!(send);
+        let every = (self.tuning.lease / 3).max(Duration::from_millis(100));
+        let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                outcome = &mut send => {
+                    return outcome.unwrap_or_else(|_| Err(SendError::Transient("sending timed out".into())));
+                }
+                _ = beat.tick() => {
+                    if !self.renew(held.clone()).await {
+                        return Err(SendError::Transient("the email's lease could not be renewed".into()));
+                    }
+                }
+            }
+        }
     }
 
     async fn deliver(&self, email: &OutboxEmail) -> Result<(), SendError> {

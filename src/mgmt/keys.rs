@@ -179,6 +179,7 @@ pub async fn create(
         .transpose()?;
     let (max, warning) = (state.key_max_lifetime, state.expiry_warning);
     let actor = caller.email.clone();
+    let issuer = state.issuer.clone();
     let now = state.clock.now();
     let issued = state
         .db(move |conn| {
@@ -190,7 +191,7 @@ pub async fn create(
                 audiences,
                 expires_in,
             };
-            keys::create_api_key(conn, request, max, warning, &actor, now)
+            keys::create_api_key(conn, request, max, warning, (&issuer, &actor), now)
         })
         .await?;
     let mut builder = HttpResponse::Created();
@@ -244,7 +245,8 @@ pub async fn read(
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RotateBody {
-    /// How long the old secret keeps working, such as `1h`; default none.
+    /// How long the old secret keeps working, such as `1h`; default none. At
+    /// most 30 days and never past the key's expiry (else 422 `grace_too_long`).
     grace: Option<String>,
 }
 
@@ -286,12 +288,13 @@ pub async fn rotate(
         })
         .transpose()?
         .flatten();
+    let issuer = state.issuer.clone();
     let now = state.clock.now();
     let issued = state
         .db(move |conn| {
             let (_, view) = keys::find_key_view(conn, &client_id, now)?;
             visible(&caller, view, &client_id)?;
-            keys::rotate_api_key(conn, &client_id, grace, &caller.email, now)
+            keys::rotate_api_key(conn, &client_id, grace, (&issuer, &caller.email), now)
         })
         .await?;
     Ok(secret_response(HttpResponse::Ok(), issued.to_json()))
@@ -369,12 +372,19 @@ async fn revoke_key(
     state: web::Data<AppState>,
 ) -> actix_web::Result<HttpResponse> {
     let body: RevokeBody = optional_json(body).await?;
+    let issuer = state.issuer.clone();
     let now = state.clock.now();
     let view = state
         .db(move |conn| {
             let (_, view) = keys::find_key_view(conn, &client_id, now)?;
             visible(&caller, view, &client_id)?;
-            keys::revoke_api_key(conn, &client_id, body.reason.as_deref(), &caller.email, now)
+            keys::revoke_api_key(
+                conn,
+                &client_id,
+                body.reason.as_deref(),
+                (&issuer, &caller.email),
+                now,
+            )
         })
         .await?;
     Ok(HttpResponse::Ok().json(view))

@@ -217,6 +217,7 @@ pub fn set_user_disabled(
                 users::updated_at.eq(now.naive_utc()),
             ))
             .execute(conn)?;
+        keep_an_enabled_admin(conn, &user)?;
         let action = if disabled {
             Action::UserDisabled
         } else {
@@ -235,6 +236,31 @@ pub fn set_user_disabled(
         )?;
         find_user(conn, &user.id)
     })
+}
+
+/// Refuses a change that left no enabled admin when `before` (the user as
+/// it was) was one: nobody could manage keygate over the API any more.
+/// Called after the update, inside its transaction, so the refusal undoes it.
+fn keep_an_enabled_admin(conn: &mut DbConnection, before: &User) -> Result<(), AppError> {
+    if before.disabled || before.role != ADMIN_ROLE {
+        return Ok(());
+    }
+    let admins: i64 = users::table
+        .filter(users::role.eq(ADMIN_ROLE))
+        .filter(users::disabled.eq(false))
+        .count()
+        .get_result(conn)?;
+    if admins > 0 {
+        return Ok(());
+    }
+    Err(AppError::conflict(
+        "last_admin",
+        format!(
+            "{} is the last enabled admin: keygate needs at least one; make another user \
+             an admin first (`keygate users add EMAIL --role admin`)",
+            before.email
+        ),
+    ))
 }
 
 pub fn find_role(conn: &mut DbConnection, name: &str) -> Result<Role, AppError> {
@@ -367,6 +393,7 @@ pub fn update_user(
                 users::updated_at.eq(now.naive_utc()),
             ))
             .execute(conn)?;
+        keep_an_enabled_admin(conn, &user)?;
         let action = if disabled && !user.disabled {
             Action::UserDisabled
         } else {

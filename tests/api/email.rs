@@ -235,6 +235,27 @@ impl Received {
     }
 }
 
+/// The machine's name as the CLI writes it into its emails.
+fn this_host() -> String {
+    hostname::get()
+        .expect("hostname")
+        .into_string()
+        .expect("UTF-8 hostname")
+}
+
+impl Received {
+    /// Names the keygate at `issuer` in both parts (the HTML escapes `/`).
+    fn assert_sent_by(&self, issuer: &str, owner: &str) {
+        let footer = format!("Sent by keygate at {issuer} to {owner}");
+        assert!(self.text.contains(&footer), "{}", self.text);
+        assert!(
+            self.html.contains(&footer.replace('/', "&#x2f;")),
+            "{}",
+            self.html
+        );
+    }
+}
+
 /// Exactly one message whose subject contains `word`.
 fn one_with<'a>(messages: &'a [Received], word: &str) -> &'a Received {
     let matching: Vec<_> = messages
@@ -445,9 +466,15 @@ async fn each_event_sends_one_email_to_the_owner(engine: Engine) {
     let messages = smtp.wait_for(3, Duration::from_secs(20)).await;
     let message = one_with(&messages, "revoked");
     message.assert_well_formed("alice@example.com", &after_rotation);
+    let host = this_host();
     for body in [&message.text, &message.html] {
         assert!(body.contains("leaked in a log"));
-        assert!(body.contains("command line"));
+        assert!(
+            body.contains(&format!(
+                "Someone using the command line on {host} revoked your API key on"
+            )),
+            "{body}"
+        );
         assert!(body.contains("cannot be undone"));
     }
 
@@ -477,6 +504,16 @@ async fn each_event_sends_one_email_to_the_owner(engine: Engine) {
     app.advance_clock(chrono::Duration::hours(1));
     sweep_and_deliver(&app).await;
     assert_eq!(smtp.messages().len(), 6);
+    // Each says which keygate sent it: the CLI's and the server's alike.
+    for message in smtp.messages() {
+        message.assert_sent_by(&app.issuer, "alice@example.com");
+    }
+    let expired = one_with(&short_messages, "expired");
+    assert!(
+        expired.text.contains("keygate sends this on its own"),
+        "{}",
+        expired.text
+    );
     let rows = outbox(&app);
     assert!(
         rows.iter().all(|r| r.status == "sent" && r.attempts == 1),
@@ -525,6 +562,114 @@ async fn html_part_escapes_the_key_name(engine: Engine) {
         message.html
     );
     assert!(message.text.contains(name));
+}
+
+/// An admin revokes alice's key over the API: the email tells alice who did
+/// it and that it was not her, in both parts.
+async fn an_admins_change_is_told_to_the_owner_in_words(engine: Engine) {
+    let smtp = SmtpSink::started().await;
+    let mut app = prepare_app(engine, &[("KEYGATE_SMTP_URL", &smtp.url())]);
+    app.serve_on_demand(fast_mail).await;
+    owner_and_api(&app, "alice@example.com").await;
+    app.cli_ok(&["users", "add", "root@example.com", "--role", "admin"])
+        .await;
+    let admin = app
+        .create_key(&[
+            "--owner",
+            "root@example.com",
+            "--name",
+            "admin",
+            "--scope",
+            "keygate:admin",
+        ])
+        .await;
+    let key = key_for(&app, "alice@example.com", "ci", &[]).await;
+    let bearer = app.token_string(&admin).await;
+    let response = app
+        .http
+        .delete(format!("{}/api/v1/keys/{}", app.address, key.client_id))
+        .bearer_auth(bearer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    app.run_job(Job::MailDelivery).await;
+    let messages = smtp.wait_for(3, Duration::from_secs(20)).await;
+    let revoked = one_with(&messages, "revoked");
+    revoked.assert_well_formed("alice@example.com", &key);
+    revoked.assert_sent_by(&app.issuer, "alice@example.com");
+    for body in [&revoked.text, &revoked.html] {
+        assert!(
+            body.contains("root@example.com revoked your API key on"),
+            "{body}"
+        );
+        assert!(
+            body.contains("root@example.com did this, not you."),
+            "{body}"
+        );
+        assert!(!body.contains("If this was not you"), "{body}");
+    }
+}
+
+/// A worker that claimed an email and died (kill -9) leaves it leased; with
+/// the production tuning the lease ends within seconds, and the next round
+/// (a restarted server's) sends it.
+async fn a_dead_workers_lease_ends_within_seconds(engine: Engine) {
+    let smtp = SmtpSink::started().await;
+    let mut app = prepare_app(engine, &[("KEYGATE_SMTP_URL", &smtp.url())]);
+    app.serve_on_demand(|_| {}).await;
+    owner_and_api(&app, "alice@example.com").await;
+    let key = key_for(&app, "alice@example.com", "ci", &[]).await;
+    let lease = MailTuning::default().lease;
+    assert!(lease <= Duration::from_secs(30), "{lease:?}");
+    let now = app.clock.now();
+    let until = now + chrono::Duration::from_std(lease).unwrap();
+    let claimed = keygate::mail::outbox::claim_due(&mut app.db(), now, until, 20).unwrap();
+    assert_eq!(claimed.len(), 1);
+
+    // Still leased: nobody sends it meanwhile.
+    assert_eq!(app.run_job(Job::MailDelivery).await, 0);
+    assert!(outbox(&app)[0].leased);
+    // One lease later, it goes out.
+    app.advance_clock(chrono::Duration::from_std(lease).unwrap() + chrono::Duration::seconds(1));
+    assert_eq!(app.run_job(Job::MailDelivery).await, 1);
+    let messages = smtp.wait_for(1, Duration::from_secs(20)).await;
+    one_with(&messages, "created").assert_well_formed("alice@example.com", &key);
+    let rows = outbox(&app);
+    assert_eq!(
+        (rows[0].status.as_str(), rows[0].attempts, rows[0].leased),
+        ("sent", 1, false)
+    );
+}
+
+/// A send that outlasts the lease keeps it: the worker renews it while the
+/// server takes its time, so a second server looking meanwhile finds nothing
+/// to take over, and the owner gets one message.
+async fn a_slow_send_keeps_its_lease(engine: Engine) {
+    let smtp = SmtpSink::started().await;
+    let mut app = prepare_app(engine, &[("KEYGATE_SMTP_URL", &smtp.url())]);
+    let short_lease = |config: &mut Config| {
+        fast_mail(config);
+        config.mail_tuning.lease = Duration::from_millis(1500);
+    };
+    app.serve_on_demand(short_lease).await;
+    app.serve_on_demand(short_lease).await;
+    // The test server answers "slow..." recipients after three seconds.
+    owner_and_api(&app, "slow@example.com").await;
+    key_for(&app, "slow@example.com", "ci", &[]).await;
+    let first = app.jobs_of(0);
+    let sending = tokio::spawn(async move { first.run_once(Job::MailDelivery).await });
+    // Past the lease as claimed, mid-send: the lease was renewed.
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    let second = app.jobs_of(1).run_once(Job::MailDelivery).await.unwrap();
+    assert_eq!(second, 0, "the second server took over a renewed lease");
+    assert_eq!(sending.await.unwrap().unwrap(), 1);
+    smtp.wait_for(1, Duration::from_secs(20)).await;
+    app.run_job_everywhere(Job::MailDelivery).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(smtp.messages().len(), 1);
+    let rows = outbox(&app);
+    assert_eq!((rows[0].status.as_str(), rows[0].attempts), ("sent", 1));
 }
 
 /// The SMTP server is down when the key is created; once it is back, the
@@ -786,6 +931,9 @@ async fn mail_test_reports_success_or_the_smtp_error(engine: Engine) {
 both_engines!(
     each_event_sends_one_email_to_the_owner,
     html_part_escapes_the_key_name,
+    an_admins_change_is_told_to_the_owner_in_words,
+    a_dead_workers_lease_ends_within_seconds,
+    a_slow_send_keeps_its_lease,
     email_survives_an_smtp_outage,
     killed_server_loses_no_email,
     permanent_rejection_is_not_retried,

@@ -215,6 +215,15 @@ impl TestApp {
         self.jobs.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// The jobs of the `index`th server started, to run one while another
+    /// server's is under way.
+    pub fn jobs_of(&self, index: usize) -> Jobs {
+        self.all_jobs()
+            .get(index)
+            .cloned()
+            .expect("that many servers are running")
+    }
+
     /// Runs `job` once on the first server started; returns what it did.
     pub async fn run_job(&self, job: Job) -> usize {
         let jobs = self.all_jobs();
@@ -264,6 +273,10 @@ impl TestApp {
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
+        // The operator's CLI names the server's issuer in its emails.
+        if !self.issuer.is_empty() && !self.vars.contains_key("KEYGATE_ISSUER") {
+            command.env("KEYGATE_ISSUER", &self.issuer);
+        }
         let mut child = command.spawn().expect("run keygate");
         let mut pipe = child.stdin.take().expect("stdin");
         if let Some(text) = stdin {

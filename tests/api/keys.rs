@@ -157,6 +157,70 @@ async fn rotation_with_grace_keeps_the_old_secret_until_it_ends(engine: Engine) 
     assert_eq!(app.token_for(&new, &[CC]).await.status(), 200);
 }
 
+/// Grace is at most 30 days and never past the key's expiry; the error says
+/// which limit it hit, and nothing changes.
+async fn rotation_grace_is_capped(engine: Engine) {
+    let app = spawn_app(engine).await;
+    // The standard key expires in 180 days, a 10-day one sooner than 30.
+    let key = app.standard_key("read").await;
+    let short = app
+        .create_key(&[
+            "--owner",
+            "alice@example.com",
+            "--name",
+            "short",
+            "--expires-in",
+            "10d",
+        ])
+        .await;
+    let before = app.table_counts();
+    for (client_id, grace, says) in [
+        (&key.client_id, "31d", "longer than the maximum of 30 days"),
+        (
+            &short.client_id,
+            "11d",
+            "would outlive the key, which expires at",
+        ),
+    ] {
+        let out = app
+            .cli(&["keys", "rotate", client_id, "--grace", grace])
+            .await;
+        assert!(!out.status.success(), "{grace}");
+        assert!(out.stderr.contains(says), "{grace}: {}", out.stderr);
+        assert_eq!(out.stderr.trim().lines().count(), 1, "{}", out.stderr);
+    }
+    assert_eq!(app.table_counts(), before);
+    let out = app
+        .cli_ok(&["keys", "rotate", &key.client_id, "--grace", "30d", "--json"])
+        .await;
+    assert!(out.json()["previous_secret_expires_at"].is_string());
+}
+
+/// `users disable` refuses the last enabled admin, whoever asks, and changes
+/// nothing; with a second admin it works.
+async fn the_last_admin_cannot_be_disabled(engine: Engine) {
+    let app = spawn_app(engine).await;
+    app.cli_ok(&["users", "add", "root@example.com", "--role", "admin"])
+        .await;
+    let before = app.table_counts();
+    let out = app.cli(&["users", "disable", "root@example.com"]).await;
+    assert!(!out.status.success());
+    assert!(
+        out.stderr
+            .contains("root@example.com is the last enabled admin"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(out.stderr.trim().lines().count(), 1, "{}", out.stderr);
+    assert_eq!(app.table_counts(), before);
+    app.cli_ok(&["users", "add", "ops@example.com", "--role", "admin"])
+        .await;
+    app.cli_ok(&["users", "disable", "root@example.com"]).await;
+    let out = app.cli(&["users", "disable", "ops@example.com"]).await;
+    assert!(out.stderr.contains("last enabled admin"), "{}", out.stderr);
+    app.cli_ok(&["users", "enable", "root@example.com"]).await;
+}
+
 async fn revoked_key_cannot_be_rotated_or_revoked_again(engine: Engine) {
     let app = spawn_app(engine).await;
     let key = app.standard_key("read").await;
@@ -561,6 +625,8 @@ both_engines!(
     list_marks_expired_keys,
     rotation_without_grace_stops_the_old_secret_at_once,
     rotation_with_grace_keeps_the_old_secret_until_it_ends,
+    rotation_grace_is_capped,
+    the_last_admin_cannot_be_disabled,
     revoked_key_cannot_be_rotated_or_revoked_again,
     bad_cli_input_changes_nothing,
     users_and_roles_lists,

@@ -437,6 +437,84 @@ async fn admins_create_rotate_and_revoke_keys(engine: Engine) {
     assert_eq!(unknown["error"], "user_not_found");
 }
 
+/// The API refuses a grace beyond 30 days or the key's expiry with a 422
+/// that says so, like any other invalid value.
+async fn rotation_grace_is_capped_over_the_api(engine: Engine) {
+    let w = world(engine).await;
+    let request = json!({"name": "deploy", "scopes": ["read"], "expires_in": "10d", "owner": BOB});
+    let created = w
+        .expect(Method::POST, &w.admin, "/api/v1/keys", Some(request), 201)
+        .await;
+    let rotate = format!(
+        "/api/v1/keys/{}/rotate",
+        created["client_id"].as_str().unwrap()
+    );
+    for (grace, says) in [
+        ("31d", "longer than the maximum of 30 days"),
+        ("11d", "would outlive the key"),
+    ] {
+        let refused = w
+            .expect(
+                Method::POST,
+                &w.admin,
+                &rotate,
+                Some(json!({"grace": grace})),
+                422,
+            )
+            .await;
+        assert_eq!(refused["error"], "grace_too_long", "{refused}");
+        assert!(
+            refused["message"].as_str().unwrap().contains(says),
+            "{refused}"
+        );
+    }
+    w.expect(
+        Method::POST,
+        &w.admin,
+        &rotate,
+        Some(json!({"grace": "9d"})),
+        200,
+    )
+    .await;
+}
+
+/// The only admin can neither disable nor demote themselves: 409
+/// `last_admin`, and they stay an enabled admin.
+async fn the_last_admin_stays_an_enabled_admin(engine: Engine) {
+    let w = world(engine).await;
+    let path = "/api/v1/users/root%40example.com";
+    for change in [json!({"disabled": true}), json!({"role": "member"})] {
+        let refused = w
+            .expect(Method::PATCH, &w.admin, path, Some(change.clone()), 409)
+            .await;
+        assert_eq!(refused["error"], "last_admin", "{change}: {refused}");
+        assert!(
+            refused["message"]
+                .as_str()
+                .unwrap()
+                .contains("root@example.com is the last enabled admin"),
+            "{refused}"
+        );
+    }
+    let root = w.get(&w.admin, path).await;
+    assert_eq!(
+        (root["role"].as_str(), root["disabled"].as_bool()),
+        (Some("admin"), Some(false))
+    );
+    // With a second admin, the first may step down.
+    w.app
+        .cli_ok(&["users", "add", "ops@example.com", "--role", "admin"])
+        .await;
+    w.expect(
+        Method::PATCH,
+        &w.admin,
+        path,
+        Some(json!({"role": "member"})),
+        200,
+    )
+    .await;
+}
+
 async fn pagination_walks_every_item_once(engine: Engine) {
     let w = world(engine).await;
     for n in 0..5 {
@@ -1027,6 +1105,8 @@ both_engines!(
     tokens_without_a_management_scope_are_403,
     self_service_callers_see_only_their_own_keys,
     admins_create_rotate_and_revoke_keys,
+    rotation_grace_is_capped_over_the_api,
+    the_last_admin_stays_an_enabled_admin,
     pagination_walks_every_item_once,
     admins_manage_users,
     admins_register_apis,

@@ -5,8 +5,12 @@
 
 Stores every accepted message in the Maildir DIR (files under DIR/new/), like
 aiosmtpd.handlers.Mailbox, and refuses for good (550) every recipient whose
-address starts with "reject", so tests can see a permanent rejection.
+address starts with "reject", so tests can see a permanent rejection. A
+recipient whose address starts with "slow" is accepted after three seconds,
+so tests can see a send that outlasts a short lease.
 """
+
+import asyncio
 
 from aiosmtpd.handlers import Mailbox
 
@@ -15,5 +19,7 @@ class RejectingMailbox(Mailbox):
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address.lower().startswith("reject"):
             return "550 5.1.1 <%s>: recipient rejected by the test server" % address
+        if address.lower().startswith("slow"):
+            await asyncio.sleep(3)
         envelope.rcpt_tos.append(address)
         return "250 OK"
