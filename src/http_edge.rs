@@ -208,3 +208,46 @@ impl Stream for DeadlineBody {
         }
     }
 }
+
+/// actix's HTTP/1 dispatcher logs at ERROR every connection that ends in a
+/// "stream error": a malformed request head, a head too large, a client
+/// gone. Those are the peer's doing, so this layer logs them again at WARN
+/// and drops the original; the server's own failures (a 500) keep ERROR,
+/// logged with their cause where they happen.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ConnectionErrorsAsWarnings;
+
+const DISPATCHER: &str = "actix_http::h1::dispatcher";
+const STREAM_ERROR: &str = "stream error: ";
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for ConnectionErrorsAsWarnings {
+    fn event_enabled(
+        &self,
+        event: &tracing::Event<'_>,
+        _: tracing_subscriber::layer::Context<'_, S>,
+    ) -> bool {
+        let metadata = event.metadata();
+        if *metadata.level() != tracing::Level::ERROR || metadata.target() != DISPATCHER {
+            return true;
+        }
+        let mut message = Message(String::new());
+        event.record(&mut message);
+        match message.0.strip_prefix(STREAM_ERROR) {
+            Some(error) => {
+                tracing::warn!(target: "actix_http::h1::dispatcher", %error, "connection closed on a client error");
+                false
+            }
+            None => true,
+        }
+    }
+}
+
+struct Message(String);
+
+impl tracing::field::Visit for Message {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            self.0 = format!("{value:?}");
+        }
+    }
+}

@@ -285,6 +285,81 @@ async fn admin_token(app: &TestApp) -> String {
     app.token_string(&key).await
 }
 
+/// Malformed requests are the client's error: the real binary logs them at
+/// WARN, never at ERROR.
+#[tokio::test]
+async fn malformed_requests_are_not_logged_as_errors() {
+    let app = prepare_app(Engine::Sqlite, &[]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let host = format!("127.0.0.1:{port}");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_keygate"))
+        .arg("serve")
+        .env_clear()
+        .envs(&app.vars)
+        .env("KEYGATE_LISTEN", &host)
+        .env("RUST_LOG", "info")
+        .current_dir(app.dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while TcpStream::connect(&host).await.is_err() {
+        assert!(started.elapsed() < Duration::from_secs(20), "not listening");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let big_head = format!(
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nX: {}\r\n\r\n",
+        "a".repeat(300_000)
+    );
+    let requests = [
+        "GARBAGE\r\n\r\n".to_owned(),
+        big_head,
+        "POST /oauth/token HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n".to_owned(),
+        "POST /oauth/token HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\n\r\nzz\r\n"
+            .to_owned(),
+        "POST /api/v1/keys HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: 5\r\n\r\n{bad}"
+            .to_owned(),
+    ];
+    for request in requests {
+        let mut stream = TcpStream::connect(&host).await.unwrap();
+        let _ = stream.write_all(request.as_bytes()).await;
+        let mut answer = Vec::new();
+        let read = tokio::time::timeout(DEADLINE, stream.read_to_end(&mut answer)).await;
+        assert!(read.is_ok(), "no answer to {:?}", &request[..20]);
+        assert!(answer.starts_with(b"HTTP/1.1 4"), "{request:.40}");
+    }
+    let pid = child.id().unwrap().to_string();
+    let signalled = tokio::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(signalled.success());
+    let mut logs = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut logs)
+        .await
+        .unwrap();
+    child.wait().await.unwrap();
+    assert!(!logs.contains(" ERROR "), "{logs}");
+    assert!(
+        logs.lines()
+            .any(|l| l.contains(" WARN ") && l.contains("request parse error")),
+        "{logs}"
+    );
+}
+
 both_engines!(
     stalled_bodies_are_cut_off_while_others_are_served,
     unreadable_oauth_bodies_are_rfc6749_json,
