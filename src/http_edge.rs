@@ -112,6 +112,9 @@ impl std::fmt::Display for BodyFailure {
     }
 }
 
+/// A middleware's answer to one request.
+type Answer = Pin<Box<dyn Future<Output = Result<ServiceResponse, actix_web::Error>>>>;
+
 /// Middleware: every request body must arrive within `timeout` of its head.
 /// A request whose body ran out of time is answered (by its handler, which
 /// sees a [`BodyFailure::TimedOut`]) and its connection closed; so is one
@@ -119,12 +122,7 @@ impl std::fmt::Display for BodyFailure {
 /// would otherwise go on reading (and waiting for) the rest.
 pub fn body_deadline<S>(
     timeout: Duration,
-) -> impl Fn(
-    ServiceRequest,
-    &S,
-) -> Pin<Box<dyn Future<Output = Result<ServiceResponse, actix_web::Error>>>>
-+ Clone
-+ 'static
+) -> impl Fn(ServiceRequest, &S) -> Answer + Clone + 'static
 where
     S: Service<ServiceRequest, Response = ServiceResponse, Error = actix_web::Error>,
     S::Future: 'static,
