@@ -30,11 +30,14 @@ use crate::signing::MasterKey;
 use crate::signing::{self, AtRest, Signer};
 use crate::state::AppState;
 use crate::time::Clock;
-use crate::{discovery, introspect, mgmt, ops, revoke, token};
+use crate::{discovery, http_edge, introspect, mgmt, ops, revoke, token};
 
 /// How long a stopping server waits for database connection attempts under
 /// way (a connect is bounded by libpq's own timeout; this bounds the wait).
 const DATABASE_CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// actix's default: TLS handshakes under way at once, per worker.
+const MAX_TLS_HANDSHAKES_PER_WORKER: usize = 256;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -244,6 +247,7 @@ impl Application {
             allow_from: config.metrics_allow_from.clone(),
             trusted_proxies: config.trusted_proxies.clone(),
         });
+        let tuning = config.http_tuning;
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
@@ -251,6 +255,7 @@ impl Application {
                 .app_data(probe_metrics.clone())
                 .app_data(metrics_access.clone())
                 .app_data(web::PayloadConfig::new(64 * 1024))
+                .wrap_fn(http_edge::body_deadline(tuning.body_read_timeout))
                 .wrap_fn(in_request_span)
                 .wrap(access_log())
                 .configure(token::routes)
@@ -260,6 +265,13 @@ impl Application {
                 .configure(ops::routes)
                 .configure(mgmt::routes)
         })
+        .workers(cores)
+        .client_request_timeout(tuning.client_request_timeout)
+        .client_disconnect_timeout(tuning.client_disconnect_timeout)
+        .max_connections(tuning.max_connections_per_worker(cores))
+        // Bounds TLS handshakes only; keygate serves plain HTTP behind its
+        // TLS terminator, so this is set for the day it does not.
+        .max_connection_rate(MAX_TLS_HANDSHAKES_PER_WORKER)
         .listen(listener)
         .map_err(|source| StartupError::Bind {
             addr: local.to_string(),

@@ -7,6 +7,8 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 
+use crate::http_edge::BodyFailure;
+
 /// An error with a stable snake_case code, a message for the caller, and for
 /// internal failures a cause that is logged but never shown.
 #[derive(Debug)]
@@ -50,6 +52,10 @@ impl AppError {
 
     pub fn payload_too_large(message: impl Into<String>) -> Self {
         Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", message)
+    }
+
+    pub fn request_timeout(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::REQUEST_TIMEOUT, "request_timeout", message)
     }
 
     pub fn method_not_allowed(message: impl Into<String>) -> Self {
@@ -105,6 +111,19 @@ impl std::error::Error for AppError {
         self.source
             .as_deref()
             .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// A body that could not be read: 413, 408 or 400, each the client's doing.
+impl From<BodyFailure> for AppError {
+    fn from(failure: BodyFailure) -> Self {
+        failure.log();
+        let message = failure.to_string();
+        match failure {
+            BodyFailure::TooLarge => Self::payload_too_large(message),
+            BodyFailure::TimedOut => Self::request_timeout(message),
+            BodyFailure::Malformed(_) => Self::bad_request(message),
+        }
     }
 }
 
@@ -198,6 +217,9 @@ pub enum OAuthError {
     TooManyRequests { retry_after_secs: i64 },
     #[error("method_not_allowed")]
     MethodNotAllowed { allow: &'static str },
+    /// `invalid_request` with 413, 408 or 400: the body could not be read.
+    #[error("invalid_request: {0}")]
+    UnreadableBody(BodyFailure),
     #[error("server_error")]
     ServerError(String),
     #[error("temporarily_unavailable")]
@@ -207,7 +229,9 @@ pub enum OAuthError {
 impl OAuthError {
     pub fn code(&self) -> &'static str {
         match self {
-            Self::InvalidRequest(_) | Self::MethodNotAllowed { .. } => "invalid_request",
+            Self::InvalidRequest(_) | Self::MethodNotAllowed { .. } | Self::UnreadableBody(_) => {
+                "invalid_request"
+            }
             Self::InvalidClient => "invalid_client",
             Self::UnauthorizedClient(_) => "unauthorized_client",
             Self::UnsupportedGrantType(_) => "unsupported_grant_type",
@@ -231,6 +255,7 @@ impl OAuthError {
             )),
             Self::InvalidClient => Some("client authentication failed".into()),
             Self::MethodNotAllowed { allow } => Some(format!("use {allow}")),
+            Self::UnreadableBody(failure) => Some(failure.to_string()),
             Self::TooManyRequests { .. } => Some("too many failed attempts; retry later".into()),
             Self::UnsupportedTokenType | Self::ServerError(_) | Self::TemporarilyUnavailable(_) => {
                 None
@@ -258,6 +283,8 @@ impl ResponseError for OAuthError {
             Self::InvalidClient => StatusCode::UNAUTHORIZED,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Self::UnreadableBody(BodyFailure::TooLarge) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnreadableBody(BodyFailure::TimedOut) => StatusCode::REQUEST_TIMEOUT,
             Self::ServerError(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::TemporarilyUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::BAD_REQUEST,

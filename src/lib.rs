@@ -12,6 +12,7 @@ pub mod db;
 pub mod discovery;
 pub mod duration;
 pub mod error;
+pub mod http_edge;
 pub mod introspect;
 pub mod jobs;
 pub mod keys;

@@ -5,6 +5,8 @@ use clap::Parser;
 use keygate::cli::{self, Cli, Command};
 use keygate::{Application, Config};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 fn main() -> ExitCode {
     // clap's own handling: help and version on stdout (exit 0); an error, or
@@ -44,9 +46,13 @@ fn serve(config: Config) -> Result<(), String> {
 /// Logs go to stderr so that `--json` output on stdout stays parseable.
 fn init_tracing() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(keygate::http_edge::ConnectionErrorsAsWarnings)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal()),
+        )
         .init();
 }

@@ -4,6 +4,7 @@
 //! authentication, the endpoint's typed parameters — in the same order
 //! everywhere.
 
+use actix_web::dev::{Service as _, ServiceResponse};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::DefaultHeaders;
 use actix_web::{FromRequest, Handler, HttpRequest, HttpResponse, Responder, ResponseError, web};
@@ -11,6 +12,7 @@ use chrono::{DateTime, Utc};
 
 use crate::client_auth;
 use crate::error::OAuthError;
+use crate::http_edge::BodyFailure;
 use crate::keys::Credential;
 use crate::oauth_form::Form;
 use crate::state::AppState;
@@ -18,7 +20,9 @@ use crate::state::AppState;
 /// `path` answering POST with `handler`, every other method 405 with
 /// `Allow: POST` (RFC 9110 §15.5.6), and every answer — success, error or
 /// 405 — marked uncacheable: tokens and what is said about them are never
-/// stored (RFC 6749 §5.1, RFC 7009 §2, RFC 7662 §2.2).
+/// stored (RFC 6749 §5.1, RFC 7009 §2, RFC 7662 §2.2). A body that could
+/// not be read (too large, malformed, too slow) is an RFC 6749 error too,
+/// not actix's plain text.
 pub fn post_only<F, Args>(path: &str, handler: F) -> impl actix_web::dev::HttpServiceFactory
 where
     F: Handler<Args>,
@@ -26,13 +30,39 @@ where
     F::Output: Responder + 'static,
 {
     web::resource(path)
+        .wrap_fn(|request, service| {
+            let response = service.call(request);
+            async move { response.await.map(unreadable_body_as_oauth_error) }
+        })
         .wrap(
             DefaultHeaders::new()
                 .add((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
-                .add((header::PRAGMA, HeaderValue::from_static("no-cache"))),
+                .add((header::PRAGMA, HeaderValue::from_static("no-cache")))
+                .add((
+                    header::X_CONTENT_TYPE_OPTIONS,
+                    HeaderValue::from_static("nosniff"),
+                )),
         )
         .route(web::post().to(handler))
         .default_service(web::to(method_not_allowed))
+}
+
+/// The extractor's plain-text answer to a body it could not read, as
+/// `invalid_request`; any other response unchanged.
+fn unreadable_body_as_oauth_error(response: ServiceResponse) -> ServiceResponse {
+    match BodyFailure::of_response(&response) {
+        Some(failure) => {
+            failure.log();
+            let (request, old) = response.into_parts();
+            let mut answer = OAuthError::UnreadableBody(failure).error_response();
+            // The connection's fate (closed after a body deadline) stays.
+            answer
+                .head_mut()
+                .set_connection_type(old.head().connection_type());
+            ServiceResponse::new(request, answer)
+        }
+        None => response,
+    }
 }
 
 async fn method_not_allowed() -> HttpResponse {

@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use crate::config::ConfigError;
 use crate::db::DatabaseUrl;
 use crate::duration::HumanDuration;
+use crate::http_edge::HttpTuning;
 use crate::mail::{MailTransport, MailTuning};
 use crate::signing::{MasterKey, SigningAlg};
 
@@ -31,6 +32,9 @@ pub struct Config {
     pub expiry_warning: HumanDuration,
     /// Outbox and sweep timing; not from the environment (tests shorten it).
     pub mail_tuning: MailTuning,
+    /// Connection and body-read limits; not from the environment (tests
+    /// shorten them).
+    pub http_tuning: HttpTuning,
     /// Reverse proxies whose `X-Forwarded-For` names the client's address.
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Who may read `/metrics` (the client address as for throttling).
@@ -214,6 +218,7 @@ impl Config {
             mail_from,
             expiry_warning,
             mail_tuning: MailTuning::default(),
+            http_tuning: HttpTuning::default(),
             trusted_proxies,
             metrics_allow_from,
         })

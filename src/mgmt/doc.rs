@@ -46,6 +46,7 @@ pub struct ErrorBody {
             NotFound,
             Conflict,
             PayloadTooLarge,
+            RequestTimeout,
             Unprocessable,
             Internal,
             Unavailable
@@ -97,8 +98,32 @@ pub(super) fn complete(routes: &impl OpenApiFactory) -> Document {
                 optional_means_omitted(body);
             }
         }
+        let with_body = [
+            &mut item.post,
+            &mut item.put,
+            &mut item.patch,
+            &mut item.delete,
+        ];
+        for operation in with_body.into_iter().flatten() {
+            if operation.request_body.is_some() {
+                body_failures(operation);
+            }
+        }
     }
     document
+}
+
+/// Whatever its handler does, a body can be too large for it or arrive too
+/// slowly (`http_edge`): every operation that takes one says so.
+fn body_failures(operation: &mut utoipa::openapi::path::Operation) {
+    for (status, name) in [("408", "RequestTimeout"), ("413", "PayloadTooLarge")] {
+        if !operation.responses.responses.contains_key(status) {
+            operation
+                .responses
+                .responses
+                .insert(status.to_owned(), Ref::from_response_name(name).into());
+        }
+    }
 }
 
 /// An `Option<T>` request body (rotate, revoke) is one that may be left
@@ -160,6 +185,7 @@ error_responses! {
     NotFound: "no such object, or one the caller may not see (key_not_found, user_not_found, api_not_found, role_not_found)", false;
     Conflict: "the object exists already, or is revoked or expired (user_exists, api_exists, key_revoked, key_expired)", false;
     PayloadTooLarge: "the body is larger than this operation accepts (payload_too_large)", false;
+    RequestTimeout: "the body did not arrive in time; the connection is closed (request_timeout)", false;
     Unprocessable: "a field holds an invalid value (invalid_duration, invalid_scope, unknown_scope, expiry_too_long, invalid_email, owner_disabled, ...)", false;
     Internal: "an internal failure; logged, never detailed (internal_error)", false;
     Unavailable: "the database is unavailable; retry shortly (database_unavailable)", false;

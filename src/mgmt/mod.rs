@@ -14,7 +14,9 @@ mod users;
 use std::sync::Arc;
 
 use actix_web::dev::ResourceDef;
+use actix_web::error::JsonPayloadError;
 use actix_web::http::header;
+use actix_web::middleware::DefaultHeaders;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, get, web};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -24,6 +26,7 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::AppError;
+use crate::http_edge::BodyFailure;
 
 pub use auth::{Access, Caller, CallerSource};
 pub use doc::ErrorBody;
@@ -82,13 +85,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     };
     cfg.service(
         scope
+            // Every answer, errors included: nothing here is for a cache, and
+            // nothing is to be read as anything but what it says it is.
+            .wrap(
+                DefaultHeaders::new()
+                    .add((header::CACHE_CONTROL, "no-store"))
+                    .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff")),
+            )
             .app_data(web::Data::new(OpenApiText(text)))
             .app_data(
                 web::JsonConfig::default()
                     .limit(MAX_BODY)
-                    .error_handler(|err, _| {
-                        AppError::bad_request(format!("invalid JSON body: {err}")).into()
-                    }),
+                    .error_handler(|err, _| json_body_error(&err).into()),
             )
             .app_data(web::QueryConfig::default().error_handler(|err, _| {
                 AppError::bad_request(format!("invalid query string: {err}")).into()
@@ -98,6 +106,17 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 async move { unrouted(&req, &allowed) }
             })),
     );
+}
+
+/// A JSON body that could not be read (413, 408, 400) or parsed (400).
+fn json_body_error(error: &JsonPayloadError) -> AppError {
+    match error {
+        JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
+            BodyFailure::TooLarge.into()
+        }
+        JsonPayloadError::Payload(payload) => BodyFailure::from_payload(payload).into(),
+        other => AppError::bad_request(format!("invalid JSON body: {other}")),
+    }
 }
 
 /// Each documented path as actix matches it, with the methods it answers.
@@ -274,7 +293,10 @@ pub async fn optional_json<T: DeserializeOwned + Default>(
                 MAX_OPTIONAL_BODY / 1024
             ))
         })?
-        .map_err(|e| AppError::bad_request(format!("could not read the body: {e}")))?;
+        .map_err(|e| match e.as_error::<actix_web::error::PayloadError>() {
+            Some(payload) => AppError::from(BodyFailure::from_payload(payload)),
+            None => AppError::bad_request(format!("could not read the body: {e}")),
+        })?;
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }

@@ -7,6 +7,7 @@ mod helpers;
 
 mod architecture;
 mod cli;
+mod edge;
 mod email;
 mod introspect;
 mod keys;
