@@ -3,6 +3,7 @@
 
 mod database_url;
 pub mod schema;
+mod sqlite_file;
 
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -15,6 +16,7 @@ use diesel::{Connection, ConnectionError};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 pub use database_url::DatabaseUrl;
+use sqlite_file::SqliteFile;
 
 #[derive(diesel::MultiConnection)]
 pub enum DbConnection {
@@ -29,12 +31,25 @@ pub type PooledConnection = r2d2::PooledConnection<Manager>;
 pub struct Pool {
     inner: r2d2::Pool<Manager>,
     gate: Arc<ConnectGate>,
+    sqlite_file: Option<SqliteFile>,
 }
 
 impl Pool {
-    /// A connection from the pool, waiting up to its connection timeout.
+    /// A connection from the pool, waiting up to its connection timeout; at
+    /// once an error when the SQLite file is gone (no connection to it is
+    /// valid then, and none can be opened).
     pub fn get(&self) -> Result<PooledConnection, r2d2::PoolError> {
+        if let Err(problem) = self.check_file() {
+            tracing::warn!(%problem, "database unavailable");
+            return self.inner.get_timeout(Duration::ZERO);
+        }
         self.inner.get()
+    }
+
+    /// Whether the SQLite file the pool opened is still the one at its path
+    /// (always true on PostgreSQL).
+    pub fn check_file(&self) -> Result<(), String> {
+        self.sqlite_file.as_ref().map_or(Ok(()), SqliteFile::check)
     }
 
     /// Runs blocking database work on the blocking thread pool, never on the
@@ -145,6 +160,17 @@ impl Drop for GatePass<'_> {
 pub struct Manager {
     url: DatabaseUrl,
     gate: Arc<ConnectGate>,
+    /// The SQLite file as first opened: never silently a new one.
+    sqlite_file: Option<SqliteFile>,
+}
+
+impl Manager {
+    fn check_file(&self) -> Result<(), ConnectionError> {
+        match &self.sqlite_file {
+            Some(file) => file.check().map_err(ConnectionError::BadConnection),
+            None => Ok(()),
+        }
+    }
 }
 
 impl ManageConnection for Manager {
@@ -153,10 +179,12 @@ impl ManageConnection for Manager {
 
     fn connect(&self) -> Result<DbConnection, ConnectionError> {
         let _pass = self.gate.enter()?;
+        self.check_file()?;
         establish(&self.url)
     }
 
     fn is_valid(&self, conn: &mut DbConnection) -> Result<(), ConnectionError> {
+        self.check_file()?;
         conn.ping()
             .map_err(ConnectionError::CouldntSetupConfiguration)
     }
@@ -170,6 +198,9 @@ impl ManageConnection for Manager {
 fn establish(url: &DatabaseUrl) -> Result<DbConnection, ConnectionError> {
     match url {
         DatabaseUrl::Sqlite(path) => {
+            sqlite_file::create_private(path).map_err(|e| {
+                ConnectionError::BadConnection(format!("cannot create {}: {e}", path.display()))
+            })?;
             let path = path.to_string_lossy();
             let mut conn = SqliteConnection::establish(&path)?;
             conn.batch_execute(SQLITE_PRAGMAS)
@@ -210,10 +241,17 @@ pub fn connect_one(url: &DatabaseUrl) -> Result<DbConnection, DbError> {
 /// after the pool's retries. Call [`close`] before the process exits.
 pub fn connect(url: &DatabaseUrl) -> Result<Pool, DbError> {
     drop(connect_one(url)?);
+    let sqlite_file = match url {
+        DatabaseUrl::Sqlite(path) => Some(
+            SqliteFile::identify(path).map_err(|e| DbError::Connect(format!("{url:?}: {e}")))?,
+        ),
+        DatabaseUrl::Postgres(_) => None,
+    };
     let gate = Arc::<ConnectGate>::default();
     let manager = Manager {
         url: url.clone(),
         gate: Arc::clone(&gate),
+        sqlite_file: sqlite_file.clone(),
     };
     let max_size = match url {
         // One writer at a time anyway; readers share the WAL.
@@ -227,7 +265,11 @@ pub fn connect(url: &DatabaseUrl) -> Result<Pool, DbError> {
         .error_handler(Box::new(LogConnectionErrors))
         .build(manager)
         .map_err(|e| DbError::Connect(format!("{url:?}: {}", one_line(&e.to_string()))))?;
-    Ok(Pool { inner, gate })
+    Ok(Pool {
+        inner,
+        gate,
+        sqlite_file,
+    })
 }
 
 /// Shuts the pool's connection attempts: none starts after this returns, and

@@ -23,6 +23,7 @@ async fn healthz() -> HttpResponse {
 async fn readyz(pool: web::Data<Pool>) -> HttpResponse {
     let pool = Pool::clone(&pool);
     let ready = web::block(move || {
+        pool.check_file()?;
         let mut conn = pool.get().map_err(|e| e.to_string())?;
         conn.batch_execute("SELECT 1").map_err(|e| e.to_string())
     })

@@ -239,6 +239,10 @@ async fn default_start_uses_embedded_sqlite() {
     let secret = dir.path().join("keygate.db.secret");
     let mode = std::fs::metadata(&secret).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
+    // The database holds hashes and audit rows: its owner's alone, too.
+    let database = dir.path().join("keygate.db");
+    let mode = std::fs::metadata(&database).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
     child.kill().await.unwrap();
 }
 
@@ -380,6 +384,40 @@ async fn secret_is_never_logged_or_stored(engine: Engine) {
     assert!(
         !logs.contains(&app.secret_key),
         "the master key reached the logs"
+    );
+}
+
+/// Deleting the SQLite file under a running server is noticed: readiness
+/// fails, requests answer 503 at once, and no new file appears in its place
+/// (before, new keys went on into the unlinked file, lost at the restart).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_sqlite_file_is_noticed() {
+    let app = spawn_app(Engine::Sqlite).await;
+    let key = app.standard_key("read").await;
+    assert_eq!(app.token_for(&key, &[CC]).await.status(), 200);
+    let ready = |app: &crate::helpers::TestApp| {
+        let (http, url) = (app.http.clone(), format!("{}/readyz", app.address));
+        async move { http.get(url).send().await.unwrap().status() }
+    };
+    assert_eq!(ready(&app).await, 200);
+
+    let path = std::path::PathBuf::from(app.database_url.trim_start_matches("sqlite://"));
+    for suffix in ["", "-wal", "-shm"] {
+        let mut file = path.clone().into_os_string();
+        file.push(suffix);
+        let _ = std::fs::remove_file(file);
+    }
+    assert_eq!(ready(&app).await, 503);
+    let started = Instant::now();
+    let refused = app.token_for(&key, &[CC]).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "answered at once"
+    );
+    crate::helpers::assert_oauth_error(refused, 503, "temporarily_unavailable").await;
+    assert!(
+        !path.exists(),
+        "no new, empty database took the old one's place"
     );
 }
 
