@@ -30,7 +30,7 @@ use crate::signing::MasterKey;
 use crate::signing::{self, AtRest, Signer};
 use crate::state::AppState;
 use crate::time::Clock;
-use crate::{discovery, http_edge, introspect, mgmt, ops, revoke, token};
+use crate::{console, discovery, http_edge, introspect, mgmt, ops, revoke, token};
 
 /// How long a stopping server waits for database connection attempts under
 /// way (a connect is bounded by libpq's own timeout; this bounds the wait).
@@ -264,6 +264,7 @@ impl Application {
                 .configure(discovery::routes)
                 .configure(ops::routes)
                 .configure(mgmt::routes)
+                .configure(console::routes)
         })
         .workers(cores)
         .client_request_timeout(tuning.client_request_timeout)

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod cli;
 pub mod client_auth;
 pub mod config;
+pub mod console;
 pub mod db;
 pub mod discovery;
 pub mod duration;

@@ -6,7 +6,9 @@
 mod helpers;
 
 mod architecture;
+mod browser;
 mod cli;
+mod console;
 mod edge;
 mod email;
 mod introspect;
