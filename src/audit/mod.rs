@@ -127,6 +127,57 @@ pub fn record(conn: &mut DbConnection, now: DateTime<Utc>, entry: Entry<'_>) -> 
         .map(|_| ())
 }
 
+/// Which events to list: each `Some` narrows the list.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    pub actor: Option<String>,
+    /// What the event happened to: a client ID, an email, an API.
+    pub target: Option<String>,
+    pub action: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// Newest first, filtered.
+pub fn list_filtered(
+    conn: &mut DbConnection,
+    filter: &EventFilter,
+    limit: i64,
+    offset: i64,
+) -> QueryResult<Vec<AuditEvent>> {
+    let mut query = audit_events::table
+        .select(AuditEvent::as_select())
+        .order((audit_events::occurred_at.desc(), audit_events::id.desc()))
+        .limit(limit)
+        .offset(offset)
+        .into_boxed();
+    if let Some(actor) = &filter.actor {
+        query = query.filter(audit_events::actor.eq(actor.clone()));
+    }
+    if let Some(target) = &filter.target {
+        query = query.filter(audit_events::target.eq(target.clone()));
+    }
+    if let Some(action) = &filter.action {
+        query = query.filter(audit_events::action.eq(action.clone()));
+    }
+    if let Some(since) = filter.since {
+        query = query.filter(audit_events::occurred_at.ge(since.naive_utc()));
+    }
+    if let Some(until) = filter.until {
+        query = query.filter(audit_events::occurred_at.le(until.naive_utc()));
+    }
+    query.load(conn)
+}
+
+/// Every action the log holds, for a filter's choices.
+pub fn recorded_actions(conn: &mut DbConnection) -> QueryResult<Vec<String>> {
+    audit_events::table
+        .select(audit_events::action)
+        .distinct()
+        .order(audit_events::action.asc())
+        .load(conn)
+}
+
 /// Newest first.
 pub fn list_events(
     conn: &mut DbConnection,

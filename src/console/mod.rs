@@ -6,19 +6,33 @@
 //! file adds copy buttons and confirmations. Every response carries the
 //! security headers of [`security_headers`]: a strict CSP without
 //! `unsafe-inline`, `frame-ancestors 'none'`, no referrer, no sniffing, and
-//! `no-store` so no page with a person's data (least of all a secret) is
-//! kept in a cache or shown again by the back button.
+//! `no-store`, so no page with a person's data (least of all a secret) is
+//! kept in a cache or shown again by the back button. Every form carries a
+//! CSRF token: the session's, or before signing in the double-submit token
+//! of [`csrf`].
+//!
+//! Handlers stay thin, as the management API's do: they check who asks, call
+//! the feature's own functions (`accounts`, `keys`, `users`, ...) and render
+//! the outcome, so the console enforces exactly the rules the CLI and the
+//! API do.
 
+mod admin;
 mod assets;
+mod auth;
 mod csrf;
+mod forms;
+mod keys;
 mod render;
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::DefaultHeaders;
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
+use crate::accounts::{CurrentSession, Session};
+use crate::error::AppError;
+use crate::oauth_form::Form;
 use crate::state::AppState;
 
 pub use render::RenderError;
@@ -27,6 +41,9 @@ pub use render::RenderError;
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
      style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; \
      frame-ancestors 'none'; base-uri 'none'";
+
+/// The largest form the console accepts.
+const MAX_FORM: usize = 64 * 1024;
 
 /// The headers every console response carries, errors included.
 pub fn security_headers() -> DefaultHeaders {
@@ -37,30 +54,139 @@ pub fn security_headers() -> DefaultHeaders {
         .add((header::X_FRAME_OPTIONS, "DENY"))
         .add((header::CACHE_CONTROL, "no-store"))
         .add(("Cross-Origin-Opener-Policy", "same-origin"))
-        .add((
-            "Permissions-Policy",
-            "camera=(), microphone=(), geolocation=()",
-        ))
+        .add(("Permissions-Policy", "camera=(), microphone=(), geolocation=()"))
+}
+
+/// A console route: its handlers answer with the security headers.
+fn resource(path: &str) -> actix_web::Resource {
+    web::resource(path).wrap(security_headers())
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.configure(assets::routes);
-    cfg.service(
-        web::resource("/sign-in")
-            .wrap(security_headers())
-            .route(web::get().to(sign_in_page)),
-    );
+    cfg.app_data(web::PayloadConfig::new(MAX_FORM));
+    cfg.service(resource("/").route(web::get().to(home)));
+    auth::routes(cfg);
+    keys::routes(cfg);
+    admin::routes(cfg);
+}
+
+/// `/`: the person's keys, or the sign-in page.
+async fn home(current: CurrentSession) -> HttpResponse {
+    match current.0 {
+        Some(_) => see_other("/keys"),
+        None => see_other("/sign-in"),
+    }
+}
+
+/// The signed-in person as pages show them.
+#[derive(Debug, Clone, Serialize)]
+struct PersonView {
+    email: String,
+    name: String,
+    is_admin: bool,
+}
+
+/// Who is looking at a page, and what the layout needs to show it.
+struct Viewer {
+    session: Session,
+    person: PersonView,
+}
+
+impl Viewer {
+    /// The signed-in person of the request, with whether their role is
+    /// the one that may do everything.
+    async fn of(state: &AppState, session: Session) -> Result<Self, AppError> {
+        let role = session.user.role.clone();
+        let is_admin = state
+            .db(move |conn| crate::users::find_role(conn, &role).map(|r| r.grants_all))
+            .await?;
+        let person = PersonView {
+            email: session.user.email.clone(),
+            name: session.user.name.clone(),
+            is_admin,
+        };
+        Ok(Self { session, person })
+    }
+
+    fn email(&self) -> &str {
+        &self.session.user.email
+    }
+
+    fn is_admin(&self) -> bool {
+        self.person.is_admin
+    }
+
+    fn layout<'a>(&'a self, state: &'a AppState, title: &'a str, section: &'a str) -> Layout<'a> {
+        Layout {
+            title,
+            section,
+            issuer: &state.issuer,
+            assets: &assets::URLS,
+            narrow: false,
+            csrf: self.session.csrf.as_str(),
+            person: Some(&self.person),
+        }
+    }
+
+    /// Whether a form's CSRF token is this session's.
+    fn csrf_ok(&self, form: &Form) -> bool {
+        form.single("csrf_token")
+            .ok()
+            .flatten()
+            .is_some_and(|t| self.session.csrf_matches(t))
+    }
+}
+
+/// The signed-in person, or the response that sends the browser to sign in
+/// (coming back to this page after).
+async fn viewer(
+    req: &HttpRequest,
+    state: &AppState,
+    current: CurrentSession,
+) -> Result<Viewer, HttpResponse> {
+    let Some(session) = current.0 else {
+        let next = match req.uri().path_and_query() {
+            Some(pq) if req.method() == actix_web::http::Method::GET => pq.as_str().to_owned(),
+            _ => "/keys".to_owned(),
+        };
+        let query = form_urlencoded::Serializer::new(String::new())
+            .append_pair("next", &next)
+            .finish();
+        return Err(see_other(&format!("/sign-in?{query}")));
+    };
+    Viewer::of(state, session)
+        .await
+        .map_err(|e| error_page(state, None, &e))
 }
 
 /// What every page's layout needs.
 #[derive(Debug, Serialize)]
 struct Layout<'a> {
     title: &'a str,
+    /// The navigation entry to mark as current.
+    section: &'a str,
     issuer: &'a str,
     assets: &'static assets::AssetUrls,
     /// Narrow, centred content: the pages before signing in.
     narrow: bool,
     csrf: &'a str,
+    person: Option<&'a PersonView>,
+}
+
+impl<'a> Layout<'a> {
+    /// A page for someone not signed in.
+    fn public(state: &'a AppState, title: &'a str, csrf: &'a str) -> Self {
+        Self {
+            title,
+            section: "",
+            issuer: &state.issuer,
+            assets: &assets::URLS,
+            narrow: true,
+            csrf,
+            person: None,
+        }
+    }
 }
 
 /// A rendered page, or a plain error when rendering fails (a bug: logged).
@@ -87,37 +213,73 @@ fn page(
     }
 }
 
-#[derive(Debug, Deserialize)]
-struct SignInQuery {
-    #[serde(default)]
-    next: String,
+/// The error page for a failure, with the status it deserves. Internal
+/// failures are logged with their cause and shown without it.
+fn error_page(state: &AppState, viewer: Option<&Viewer>, error: &AppError) -> HttpResponse {
+    let (heading, message) = if error.status == StatusCode::SERVICE_UNAVAILABLE {
+        tracing::warn!(%error, "console: database unavailable");
+        (
+            "keygate is briefly unavailable",
+            "The database cannot be reached right now. Nothing was changed; try again in a moment."
+                .to_owned(),
+        )
+    } else if error.is_internal() {
+        tracing::error!(%error, "console request failed");
+        (
+            "Something went wrong",
+            "Nothing was changed. The server's log has the details.".to_owned(),
+        )
+    } else if error.status == StatusCode::NOT_FOUND {
+        ("Not found", error.message.clone())
+    } else if error.status == StatusCode::FORBIDDEN {
+        ("Not allowed", error.message.clone())
+    } else {
+        ("That did not work", error.message.clone())
+    };
+    let layout = match viewer {
+        Some(v) => v.layout(state, heading, ""),
+        None => Layout::public(state, heading, ""),
+    };
+    page(
+        error.status,
+        "error",
+        &layout,
+        minijinja::context! { heading, message },
+    )
 }
 
-async fn sign_in_page(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    query: web::Query<SignInQuery>,
-) -> HttpResponse {
-    let (token, cookie) = csrf::pre_session(&req, &state.issuer);
-    let layout = Layout {
-        title: "Sign in",
-        issuer: &state.issuer,
-        assets: &assets::URLS,
-        narrow: true,
-        csrf: &token,
-    };
-    let mut response = page(
-        StatusCode::OK,
-        "sign_in",
-        &layout,
-        minijinja::context! {
-            next => local_path(&query.next).unwrap_or(""),
-            email => "",
-        },
+/// A form whose CSRF token is wrong or missing: nothing is done.
+fn csrf_refused(state: &AppState, viewer: Option<&Viewer>) -> HttpResponse {
+    let error = AppError::forbidden(
+        "csrf_token_invalid",
+        "This form has expired or did not come from this keygate. \
+         Nothing was changed: reload the page and try again.",
     );
-    if let Some(cookie) = cookie
-        && let Ok(value) = HeaderValue::from_str(&cookie.to_string())
-    {
+    error_page(state, viewer, &error)
+}
+
+/// The body of a console form. Anything but a form is refused.
+fn parse_form(req: &HttpRequest, body: &[u8]) -> Result<Form, AppError> {
+    Form::from_request(req, body).map_err(|e| AppError::bad_request(e.to_string()))
+}
+
+/// A form field's one value, empty when absent; a repeated field is refused.
+fn field<'f>(form: &'f Form, name: &str) -> Result<&'f str, AppError> {
+    form.single(name)
+        .map(Option::unwrap_or_default)
+        .map_err(|e| AppError::bad_request(e.to_string()))
+}
+
+/// 303 See Other: after a form, the browser GETs the next page, so a reload
+/// does not post the form again.
+fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, location))
+        .finish()
+}
+
+fn with_cookie(mut response: HttpResponse, cookie: &actix_web::cookie::Cookie<'_>) -> HttpResponse {
+    if let Ok(value) = HeaderValue::from_str(&cookie.to_string()) {
         response.headers_mut().append(header::SET_COOKIE, value);
     }
     response
@@ -133,6 +295,30 @@ fn local_path(next: &str) -> Option<&str> {
     ok.then_some(next)
 }
 
+/// A short notice shown at the top of the page a form redirected to.
+#[derive(Debug, Serialize)]
+struct Notice {
+    kind: &'static str,
+    text: &'static str,
+}
+
+fn notice_for(code: Option<&str>) -> Option<Notice> {
+    let (kind, text) = match code? {
+        "signed-out" => ("ok", "You are signed out."),
+        "password-set" => ("ok", "Your password is set. Welcome!"),
+        "revoked" => ("ok", "The key is revoked. Its owner has been emailed."),
+        "already-shown" => (
+            "warn",
+            "That form was already sent. The secret was shown once and is not shown again; \
+             rotate the key if you did not save it.",
+        ),
+        "invited" => ("ok", "The invitation is on its way."),
+        "saved" => ("ok", "Saved."),
+        _ => return None,
+    };
+    Some(Notice { kind, text })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,5 +331,12 @@ mod tests {
         assert_eq!(local_path("https://evil.example/"), None);
         assert_eq!(local_path("/keys\r\nSet-Cookie: x"), None);
         assert_eq!(local_path(""), None);
+    }
+
+    #[test]
+    fn unknown_notices_show_nothing() {
+        assert!(notice_for(Some("<script>")).is_none());
+        assert!(notice_for(None).is_none());
+        assert_eq!(notice_for(Some("revoked")).unwrap().kind, "ok");
     }
 }

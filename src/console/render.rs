@@ -17,10 +17,29 @@ macro_rules! embedded {
 const TEMPLATES: &[(&str, &str)] = embedded!(
     "console/base.html",
     "console/error.html",
+    "console/status.html",
     "console/sign_in.html",
     "console/forgot_password.html",
     "console/set_password.html",
+    "console/keys.html",
+    "console/key_new.html",
+    "console/key_secret.html",
+    "console/key_detail.html",
+    "console/key_revoke.html",
+    "console/people.html",
+    "console/audit.html",
+    "console/apis.html",
+    "console/roles.html",
 );
+
+/// `{{ at | when }}`: an RFC 3339 time as people read it, in UTC
+/// (`2026-12-01 14:05 UTC`); anything else as it is.
+fn when(text: &str) -> String {
+    match crate::time::parse_rfc3339(text) {
+        Some(at) => at.format("%Y-%m-%d %H:%M UTC").to_string(),
+        None => text.to_owned(),
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 #[error("rendering the console page {template} failed: {message}")]
@@ -36,6 +55,7 @@ fn build_environment() -> Result<Environment<'static>, RenderError> {
     env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
     env.set_trim_blocks(true);
     env.set_lstrip_blocks(true);
+    env.add_filter("when", when);
     for (name, source) in TEMPLATES {
         env.add_template(name, source).map_err(|e| RenderError {
             template: (*name).to_owned(),
@@ -127,6 +147,12 @@ mod tests {
                 name_len > 0 && rest[name_len..].starts_with('=')
             })
         }
+    }
+
+    #[test]
+    fn times_read_as_utc() {
+        assert_eq!(when("2026-12-01T14:05:09Z"), "2026-12-01 14:05 UTC");
+        assert_eq!(when("soon"), "soon");
     }
 
     #[test]

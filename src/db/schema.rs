@@ -124,6 +124,14 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    console_forms (form_id) {
+        form_id -> Text,
+        client_id -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(users -> roles (role));
 diesel::joinable!(api_keys -> users (owner_id));
 
@@ -137,4 +145,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     auth_throttle,
     email_outbox,
     revoked_tokens,
+    console_forms,
 );
