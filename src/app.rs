@@ -24,11 +24,11 @@ use crate::client_auth::verified::VerifiedSecrets;
 use crate::db::DatabaseUrl;
 use crate::db::{self, Pool};
 use crate::jobs::{Jobs, JobsSetup};
-use crate::mail::{Delivery, Mailer};
+use crate::mail::{Delivery, MailTransport, Mailer};
 use crate::ops::metrics::Metrics;
 use crate::signing::MasterKey;
-use crate::signing::{self, AtRest, Signer};
-use crate::state::AppState;
+use crate::signing::{self, AtRest, Signer, TokenHasher};
+use crate::state::{AccountSettings, AppState};
 use crate::time::Clock;
 use crate::{console, discovery, http_edge, introspect, mgmt, ops, revoke, token};
 
@@ -187,7 +187,7 @@ impl Application {
             tracing::warn!("{warning}");
         }
 
-        let (pool, signer) = {
+        let (pool, signer, token_hasher) = {
             let config = config.clone();
             let clock = clock.clone();
             tokio::task::spawn_blocking(move || prepare(&config, &clock))
@@ -235,6 +235,8 @@ impl Application {
             jwks_max_age: chrono::Duration::seconds(300),
             key_max_lifetime: config.key_max_lifetime,
             expiry_warning: config.expiry_warning,
+            max_keys_per_user: config.max_keys_per_user,
+            accounts: account_settings(&config, &issuer, token_hasher),
         });
         if background == Background::Periodic {
             jobs.spawn_periodic();
@@ -354,8 +356,29 @@ fn access_log() -> Logger {
         .custom_request_replace("method", |req| req.method().to_string())
 }
 
+/// What accounts and sessions use, for `issuer`.
+pub fn account_settings(
+    config: &Config,
+    issuer: &str,
+    token_hasher: TokenHasher,
+) -> AccountSettings {
+    AccountSettings {
+        session_idle: config.session_idle,
+        session_max: config.session_max,
+        invite_ttl: config.invite_ttl,
+        token_hasher,
+        mail_to_files: matches!(config.mail, MailTransport::Files(_)),
+        https: issuer
+            .get(..8)
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://")),
+    }
+}
+
 /// Database, master key and keyring, ready for the first request.
-fn prepare(config: &Config, clock: &Clock) -> Result<(Pool, Arc<Signer>), StartupError> {
+fn prepare(
+    config: &Config,
+    clock: &Clock,
+) -> Result<(Pool, Arc<Signer>, TokenHasher), StartupError> {
     let pool = open_database(config)?;
     // The URL as configured, its password redacted: which database this is.
     tracing::info!(database = ?config.database_url, "opened the database");
@@ -374,5 +397,6 @@ fn prepare(config: &Config, clock: &Clock) -> Result<(Pool, Arc<Signer>), Startu
     // Hash the decoy now rather than on the async workers at the first
     // request for an unknown client.
     crate::keys::SecretHash::decoy();
-    Ok((pool, signer))
+    crate::accounts::warm_up();
+    Ok((pool, signer, master.token_hasher()))
 }

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod access_token;
+pub mod accounts;
 pub mod app;
 pub mod audit;
 pub mod cli;

@@ -30,6 +30,12 @@ pub enum Action {
     SigningKeyRotated,
     ClientAuthFailed,
     TokenRevoked,
+    AccountSignedIn,
+    AccountSignInFailed,
+    AccountSignedOut,
+    AccountInvited,
+    PasswordResetRequested,
+    PasswordSet,
 }
 
 impl Action {
@@ -48,6 +54,12 @@ impl Action {
             Self::SigningKeyRotated => "signing_key.rotated",
             Self::ClientAuthFailed => "client_auth.failed",
             Self::TokenRevoked => "token.revoked",
+            Self::AccountSignedIn => "account.signed_in",
+            Self::AccountSignInFailed => "account.sign_in_failed",
+            Self::AccountSignedOut => "account.signed_out",
+            Self::AccountInvited => "account.invited",
+            Self::PasswordResetRequested => "account.password_reset_requested",
+            Self::PasswordSet => "account.password_set",
         }
     }
 }

@@ -44,7 +44,7 @@ pub(super) struct KeyRow {
     #[serde(flatten)]
     key: KeyView,
     /// Active and inside the expiry warning window.
-    expiring: bool,
+    pub(super) expiring: bool,
 }
 
 impl KeyRow {
@@ -327,30 +327,36 @@ enum SecretAction {
     Rotate { client_id: String, grace: Option<HumanDuration> },
 }
 
+/// How a form that hands out a secret ended.
+enum Outcome {
+    Issued(IssuedKey),
+    /// Sent before: the key it acted on (empty while unknown).
+    Repeated(String),
+    /// Refused by the keys module: nothing was done. The key form comes
+    /// back so the person can correct it.
+    Refused(AppError, Option<KeyForm>),
+}
+
 /// Runs `action` once per form ID: a repeat goes to the key instead.
 async fn once(
     state: &AppState,
     viewer: &Viewer,
     form_id: String,
     action: SecretAction,
-) -> Result<Result<IssuedKey, String>, (AppError, Option<KeyForm>)> {
+) -> Result<Outcome, AppError> {
     let now = state.clock.now();
     let actor = viewer.email().to_owned();
     let is_admin = viewer.is_admin();
     let issuer = state.issuer.clone();
-    let (max, warning) = (state.key_max_lifetime, state.expiry_warning);
+    let limits = state.key_limits();
     state
         .db(move |conn| {
-            match forms::claim(conn, &form_id, now) {
-                Ok(Claim::Fresh) => {}
-                Ok(Claim::Seen(client_id)) => {
-                    return Ok(Err(client_id.unwrap_or_default()));
-                }
-                Err(e) => return Err((e, None)),
+            if let Claim::Seen(client_id) = forms::claim(conn, &form_id, now)? {
+                return Ok(Outcome::Repeated(client_id.unwrap_or_default()));
             }
             let outcome = match &action {
                 SecretAction::Create(form) => key_request(&actor, form).and_then(|request| {
-                    keys::create_api_key(conn, request, max, warning, (&issuer, &actor), now)
+                    keys::create_api_key(conn, request, limits, (&issuer, &actor), now)
                 }),
                 SecretAction::Rotate { client_id, grace } => {
                     visible_key(conn, client_id, &actor, is_admin, now).and_then(|_| {
@@ -360,17 +366,18 @@ async fn once(
             };
             match outcome {
                 Ok(issued) => {
-                    forms::record(conn, &form_id, &issued.key.client_id).map_err(|e| (e, None))?;
-                    Ok(Ok(issued))
+                    forms::record(conn, &form_id, &issued.key.client_id)?;
+                    Ok(Outcome::Issued(issued))
                 }
+                Err(error) if error.is_internal() => Err(error),
                 Err(error) => {
                     // Nothing was done: the corrected form may be sent again.
-                    let _ = forms::release(conn, &form_id);
+                    forms::release(conn, &form_id)?;
                     let form = match action {
                         SecretAction::Create(form) => Some(form),
                         SecretAction::Rotate { .. } => None,
                     };
-                    Err((error, form))
+                    Ok(Outcome::Refused(error, form))
                 }
             }
         })
@@ -400,13 +407,13 @@ async fn create(
         return csrf_refused(&state, Some(&viewer));
     }
     match once(&state, &viewer, form_id, SecretAction::Create(key_form)).await {
-        Ok(Ok(issued)) => secret_page(&state, &viewer, &issued, false),
-        Ok(Err(client_id)) => already_shown(&client_id),
-        Err((error, Some(key_form))) if !error.is_internal() && error.status != StatusCode::SERVICE_UNAVAILABLE => {
+        Ok(Outcome::Issued(issued)) => secret_page(&state, &viewer, &issued, false),
+        Ok(Outcome::Repeated(client_id)) => already_shown(&client_id),
+        Ok(Outcome::Refused(error, Some(key_form))) => {
             let errors = FieldErrors::from_error(&error);
-            render_new(&state, &viewer, StatusCode::UNPROCESSABLE_ENTITY, key_form, errors).await
+            render_new(&state, &viewer, error.status, key_form, errors).await
         }
-        Err((error, _)) => error_page(&state, Some(&viewer), &error),
+        Ok(Outcome::Refused(error, None)) | Err(error) => error_page(&state, Some(&viewer), &error),
     }
 }
 
@@ -646,9 +653,9 @@ async fn rotate(
     let client_id = path.into_inner().client_id;
     let action = SecretAction::Rotate { client_id, grace };
     match once(&state, &viewer, form_id, action).await {
-        Ok(Ok(issued)) => secret_page(&state, &viewer, &issued, true),
-        Ok(Err(client_id)) => already_shown(&client_id),
-        Err((error, _)) => error_page(&state, Some(&viewer), &error),
+        Ok(Outcome::Issued(issued)) => secret_page(&state, &viewer, &issued, true),
+        Ok(Outcome::Repeated(client_id)) => already_shown(&client_id),
+        Ok(Outcome::Refused(error, _)) | Err(error) => error_page(&state, Some(&viewer), &error),
     }
 }
 

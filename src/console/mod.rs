@@ -58,7 +58,17 @@ pub fn security_headers() -> DefaultHeaders {
 }
 
 /// A console route: its handlers answer with the security headers.
-fn resource(path: &str) -> actix_web::Resource {
+fn resource(
+    path: &str,
+) -> actix_web::Resource<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
     web::resource(path).wrap(security_headers())
 }
 

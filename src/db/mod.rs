@@ -323,6 +323,8 @@ pub fn migrate(conn: &mut DbConnection) -> Result<usize, DbError> {
 /// deferred transaction that reads and then writes can fail at once with
 /// SQLITE_BUSY when another process wrote in between; `BEGIN IMMEDIATE` waits
 /// for the busy timeout instead. On PostgreSQL it is an ordinary transaction.
+/// Inside another transaction it is a savepoint of it (so one store function
+/// may call another, all or nothing together).
 pub fn write_transaction<T, E>(
     conn: &mut DbConnection,
     f: impl FnOnce(&mut DbConnection) -> Result<T, E>,
@@ -330,11 +332,15 @@ pub fn write_transaction<T, E>(
 where
     E: From<diesel::result::Error>,
 {
+    let outermost_sqlite = match conn {
+        DbConnection::Sqlite(inner) => !in_transaction(inner)?,
+        DbConnection::Pg(_) => false,
+    };
     match conn {
-        DbConnection::Sqlite(inner) => {
+        DbConnection::Sqlite(inner) if outermost_sqlite => {
             AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")?
         }
-        DbConnection::Pg(_) => DbConnection::begin_transaction(conn)?,
+        _ => DbConnection::begin_transaction(conn)?,
     }
     match f(conn) {
         Ok(value) => {
@@ -347,6 +353,13 @@ where
             Err(error)
         }
     }
+}
+
+fn in_transaction(conn: &mut SqliteConnection) -> diesel::QueryResult<bool> {
+    let depth =
+        <AnsiTransactionManager as TransactionManager<SqliteConnection>>::transaction_manager_status_mut(conn)
+            .transaction_depth()?;
+    Ok(depth.is_some())
 }
 
 /// Lets a type that wraps a `Text` column be read straight from a row:
