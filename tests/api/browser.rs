@@ -184,6 +184,12 @@ impl Browser {
     /// Saves the page at desktop and phone width as `NAME.png` and
     /// `NAME-phone.png`, and checks it with axe-core at both widths.
     pub async fn capture(&self, name: &str) {
+        let title = self.client.title().await.unwrap();
+        assert!(
+            !title.is_empty(),
+            "{name}: the page has no title, so it did not render: {}",
+            self.body_text().await
+        );
         let dir = screenshot_dir();
         for (size, suffix) in [(DESKTOP, ""), (PHONE, "-phone")] {
             self.resize(size).await;

@@ -274,7 +274,7 @@ fn one_with<'a>(messages: &'a [Received], word: &str) -> &'a Received {
 // ------------------------------------------------------------------ helpers
 
 /// Short retries and timeouts; the jobs themselves run when a test runs them.
-fn fast_mail(config: &mut Config) {
+pub fn fast_mail(config: &mut Config) {
     config.mail_tuning = MailTuning {
         retry_base: Duration::from_millis(200),
         retry_cap: Duration::from_secs(1),
