@@ -35,6 +35,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(apis))
             .route(web::post().to(add_api)),
     )
+    .service(resource("/admin/apis/update").route(web::post().to(update_api)))
     .service(
         resource("/admin/roles")
             .route(web::get().to(roles))
@@ -52,10 +53,7 @@ async fn admin(
     if viewer.is_admin() {
         Ok(viewer)
     } else {
-        let error = AppError::forbidden(
-            "admin_only",
-            "Only administrators can open this page.",
-        );
+        let error = AppError::forbidden("admin_only", "Only administrators can open this page.");
         Err(error_page(state, Some(&viewer), &error))
     }
 }
@@ -166,7 +164,15 @@ async fn people(
         role: "member".to_owned(),
         ..InviteForm::default()
     };
-    render_people(&state, &viewer, StatusCode::OK, invite, None, query.notice.as_deref()).await
+    render_people(
+        &state,
+        &viewer,
+        StatusCode::OK,
+        invite,
+        None,
+        query.notice.as_deref(),
+    )
+    .await
 }
 
 async fn invite(
@@ -183,7 +189,11 @@ async fn invite(
         Ok(form) => form,
         Err(response) => return response,
     };
-    let fields = (field(&form, "email"), field(&form, "name"), field(&form, "role"));
+    let fields = (
+        field(&form, "email"),
+        field(&form, "name"),
+        field(&form, "role"),
+    );
     let invite = match fields {
         (Ok(email), Ok(name), Ok(role)) => InviteForm {
             email: email.trim().to_owned(),
@@ -208,8 +218,15 @@ async fn invite(
         Ok(_) => see_other("/admin/people?notice=invited"),
         Err(e) if !e.is_internal() && e.status != StatusCode::SERVICE_UNAVAILABLE => {
             let message = super::keys::sentence(&e.message);
-            render_people(&state, &viewer, StatusCode::UNPROCESSABLE_ENTITY, invite, Some(message), None)
-                .await
+            render_people(
+                &state,
+                &viewer,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                invite,
+                Some(message),
+                None,
+            )
+            .await
         }
         Err(e) => error_page(&state, Some(&viewer), &e),
     }
@@ -236,7 +253,9 @@ async fn update_person(
                 "" => Ok(None),
                 "true" => Ok(Some(true)),
                 "false" => Ok(Some(false)),
-                other => Err(AppError::bad_request(format!("{name} must be true or false, not {other:?}"))),
+                other => Err(AppError::bad_request(format!(
+                    "{name} must be true or false, not {other:?}"
+                ))),
             }
         };
         let role = field(&form, "role")?.to_owned();
@@ -471,7 +490,15 @@ async fn apis(
         Ok(v) => v,
         Err(response) => return response,
     };
-    render_apis(&state, &viewer, StatusCode::OK, ApiForm::default(), None, query.notice.as_deref()).await
+    render_apis(
+        &state,
+        &viewer,
+        StatusCode::OK,
+        ApiForm::default(),
+        None,
+        query.notice.as_deref(),
+    )
+    .await
 }
 
 async fn add_api(
@@ -488,7 +515,11 @@ async fn add_api(
         Ok(form) => form,
         Err(response) => return response,
     };
-    let api_form = match (field(&form, "identifier"), field(&form, "name"), field(&form, "scopes")) {
+    let api_form = match (
+        field(&form, "identifier"),
+        field(&form, "name"),
+        field(&form, "scopes"),
+    ) {
         (Ok(i), Ok(n), Ok(s)) => ApiForm {
             identifier: i.trim().to_owned(),
             name: n.trim().to_owned(),
@@ -522,7 +553,83 @@ async fn add_api(
         Ok(_) => see_other("/admin/apis?notice=saved"),
         Err(e) if !e.is_internal() && e.status != StatusCode::SERVICE_UNAVAILABLE => {
             let message = super::keys::sentence(&e.message);
-            render_apis(&state, &viewer, StatusCode::UNPROCESSABLE_ENTITY, api_form, Some(message), None).await
+            render_apis(
+                &state,
+                &viewer,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                api_form,
+                Some(message),
+                None,
+            )
+            .await
+        }
+        Err(e) => error_page(&state, Some(&viewer), &e),
+    }
+}
+
+async fn update_api(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    current: CurrentSession,
+    body: web::Bytes,
+) -> HttpResponse {
+    let viewer = match admin(&req, &state, current).await {
+        Ok(v) => v,
+        Err(response) => return response,
+    };
+    let form = match posted_form(&req, &state, &viewer, &body) {
+        Ok(form) => form,
+        Err(response) => return response,
+    };
+    let api_form = match (
+        field(&form, "identifier"),
+        field(&form, "name"),
+        field(&form, "scopes"),
+    ) {
+        (Ok(i), Ok(n), Ok(s)) => ApiForm {
+            identifier: i.trim().to_owned(),
+            name: n.trim().to_owned(),
+            scopes: s.trim().to_owned(),
+        },
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+            return error_page(&state, Some(&viewer), &e);
+        }
+    };
+    let actor = viewer.email().to_owned();
+    let now = state.clock.now();
+    let (identifier, name) = (api_form.identifier.clone(), api_form.name.clone());
+    let done = match ScopeSet::parse(&api_form.scopes)
+        .map_err(|e| AppError::invalid("invalid_scope", e.to_string()))
+    {
+        Ok(scopes) => {
+            state
+                .db(move |conn| {
+                    crate::resource_servers::update_api(
+                        conn,
+                        &identifier,
+                        &name,
+                        &scopes,
+                        &actor,
+                        now,
+                    )
+                })
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    match done {
+        Ok(_) => see_other("/admin/apis?notice=saved"),
+        Err(e) if !e.is_internal() && e.status != StatusCode::SERVICE_UNAVAILABLE => {
+            let message = super::keys::sentence(&e.message);
+            render_apis(
+                &state,
+                &viewer,
+                e.status,
+                ApiForm::default(),
+                Some(message),
+                None,
+            )
+            .await
         }
         Err(e) => error_page(&state, Some(&viewer), &e),
     }
@@ -590,7 +697,15 @@ async fn roles(
         Ok(v) => v,
         Err(response) => return response,
     };
-    render_roles(&state, &viewer, StatusCode::OK, RoleForm::default(), None, query.notice.as_deref()).await
+    render_roles(
+        &state,
+        &viewer,
+        StatusCode::OK,
+        RoleForm::default(),
+        None,
+        query.notice.as_deref(),
+    )
+    .await
 }
 
 async fn set_role(
@@ -617,7 +732,9 @@ async fn set_role(
     let actor = viewer.email().to_owned();
     let now = state.clock.now();
     let (name, scopes) = (role_form.name.clone(), role_form.scopes.clone());
-    let done = match ScopeSet::parse(&scopes).map_err(|e| AppError::invalid("invalid_scope", e.to_string())) {
+    let done = match ScopeSet::parse(&scopes)
+        .map_err(|e| AppError::invalid("invalid_scope", e.to_string()))
+    {
         Ok(scopes) => {
             state
                 .db(move |conn| users::set_role(conn, &name, &scopes, &actor, now))
@@ -629,7 +746,15 @@ async fn set_role(
         Ok(_) => see_other("/admin/roles?notice=saved"),
         Err(e) if !e.is_internal() && e.status != StatusCode::SERVICE_UNAVAILABLE => {
             let message = super::keys::sentence(&e.message);
-            render_roles(&state, &viewer, StatusCode::UNPROCESSABLE_ENTITY, role_form, Some(message), None).await
+            render_roles(
+                &state,
+                &viewer,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                role_form,
+                Some(message),
+                None,
+            )
+            .await
         }
         Err(e) => error_page(&state, Some(&viewer), &e),
     }

@@ -8,8 +8,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
 use super::{
-    CurrentSession, Layout, Viewer, csrf, csrf_refused, error_page, field, local_path,
-    notice_for, page, parse_form, resource, see_other, with_cookie,
+    CurrentSession, Layout, Viewer, csrf, csrf_refused, error_page, field, local_path, notice_for,
+    page, parse_form, resource, see_other, with_cookie,
 };
 use crate::accounts::{
     self, LinkPurpose, MIN_PASSWORD_CHARS, ResetError, SetPasswordError, SignInError,
@@ -106,7 +106,11 @@ async fn sign_in(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes)
         (Ok(e), Ok(p), Ok(n)) => (e, p, n),
         (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return error_page(&state, None, &e),
     };
-    if !csrf::pre_session_matches(&req, &state.issuer, field(&form, "csrf_token").unwrap_or("")) {
+    if !csrf::pre_session_matches(
+        &req,
+        &state.issuer,
+        field(&form, "csrf_token").unwrap_or(""),
+    ) {
         return csrf_refused(&state, None);
     }
     let now = state.clock.now();
@@ -224,19 +228,37 @@ async fn forgot(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) 
         Ok(email) => email.trim(),
         Err(e) => return error_page(&state, None, &e),
     };
-    if !csrf::pre_session_matches(&req, &state.issuer, field(&form, "csrf_token").unwrap_or("")) {
+    if !csrf::pre_session_matches(
+        &req,
+        &state.issuer,
+        field(&form, "csrf_token").unwrap_or(""),
+    ) {
         return csrf_refused(&state, None);
     }
     if email.is_empty() {
         let error = Some("Enter your email address.".to_owned());
-        return render_forgot(&req, &state, StatusCode::UNPROCESSABLE_ENTITY, email, false, error);
+        return render_forgot(
+            &req,
+            &state,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            email,
+            false,
+            error,
+        );
     }
     let peer = accounts::client_ip(&state, &req);
     match accounts::request_password_reset(&state, email, peer, state.clock.now()).await {
         Ok(()) => render_forgot(&req, &state, StatusCode::OK, email, true, None),
         Err(ResetError::Throttled { retry_after }) => {
             let error = format!("Too many requests. Try again in {}.", in_words(retry_after));
-            render_forgot(&req, &state, StatusCode::TOO_MANY_REQUESTS, email, false, Some(error))
+            render_forgot(
+                &req,
+                &state,
+                StatusCode::TOO_MANY_REQUESTS,
+                email,
+                false,
+                Some(error),
+            )
         }
         Err(ResetError::Store(e)) => error_page(&state, None, &e),
     }
@@ -303,7 +325,13 @@ async fn set_password_page(
     match accounts::check_link(&state, &query.token, state.clock.now()).await {
         Ok(info) => {
             let link = info.as_ref().map(|info| (query.token.as_str(), info));
-            render_set_password(&req, &state, StatusCode::OK, link, PasswordErrors::default())
+            render_set_password(
+                &req,
+                &state,
+                StatusCode::OK,
+                link,
+                PasswordErrors::default(),
+            )
         }
         Err(e) => error_page(&state, None, &e),
     }
@@ -326,7 +354,11 @@ async fn set_password(
         (Ok(t), Ok(p), Ok(c)) => (t, p, c),
         (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return error_page(&state, None, &e),
     };
-    if !csrf::pre_session_matches(&req, &state.issuer, field(&form, "csrf_token").unwrap_or("")) {
+    if !csrf::pre_session_matches(
+        &req,
+        &state.issuer,
+        field(&form, "csrf_token").unwrap_or(""),
+    ) {
         return csrf_refused(&state, None);
     }
     let now = state.clock.now();
@@ -335,7 +367,13 @@ async fn set_password(
         Err(e) => return error_page(&state, None, &e),
     };
     let Some(info) = info else {
-        return render_set_password(&req, &state, StatusCode::NOT_FOUND, None, PasswordErrors::default());
+        return render_set_password(
+            &req,
+            &state,
+            StatusCode::NOT_FOUND,
+            None,
+            PasswordErrors::default(),
+        );
     };
     let again = |errors| {
         render_set_password(
@@ -361,7 +399,13 @@ async fn set_password(
             });
         }
         Err(SetPasswordError::InvalidLink) => {
-            return render_set_password(&req, &state, StatusCode::NOT_FOUND, None, PasswordErrors::default());
+            return render_set_password(
+                &req,
+                &state,
+                StatusCode::NOT_FOUND,
+                None,
+                PasswordErrors::default(),
+            );
         }
         Err(SetPasswordError::Store(e)) => return error_page(&state, None, &e),
     };
@@ -399,6 +443,9 @@ mod tests {
 
     #[test]
     fn messages_become_sentences() {
-        assert_eq!(capitalized("the password is short"), "The password is short.");
+        assert_eq!(
+            capitalized("the password is short"),
+            "The password is short."
+        );
     }
 }

@@ -7,8 +7,8 @@
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
 
-use crate::db::{DbConnection, is_unique_violation};
 use crate::db::schema::console_forms;
+use crate::db::{DbConnection, is_unique_violation};
 use crate::error::AppError;
 
 const KEPT_FOR: Duration = Duration::days(1);
@@ -27,14 +27,20 @@ pub enum Claim {
 }
 
 /// Claims `form_id` for this submission, dropping claims older than a day.
-pub fn claim(conn: &mut DbConnection, form_id: &str, now: DateTime<Utc>) -> Result<Claim, AppError> {
+pub fn claim(
+    conn: &mut DbConnection,
+    form_id: &str,
+    now: DateTime<Utc>,
+) -> Result<Claim, AppError> {
     if form_id.len() != 32 || !form_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return Err(AppError::bad_request(
             "this form is incomplete: reload the page and try again",
         ));
     }
-    diesel::delete(console_forms::table.filter(console_forms::created_at.lt((now - KEPT_FOR).naive_utc())))
-        .execute(conn)?;
+    diesel::delete(
+        console_forms::table.filter(console_forms::created_at.lt((now - KEPT_FOR).naive_utc())),
+    )
+    .execute(conn)?;
     // Outside any transaction, so a conflict aborts nothing else.
     let inserted = diesel::insert_into(console_forms::table)
         .values((

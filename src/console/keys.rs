@@ -171,7 +171,9 @@ fn expiry_choices(max: Option<HumanDuration>) -> Vec<(String, String)> {
     .map(|(v, l)| (v.to_owned(), l.to_owned()))
     .collect();
     if let Some(max) = max
-        && !choices.iter().any(|(v, _)| v.parse::<HumanDuration>().ok() == Some(max))
+        && !choices
+            .iter()
+            .any(|(v, _)| v.parse::<HumanDuration>().ok() == Some(max))
     {
         choices.push((max.to_string(), format!("{max} (the maximum)")));
     }
@@ -207,16 +209,30 @@ impl FieldErrors {
     fn from_error(error: &AppError) -> Self {
         let message = Some(sentence(&error.message));
         match error.code {
-            "invalid_name" => Self { name: message, ..Self::default() },
-            "invalid_description" => Self { description: message, ..Self::default() },
-            "unknown_scope" | "scope_not_grantable" | "invalid_scope" | "no_scopes" => {
-                Self { scopes: message, ..Self::default() }
-            }
-            "unknown_audience" | "invalid_audience" | "scope_outside_audience" => {
-                Self { audience: message, ..Self::default() }
-            }
-            "expiry_too_long" | "invalid_duration" => Self { expires_in: message, ..Self::default() },
-            _ => Self { form: message, ..Self::default() },
+            "invalid_name" => Self {
+                name: message,
+                ..Self::default()
+            },
+            "invalid_description" => Self {
+                description: message,
+                ..Self::default()
+            },
+            "unknown_scope" | "scope_not_grantable" | "invalid_scope" | "no_scopes" => Self {
+                scopes: message,
+                ..Self::default()
+            },
+            "unknown_audience" | "invalid_audience" | "scope_outside_audience" => Self {
+                audience: message,
+                ..Self::default()
+            },
+            "expiry_too_long" | "invalid_duration" => Self {
+                expires_in: message,
+                ..Self::default()
+            },
+            _ => Self {
+                form: message,
+                ..Self::default()
+            },
         }
     }
 }
@@ -248,7 +264,9 @@ async fn render_new(
     let max = state.key_max_lifetime;
     let form = KeyForm {
         expires_in: if form.expires_in.is_empty() {
-            max.map_or("90d".to_owned(), |m| m.min("90d".parse().unwrap_or(m)).to_string())
+            max.map_or("90d".to_owned(), |m| {
+                m.min("90d".parse().unwrap_or(m)).to_string()
+            })
         } else {
             form.expires_in
         },
@@ -278,7 +296,14 @@ async fn new_form(
         Ok(v) => v,
         Err(response) => return response,
     };
-    render_new(&state, &viewer, StatusCode::OK, KeyForm::default(), FieldErrors::default()).await
+    render_new(
+        &state,
+        &viewer,
+        StatusCode::OK,
+        KeyForm::default(),
+        FieldErrors::default(),
+    )
+    .await
 }
 
 fn parse_key_form(form: &Form) -> Result<KeyForm, AppError> {
@@ -295,7 +320,8 @@ fn parse_key_form(form: &Form) -> Result<KeyForm, AppError> {
 fn key_request<'f>(owner: &'f str, form: &'f KeyForm) -> Result<NewKeyRequest<'f>, AppError> {
     let mut scopes = Vec::with_capacity(form.scopes.len());
     for scope in &form.scopes {
-        let one = ScopeSet::parse(scope).map_err(|e| AppError::invalid("invalid_scope", e.to_string()))?;
+        let one = ScopeSet::parse(scope)
+            .map_err(|e| AppError::invalid("invalid_scope", e.to_string()))?;
         scopes.extend(one.to_vec());
     }
     if scopes.is_empty() {
@@ -307,9 +333,10 @@ fn key_request<'f>(owner: &'f str, form: &'f KeyForm) -> Result<NewKeyRequest<'f
     };
     let expires_in = match form.expires_in.as_str() {
         "" | "never" => None,
-        d => Some(d.parse::<HumanDuration>().map_err(|e| {
-            AppError::invalid("invalid_duration", format!("expiry {d:?}: {e}"))
-        })?),
+        d => Some(
+            d.parse::<HumanDuration>()
+                .map_err(|e| AppError::invalid("invalid_duration", format!("expiry {d:?}: {e}")))?,
+        ),
     };
     Ok(NewKeyRequest {
         owner_email: owner,
@@ -324,7 +351,10 @@ fn key_request<'f>(owner: &'f str, form: &'f KeyForm) -> Result<NewKeyRequest<'f
 /// What a form that hands out a secret does, under its one-time form ID.
 enum SecretAction {
     Create(KeyForm),
-    Rotate { client_id: String, grace: Option<HumanDuration> },
+    Rotate {
+        client_id: String,
+        grace: Option<HumanDuration>,
+    },
 }
 
 /// How a form that hands out a secret ended.
@@ -429,7 +459,12 @@ fn already_shown(client_id: &str) -> HttpResponse {
 /// The one page that shows a secret. `no-store` (from the security headers)
 /// keeps it out of every cache, so the back button cannot bring it back,
 /// and the secret is nowhere else to be had.
-fn secret_page(state: &AppState, viewer: &Viewer, issued: &IssuedKey, rotated: bool) -> HttpResponse {
+fn secret_page(
+    state: &AppState,
+    viewer: &Viewer,
+    issued: &IssuedKey,
+    rotated: bool,
+) -> HttpResponse {
     let csv = csv_of(issued);
     let csv_href = format!(
         "data:text/csv;charset=utf-8,{}",
@@ -638,9 +673,8 @@ async fn rotate(
     let parsed = parse_form(&req, &body).and_then(|form| {
         let form_id = field(&form, "form_id")?.to_owned();
         let grace = field(&form, "grace")?;
-        let grace = HumanDuration::parse_or_zero(grace).map_err(|e| {
-            AppError::invalid("invalid_duration", format!("grace {grace:?}: {e}"))
-        })?;
+        let grace = HumanDuration::parse_or_zero(grace)
+            .map_err(|e| AppError::invalid("invalid_duration", format!("grace {grace:?}: {e}")))?;
         Ok((form, form_id, grace))
     });
     let (form, form_id, grace) = match parsed {
@@ -697,8 +731,8 @@ async fn revoke(
         Ok(v) => v,
         Err(response) => return response,
     };
-    let parsed = parse_form(&req, &body)
-        .and_then(|form| Ok((field(&form, "reason")?.to_owned(), form)));
+    let parsed =
+        parse_form(&req, &body).and_then(|form| Ok((field(&form, "reason")?.to_owned(), form)));
     let (reason, form) = match parsed {
         Ok(parsed) => parsed,
         Err(e) => return error_page(&state, Some(&viewer), &e),
@@ -756,10 +790,16 @@ mod tests {
     #[test]
     fn expiry_choices_respect_the_maximum() {
         let max: HumanDuration = "30d".parse().unwrap();
-        let values: Vec<String> = expiry_choices(Some(max)).into_iter().map(|(v, _)| v).collect();
+        let values: Vec<String> = expiry_choices(Some(max))
+            .into_iter()
+            .map(|(v, _)| v)
+            .collect();
         assert_eq!(values, ["7d", "30d"]);
         let odd: HumanDuration = "45d".parse().unwrap();
-        let values: Vec<String> = expiry_choices(Some(odd)).into_iter().map(|(v, _)| v).collect();
+        let values: Vec<String> = expiry_choices(Some(odd))
+            .into_iter()
+            .map(|(v, _)| v)
+            .collect();
         assert_eq!(values, ["7d", "30d", "45d"]);
         let values: Vec<String> = expiry_choices(None).into_iter().map(|(v, _)| v).collect();
         assert!(values.contains(&"never".to_owned()));
@@ -769,7 +809,10 @@ mod tests {
     fn refusals_land_next_to_their_field() {
         let e = AppError::invalid("expiry_too_long", "expiry 1y is past the maximum");
         let errors = FieldErrors::from_error(&e);
-        assert_eq!(errors.expires_in.as_deref(), Some("Expiry 1y is past the maximum."));
+        assert_eq!(
+            errors.expires_in.as_deref(),
+            Some("Expiry 1y is past the maximum.")
+        );
         assert!(errors.form.is_none());
     }
 }

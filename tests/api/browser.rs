@@ -126,10 +126,6 @@ impl Browser {
         self.client.goto(url).await.unwrap();
     }
 
-    pub async fn url(&self) -> String {
-        self.client.current_url().await.unwrap().to_string()
-    }
-
     pub async fn path(&self) -> String {
         let url = self.client.current_url().await.unwrap();
         match url.query() {
