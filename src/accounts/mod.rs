@@ -207,9 +207,9 @@ fn random_token() -> Zeroizing<String> {
     Zeroizing::new(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes.as_ref()))
 }
 
-/// An email as typed: trimmed, lower-cased, bounded. What the throttle
-/// counts against and the audit log names; text that is no email address
-/// (a password typed in the wrong field) is never recorded.
+/// An email as typed (trimmed, lower-cased, bounded), and how the throttle
+/// counts it and the audit log names it: text that is no email address (a
+/// password typed in the wrong field) is never stored.
 fn presented_email(text: &str) -> (String, String) {
     let email: String = text.trim().to_lowercase().chars().take(320).collect();
     let shown = if email.parse::<lettre::Address>().is_ok() {
@@ -256,7 +256,7 @@ pub async fn sign_in(
 ) -> Result<NewSession, SignInError> {
     let (email, shown) = presented_email(email);
     let addr = peer.to_string();
-    let subject = format!("{SIGN_IN_SUBJECT}{email}");
+    let subject = format!("{SIGN_IN_SUBJECT}{shown}");
     let throttle = state.client_auth.throttle;
     let (retry, user) = {
         let (subject, addr, email) = (subject.clone(), addr.clone(), email.clone());
@@ -558,7 +558,7 @@ pub async fn request_password_reset(
 ) -> Result<(), ResetError> {
     let (email, shown) = presented_email(email);
     let addr = peer.to_string();
-    let subject = format!("{RESET_SUBJECT}{email}");
+    let subject = format!("{RESET_SUBJECT}{shown}");
     let throttle = state.client_auth.throttle;
     let settings = state.accounts.clone();
     let issuer = state.issuer.clone();
