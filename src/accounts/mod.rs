@@ -424,6 +424,10 @@ pub struct Invitation<'a> {
     /// Recorded as the actor and named in the email: a person's email, or
     /// [`audit::COMMAND_LINE`].
     pub actor: &'a str,
+    /// Whether a person who exists without a password yet is invited again
+    /// (the console's "invite"); otherwise any existing person is refused
+    /// (`users add`).
+    pub again: bool,
 }
 
 /// Invites a person (the console's "invite"): see [`invite_with`].
@@ -450,6 +454,7 @@ pub async fn invite(
                 role: &role,
                 name: &name,
                 actor: &actor,
+                again: true,
             };
             invite_with(conn, &settings, &issuer, invitation, now)
         })
@@ -457,9 +462,11 @@ pub async fn invite(
 }
 
 /// Creates the person if they do not exist, writes a one-time invitation
-/// link and queues its email, all in one transaction. A person who exists
-/// without a password yet is invited again (their older invitation stops
-/// working); one who has a password, or is disabled, is refused.
+/// link and queues its email, all in one transaction. With
+/// [`Invitation::again`], a person who exists without a password yet, in
+/// the role given, is invited again (their older invitation stops working);
+/// anyone else who exists is refused (`user_exists`), as is a disabled
+/// person (`user_disabled`).
 pub fn invite_with(
     conn: &mut DbConnection,
     settings: &AccountSettings,
@@ -485,15 +492,21 @@ pub fn invite_with(
                 };
                 (users::create_user(conn, input, actor, now)?, true)
             }
-            Some(user) if user.password_hash.is_some() || user.role != invitation.role => {
+            Some(user)
+                if !invitation.again
+                    || user.password_hash.is_some()
+                    || user.role != invitation.role =>
+            {
                 return Err(AppError::conflict(
                     "user_exists",
                     format!(
                         "a user with email {email} already exists{}",
                         if user.password_hash.is_some() {
                             " and has a password (they can ask for a reset with \"forgot password\")"
-                        } else {
+                        } else if invitation.again {
                             " with another role (change it with `keygate users set`)"
+                        } else {
+                            ""
                         }
                     ),
                 ));
