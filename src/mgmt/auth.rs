@@ -185,10 +185,10 @@ async fn from_session(
     let session = accounts::lookup_session(state, token, now)
         .await?
         .ok_or(AuthError::SessionEnded)?;
-    if let Some(presented) = csrf {
-        if !presented.is_some_and(|p| session.csrf_matches(&p)) {
-            return Err(AuthError::CsrfToken);
-        }
+    if let Some(presented) = csrf
+        && !presented.is_some_and(|p| session.csrf_matches(&p))
+    {
+        return Err(AuthError::CsrfToken);
     }
     let role_name = session.user.role.clone();
     let role = state

@@ -728,7 +728,74 @@ async fn the_key_limit_and_key_creation_switch_hold_for_sessions(engine: Engine)
     app.access_token(&live).await;
 }
 
+/// Under an https issuer the cookie is `__Host-` prefixed and `Secure`; under
+/// http it is neither. Both are `HttpOnly`, `SameSite=Lax`, `Path=/`, no
+/// `Domain`, and live no longer than the session's absolute lifetime.
+async fn the_cookie_is_host_prefixed_and_secure_under_https(engine: Engine) {
+    for (issuer, name, secure) in [
+        (
+            Some("https://auth.example.com"),
+            "__Host-keygate-session",
+            true,
+        ),
+        (None, "keygate-session", false),
+    ] {
+        let mut extra = vec![("KEYGATE_SESSION_MAX", "2h")];
+        if let Some(issuer) = issuer {
+            extra.push(("KEYGATE_ISSUER", issuer));
+        }
+        let app = spawn_app_with(engine, &extra).await;
+        app.add_person("alice@example.com", "member", PASSWORD)
+            .await;
+        let state = app.state();
+        let now = state.clock.now();
+        let session = accounts::sign_in(
+            &state,
+            "alice@example.com",
+            PASSWORD,
+            "127.0.0.1".parse().unwrap(),
+            now,
+        )
+        .await
+        .unwrap();
+        assert!(!format!("{session:?}").contains(session.token.expose()));
+        let cookie = accounts::session_cookie(&state, &session.token, session.expires_at, now);
+        let header = cookie.to_string();
+        assert!(header.starts_with(&format!("{name}=")), "{header}");
+        assert!(header.contains("HttpOnly"), "{header}");
+        assert!(header.contains("SameSite=Lax"), "{header}");
+        assert!(header.contains("Path=/"), "{header}");
+        assert!(!header.contains("Domain"), "{header}");
+        assert_eq!(header.contains("Secure"), secure, "{header}");
+        assert!(header.contains("Max-Age=7200"), "{header}");
+        let removal = accounts::removal_cookie(&state).to_string();
+        assert!(removal.starts_with(&format!("{name}=;")), "{removal}");
+        assert!(removal.contains("Max-Age=0"), "{removal}");
+
+        let browser = crate::helpers::Browser {
+            cookie: format!("{}={}", cookie.name(), cookie.value()),
+            csrf: session.csrf.as_str().to_owned(),
+        };
+        let (status, _) =
+            TestApp::send_json(app.api_as(&browser, Method::GET, "/keys", false)).await;
+        assert_eq!(status, 200, "{name}");
+        // The other name is not read.
+        let other = if secure {
+            "keygate-session"
+        } else {
+            "__Host-keygate-session"
+        };
+        let wrong = crate::helpers::Browser {
+            cookie: format!("{other}={}", cookie.value()),
+            csrf: browser.csrf.clone(),
+        };
+        let (status, _) = TestApp::send_json(app.api_as(&wrong, Method::GET, "/keys", false)).await;
+        assert_eq!(status, 401, "{other}");
+    }
+}
+
 both_engines!(
+    the_cookie_is_host_prefixed_and_secure_under_https,
     a_session_drives_the_api_and_needs_its_csrf_token_to_change_anything,
     wrong_passwords_unknown_and_disabled_people_get_one_answer,
     sign_in_failures_are_throttled_per_account_and_address,
