@@ -217,6 +217,7 @@ impl Application {
             sweep_interval: config.mail_tuning.sweep_interval,
             throttle,
             signer: Arc::clone(&signer),
+            session_idle: config.session_idle,
         });
         let state = web::Data::new(AppState {
             pool: pool.clone(),

@@ -187,6 +187,15 @@ store_variant!(
     ResetError
 );
 
+/// Drops ended sessions and expired links (the `sessions_prune` job).
+pub fn prune(
+    conn: &mut DbConnection,
+    idle: Duration,
+    now: DateTime<Utc>,
+) -> diesel::QueryResult<usize> {
+    store::prune(conn, idle, now)
+}
+
 /// Loads the common-password list and the decoy hash (start-up).
 pub fn warm_up() {
     password::warm_up();
@@ -763,12 +772,24 @@ pub async fn change_password(
     })
     .await?;
     if !verified {
-        let (subject, addr) = (subject.clone(), addr.clone());
+        let (subject, addr, email) = (subject.clone(), addr.clone(), user.email.clone());
         state
             .db(move |conn| {
-                throttle
-                    .record_failure(conn, &subject, &addr, now)
-                    .map_err(StoreError::from)
+                write_transaction(conn, |conn| {
+                    throttle.record_failure(conn, &subject, &addr, now)?;
+                    audit::record(
+                        conn,
+                        now,
+                        audit::Entry {
+                            actor: &email,
+                            action: Action::AccountSignInFailed,
+                            target: &email,
+                            source_addr: Some(&addr),
+                            details: json!({ "reason": "wrong_current_password" }),
+                        },
+                    )
+                })
+                .map_err(StoreError::from)
             })
             .await?;
         return Err(ChangePasswordError::WrongPassword);

@@ -247,6 +247,16 @@ async fn sessions_end_when_idle_and_at_their_absolute_limit(engine: Engine) {
     );
     // Ended sessions are gone from the table.
     assert_eq!(app.count_rows("SELECT COUNT(*) AS n FROM sessions"), 0);
+
+    // One nobody comes back to is dropped by the prune job, a live one kept.
+    app.sign_in("alice@example.com", PASSWORD).await;
+    app.advance_clock(Duration::minutes(5));
+    let live = app.sign_in("alice@example.com", PASSWORD).await;
+    app.advance_clock(Duration::minutes(6));
+    assert_eq!(app.count_rows("SELECT COUNT(*) AS n FROM sessions"), 2);
+    assert_eq!(app.run_job(keygate::jobs::Job::SessionsPrune).await, 1);
+    assert_eq!(app.count_rows("SELECT COUNT(*) AS n FROM sessions"), 1);
+    assert_eq!(get(&live).await, 200);
 }
 
 async fn a_password_change_or_a_disable_ends_every_session(engine: Engine) {
@@ -301,6 +311,8 @@ async fn a_password_change_or_a_disable_ends_every_session(engine: Engine) {
         wrong,
         Err(accounts::ChangePasswordError::WrongPassword)
     ));
+    let failed = audit_reasons(&app, "account.sign_in_failed");
+    assert_eq!(failed.last().unwrap()["reason"], "wrong_current_password");
     let weak = accounts::change_password(
         &state,
         &session,
