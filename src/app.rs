@@ -159,6 +159,7 @@ pub struct Application {
     issuer: String,
     pool: Pool,
     jobs: Jobs,
+    state: web::Data<AppState>,
 }
 
 impl Application {
@@ -216,6 +217,7 @@ impl Application {
             sweep_interval: config.mail_tuning.sweep_interval,
             throttle,
             signer: Arc::clone(&signer),
+            session_idle: config.session_idle,
         });
         let state = web::Data::new(AppState {
             pool: pool.clone(),
@@ -250,6 +252,7 @@ impl Application {
             trusted_proxies: config.trusted_proxies.clone(),
         });
         let tuning = config.http_tuning;
+        let app_state = state.clone();
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
@@ -288,7 +291,14 @@ impl Application {
             issuer,
             pool,
             jobs,
+            state: app_state,
         })
+    }
+
+    /// What the server's handlers share: for a test that calls a feature's
+    /// facade (such as `accounts::sign_in`) against the running server.
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
     }
 
     /// The server's background jobs, to run one now.

@@ -187,6 +187,15 @@ store_variant!(
     ResetError
 );
 
+/// Drops ended sessions and expired links (the `sessions_prune` job).
+pub fn prune(
+    conn: &mut DbConnection,
+    idle: Duration,
+    now: DateTime<Utc>,
+) -> diesel::QueryResult<usize> {
+    store::prune(conn, idle, now)
+}
+
 /// Loads the common-password list and the decoy hash (start-up).
 pub fn warm_up() {
     password::warm_up();
@@ -207,9 +216,9 @@ fn random_token() -> Zeroizing<String> {
     Zeroizing::new(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes.as_ref()))
 }
 
-/// An email as typed: trimmed, lower-cased, bounded. What the throttle
-/// counts against and the audit log names; text that is no email address
-/// (a password typed in the wrong field) is never recorded.
+/// An email as typed (trimmed, lower-cased, bounded), and how the throttle
+/// counts it and the audit log names it: text that is no email address (a
+/// password typed in the wrong field) is never stored.
 fn presented_email(text: &str) -> (String, String) {
     let email: String = text.trim().to_lowercase().chars().take(320).collect();
     let shown = if email.parse::<lettre::Address>().is_ok() {
@@ -256,7 +265,7 @@ pub async fn sign_in(
 ) -> Result<NewSession, SignInError> {
     let (email, shown) = presented_email(email);
     let addr = peer.to_string();
-    let subject = format!("{SIGN_IN_SUBJECT}{email}");
+    let subject = format!("{SIGN_IN_SUBJECT}{shown}");
     let throttle = state.client_auth.throttle;
     let (retry, user) = {
         let (subject, addr, email) = (subject.clone(), addr.clone(), email.clone());
@@ -424,6 +433,10 @@ pub struct Invitation<'a> {
     /// Recorded as the actor and named in the email: a person's email, or
     /// [`audit::COMMAND_LINE`].
     pub actor: &'a str,
+    /// Whether a person who exists without a password yet is invited again
+    /// (the console's "invite"); otherwise any existing person is refused
+    /// (`users add`).
+    pub again: bool,
 }
 
 /// Invites a person (the console's "invite"): see [`invite_with`].
@@ -450,6 +463,7 @@ pub async fn invite(
                 role: &role,
                 name: &name,
                 actor: &actor,
+                again: true,
             };
             invite_with(conn, &settings, &issuer, invitation, now)
         })
@@ -457,9 +471,11 @@ pub async fn invite(
 }
 
 /// Creates the person if they do not exist, writes a one-time invitation
-/// link and queues its email, all in one transaction. A person who exists
-/// without a password yet is invited again (their older invitation stops
-/// working); one who has a password, or is disabled, is refused.
+/// link and queues its email, all in one transaction. With
+/// [`Invitation::again`], a person who exists without a password yet, in
+/// the role given, is invited again (their older invitation stops working);
+/// anyone else who exists is refused (`user_exists`), as is a disabled
+/// person (`user_disabled`).
 pub fn invite_with(
     conn: &mut DbConnection,
     settings: &AccountSettings,
@@ -485,15 +501,21 @@ pub fn invite_with(
                 };
                 (users::create_user(conn, input, actor, now)?, true)
             }
-            Some(user) if user.password_hash.is_some() || user.role != invitation.role => {
+            Some(user)
+                if !invitation.again
+                    || user.password_hash.is_some()
+                    || user.role != invitation.role =>
+            {
                 return Err(AppError::conflict(
                     "user_exists",
                     format!(
                         "a user with email {email} already exists{}",
                         if user.password_hash.is_some() {
                             " and has a password (they can ask for a reset with \"forgot password\")"
-                        } else {
+                        } else if invitation.again {
                             " with another role (change it with `keygate users set`)"
+                        } else {
+                            ""
                         }
                     ),
                 ));
@@ -558,7 +580,7 @@ pub async fn request_password_reset(
 ) -> Result<(), ResetError> {
     let (email, shown) = presented_email(email);
     let addr = peer.to_string();
-    let subject = format!("{RESET_SUBJECT}{email}");
+    let subject = format!("{RESET_SUBJECT}{shown}");
     let throttle = state.client_auth.throttle;
     let settings = state.accounts.clone();
     let issuer = state.issuer.clone();
@@ -750,12 +772,24 @@ pub async fn change_password(
     })
     .await?;
     if !verified {
-        let (subject, addr) = (subject.clone(), addr.clone());
+        let (subject, addr, email) = (subject.clone(), addr.clone(), user.email.clone());
         state
             .db(move |conn| {
-                throttle
-                    .record_failure(conn, &subject, &addr, now)
-                    .map_err(StoreError::from)
+                write_transaction(conn, |conn| {
+                    throttle.record_failure(conn, &subject, &addr, now)?;
+                    audit::record(
+                        conn,
+                        now,
+                        audit::Entry {
+                            actor: &email,
+                            action: Action::AccountSignInFailed,
+                            target: &email,
+                            source_addr: Some(&addr),
+                            details: json!({ "reason": "wrong_current_password" }),
+                        },
+                    )
+                })
+                .map_err(StoreError::from)
             })
             .await?;
         return Err(ChangePasswordError::WrongPassword);

@@ -235,3 +235,20 @@ pub fn find_person(conn: &mut DbConnection, email: &str) -> QueryResult<Option<U
         .first(conn)
         .optional()
 }
+
+/// Drops sessions that are over (absolute or idle) and links that have
+/// expired, used or not; returns how many rows went.
+pub fn prune(conn: &mut DbConnection, idle: Duration, now: DateTime<Utc>) -> QueryResult<usize> {
+    let sessions = diesel::delete(
+        sessions::table.filter(
+            sessions::expires_at
+                .le(now.naive_utc())
+                .or(sessions::last_seen_at.le((now - idle).naive_utc())),
+        ),
+    )
+    .execute(conn)?;
+    let links =
+        diesel::delete(account_links::table.filter(account_links::expires_at.le(now.naive_utc())))
+            .execute(conn)?;
+    Ok(sessions + links)
+}

@@ -154,15 +154,11 @@ fn invite(
         role,
         name,
         actor: COMMAND_LINE,
+        again: false,
     };
     let link = accounts::invite_with(ctx.conn(), &settings, &issuer, invitation, now)?;
-    let verb = if link.created_user {
-        "added"
-    } else {
-        "invited again"
-    };
     println!(
-        "{verb} user {} with role {}; an invitation email is queued",
+        "added user {} with role {}; an invitation email is queued",
         link.user.email, link.user.role
     );
     if settings.mail_to_files {

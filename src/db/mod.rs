@@ -424,6 +424,42 @@ mod tests {
         worker.join().unwrap();
     }
 
+    /// A write transaction inside another is a savepoint: its failure undoes
+    /// only its own writes, and the outer one still commits.
+    #[test]
+    fn a_nested_write_transaction_is_a_savepoint() {
+        use diesel::RunQueryDsl;
+        let dir = tempfile::tempdir().unwrap();
+        let url = DatabaseUrl::Sqlite(dir.path().join("t.db"));
+        let mut conn = connect_one(&url).unwrap();
+        conn.batch_execute("CREATE TABLE t (v TEXT NOT NULL)")
+            .unwrap();
+        let insert = |conn: &mut DbConnection, v: &str| {
+            diesel::sql_query(format!("INSERT INTO t (v) VALUES ('{v}')")).execute(conn)
+        };
+        write_transaction(&mut conn, |conn| {
+            insert(conn, "outer")?;
+            let inner: Result<(), diesel::result::Error> = write_transaction(conn, |conn| {
+                insert(conn, "inner")?;
+                Err(diesel::result::Error::RollbackTransaction)
+            });
+            assert!(inner.is_err());
+            write_transaction(conn, |conn| insert(conn, "kept"))?;
+            Ok::<_, diesel::result::Error>(())
+        })
+        .unwrap();
+        #[derive(diesel::QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            v: String,
+        }
+        let rows: Vec<Row> = diesel::sql_query("SELECT v FROM t ORDER BY rowid")
+            .load(&mut conn)
+            .unwrap();
+        let values: Vec<&str> = rows.iter().map(|r| r.v.as_str()).collect();
+        assert_eq!(values, ["outer", "kept"]);
+    }
+
     #[test]
     fn close_gives_up_after_its_timeout() {
         let gate = ConnectGate::default();
