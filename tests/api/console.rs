@@ -387,6 +387,34 @@ async fn a_newcomer_from_invitation_to_revocation(engine: Engine) {
         assert!(email.text.contains(&client_id), "{word}: {}", email.text);
         assert!(!email.text.contains(&secret) && !email.text.contains(&rotated));
     }
+
+    // Forgot password: the same answer for a known and an unknown address;
+    // only the known one gets an email.
+    browser.click("form[action='/sign-out'] button").await;
+    browser.click("a[href='/forgot-password']").await;
+    browser.capture(&shots("forgot-password")).await;
+    let mut answers = Vec::new();
+    for email in ["alice@example.com", "nobody@example.com"] {
+        browser
+            .goto(&format!("{}/forgot-password", app.address))
+            .await;
+        browser.fill("#email", email).await;
+        browser.click("button[type=submit]").await;
+        answers.push(browser.text("main").await.replace(email, "EMAIL"));
+    }
+    assert_eq!(answers[0], answers[1]);
+    assert!(answers[0].contains("Check your email"));
+    browser.capture(&shots("forgot-password-sent")).await;
+    let messages = mail(&app, &smtp, 5).await;
+    assert_eq!(
+        messages
+            .iter()
+            .filter(|m| m.to == "nobody@example.com")
+            .count(),
+        0
+    );
+    let reset = with_subject(&messages, "alice@example.com", "password");
+    assert!(link_in(reset).contains("/set-password?token="));
     browser.close().await;
 }
 
@@ -485,6 +513,9 @@ async fn an_admin_switches_off_key_creation_and_disables_a_person(engine: Engine
     );
     assert!(!bob.exists("a[href='/keys/new']").await);
     bob.capture(&shots("keys-creation-off")).await;
+    bob.goto(&format!("{}/admin/people", app.address)).await;
+    assert!(bob.body_text().await.contains("Only administrators"));
+    bob.capture(&shots("not-allowed")).await;
     bob.close().await;
 
     // The other admin pages.
