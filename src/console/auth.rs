@@ -190,7 +190,7 @@ async fn sign_out(
 }
 
 fn link_ttl(state: &AppState) -> String {
-    state.accounts.invite_ttl.to_string()
+    state.accounts.invite_ttl.in_words()
 }
 
 fn render_forgot(

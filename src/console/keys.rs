@@ -175,7 +175,7 @@ fn expiry_choices(max: Option<HumanDuration>) -> Vec<(String, String)> {
             .iter()
             .any(|(v, _)| v.parse::<HumanDuration>().ok() == Some(max))
     {
-        choices.push((max.to_string(), format!("{max} (the maximum)")));
+        choices.push((max.to_string(), format!("{} (the maximum)", max.in_words())));
     }
     if max.is_none() {
         choices.push(("never".to_owned(), "Never".to_owned()));
@@ -282,7 +282,7 @@ async fn render_new(
             form_id => forms::new_id(),
             scope_groups => groups,
             expiry_choices => expiry_choices(max),
-            max_lifetime => max.map(|m| m.to_string()),
+            max_lifetime => max.map(HumanDuration::in_words),
         },
     )
 }
