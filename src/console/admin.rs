@@ -64,12 +64,12 @@ fn posted_form(
     state: &AppState,
     viewer: &Viewer,
     body: &[u8],
-) -> Result<crate::oauth_form::Form, HttpResponse> {
-    let form = parse_form(req, body).map_err(|e| error_page(state, Some(viewer), &e))?;
+) -> Result<crate::oauth_form::Form, Box<HttpResponse>> {
+    let form = parse_form(req, body).map_err(|e| Box::new(error_page(state, Some(viewer), &e)))?;
     if viewer.csrf_ok(&form) {
         Ok(form)
     } else {
-        Err(csrf_refused(state, Some(viewer)))
+        Err(Box::new(csrf_refused(state, Some(viewer))))
     }
 }
 
@@ -187,7 +187,7 @@ async fn invite(
     };
     let form = match posted_form(&req, &state, &viewer, &body) {
         Ok(form) => form,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let fields = (
         field(&form, "email"),
@@ -244,7 +244,7 @@ async fn update_person(
     };
     let form = match posted_form(&req, &state, &viewer, &body) {
         Ok(form) => form,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let parsed = (|| {
         let email = field(&form, "email")?.to_owned();
@@ -513,7 +513,7 @@ async fn add_api(
     };
     let form = match posted_form(&req, &state, &viewer, &body) {
         Ok(form) => form,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let api_form = match (
         field(&form, "identifier"),
@@ -579,7 +579,7 @@ async fn update_api(
     };
     let form = match posted_form(&req, &state, &viewer, &body) {
         Ok(form) => form,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let api_form = match (
         field(&form, "identifier"),
@@ -720,7 +720,7 @@ async fn set_role(
     };
     let form = match posted_form(&req, &state, &viewer, &body) {
         Ok(form) => form,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let role_form = match (field(&form, "name"), field(&form, "scopes")) {
         (Ok(n), Ok(s)) => RoleForm {

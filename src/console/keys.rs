@@ -359,7 +359,7 @@ enum SecretAction {
 
 /// How a form that hands out a secret ended.
 enum Outcome {
-    Issued(IssuedKey),
+    Issued(Box<IssuedKey>),
     /// Sent before: the key it acted on (empty while unknown).
     Repeated(String),
     /// Refused by the keys module: nothing was done. The key form comes
@@ -397,7 +397,7 @@ async fn once(
             match outcome {
                 Ok(issued) => {
                     forms::record(conn, &form_id, &issued.key.client_id)?;
-                    Ok(Outcome::Issued(issued))
+                    Ok(Outcome::Issued(Box::new(issued)))
                 }
                 Err(error) if error.is_internal() => Err(error),
                 Err(error) => {
