@@ -123,8 +123,14 @@ mod tests {
     fn reads_as_words() {
         assert_eq!("72h".parse::<HumanDuration>().unwrap().in_words(), "3 days");
         assert_eq!("1h".parse::<HumanDuration>().unwrap().in_words(), "1 hour");
-        assert_eq!("90m".parse::<HumanDuration>().unwrap().in_words(), "90 minutes");
-        assert_eq!("61s".parse::<HumanDuration>().unwrap().in_words(), "61 seconds");
+        assert_eq!(
+            "90m".parse::<HumanDuration>().unwrap().in_words(),
+            "90 minutes"
+        );
+        assert_eq!(
+            "61s".parse::<HumanDuration>().unwrap().in_words(),
+            "61 seconds"
+        );
     }
 
     #[test]

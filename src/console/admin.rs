@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use super::keys::{EventRow, KeyRow, event_row, row};
 use super::{
-    CurrentSession, Viewer, csrf_refused, error_page, field, notice_for, page, parse_form,
-    resource, see_other, viewer,
+    Current, Viewer, csrf_refused, error_page, field, notice_for, page, parse_form, resource,
+    see_other, viewer,
 };
 use crate::audit::{self, EventFilter};
 use crate::error::AppError;
@@ -47,7 +47,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 async fn admin(
     req: &HttpRequest,
     state: &AppState,
-    current: CurrentSession,
+    current: Current,
 ) -> Result<Viewer, HttpResponse> {
     let viewer = viewer(req, state, current).await?;
     if viewer.is_admin() {
@@ -153,7 +153,7 @@ async fn render_people(
 async fn people(
     req: HttpRequest,
     state: web::Data<AppState>,
-    current: CurrentSession,
+    current: Current,
     query: web::Query<NoticeQuery>,
 ) -> HttpResponse {
     let viewer = match admin(&req, &state, current).await {
@@ -178,7 +178,7 @@ async fn people(
 async fn invite(
     req: HttpRequest,
     state: web::Data<AppState>,
-    current: CurrentSession,
+    current: Current,
     body: web::Bytes,
 ) -> HttpResponse {
     let viewer = match admin(&req, &state, current).await {
@@ -235,7 +235,7 @@ async fn invite(
 async fn update_person(
     req: HttpRequest,
     state: web::Data<AppState>,
-    current: CurrentSession,
+    current: Current,
     body: web::Bytes,
 ) -> HttpResponse {
     let viewer = match admin(&req, &state, current).await {
@@ -302,7 +302,7 @@ struct KeyFilters {
 async fn all_keys(
     req: HttpRequest,
     state: web::Data<AppState>,
-    current: CurrentSession,
+    current: Current,
     query: web::Query<KeyFilters>,
 ) -> HttpResponse {
     let viewer = match admin(&req, &state, current).await {
@@ -379,7 +379,7 @@ fn day(text: &str, end_of_day: bool) -> Result<Option<chrono::DateTime<chrono::U
 async fn audit_log(
     req: HttpRequest,
     state: web::Data<AppState>,
-    current: CurrentSession,
+    current: Current,
     query: web::Query<AuditQuery>,
 ) -> HttpResponse {
     let viewer = match admin(&req, &state, current).await {
@@ -483,7 +483,7 @@ async fn render_apis(
 async fn apis(
     req: HttpRequest,
     state: web::Data<AppState>,
-    current: CurrentSession,
+    current: Current,
     query: web::Query<NoticeQuery>,
 ) -> HttpResponse {
     let viewer = match admin(&req, &state, current).await {
@@ -504,7 +504,7 @@ async fn apis(
 async fn add_api(
     req: HttpRequest,
     state: web::Data<AppState>,
-    current: CurrentSession,
+    current: Current,
     body: web::Bytes,
 ) -> HttpResponse {
     let viewer = match admin(&req, &state, current).await {
@@ -570,7 +570,7 @@ async fn add_api(
 async fn update_api(
     req: HttpRequest,
     state: web::Data<AppState>,
-    current: CurrentSession,
+    current: Current,
     body: web::Bytes,
 ) -> HttpResponse {
     let viewer = match admin(&req, &state, current).await {
@@ -690,7 +690,7 @@ async fn render_roles(
 async fn roles(
     req: HttpRequest,
     state: web::Data<AppState>,
-    current: CurrentSession,
+    current: Current,
     query: web::Query<NoticeQuery>,
 ) -> HttpResponse {
     let viewer = match admin(&req, &state, current).await {
@@ -711,7 +711,7 @@ async fn roles(
 async fn set_role(
     req: HttpRequest,
     state: web::Data<AppState>,
-    current: CurrentSession,
+    current: Current,
     body: web::Bytes,
 ) -> HttpResponse {
     let viewer = match admin(&req, &state, current).await {

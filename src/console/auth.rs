@@ -8,8 +8,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
 use super::{
-    CurrentSession, Layout, Viewer, csrf, csrf_refused, error_page, field, local_path, notice_for,
-    page, parse_form, resource, see_other, with_cookie,
+    Current, Layout, Viewer, csrf, csrf_refused, error_page, field, local_path, notice_for, page,
+    parse_form, resource, see_other, with_cookie,
 };
 use crate::accounts::{
     self, LinkPurpose, MIN_PASSWORD_CHARS, ResetError, SetPasswordError, SignInError,
@@ -78,9 +78,13 @@ fn render_sign_in(
 async fn sign_in_page(
     req: HttpRequest,
     state: web::Data<AppState>,
-    current: CurrentSession,
+    current: Current,
     query: web::Query<SignInQuery>,
 ) -> HttpResponse {
+    let current = match current {
+        Ok(current) => current,
+        Err(e) => return error_page(&state, None, &e),
+    };
     if current.0.is_some() {
         return see_other(local_path(&query.next).unwrap_or("/keys"));
     }
@@ -163,9 +167,13 @@ fn in_words(seconds: i64) -> String {
 async fn sign_out(
     req: HttpRequest,
     state: web::Data<AppState>,
-    current: CurrentSession,
+    current: Current,
     body: web::Bytes,
 ) -> HttpResponse {
+    let current = match current {
+        Ok(current) => current,
+        Err(e) => return error_page(&state, None, &e),
+    };
     let Some(session) = current.0 else {
         // Signed out already (expired, or another tab): say so.
         let removal = accounts::removal_cookie(&state);

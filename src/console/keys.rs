@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use super::forms::{self, Claim};
 use super::{
-    CurrentSession, Viewer, csrf_refused, error_page, field, notice_for, page, parse_form,
-    resource, see_other, viewer,
+    Current, Viewer, csrf_refused, error_page, field, notice_for, page, parse_form, resource,
+    see_other, viewer,
 };
 use crate::audit::{self, AuditEvent};
 use crate::duration::HumanDuration;
@@ -71,7 +71,7 @@ struct NoticeQuery {
 async fn list(
     req: HttpRequest,
     state: web::Data<AppState>,
-    current: CurrentSession,
+    current: Current,
     query: web::Query<NoticeQuery>,
 ) -> HttpResponse {
     let viewer = match viewer(&req, &state, current).await {
@@ -287,11 +287,7 @@ async fn render_new(
     )
 }
 
-async fn new_form(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    current: CurrentSession,
-) -> HttpResponse {
+async fn new_form(req: HttpRequest, state: web::Data<AppState>, current: Current) -> HttpResponse {
     let viewer = match viewer(&req, &state, current).await {
         Ok(v) => v,
         Err(response) => return response,
@@ -417,7 +413,7 @@ async fn once(
 async fn create(
     req: HttpRequest,
     state: web::Data<AppState>,
-    current: CurrentSession,
+    current: Current,
     body: web::Bytes,
 ) -> HttpResponse {
     let viewer = match viewer(&req, &state, current).await {
@@ -614,7 +610,7 @@ fn grace_choices(key: &KeyView, now: DateTime<Utc>) -> Vec<(&'static str, &'stat
 async fn detail(
     req: HttpRequest,
     state: web::Data<AppState>,
-    current: CurrentSession,
+    current: Current,
     path: web::Path<KeyPath>,
     query: web::Query<NoticeQuery>,
 ) -> HttpResponse {
@@ -662,7 +658,7 @@ async fn detail(
 async fn rotate(
     req: HttpRequest,
     state: web::Data<AppState>,
-    current: CurrentSession,
+    current: Current,
     path: web::Path<KeyPath>,
     body: web::Bytes,
 ) -> HttpResponse {
@@ -696,7 +692,7 @@ async fn rotate(
 async fn revoke_page(
     req: HttpRequest,
     state: web::Data<AppState>,
-    current: CurrentSession,
+    current: Current,
     path: web::Path<KeyPath>,
 ) -> HttpResponse {
     let viewer = match viewer(&req, &state, current).await {
@@ -723,7 +719,7 @@ async fn revoke_page(
 async fn revoke(
     req: HttpRequest,
     state: web::Data<AppState>,
-    current: CurrentSession,
+    current: Current,
     path: web::Path<KeyPath>,
     body: web::Bytes,
 ) -> HttpResponse {

@@ -84,11 +84,17 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     admin::routes(cfg);
 }
 
+/// The request's session as handlers take it: looking it up may fail (the
+/// database is down), and then the page says so in HTML, not the JSON the
+/// extractor would answer on its own.
+type Current = Result<CurrentSession, AppError>;
+
 /// `/`: the person's keys, or the sign-in page.
-async fn home(current: CurrentSession) -> HttpResponse {
-    match current.0 {
-        Some(_) => see_other("/keys"),
-        None => see_other("/sign-in"),
+async fn home(state: web::Data<AppState>, current: Current) -> HttpResponse {
+    match current {
+        Ok(CurrentSession(Some(_))) => see_other("/keys"),
+        Ok(CurrentSession(None)) => see_other("/sign-in"),
+        Err(e) => error_page(&state, None, &e),
     }
 }
 
@@ -156,8 +162,9 @@ impl Viewer {
 async fn viewer(
     req: &HttpRequest,
     state: &AppState,
-    current: CurrentSession,
+    current: Current,
 ) -> Result<Viewer, HttpResponse> {
+    let current = current.map_err(|e| error_page(state, None, &e))?;
     let Some(session) = current.0 else {
         let next = match req.uri().path_and_query() {
             Some(pq) if req.method() == actix_web::http::Method::GET => pq.as_str().to_owned(),
