@@ -96,6 +96,15 @@ async fn a_session_drives_the_api_and_needs_its_csrf_token_to_change_anything(en
     };
     let (status, body) = TestApp::send_json(app.api_as(&forged, Method::GET, "/keys", false)).await;
     assert_eq!(status, 401, "{body}");
+    // Another process on the database honours the session, and its end.
+    let sibling = app.spawn_sibling().await;
+    let on_sibling = || {
+        app.http
+            .get(format!("{sibling}/api/v1/keys"))
+            .header("cookie", &alice.cookie)
+            .send()
+    };
+    assert_eq!(on_sibling().await.unwrap().status(), 200);
     // Signed out, the cookie no longer works.
     let state = app.state();
     let token = alice.cookie.split_once('=').unwrap().1;
@@ -116,6 +125,7 @@ async fn a_session_drives_the_api_and_needs_its_csrf_token_to_change_anything(en
         .unwrap();
     let (status, _) = TestApp::send_json(app.api_as(&alice, Method::GET, "/keys", false)).await;
     assert_eq!(status, 401);
+    assert_eq!(on_sibling().await.unwrap().status(), 401);
     assert_eq!(audit_reasons(&app, "account.signed_in").len(), 1);
     assert_eq!(audit_reasons(&app, "account.signed_out").len(), 1);
     // Nothing stored holds the cookie's token.
