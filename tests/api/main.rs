@@ -9,6 +9,7 @@ mod architecture;
 mod cli;
 mod edge;
 mod email;
+mod faults;
 mod introspect;
 mod keys;
 mod mgmt;
