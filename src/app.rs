@@ -32,9 +32,22 @@ use crate::state::{AccountSettings, AppState};
 use crate::time::Clock;
 use crate::{console, discovery, http_edge, introspect, mgmt, ops, revoke, token};
 
-/// How long a stopping server waits for database connection attempts under
-/// way (a connect is bounded by libpq's own timeout; this bounds the wait).
-const DATABASE_CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+/// SIGTERM (or SIGINT) stops the server in three steps, each bounded, 25 s
+/// at most together: inside the 30 s an orchestrator (Kubernetes' default
+/// grace period, `docker stop`) waits before SIGKILL.
+///
+/// 1. The listener closes and the requests in flight finish, for up to this
+///    long; each keep-alive connection is closed after its response, an
+///    idle one at once.
+const HTTP_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// 2. The email worker, told at the signal, finishes the email it is
+///    sending and hands the others back to the outbox, for up to this long
+///    after the requests are done.
+const MAIL_STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// 3. Database connection attempts under way finish (libpq's
+///    `connect_timeout` is 3 s), so none is inside libpq while the process
+///    exits.
+const DATABASE_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// actix's default: TLS handshakes under way at once, per worker.
 const MAX_TLS_HANDSHAKES_PER_WORKER: usize = 256;
@@ -272,6 +285,9 @@ impl Application {
                 .configure(console::routes)
         })
         .workers(cores)
+        // `run_until_stopped` handles SIGTERM and SIGINT: it tells the jobs too.
+        .disable_signals()
+        .shutdown_timeout(HTTP_DRAIN_TIMEOUT.as_secs())
         .client_request_timeout(tuning.client_request_timeout)
         .client_disconnect_timeout(tuning.client_disconnect_timeout)
         .max_connections(tuning.max_connections_per_worker(cores))
@@ -321,17 +337,62 @@ impl Application {
         &self.pool
     }
 
-    /// Serves until the server stops (SIGTERM, SIGINT), then shuts the
-    /// database pool's connection attempts so that the process can exit.
+    /// Serves until SIGTERM or SIGINT, then stops as [`HTTP_DRAIN_TIMEOUT`]
+    /// and the constants after it say: requests in flight finish, the email
+    /// worker hands back what it has not sent, the database pool's
+    /// connection attempts are shut so that the process can exit.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let result = self.server.await;
-        let pool = self.pool;
+        let Self {
+            server, pool, jobs, ..
+        } = self;
+        let handle = server.handle();
+        let stopping = jobs.clone();
+        let signalled = tokio::spawn(async move {
+            let signal = shutdown_signal().await;
+            tracing::info!(
+                signal,
+                "shutting down: finishing the requests in flight, handing back unsent emails"
+            );
+            stopping.stop();
+            // actix closes the listener, lets each connection finish the
+            // request it is serving and closes it after the response
+            // (`Connection: close`), and closes idle keep-alive connections.
+            handle.stop(true).await;
+        });
+        let result = server.await;
+        signalled.abort();
+        // Stopped without a signal (the listener failed): the jobs too.
+        jobs.stop();
+        jobs.stopped(MAIL_STOP_TIMEOUT).await;
         let closed =
             tokio::task::spawn_blocking(move || db::close(&pool, DATABASE_CLOSE_TIMEOUT)).await;
         if let Err(error) = closed {
             tracing::warn!(%error, "could not close the database pool");
         }
+        tracing::info!("stopped");
         result
+    }
+}
+
+/// Waits for SIGTERM or SIGINT; returns its name. A signal that cannot be
+/// listened for is logged and never arrives.
+async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let listen = |kind: SignalKind, name: &'static str| async move {
+        match signal(kind) {
+            Ok(mut stream) => {
+                stream.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, signal = name, "cannot listen for the signal");
+                std::future::pending::<()>().await;
+            }
+        }
+        name
+    };
+    tokio::select! {
+        name = listen(SignalKind::terminate(), "SIGTERM") => name,
+        name = listen(SignalKind::interrupt(), "SIGINT") => name,
     }
 }
 

@@ -92,6 +92,10 @@ impl AppError {
         }
     }
 
+    fn is_unavailable(&self) -> bool {
+        self.status == StatusCode::SERVICE_UNAVAILABLE
+    }
+
     pub fn is_internal(&self) -> bool {
         self.source.is_some()
     }
@@ -127,20 +131,68 @@ impl From<BodyFailure> for AppError {
     }
 }
 
-/// A failure of the storage underneath a request: no connection to be had
-/// (the database is down or the pool exhausted), a query that failed, or
-/// the blocking thread pool gone. Each error type says once, in its
-/// `From<StoreError>`, what these mean to its callers; [`from_store_errors!`]
-/// derives the conversions from the three sources through it, so `?` works
-/// on each of them alike.
+/// A failure of the storage underneath a request: the database unavailable
+/// (no connection to be had within the checkout timeout, a connection lost
+/// under a query, SQLite's file locked past the busy timeout or unreadable),
+/// a query that failed otherwise, or the blocking thread pool gone. Each
+/// error type says once, in its `From<StoreError>`, what these mean to its
+/// callers; [`from_store_errors!`] derives the conversions from the three
+/// sources through it, so `?` works on each of them alike.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
     #[error(transparent)]
-    Unavailable(#[from] diesel::r2d2::PoolError),
-    #[error(transparent)]
-    Query(#[from] diesel::result::Error),
+    Query(diesel::result::Error),
     #[error(transparent)]
     Blocking(#[from] actix_web::error::BlockingError),
+}
+
+impl From<diesel::r2d2::PoolError> for StoreError {
+    fn from(error: diesel::r2d2::PoolError) -> Self {
+        Self::Unavailable(error.to_string())
+    }
+}
+
+impl From<diesel::result::Error> for StoreError {
+    fn from(error: diesel::result::Error) -> Self {
+        if means_unavailable(&error) {
+            Self::Unavailable(error.to_string())
+        } else {
+            Self::Query(error)
+        }
+    }
+}
+
+/// Whether a query failed because the database could not be reached or
+/// used at that moment, rather than because of the query: worth a retry,
+/// so a 503 and not a 500. PostgreSQL: the connection dropped under the
+/// query (the server stopped or restarted, the network went). SQLite: the
+/// file locked by another process beyond the busy timeout, or unreadable
+/// (its disk gone).
+fn means_unavailable(error: &diesel::result::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind, Error};
+    match error {
+        Error::DatabaseError(
+            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+            _,
+        )
+        | Error::BrokenTransactionManager => true,
+        Error::DatabaseError(DatabaseErrorKind::Unknown, info) => {
+            let message = info.message();
+            [
+                "database is locked",
+                "database table is locked",
+                "disk I/O error",
+                "unable to open database file",
+                "server closed the connection unexpectedly",
+                "no connection to the server",
+            ]
+            .iter()
+            .any(|m| message.contains(m))
+        }
+        _ => false,
+    }
 }
 
 /// `From` the pool's, diesel's and the blocking pool's errors for a type
@@ -187,13 +239,24 @@ impl ResponseError for AppError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        if let Some(cause) = &self.source {
+        let mut response = HttpResponse::build(self.status);
+        if self.is_unavailable() {
+            // The pool logs the outage itself, once (`db::Reachability`).
+            if let Some(cause) = &self.source {
+                tracing::debug!(error = %cause, code = self.code, "request failed");
+            }
+            response.insert_header((header::RETRY_AFTER, RETRY_AFTER_UNAVAILABLE));
+        } else if let Some(cause) = &self.source {
             tracing::error!(error = %cause, code = self.code, "request failed");
         }
-        HttpResponse::build(self.status)
-            .json(json!({ "error": self.code, "message": self.message }))
+        response.json(json!({ "error": self.code, "message": self.message }))
     }
 }
+
+/// `Retry-After` of a 503 (RFC 9110 §10.2.3), in seconds: the pool finds a
+/// database that is back within half a second, so a client may try again
+/// in one.
+const RETRY_AFTER_UNAVAILABLE: &str = "1";
 
 /// RFC 6749 §5.2 (and RFC 7009, 8707, 6585) error responses.
 #[derive(Debug, thiserror::Error)]
@@ -292,8 +355,14 @@ impl ResponseError for OAuthError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        if let Self::ServerError(cause) | Self::TemporarilyUnavailable(cause) = self {
-            tracing::error!(error = %cause, "oauth request failed");
+        match self {
+            Self::ServerError(cause) => tracing::error!(error = %cause, "oauth request failed"),
+            // An outage is logged by the pool, once, not by every request
+            // it refuses (`db::Reachability`).
+            Self::TemporarilyUnavailable(cause) => {
+                tracing::debug!(error = %cause, "oauth request failed")
+            }
+            _ => {}
         }
         let mut body = json!({ "error": self.code() });
         if let Some(description) = self.description() {
@@ -314,8 +383,67 @@ impl ResponseError for OAuthError {
             Self::MethodNotAllowed { allow } => {
                 response.insert_header((header::ALLOW, *allow));
             }
+            Self::TemporarilyUnavailable(_) => {
+                response.insert_header((header::RETRY_AFTER, RETRY_AFTER_UNAVAILABLE));
+            }
             _ => {}
         }
         response.json(body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use diesel::result::{DatabaseErrorKind, Error};
+
+    fn database_error(kind: DatabaseErrorKind, message: &str) -> Error {
+        Error::DatabaseError(kind, Box::new(message.to_owned()))
+    }
+
+    #[test]
+    fn a_lost_or_locked_database_is_unavailable_and_a_bad_query_is_not() {
+        for unavailable in [
+            database_error(
+                DatabaseErrorKind::ClosedConnection,
+                "server closed the connection unexpectedly",
+            ),
+            database_error(DatabaseErrorKind::UnableToSendCommand, "no connection"),
+            database_error(DatabaseErrorKind::Unknown, "database is locked"),
+            database_error(DatabaseErrorKind::Unknown, "disk I/O error"),
+            Error::BrokenTransactionManager,
+        ] {
+            let error = StoreError::from(unavailable);
+            assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
+            assert_eq!(
+                AppError::from(error).status,
+                StatusCode::SERVICE_UNAVAILABLE
+            );
+        }
+        for failed in [
+            database_error(DatabaseErrorKind::UniqueViolation, "duplicate key"),
+            database_error(DatabaseErrorKind::Unknown, "no such column: x"),
+            Error::NotFound,
+        ] {
+            let error = StoreError::from(failed);
+            assert!(matches!(error, StoreError::Query(_)), "{error:?}");
+            assert!(matches!(
+                OAuthError::from(error),
+                OAuthError::ServerError(_)
+            ));
+        }
+    }
+
+    #[test]
+    fn a_503_says_when_to_retry_and_shows_no_cause() {
+        let response = OAuthError::from(StoreError::Unavailable(
+            "connection to server at 127.0.0.1 failed".into(),
+        ))
+        .error_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers().get(header::RETRY_AFTER).unwrap(), "1");
+        let response = AppError::from(StoreError::Unavailable("x".into())).error_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers().get(header::RETRY_AFTER).unwrap(), "1");
     }
 }

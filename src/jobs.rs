@@ -4,9 +4,11 @@
 //! `serve` runs them on timers; tests run them once, when they choose, so no
 //! test waits for a timer.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use crate::client_auth::throttle::ThrottlePolicy;
@@ -97,11 +99,55 @@ pub struct JobsSetup {
 
 /// The jobs of one server; cheap to clone.
 #[derive(Clone)]
-pub struct Jobs(Arc<JobsSetup>);
+pub struct Jobs(Arc<JobsSetup>, Arc<Shutdown>);
+
+/// How the periodic jobs are told to stop, and the email worker's task, to
+/// wait for.
+struct Shutdown {
+    requested: watch::Sender<bool>,
+    mail_worker: Mutex<Option<JoinHandle<()>>>,
+}
 
 impl Jobs {
     pub fn new(setup: JobsSetup) -> Self {
-        Self(Arc::new(setup))
+        let shutdown = Shutdown {
+            requested: watch::Sender::new(false),
+            mail_worker: Mutex::default(),
+        };
+        Self(Arc::new(setup), Arc::new(shutdown))
+    }
+
+    /// Stops the periodic jobs: none starts another run, and the email
+    /// worker finishes the email it is sending and hands the others back
+    /// (see [`stopped`](Self::stopped)).
+    pub fn stop(&self) {
+        self.1.requested.send_replace(true);
+        self.0.delivery.stop();
+    }
+
+    /// Waits up to `timeout` for the email worker to finish after
+    /// [`stop`](Self::stop). Past it, the worker is abandoned: the emails it
+    /// had not started are handed back, and the one it was sending keeps
+    /// its lease (the server may have accepted it), so it is retried once
+    /// the lease ends.
+    pub async fn stopped(&self, timeout: Duration) {
+        let worker = self
+            .1
+            .mail_worker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let Some(mut worker) = worker else {
+            return;
+        };
+        if tokio::time::timeout(timeout, &mut worker).await.is_err() {
+            worker.abort();
+            tracing::warn!(
+                ?timeout,
+                "email outbox: still sending at shutdown; that email is retried when its lease ends"
+            );
+            self.0.delivery.release_unstarted().await;
+        }
     }
 
     /// Runs `job` once, now (by the clock), inside a span named after it;
@@ -111,7 +157,9 @@ impl Jobs {
         let span = tracing::info_span!("job", job = job.name());
         async {
             let result = self.run(job).await;
-            report(job, &result);
+            // While the database is down the pool has said so once; each
+            // job failing on it every few seconds would repeat it.
+            report(job, &result, !self.0.pool.is_reachable());
             result
         }
         .instrument(span)
@@ -172,32 +220,51 @@ impl Jobs {
             (Job::ExpirySweep, sweep_interval, true),
         ] {
             let jobs = self.clone();
+            let mut stop = self.1.requested.subscribe();
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(every);
                 if delay {
                     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 }
                 loop {
-                    tick.tick().await;
+                    tokio::select! {
+                        _ = tick.tick() => {}
+                        _ = stop.wait_for(|stop| *stop) => return,
+                    }
                     // Failures are logged by `run_once` and retried next tick.
                     let _ = jobs.run_once(job).await;
                 }
             });
         }
         let jobs = self.clone();
-        tokio::spawn(async move {
+        let mut stop = self.1.requested.subscribe();
+        let worker = tokio::spawn(async move {
             let poll = jobs.0.delivery.poll_interval();
-            loop {
+            while !*stop.borrow() {
+                // A round under way when the stop comes finishes its email
+                // and hands the rest back (`Delivery::stop`).
                 let handled = jobs.run_once(Job::MailDelivery).await.unwrap_or(0);
                 if handled < BATCH {
-                    tokio::time::sleep(poll).await;
+                    tokio::select! {
+                        _ = tokio::time::sleep(poll) => {}
+                        _ = stop.wait_for(|stop| *stop) => return,
+                    }
                 }
             }
         });
+        *self
+            .1
+            .mail_worker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(worker);
     }
 }
 
-fn report(job: Job, result: &Result<usize, JobError>) {
+fn report(job: Job, result: &Result<usize, JobError>, database_down: bool) {
+    if let (true, Err(error)) = (database_down, result) {
+        tracing::debug!(%error, "job failed while the database is unreachable");
+        return;
+    }
     match (job, result) {
         (Job::MailDelivery, Err(error)) => {
             tracing::warn!(%error, "email outbox: could not read the outbox")

@@ -2,6 +2,7 @@
 //! the write-transaction helper every store uses.
 
 mod database_url;
+mod reachability;
 pub mod schema;
 mod sqlite_file;
 
@@ -16,7 +17,21 @@ use diesel::{Connection, ConnectionError};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 pub use database_url::DatabaseUrl;
+use reachability::Reachability;
 use sqlite_file::SqliteFile;
+
+/// How long a checkout waits for a connection, on the request path and in
+/// the background jobs alike. A healthy pool hands one out in microseconds
+/// (an idle connection) or a few milliseconds (a new one, SCRAM login
+/// included); it makes a caller wait only when every connection is busy,
+/// and a token request holds one for about a millisecond, so a second is a
+/// thousand times the normal wait: past it the database is unreachable or
+/// overloaded, and a client is better served by a prompt 503 with
+/// `Retry-After` (to retry, or to try another instance) than by a request
+/// that hangs for r2d2's default 30 s or libpq's connect timeout. It also
+/// bounds r2d2's reconnection back-off (half of it), so a database that
+/// returns is found again within half a second.
+pub const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(1);
 
 #[derive(diesel::MultiConnection)]
 pub enum DbConnection {
@@ -32,18 +47,32 @@ pub struct Pool {
     inner: r2d2::Pool<Manager>,
     gate: Arc<ConnectGate>,
     sqlite_file: Option<SqliteFile>,
+    reachability: Arc<Reachability>,
 }
 
 impl Pool {
-    /// A connection from the pool, waiting up to its connection timeout; at
-    /// once an error when the SQLite file is gone (no connection to it is
-    /// valid then, and none can be opened).
+    /// A connection from the pool, waiting up to [`CHECKOUT_TIMEOUT`]. While
+    /// the database is known to be down (the last connection attempt
+    /// failed) or the SQLite file is gone, an idle connection that still
+    /// answers is used but none is waited for: the caller's 503 comes at
+    /// once, and r2d2 goes on reconnecting in the background.
     pub fn get(&self) -> Result<PooledConnection, r2d2::PoolError> {
-        if let Err(problem) = self.check_file() {
-            tracing::warn!(%problem, "database unavailable");
-            return self.inner.get_timeout(Duration::ZERO);
-        }
-        self.inner.get()
+        let wait = match self.check_file() {
+            Err(problem) => {
+                self.reachability.failed(&problem);
+                Duration::ZERO
+            }
+            Ok(()) if self.reachability.is_down() => Duration::ZERO,
+            Ok(()) => CHECKOUT_TIMEOUT,
+        };
+        let conn = self.inner.get_timeout(wait)?;
+        self.reachability.reachable();
+        Ok(conn)
+    }
+
+    /// Whether the database answered last time it was asked.
+    pub fn is_reachable(&self) -> bool {
+        !self.reachability.is_down()
     }
 
     /// Whether the SQLite file the pool opened is still the one at its path
@@ -162,6 +191,8 @@ pub struct Manager {
     gate: Arc<ConnectGate>,
     /// The SQLite file as first opened: never silently a new one.
     sqlite_file: Option<SqliteFile>,
+    /// Told of every attempt's outcome: the pool's one log of an outage.
+    reachability: Arc<Reachability>,
 }
 
 impl Manager {
@@ -179,8 +210,12 @@ impl ManageConnection for Manager {
 
     fn connect(&self) -> Result<DbConnection, ConnectionError> {
         let _pass = self.gate.enter()?;
-        self.check_file()?;
-        establish(&self.url)
+        let opened = self.check_file().and_then(|()| establish(&self.url));
+        match &opened {
+            Ok(_) => self.reachability.reachable(),
+            Err(error) => self.reachability.failed(&one_line(&error.to_string())),
+        }
+        opened
     }
 
     fn is_valid(&self, conn: &mut DbConnection) -> Result<(), ConnectionError> {
@@ -208,7 +243,7 @@ fn establish(url: &DatabaseUrl) -> Result<DbConnection, ConnectionError> {
             Ok(DbConnection::Sqlite(conn))
         }
         DatabaseUrl::Postgres(url) => {
-            let mut conn = PgConnection::establish(&without_gss_by_default(url))?;
+            let mut conn = PgConnection::establish(&with_client_defaults(url))?;
             conn.batch_execute("SET TIME ZONE 'UTC'")
                 .map_err(ConnectionError::CouldntSetupConfiguration)?;
             Ok(DbConnection::Pg(conn))
@@ -216,17 +251,34 @@ fn establish(url: &DatabaseUrl) -> Result<DbConnection, ConnectionError> {
     }
 }
 
-/// libpq built with GSSAPI probes Kerberos on every connection unless told
-/// not to, and its thread-local cleanup can abort a multi-threaded process at
-/// exit (`krb5int_getspecific` assertion). keygate authenticates to
-/// PostgreSQL by password or certificate, so GSS encryption is off unless the
-/// URL asks for it.
-fn without_gss_by_default(url: &str) -> String {
-    if url.contains("gssencmode=") {
-        return url.to_owned();
+/// libpq settings keygate needs unless the URL sets them itself:
+///
+/// - `gssencmode=disable`: libpq built with GSSAPI probes Kerberos on every
+///   connection unless told not to, and its thread-local cleanup can abort a
+///   multi-threaded process at exit (`krb5int_getspecific` assertion).
+///   keygate authenticates to PostgreSQL by password or certificate.
+/// - `connect_timeout=3`: libpq waits for the operating system otherwise
+///   (two minutes of SYN retries to a host that is gone), holding one of
+///   r2d2's few connection threads, delaying the reconnection once the
+///   database is back, and holding up shutdown, which waits for attempts
+///   under way.
+/// - `tcp_user_timeout=5000`: a connection whose peer vanished (a network
+///   partition, a host powered off) otherwise hangs the query on it for the
+///   kernel's fifteen minutes of retransmissions; with it, the query fails
+///   after five seconds without acknowledgement and the pool reconnects.
+fn with_client_defaults(url: &str) -> String {
+    let mut url = url.to_owned();
+    for (name, value) in [
+        ("gssencmode", "disable"),
+        ("connect_timeout", "3"),
+        ("tcp_user_timeout", "5000"),
+    ] {
+        if !url.contains(&format!("{name}=")) {
+            let separator = if url.contains('?') { '&' } else { '?' };
+            url = format!("{url}{separator}{name}={value}");
+        }
     }
-    let separator = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{separator}gssencmode=disable")
+    url
 }
 
 /// One connection on the calling thread, no pool: what a one-shot command
@@ -248,10 +300,12 @@ pub fn connect(url: &DatabaseUrl) -> Result<Pool, DbError> {
         DatabaseUrl::Postgres(_) => None,
     };
     let gate = Arc::<ConnectGate>::default();
+    let reachability = Arc::<Reachability>::default();
     let manager = Manager {
         url: url.clone(),
         gate: Arc::clone(&gate),
         sqlite_file: sqlite_file.clone(),
+        reachability: Arc::clone(&reachability),
     };
     let max_size = match url {
         // One writer at a time anyway; readers share the WAL.
@@ -261,14 +315,16 @@ pub fn connect(url: &DatabaseUrl) -> Result<Pool, DbError> {
     let inner = r2d2::Pool::builder()
         .max_size(max_size)
         .min_idle(Some(1))
-        .connection_timeout(Duration::from_secs(5))
-        .error_handler(Box::new(LogConnectionErrors))
+        .connection_timeout(CHECKOUT_TIMEOUT)
+        // Failed attempts are logged by `Reachability`, once per outage.
+        .error_handler(Box::new(r2d2::NopErrorHandler))
         .build(manager)
         .map_err(|e| DbError::Connect(format!("{url:?}: {}", one_line(&e.to_string()))))?;
     Ok(Pool {
         inner,
         gate,
         sqlite_file,
+        reachability,
     })
 }
 
@@ -290,21 +346,25 @@ fn one_line(message: &str) -> String {
     message.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// Reports the pool's failed connection attempts through `tracing`, once per
-/// attempt, on one line.
-#[derive(Debug)]
-struct LogConnectionErrors;
-
-impl r2d2::HandleError<ConnectionError> for LogConnectionErrors {
-    fn handle_error(&self, error: ConnectionError) {
-        tracing::warn!(error = %one_line(&error.to_string()), "database connection failed");
-    }
-}
-
 /// Applies pending migrations of the connection's engine; returns how many ran.
 pub fn migrate(conn: &mut DbConnection) -> Result<usize, DbError> {
     let applied = match conn {
-        DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
+        DbConnection::Sqlite(c) => {
+            // Several processes may start at once on one new file: the write
+            // lock taken up front makes the others wait (busy timeout) and
+            // then find nothing pending, where each would otherwise see the
+            // migrations pending and all but one fail on "table already
+            // exists". diesel's per-migration transactions nest as savepoints.
+            AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")
+                .map_err(|e| DbError::Migrate(e.to_string()))?;
+            let result = c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len());
+            let ended = match result {
+                Ok(_) => AnsiTransactionManager::commit_transaction(c),
+                Err(_) => AnsiTransactionManager::rollback_transaction(c),
+            };
+            ended.map_err(|e| DbError::Migrate(e.to_string()))?;
+            result
+        }
         DbConnection::Pg(c) => {
             // Several processes may start at once on one database: serialise them.
             c.batch_execute("SELECT pg_advisory_lock(7411036)")
@@ -395,6 +455,19 @@ pub fn is_unique_violation(error: &diesel::result::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn libpq_defaults_are_added_unless_the_url_sets_them() {
+        assert_eq!(
+            with_client_defaults("postgres://u:p@h/db"),
+            "postgres://u:p@h/db?gssencmode=disable&connect_timeout=3&tcp_user_timeout=5000"
+        );
+        assert_eq!(
+            with_client_defaults("postgres://h/db?sslmode=require&connect_timeout=10"),
+            "postgres://h/db?sslmode=require&connect_timeout=10&gssencmode=disable\
+             &tcp_user_timeout=5000"
+        );
+    }
 
     #[test]
     fn a_closed_gate_refuses_new_attempts() {

@@ -36,8 +36,9 @@ impl SqliteFile {
                 "the database file {shown} was replaced while keygate had it open; restart keygate"
             )),
             Err(e) if e.kind() == ErrorKind::NotFound => Err(format!(
-                "the database file {shown} was deleted while keygate had it open; \
-                 restore it and restart keygate"
+                "the database file {shown} was deleted, or its directory moved or unmounted, \
+                 while keygate had it open; requests answer 503 until the same file is back \
+                 (a restored copy needs a restart)"
             )),
             Err(e) => Err(format!("cannot check the database file {shown}: {e}")),
         }

@@ -3,6 +3,8 @@
 //! server accepted is never sent again and one it did not is retried with
 //! backoff until it goes through or is given up.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use lettre::message::Mailbox;
@@ -29,6 +31,12 @@ pub struct Delivery {
     tuning: MailTuning,
     metrics: MailMetrics,
     clock: Clock,
+    /// Set when the process shuts down: the round under way finishes the
+    /// email it is sending and hands the rest back.
+    stopping: Arc<AtomicBool>,
+    /// Emails this process claimed and has not started sending: what it
+    /// hands back if it stops.
+    unstarted: Mutex<Vec<String>>,
 }
 
 impl Delivery {
@@ -47,6 +55,58 @@ impl Delivery {
             tuning,
             metrics,
             clock,
+            stopping: Arc::default(),
+            unstarted: Mutex::default(),
+        }
+    }
+
+    /// Asks the round under way (and any later one) to stop after the
+    /// email it is sending, handing the others back to the outbox.
+    pub fn stop(&self) {
+        self.stopping.store(true, Ordering::Relaxed);
+    }
+
+    fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Relaxed)
+    }
+
+    fn unstarted(&self) -> std::sync::MutexGuard<'_, Vec<String>> {
+        self.unstarted
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Clears the lease on every email this process claimed and did not
+    /// start sending, so another process (or this one restarted) takes them
+    /// at once rather than when the lease ends. For a round that was
+    /// abandoned at shutdown; a round that sees [`stop`](Self::stop) does
+    /// it itself.
+    pub async fn release_unstarted(&self) {
+        let ids = std::mem::take(&mut *self.unstarted());
+        if ids.is_empty() {
+            return;
+        }
+        let count = ids.len();
+        match self
+            .db(move |conn| outbox::release(conn, &ids).map_err(TaskError::from))
+            .await
+        {
+            Ok(()) => tracing::info!(count, "email outbox: handed back unsent emails"),
+            Err(error) => tracing::warn!(
+                %error,
+                count,
+                "email outbox: could not hand back unsent emails; they wait for their lease to end"
+            ),
+        }
+    }
+
+    /// A warning while the database answers; while it is down, the pool
+    /// has said so once and this would repeat it every round.
+    fn db_warning(&self, error: &TaskError, what: &'static str) {
+        if self.pool.is_reachable() {
+            tracing::warn!(%error, "email outbox: {what}");
+        } else {
+            tracing::debug!(%error, "email outbox: {what}");
         }
     }
 
@@ -82,7 +142,7 @@ impl Delivery {
             Ok(pending) => {
                 self.metrics.outbox_pending.set(pending);
             }
-            Err(error) => tracing::warn!(%error, "email outbox: could not count pending emails"),
+            Err(error) => self.db_warning(&error, "could not count pending emails"),
         }
     }
 
@@ -110,6 +170,9 @@ impl Delivery {
     }
 
     async fn deliver_due(&self) -> Result<usize, TaskError> {
+        if self.is_stopping() {
+            return Ok(0);
+        }
         let now = self.clock.now();
         let lease_until = self.lease_until();
         let batch = self
@@ -118,8 +181,14 @@ impl Delivery {
             })
             .await?;
         let count = batch.len();
+        *self.unstarted() = batch.iter().map(|e| e.id.clone()).collect();
         let mut batch = batch.into_iter();
         while let Some(email) = batch.next() {
+            if self.is_stopping() {
+                self.release_unstarted().await;
+                break;
+            }
+            self.unstarted().retain(|id| id != &email.id);
             // This email and the rest are held for a whole lease again, and
             // renewed while it is on its way: no other process takes one over
             // while this worker lives, and after a crash they wait one lease.
@@ -132,6 +201,8 @@ impl Delivery {
             let outcome = self.send_renewing(&email, held).await;
             self.record(&email, outcome).await;
         }
+        // Left leased when a renewal failed: their lease ends on its own.
+        self.unstarted().clear();
         Ok(count)
     }
 

@@ -19,12 +19,14 @@ async fn healthz() -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain").body("ok\n")
 }
 
-/// The database answers.
+/// The database answers. Not ready at once (no waiting for a connection)
+/// while the pool knows the database to be down, which the pool logs once
+/// per outage rather than each probe.
 async fn readyz(pool: web::Data<Pool>) -> HttpResponse {
     let pool = Pool::clone(&pool);
     let ready = web::block(move || {
-        pool.check_file()?;
         let mut conn = pool.get().map_err(|e| e.to_string())?;
+        pool.check_file()?;
         conn.batch_execute("SELECT 1").map_err(|e| e.to_string())
     })
     .await;
@@ -33,7 +35,7 @@ async fn readyz(pool: web::Data<Pool>) -> HttpResponse {
             .content_type("text/plain")
             .body("ready\n"),
         Ok(Err(error)) => {
-            tracing::warn!(%error, "not ready: database unreachable");
+            tracing::debug!(%error, "not ready: database unreachable");
             HttpResponse::ServiceUnavailable()
                 .content_type("text/plain")
                 .body("database unreachable\n")

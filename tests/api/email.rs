@@ -16,6 +16,7 @@ use mail_parser::{MessageParser, MimeHeaders, PartType};
 use tempfile::TempDir;
 
 use crate::both_engines;
+use crate::helpers::serve::Serve;
 use crate::helpers::{Engine, Key, TestApp, prepare_app};
 
 // ------------------------------------------------------------------ SMTP sink
@@ -33,20 +34,12 @@ fn python() -> String {
     std::env::var("KEYGATE_TEST_PYTHON").unwrap_or_else(|_| "/usr/bin/python3".into())
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 impl SmtpSink {
     /// A sink on a free port, not yet listening.
     pub fn stopped() -> Self {
         let dir = tempfile::tempdir().unwrap();
         Self {
-            port: free_port(),
+            port: crate::helpers::serve::free_port(),
             // aiosmtpd creates the Maildir; it must not exist beforehand.
             maildir: dir.path().join("maildir"),
             _dir: dir,
@@ -285,25 +278,25 @@ pub fn fast_mail(config: &mut Config) {
 }
 
 #[derive(Debug, QueryableByName)]
-struct OutboxRow {
+pub(crate) struct OutboxRow {
     #[diesel(sql_type = diesel::sql_types::Text)]
-    event: String,
+    pub(crate) event: String,
     #[diesel(sql_type = diesel::sql_types::Text)]
-    recipient: String,
+    pub(crate) recipient: String,
     #[diesel(sql_type = diesel::sql_types::Text)]
-    status: String,
+    pub(crate) status: String,
     #[diesel(sql_type = diesel::sql_types::Integer)]
-    attempts: i32,
+    pub(crate) attempts: i32,
     #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
-    last_error: Option<String>,
+    pub(crate) last_error: Option<String>,
     #[diesel(sql_type = diesel::sql_types::Text)]
-    body: String,
+    pub(crate) body: String,
     /// A worker holds the email right now.
     #[diesel(sql_type = diesel::sql_types::Bool)]
-    leased: bool,
+    pub(crate) leased: bool,
 }
 
-fn outbox(app: &TestApp) -> Vec<OutboxRow> {
+pub(crate) fn outbox(app: &TestApp) -> Vec<OutboxRow> {
     let url = keygate::db::DatabaseUrl::parse(&app.database_url).unwrap();
     let mut conn = keygate::db::connect_one(&url).unwrap();
     diesel::sql_query(
@@ -318,7 +311,7 @@ fn outbox(app: &TestApp) -> Vec<OutboxRow> {
 
 /// Real time: for tests of the real binary, whose worker runs on its own
 /// timers.
-async fn wait_until(what: &str, within: Duration, mut check: impl FnMut() -> bool) {
+pub(crate) async fn wait_until(what: &str, within: Duration, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + within;
     while !check() {
         assert!(Instant::now() < deadline, "timed out waiting until {what}");
@@ -338,7 +331,7 @@ async fn metrics(app: &TestApp) -> String {
 }
 
 /// A user, the example API, and nothing else.
-async fn owner_and_api(app: &TestApp, owner: &str) {
+pub(crate) async fn owner_and_api(app: &TestApp, owner: &str) {
     app.add_person(owner, "member", "a long enough password")
         .await;
     app.cli_ok(&[
@@ -353,7 +346,7 @@ async fn owner_and_api(app: &TestApp, owner: &str) {
     .await;
 }
 
-async fn key_for(app: &TestApp, owner: &str, name: &str, extra: &[&str]) -> Key {
+pub(crate) async fn key_for(app: &TestApp, owner: &str, name: &str, extra: &[&str]) -> Key {
     let mut args = vec![
         "--owner",
         owner,
@@ -368,47 +361,9 @@ async fn key_for(app: &TestApp, owner: &str, name: &str, extra: &[&str]) -> Key 
     app.create_key(&args).await
 }
 
-/// The real `keygate serve` on this app's variables; killed on drop.
-struct Serve {
-    child: tokio::process::Child,
-}
-
+/// The real `keygate serve` on this app's variables, ready; killed on drop.
 async fn serve_binary(app: &TestApp) -> Serve {
-    let port = free_port();
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_keygate"))
-        .arg("serve")
-        .env_clear()
-        .envs(&app.vars)
-        .env("KEYGATE_LISTEN", format!("127.0.0.1:{port}"))
-        .env("RUST_LOG", "warn")
-        .current_dir(app.dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    // Real time: a real process starting up.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let ready = app
-            .http
-            .get(format!("http://127.0.0.1:{port}/readyz"))
-            .send()
-            .await;
-        if ready.is_ok_and(|r| r.status() == 200) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "keygate serve did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Serve { child }
-}
-
-impl Serve {
-    /// kill -9: no shutdown of any kind.
-    async fn kill(mut self) {
-        self.child.kill().await.unwrap();
-    }
+    Serve::start(app, &[("RUST_LOG", "warn")]).await
 }
 
 // ------------------------------------------------------------------ tests
@@ -717,7 +672,7 @@ async fn killed_server_loses_no_email(engine: Engine) {
     let mut smtp = SmtpSink::stopped();
     let app = prepare_app(engine, &[("KEYGATE_SMTP_URL", &smtp.url())]);
     owner_and_api(&app, "alice@example.com").await;
-    let server = serve_binary(&app).await;
+    let mut server = serve_binary(&app).await;
     let mut keys = Vec::new();
     for name in ["one", "two", "three"] {
         keys.push(key_for(&app, "alice@example.com", name, &[]).await);

@@ -15,6 +15,9 @@ use keygate::{Application, Background, Config, StartOptions};
 use serde_json::Value;
 use tempfile::TempDir;
 
+pub mod proxy;
+pub mod serve;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {
     Sqlite,

@@ -12,6 +12,7 @@ mod cli;
 mod console;
 mod edge;
 mod email;
+mod faults;
 mod introspect;
 mod keys;
 mod mgmt;

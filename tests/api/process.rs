@@ -8,33 +8,13 @@ use std::time::{Duration, Instant};
 use tokio::io::AsyncReadExt;
 
 use crate::both_engines;
+use crate::helpers::serve::{Serve, wait_ready};
 use crate::helpers::{Engine, spawn_app};
 
 const CC: (&str, &str) = ("grant_type", "client_credentials");
 
 async fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Waits until the server at `base` answers `/readyz` with 200. Real time: a
-/// real process starting up.
-async fn wait_ready(client: &reqwest::Client, base: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let ready = client.get(format!("{base}/readyz")).send().await;
-        if ready.is_ok_and(|r| r.status() == 200) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "server at {base} did not become ready"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    crate::helpers::serve::free_port()
 }
 
 #[tokio::test]
@@ -133,7 +113,6 @@ async fn listening_everywhere_without_issuer_stops_startup() {
 /// Runs `keygate serve` on `listen` (its port free) until ready, stops it,
 /// and returns what it logged at info level.
 async fn serve_logs(app: &crate::helpers::TestApp, listen: &str, extra: &[(&str, &str)]) -> String {
-    let port = listen.rsplit(':').next().unwrap();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_keygate"))
         .arg("serve")
         .env_clear()
@@ -147,6 +126,7 @@ async fn serve_logs(app: &crate::helpers::TestApp, listen: &str, extra: &[(&str,
         .kill_on_drop(true)
         .spawn()
         .unwrap();
+    let port = listen.rsplit(':').next().unwrap();
     wait_ready(&app.http, &format!("http://127.0.0.1:{port}")).await;
     let pid = child.id().unwrap().to_string();
     let signalled = tokio::process::Command::new("kill")
@@ -471,52 +451,13 @@ async fn cli_on_password_postgres_never_crashes() {
 
 /// SIGTERM stops `keygate serve` with exit status 0, its pool shut first.
 async fn serve_exits_cleanly_on_sigterm(engine: Engine) {
-    use std::os::unix::process::ExitStatusExt;
     let app = crate::helpers::prepare_app(engine, &[]);
     if engine == Engine::Postgres {
         assert_postgres_asks_for_a_password(&app.database_url);
     }
     for _ in 0..3 {
-        let port = free_port().await;
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_keygate"))
-            .arg("serve")
-            .env_clear()
-            .envs(&app.vars)
-            .env("KEYGATE_LISTEN", format!("127.0.0.1:{port}"))
-            .env("RUST_LOG", "warn")
-            .current_dir(app.dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let base = format!("http://127.0.0.1:{port}");
-        wait_ready(&app.http, &base).await;
-        let pid = child.id().unwrap().to_string();
-        let signalled = tokio::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .await
-            .unwrap();
-        assert!(signalled.success());
-        let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
-            .await
-            .expect("serve stops within 30 s of SIGTERM")
-            .unwrap();
-        let mut logs = String::new();
-        child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut logs)
-            .await
-            .unwrap();
-        assert!(
-            status.success(),
-            "exit {:?}, signal {:?}: {logs}",
-            status.code(),
-            status.signal()
-        );
+        let serve = Serve::start(&app, &[("RUST_LOG", "warn")]).await;
+        serve.stop(Duration::from_secs(30)).await;
     }
 }
 
