@@ -237,7 +237,9 @@ fn page(
 /// failures are logged with their cause and shown without it.
 fn error_page(state: &AppState, viewer: Option<&Viewer>, error: &AppError) -> HttpResponse {
     let (heading, message) = if error.status == StatusCode::SERVICE_UNAVAILABLE {
-        tracing::warn!(%error, "console: database unavailable");
+        // Logged once per outage by the pool's reachability watch, not
+        // once per request.
+        tracing::debug!(%error, "console: database unavailable");
         (
             "keygate is briefly unavailable",
             "The database cannot be reached right now. Nothing was changed; try again in a moment."

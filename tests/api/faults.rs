@@ -226,6 +226,16 @@ async fn an_unreachable_database_is_a_prompt_503_until_it_returns(engine: Engine
     let body: Value = api.json().await.unwrap();
     assert_eq!(body["error"], "database_unavailable", "{body}");
     assert!(body["message"].is_string(), "{body}");
+    // The console says so in a page, with its security headers.
+    let console = promptly(
+        "the console",
+        get(&app, &serve, "/set-password?token=x", None),
+    )
+    .await;
+    assert_eq!(console.status(), 503);
+    assert!(console.headers().contains_key("content-security-policy"));
+    let page = console.text().await.unwrap();
+    assert!(page.contains("briefly unavailable"), "{page}");
     let ready = promptly("/readyz", get(&app, &serve, "/readyz", None)).await;
     assert_eq!(ready.status(), 503);
     assert_eq!(get(&app, &serve, "/healthz", None).await.status(), 200);
