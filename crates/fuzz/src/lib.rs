@@ -497,7 +497,11 @@ impl Options {
                         number("--seed", args.next().cloned())?.ok_or("--seed needs a value")?,
                     );
                 }
-                // Flags cargo or libtest pass to every test binary.
+                // libtest's options that take a value: skip both.
+                "--test-threads" | "--skip" | "--color" | "--format" | "--logfile" | "-Z" => {
+                    args.next();
+                }
+                // Other flags cargo or libtest pass to every test binary.
                 flag if flag.starts_with('-') => {}
                 name => options.filter = Some(name.to_owned()),
             }
@@ -661,7 +665,17 @@ mod tests {
     fn options_from_arguments_and_environment() {
         let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let none = |_: &str| None;
-        let test = Options::parse(&args(&["--nocapture", "form"]), none).unwrap();
+        let test = Options::parse(
+            &args(&[
+                "--nocapture",
+                "--test-threads",
+                "2",
+                "form",
+                "--color=never",
+            ]),
+            none,
+        )
+        .unwrap();
         assert!(!test.bench);
         assert_eq!((test.seed, test.cases), (TEST_SEED, DEFAULT_TEST_CASES));
         assert_eq!(test.filter.as_deref(), Some("form"));
