@@ -152,8 +152,11 @@ fn setup(config: &Config, n: usize) -> Vec<Key> {
                     audiences: vec![api.clone()],
                     expires_in: None,
                 },
-                config.key_max_lifetime,
-                config.expiry_warning,
+                keygate::keys::KeyLimits {
+                    max_lifetime: config.key_max_lifetime,
+                    expiry_warning: config.expiry_warning,
+                    max_keys_per_user: None,
+                },
                 ("http://127.0.0.1:8080", "bench"),
                 now,
             )

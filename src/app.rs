@@ -24,13 +24,13 @@ use crate::client_auth::verified::VerifiedSecrets;
 use crate::db::DatabaseUrl;
 use crate::db::{self, Pool};
 use crate::jobs::{Jobs, JobsSetup};
-use crate::mail::{Delivery, Mailer};
+use crate::mail::{Delivery, MailTransport, Mailer};
 use crate::ops::metrics::Metrics;
 use crate::signing::MasterKey;
-use crate::signing::{self, AtRest, Signer};
-use crate::state::AppState;
+use crate::signing::{self, AtRest, Signer, TokenHasher};
+use crate::state::{AccountSettings, AppState};
 use crate::time::Clock;
-use crate::{discovery, http_edge, introspect, mgmt, ops, revoke, token};
+use crate::{console, discovery, http_edge, introspect, mgmt, ops, revoke, token};
 
 /// How long a stopping server waits for database connection attempts under
 /// way (a connect is bounded by libpq's own timeout; this bounds the wait).
@@ -159,6 +159,7 @@ pub struct Application {
     issuer: String,
     pool: Pool,
     jobs: Jobs,
+    state: web::Data<AppState>,
 }
 
 impl Application {
@@ -187,7 +188,7 @@ impl Application {
             tracing::warn!("{warning}");
         }
 
-        let (pool, signer) = {
+        let (pool, signer, token_hasher) = {
             let config = config.clone();
             let clock = clock.clone();
             tokio::task::spawn_blocking(move || prepare(&config, &clock))
@@ -216,6 +217,7 @@ impl Application {
             sweep_interval: config.mail_tuning.sweep_interval,
             throttle,
             signer: Arc::clone(&signer),
+            session_idle: config.session_idle,
         });
         let state = web::Data::new(AppState {
             pool: pool.clone(),
@@ -235,6 +237,8 @@ impl Application {
             jwks_max_age: chrono::Duration::seconds(300),
             key_max_lifetime: config.key_max_lifetime,
             expiry_warning: config.expiry_warning,
+            max_keys_per_user: config.max_keys_per_user,
+            accounts: account_settings(&config, &issuer, token_hasher),
         });
         if background == Background::Periodic {
             jobs.spawn_periodic();
@@ -248,6 +252,7 @@ impl Application {
             trusted_proxies: config.trusted_proxies.clone(),
         });
         let tuning = config.http_tuning;
+        let app_state = state.clone();
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
@@ -264,6 +269,7 @@ impl Application {
                 .configure(discovery::routes)
                 .configure(ops::routes)
                 .configure(mgmt::routes)
+                .configure(console::routes)
         })
         .workers(cores)
         .client_request_timeout(tuning.client_request_timeout)
@@ -285,7 +291,14 @@ impl Application {
             issuer,
             pool,
             jobs,
+            state: app_state,
         })
+    }
+
+    /// What the server's handlers share: for a test that calls a feature's
+    /// facade (such as `accounts::sign_in`) against the running server.
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
     }
 
     /// The server's background jobs, to run one now.
@@ -353,8 +366,29 @@ fn access_log() -> Logger {
         .custom_request_replace("method", |req| req.method().to_string())
 }
 
+/// What accounts and sessions use, for `issuer`.
+pub fn account_settings(
+    config: &Config,
+    issuer: &str,
+    token_hasher: TokenHasher,
+) -> AccountSettings {
+    AccountSettings {
+        session_idle: config.session_idle,
+        session_max: config.session_max,
+        invite_ttl: config.invite_ttl,
+        token_hasher,
+        mail_to_files: matches!(config.mail, MailTransport::Files(_)),
+        https: issuer
+            .get(..8)
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://")),
+    }
+}
+
 /// Database, master key and keyring, ready for the first request.
-fn prepare(config: &Config, clock: &Clock) -> Result<(Pool, Arc<Signer>), StartupError> {
+fn prepare(
+    config: &Config,
+    clock: &Clock,
+) -> Result<(Pool, Arc<Signer>, TokenHasher), StartupError> {
     let pool = open_database(config)?;
     // The URL as configured, its password redacted: which database this is.
     tracing::info!(database = ?config.database_url, "opened the database");
@@ -373,5 +407,6 @@ fn prepare(config: &Config, clock: &Clock) -> Result<(Pool, Arc<Signer>), Startu
     // Hash the decoy now rather than on the async workers at the first
     // request for an unknown client.
     crate::keys::SecretHash::decoy();
-    Ok((pool, signer))
+    crate::accounts::warm_up();
+    Ok((pool, signer, master.token_hasher()))
 }

@@ -41,6 +41,25 @@ impl HumanDuration {
         std::time::Duration::from_secs(self.seconds.unsigned_abs())
     }
 
+    /// The duration as a person reads it: `3 days`, `12 hours`, `1 minute`
+    /// (the largest unit that divides it exactly, as [`Display`] picks).
+    ///
+    /// [`Display`]: fmt::Display
+    pub fn in_words(self) -> String {
+        let s = self.seconds;
+        let (n, unit) = match () {
+            _ if s % 86_400 == 0 => (s / 86_400, "day"),
+            _ if s % 3_600 == 0 => (s / 3_600, "hour"),
+            _ if s % 60 == 0 => (s / 60, "minute"),
+            _ => (s, "second"),
+        };
+        if n == 1 {
+            format!("1 {unit}")
+        } else {
+            format!("{n} {unit}s")
+        }
+    }
+
     /// Parses a duration that may also be `0`, meaning "none" (used by
     /// `KEYGATE_KEY_MAX_LIFETIME` and `--grace`).
     pub fn parse_or_zero(text: &str) -> Result<Option<Self>, DurationError> {
@@ -99,6 +118,20 @@ impl fmt::Display for HumanDuration {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn reads_as_words() {
+        assert_eq!("72h".parse::<HumanDuration>().unwrap().in_words(), "3 days");
+        assert_eq!("1h".parse::<HumanDuration>().unwrap().in_words(), "1 hour");
+        assert_eq!(
+            "90m".parse::<HumanDuration>().unwrap().in_words(),
+            "90 minutes"
+        );
+        assert_eq!(
+            "61s".parse::<HumanDuration>().unwrap().in_words(),
+            "61 seconds"
+        );
+    }
 
     #[test]
     fn parses_each_unit() {

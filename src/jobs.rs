@@ -1,5 +1,5 @@
-//! Background jobs: email delivery, the expiry sweep, throttle and
-//! revocation pruning, keyring refresh. Each is one run on what it uses (the
+//! Background jobs: email delivery, the expiry sweep, throttle, revocation
+//! and session pruning, keyring refresh. Each is one run on what it uses (the
 //! pool, the clock, and its own pieces), never the request handlers' state.
 //! `serve` runs them on timers; tests run them once, when they choose, so no
 //! test waits for a timer.
@@ -15,7 +15,7 @@ use crate::duration::HumanDuration;
 use crate::mail::{self, Delivery, worker::BATCH};
 use crate::signing::Signer;
 use crate::time::Clock;
-use crate::{keys, revoke};
+use crate::{accounts, keys, revoke};
 
 /// How often each process re-reads the signing keys: a rotation made
 /// elsewhere reaches it within this interval.
@@ -23,6 +23,8 @@ const KEYRING_REFRESH: Duration = Duration::from_secs(2);
 const THROTTLE_PRUNE: Duration = Duration::from_secs(60);
 /// How often revoked token IDs whose tokens have expired are dropped.
 const REVOKED_TOKENS_PRUNE: Duration = Duration::from_secs(60);
+/// How often ended sessions and expired links are dropped.
+const SESSIONS_PRUNE: Duration = Duration::from_secs(300);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Job {
@@ -36,6 +38,8 @@ pub enum Job {
     RevokedTokensPrune,
     /// Re-reads the signing keys (a rotation made by another process).
     KeyringRefresh,
+    /// Drops console sessions that have ended and links that have expired.
+    SessionsPrune,
 }
 
 impl Job {
@@ -46,6 +50,7 @@ impl Job {
             Job::ThrottlePrune => "throttle_prune",
             Job::RevokedTokensPrune => "revoked_tokens_prune",
             Job::KeyringRefresh => "keyring_refresh",
+            Job::SessionsPrune => "sessions_prune",
         }
     }
 }
@@ -86,6 +91,8 @@ pub struct JobsSetup {
     pub sweep_interval: Duration,
     pub throttle: ThrottlePolicy,
     pub signer: Arc<Signer>,
+    /// `KEYGATE_SESSION_IDLE`: sessions idle this long are over.
+    pub session_idle: HumanDuration,
 }
 
 /// The jobs of one server; cheap to clone.
@@ -135,6 +142,10 @@ impl Jobs {
                 })
                 .await
             }
+            Job::SessionsPrune => {
+                let idle = setup.session_idle.as_chrono();
+                on_pool(pool, move |conn| Ok(accounts::prune(conn, idle, now)?)).await
+            }
             Job::KeyringRefresh => {
                 let signer = Arc::clone(&setup.signer);
                 on_pool(pool, move |conn| {
@@ -157,6 +168,7 @@ impl Jobs {
             (Job::KeyringRefresh, KEYRING_REFRESH, true),
             (Job::RevokedTokensPrune, REVOKED_TOKENS_PRUNE, false),
             (Job::ThrottlePrune, THROTTLE_PRUNE, false),
+            (Job::SessionsPrune, SESSIONS_PRUNE, false),
             (Job::ExpirySweep, sweep_interval, true),
         ] {
             let jobs = self.clone();
@@ -200,6 +212,9 @@ fn report(job: Job, result: &Result<usize, JobError>) {
         (Job::RevokedTokensPrune, Ok(n)) => tracing::debug!(n, "pruned expired revoked token IDs"),
         (Job::RevokedTokensPrune, Err(error)) => {
             tracing::warn!(%error, "could not prune revoked token IDs")
+        }
+        (Job::SessionsPrune, Err(error)) => {
+            tracing::warn!(%error, "could not prune ended sessions and expired links")
         }
         (Job::KeyringRefresh, Ok(1)) => tracing::info!("signing keys changed; keyring reloaded"),
         (Job::KeyringRefresh, Err(error)) => {

@@ -3,11 +3,13 @@
 #![forbid(unsafe_code)]
 
 pub mod access_token;
+pub mod accounts;
 pub mod app;
 pub mod audit;
 pub mod cli;
 pub mod client_auth;
 pub mod config;
+pub mod console;
 pub mod db;
 pub mod discovery;
 pub mod duration;

@@ -70,6 +70,13 @@ pub fn from_db(naive: NaiveDateTime) -> DateTime<Utc> {
     naive.and_utc()
 }
 
+/// The inverse of [`rfc3339`]; `None` for anything else.
+pub fn parse_rfc3339(text: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|at| at.with_timezone(&Utc))
+}
+
 /// RFC 3339 with a `Z`, second precision: what JSON output and emails show.
 pub fn rfc3339(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)

@@ -39,6 +39,14 @@ pub struct Config {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Who may read `/metrics` (the client address as for throttling).
     pub metrics_allow_from: Vec<ipnet::IpNet>,
+    /// A console session ends after this long without a request.
+    pub session_idle: HumanDuration,
+    /// A console session ends this long after sign-in, however busy.
+    pub session_max: HumanDuration,
+    /// Lifetime of invitation and password-reset links.
+    pub invite_ttl: HumanDuration,
+    /// Active keys one person may hold (`None`: no limit).
+    pub max_keys_per_user: Option<u32>,
 }
 
 /// Every variable keygate reads, with its meaning and default: what
@@ -88,6 +96,22 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
         "how long before expiry the owner is warned (default 7d)",
     ),
     (
+        "KEYGATE_MAX_KEYS_PER_USER",
+        "active keys one person may hold; 1 is one key per person (default: no limit)",
+    ),
+    (
+        "KEYGATE_SESSION_IDLE",
+        "console session idle timeout (default 30m)",
+    ),
+    (
+        "KEYGATE_SESSION_MAX",
+        "console session absolute lifetime (default 12h)",
+    ),
+    (
+        "KEYGATE_INVITE_TTL",
+        "lifetime of invitation and password-reset links (default 72h)",
+    ),
+    (
         "KEYGATE_TRUSTED_PROXIES",
         "proxies whose X-Forwarded-For names the client (default: none)",
     ),
@@ -109,6 +133,10 @@ const DEFAULT_METRICS_ALLOW_FROM: &str =
 
 /// Longest access-token lifetime accepted; RFC 9700 asks for short-lived tokens.
 const MAX_TOKEN_TTL_SECS: i64 = 86_400;
+
+/// Longest console session and link lifetime accepted: a forgotten browser
+/// or an old email should not open the console weeks later.
+const MAX_SESSION_OR_LINK_SECS: i64 = 30 * 86_400;
 
 impl Config {
     /// Reads the process environment.
@@ -206,6 +234,32 @@ impl Config {
             parse_networks(get("KEYGATE_METRICS_ALLOW_FROM").unwrap_or(DEFAULT_METRICS_ALLOW_FROM))
                 .map_err(|m| fail("KEYGATE_METRICS_ALLOW_FROM", m))?;
 
+        let session_idle = parse_bounded(get("KEYGATE_SESSION_IDLE").unwrap_or("30m"))
+            .map_err(|m| fail("KEYGATE_SESSION_IDLE", m))?;
+        let session_max = parse_bounded(get("KEYGATE_SESSION_MAX").unwrap_or("12h"))
+            .map_err(|m| fail("KEYGATE_SESSION_MAX", m))?;
+        if session_idle > session_max {
+            return Err(fail(
+                "KEYGATE_SESSION_IDLE",
+                format!("{session_idle} is longer than KEYGATE_SESSION_MAX ({session_max})"),
+            ));
+        }
+        let invite_ttl = parse_bounded(get("KEYGATE_INVITE_TTL").unwrap_or("72h"))
+            .map_err(|m| fail("KEYGATE_INVITE_TTL", m))?;
+
+        let max_keys_per_user = get("KEYGATE_MAX_KEYS_PER_USER")
+            .map(|text| {
+                text.parse::<u32>().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                    fail(
+                        "KEYGATE_MAX_KEYS_PER_USER",
+                        format!(
+                            "{text:?} is not a whole number of at least 1 (leave it unset for no limit)"
+                        ),
+                    )
+                })
+            })
+            .transpose()?;
+
         Ok(Self {
             database_url,
             listen,
@@ -221,8 +275,21 @@ impl Config {
             http_tuning: HttpTuning::default(),
             trusted_proxies,
             metrics_allow_from,
+            session_idle,
+            session_max,
+            invite_ttl,
+            max_keys_per_user,
         })
     }
+}
+
+/// A duration of at most 30 days.
+fn parse_bounded(text: &str) -> Result<HumanDuration, String> {
+    let duration: HumanDuration = text.parse().map_err(|e| format!("{e}"))?;
+    if duration.as_secs() > MAX_SESSION_OR_LINK_SECS {
+        return Err(format!("{duration} is longer than the maximum of 30d"));
+    }
+    Ok(duration)
 }
 
 impl Config {
@@ -318,6 +385,25 @@ mod tests {
         assert_eq!(config.mail, MailTransport::Files("mail".into()));
         assert_eq!(config.mail_from.to_string(), "keygate <keygate@localhost>");
         assert_eq!(config.expiry_warning.as_secs(), 7 * 86_400);
+        assert_eq!(config.session_idle.as_secs(), 30 * 60);
+        assert_eq!(config.session_max.as_secs(), 12 * 3600);
+        assert_eq!(config.invite_ttl.as_secs(), 72 * 3600);
+        assert_eq!(config.max_keys_per_user, None);
+    }
+
+    #[test]
+    fn account_settings_parse() {
+        let config = parse(&[
+            ("KEYGATE_MAX_KEYS_PER_USER", "1"),
+            ("KEYGATE_SESSION_IDLE", "5m"),
+            ("KEYGATE_SESSION_MAX", "1h"),
+            ("KEYGATE_INVITE_TTL", "1d"),
+        ])
+        .unwrap();
+        assert_eq!(config.max_keys_per_user, Some(1));
+        assert_eq!(config.session_idle.as_secs(), 300);
+        assert_eq!(config.session_max.as_secs(), 3600);
+        assert_eq!(config.invite_ttl.as_secs(), 86_400);
     }
 
     #[test]
@@ -338,6 +424,14 @@ mod tests {
             ("KEYGATE_TRUSTED_PROXIES", "proxy.local"),
             ("KEYGATE_METRICS_ALLOW_FROM", "10.0.0.0/8,prometheus.local"),
             ("KEYGATE_METRICS_ALLOW_FROM", "::1/129"),
+            ("KEYGATE_MAX_KEYS_PER_USER", "0"),
+            ("KEYGATE_MAX_KEYS_PER_USER", "-1"),
+            ("KEYGATE_MAX_KEYS_PER_USER", "one"),
+            ("KEYGATE_SESSION_IDLE", "30"),
+            ("KEYGATE_SESSION_IDLE", "13h"),
+            ("KEYGATE_SESSION_MAX", "31d"),
+            ("KEYGATE_INVITE_TTL", "0"),
+            ("KEYGATE_INVITE_TTL", "60d"),
         ];
         for (variable, value) in cases {
             let err = parse(&[(variable, value)]).unwrap_err();

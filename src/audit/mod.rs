@@ -26,10 +26,17 @@ pub enum Action {
     UserUpdated,
     RoleSet,
     ApiCreated,
+    ApiUpdated,
     SigningKeyCreated,
     SigningKeyRotated,
     ClientAuthFailed,
     TokenRevoked,
+    AccountSignedIn,
+    AccountSignInFailed,
+    AccountSignedOut,
+    AccountInvited,
+    PasswordResetRequested,
+    PasswordSet,
 }
 
 impl Action {
@@ -44,10 +51,17 @@ impl Action {
             Self::UserUpdated => "user.updated",
             Self::RoleSet => "role.set",
             Self::ApiCreated => "api.created",
+            Self::ApiUpdated => "api.updated",
             Self::SigningKeyCreated => "signing_key.created",
             Self::SigningKeyRotated => "signing_key.rotated",
             Self::ClientAuthFailed => "client_auth.failed",
             Self::TokenRevoked => "token.revoked",
+            Self::AccountSignedIn => "account.signed_in",
+            Self::AccountSignInFailed => "account.sign_in_failed",
+            Self::AccountSignedOut => "account.signed_out",
+            Self::AccountInvited => "account.invited",
+            Self::PasswordResetRequested => "account.password_reset_requested",
+            Self::PasswordSet => "account.password_set",
         }
     }
 }
@@ -125,6 +139,57 @@ pub fn record(conn: &mut DbConnection, now: DateTime<Utc>, entry: Entry<'_>) -> 
         })
         .execute(conn)
         .map(|_| ())
+}
+
+/// Which events to list: each `Some` narrows the list.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    pub actor: Option<String>,
+    /// What the event happened to: a client ID, an email, an API.
+    pub target: Option<String>,
+    pub action: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// Newest first, filtered.
+pub fn list_filtered(
+    conn: &mut DbConnection,
+    filter: &EventFilter,
+    limit: i64,
+    offset: i64,
+) -> QueryResult<Vec<AuditEvent>> {
+    let mut query = audit_events::table
+        .select(AuditEvent::as_select())
+        .order((audit_events::occurred_at.desc(), audit_events::id.desc()))
+        .limit(limit)
+        .offset(offset)
+        .into_boxed();
+    if let Some(actor) = &filter.actor {
+        query = query.filter(audit_events::actor.eq(actor.clone()));
+    }
+    if let Some(target) = &filter.target {
+        query = query.filter(audit_events::target.eq(target.clone()));
+    }
+    if let Some(action) = &filter.action {
+        query = query.filter(audit_events::action.eq(action.clone()));
+    }
+    if let Some(since) = filter.since {
+        query = query.filter(audit_events::occurred_at.ge(since.naive_utc()));
+    }
+    if let Some(until) = filter.until {
+        query = query.filter(audit_events::occurred_at.le(until.naive_utc()));
+    }
+    query.load(conn)
+}
+
+/// Every action the log holds, for a filter's choices.
+pub fn recorded_actions(conn: &mut DbConnection) -> QueryResult<Vec<String>> {
+    audit_events::table
+        .select(audit_events::action)
+        .distinct()
+        .order(audit_events::action.asc())
+        .load(conn)
 }
 
 /// Newest first.

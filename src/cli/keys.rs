@@ -97,16 +97,13 @@ pub fn run(command: KeysCommand, ctx: &mut Context) -> Result<(), CliError> {
                     .map(|d| parse_duration("--expires-in", d))
                     .transpose()?,
             };
-            let max = ctx.config.key_max_lifetime;
-            let warning = ctx.config.expiry_warning;
-            let issued = keys::create_api_key(
-                ctx.conn(),
-                request,
-                max,
-                warning,
-                (&issuer, COMMAND_LINE),
-                now,
-            )?;
+            let limits = keys::KeyLimits {
+                max_lifetime: ctx.config.key_max_lifetime,
+                expiry_warning: ctx.config.expiry_warning,
+                max_keys_per_user: ctx.config.max_keys_per_user,
+            };
+            let issued =
+                keys::create_api_key(ctx.conn(), request, limits, (&issuer, COMMAND_LINE), now)?;
             show_issued(&issued, json, "created")?;
         }
         KeysCommand::List { owner, json } => {

@@ -1,25 +1,29 @@
+//! `keygate users`: add (with a password, or by invitation), list, disable,
+//! enable and change people.
+
 use std::io::Read;
 
 use chrono::Utc;
 use clap::Subcommand;
 
 use super::{CliError, Context, print_json};
+use crate::accounts::{self, Invitation, Password};
 use crate::audit::COMMAND_LINE;
-use crate::keys::secret::hash_password;
-use crate::users::{self, MEMBER_ROLE, NewUserInput};
-
-const MIN_PASSWORD_LEN: usize = 12;
+use crate::time::rfc3339;
+use crate::users::{self, MEMBER_ROLE, NewUserInput, UserChanges};
 
 #[derive(Debug, Subcommand)]
 pub enum UsersCommand {
-    /// Add a user.
+    /// Add a user. Without --password-stdin, queue an invitation email with
+    /// a one-time link to set a password (printed here too when emails go
+    /// to files).
     Add {
         /// The user's email: where their keys' emails go.
         email: String,
         /// The user's role (built in: admin, member).
         #[arg(long, default_value = MEMBER_ROLE)]
         role: String,
-        /// Read a console password from standard input.
+        /// Read a console password from standard input instead of inviting.
         #[arg(long)]
         password_stdin: bool,
         /// Display name.
@@ -32,7 +36,7 @@ pub enum UsersCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Disable a user: the user's keys stop working at once.
+    /// Disable a user: the user's keys and console sessions stop at once.
     Disable {
         /// The user's email.
         email: String,
@@ -43,6 +47,18 @@ pub enum UsersCommand {
         /// The user's email.
         email: String,
     },
+    /// Change a user's role or switch their key creation off or on
+    /// (existing keys keep working).
+    Set {
+        /// The user's email.
+        email: String,
+        /// The new role.
+        #[arg(long)]
+        role: Option<String>,
+        /// Whether the user may create keys.
+        #[arg(long, value_name = "true|false", action = clap::ArgAction::Set)]
+        can_create_keys: Option<bool>,
+    },
 }
 
 pub fn run(command: UsersCommand, ctx: &mut Context) -> Result<(), CliError> {
@@ -51,14 +67,10 @@ pub fn run(command: UsersCommand, ctx: &mut Context) -> Result<(), CliError> {
         UsersCommand::Add {
             email,
             role,
-            password_stdin,
+            password_stdin: true,
             name,
         } => {
-            let password_hash = if password_stdin {
-                Some(read_password()?)
-            } else {
-                None
-            };
+            let password_hash = Some(read_password(&email)?);
             let user = users::create_user(
                 ctx.conn(),
                 NewUserInput {
@@ -72,6 +84,12 @@ pub fn run(command: UsersCommand, ctx: &mut Context) -> Result<(), CliError> {
             )?;
             println!("added user {} with role {}", user.email, user.role);
         }
+        UsersCommand::Add {
+            email,
+            role,
+            password_stdin: false,
+            name,
+        } => invite(ctx, &email, &role, &name, now)?,
         UsersCommand::List { json } => {
             let list = users::list_users(ctx.conn())?;
             if json {
@@ -85,25 +103,84 @@ pub fn run(command: UsersCommand, ctx: &mut Context) -> Result<(), CliError> {
         }
         UsersCommand::Disable { email } => {
             let user = users::set_user_disabled(ctx.conn(), &email, true, COMMAND_LINE, now)?;
-            println!("disabled user {}; their keys no longer work", user.email);
+            println!(
+                "disabled user {}; their keys and console sessions no longer work",
+                user.email
+            );
         }
         UsersCommand::Enable { email } => {
             let user = users::set_user_disabled(ctx.conn(), &email, false, COMMAND_LINE, now)?;
             println!("enabled user {}; their live keys work again", user.email);
         }
+        UsersCommand::Set {
+            email,
+            role,
+            can_create_keys,
+        } => {
+            if role.is_none() && can_create_keys.is_none() {
+                return Err(CliError::Usage(
+                    "nothing to change: give --role NAME or --can-create-keys true|false".into(),
+                ));
+            }
+            let changes = UserChanges {
+                disabled: None,
+                can_create_keys,
+                role: role.as_deref(),
+            };
+            let user = users::update_user(ctx.conn(), &email, &changes, COMMAND_LINE, now)?;
+            let creation = if user.can_create_keys { "on" } else { "off" };
+            println!(
+                "updated user {}: role {}, key creation {creation}",
+                user.email, user.role
+            );
+        }
     }
     Ok(())
 }
 
-/// One line from stdin, hashed at once; the clear password is not kept.
-fn read_password() -> Result<String, CliError> {
+/// Invites by email; prints the link too when no mail server will carry it.
+fn invite(
+    ctx: &mut Context,
+    email: &str,
+    role: &str,
+    name: &str,
+    now: chrono::DateTime<Utc>,
+) -> Result<(), CliError> {
+    let issuer = ctx.issuer();
+    let master = crate::app::master_key(&ctx.config)?;
+    let settings = crate::app::account_settings(&ctx.config, &issuer, master.token_hasher());
+    let invitation = Invitation {
+        email,
+        role,
+        name,
+        actor: COMMAND_LINE,
+        again: false,
+    };
+    let link = accounts::invite_with(ctx.conn(), &settings, &issuer, invitation, now)?;
+    println!(
+        "added user {} with role {}; an invitation email is queued",
+        link.user.email, link.user.role
+    );
+    if settings.mail_to_files {
+        println!(
+            "emails go to files (no KEYGATE_SMTP_URL), so here is the link: open it to set \
+             the password (it works once, until {}):",
+            rfc3339(link.expires_at)
+        );
+        println!("{}", link.url.expose());
+    }
+    Ok(())
+}
+
+/// The password from stdin, checked against the policy and hashed at once;
+/// the clear password is not kept.
+fn read_password(email: &str) -> Result<String, CliError> {
     let mut input = zeroize::Zeroizing::new(String::new());
     std::io::stdin().read_to_string(&mut input)?;
     let password = input.trim_end_matches(['\r', '\n']);
-    if password.chars().count() < MIN_PASSWORD_LEN {
-        return Err(CliError::Usage(format!(
-            "the password must have at least {MIN_PASSWORD_LEN} characters"
-        )));
-    }
-    hash_password(password).map_err(|e| CliError::Usage(format!("cannot hash the password: {e}")))
+    accounts::check_password_policy(password, email)
+        .map_err(|problem| CliError::Usage(problem.to_string()))?;
+    Password::new(password)
+        .hash()
+        .map_err(|e| CliError::Usage(format!("cannot hash the password: {e}")))
 }

@@ -124,7 +124,41 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    sessions (id) {
+        id -> Text,
+        token_hash -> Text,
+        user_id -> Text,
+        created_at -> Timestamp,
+        last_seen_at -> Timestamp,
+        expires_at -> Timestamp,
+        source_addr -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    account_links (id) {
+        id -> Text,
+        token_hash -> Text,
+        purpose -> Text,
+        user_id -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    console_forms (form_id) {
+        form_id -> Text,
+        client_id -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(users -> roles (role));
+diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(account_links -> users (user_id));
 diesel::joinable!(api_keys -> users (owner_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -137,4 +171,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     auth_throttle,
     email_outbox,
     revoked_tokens,
+    sessions,
+    account_links,
+    console_forms,
 );

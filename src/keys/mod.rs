@@ -8,6 +8,6 @@ mod store;
 pub use model::{ApiKey, IssuedKey, IssuedKeyJson, KeyStatus, KeyView};
 pub use secret::{ClientId, PlainSecret, SecretHash};
 pub use store::{
-    Credential, NewKeyRequest, Refusal, create_api_key, find_credential, find_key, find_key_view,
-    list_api_keys, revoke_api_key, rotate_api_key, touch_last_used,
+    Credential, KeyLimits, NewKeyRequest, Refusal, create_api_key, find_credential, find_key,
+    find_key_view, list_api_keys, revoke_api_key, rotate_api_key, touch_last_used,
 };

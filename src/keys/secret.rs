@@ -185,13 +185,6 @@ impl fmt::Debug for SecretHash {
     }
 }
 
-/// Passwords of console users share the secret's hashing.
-pub fn hash_password(password: &str) -> Result<String, argon2::password_hash::Error> {
-    Ok(Argon2::default()
-        .hash_password(password.as_bytes())?
-        .to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

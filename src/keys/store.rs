@@ -23,6 +23,17 @@ use crate::users::{Role, User};
 const MAX_NAME_LEN: usize = 200;
 const MAX_DESCRIPTION_LEN: usize = 2000;
 
+/// The limits every key creation obeys, whoever asks (CLI, API, console).
+#[derive(Debug, Clone, Copy)]
+pub struct KeyLimits {
+    /// Longest expiry a key may be given (`None`: keys may never expire).
+    pub max_lifetime: Option<HumanDuration>,
+    /// How long before expiry the owner is warned.
+    pub expiry_warning: HumanDuration,
+    /// Active (not revoked, not expired) keys one person may hold.
+    pub max_keys_per_user: Option<u32>,
+}
+
 /// What a caller asks for when creating a key; parsed, not yet checked
 /// against the owner's role or the registered APIs.
 pub struct NewKeyRequest<'a> {
@@ -133,12 +144,12 @@ fn check_grants(
 pub fn create_api_key(
     conn: &mut DbConnection,
     request: NewKeyRequest<'_>,
-    max_lifetime: Option<HumanDuration>,
-    expiry_warning: HumanDuration,
+    limits: KeyLimits,
     (issuer, actor): (&str, &str),
     now: DateTime<Utc>,
 ) -> Result<IssuedKey, AppError> {
-    let expires_at = check_request(&request, max_lifetime, now)?;
+    let expiry_warning = limits.expiry_warning;
+    let expires_at = check_request(&request, limits.max_lifetime, now)?;
     let client_id = ClientId::generate();
     let secret = PlainSecret::generate();
     let hash = secret
@@ -155,8 +166,14 @@ pub fn create_api_key(
         if !owner.can_create_keys {
             return Err(AppError::forbidden(
                 "key_creation_disabled",
-                format!("user {} may not create keys", owner.email),
+                format!(
+                    "user {} may not create keys: an administrator switched key creation off",
+                    owner.email
+                ),
             ));
+        }
+        if let Some(max) = limits.max_keys_per_user {
+            refuse_past_the_limit(conn, &owner, max, now)?;
         }
         let audiences = check_grants(conn, &owner, &request)?;
         let new = NewApiKey {
@@ -213,6 +230,48 @@ pub fn create_api_key(
         Ok(view)
     })?;
     Ok(IssuedKey { key, secret })
+}
+
+/// Refuses a key past `KEYGATE_MAX_KEYS_PER_USER`: active keys are those
+/// neither revoked nor expired. On PostgreSQL the owner's row is locked
+/// first, so two creations at once cannot both pass the count (SQLite's
+/// `BEGIN IMMEDIATE` already lets one writer in at a time).
+fn refuse_past_the_limit(
+    conn: &mut DbConnection,
+    owner: &User,
+    max: u32,
+    now: DateTime<Utc>,
+) -> Result<(), AppError> {
+    if let DbConnection::Pg(pg) = conn {
+        users::table
+            .find(&owner.id)
+            .select(users::id)
+            .for_update()
+            .first::<String>(pg)?;
+    }
+    let now = now.naive_utc();
+    let active: i64 = api_keys::table
+        .filter(api_keys::owner_id.eq(&owner.id))
+        .filter(api_keys::revoked_at.is_null())
+        .filter(
+            api_keys::expires_at
+                .is_null()
+                .or(api_keys::expires_at.gt(now)),
+        )
+        .count()
+        .get_result(conn)?;
+    if active < i64::from(max) {
+        return Ok(());
+    }
+    let keys = if max == 1 { "key" } else { "keys" };
+    Err(AppError::conflict(
+        "key_limit_reached",
+        format!(
+            "{} already holds {active} active {keys}, the most one person may hold \
+             (KEYGATE_MAX_KEYS_PER_USER={max}): revoke one first",
+            owner.email
+        ),
+    ))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -675,8 +734,11 @@ mod tests {
                 audiences: Vec::new(),
                 expires_in: None,
             },
-            None,
-            "7d".parse().unwrap(),
+            KeyLimits {
+                max_lifetime: None,
+                expiry_warning: "7d".parse().unwrap(),
+                max_keys_per_user: None,
+            },
             ("http://127.0.0.1:8080", audit::COMMAND_LINE),
             now,
         )

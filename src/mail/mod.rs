@@ -1,4 +1,4 @@
-//! Emails to key owners: templates, the persistent outbox, its worker, the
+//! Emails to key owners and to people about their accounts: templates, the persistent outbox, its worker, the
 //! expiry sweep, and the transport that sends them. The worker's round and
 //! the sweep are jobs (`crate::jobs`) that run on timers or on demand.
 
@@ -9,8 +9,8 @@ pub mod worker;
 
 use std::time::Duration;
 
-pub use outbox::enqueue_key_event;
-pub use render::Event;
+pub use outbox::{enqueue_account_email, enqueue_key_event};
+pub use render::{AccountContext, AccountEmail, Event};
 pub use transport::{MailTransport, Mailer, SendError, TransportError};
 pub use worker::Delivery;
 

@@ -5,7 +5,7 @@
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
-use super::render::{self, Actor, EmailContext, Event, PRODUCT};
+use super::render::{self, AccountContext, AccountEmail, Actor, EmailContext, Event, PRODUCT};
 use crate::db::schema::email_outbox;
 use crate::db::{DbConnection, write_transaction};
 use crate::error::AppError;
@@ -157,6 +157,66 @@ pub fn enqueue_key_event<K: serde::Serialize>(
     Ok(added == 1)
 }
 
+/// Renders an account email (invitation, password reset) for `context`'s
+/// recipient and queues it, once per link (`link_id`). Call it inside the
+/// transaction that writes the link. The body holds the one-time link: the
+/// worker blanks it once the email is sent or given up ([`mark_sent`],
+/// [`mark_failed_attempt`]), so the link lives in the outbox only while it
+/// waits to go out.
+pub fn enqueue_account_email(
+    conn: &mut DbConnection,
+    email: AccountEmail,
+    link_id: &str,
+    context: &AccountContext<'_>,
+    now: DateTime<Utc>,
+) -> Result<(), AppError> {
+    let mail = render::render_account(email, context).map_err(AppError::internal)?;
+    let id = uuid::Uuid::now_v7().to_string();
+    let dedupe = format!("account:{link_id}");
+    let row = NewEmail {
+        id: &id,
+        dedupe_key: &dedupe,
+        key_id: None,
+        event: email.as_str(),
+        recipient: context.recipient,
+        subject: &mail.subject,
+        body_text: &mail.text,
+        body_html: &mail.html,
+        status: OutboxStatus::Pending,
+        attempts: 0,
+        created_at: now.naive_utc(),
+        next_attempt_at: now.naive_utc(),
+    };
+    diesel::insert_into(email_outbox::table)
+        .values(&row)
+        .execute(conn)?;
+    Ok(())
+}
+
+/// What replaces the body of a sent or abandoned account email.
+const SCRUBBED: &str = "(removed once sent: it held a one-time link)";
+
+/// Blanks the body of `id` if it is an account email: its link must not
+/// outlive the sending in the database.
+fn scrub_account_email(conn: &mut DbConnection, id: &str) -> QueryResult<()> {
+    let events = [
+        AccountEmail::Invitation.as_str(),
+        AccountEmail::PasswordReset.as_str(),
+    ];
+    diesel::update(
+        email_outbox::table
+            .find(id)
+            .filter(email_outbox::key_id.is_null())
+            .filter(email_outbox::event.eq_any(events)),
+    )
+    .set((
+        email_outbox::body_text.eq(SCRUBBED),
+        email_outbox::body_html.eq(SCRUBBED),
+    ))
+    .execute(conn)
+    .map(|_| ())
+}
+
 /// The ids of due, unleased pending emails, oldest first; an expression so
 /// each engine can add its own locking clause.
 macro_rules! due_ids {
@@ -246,8 +306,8 @@ pub fn mark_sent(conn: &mut DbConnection, id: &str, now: DateTime<Utc>) -> Query
             email_outbox::locked_until.eq(None::<NaiveDateTime>),
             email_outbox::last_error.eq(None::<String>),
         ))
-        .execute(conn)
-        .map(|_| ())
+        .execute(conn)?;
+    scrub_account_email(conn, id)
 }
 
 /// A failed attempt: tried again at `retry_at`, or given up when `None`.
@@ -270,8 +330,11 @@ pub fn mark_failed_attempt(
             email_outbox::locked_until.eq(None::<NaiveDateTime>),
             email_outbox::last_error.eq(Some(error)),
         ))
-        .execute(conn)
-        .map(|_| ())
+        .execute(conn)?;
+    if retry_at.is_none() {
+        scrub_account_email(conn, id)?;
+    }
+    Ok(())
 }
 
 /// Gives leased emails back untried: due again at once, for any process.

@@ -44,6 +44,40 @@ impl Event {
     }
 }
 
+/// An email to a person about their account (not about a key): each holds a
+/// one-time link to set a password.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountEmail {
+    Invitation,
+    PasswordReset,
+}
+
+impl AccountEmail {
+    /// The template folder and the outbox's `event` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Invitation => "invitation",
+            Self::PasswordReset => "password_reset",
+        }
+    }
+}
+
+/// Everything an account email's templates may use.
+#[derive(Debug, Serialize)]
+pub struct AccountContext<'a> {
+    pub product: &'static str,
+    pub issuer: &'a str,
+    /// The person's email address.
+    pub recipient: &'a str,
+    /// The one-time link; the only secret any template is given.
+    pub link: &'a str,
+    /// When the link stops working, ISO 8601 in UTC.
+    pub expires_at: &'a str,
+    /// Who invited the person, in words ("bob@example.com", "an administrator").
+    pub inviter: &'a str,
+    pub occurred_at: &'a str,
+}
+
 /// A rendered email, ready for the outbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rendered {
@@ -137,7 +171,7 @@ macro_rules! embedded {
     };
 }
 
-const TEMPLATES: [(&str, &str); 19] = embedded!(
+const TEMPLATES: [(&str, &str); 27] = embedded!(
     "email/base.txt",
     "email/base.html",
     // One text for both parts, each escaped as its part needs.
@@ -158,6 +192,14 @@ const TEMPLATES: [(&str, &str); 19] = embedded!(
     "email/expired/subject.txt",
     "email/expired/body.txt",
     "email/expired/body.html",
+    "email/account.txt",
+    "email/account.html",
+    "email/invitation/subject.txt",
+    "email/invitation/body.txt",
+    "email/invitation/body.html",
+    "email/password_reset/subject.txt",
+    "email/password_reset/body.txt",
+    "email/password_reset/body.html",
 );
 
 fn build_environment(
@@ -207,12 +249,32 @@ pub fn render<K: Serialize>(
     render_with(env, event, context)
 }
 
+/// Renders the subject, text and HTML of an account email.
+pub fn render_account(
+    email: AccountEmail,
+    context: &AccountContext<'_>,
+) -> Result<Rendered, RenderError> {
+    let env = ENVIRONMENT.as_ref().map_err(|e| RenderError {
+        template: e.template.clone(),
+        message: e.message.clone(),
+    })?;
+    render_dir(env, email.as_str(), context)
+}
+
 fn render_with<K: Serialize>(
     env: &Environment<'_>,
     event: Event,
     context: &EmailContext<'_, K>,
 ) -> Result<Rendered, RenderError> {
-    let dir = format!("email/{}", event.as_str());
+    render_dir(env, event.as_str(), context)
+}
+
+fn render_dir(
+    env: &Environment<'_>,
+    folder: &str,
+    context: &impl Serialize,
+) -> Result<Rendered, RenderError> {
+    let dir = format!("email/{folder}");
     // A subject is one line, whatever the template's whitespace.
     let subject = render_one(env, &format!("{dir}/subject.txt"), context)?
         .split_whitespace()
@@ -452,6 +514,39 @@ mod tests {
         );
         let env = build_environment(&[("t.txt", "{{ nothing }}")]).unwrap();
         assert!(render_one(&env, "t.txt", context(&key)).is_err());
+    }
+
+    #[test]
+    fn account_emails_carry_the_link_and_its_expiry() {
+        let link = "https://auth.example.com/set-password?token=abc<&>";
+        for (email, word) in [
+            (AccountEmail::Invitation, "invited"),
+            (AccountEmail::PasswordReset, "Reset"),
+        ] {
+            let mail = render_account(
+                email,
+                &AccountContext {
+                    product: PRODUCT,
+                    issuer: "https://auth.example.com",
+                    recipient: "alice@example.com",
+                    link,
+                    expires_at: "2026-12-05T10:00:00Z",
+                    inviter: "bob@example.com",
+                    occurred_at: "2026-12-02T10:00:00Z",
+                },
+            )
+            .unwrap();
+            assert!(mail.subject.contains(word), "{}", mail.subject);
+            assert!(mail.text.contains(link), "{}", mail.text);
+            assert!(mail.text.contains("2026-12-05T10:00:00Z"));
+            assert!(mail.text.contains("works once"));
+            assert!(
+                mail.html.contains("token=abc&lt;&amp;&gt;"),
+                "{}",
+                mail.html
+            );
+            assert!(mail.html.contains("2026-12-05T10:00:00Z"));
+        }
     }
 
     #[test]

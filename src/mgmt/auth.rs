@@ -4,35 +4,37 @@ use std::future::Future;
 use std::pin::Pin;
 
 use actix_web::dev::Payload;
-use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::{Method, StatusCode};
 use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use crate::access_token;
 use crate::error::{AppError, StoreError, from_store_errors};
 use crate::keys;
 use crate::scope::{ADMIN_SCOPE, KEYS_SCOPE};
 use crate::state::AppState;
+use crate::{access_token, accounts, users};
 
-/// How the caller proved who they are.
-///
-/// Only bearer tokens exist today. A console session (cookie + CSRF token)
-/// will be another variant, resolved to the same `Caller` by
-/// [`Caller::from_request`], so no handler changes when it arrives.
+/// How the caller proved who they are. Both resolve to the same [`Caller`]
+/// in [`Caller::from_request`], so no handler tells them apart.
 #[derive(Debug, Clone)]
 pub enum CallerSource {
     /// An access token issued by this server to the key with this client ID.
     Bearer { client_id: String },
+    /// A console session (cookie; plus the `X-CSRF-Token` header on every
+    /// state-changing method). The person acts with their role's rights.
+    Session { session_id: String },
 }
 
 /// What the caller may touch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
-    /// `keygate:admin`: everything.
+    /// `keygate:admin` (or a session of a person whose role grants it):
+    /// everything.
     Admin,
-    /// `keygate:keys`: the caller's own keys, nothing else.
+    /// `keygate:keys` (or a session of anyone else): the caller's own keys,
+    /// nothing else.
     OwnKeys,
 }
 
@@ -76,6 +78,16 @@ pub enum AuthError {
     /// The token is good but lacks this scope.
     #[error("this request needs the scope {0}")]
     InsufficientScope(&'static str),
+    /// A session cookie that names no live session (ended, expired, its
+    /// person disabled).
+    #[error("the console session has ended: sign in again")]
+    SessionEnded,
+    /// A state-changing request on a session without its CSRF token.
+    #[error(
+        "a console session needs its CSRF token in the X-CSRF-Token header on every request \
+         that changes something"
+    )]
+    CsrfToken,
     #[error(transparent)]
     Internal(#[from] AppError),
 }
@@ -91,15 +103,21 @@ from_store_errors!(AuthError);
 impl ResponseError for AuthError {
     fn status_code(&self) -> StatusCode {
         match self {
-            Self::Missing | Self::InvalidToken(_) => StatusCode::UNAUTHORIZED,
-            Self::InsufficientScope(_) => StatusCode::FORBIDDEN,
+            Self::Missing | Self::InvalidToken(_) | Self::SessionEnded => StatusCode::UNAUTHORIZED,
+            Self::InsufficientScope(_) | Self::CsrfToken => StatusCode::FORBIDDEN,
             Self::Internal(e) => e.status_code(),
         }
     }
 
     fn error_response(&self) -> HttpResponse {
+        if let Self::CsrfToken = self {
+            return HttpResponse::build(self.status_code())
+                .json(json!({ "error": "invalid_csrf_token", "message": self.to_string() }));
+        }
         let challenge = match self {
-            Self::Missing => r#"Bearer realm="keygate""#.to_owned(),
+            Self::Missing | Self::SessionEnded | Self::CsrfToken => {
+                r#"Bearer realm="keygate""#.to_owned()
+            }
             Self::InvalidToken(_) => r#"Bearer realm="keygate", error="invalid_token""#.to_owned(),
             Self::InsufficientScope(scope) => {
                 format!(r#"Bearer realm="keygate", error="insufficient_scope", scope="{scope}""#)
@@ -122,19 +140,72 @@ impl FromRequest for Caller {
     type Error = AuthError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
+    /// A bearer token when there is an `Authorization: Bearer` header;
+    /// otherwise the console session of the cookie, if any.
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = req.app_data::<web::Data<AppState>>().cloned();
         let token = bearer_token(req);
+        let session = state
+            .as_ref()
+            .and_then(|state| accounts::session_token(state, req));
+        let csrf = req
+            .headers()
+            .get(accounts::CSRF_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let changes_state = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
         Box::pin(async move {
             let state = state.ok_or_else(|| {
                 AuthError::Internal(AppError::internal(std::io::Error::other(
                     "application state missing",
                 )))
             })?;
-            let token = token?;
-            from_bearer(&state, &token, state.clock.now()).await
+            let now = state.clock.now();
+            match (token, session) {
+                (Err(AuthError::Missing), Some(session)) => {
+                    let csrf = changes_state.then_some(csrf);
+                    from_session(&state, &session, csrf, now).await
+                }
+                (token, _) => from_bearer(&state, &token?, now).await,
+            }
         })
     }
+}
+
+/// A live console session; for a state-changing method (`csrf` is `Some`)
+/// only with the session's CSRF token. The person acts with their role's
+/// rights: a role that grants `keygate:admin` manages everything, any other
+/// only the person's own keys.
+async fn from_session(
+    state: &AppState,
+    token: &accounts::SessionToken,
+    csrf: Option<Option<String>>,
+    now: DateTime<Utc>,
+) -> Result<Caller, AuthError> {
+    let session = accounts::lookup_session(state, token, now)
+        .await?
+        .ok_or(AuthError::SessionEnded)?;
+    if let Some(presented) = csrf
+        && !presented.is_some_and(|p| session.csrf_matches(&p))
+    {
+        return Err(AuthError::CsrfToken);
+    }
+    let role_name = session.user.role.clone();
+    let role = state
+        .db(move |conn| users::find_role(conn, &role_name))
+        .await?;
+    let admin = role.grants_all || role.scope_list().iter().any(|s| s == ADMIN_SCOPE);
+    Ok(Caller {
+        email: session.user.email,
+        access: if admin {
+            Access::Admin
+        } else {
+            Access::OwnKeys
+        },
+        source: CallerSource::Session {
+            session_id: session.id,
+        },
+    })
 }
 
 /// The token of an `Authorization: Bearer` header (RFC 6750 §2.1). Another

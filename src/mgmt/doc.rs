@@ -1,5 +1,5 @@
 //! What the OpenAPI document says beyond the handlers' own `#[utoipa::path]`
-//! attributes: its title, the Bearer scheme, and the error answers every
+//! attributes: its title, the Bearer and session schemes, and the error answers every
 //! handler shares (`{"error": code, "message": ...}`, as [`AppError`] and
 //! [`super::auth::AuthError`] write them).
 //!
@@ -7,7 +7,7 @@
 
 use serde::Serialize;
 use utoipa::openapi::request_body::RequestBody;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{
     ContentBuilder, HeaderBuilder, OpenApi as Document, Ref, RefOr, Required, ResponseBuilder,
     Schema, response::Response,
@@ -33,10 +33,13 @@ pub struct ErrorBody {
         description = "Manage API keys, users, registered APIs and read the audit log. \
             Authenticate with `Authorization: Bearer <access token from this server>` whose \
             scope holds `keygate:admin` (everything) or `keygate:keys` (the caller's own keys \
-            only; another's key answers 404).",
+            only; another's key answers 404), or with a console session: its cookie, plus \
+            the session's CSRF token in the `X-CSRF-Token` header on every method but GET, \
+            HEAD and OPTIONS (else 403 `invalid_csrf_token`). A session's person acts with \
+            their role's rights: admins manage everything, anyone else their own keys.",
     ),
     modifiers(&BearerScheme),
-    security(("bearer" = ["keygate:keys"]), ("bearer" = ["keygate:admin"])),
+    security(("bearer" = ["keygate:keys"]), ("bearer" = ["keygate:admin"]), ("session" = [])),
     components(
         schemas(ErrorBody),
         responses(
@@ -74,10 +77,15 @@ impl Modify for BearerScheme {
                  holding keygate:keys or keygate:admin",
             ))
             .build();
-        openapi
-            .components
-            .get_or_insert_with(Default::default)
-            .add_security_scheme("bearer", SecurityScheme::Http(scheme));
+        let session = ApiKeyValue::with_description(
+            "keygate-session",
+            "a console session cookie (named `__Host-keygate-session` when the issuer is \
+             https); state-changing methods also need the session's CSRF token in the \
+             `X-CSRF-Token` header",
+        );
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("bearer", SecurityScheme::Http(scheme));
+        components.add_security_scheme("session", SecurityScheme::ApiKey(ApiKey::Cookie(session)));
     }
 }
 
@@ -180,10 +188,10 @@ macro_rules! error_responses {
 
 error_responses! {
     BadRequest: "malformed JSON, an unknown field, a bad `limit` or `cursor` (invalid_request)", false;
-    Unauthorized: "no, or an invalid, expired or revoked, access token (unauthorized)", true;
-    Forbidden: "the token lacks the scope this needs (insufficient_scope), or the change is not allowed (key_creation_disabled, scope_not_grantable)", true;
+    Unauthorized: "no, or an invalid, expired or revoked, access token, or a console session that has ended (unauthorized)", true;
+    Forbidden: "the token lacks the scope this needs (insufficient_scope), a console session's CSRF token is missing or wrong (invalid_csrf_token), or the change is not allowed (key_creation_disabled, scope_not_grantable)", true;
     NotFound: "no such object, or one the caller may not see (key_not_found, user_not_found, api_not_found, role_not_found)", false;
-    Conflict: "the object exists already, or is revoked or expired (user_exists, api_exists, key_revoked, key_expired)", false;
+    Conflict: "the object exists already, or is revoked or expired, or the owner holds as many active keys as one person may (user_exists, api_exists, key_revoked, key_expired, key_limit_reached)", false;
     PayloadTooLarge: "the body is larger than this operation accepts (payload_too_large)", false;
     RequestTimeout: "the body did not arrive in time; the connection is closed (request_timeout)", false;
     Unprocessable: "a field holds an invalid value (invalid_duration, invalid_scope, unknown_scope, expiry_too_long, invalid_email, owner_disabled, ...)", false;

@@ -220,7 +220,7 @@ pub async fn create(
         None => caller.email.clone(),
     };
     let body = body.check()?;
-    let (max, warning) = (state.key_max_lifetime, state.expiry_warning);
+    let limits = state.key_limits();
     let actor = caller.email.clone();
     let issuer = state.issuer.clone();
     let now = state.clock.now();
@@ -234,7 +234,7 @@ pub async fn create(
                 audiences: body.audiences,
                 expires_in: body.expires_in,
             };
-            keys::create_api_key(conn, request, max, warning, (&issuer, &actor), now)
+            keys::create_api_key(conn, request, limits, (&issuer, &actor), now)
         })
         .await?;
     let mut builder = HttpResponse::Created();

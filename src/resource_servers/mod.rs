@@ -39,14 +39,8 @@ fn serialize_scopes<S: serde::Serializer>(scopes: &str, s: S) -> Result<S::Ok, S
     s.collect_seq(ScopeSet::from_stored(scopes).iter())
 }
 
-pub fn create_api(
-    conn: &mut DbConnection,
-    identifier: &Audience,
-    name: &str,
-    scopes: &ScopeSet,
-    actor: &str,
-    now: DateTime<Utc>,
-) -> Result<Api, AppError> {
+/// What every API's name and scopes must be.
+fn check_definition(name: &str, scopes: &ScopeSet) -> Result<(), AppError> {
     if name.trim().is_empty() {
         return Err(AppError::invalid("invalid_name", "an API needs a name"));
     }
@@ -57,6 +51,18 @@ pub fn create_api(
             format!("{builtin:?} is one of keygate's own scopes"),
         ));
     }
+    Ok(())
+}
+
+pub fn create_api(
+    conn: &mut DbConnection,
+    identifier: &Audience,
+    name: &str,
+    scopes: &ScopeSet,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<Api, AppError> {
+    check_definition(name, scopes)?;
     write_transaction(conn, |conn| {
         diesel::insert_into(apis::table)
             .values((
@@ -90,6 +96,42 @@ pub fn create_api(
             },
         )?;
         find_api(conn, identifier.as_str())
+    })
+}
+
+/// Renames an API or changes the scopes it defines. A scope taken away is
+/// no longer put in tokens for this API, whatever keys hold it (a token's
+/// scopes are those its audience defines).
+pub fn update_api(
+    conn: &mut DbConnection,
+    identifier: &str,
+    name: &str,
+    scopes: &ScopeSet,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<Api, AppError> {
+    check_definition(name, scopes)?;
+    write_transaction(conn, |conn| {
+        let before = find_api(conn, identifier)?;
+        diesel::update(apis::table.find(&before.id))
+            .set((
+                apis::name.eq(name.trim()),
+                apis::scopes.eq(scopes.to_string()),
+                apis::updated_at.eq(now.naive_utc()),
+            ))
+            .execute(conn)?;
+        audit::record(
+            conn,
+            now,
+            audit::Entry {
+                actor,
+                action: Action::ApiUpdated,
+                target: identifier,
+                source_addr: None,
+                details: serde_json::json!({ "name": name.trim(), "scopes": scopes.to_vec() }),
+            },
+        )?;
+        find_api(conn, identifier)
     })
 }
 

@@ -14,7 +14,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 
 pub use crypto::{AtRest, CryptoError, KeyPair};
-pub use master_key::MasterKey;
+pub use master_key::{MasterKey, TokenHasher};
 pub use store::{
     PUBLISH_MARGIN, SigningKeyInfo, SigningKeyRow, ensure_signing_key, list_signing_keys,
     load_published_keys, rotate_signing_key,

@@ -8,7 +8,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::audit::{self, Action};
-use crate::db::schema::{roles, users};
+use crate::db::schema::{roles, sessions, users};
 use crate::db::{DbConnection, is_unique_violation, write_transaction};
 use crate::error::AppError;
 use crate::resource_servers;
@@ -70,7 +70,7 @@ impl Role {
     }
 }
 
-#[derive(Debug, Clone, Queryable, Selectable, Serialize, ToSchema)]
+#[derive(Clone, Queryable, Selectable, Serialize, ToSchema)]
 #[diesel(table_name = users)]
 pub struct User {
     pub id: String,
@@ -89,6 +89,30 @@ pub struct User {
     #[serde(with = "crate::time::naive_utc")]
     #[schema(value_type = String, format = DateTime)]
     pub updated_at: NaiveDateTime,
+}
+
+/// Everything but the password hash, which is shown only as there or not.
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("email", &self.email)
+            .field("name", &self.name)
+            .field("role", &self.role)
+            .field("has_password", &self.password_hash.is_some())
+            .field("disabled", &self.disabled)
+            .field("can_create_keys", &self.can_create_keys)
+            .field("created_at", &self.created_at)
+            .field("updated_at", &self.updated_at)
+            .finish()
+    }
+}
+
+/// Ends every console session of the person. The sessions table belongs to
+/// `accounts`, which depends on this module; disabling lives here, so the
+/// deletion that must go with it does too.
+fn end_sessions(conn: &mut DbConnection, user_id: &str) -> QueryResult<usize> {
+    diesel::delete(sessions::table.filter(sessions::user_id.eq(user_id))).execute(conn)
 }
 
 #[derive(Insertable)]
@@ -201,7 +225,7 @@ pub fn list_users(conn: &mut DbConnection) -> QueryResult<Vec<User>> {
 }
 
 /// Disabling takes effect at once: the token endpoint reads the owner's state
-/// on every request.
+/// on every request, and every console session of theirs is deleted.
 pub fn set_user_disabled(
     conn: &mut DbConnection,
     email: &str,
@@ -218,6 +242,9 @@ pub fn set_user_disabled(
             ))
             .execute(conn)?;
         keep_an_enabled_admin(conn, &user)?;
+        if disabled {
+            end_sessions(conn, &user.id)?;
+        }
         let action = if disabled {
             Action::UserDisabled
         } else {
@@ -394,6 +421,9 @@ pub fn update_user(
             ))
             .execute(conn)?;
         keep_an_enabled_admin(conn, &user)?;
+        if disabled {
+            end_sessions(conn, &user.id)?;
+        }
         let action = if disabled && !user.disabled {
             Action::UserDisabled
         } else {

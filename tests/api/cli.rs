@@ -5,12 +5,12 @@
 use std::path::Path;
 
 use crate::both_engines;
-use crate::helpers::{CliOutput, Engine, spawn_app};
+use crate::helpers::{CliOutput, Engine, link_token, spawn_app, spawn_app_with};
 
 /// The variables of INTERFACE.md's configuration table that keygate reads
 /// today (the session, invitation, key-limit and GitHub ones come with
 /// their features).
-const CONTRACT_VARIABLES: [&str; 14] = [
+const CONTRACT_VARIABLES: [&str; 18] = [
     "KEYGATE_DATABASE_URL",
     "KEYGATE_LISTEN",
     "KEYGATE_ISSUER",
@@ -22,6 +22,10 @@ const CONTRACT_VARIABLES: [&str; 14] = [
     "KEYGATE_MAIL_DIR",
     "KEYGATE_MAIL_FROM",
     "KEYGATE_EXPIRY_WARNING",
+    "KEYGATE_MAX_KEYS_PER_USER",
+    "KEYGATE_SESSION_IDLE",
+    "KEYGATE_SESSION_MAX",
+    "KEYGATE_INVITE_TTL",
     "KEYGATE_TRUSTED_PROXIES",
     "KEYGATE_METRICS_ALLOW_FROM",
     "RUST_LOG",
@@ -309,7 +313,230 @@ async fn users_enable_undoes_disable(engine: Engine) {
     );
 }
 
+/// The quick start: `users add EMAIL --role admin` with mail going to files
+/// prints a link that sets the first admin's password; a weak password on
+/// stdin is refused and writes nothing.
+async fn users_add_prints_the_invitation_link_when_mail_goes_to_files(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let out = app
+        .cli_ok(&["users", "add", "you@example.com", "--role", "admin"])
+        .await;
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", out.stdout);
+    assert!(
+        lines[0].starts_with("added user you@example.com with role admin"),
+        "{}",
+        out.stdout
+    );
+    let link = lines[2];
+    assert!(
+        link.starts_with(&format!("{}/set-password?token=", app.issuer)),
+        "{link}"
+    );
+    let token = link_token(link).unwrap();
+    assert_eq!(token.len(), 43, "256 bits, base64url");
+    assert!(!out.stderr.contains(&token));
+    let queued = "SELECT COUNT(*) AS n FROM email_outbox WHERE event = 'invitation' \
+                  AND recipient = 'you@example.com'";
+    assert_eq!(app.count_rows(queued), 1);
+    let state = app.state();
+    keygate::accounts::set_password_with_link(
+        &state,
+        &token,
+        "correct horse battery",
+        state.clock.now(),
+    )
+    .await
+    .unwrap();
+    app.sign_in("you@example.com", "correct horse battery")
+        .await;
+
+    let before = app.table_counts();
+    for (password, message) in [
+        ("short\n", "at least 12 characters"),
+        ("password1234\n", "commonly used"),
+        ("weak@example.com\n", "email address"),
+    ] {
+        let out = app
+            .cli_with_stdin(
+                &["users", "add", "weak@example.com", "--password-stdin"],
+                Some(password),
+            )
+            .await;
+        assert!(!out.status.success());
+        assert_eq!(out.stderr.trim().lines().count(), 1, "{}", out.stderr);
+        assert!(out.stderr.contains(message), "{}", out.stderr);
+    }
+    assert_eq!(app.table_counts(), before);
+}
+
+/// `users set` changes a role and switches key creation off and on;
+/// existing keys keep working; each change is audited.
+async fn users_set_changes_role_and_key_creation(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let key = app.standard_key("read").await;
+    let out = app
+        .cli_ok(&[
+            "users",
+            "set",
+            "alice@example.com",
+            "--can-create-keys",
+            "false",
+        ])
+        .await;
+    assert_eq!(
+        out.stdout.trim(),
+        "updated user alice@example.com: role member, key creation off"
+    );
+    let before = app.table_counts();
+    let refused = app
+        .cli(&[
+            "keys",
+            "create",
+            "--owner",
+            "alice@example.com",
+            "--name",
+            "more",
+        ])
+        .await;
+    assert!(!refused.status.success());
+    assert!(
+        refused.stderr.contains("switched key creation off"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(app.table_counts(), before);
+    app.access_token(&key).await;
+
+    let out = app
+        .cli_ok(&[
+            "users",
+            "set",
+            "alice@example.com",
+            "--role",
+            "admin",
+            "--can-create-keys",
+            "true",
+        ])
+        .await;
+    assert!(
+        out.stdout.contains("role admin, key creation on"),
+        "{}",
+        out.stdout
+    );
+    app.cli_ok(&[
+        "keys",
+        "create",
+        "--owner",
+        "alice@example.com",
+        "--name",
+        "more",
+    ])
+    .await;
+
+    for args in [
+        &["users", "set", "alice@example.com"][..],
+        &["users", "set", "alice@example.com", "--role", "nonexistent"],
+        &["users", "set", "nobody@example.com", "--role", "admin"],
+    ] {
+        let before = app.table_counts();
+        let out = app.cli(args).await;
+        assert!(!out.status.success(), "{args:?}");
+        assert_eq!(out.stderr.trim().lines().count(), 1, "{}", out.stderr);
+        assert_eq!(app.table_counts(), before, "{args:?}");
+    }
+    let bad = app
+        .cli(&[
+            "users",
+            "set",
+            "alice@example.com",
+            "--can-create-keys",
+            "maybe",
+        ])
+        .await;
+    assert_eq!(bad.status.code(), Some(2), "{}", bad.stderr);
+
+    let events = keygate::audit::list_events(&mut app.db(), None, 100, 0).unwrap();
+    let updates: Vec<&str> = events
+        .iter()
+        .filter(|e| e.action == "user.updated")
+        .map(|e| e.details.as_str())
+        .collect();
+    assert_eq!(updates.len(), 2, "{updates:?}");
+    assert!(updates[0].contains(r#""role":"admin""#), "{updates:?}");
+    assert!(
+        updates[1].contains(r#""can_create_keys":false"#),
+        "{updates:?}"
+    );
+}
+
+/// `KEYGATE_MAX_KEYS_PER_USER=1` on the command line: a second active key
+/// is refused with the way out, and nothing is written; after a revocation
+/// there is room again.
+async fn the_key_limit_holds_on_the_cli(engine: Engine) {
+    let app = spawn_app_with(engine, &[("KEYGATE_MAX_KEYS_PER_USER", "1")]).await;
+    let key = app.standard_key("read").await;
+    let before = app.table_counts();
+    let args = [
+        "keys",
+        "create",
+        "--owner",
+        "alice@example.com",
+        "--name",
+        "second",
+        "--scopes",
+        "read",
+    ];
+    let refused = app.cli(&args).await;
+    assert!(!refused.status.success());
+    assert_eq!(
+        refused.stderr.trim().lines().count(),
+        1,
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        refused.stderr.contains("revoke one first"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        refused.stderr.contains("KEYGATE_MAX_KEYS_PER_USER=1"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(app.table_counts(), before);
+    app.cli_ok(&["keys", "revoke", &key.client_id]).await;
+    app.cli_ok(&args).await;
+}
+
+/// A bad account setting stops start-up with one line naming it.
+#[tokio::test]
+async fn bad_account_settings_stop_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    for (variable, value) in [
+        ("KEYGATE_SESSION_IDLE", "forever"),
+        ("KEYGATE_SESSION_MAX", "90d"),
+        ("KEYGATE_INVITE_TTL", "0"),
+        ("KEYGATE_MAX_KEYS_PER_USER", "none"),
+    ] {
+        let out = run_in(dir.path(), &[(variable, value)], &["serve"]).await;
+        assert_eq!(out.status.code(), Some(2), "{variable}: {}", out.stderr);
+        let lines: Vec<&str> = out.stderr.trim().lines().collect();
+        assert_eq!(lines.len(), 1, "{}", out.stderr);
+        assert!(
+            lines[0].starts_with(&format!("error: {variable}: ")),
+            "{}",
+            lines[0]
+        );
+    }
+    assert_empty(dir.path());
+}
+
 both_engines!(
     scope_lists_take_one_spelling_and_no_comma,
-    users_enable_undoes_disable
+    users_enable_undoes_disable,
+    users_add_prints_the_invitation_link_when_mail_goes_to_files,
+    users_set_changes_role_and_key_creation,
+    the_key_limit_holds_on_the_cli,
 );

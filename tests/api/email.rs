@@ -274,7 +274,7 @@ fn one_with<'a>(messages: &'a [Received], word: &str) -> &'a Received {
 // ------------------------------------------------------------------ helpers
 
 /// Short retries and timeouts; the jobs themselves run when a test runs them.
-fn fast_mail(config: &mut Config) {
+pub fn fast_mail(config: &mut Config) {
     config.mail_tuning = MailTuning {
         retry_base: Duration::from_millis(200),
         retry_cap: Duration::from_secs(1),
@@ -339,7 +339,8 @@ async fn metrics(app: &TestApp) -> String {
 
 /// A user, the example API, and nothing else.
 async fn owner_and_api(app: &TestApp, owner: &str) {
-    app.cli_ok(&["users", "add", owner]).await;
+    app.add_person(owner, "member", "a long enough password")
+        .await;
     app.cli_ok(&[
         "apis",
         "add",
@@ -571,7 +572,7 @@ async fn an_admins_change_is_told_to_the_owner_in_words(engine: Engine) {
     let mut app = prepare_app(engine, &[("KEYGATE_SMTP_URL", &smtp.url())]);
     app.serve_on_demand(fast_mail).await;
     owner_and_api(&app, "alice@example.com").await;
-    app.cli_ok(&["users", "add", "root@example.com", "--role", "admin"])
+    app.add_person("root@example.com", "admin", "a long enough password")
         .await;
     let admin = app
         .create_key(&[
@@ -763,7 +764,8 @@ async fn permanent_rejection_is_not_retried(engine: Engine) {
     let mut app = prepare_app(engine, &[("KEYGATE_SMTP_URL", &smtp.url())]);
     app.serve_on_demand(fast_mail).await;
     owner_and_api(&app, "alice@example.com").await;
-    app.cli_ok(&["users", "add", "reject@example.com"]).await;
+    app.add_person("reject@example.com", "member", "a long enough password")
+        .await;
     key_for(&app, "reject@example.com", "doomed", &[]).await;
     let fine = key_for(&app, "alice@example.com", "fine", &[]).await;
 
@@ -928,7 +930,87 @@ async fn mail_test_reports_success_or_the_smtp_error(engine: Engine) {
     );
 }
 
+/// The invitation of `users add` (no link printed: mail goes to a server)
+/// and a password reset arrive through the real SMTP server, each with a
+/// one-time link that sets the password; a reset for an unknown address
+/// sends nothing; once sent, the outbox no longer holds the link.
+async fn invitation_and_reset_emails_carry_a_working_link(engine: Engine) {
+    let smtp = SmtpSink::started().await;
+    let mut app = prepare_app(engine, &[("KEYGATE_SMTP_URL", &smtp.url())]);
+    app.serve_on_demand(fast_mail).await;
+    let out = app
+        .cli_ok(&["users", "add", "new@example.com", "--role", "admin"])
+        .await;
+    assert!(
+        out.stdout.contains("invitation email is queued"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        crate::helpers::link_token(&out.stdout).is_none(),
+        "with a mail server the link goes only by email: {}",
+        out.stdout
+    );
+    app.run_job(Job::MailDelivery).await;
+    let messages = smtp.wait_for(1, Duration::from_secs(20)).await;
+    let invitation = one_with(&messages, "invited");
+    assert_eq!(invitation.to, "new@example.com");
+    assert_eq!(invitation.content_type, "multipart/alternative");
+    assert_eq!(invitation.parts, ["text/plain", "text/html"]);
+    assert!(
+        invitation.text.contains("An administrator invited you"),
+        "{}",
+        invitation.text
+    );
+    assert!(invitation.text.contains(&app.issuer), "{}", invitation.text);
+    let token = crate::helpers::link_token(&invitation.text).expect("a link in the text");
+    // The HTML escapes `/` (browsers read `&#x2f;` in an href as `/`).
+    assert!(
+        invitation
+            .html
+            .contains(&format!("&#x2f;set-password?token={token}\"")),
+        "{}",
+        invitation.html
+    );
+    let state = app.state();
+    let now = state.clock.now();
+    keygate::accounts::set_password_with_link(&state, &token, "correct horse battery", now)
+        .await
+        .unwrap();
+    app.sign_in("new@example.com", "correct horse battery")
+        .await;
+
+    for email in ["new@example.com", "nobody@example.com"] {
+        keygate::accounts::request_password_reset(&state, email, "127.0.0.1".parse().unwrap(), now)
+            .await
+            .unwrap();
+    }
+    app.run_job(Job::MailDelivery).await;
+    let messages = smtp.wait_for(2, Duration::from_secs(20)).await;
+    let reset = one_with(&messages, "Reset your password");
+    assert_eq!(reset.to, "new@example.com");
+    let token = crate::helpers::link_token(&reset.text).expect("a link in the text");
+    keygate::accounts::set_password_with_link(&state, &token, "staple in the drawer", now)
+        .await
+        .unwrap();
+    app.sign_in("new@example.com", "staple in the drawer").await;
+    assert!(
+        keygate::accounts::set_password_with_link(&state, &token, "another long one!", now)
+            .await
+            .is_err(),
+        "a link works once"
+    );
+    let rows = outbox(&app);
+    assert_eq!(rows.len(), 2, "nothing for the unknown address");
+    for row in rows {
+        assert_eq!(row.status, "sent");
+        assert!(!row.body.contains("token="), "{}", row.body);
+    }
+    assert_eq!(smtp.messages().len(), 2);
+}
+
 both_engines!(
+    invitation_and_reset_emails_carry_a_working_link,
     each_event_sends_one_email_to_the_owner,
     html_part_escapes_the_key_name,
     an_admins_change_is_told_to_the_owner_in_words,

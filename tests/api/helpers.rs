@@ -112,6 +112,8 @@ pub struct TestApp {
     pools: Mutex<Vec<keygate::db::Pool>>,
     /// The background jobs of each server started in process, in order.
     jobs: Mutex<Vec<Jobs>>,
+    /// The request state of each server started in process, in order.
+    states: Mutex<Vec<actix_web::web::Data<keygate::state::AppState>>>,
 }
 
 impl Drop for TestApp {
@@ -207,6 +209,10 @@ impl TestApp {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(app.jobs());
+        self.states
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(app.state());
         tokio::spawn(app.run_until_stopped());
         (address, issuer)
     }
@@ -554,6 +560,7 @@ pub fn prepare_app(engine: Engine, extra: &[(&str, &str)]) -> TestApp {
         clock: ManualClock::new(),
         pools: Mutex::default(),
         jobs: Mutex::default(),
+        states: Mutex::default(),
     }
 }
 
@@ -764,4 +771,122 @@ pub fn payload_of(token: &str) -> Value {
         .decode(part)
         .expect("base64url");
     serde_json::from_slice(&bytes).expect("JSON payload")
+}
+
+/// A console session as a browser holds it: the cookie and the page's CSRF token.
+#[derive(Debug, Clone)]
+pub struct Browser {
+    pub cookie: String,
+    pub csrf: String,
+}
+
+/// People, sessions and one-time links.
+impl TestApp {
+    /// The request state of the first server started.
+    pub fn state(&self) -> actix_web::web::Data<keygate::state::AppState> {
+        self.states
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .first()
+            .cloned()
+            .expect("a server is running")
+    }
+
+    /// Adds a person with a password through the CLI.
+    pub async fn add_person(&self, email: &str, role: &str, password: &str) {
+        let out = self
+            .cli_with_stdin(
+                &["users", "add", email, "--role", role, "--password-stdin"],
+                Some(password),
+            )
+            .await;
+        assert!(out.status.success(), "users add {email}: {}", out.stderr);
+    }
+
+    /// Signs in through `keygate::accounts::sign_in` against the running
+    /// server's state, from 127.0.0.1, as the console will.
+    pub async fn try_sign_in(
+        &self,
+        email: &str,
+        password: &str,
+    ) -> Result<Browser, keygate::accounts::SignInError> {
+        self.try_sign_in_from(email, password, "127.0.0.1").await
+    }
+
+    pub async fn try_sign_in_from(
+        &self,
+        email: &str,
+        password: &str,
+        from: &str,
+    ) -> Result<Browser, keygate::accounts::SignInError> {
+        let state = self.state();
+        let now = state.clock.now();
+        let session =
+            keygate::accounts::sign_in(&state, email, password, from.parse().unwrap(), now).await?;
+        let cookie =
+            keygate::accounts::session_cookie(&state, &session.token, session.expires_at, now);
+        Ok(Browser {
+            cookie: format!("{}={}", cookie.name(), cookie.value()),
+            csrf: session.csrf.as_str().to_owned(),
+        })
+    }
+
+    pub async fn sign_in(&self, email: &str, password: &str) -> Browser {
+        self.try_sign_in(email, password)
+            .await
+            .unwrap_or_else(|e| panic!("sign in as {email}: {e}"))
+    }
+
+    /// A request to `/api/v1{path}` with the browser's cookie and, when
+    /// `csrf` is true, its CSRF token.
+    pub fn api_as(
+        &self,
+        browser: &Browser,
+        method: reqwest::Method,
+        path: &str,
+        csrf: bool,
+    ) -> reqwest::RequestBuilder {
+        let mut request = self
+            .http
+            .request(method, format!("{}/api/v1{path}", self.address))
+            .header("cookie", &browser.cookie);
+        if csrf {
+            request = request.header("x-csrf-token", &browser.csrf);
+        }
+        request
+    }
+
+    /// The status and JSON body of a request.
+    pub async fn send_json(request: reqwest::RequestBuilder) -> (u16, Value) {
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        let body = response.json().await.unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    /// The token of the newest one-time link emailed to `recipient`, read
+    /// from the outbox before the email is sent.
+    pub fn newest_link_token(&self, recipient: &str) -> String {
+        use keygate::db::schema::email_outbox;
+        let mut conn = self.db();
+        let bodies: Vec<String> = email_outbox::table
+            .filter(email_outbox::recipient.eq(recipient))
+            .filter(email_outbox::key_id.is_null())
+            .order(email_outbox::id.desc())
+            .select(email_outbox::body_text)
+            .load(&mut conn)
+            .expect("outbox rows");
+        let body = bodies.first().expect("an account email was queued");
+        link_token(body).unwrap_or_else(|| panic!("no link in {body}"))
+    }
+}
+
+/// The token of the first `/set-password?token=` link in `text`.
+pub fn link_token(text: &str) -> Option<String> {
+    let at = text.find("/set-password?token=")? + "/set-password?token=".len();
+    let token: String = text[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect();
+    (!token.is_empty()).then_some(token)
 }

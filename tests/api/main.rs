@@ -5,8 +5,11 @@
 
 mod helpers;
 
+mod accounts;
 mod architecture;
+mod browser;
 mod cli;
+mod console;
 mod edge;
 mod email;
 mod introspect;

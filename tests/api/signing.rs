@@ -265,6 +265,7 @@ async fn changes_are_audited(engine: Engine) {
         seen,
         [
             ("command line", "user.created", "alice@example.com"),
+            ("command line", "account.invited", "alice@example.com"),
             ("command line", "api.created", API),
             ("command line", "key.created", key.client_id.as_str()),
             ("command line", "key.rotated", key.client_id.as_str()),

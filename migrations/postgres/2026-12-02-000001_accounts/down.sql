@@ -1,0 +1,2 @@
+DROP TABLE account_links;
+DROP TABLE sessions;

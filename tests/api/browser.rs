@@ -1,0 +1,266 @@
+//! A real headless Chromium driven through chromedriver (WebDriver), for the
+//! console's tests: pages are loaded over real HTTP from the app under test,
+//! forms are filled and submitted as a person would, every page is saved as
+//! a screenshot under `target/screenshots/` (desktop and phone width) and
+//! checked by axe-core for accessibility.
+//!
+//! `scripts/test` installs Debian's `chromium` and `chromium-driver` and
+//! axe-core from npm; `KEYGATE_TEST_CHROMEDRIVER` and `KEYGATE_TEST_AXE`
+//! point elsewhere.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
+use serde_json::{Value, json};
+use tokio::process::{Child, Command};
+
+pub const DESKTOP: (u32, u32) = (1280, 900);
+pub const PHONE: (u32, u32) = (390, 844);
+
+pub struct Browser {
+    pub client: Client,
+    driver: Child,
+    pub downloads: tempfile::TempDir,
+    _profile: tempfile::TempDir,
+}
+
+fn chromedriver() -> PathBuf {
+    let path = std::env::var_os("KEYGATE_TEST_CHROMEDRIVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromedriver"));
+    assert!(
+        path.exists(),
+        "{} not found: the console's browser tests need Debian's chromium and \
+         chromium-driver (scripts/test installs them), or KEYGATE_TEST_CHROMEDRIVER",
+        path.display()
+    );
+    path
+}
+
+fn axe_source() -> String {
+    let path = std::env::var_os("KEYGATE_TEST_AXE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("target/npm/node_modules/axe-core/axe.min.js")
+        });
+    std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "axe-core not found at {} ({e}): scripts/test installs it from npm, \
+             or set KEYGATE_TEST_AXE",
+            path.display()
+        )
+    })
+}
+
+pub fn screenshot_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+impl Browser {
+    pub async fn start() -> Self {
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let driver = Command::new(chromedriver())
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("chromedriver starts");
+        let profile = tempfile::tempdir().unwrap();
+        let downloads = tempfile::tempdir().unwrap();
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": std::env::var("KEYGATE_TEST_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()),
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--disable-quic", "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync", "--disable-extensions",
+                    "--hide-scrollbars", "--force-device-scale-factor=1",
+                    format!("--user-data-dir={}", profile.path().display()),
+                    format!("--window-size={},{}", DESKTOP.0, DESKTOP.1),
+                ],
+                "prefs": {
+                    "download.default_directory": downloads.path(),
+                    "download.prompt_for_download": false,
+                    "credentials_enable_service": false,
+                    "profile.password_manager_enabled": false,
+                },
+            }),
+        );
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let client = loop {
+            match ClientBuilder::new(HttpConnector::new())
+                .capabilities(caps.clone())
+                .connect(&url)
+                .await
+            {
+                Ok(client) => break client,
+                Err(e) if std::time::Instant::now() < deadline => {
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("could not start a Chromium session through chromedriver: {e}"),
+            }
+        };
+        Self {
+            client,
+            driver,
+            downloads,
+            _profile: profile,
+        }
+    }
+
+    pub async fn goto(&self, url: &str) {
+        self.client.goto(url).await.unwrap();
+    }
+
+    pub async fn path(&self) -> String {
+        let url = self.client.current_url().await.unwrap();
+        match url.query() {
+            Some(q) => format!("{}?{q}", url.path()),
+            None => url.path().to_owned(),
+        }
+    }
+
+    pub async fn fill(&self, css: &str, value: &str) {
+        let field = self.client.find(Locator::Css(css)).await.unwrap();
+        field.clear().await.unwrap();
+        field.send_keys(value).await.unwrap();
+    }
+
+    pub async fn click(&self, css: &str) {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no element {css}: {e}"))
+            .click()
+            .await
+            .unwrap();
+    }
+
+    pub async fn text(&self, css: &str) -> String {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no element {css}: {e}"))
+            .text()
+            .await
+            .unwrap()
+    }
+
+    pub async fn body_text(&self) -> String {
+        self.text("body").await
+    }
+
+    pub async fn exists(&self, css: &str) -> bool {
+        !self
+            .client
+            .find_all(Locator::Css(css))
+            .await
+            .unwrap()
+            .is_empty()
+    }
+
+    pub async fn resize(&self, (width, height): (u32, u32)) {
+        self.client.set_window_size(width, height).await.unwrap();
+    }
+
+    /// Saves the page at desktop and phone width as `NAME.png` and
+    /// `NAME-phone.png`, and checks it with axe-core at both widths.
+    pub async fn capture(&self, name: &str) {
+        let title = self.client.title().await.unwrap();
+        assert!(
+            !title.is_empty(),
+            "{name}: the page has no title, so it did not render: {}",
+            self.body_text().await
+        );
+        let dir = screenshot_dir();
+        for (size, suffix) in [(DESKTOP, ""), (PHONE, "-phone")] {
+            self.resize(size).await;
+            self.full_height().await;
+            let png = self.client.screenshot().await.unwrap();
+            std::fs::write(dir.join(format!("{name}{suffix}.png")), png).unwrap();
+            self.assert_accessible(&format!("{name}{suffix}")).await;
+        }
+        self.resize(DESKTOP).await;
+    }
+
+    /// Grows the window to the page's height, so a screenshot shows all of it.
+    async fn full_height(&self) {
+        let (width, _) = self.client.get_window_size().await.unwrap();
+        let height = self
+            .client
+            .execute("return document.documentElement.scrollHeight;", vec![])
+            .await
+            .unwrap()
+            .as_u64()
+            .unwrap_or(900) as u32;
+        self.client
+            .set_window_size(width as u32, height.clamp(600, 4000) + 120)
+            .await
+            .unwrap();
+    }
+
+    /// Runs axe-core (WCAG 2 A and AA rules, and best practices) on the page
+    /// and fails on any serious or critical violation.
+    pub async fn assert_accessible(&self, page: &str) {
+        self.client.execute(&axe_source(), vec![]).await.unwrap();
+        let result = self
+            .client
+            .execute_async(
+                "const done = arguments[arguments.length - 1];
+                 axe.run(document, { resultTypes: ['violations'] })
+                    .then(r => done(r.violations.map(v => ({
+                        id: v.id, impact: v.impact, help: v.help,
+                        nodes: v.nodes.map(n => n.target.join(' ')) }))))
+                    .catch(e => done([{ id: 'axe-error', impact: 'critical', help: String(e), nodes: [] }]));",
+                vec![],
+            )
+            .await
+            .unwrap();
+        let bad: Vec<&Value> = result
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|v| matches!(v["impact"].as_str(), Some("serious" | "critical")))
+            .collect();
+        assert!(
+            bad.is_empty(),
+            "accessibility violations on {page}: {}",
+            serde_json::to_string_pretty(&bad).unwrap()
+        );
+    }
+
+    /// The file the browser downloaded, once it is complete.
+    pub async fn downloaded(&self, name: &str) -> String {
+        let path = self.downloads.path().join(name);
+        for _ in 0..100 {
+            if let Ok(text) = std::fs::read_to_string(&path) {
+                return text;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let present: Vec<_> = std::fs::read_dir(self.downloads.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        panic!("{name} was not downloaded; the download folder holds {present:?}");
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.client.clone().close().await;
+        let _ = self.driver.kill().await;
+    }
+}

@@ -1,0 +1,757 @@
+//! The web console: security headers and CSRF on every page, and a person's
+//! whole path through it in a real headless Chromium (see `browser`), with
+//! the emails received by a real SMTP server.
+
+use std::time::Duration;
+
+use keygate::jobs::Job;
+use serde_json::Value;
+
+use crate::browser::Browser;
+use crate::email::{Received, SmtpSink, fast_mail};
+use crate::helpers::{Engine, TestApp, prepare_app, spawn_app};
+
+const PASSWORD: &str = "a long and quiet password 42";
+
+async fn every_page_carries_the_security_headers(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for path in [
+        "/sign-in",
+        "/forgot-password",
+        "/set-password?token=nope",
+        "/keys",
+        "/admin/people",
+        "/",
+    ] {
+        let response = client
+            .get(format!("{}{path}", app.address))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            [200, 303, 404].contains(&response.status().as_u16()),
+            "{path}: {}",
+            response.status()
+        );
+        let headers = response.headers();
+        let csp = headers["content-security-policy"].to_str().unwrap();
+        assert!(!csp.contains("unsafe-inline"), "{csp}");
+        assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+        assert!(csp.contains("default-src 'none'"), "{csp}");
+        assert_eq!(headers["referrer-policy"], "no-referrer", "{path}");
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(headers["cache-control"], "no-store", "{path}");
+    }
+    // Signed-out visitors of a private page are sent to sign in, and back.
+    let response = client
+        .get(format!("{}/keys/new", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+    assert_eq!(
+        response.headers()["location"],
+        "/sign-in?next=%2Fkeys%2Fnew"
+    );
+}
+
+/// A form posted without its CSRF token, or with another's, changes nothing.
+async fn forms_without_their_csrf_token_change_nothing(engine: Engine) {
+    let app = spawn_app(engine).await;
+    app.cli_with_stdin(
+        &["users", "add", "alice@example.com", "--password-stdin"],
+        Some(&format!("{PASSWORD}\n")),
+    )
+    .await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    // Sign-in without the double-submit cookie's token.
+    let response = client
+        .post(format!("{}/sign-in", app.address))
+        .form(&[
+            ("email", "alice@example.com"),
+            ("password", PASSWORD),
+            ("csrf_token", "x"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    assert!(response.headers().get("set-cookie").is_none());
+
+    // Properly signed in, a state-changing form without the session's token.
+    let page = client
+        .get(format!("{}/sign-in", app.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let token = hidden_value(&page, "csrf_token");
+    let response = client
+        .post(format!("{}/sign-in", app.address))
+        .form(&[
+            ("email", "alice@example.com"),
+            ("password", PASSWORD),
+            ("csrf_token", &token),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303, "{}", response.text().await.unwrap());
+    app.cli_ok(&[
+        "apis",
+        "add",
+        "https://api.example.com",
+        "--name",
+        "API",
+        "--scopes",
+        "read",
+    ])
+    .await;
+    let before = app.count_rows("SELECT COUNT(*) AS n FROM api_keys");
+    for csrf in ["", "forged", token.as_str()] {
+        let response = client
+            .post(format!("{}/keys", app.address))
+            .form(&[
+                ("csrf_token", csrf),
+                ("form_id", &"a".repeat(32)),
+                ("name", "x"),
+                ("scope", "read"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        // The pre-session token is not the session's: refused too.
+        assert_eq!(response.status(), 403, "csrf {csrf:?}");
+    }
+    assert_eq!(app.count_rows("SELECT COUNT(*) AS n FROM api_keys"), before);
+}
+
+fn hidden_value(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} in {html}"))
+        + marker.len();
+    html[start..start + html[start..].find('"').unwrap()].to_owned()
+}
+
+fn link_in(message: &Received) -> String {
+    let path = message
+        .text
+        .find("/set-password?token=")
+        .unwrap_or_else(|| panic!("no link in {}", message.text));
+    let start = message.text[..path].rfind("http").unwrap();
+    message.text[start..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+async fn mail(app: &TestApp, smtp: &SmtpSink, count: usize) -> Vec<Received> {
+    app.run_job(Job::MailDelivery).await;
+    smtp.wait_for(count, Duration::from_secs(20)).await
+}
+
+fn with_subject<'a>(messages: &'a [Received], to: &str, word: &str) -> &'a Received {
+    messages
+        .iter()
+        .find(|m| m.to == to && m.subject.contains(word))
+        .unwrap_or_else(|| {
+            panic!(
+                "no email to {to} with {word:?}: {:?}",
+                messages
+                    .iter()
+                    .map(|m| (&m.to, &m.subject))
+                    .collect::<Vec<_>>()
+            )
+        })
+}
+
+/// A newcomer's whole path, from the invitation email to a revoked key,
+/// every page saved as a screenshot (desktop and phone) and checked by axe.
+async fn a_newcomer_from_invitation_to_revocation(engine: Engine) {
+    let smtp = SmtpSink::started().await;
+    let mut app = prepare_app(engine, &[("KEYGATE_SMTP_URL", &smtp.url())]);
+    app.serve_on_demand(fast_mail).await;
+    let shots = |page: &str| format!("{page}-{}", format!("{engine:?}").to_lowercase());
+    app.cli_ok(&[
+        "apis",
+        "add",
+        "https://billing.example.com",
+        "--name",
+        "Billing",
+        "--scopes",
+        "invoices:read invoices:write refunds:write",
+    ])
+    .await;
+    app.cli_ok(&["users", "add", "alice@example.com", "--name", "Alice"])
+        .await;
+    let messages = mail(&app, &smtp, 1).await;
+    let invitation = with_subject(&messages, "alice@example.com", "");
+    let link = link_in(invitation);
+    assert!(
+        link.starts_with(&format!("{}/set-password?token=", app.issuer)),
+        "{link}"
+    );
+
+    let browser = Browser::start().await;
+    browser.goto(&link).await;
+    assert!(browser.body_text().await.contains("alice@example.com"));
+    browser.capture(&shots("set-password")).await;
+    // A weak password is refused next to the field.
+    browser.fill("#password", "password1234").await;
+    browser.fill("#confirm", "password1234").await;
+    browser.click("button[type=submit]").await;
+    assert!(
+        browser.text("#password-error").await.contains("common"),
+        "{}",
+        browser.body_text().await
+    );
+    browser.capture(&shots("set-password-error")).await;
+    browser.fill("#password", PASSWORD).await;
+    browser.fill("#confirm", PASSWORD).await;
+    browser.click("button[type=submit]").await;
+    assert_eq!(browser.path().await, "/keys?notice=password-set");
+    assert!(
+        browser
+            .body_text()
+            .await
+            .contains("You have no API keys yet")
+    );
+    browser.capture(&shots("keys-empty")).await;
+    // The link worked once.
+    browser.goto(&link).await;
+    assert!(browser.body_text().await.contains("no longer works"));
+
+    // Sign out, then in again; a wrong password first.
+    browser.goto(&format!("{}/keys", app.address)).await;
+    browser.click("form[action='/sign-out'] button").await;
+    assert_eq!(browser.path().await, "/sign-in?notice=signed-out");
+    browser.fill("#email", "alice@example.com").await;
+    browser.fill("#password", "not the password at all").await;
+    browser.click("button[type=submit]").await;
+    assert!(
+        browser
+            .body_text()
+            .await
+            .contains("Wrong email address or password")
+    );
+    browser.capture(&shots("sign-in-refused")).await;
+    browser.fill("#password", PASSWORD).await;
+    browser.click("button[type=submit]").await;
+    assert_eq!(browser.path().await, "/keys");
+
+    // Create a key with two scopes; a missing name first keeps the input.
+    browser.click("a[href='/keys/new']").await;
+    browser.capture(&shots("key-new")).await;
+    browser.click("input[value='invoices:read']").await;
+    browser.click("input[value='invoices:write']").await;
+    browser
+        .click("form[action='/keys'] button[type=submit]")
+        .await;
+    assert!(browser.text("#name-error").await.contains("name"));
+    assert!(
+        browser.exists("input[value='invoices:read']:checked").await,
+        "input kept"
+    );
+    browser.capture(&shots("key-new-errors")).await;
+    browser.fill("#name", "billing-sync").await;
+    browser
+        .click("form[action='/keys'] button[type=submit]")
+        .await;
+    let client_id = browser.text("#client-id").await;
+    let secret = browser.text("#client-secret").await;
+    assert!(
+        client_id.starts_with("kgc_") && secret.starts_with("kgs_"),
+        "{client_id} {secret}"
+    );
+    assert!(
+        browser
+            .body_text()
+            .await
+            .contains("will not be shown again")
+    );
+    browser.capture(&shots("key-secret")).await;
+
+    // The CSV, downloaded by the browser.
+    browser.click("a[download]").await;
+    let csv = browser.downloaded(&format!("{client_id}.csv")).await;
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some("client_id,client_secret,name,scopes,audiences,expires_at")
+    );
+    let fields: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(
+        &fields[..5],
+        [
+            client_id.as_str(),
+            secret.as_str(),
+            "billing-sync",
+            "invoices:read invoices:write",
+            "https://billing.example.com"
+        ]
+    );
+    assert!(fields[5].ends_with('Z'), "{csv}");
+
+    // The secret works at the token endpoint.
+    let response = app
+        .http
+        .post(app.token_url())
+        .basic_auth(&client_id, Some(&secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let token: Value = response.json().await.unwrap();
+    assert_eq!(token["scope"], "invoices:read invoices:write");
+
+    // A reload posts the form again: no second key, no secret.
+    browser.client.refresh().await.unwrap();
+    let _ = browser.client.accept_alert().await;
+    let after_reload = browser.body_text().await;
+    assert!(
+        !after_reload.contains(&secret),
+        "the secret came back on reload"
+    );
+    assert_eq!(app.count_rows("SELECT COUNT(*) AS n FROM api_keys"), 1);
+    // Nor does the back button bring it back.
+    browser.goto(&format!("{}/keys", app.address)).await;
+    browser.client.back().await.unwrap();
+    assert!(
+        !browser.body_text().await.contains(&secret),
+        "the secret came back on back"
+    );
+
+    // The list, then the key's detail; rotate with a grace period.
+    browser.goto(&format!("{}/keys", app.address)).await;
+    assert!(browser.body_text().await.contains("billing-sync"));
+    browser.capture(&shots("keys")).await;
+    browser.click(&format!("a[href='/keys/{client_id}']")).await;
+    browser.capture(&shots("key-detail")).await;
+    browser
+        .click(&format!("form[action='/keys/{client_id}/rotate'] button"))
+        .await;
+    let rotated = browser.text("#client-secret").await;
+    assert_ne!(rotated, secret);
+    assert_eq!(browser.text("#client-id").await, client_id);
+    browser.capture(&shots("key-rotated")).await;
+
+    // Revoke behind the confirmation that says it cannot be undone.
+    browser
+        .goto(&format!("{}/keys/{client_id}", app.address))
+        .await;
+    browser
+        .click(&format!("a[href='/keys/{client_id}/revoke']"))
+        .await;
+    assert!(browser.body_text().await.contains("cannot be undone"));
+    browser.capture(&shots("key-revoke")).await;
+    browser
+        .fill("#reason", "moved to the new billing cluster")
+        .await;
+    browser.click("button.danger[type=submit]").await;
+    // The script asks once more (a window.confirm): accept it.
+    let _ = browser.client.accept_alert().await;
+    assert_eq!(
+        browser.path().await,
+        format!("/keys/{client_id}?notice=revoked")
+    );
+    assert!(browser.text(".status").await.contains("Revoked"));
+    browser.capture(&shots("key-revoked")).await;
+    let refused = app
+        .http
+        .post(app.token_url())
+        .basic_auth(&client_id, Some(&rotated))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+
+    // The owner was emailed at each step, naming who acted.
+    let messages = mail(&app, &smtp, 4).await;
+    for word in ["created", "rotated", "revoked"] {
+        let email = with_subject(&messages, "alice@example.com", word);
+        assert!(email.text.contains(&client_id), "{word}: {}", email.text);
+        assert!(!email.text.contains(&secret) && !email.text.contains(&rotated));
+    }
+
+    // Forgot password: the same answer for a known and an unknown address;
+    // only the known one gets an email.
+    browser.click("form[action='/sign-out'] button").await;
+    browser.click("a[href='/forgot-password']").await;
+    browser.capture(&shots("forgot-password")).await;
+    let mut answers = Vec::new();
+    for email in ["alice@example.com", "nobody@example.com"] {
+        browser
+            .goto(&format!("{}/forgot-password", app.address))
+            .await;
+        browser.fill("#email", email).await;
+        browser.click("button[type=submit]").await;
+        answers.push(browser.text("main").await.replace(email, "EMAIL"));
+    }
+    assert_eq!(answers[0], answers[1]);
+    assert!(answers[0].contains("Check your email"));
+    browser.capture(&shots("forgot-password-sent")).await;
+    let messages = mail(&app, &smtp, 5).await;
+    assert_eq!(
+        messages
+            .iter()
+            .filter(|m| m.to == "nobody@example.com")
+            .count(),
+        0
+    );
+    let reset = with_subject(&messages, "alice@example.com", "password");
+    assert!(link_in(reset).contains("/set-password?token="));
+    browser.close().await;
+}
+
+/// An admin switches off one person's key creation and disables another,
+/// whose open session ends at their next request.
+async fn an_admin_switches_off_key_creation_and_disables_a_person(engine: Engine) {
+    let mut app = prepare_app(engine, &[]);
+    app.serve_on_demand(|_| {}).await;
+    let shots = |page: &str| format!("{page}-{}", format!("{engine:?}").to_lowercase());
+    app.cli_ok(&[
+        "apis",
+        "add",
+        "https://billing.example.com",
+        "--name",
+        "Billing",
+        "--scopes",
+        "invoices:read",
+    ])
+    .await;
+    for (email, role) in [
+        ("root@example.com", "admin"),
+        ("bob@example.com", "member"),
+        ("carol@example.com", "member"),
+    ] {
+        app.cli_with_stdin(
+            &["users", "add", email, "--role", role, "--password-stdin"],
+            Some(&format!("{PASSWORD}\n")),
+        )
+        .await;
+    }
+    app.cli_ok(&[
+        "keys",
+        "create",
+        "--owner",
+        "bob@example.com",
+        "--name",
+        "bob-ci",
+        "--scopes",
+        "invoices:read",
+    ])
+    .await;
+
+    let carol = Browser::start().await;
+    sign_in(&carol, &app, "carol@example.com").await;
+    assert_eq!(carol.path().await, "/keys");
+
+    let admin = Browser::start().await;
+    sign_in(&admin, &app, "root@example.com").await;
+    admin.goto(&format!("{}/admin/people", app.address)).await;
+    admin.capture(&shots("admin-people")).await;
+    // Bob: key creation off.
+    let bob_row = "//tr[.//strong[text()='bob@example.com']]";
+    admin
+        .client
+        .find(fantoccini::Locator::XPath(&format!(
+            "{bob_row}//button[contains(., 'Switch off key creation')]"
+        )))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert_eq!(admin.path().await, "/admin/people?notice=saved");
+    // Carol: disabled (the script asks for confirmation).
+    let carol_row = "//tr[.//strong[text()='carol@example.com']]";
+    admin
+        .client
+        .find(fantoccini::Locator::XPath(&format!(
+            "{carol_row}//button[contains(., 'Disable')]"
+        )))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let _ = admin.client.accept_alert().await;
+    assert_eq!(admin.path().await, "/admin/people?notice=saved");
+    admin.capture(&shots("admin-people-changed")).await;
+
+    // Carol's next request finds her signed out.
+    carol.goto(&format!("{}/keys", app.address)).await;
+    assert!(
+        carol.path().await.starts_with("/sign-in"),
+        "{}",
+        carol.path().await
+    );
+    carol.close().await;
+
+    // Bob keeps his key but cannot create another.
+    let bob = Browser::start().await;
+    sign_in(&bob, &app, "bob@example.com").await;
+    let text = bob.body_text().await;
+    assert!(
+        text.contains("bob-ci") && text.contains("cannot create keys"),
+        "{text}"
+    );
+    assert!(!bob.exists("a[href='/keys/new']").await);
+    bob.capture(&shots("keys-creation-off")).await;
+    bob.goto(&format!("{}/admin/people", app.address)).await;
+    assert!(bob.body_text().await.contains("Only administrators"));
+    bob.capture(&shots("not-allowed")).await;
+    bob.close().await;
+
+    // The other admin pages.
+    for (path, name) in [
+        ("/admin/keys", "admin-keys"),
+        ("/admin/keys?status=active&owner=bob", "admin-keys-filtered"),
+        ("/admin/apis", "admin-apis"),
+        ("/admin/roles", "admin-roles"),
+        ("/admin/audit", "admin-audit"),
+        ("/admin/audit?action=user.disabled", "admin-audit-filtered"),
+    ] {
+        admin.goto(&format!("{}{path}", app.address)).await;
+        admin.capture(&shots(name)).await;
+    }
+    admin
+        .goto(&format!("{}/admin/audit?action=user.disabled", app.address))
+        .await;
+    assert!(admin.body_text().await.contains("carol@example.com"));
+
+    // An API's scopes, edited: a new scope appears on the create form.
+    admin.goto(&format!("{}/admin/apis", app.address)).await;
+    admin.click("details summary").await;
+    admin
+        .fill("#scopes-1", "invoices:read invoices:export")
+        .await;
+    admin
+        .click("form[action='/admin/apis/update'] button")
+        .await;
+    assert_eq!(admin.path().await, "/admin/apis?notice=saved");
+    assert!(admin.body_text().await.contains("invoices:export"));
+    admin.goto(&format!("{}/keys/new", app.address)).await;
+    assert!(admin.exists("input[value='invoices:export']").await);
+    admin.close().await;
+}
+
+/// A browser-like HTTP client signed in as `email`, and its session's CSRF
+/// token (read from a page, as a form would).
+async fn signed_in(app: &TestApp, email: &str) -> (reqwest::Client, String) {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let page = client
+        .get(format!("{}/sign-in", app.address))
+        .send()
+        .await
+        .unwrap();
+    let token = hidden_value(&page.text().await.unwrap(), "csrf_token");
+    let response = client
+        .post(format!("{}/sign-in", app.address))
+        .form(&[
+            ("email", email),
+            ("password", PASSWORD),
+            ("csrf_token", &token),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303, "{email} could not sign in");
+    let page = client
+        .get(format!("{}/keys/new", app.address))
+        .send()
+        .await
+        .unwrap();
+    let csrf = hidden_value(&page.text().await.unwrap(), "csrf_token");
+    (client, csrf)
+}
+
+async fn add_person(app: &TestApp, email: &str, role: &str) {
+    app.cli_with_stdin(
+        &["users", "add", email, "--role", role, "--password-stdin"],
+        Some(&format!("{PASSWORD}\n")),
+    )
+    .await;
+}
+
+async fn create_in_console(
+    app: &TestApp,
+    client: &reqwest::Client,
+    csrf: &str,
+    name: &str,
+) -> reqwest::Response {
+    let form_id: String = keygate::random::alphanumeric(32);
+    client
+        .post(format!("{}/keys", app.address))
+        .form(&[
+            ("csrf_token", csrf),
+            ("form_id", &form_id),
+            ("name", name),
+            ("scope", "read"),
+            ("expires_in", "30d"),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A member sees, rotates and revokes only their own keys; another's key is
+/// "not found" on every page and form, and nothing about it changes.
+async fn a_member_cannot_touch_anothers_key(engine: Engine) {
+    let app = spawn_app(engine).await;
+    app.cli_ok(&[
+        "apis",
+        "add",
+        "https://api.example.com",
+        "--name",
+        "API",
+        "--scopes",
+        "read",
+    ])
+    .await;
+    add_person(&app, "alice@example.com", "member").await;
+    add_person(&app, "mallory@example.com", "member").await;
+    let alices = app
+        .cli_ok(&[
+            "keys",
+            "create",
+            "--owner",
+            "alice@example.com",
+            "--name",
+            "alices",
+            "--scopes",
+            "read",
+            "--json",
+        ])
+        .await
+        .json();
+    let client_id = alices["client_id"].as_str().unwrap();
+    let (mallory, csrf) = signed_in(&app, "mallory@example.com").await;
+    for path in [
+        format!("/keys/{client_id}"),
+        format!("/keys/{client_id}/revoke"),
+        "/admin/people".to_owned(),
+        "/admin/audit".to_owned(),
+    ] {
+        let response = mallory
+            .get(format!("{}{path}", app.address))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            [403, 404].contains(&response.status().as_u16()),
+            "{path}: {}",
+            response.status()
+        );
+        let body = response.text().await.unwrap();
+        assert!(!body.contains("alices"), "{path} shows alice's key");
+    }
+    let list = mallory
+        .get(format!("{}/keys", app.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!list.contains(client_id));
+    let form_id: String = keygate::random::alphanumeric(32);
+    let rotate = mallory
+        .post(format!("{}/keys/{client_id}/rotate", app.address))
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("form_id", &form_id),
+            ("grace", "0"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rotate.status(), 404);
+    let revoke = mallory
+        .post(format!("{}/keys/{client_id}/revoke", app.address))
+        .form(&[("csrf_token", csrf.as_str()), ("reason", "mine now")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoke.status(), 404);
+    let after = app.cli_ok(&["keys", "list", "--json"]).await.json();
+    assert_eq!(after[0]["status"], "active");
+    assert!(after[0]["rotated_at"].is_null());
+    // Nor can a member give a key a scope their role does not grant.
+    let response = mallory
+        .post(format!("{}/keys", app.address))
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("form_id", &keygate::random::alphanumeric(32)),
+            ("name", "escalate"),
+            ("scope", "keygate:admin"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    assert!(response.text().await.unwrap().contains("may not grant"));
+    assert_eq!(app.count_rows("SELECT COUNT(*) AS n FROM api_keys"), 1);
+}
+
+/// `KEYGATE_MAX_KEYS_PER_USER` holds in the console as on the other paths,
+/// with a message that says to revoke a key first.
+async fn the_key_limit_holds_in_the_console(engine: Engine) {
+    let app = crate::helpers::spawn_app_with(engine, &[("KEYGATE_MAX_KEYS_PER_USER", "1")]).await;
+    app.cli_ok(&[
+        "apis",
+        "add",
+        "https://api.example.com",
+        "--name",
+        "API",
+        "--scopes",
+        "read",
+    ])
+    .await;
+    add_person(&app, "alice@example.com", "member").await;
+    let (alice, csrf) = signed_in(&app, "alice@example.com").await;
+    let first = create_in_console(&app, &alice, &csrf, "first").await;
+    assert_eq!(first.status(), 200);
+    assert!(first.text().await.unwrap().contains("kgs_"));
+    let second = create_in_console(&app, &alice, &csrf, "second").await;
+    assert_eq!(second.status(), 409);
+    let page = second.text().await.unwrap();
+    assert!(page.contains("revoke"), "{page}");
+    assert!(page.contains("value=\"second\""), "the input is kept");
+    assert_eq!(app.count_rows("SELECT COUNT(*) AS n FROM api_keys"), 1);
+}
+
+async fn sign_in(browser: &Browser, app: &TestApp, email: &str) {
+    browser.goto(&format!("{}/sign-in", app.address)).await;
+    browser.fill("#email", email).await;
+    browser.fill("#password", PASSWORD).await;
+    browser.click("button[type=submit]").await;
+}
+
+crate::both_engines!(
+    every_page_carries_the_security_headers,
+    a_member_cannot_touch_anothers_key,
+    the_key_limit_holds_in_the_console,
+    forms_without_their_csrf_token_change_nothing,
+    a_newcomer_from_invitation_to_revocation,
+    an_admin_switches_off_key_creation_and_disables_a_person,
+);
