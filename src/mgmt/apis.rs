@@ -54,6 +54,18 @@ pub struct CreateApi {
     scopes: Vec<String>,
 }
 
+impl CreateApi {
+    /// The identifier and scopes parsed: 422 `invalid_identifier` or
+    /// `invalid_scope`.
+    pub fn check(&self) -> Result<(Audience, ScopeSet), AppError> {
+        let identifier = Audience::parse(&self.identifier)
+            .map_err(|m| AppError::invalid("invalid_identifier", m))?;
+        let scopes = ScopeSet::parse(&self.scopes.join(" "))
+            .map_err(|e| AppError::invalid("invalid_scope", e.to_string()))?;
+        Ok((identifier, scopes))
+    }
+}
+
 /// Register an API (a resource server) and the scopes it understands.
 #[utoipa::path(
     tag = "apis",
@@ -79,10 +91,7 @@ pub async fn create(
 ) -> actix_web::Result<HttpResponse> {
     caller.require_admin()?;
     let body = body.into_inner();
-    let identifier = Audience::parse(&body.identifier)
-        .map_err(|m| AppError::invalid("invalid_identifier", m))?;
-    let scopes = ScopeSet::parse(&body.scopes.join(" "))
-        .map_err(|e| AppError::invalid("invalid_scope", e.to_string()))?;
+    let (identifier, scopes) = body.check()?;
     let now = state.clock.now();
     let api = state
         .db(move |conn| {

@@ -28,8 +28,11 @@ use utoipa::{IntoParams, ToSchema};
 use crate::error::AppError;
 use crate::http_edge::BodyFailure;
 
+pub use apis::CreateApi;
 pub use auth::{Access, Caller, CallerSource};
 pub use doc::ErrorBody;
+pub use keys::{CheckedCreateKey, CreateKey, RevokeBody, RotateBody};
+pub use users::{CreateUser, UpdateUser};
 
 const MAX_BODY: usize = 64 * 1024;
 const PREFIX: &str = "/api/v1";
@@ -300,7 +303,13 @@ pub async fn optional_json<T: DeserializeOwned + Default>(
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(&body)
+    parse_json(&body)
+}
+
+/// A request body read as `T`, as `web::Json` reads one (serde_json, the
+/// whole body), or 400 `invalid_request` saying why not.
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
+    serde_json::from_slice(body)
         .map_err(|e| AppError::bad_request(format!("invalid JSON body: {e}")))
 }
 

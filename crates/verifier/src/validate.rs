@@ -67,8 +67,7 @@ pub fn parse<'a>(token: &'a str, rules: &Rules) -> Result<Parsed<'a>, VerifyErro
     let header_json = URL_SAFE_NO_PAD
         .decode(header_b64)
         .map_err(|_| VerifyError::Malformed)?;
-    let header: Header =
-        serde_json::from_slice(&header_json).map_err(|_| VerifyError::Malformed)?;
+    let header: Header = json_object(&header_json)?;
 
     let alg = allowed_algorithm(&header.alg, &rules.algorithms)
         .ok_or(VerifyError::AlgorithmNotAllowed)?;
@@ -116,8 +115,21 @@ pub fn validate(
     let payload = URL_SAFE_NO_PAD
         .decode(parsed.payload_b64)
         .map_err(|_| VerifyError::Malformed)?;
-    let raw: RawClaims = serde_json::from_slice(&payload).map_err(|_| VerifyError::Malformed)?;
+    let raw: RawClaims = json_object(&payload)?;
     check_claims(raw, rules, now)
+}
+
+/// A JSON object read into `T`: the JOSE header and the claims set must be
+/// UTF-8 JSON objects (RFC 7515 §5.2, RFC 7519 §7.2). serde alone is more
+/// lenient on both counts: it fills a struct from a JSON array of its
+/// fields in order, and skips the members it ignores without checking that
+/// they are UTF-8. A repeated member is refused.
+fn json_object<T: serde::de::DeserializeOwned>(json: &[u8]) -> Result<T, VerifyError> {
+    let text = std::str::from_utf8(json).map_err(|_| VerifyError::Malformed)?;
+    if !text.trim_start().starts_with('{') {
+        return Err(VerifyError::Malformed);
+    }
+    serde_json::from_str(text).map_err(|_| VerifyError::Malformed)
 }
 
 /// [`parse`] then [`validate`].
@@ -234,6 +246,40 @@ mod tests {
             let t = format!("{}.e30.c2ln", URL_SAFE_NO_PAD.encode(header));
             let _ = validate_token(&t, &KeySet::default(), &rules(), 0);
         }
+    }
+
+    /// Found by `benches/fuzz.rs` (offline_signed): a header or claims set
+    /// written as a JSON array of the members' values was read as if it were
+    /// the object, so a signed `["EdDSA","at+jwt","ed"]` passed as a header.
+    #[test]
+    fn header_and_claims_must_be_json_objects() {
+        let array_header = format!(
+            "{}.e30.c2ln",
+            URL_SAFE_NO_PAD.encode(r#"["ES256","at+jwt","k"]"#)
+        );
+        assert_eq!(
+            parse(&array_header, &rules()).err(),
+            Some(VerifyError::Malformed)
+        );
+        let claims = r#" ["https://issuer","c",["https://api"],"c","read",100,200,null,"j"]"#;
+        assert!(json_object::<RawClaims>(claims.as_bytes()).is_err());
+        let object = r#" {"iss":"https://issuer","sub":"c","aud":"https://api","client_id":"c",
+            "iat":100,"exp":200,"jti":"j"}"#;
+        let raw: RawClaims = json_object(object.as_bytes()).unwrap();
+        assert!(check_claims(raw, &rules(), 150).is_ok());
+        let repeated = r#"{"iss":"https://issuer","iss":"https://issuer"}"#;
+        assert!(json_object::<RawClaims>(repeated.as_bytes()).is_err());
+    }
+
+    /// Found by `benches/fuzz.rs` (offline_mutated): invalid UTF-8 in a
+    /// member the header struct ignores went unnoticed.
+    #[test]
+    fn header_and_claims_must_be_utf8() {
+        let header = b"{\"alg\":\"ES256\",\"typ\":\"at+jwt\",\"kid\":\"k\",\"se\":\"r\xa5te\"}";
+        let token = format!("{}.e30.c2ln", URL_SAFE_NO_PAD.encode(header));
+        assert_eq!(parse(&token, &rules()).err(), Some(VerifyError::Malformed));
+        let claims = b"{\"iss\":\"https://issuer\",\"x\":\"\xff\"}";
+        assert!(json_object::<RawClaims>(claims).is_err());
     }
 
     fn rules() -> Rules {
