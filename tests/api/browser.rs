@@ -150,6 +150,75 @@ impl Browser {
             .unwrap();
     }
 
+    /// Clicks something that loads a new page (a link, a form's button)
+    /// and waits until that page has loaded: a click returns as soon as the
+    /// browser took it, and on a loaded machine the old page is still
+    /// there a moment later.
+    pub async fn follow(&self, css: &str) {
+        self.mark_document().await;
+        self.click(css).await;
+        self.wait_for_new_document().await;
+    }
+
+    /// As [`follow`](Self::follow), for a form whose script asks "are you
+    /// sure?" first: the prompt is accepted.
+    pub async fn follow_confirming(&self, css: &str) {
+        self.mark_document().await;
+        self.click(css).await;
+        self.client.accept_alert().await.unwrap();
+        self.wait_for_new_document().await;
+    }
+
+    /// As [`follow`](Self::follow), for an element found otherwise.
+    pub async fn follow_element(&self, element: fantoccini::elements::Element, confirm: bool) {
+        self.mark_document().await;
+        element.click().await.unwrap();
+        if confirm {
+            self.client.accept_alert().await.unwrap();
+        }
+        self.wait_for_new_document().await;
+    }
+
+    /// Reloads the page and waits for the new one (a prompt to post the
+    /// form again, if the browser shows one, is accepted).
+    pub async fn reload(&self) {
+        self.mark_document().await;
+        self.client.refresh().await.unwrap();
+        let _ = self.client.accept_alert().await;
+        self.wait_for_new_document().await;
+    }
+
+    async fn mark_document(&self) {
+        self.client
+            .execute("window.__keygate_old_page = true;", vec![])
+            .await
+            .unwrap();
+    }
+
+    async fn wait_for_new_document(&self) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let state = self
+                .client
+                .execute(
+                    "return window.__keygate_old_page === true ? 'old' : document.readyState;",
+                    vec![],
+                )
+                .await;
+            if let Ok(Value::String(state)) = state
+                && state == "complete"
+            {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no new page loaded within 20 s (still at {})",
+                self.path().await
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     pub async fn text(&self, css: &str) -> String {
         self.client
             .find(Locator::Css(css))

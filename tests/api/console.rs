@@ -212,7 +212,7 @@ async fn a_newcomer_from_invitation_to_revocation(engine: Engine) {
     // A weak password is refused next to the field.
     browser.fill("#password", "password1234").await;
     browser.fill("#confirm", "password1234").await;
-    browser.click("button[type=submit]").await;
+    browser.follow("button[type=submit]").await;
     assert!(
         browser.text("#password-error").await.contains("common"),
         "{}",
@@ -221,7 +221,7 @@ async fn a_newcomer_from_invitation_to_revocation(engine: Engine) {
     browser.capture(&shots("set-password-error")).await;
     browser.fill("#password", PASSWORD).await;
     browser.fill("#confirm", PASSWORD).await;
-    browser.click("button[type=submit]").await;
+    browser.follow("button[type=submit]").await;
     assert_eq!(browser.path().await, "/keys?notice=password-set");
     assert!(
         browser
@@ -236,11 +236,11 @@ async fn a_newcomer_from_invitation_to_revocation(engine: Engine) {
 
     // Sign out, then in again; a wrong password first.
     browser.goto(&format!("{}/keys", app.address)).await;
-    browser.click("form[action='/sign-out'] button").await;
+    browser.follow("form[action='/sign-out'] button").await;
     assert_eq!(browser.path().await, "/sign-in?notice=signed-out");
     browser.fill("#email", "alice@example.com").await;
     browser.fill("#password", "not the password at all").await;
-    browser.click("button[type=submit]").await;
+    browser.follow("button[type=submit]").await;
     assert!(
         browser
             .body_text()
@@ -249,16 +249,16 @@ async fn a_newcomer_from_invitation_to_revocation(engine: Engine) {
     );
     browser.capture(&shots("sign-in-refused")).await;
     browser.fill("#password", PASSWORD).await;
-    browser.click("button[type=submit]").await;
+    browser.follow("button[type=submit]").await;
     assert_eq!(browser.path().await, "/keys");
 
     // Create a key with two scopes; a missing name first keeps the input.
-    browser.click("a[href='/keys/new']").await;
+    browser.follow("a[href='/keys/new']").await;
     browser.capture(&shots("key-new")).await;
     browser.click("input[value='invoices:read']").await;
     browser.click("input[value='invoices:write']").await;
     browser
-        .click("form[action='/keys'] button[type=submit]")
+        .follow("form[action='/keys'] button[type=submit]")
         .await;
     assert!(browser.text("#name-error").await.contains("name"));
     assert!(
@@ -268,7 +268,7 @@ async fn a_newcomer_from_invitation_to_revocation(engine: Engine) {
     browser.capture(&shots("key-new-errors")).await;
     browser.fill("#name", "billing-sync").await;
     browser
-        .click("form[action='/keys'] button[type=submit]")
+        .follow("form[action='/keys'] button[type=submit]")
         .await;
     let client_id = browser.text("#client-id").await;
     let secret = browser.text("#client-secret").await;
@@ -319,8 +319,7 @@ async fn a_newcomer_from_invitation_to_revocation(engine: Engine) {
     assert_eq!(token["scope"], "invoices:read invoices:write");
 
     // A reload posts the form again: no second key, no secret.
-    browser.client.refresh().await.unwrap();
-    let _ = browser.client.accept_alert().await;
+    browser.reload().await;
     let after_reload = browser.body_text().await;
     assert!(
         !after_reload.contains(&secret),
@@ -339,10 +338,12 @@ async fn a_newcomer_from_invitation_to_revocation(engine: Engine) {
     browser.goto(&format!("{}/keys", app.address)).await;
     assert!(browser.body_text().await.contains("billing-sync"));
     browser.capture(&shots("keys")).await;
-    browser.click(&format!("a[href='/keys/{client_id}']")).await;
+    browser
+        .follow(&format!("a[href='/keys/{client_id}']"))
+        .await;
     browser.capture(&shots("key-detail")).await;
     browser
-        .click(&format!("form[action='/keys/{client_id}/rotate'] button"))
+        .follow(&format!("form[action='/keys/{client_id}/rotate'] button"))
         .await;
     let rotated = browser.text("#client-secret").await;
     assert_ne!(rotated, secret);
@@ -354,16 +355,17 @@ async fn a_newcomer_from_invitation_to_revocation(engine: Engine) {
         .goto(&format!("{}/keys/{client_id}", app.address))
         .await;
     browser
-        .click(&format!("a[href='/keys/{client_id}/revoke']"))
+        .follow(&format!("a[href='/keys/{client_id}/revoke']"))
         .await;
     assert!(browser.body_text().await.contains("cannot be undone"));
     browser.capture(&shots("key-revoke")).await;
     browser
         .fill("#reason", "moved to the new billing cluster")
         .await;
-    browser.click("button.danger[type=submit]").await;
     // The script asks once more (a window.confirm): accept it.
-    let _ = browser.client.accept_alert().await;
+    browser
+        .follow_confirming("button.danger[type=submit]")
+        .await;
     assert_eq!(
         browser.path().await,
         format!("/keys/{client_id}?notice=revoked")
@@ -390,8 +392,8 @@ async fn a_newcomer_from_invitation_to_revocation(engine: Engine) {
 
     // Forgot password: the same answer for a known and an unknown address;
     // only the known one gets an email.
-    browser.click("form[action='/sign-out'] button").await;
-    browser.click("a[href='/forgot-password']").await;
+    browser.follow("form[action='/sign-out'] button").await;
+    browser.follow("a[href='/forgot-password']").await;
     browser.capture(&shots("forgot-password")).await;
     let mut answers = Vec::new();
     for email in ["alice@example.com", "nobody@example.com"] {
@@ -399,7 +401,7 @@ async fn a_newcomer_from_invitation_to_revocation(engine: Engine) {
             .goto(&format!("{}/forgot-password", app.address))
             .await;
         browser.fill("#email", email).await;
-        browser.click("button[type=submit]").await;
+        browser.follow("button[type=submit]").await;
         answers.push(browser.text("main").await.replace(email, "EMAIL"));
     }
     assert_eq!(answers[0], answers[1]);
@@ -467,30 +469,25 @@ async fn an_admin_switches_off_key_creation_and_disables_a_person(engine: Engine
     admin.capture(&shots("admin-people")).await;
     // Bob: key creation off.
     let bob_row = "//tr[.//strong[text()='bob@example.com']]";
-    admin
+    let button = admin
         .client
         .find(fantoccini::Locator::XPath(&format!(
             "{bob_row}//button[contains(., 'Switch off key creation')]"
         )))
         .await
-        .unwrap()
-        .click()
-        .await
         .unwrap();
+    admin.follow_element(button, false).await;
     assert_eq!(admin.path().await, "/admin/people?notice=saved");
     // Carol: disabled (the script asks for confirmation).
     let carol_row = "//tr[.//strong[text()='carol@example.com']]";
-    admin
+    let button = admin
         .client
         .find(fantoccini::Locator::XPath(&format!(
             "{carol_row}//button[contains(., 'Disable')]"
         )))
         .await
-        .unwrap()
-        .click()
-        .await
         .unwrap();
-    let _ = admin.client.accept_alert().await;
+    admin.follow_element(button, true).await;
     assert_eq!(admin.path().await, "/admin/people?notice=saved");
     admin.capture(&shots("admin-people-changed")).await;
 
@@ -542,7 +539,7 @@ async fn an_admin_switches_off_key_creation_and_disables_a_person(engine: Engine
         .fill("#scopes-1", "invoices:read invoices:export")
         .await;
     admin
-        .click("form[action='/admin/apis/update'] button")
+        .follow("form[action='/admin/apis/update'] button")
         .await;
     assert_eq!(admin.path().await, "/admin/apis?notice=saved");
     assert!(admin.body_text().await.contains("invoices:export"));
@@ -744,7 +741,7 @@ async fn sign_in(browser: &Browser, app: &TestApp, email: &str) {
     browser.goto(&format!("{}/sign-in", app.address)).await;
     browser.fill("#email", email).await;
     browser.fill("#password", PASSWORD).await;
-    browser.click("button[type=submit]").await;
+    browser.follow("button[type=submit]").await;
 }
 
 crate::both_engines!(
