@@ -1,7 +1,7 @@
 //! `/api/v1/apis`: registered resource servers; admins only.
 
 use actix_web::http::header;
-use actix_web::{HttpResponse, get, post, web};
+use actix_web::{HttpResponse, get, patch, post, web};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
@@ -135,6 +135,63 @@ pub async fn read(
     let identifier = path.into_inner().identifier;
     let api = state
         .db(move |conn| resource_servers::find_api(conn, &identifier))
+        .await?;
+    Ok(HttpResponse::Ok().json(api))
+}
+
+/// What may change about an API; a field left out stays as it is.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateApi {
+    name: Option<String>,
+    /// The scopes the API defines from now on: a scope left out is no longer
+    /// put in this API's tokens, whatever keys hold it.
+    scopes: Option<Vec<String>>,
+}
+
+/// Rename an API or change the scopes it defines.
+#[utoipa::path(
+    tag = "apis",
+    operation_id = "updateApi",
+    params(ApiPath),
+    request_body = UpdateApi,
+    responses(
+        (status = 200, description = "the API as changed", body = Api),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 422, response = Unprocessable),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    )
+)]
+#[patch("/apis/{identifier}")]
+pub async fn update(
+    caller: Caller,
+    path: web::Path<ApiPath>,
+    body: web::Json<UpdateApi>,
+    state: web::Data<AppState>,
+) -> actix_web::Result<HttpResponse> {
+    caller.require_admin()?;
+    let identifier = path.into_inner().identifier;
+    let body = body.into_inner();
+    let scopes = body
+        .scopes
+        .as_ref()
+        .map(|s| {
+            ScopeSet::parse(&s.join(" "))
+                .map_err(|e| AppError::invalid("invalid_scope", e.to_string()))
+        })
+        .transpose()?;
+    let now = state.clock.now();
+    let api = state
+        .db(move |conn| {
+            let current = resource_servers::find_api(conn, &identifier)?;
+            let name = body.name.unwrap_or(current.name);
+            let scopes = scopes.unwrap_or_else(|| ScopeSet::from_stored(&current.scopes));
+            resource_servers::update_api(conn, &identifier, &name, &scopes, &caller.email, now)
+        })
         .await?;
     Ok(HttpResponse::Ok().json(api))
 }

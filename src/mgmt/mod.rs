@@ -64,6 +64,7 @@ fn documented_scope() -> utoipa_actix_web::scope::Scope<
         .service(apis::list)
         .service(apis::create)
         .service(apis::read)
+        .service(apis::update)
         .service(audit::list)
 }
 

@@ -766,6 +766,90 @@ async fn admins_register_apis(engine: Engine) {
     assert_eq!(not_uri["error"], "invalid_identifier");
 }
 
+/// An API renamed and its scopes changed: a scope taken away is no longer
+/// in its tokens, whatever keys hold it; only admins may change an API.
+async fn admins_change_an_apis_name_and_scopes(engine: Engine) {
+    let w = world(engine).await;
+    let body = json!({"identifier": "https://billing.example.com", "name": "Billing", "scopes": ["invoices:read", "invoices:write"]});
+    w.expect(Method::POST, &w.admin, "/api/v1/apis", Some(body), 201)
+        .await;
+    let key = w
+        .app
+        .create_key(&[
+            "--owner",
+            ROOT,
+            "--name",
+            "billing",
+            "--scopes",
+            "invoices:read invoices:write",
+        ])
+        .await;
+    assert_eq!(
+        w.app.access_token(&key).await["scope"],
+        "invoices:read invoices:write"
+    );
+    let path = "/api/v1/apis/https%3A%2F%2Fbilling.example.com";
+    let changed = w
+        .expect(
+            Method::PATCH,
+            &w.admin,
+            path,
+            Some(json!({"scopes": ["invoices:read"]})),
+            200,
+        )
+        .await;
+    assert_eq!(changed["scopes"], json!(["invoices:read"]));
+    assert_eq!(changed["name"], "Billing", "a field left out stays");
+    assert_eq!(w.app.access_token(&key).await["scope"], "invoices:read");
+    let renamed = w
+        .expect(
+            Method::PATCH,
+            &w.admin,
+            path,
+            Some(json!({"name": "Invoicing"})),
+            200,
+        )
+        .await;
+    assert_eq!(renamed["name"], "Invoicing");
+    assert_eq!(renamed["scopes"], json!(["invoices:read"]));
+    w.expect(
+        Method::PATCH,
+        &w.bob,
+        path,
+        Some(json!({"name": "Mine"})),
+        403,
+    )
+    .await;
+    let reserved = w
+        .expect(
+            Method::PATCH,
+            &w.admin,
+            path,
+            Some(json!({"scopes": ["keygate:admin"]})),
+            422,
+        )
+        .await;
+    assert_eq!(reserved["error"], "reserved_scope");
+    let missing = w
+        .expect(
+            Method::PATCH,
+            &w.admin,
+            "/api/v1/apis/https%3A%2F%2Fnope.example",
+            Some(json!({"name": "X"})),
+            404,
+        )
+        .await;
+    assert_eq!(missing["error"], "api_not_found");
+    let events = w.get(&w.admin, "/api/v1/audit-events?limit=100").await;
+    let updates = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "api.updated")
+        .count();
+    assert_eq!(updates, 2);
+}
+
 async fn audit_events_name_the_caller(engine: Engine) {
     let w = world(engine).await;
     let key = w
@@ -1110,6 +1194,7 @@ both_engines!(
     pagination_walks_every_item_once,
     admins_manage_users,
     admins_register_apis,
+    admins_change_an_apis_name_and_scopes,
     audit_events_name_the_caller,
     audit_details_are_json_objects,
     malformed_requests_get_json_errors,
