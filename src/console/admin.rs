@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use super::keys::{EventRow, KeyRow, event_row, row};
 use super::{
-    Current, Viewer, csrf_refused, error_page, field, notice_for, page, parse_form, resource,
-    see_other, viewer,
+    Current, Viewer, concluded, csrf_refused, error_page, field, notice_for, page, parse_form,
+    resource, viewer,
 };
 use crate::audit::{self, EventFilter};
 use crate::error::AppError;
@@ -97,6 +97,16 @@ struct InviteForm {
     role: String,
 }
 
+impl InviteForm {
+    /// An empty invitation, for a member by default.
+    fn blank() -> Self {
+        Self {
+            role: "member".to_owned(),
+            ..Self::default()
+        }
+    }
+}
+
 async fn render_people(
     state: &AppState,
     viewer: &Viewer,
@@ -156,19 +166,12 @@ async fn people(
     current: Current,
     query: web::Query<NoticeQuery>,
 ) -> HttpResponse {
-    let viewer = match admin(&req, &state, current).await {
-        Ok(v) => v,
-        Err(response) => return response,
-    };
-    let invite = InviteForm {
-        role: "member".to_owned(),
-        ..InviteForm::default()
-    };
+    let viewer = or_page!(admin(&req, &state, current).await);
     render_people(
         &state,
         &viewer,
         StatusCode::OK,
-        invite,
+        InviteForm::blank(),
         None,
         query.notice.as_deref(),
     )
@@ -181,55 +184,27 @@ async fn invite(
     current: Current,
     body: web::Bytes,
 ) -> HttpResponse {
-    let viewer = match admin(&req, &state, current).await {
-        Ok(v) => v,
-        Err(response) => return response,
-    };
-    let form = match posted_form(&req, &state, &viewer, &body) {
-        Ok(form) => form,
-        Err(response) => return *response,
-    };
-    let fields = (
-        field(&form, "email"),
-        field(&form, "name"),
-        field(&form, "role"),
-    );
-    let invite = match fields {
-        (Ok(email), Ok(name), Ok(role)) => InviteForm {
-            email: email.trim().to_owned(),
-            name: name.trim().to_owned(),
-            role: role.to_owned(),
-        },
-        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
-            return error_page(&state, Some(&viewer), &e);
-        }
-    };
+    let viewer = or_page!(admin(&req, &state, current).await);
+    let form = or_page!(posted_form(&req, &state, &viewer, &body));
+    let parsed = (|| {
+        Ok::<_, AppError>(InviteForm {
+            email: field(&form, "email")?.trim().to_owned(),
+            name: field(&form, "name")?.trim().to_owned(),
+            role: field(&form, "role")?.to_owned(),
+        })
+    })();
+    let invite = or_page!(parsed.map_err(|e| error_page(&state, Some(&viewer), &e)));
+    let (email, role, name) = (&invite.email, &invite.role, &invite.name);
     let now = state.clock.now();
-    let sent = crate::accounts::invite(
+    let sent = crate::accounts::invite(&state, email, role, name, viewer.email(), now).await;
+    concluded(
         &state,
-        &invite.email,
-        &invite.role,
-        &invite.name,
-        viewer.email(),
-        now,
+        &viewer,
+        sent,
+        "/admin/people?notice=invited",
+        |status, message| render_people(&state, &viewer, status, invite, Some(message), None),
     )
-    .await;
-    match sent {
-        Ok(_) => see_other("/admin/people?notice=invited"),
-        Err(e) if !e.is_internal() && e.status != StatusCode::SERVICE_UNAVAILABLE => {
-            let message = super::keys::sentence(&e.message);
-            render_people(
-                &state,
-                &viewer,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                invite,
-                Some(message),
-                None,
-            )
-            .await
-        }
-        Err(e) => error_page(&state, Some(&viewer), &e),
-    }
+    .await
 }
 
 async fn update_person(
@@ -238,14 +213,8 @@ async fn update_person(
     current: Current,
     body: web::Bytes,
 ) -> HttpResponse {
-    let viewer = match admin(&req, &state, current).await {
-        Ok(v) => v,
-        Err(response) => return response,
-    };
-    let form = match posted_form(&req, &state, &viewer, &body) {
-        Ok(form) => form,
-        Err(response) => return *response,
-    };
+    let viewer = or_page!(admin(&req, &state, current).await);
+    let form = or_page!(posted_form(&req, &state, &viewer, &body));
     let parsed = (|| {
         let email = field(&form, "email")?.to_owned();
         let flag = |name: &str| -> Result<Option<bool>, AppError> {
@@ -261,10 +230,8 @@ async fn update_person(
         let role = field(&form, "role")?.to_owned();
         Ok::<_, AppError>((email, flag("disabled")?, flag("can_create_keys")?, role))
     })();
-    let (email, disabled, can_create_keys, role) = match parsed {
-        Ok(parsed) => parsed,
-        Err(e) => return error_page(&state, Some(&viewer), &e),
-    };
+    let (email, disabled, can_create_keys, role) =
+        or_page!(parsed.map_err(|e| error_page(&state, Some(&viewer), &e)));
     let actor = viewer.email().to_owned();
     let now = state.clock.now();
     let done = state
@@ -277,18 +244,23 @@ async fn update_person(
             users::update_user(conn, &email, &changes, &actor, now)
         })
         .await;
-    match done {
-        Ok(_) => see_other("/admin/people?notice=saved"),
-        Err(e) if !e.is_internal() && e.status != StatusCode::SERVICE_UNAVAILABLE => {
-            let message = super::keys::sentence(&e.message);
-            let invite = InviteForm {
-                role: "member".to_owned(),
-                ..InviteForm::default()
-            };
-            render_people(&state, &viewer, e.status, invite, Some(message), None).await
-        }
-        Err(e) => error_page(&state, Some(&viewer), &e),
-    }
+    concluded(
+        &state,
+        &viewer,
+        done,
+        "/admin/people?notice=saved",
+        |status, message| {
+            render_people(
+                &state,
+                &viewer,
+                status,
+                InviteForm::blank(),
+                Some(message),
+                None,
+            )
+        },
+    )
+    .await
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]
@@ -305,10 +277,7 @@ async fn all_keys(
     current: Current,
     query: web::Query<KeyFilters>,
 ) -> HttpResponse {
-    let viewer = match admin(&req, &state, current).await {
-        Ok(v) => v,
-        Err(response) => return response,
-    };
+    let viewer = or_page!(admin(&req, &state, current).await);
     let filters = query.into_inner();
     let now = state.clock.now();
     let found = state
@@ -382,10 +351,7 @@ async fn audit_log(
     current: Current,
     query: web::Query<AuditQuery>,
 ) -> HttpResponse {
-    let viewer = match admin(&req, &state, current).await {
-        Ok(v) => v,
-        Err(response) => return response,
-    };
+    let viewer = or_page!(admin(&req, &state, current).await);
     let query = query.into_inner();
     let page_no = query.page.unwrap_or(1).max(1);
     let range = day(&query.since, false).and_then(|s| Ok((s, day(&query.until, true)?)));
@@ -486,10 +452,7 @@ async fn apis(
     current: Current,
     query: web::Query<NoticeQuery>,
 ) -> HttpResponse {
-    let viewer = match admin(&req, &state, current).await {
-        Ok(v) => v,
-        Err(response) => return response,
-    };
+    let viewer = or_page!(admin(&req, &state, current).await);
     render_apis(
         &state,
         &viewer,
@@ -501,70 +464,50 @@ async fn apis(
     .await
 }
 
+/// The API form's fields as typed.
+fn api_form(form: &crate::oauth_form::Form) -> Result<ApiForm, AppError> {
+    Ok(ApiForm {
+        identifier: field(form, "identifier")?.trim().to_owned(),
+        name: field(form, "name")?.trim().to_owned(),
+        scopes: field(form, "scopes")?.trim().to_owned(),
+    })
+}
+
+fn parse_scopes(text: &str) -> Result<ScopeSet, AppError> {
+    ScopeSet::parse(text).map_err(|e| AppError::invalid("invalid_scope", e.to_string()))
+}
+
 async fn add_api(
     req: HttpRequest,
     state: web::Data<AppState>,
     current: Current,
     body: web::Bytes,
 ) -> HttpResponse {
-    let viewer = match admin(&req, &state, current).await {
-        Ok(v) => v,
-        Err(response) => return response,
-    };
-    let form = match posted_form(&req, &state, &viewer, &body) {
-        Ok(form) => form,
-        Err(response) => return *response,
-    };
-    let api_form = match (
-        field(&form, "identifier"),
-        field(&form, "name"),
-        field(&form, "scopes"),
-    ) {
-        (Ok(i), Ok(n), Ok(s)) => ApiForm {
-            identifier: i.trim().to_owned(),
-            name: n.trim().to_owned(),
-            scopes: s.trim().to_owned(),
-        },
-        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
-            return error_page(&state, Some(&viewer), &e);
-        }
-    };
-    let parsed = Audience::parse(&api_form.identifier)
-        .map_err(|m| AppError::invalid("invalid_audience", m))
-        .and_then(|aud| {
-            let scopes = ScopeSet::parse(&api_form.scopes)
-                .map_err(|e| AppError::invalid("invalid_scope", e.to_string()))?;
-            Ok((aud, scopes))
-        });
-    let actor = viewer.email().to_owned();
-    let now = state.clock.now();
-    let name = api_form.name.clone();
-    let done = match parsed {
-        Ok((aud, scopes)) => {
-            state
-                .db(move |conn| {
-                    crate::resource_servers::create_api(conn, &aud, &name, &scopes, &actor, now)
-                })
-                .await
-        }
-        Err(e) => Err(e),
-    };
-    match done {
-        Ok(_) => see_other("/admin/apis?notice=saved"),
-        Err(e) if !e.is_internal() && e.status != StatusCode::SERVICE_UNAVAILABLE => {
-            let message = super::keys::sentence(&e.message);
-            render_apis(
-                &state,
-                &viewer,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                api_form,
-                Some(message),
-                None,
-            )
-            .await
-        }
-        Err(e) => error_page(&state, Some(&viewer), &e),
-    }
+    let viewer = or_page!(admin(&req, &state, current).await);
+    let form = or_page!(posted_form(&req, &state, &viewer, &body));
+    let typed = or_page!(api_form(&form).map_err(|e| error_page(&state, Some(&viewer), &e)));
+    let (actor, now) = (viewer.email().to_owned(), state.clock.now());
+    let (identifier, name, scopes) = (
+        typed.identifier.clone(),
+        typed.name.clone(),
+        typed.scopes.clone(),
+    );
+    let done = state
+        .db(move |conn| {
+            let identifier = Audience::parse(&identifier)
+                .map_err(|m| AppError::invalid("invalid_audience", m))?;
+            let scopes = parse_scopes(&scopes)?;
+            crate::resource_servers::create_api(conn, &identifier, &name, &scopes, &actor, now)
+        })
+        .await;
+    concluded(
+        &state,
+        &viewer,
+        done,
+        "/admin/apis?notice=saved",
+        |status, message| render_apis(&state, &viewer, status, typed, Some(message), None),
+    )
+    .await
 }
 
 async fn update_api(
@@ -573,66 +516,34 @@ async fn update_api(
     current: Current,
     body: web::Bytes,
 ) -> HttpResponse {
-    let viewer = match admin(&req, &state, current).await {
-        Ok(v) => v,
-        Err(response) => return response,
-    };
-    let form = match posted_form(&req, &state, &viewer, &body) {
-        Ok(form) => form,
-        Err(response) => return *response,
-    };
-    let api_form = match (
-        field(&form, "identifier"),
-        field(&form, "name"),
-        field(&form, "scopes"),
-    ) {
-        (Ok(i), Ok(n), Ok(s)) => ApiForm {
-            identifier: i.trim().to_owned(),
-            name: n.trim().to_owned(),
-            scopes: s.trim().to_owned(),
-        },
-        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
-            return error_page(&state, Some(&viewer), &e);
-        }
-    };
-    let actor = viewer.email().to_owned();
-    let now = state.clock.now();
-    let (identifier, name) = (api_form.identifier.clone(), api_form.name.clone());
-    let done = match ScopeSet::parse(&api_form.scopes)
-        .map_err(|e| AppError::invalid("invalid_scope", e.to_string()))
-    {
-        Ok(scopes) => {
-            state
-                .db(move |conn| {
-                    crate::resource_servers::update_api(
-                        conn,
-                        &identifier,
-                        &name,
-                        &scopes,
-                        &actor,
-                        now,
-                    )
-                })
-                .await
-        }
-        Err(e) => Err(e),
-    };
-    match done {
-        Ok(_) => see_other("/admin/apis?notice=saved"),
-        Err(e) if !e.is_internal() && e.status != StatusCode::SERVICE_UNAVAILABLE => {
-            let message = super::keys::sentence(&e.message);
+    let viewer = or_page!(admin(&req, &state, current).await);
+    let form = or_page!(posted_form(&req, &state, &viewer, &body));
+    let typed = or_page!(api_form(&form).map_err(|e| error_page(&state, Some(&viewer), &e)));
+    let (actor, now) = (viewer.email().to_owned(), state.clock.now());
+    let done = state
+        .db(move |conn| {
+            let scopes = parse_scopes(&typed.scopes)?;
+            let (identifier, name) = (&typed.identifier, &typed.name);
+            crate::resource_servers::update_api(conn, identifier, name, &scopes, &actor, now)
+        })
+        .await;
+    concluded(
+        &state,
+        &viewer,
+        done,
+        "/admin/apis?notice=saved",
+        |status, message| {
             render_apis(
                 &state,
                 &viewer,
-                e.status,
+                status,
                 ApiForm::default(),
                 Some(message),
                 None,
             )
-            .await
-        }
-        Err(e) => error_page(&state, Some(&viewer), &e),
-    }
+        },
+    )
+    .await
 }
 
 #[derive(Debug, Serialize)]
@@ -693,10 +604,7 @@ async fn roles(
     current: Current,
     query: web::Query<NoticeQuery>,
 ) -> HttpResponse {
-    let viewer = match admin(&req, &state, current).await {
-        Ok(v) => v,
-        Err(response) => return response,
-    };
+    let viewer = or_page!(admin(&req, &state, current).await);
     render_roles(
         &state,
         &viewer,
@@ -714,48 +622,26 @@ async fn set_role(
     current: Current,
     body: web::Bytes,
 ) -> HttpResponse {
-    let viewer = match admin(&req, &state, current).await {
-        Ok(v) => v,
-        Err(response) => return response,
-    };
-    let form = match posted_form(&req, &state, &viewer, &body) {
-        Ok(form) => form,
-        Err(response) => return *response,
-    };
-    let role_form = match (field(&form, "name"), field(&form, "scopes")) {
-        (Ok(n), Ok(s)) => RoleForm {
-            name: n.trim().to_owned(),
-            scopes: s.trim().to_owned(),
-        },
-        (Err(e), _) | (_, Err(e)) => return error_page(&state, Some(&viewer), &e),
-    };
-    let actor = viewer.email().to_owned();
-    let now = state.clock.now();
-    let (name, scopes) = (role_form.name.clone(), role_form.scopes.clone());
-    let done = match ScopeSet::parse(&scopes)
-        .map_err(|e| AppError::invalid("invalid_scope", e.to_string()))
-    {
-        Ok(scopes) => {
-            state
-                .db(move |conn| users::set_role(conn, &name, &scopes, &actor, now))
-                .await
-        }
-        Err(e) => Err(e),
-    };
-    match done {
-        Ok(_) => see_other("/admin/roles?notice=saved"),
-        Err(e) if !e.is_internal() && e.status != StatusCode::SERVICE_UNAVAILABLE => {
-            let message = super::keys::sentence(&e.message);
-            render_roles(
-                &state,
-                &viewer,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                role_form,
-                Some(message),
-                None,
-            )
-            .await
-        }
-        Err(e) => error_page(&state, Some(&viewer), &e),
-    }
+    let viewer = or_page!(admin(&req, &state, current).await);
+    let form = or_page!(posted_form(&req, &state, &viewer, &body));
+    let parsed = (|| {
+        Ok::<_, AppError>(RoleForm {
+            name: field(&form, "name")?.trim().to_owned(),
+            scopes: field(&form, "scopes")?.trim().to_owned(),
+        })
+    })();
+    let typed = or_page!(parsed.map_err(|e| error_page(&state, Some(&viewer), &e)));
+    let (actor, now) = (viewer.email().to_owned(), state.clock.now());
+    let (name, scopes) = (typed.name.clone(), typed.scopes.clone());
+    let done = state
+        .db(move |conn| users::set_role(conn, &name, &parse_scopes(&scopes)?, &actor, now))
+        .await;
+    concluded(
+        &state,
+        &viewer,
+        done,
+        "/admin/roles?notice=saved",
+        |status, message| render_roles(&state, &viewer, status, typed, Some(message), None),
+    )
+    .await
 }

@@ -81,10 +81,7 @@ async fn sign_in_page(
     current: Current,
     query: web::Query<SignInQuery>,
 ) -> HttpResponse {
-    let current = match current {
-        Ok(current) => current,
-        Err(e) => return error_page(&state, None, &e),
-    };
+    let current = or_page!(current.map_err(|e| error_page(&state, None, &e)));
     if current.0.is_some() {
         return see_other(local_path(&query.next).unwrap_or("/keys"));
     }
@@ -98,10 +95,7 @@ async fn sign_in_page(
 }
 
 async fn sign_in(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
-    let form = match parse_form(&req, &body) {
-        Ok(form) => form,
-        Err(e) => return error_page(&state, None, &e),
-    };
+    let form = or_page!(parse_form(&req, &body).map_err(|e| error_page(&state, None, &e)));
     let (email, password, next) = match (
         field(&form, "email"),
         field(&form, "password"),
@@ -170,10 +164,7 @@ async fn sign_out(
     current: Current,
     body: web::Bytes,
 ) -> HttpResponse {
-    let current = match current {
-        Ok(current) => current,
-        Err(e) => return error_page(&state, None, &e),
-    };
+    let current = or_page!(current.map_err(|e| error_page(&state, None, &e)));
     let Some(session) = current.0 else {
         // Signed out already (expired, or another tab): say so.
         let removal = accounts::removal_cookie(&state);
@@ -228,10 +219,7 @@ async fn forgot_page(req: HttpRequest, state: web::Data<AppState>) -> HttpRespon
 }
 
 async fn forgot(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
-    let form = match parse_form(&req, &body) {
-        Ok(form) => form,
-        Err(e) => return error_page(&state, None, &e),
-    };
+    let form = or_page!(parse_form(&req, &body).map_err(|e| error_page(&state, None, &e)));
     let email = match field(&form, "email") {
         Ok(email) => email.trim(),
         Err(e) => return error_page(&state, None, &e),
@@ -350,10 +338,7 @@ async fn set_password(
     state: web::Data<AppState>,
     body: web::Bytes,
 ) -> HttpResponse {
-    let form = match parse_form(&req, &body) {
-        Ok(form) => form,
-        Err(e) => return error_page(&state, None, &e),
-    };
+    let form = or_page!(parse_form(&req, &body).map_err(|e| error_page(&state, None, &e)));
     let (token, password, confirm) = match (
         field(&form, "token"),
         field(&form, "password"),

@@ -74,10 +74,7 @@ async fn list(
     current: Current,
     query: web::Query<NoticeQuery>,
 ) -> HttpResponse {
-    let viewer = match viewer(&req, &state, current).await {
-        Ok(v) => v,
-        Err(response) => return response,
-    };
+    let viewer = or_page!(viewer(&req, &state, current).await);
     let now = state.clock.now();
     let owner = viewer.email().to_owned();
     let found = state
@@ -288,10 +285,7 @@ async fn render_new(
 }
 
 async fn new_form(req: HttpRequest, state: web::Data<AppState>, current: Current) -> HttpResponse {
-    let viewer = match viewer(&req, &state, current).await {
-        Ok(v) => v,
-        Err(response) => return response,
-    };
+    let viewer = or_page!(viewer(&req, &state, current).await);
     render_new(
         &state,
         &viewer,
@@ -416,10 +410,7 @@ async fn create(
     current: Current,
     body: web::Bytes,
 ) -> HttpResponse {
-    let viewer = match viewer(&req, &state, current).await {
-        Ok(v) => v,
-        Err(response) => return response,
-    };
+    let viewer = or_page!(viewer(&req, &state, current).await);
     let parsed = parse_form(&req, &body).and_then(|form| {
         let key_form = parse_key_form(&form)?;
         let form_id = field(&form, "form_id")?.to_owned();
@@ -614,10 +605,7 @@ async fn detail(
     path: web::Path<KeyPath>,
     query: web::Query<NoticeQuery>,
 ) -> HttpResponse {
-    let viewer = match viewer(&req, &state, current).await {
-        Ok(v) => v,
-        Err(response) => return response,
-    };
+    let viewer = or_page!(viewer(&req, &state, current).await);
     let client_id = path.into_inner().client_id;
     let now = state.clock.now();
     let (email, is_admin) = (viewer.email().to_owned(), viewer.is_admin());
@@ -662,10 +650,7 @@ async fn rotate(
     path: web::Path<KeyPath>,
     body: web::Bytes,
 ) -> HttpResponse {
-    let viewer = match viewer(&req, &state, current).await {
-        Ok(v) => v,
-        Err(response) => return response,
-    };
+    let viewer = or_page!(viewer(&req, &state, current).await);
     let parsed = parse_form(&req, &body).and_then(|form| {
         let form_id = field(&form, "form_id")?.to_owned();
         let grace = field(&form, "grace")?;
@@ -695,10 +680,7 @@ async fn revoke_page(
     current: Current,
     path: web::Path<KeyPath>,
 ) -> HttpResponse {
-    let viewer = match viewer(&req, &state, current).await {
-        Ok(v) => v,
-        Err(response) => return response,
-    };
+    let viewer = or_page!(viewer(&req, &state, current).await);
     let client_id = path.into_inner().client_id;
     let now = state.clock.now();
     let (email, is_admin) = (viewer.email().to_owned(), viewer.is_admin());
@@ -723,10 +705,7 @@ async fn revoke(
     path: web::Path<KeyPath>,
     body: web::Bytes,
 ) -> HttpResponse {
-    let viewer = match viewer(&req, &state, current).await {
-        Ok(v) => v,
-        Err(response) => return response,
-    };
+    let viewer = or_page!(viewer(&req, &state, current).await);
     let parsed =
         parse_form(&req, &body).and_then(|form| Ok((field(&form, "reason")?.to_owned(), form)));
     let (reason, form) = match parsed {

@@ -16,6 +16,18 @@
 //! the outcome, so the console enforces exactly the rules the CLI and the
 //! API do.
 
+/// The value of a step that either gives one or answers the request itself
+/// (a redirect to sign in, an error page): `let viewer = or_page!(...)`.
+/// Defined before the page modules, so each of them sees it.
+macro_rules! or_page {
+    ($step:expr) => {
+        match $step {
+            Ok(value) => value,
+            Err(page) => return *Box::<actix_web::HttpResponse>::from(page),
+        }
+    };
+}
+
 mod admin;
 mod assets;
 mod auth;
@@ -268,6 +280,33 @@ fn error_page(state: &AppState, viewer: Option<&Viewer>, error: &AppError) -> Ht
         &layout,
         minijinja::context! { heading, message },
     )
+}
+
+/// A refusal the person can act on (bad input, a rule), as opposed to
+/// keygate failing (internal error, database down).
+fn is_refusal(error: &AppError) -> bool {
+    !error.is_internal() && error.status != StatusCode::SERVICE_UNAVAILABLE
+}
+
+/// How a posted form that changes something ends: on to `next` (a 303, so a
+/// reload does not post again), its page once more with the refusal, or
+/// the error page when keygate failed.
+async fn concluded<T, F, Fut>(
+    state: &AppState,
+    viewer: &Viewer,
+    done: Result<T, AppError>,
+    next: &str,
+    again: F,
+) -> HttpResponse
+where
+    F: FnOnce(StatusCode, String) -> Fut,
+    Fut: std::future::Future<Output = HttpResponse>,
+{
+    match done {
+        Ok(_) => see_other(next),
+        Err(e) if is_refusal(&e) => again(e.status, keys::sentence(&e.message)).await,
+        Err(e) => error_page(state, Some(viewer), &e),
+    }
 }
 
 /// A form whose CSRF token is wrong or missing: nothing is done.
