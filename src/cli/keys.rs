@@ -102,8 +102,15 @@ pub fn run(command: KeysCommand, ctx: &mut Context) -> Result<(), CliError> {
                 expiry_warning: ctx.config.expiry_warning,
                 max_keys_per_user: ctx.config.max_keys_per_user,
             };
-            let issued =
-                keys::create_api_key(ctx.conn(), request, limits, (&issuer, COMMAND_LINE), now)?;
+            let tagger = crate::app::master_key(&ctx.config)?.token_hasher();
+            let issued = keys::create_api_key(
+                ctx.conn(),
+                request,
+                limits,
+                &tagger,
+                (&issuer, COMMAND_LINE),
+                now,
+            )?;
             show_issued(&issued, json, "created")?;
         }
         KeysCommand::List { owner, json } => {
@@ -150,8 +157,15 @@ pub fn run(command: KeysCommand, ctx: &mut Context) -> Result<(), CliError> {
                 })
                 .transpose()?
                 .flatten();
-            let issued =
-                keys::rotate_api_key(ctx.conn(), &client_id, grace, (&issuer, COMMAND_LINE), now)?;
+            let tagger = crate::app::master_key(&ctx.config)?.token_hasher();
+            let issued = keys::rotate_api_key(
+                ctx.conn(),
+                &client_id,
+                grace,
+                &tagger,
+                (&issuer, COMMAND_LINE),
+                now,
+            )?;
             show_issued(&issued, json, "rotated")?;
         }
     }
