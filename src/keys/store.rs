@@ -679,6 +679,16 @@ pub fn find_credential(
     }))
 }
 
+/// A key found by a lookup tag: client ID, current hash and tag, previous
+/// hash and until when it works.
+type LookupRow = (
+    ClientId,
+    SecretHash,
+    Option<String>,
+    Option<SecretHash>,
+    Option<NaiveDateTime>,
+);
+
 /// The live key (neither revoked nor expired) a secret's lookup tag
 /// ([`PlainSecret::lookup_tag`]) points to, with the one hash the secret
 /// must verify against: the current secret's, or the previous one's while
@@ -689,13 +699,7 @@ pub fn find_by_secret_lookup(
     now: DateTime<Utc>,
 ) -> QueryResult<Option<(ClientId, SecretHash)>> {
     let naive = now.naive_utc();
-    let rows: Vec<(
-        ClientId,
-        SecretHash,
-        Option<String>,
-        Option<SecretHash>,
-        Option<NaiveDateTime>,
-    )> = api_keys::table
+    let rows: Vec<LookupRow> = api_keys::table
         .filter(
             api_keys::secret_lookup
                 .eq(tag)

@@ -1,0 +1,1 @@
+//! Finding keygate secrets in text (scan.rs: filled in by `keys scan`).
