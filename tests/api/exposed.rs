@@ -300,7 +300,148 @@ async fn reports_are_throttled_per_address(engine: Engine) {
     assert_eq!(status, 400, "a source with a line break");
 }
 
+/// `keys scan` finds secrets in a fixture tree (masked, with file and
+/// line; `.git` and binary files skipped), and `--revoke` revokes the live
+/// keys found, once each, and nothing else.
+async fn the_scanner_finds_secrets_and_revokes_only_live_keys(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let found = app.standard_key("read").await;
+    let hidden = app
+        .create_key(&["--owner", OWNER, "--name", "hidden", "--scope", "read"])
+        .await;
+    let untouched = app
+        .create_key(&["--owner", OWNER, "--name", "untouched", "--scope", "read"])
+        .await;
+    let old = app
+        .create_key(&["--owner", OWNER, "--name", "old", "--scope", "read"])
+        .await;
+    app.cli_ok(&["keys", "rotate", &old.client_id, "--json"])
+        .await;
+    let fake = wrong_checksum(&found.client_secret);
+
+    let tree = tempfile::tempdir().unwrap();
+    let root = tree.path();
+    std::fs::create_dir_all(root.join(".git")).unwrap();
+    std::fs::create_dir_all(root.join("src")).unwrap();
+    std::fs::create_dir_all(root.join("logs")).unwrap();
+    std::fs::write(root.join(".git/config"), &hidden.client_secret).unwrap();
+    let mut binary = b"\0\x01binary ".to_vec();
+    binary.extend_from_slice(hidden.client_secret.as_bytes());
+    std::fs::write(root.join("logs/blob.bin"), binary).unwrap();
+    std::fs::write(
+        root.join("logs/app.log"),
+        format!(
+            "started\nsecret={} old={}\n",
+            found.client_secret, old.client_secret
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("src/main.rs"),
+        format!(
+            "fn main() {{\n    // {fake}\n    let s = \"{}\";\n}}\n",
+            found.client_secret
+        ),
+    )
+    .unwrap();
+    let dir = root.display().to_string();
+
+    let scanned = app.cli_ok(&["keys", "scan", &dir, "--json"]).await;
+    let shown: Vec<(String, u64, String, bool)> = scanned
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["path"]
+                    .as_str()
+                    .unwrap()
+                    .trim_start_matches(&dir)
+                    .to_owned(),
+                f["line"].as_u64().unwrap(),
+                f["masked"].as_str().unwrap().to_owned(),
+                f["checksum_valid"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    let masked = |s: &str| format!("{}…{}", &s[..8], &s[s.len() - 2..]);
+    assert_eq!(
+        shown,
+        [
+            (
+                "/logs/app.log".to_owned(),
+                2,
+                masked(&found.client_secret),
+                true
+            ),
+            (
+                "/logs/app.log".to_owned(),
+                2,
+                masked(&old.client_secret),
+                true
+            ),
+            ("/src/main.rs".to_owned(), 2, masked(&fake), false),
+            (
+                "/src/main.rs".to_owned(),
+                3,
+                masked(&found.client_secret),
+                true
+            ),
+        ]
+    );
+    let text = app.cli_ok(&["keys", "scan", &dir]).await;
+    assert!(
+        text.stdout.contains(&format!(
+            "/src/main.rs:3: {} (valid checksum)",
+            masked(&found.client_secret)
+        )),
+        "{}",
+        text.stdout
+    );
+    assert!(text.stdout.ends_with("4 found\n"), "{}", text.stdout);
+    for status in [&found, &hidden, &untouched, &old] {
+        assert_eq!(status_of(&app, &status.client_id).await, "active");
+    }
+
+    let revoked = app.cli_ok(&["keys", "scan", &dir, "--revoke"]).await;
+    assert!(
+        revoked.stdout.ends_with("4 found, 1 key revoked\n"),
+        "{}",
+        revoked.stdout
+    );
+    assert!(
+        revoked.stdout.contains(&found.client_id),
+        "{}",
+        revoked.stdout
+    );
+    let key = listed(&app, &found.client_id).await;
+    assert_eq!(key["status"], "revoked");
+    assert_eq!(
+        key["revoked_reason"],
+        format!("exposed: {dir}/logs/app.log:2")
+    );
+    for live in [&hidden, &untouched, &old] {
+        assert_eq!(status_of(&app, &live.client_id).await, "active");
+    }
+    assert_eq!(
+        app.count_rows("SELECT COUNT(*) AS n FROM email_outbox WHERE event = 'exposed'"),
+        1
+    );
+    for out in [&scanned, &text, &revoked] {
+        for secret in [
+            &found.client_secret,
+            &hidden.client_secret,
+            &old.client_secret,
+        ] {
+            assert!(!out.stdout.contains(&secret[4..]), "{}", out.stdout);
+            assert!(!out.stderr.contains(&secret[4..]), "{}", out.stderr);
+        }
+    }
+}
+
 both_engines!(
+    the_scanner_finds_secrets_and_revokes_only_live_keys,
     a_reported_live_secret_revokes_its_key_and_emails_its_owner_once,
     strings_that_are_not_live_secrets_change_nothing,
     a_previous_secret_within_its_grace_revokes,
