@@ -7,7 +7,9 @@
 //! stored beside the argon2 hash), then must verify against that key's
 //! hash like any client secret. Every string costs the same: one lookup and
 //! one argon2 verification, against the decoy hash when nothing matched, so
-//! neither the answer nor its timing says whether anything did. Keys created
+//! neither the answer nor its timing says whether anything did (a match
+//! adds the revocation's write, a few ms: news only to the holder of a live
+//! secret, which the token endpoint would confirm anyway). Keys created
 //! before the tags existed have none and cannot be found by a report.
 //!
 //! Two ways in share [`find_candidate`], [`Candidate::verify`] and
