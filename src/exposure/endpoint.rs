@@ -42,7 +42,7 @@ async fn report(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) 
 async fn handle(req: &HttpRequest, body: &[u8], state: &AppState) -> Result<usize, OAuthError> {
     let now = state.clock.now();
     let addr = client_auth::client_address(req, &state.client_auth.trusted_proxies);
-    throttle(state, addr, now).await?;
+    throttle(state, addr.clone(), now).await?;
 
     let query = web::Query::<ReportQuery>::from_query(req.query_string())
         .map_err(|_| OAuthError::InvalidRequest("the query string could not be read".into()))?;
@@ -57,7 +57,8 @@ async fn handle(req: &HttpRequest, body: &[u8], state: &AppState) -> Result<usiz
     }
     let received = strings.len();
     for text in strings {
-        check_one(state, PlainSecret::from_presented(text), &source, now).await?;
+        let secret = PlainSecret::from_presented(text);
+        check_one(state, secret, (&source, &addr), now).await?;
     }
     Ok(received)
 }
@@ -87,7 +88,7 @@ async fn throttle(state: &AppState, addr: String, now: DateTime<Utc>) -> Result<
 async fn check_one(
     state: &AppState,
     secret: PlainSecret,
-    source: &str,
+    (source, addr): (&str, &str),
     now: DateTime<Utc>,
 ) -> Result<(), OAuthError> {
     let tagger = state.accounts.token_hasher.clone();
@@ -111,9 +112,12 @@ async fn check_one(
     let Some(client_id) = matched else {
         return Ok(());
     };
-    let (issuer, source) = (state.issuer.clone(), source.to_owned());
+    let (issuer, source, addr) = (state.issuer.clone(), source.to_owned(), addr.to_owned());
     let revoked = state
-        .db(move |conn| revoke(conn, &client_id, &source, (&issuer, audit::SYSTEM), now))
+        .db(move |conn| {
+            let report = (source.as_str(), Some(addr.as_str()));
+            revoke(conn, &client_id, report, (&issuer, audit::SYSTEM), now)
+        })
         .await;
     if let Err(error) = revoked {
         tracing::error!(%error, "could not revoke a key whose secret was reported exposed");

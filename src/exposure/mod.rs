@@ -96,15 +96,17 @@ pub fn find_candidate(
 /// Revokes the key of a verified exposed secret (reason `exposed:
 /// <source>`, the "exposed" email, the audit event), once: a key revoked
 /// meanwhile (a second report of the same secret) is left as it is and
-/// gives `None`.
+/// gives `None`. `reporter` is the address a report came from (none from
+/// the command line).
 pub fn revoke(
     conn: &mut DbConnection,
     client_id: &ClientId,
-    source: &str,
+    (source, reporter): (&str, Option<&str>),
     (issuer, actor): (&str, &str),
     now: DateTime<Utc>,
 ) -> Result<Option<KeyView>, AppError> {
-    match keys::revoke_exposed_api_key(conn, client_id.as_str(), source, (issuer, actor), now) {
+    let report = (source, reporter);
+    match keys::revoke_exposed_api_key(conn, client_id.as_str(), report, (issuer, actor), now) {
         Ok(view) => {
             tracing::warn!(
                 client_id = %client_id,
@@ -131,7 +133,7 @@ pub fn revoke_if_live(
     let candidate = find_candidate(conn, tagger, secret, now)?;
     match candidate.client_id() {
         Some(client_id) if candidate.verify(secret) => {
-            revoke(conn, client_id, source, (issuer, actor), now)
+            revoke(conn, client_id, (source, None), (issuer, actor), now)
         }
         _ => Ok(None),
     }

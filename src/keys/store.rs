@@ -449,7 +449,7 @@ pub fn revoke_api_key(
         conn,
         client_id,
         reason,
-        Event::Revoked,
+        (Event::Revoked, None),
         (issuer, actor),
         now,
     )
@@ -458,11 +458,12 @@ pub fn revoke_api_key(
 /// Revokes a key whose secret was reported leaked (`crate::exposure`): the
 /// same revocation, reason `exposed: <source>`, and the owner's email is
 /// the "exposed" one (what was found, where, what to do) instead of the
-/// plain "revoked".
+/// plain "revoked". `reporter` is the address the report came from, for the
+/// audit event.
 pub fn revoke_exposed_api_key(
     conn: &mut DbConnection,
     client_id: &str,
-    source: &str,
+    (source, reporter): (&str, Option<&str>),
     (issuer, actor): (&str, &str),
     now: DateTime<Utc>,
 ) -> Result<KeyView, AppError> {
@@ -471,7 +472,7 @@ pub fn revoke_exposed_api_key(
         conn,
         client_id,
         Some(&reason),
-        Event::Exposed,
+        (Event::Exposed, reporter),
         (issuer, actor),
         now,
     )
@@ -481,7 +482,7 @@ fn revoke_and_tell(
     conn: &mut DbConnection,
     client_id: &str,
     reason: Option<&str>,
-    event: Event,
+    (event, source_addr): (Event, Option<&str>),
     (issuer, actor): (&str, &str),
     now: DateTime<Utc>,
 ) -> Result<KeyView, AppError> {
@@ -521,7 +522,7 @@ fn revoke_and_tell(
                 actor,
                 action: Action::KeyRevoked,
                 target: client_id,
-                source_addr: None,
+                source_addr,
                 details: json!({ "reason": reason }),
             },
         )?;

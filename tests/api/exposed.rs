@@ -138,7 +138,8 @@ async fn a_reported_live_secret_revokes_its_key_and_emails_its_owner_once(engine
     assert_eq!(
         app.count_rows(&format!(
             "SELECT COUNT(*) AS n FROM audit_events \
-             WHERE action = 'key.revoked' AND target = '{}'",
+             WHERE action = 'key.revoked' AND target = '{}' AND actor = 'keygate' \
+             AND source_addr = '127.0.0.1'",
             ci.client_id
         )),
         1
