@@ -105,11 +105,12 @@ pub fn scan_text(path: &str, text: &str) -> Vec<Finding> {
 pub fn scan_paths(paths: &[PathBuf]) -> io::Result<Vec<Finding>> {
     let mut findings = Vec::new();
     for path in paths {
-        let meta = fs::metadata(path)?;
+        let named = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+        let meta = fs::metadata(path).map_err(named)?;
         if meta.is_dir() {
-            scan_dir(path, &mut findings)?;
+            scan_dir(path, &mut findings).map_err(named)?;
         } else {
-            scan_file(path, meta.len(), &mut findings)?;
+            scan_file(path, meta.len(), &mut findings).map_err(named)?;
         }
     }
     Ok(findings)

@@ -429,6 +429,30 @@ async fn the_scanner_finds_secrets_and_revokes_only_live_keys(engine: Engine) {
         app.count_rows("SELECT COUNT(*) AS n FROM email_outbox WHERE event = 'exposed'"),
         1
     );
+    // Without --revoke no database is opened (nor created); a missing path
+    // is an error naming it.
+    let nowhere = tree.path().join("nowhere.db");
+    let scan_alone = |path: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_keygate"))
+            .args(["keys", "scan", path])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env(
+                "KEYGATE_DATABASE_URL",
+                format!("sqlite://{}", nowhere.display()),
+            )
+            .output()
+            .unwrap()
+    };
+    let alone = scan_alone(&format!("{dir}/src"));
+    assert!(alone.status.success());
+    assert!(String::from_utf8_lossy(&alone.stdout).ends_with("2 found\n"));
+    assert!(!nowhere.exists());
+    let missing = scan_alone(&format!("{dir}/missing"));
+    assert!(!missing.status.success());
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(stderr.contains(&format!("{dir}/missing")), "{stderr}");
+
     for out in [&scanned, &text, &revoked] {
         for secret in [
             &found.client_secret,
