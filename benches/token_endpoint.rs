@@ -157,6 +157,7 @@ fn setup(config: &Config, n: usize) -> Vec<Key> {
                     expiry_warning: config.expiry_warning,
                     max_keys_per_user: None,
                 },
+                &keygate::signing::MasterKey::generate().token_hasher(),
                 ("http://127.0.0.1:8080", "bench"),
                 now,
             )

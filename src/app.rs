@@ -30,7 +30,7 @@ use crate::signing::MasterKey;
 use crate::signing::{self, AtRest, Signer, TokenHasher};
 use crate::state::{AccountSettings, AppState};
 use crate::time::Clock;
-use crate::{console, discovery, http_edge, introspect, mgmt, ops, revoke, token};
+use crate::{console, discovery, exposure, http_edge, introspect, mgmt, ops, revoke, token};
 
 /// SIGTERM (or SIGINT) stops the server in three steps, each bounded, 25 s
 /// at most together: inside the 30 s an orchestrator (Kubernetes' default
@@ -279,6 +279,7 @@ impl Application {
                 .configure(token::routes)
                 .configure(introspect::routes)
                 .configure(revoke::routes)
+                .configure(exposure::endpoint::routes)
                 .configure(discovery::routes)
                 .configure(ops::routes)
                 .configure(mgmt::routes)

@@ -38,6 +38,7 @@ async fn metadata(state: web::Data<AppState>) -> Result<HttpResponse, AppError> 
             "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
             "introspection_endpoint": format!("{issuer}/oauth/introspect"),
             "revocation_endpoint": format!("{issuer}/oauth/revoke"),
+            "exposure_endpoint": format!("{issuer}/oauth/exposed"),
             "grant_types_supported": ["client_credentials"],
             "response_types_supported": [],
             "token_endpoint_auth_methods_supported": auth_methods,

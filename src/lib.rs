@@ -14,6 +14,7 @@ pub mod db;
 pub mod discovery;
 pub mod duration;
 pub mod error;
+pub mod exposure;
 pub mod http_edge;
 pub mod introspect;
 pub mod jobs;

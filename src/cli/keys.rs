@@ -1,9 +1,12 @@
+use std::path::PathBuf;
+
 use chrono::Utc;
 use clap::Subcommand;
 
 use super::{CliError, Context, or_dash, parse_scopes, print_json};
 use crate::audit::COMMAND_LINE;
 use crate::duration::HumanDuration;
+use crate::exposure::{self, scan};
 use crate::keys::{self, IssuedKey, NewKeyRequest};
 use crate::scope::Audience;
 
@@ -62,6 +65,21 @@ pub enum KeysCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Find keygate secrets in files (a repository, a log directory) and,
+    /// with --revoke, revoke the live keys they belong to.
+    Scan {
+        /// Files and directories to scan (recursively; .git, binary files
+        /// and files over 8 MiB are skipped).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Revoke every live key whose secret was found (reason
+        /// "exposed: <file>:<line>"), and email its owner.
+        #[arg(long)]
+        revoke: bool,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn parse_duration(flag: &str, text: &str) -> Result<HumanDuration, CliError> {
@@ -102,8 +120,15 @@ pub fn run(command: KeysCommand, ctx: &mut Context) -> Result<(), CliError> {
                 expiry_warning: ctx.config.expiry_warning,
                 max_keys_per_user: ctx.config.max_keys_per_user,
             };
-            let issued =
-                keys::create_api_key(ctx.conn(), request, limits, (&issuer, COMMAND_LINE), now)?;
+            let tagger = crate::app::master_key(&ctx.config)?.token_hasher();
+            let issued = keys::create_api_key(
+                ctx.conn(),
+                request,
+                limits,
+                &tagger,
+                (&issuer, COMMAND_LINE),
+                now,
+            )?;
             show_issued(&issued, json, "created")?;
         }
         KeysCommand::List { owner, json } => {
@@ -150,10 +175,117 @@ pub fn run(command: KeysCommand, ctx: &mut Context) -> Result<(), CliError> {
                 })
                 .transpose()?
                 .flatten();
-            let issued =
-                keys::rotate_api_key(ctx.conn(), &client_id, grace, (&issuer, COMMAND_LINE), now)?;
+            let tagger = crate::app::master_key(&ctx.config)?.token_hasher();
+            let issued = keys::rotate_api_key(
+                ctx.conn(),
+                &client_id,
+                grace,
+                &tagger,
+                (&issuer, COMMAND_LINE),
+                now,
+            )?;
             show_issued(&issued, json, "rotated")?;
         }
+        KeysCommand::Scan {
+            paths,
+            revoke,
+            json,
+        } => {
+            let findings = scan::scan_paths(&paths)?;
+            let revoked = if revoke {
+                revoke_found(ctx, &findings)?
+            } else {
+                vec![None; findings.len()]
+            };
+            show_findings(&findings, &revoked, revoke, json)?;
+        }
+    }
+    Ok(())
+}
+
+/// `keys scan` without `--revoke`: needs no database.
+pub fn scan_only(paths: &[PathBuf], json: bool) -> Result<(), CliError> {
+    let findings = scan::scan_paths(paths)?;
+    show_findings(&findings, &vec![None; findings.len()], false, json)
+}
+
+/// For each finding, the client ID of the key it revoked: through the same
+/// path as `POST /oauth/exposed` (`crate::exposure`), so a secret found
+/// twice revokes once.
+fn revoke_found(
+    ctx: &mut Context,
+    findings: &[scan::Finding],
+) -> Result<Vec<Option<String>>, CliError> {
+    let tagger = crate::app::master_key(&ctx.config)?.token_hasher();
+    let issuer = ctx.issuer();
+    let now = Utc::now();
+    let mut revoked = Vec::with_capacity(findings.len());
+    for finding in findings {
+        if !finding.checksum_valid {
+            revoked.push(None);
+            continue;
+        }
+        let source = format!("{}:{}", finding.path, finding.line);
+        let source = exposure::parse_source(Some(&source))
+            .unwrap_or_else(|_| exposure::DEFAULT_SOURCE.to_owned());
+        let key = exposure::revoke_if_live(
+            ctx.conn(),
+            &tagger,
+            &finding.secret,
+            &source,
+            (&issuer, COMMAND_LINE),
+            now,
+        )?;
+        revoked.push(key.map(|k| k.client_id));
+    }
+    Ok(revoked)
+}
+
+#[derive(serde::Serialize)]
+struct FindingJson<'a> {
+    #[serde(flatten)]
+    finding: &'a scan::Finding,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    revoked_client_id: Option<Option<&'a str>>,
+}
+
+fn show_findings(
+    findings: &[scan::Finding],
+    revoked: &[Option<String>],
+    revoking: bool,
+    json: bool,
+) -> Result<(), CliError> {
+    if json {
+        let shown: Vec<_> = findings
+            .iter()
+            .zip(revoked)
+            .map(|(finding, key)| FindingJson {
+                finding,
+                revoked_client_id: revoking.then_some(key.as_deref()),
+            })
+            .collect();
+        return print_json(&shown);
+    }
+    for (f, key) in findings.iter().zip(revoked) {
+        let validity = if f.checksum_valid {
+            "valid checksum"
+        } else {
+            "invalid checksum"
+        };
+        match key {
+            Some(client_id) => println!(
+                "{}:{}: {} ({validity}): revoked key {client_id}",
+                f.path, f.line, f.masked
+            ),
+            None => println!("{}:{}: {} ({validity})", f.path, f.line, f.masked),
+        }
+    }
+    let count = revoked.iter().flatten().count();
+    if revoking {
+        let keys = if count == 1 { "key" } else { "keys" };
+        println!("{} found, {count} {keys} revoked", findings.len());
+    } else {
+        println!("{} found", findings.len());
     }
     Ok(())
 }

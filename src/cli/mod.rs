@@ -113,6 +113,15 @@ pub fn run(command: Command, config: Config) -> Result<(), CliError> {
         println!("database is up to date");
         return Ok(());
     }
+    if let Command::Keys(keys::KeysCommand::Scan {
+        paths,
+        revoke: false,
+        json,
+    }) = &command
+    {
+        // Finding secrets in files needs no database, only revoking does.
+        return keys::scan_only(paths, *json);
+    }
     if let Command::Mail(c) = command {
         // Needs no database: only the transport.
         return mail::run(c, &config);

@@ -89,6 +89,19 @@ impl ThrottlePolicy {
         })
     }
 
+    /// Counts one attempt against `subject` alone: for an endpoint that
+    /// throttles every request, not only failures (`crate::exposure`), so
+    /// that whether the limit is reached says nothing of what was sent.
+    pub fn record_attempt(
+        &self,
+        conn: &mut DbConnection,
+        subject: &str,
+        addr: &str,
+        now: DateTime<Utc>,
+    ) -> QueryResult<()> {
+        write_transaction(conn, |conn| self.bump(conn, subject, addr, now))
+    }
+
     fn bump(
         &self,
         conn: &mut DbConnection,

@@ -369,6 +369,7 @@ async fn once(
     let is_admin = viewer.is_admin();
     let issuer = state.issuer.clone();
     let limits = state.key_limits();
+    let tagger = state.accounts.token_hasher.clone();
     state
         .db(move |conn| {
             if let Claim::Seen(client_id) = forms::claim(conn, &form_id, now)? {
@@ -376,11 +377,18 @@ async fn once(
             }
             let outcome = match &action {
                 SecretAction::Create(form) => key_request(&actor, form).and_then(|request| {
-                    keys::create_api_key(conn, request, limits, (&issuer, &actor), now)
+                    keys::create_api_key(conn, request, limits, &tagger, (&issuer, &actor), now)
                 }),
                 SecretAction::Rotate { client_id, grace } => {
                     visible_key(conn, client_id, &actor, is_admin, now).and_then(|_| {
-                        keys::rotate_api_key(conn, client_id, *grace, (&issuer, &actor), now)
+                        keys::rotate_api_key(
+                            conn,
+                            client_id,
+                            *grace,
+                            &tagger,
+                            (&issuer, &actor),
+                            now,
+                        )
                     })
                 }
             };

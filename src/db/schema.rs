@@ -59,6 +59,8 @@ diesel::table! {
         revoked_at -> Nullable<Timestamp>,
         revoked_by -> Nullable<Text>,
         revoked_reason -> Nullable<Text>,
+        secret_lookup -> Nullable<Text>,
+        previous_secret_lookup -> Nullable<Text>,
     }
 }
 

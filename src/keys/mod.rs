@@ -8,6 +8,7 @@ mod store;
 pub use model::{ApiKey, IssuedKey, IssuedKeyJson, KeyStatus, KeyView};
 pub use secret::{ClientId, PlainSecret, SecretHash};
 pub use store::{
-    Credential, KeyLimits, NewKeyRequest, Refusal, create_api_key, find_credential, find_key,
-    find_key_view, list_api_keys, revoke_api_key, rotate_api_key, touch_last_used,
+    Credential, KeyLimits, NewKeyRequest, Refusal, create_api_key, find_by_secret_lookup,
+    find_credential, find_key, find_key_view, list_api_keys, revoke_api_key,
+    revoke_exposed_api_key, rotate_api_key, touch_last_used,
 };

@@ -33,6 +33,11 @@ pub struct ApiKey {
     pub revoked_at: Option<NaiveDateTime>,
     pub revoked_by: Option<String>,
     pub revoked_reason: Option<String>,
+    /// [`PlainSecret::lookup_tag`] of the current secret (none for keys
+    /// created before tags existed).
+    pub secret_lookup: Option<String>,
+    /// The previous secret's tag, while its grace period runs.
+    pub previous_secret_lookup: Option<String>,
 }
 
 #[derive(Insertable)]
@@ -46,6 +51,7 @@ pub struct NewApiKey<'a> {
     pub scopes: String,
     pub audiences: String,
     pub secret_hash: &'a str,
+    pub secret_lookup: &'a str,
     pub created_by: &'a str,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,

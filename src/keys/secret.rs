@@ -16,6 +16,11 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use crate::random;
+use crate::signing::TokenHasher;
+
+/// The purpose under which a secret's lookup tag is keyed. Never change it:
+/// every stored tag was made with it.
+const LOOKUP_PURPOSE: &str = "api key secret lookup";
 
 /// Prefix of every client ID. Never change it: issued client IDs, clients'
 /// configuration and log searches rely on it.
@@ -120,6 +125,14 @@ impl PlainSecret {
         let mut out = [0u8; 32];
         out.copy_from_slice(d.as_ref());
         out
+    }
+
+    /// A keyed, non-reversible tag of the secret (HMAC-SHA-256 under
+    /// `KEYGATE_SECRET_KEY`), stored beside its argon2 hash so that a
+    /// reported secret finds its key without a scan (`crate::exposure`).
+    /// Without the master key it tells nothing about the secret.
+    pub fn lookup_tag(&self, hasher: &TokenHasher) -> String {
+        hasher.hash(LOOKUP_PURPOSE, self.expose())
     }
 
     /// Hashes with argon2id (OWASP parameters) and a random salt. Costs ~16 ms

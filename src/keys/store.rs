@@ -16,6 +16,7 @@ use crate::mail::{self, Event};
 use crate::resource_servers;
 use crate::resource_servers::ApiScopes;
 use crate::scope::{self, Audience, Audiences, ScopeSet, audiences_to_stored};
+use crate::signing::TokenHasher;
 use crate::text;
 use crate::time::{from_db, rfc3339};
 use crate::users::{Role, User};
@@ -145,6 +146,7 @@ pub fn create_api_key(
     conn: &mut DbConnection,
     request: NewKeyRequest<'_>,
     limits: KeyLimits,
+    tagger: &TokenHasher,
     (issuer, actor): (&str, &str),
     now: DateTime<Utc>,
 ) -> Result<IssuedKey, AppError> {
@@ -155,6 +157,7 @@ pub fn create_api_key(
     let hash = secret
         .hash()
         .map_err(|e| AppError::internal(HashError(e)))?;
+    let lookup = secret.lookup_tag(tagger);
     let key = write_transaction(conn, |conn| {
         let owner = crate::users::find_user_by_email(conn, request.owner_email)?;
         if owner.disabled {
@@ -185,6 +188,7 @@ pub fn create_api_key(
             scopes: request.scopes.to_string(),
             audiences: audiences_to_stored(&audiences),
             secret_hash: hash.as_str(),
+            secret_lookup: &lookup,
             created_by: actor,
             created_at: now.naive_utc(),
             updated_at: now.naive_utc(),
@@ -339,6 +343,7 @@ pub fn rotate_api_key(
     conn: &mut DbConnection,
     client_id: &str,
     grace: Option<HumanDuration>,
+    tagger: &TokenHasher,
     (issuer, actor): (&str, &str),
     now: DateTime<Utc>,
 ) -> Result<IssuedKey, AppError> {
@@ -346,6 +351,7 @@ pub fn rotate_api_key(
     let hash = secret
         .hash()
         .map_err(|e| AppError::internal(HashError(e)))?;
+    let lookup = secret.lookup_tag(tagger);
     let key = write_transaction(conn, |conn| {
         let (key, _) = find_key_view(conn, client_id, now)?;
         refuse_unless_active(&key, now)?;
@@ -355,6 +361,9 @@ pub fn rotate_api_key(
                 api_keys::secret_hash.eq(hash.as_str()),
                 api_keys::previous_secret_hash.eq(previous_until.map(|_| key.secret_hash.as_str())),
                 api_keys::previous_secret_expires_at.eq(previous_until),
+                api_keys::secret_lookup.eq(&lookup),
+                api_keys::previous_secret_lookup
+                    .eq(previous_until.and(key.secret_lookup.as_deref())),
                 api_keys::rotated_at.eq(now.naive_utc()),
                 api_keys::updated_at.eq(now.naive_utc()),
             ))
@@ -436,6 +445,47 @@ pub fn revoke_api_key(
     (issuer, actor): (&str, &str),
     now: DateTime<Utc>,
 ) -> Result<KeyView, AppError> {
+    revoke_and_tell(
+        conn,
+        client_id,
+        reason,
+        (Event::Revoked, None),
+        (issuer, actor),
+        now,
+    )
+}
+
+/// Revokes a key whose secret was reported leaked (`crate::exposure`): the
+/// same revocation, reason `exposed: <source>`, and the owner's email is
+/// the "exposed" one (what was found, where, what to do) instead of the
+/// plain "revoked". `reporter` is the address the report came from, for the
+/// audit event.
+pub fn revoke_exposed_api_key(
+    conn: &mut DbConnection,
+    client_id: &str,
+    (source, reporter): (&str, Option<&str>),
+    (issuer, actor): (&str, &str),
+    now: DateTime<Utc>,
+) -> Result<KeyView, AppError> {
+    let reason = format!("exposed: {source}");
+    revoke_and_tell(
+        conn,
+        client_id,
+        Some(&reason),
+        (Event::Exposed, reporter),
+        (issuer, actor),
+        now,
+    )
+}
+
+fn revoke_and_tell(
+    conn: &mut DbConnection,
+    client_id: &str,
+    reason: Option<&str>,
+    (event, source_addr): (Event, Option<&str>),
+    (issuer, actor): (&str, &str),
+    now: DateTime<Utc>,
+) -> Result<KeyView, AppError> {
     let reason = reason.map(str::trim).filter(|r| !r.is_empty());
     if reason.is_some_and(|r| r.len() > MAX_DESCRIPTION_LEN) {
         return Err(AppError::invalid(
@@ -461,6 +511,7 @@ pub fn revoke_api_key(
                 api_keys::revoked_reason.eq(reason),
                 api_keys::previous_secret_hash.eq(None::<String>),
                 api_keys::previous_secret_expires_at.eq(None::<NaiveDateTime>),
+                api_keys::previous_secret_lookup.eq(None::<String>),
                 api_keys::updated_at.eq(now.naive_utc()),
             ))
             .execute(conn)?;
@@ -471,12 +522,12 @@ pub fn revoke_api_key(
                 actor,
                 action: Action::KeyRevoked,
                 target: client_id,
-                source_addr: None,
+                source_addr,
                 details: json!({ "reason": reason }),
             },
         )?;
         let (key, view) = find_key_view(conn, client_id, now)?;
-        notify(conn, Event::Revoked, (&key.id, &view), issuer, actor, now)?;
+        notify(conn, event, (&key.id, &view), issuer, actor, now)?;
         Ok(view)
     })
 }
@@ -629,6 +680,61 @@ pub fn find_credential(
     }))
 }
 
+/// A key found by a lookup tag: client ID, current hash and tag, previous
+/// hash and until when it works.
+type LookupRow = (
+    ClientId,
+    SecretHash,
+    Option<String>,
+    Option<SecretHash>,
+    Option<NaiveDateTime>,
+);
+
+/// The live key (neither revoked nor expired) a secret's lookup tag
+/// ([`PlainSecret::lookup_tag`]) points to, with the one hash the secret
+/// must verify against: the current secret's, or the previous one's while
+/// its grace runs. A tag of a previous secret past its grace finds nothing.
+pub fn find_by_secret_lookup(
+    conn: &mut DbConnection,
+    tag: &str,
+    now: DateTime<Utc>,
+) -> QueryResult<Option<(ClientId, SecretHash)>> {
+    let naive = now.naive_utc();
+    let rows: Vec<LookupRow> = api_keys::table
+        .filter(
+            api_keys::secret_lookup
+                .eq(tag)
+                .or(api_keys::previous_secret_lookup.eq(tag)),
+        )
+        .filter(api_keys::revoked_at.is_null())
+        .filter(
+            api_keys::expires_at
+                .is_null()
+                .or(api_keys::expires_at.gt(naive)),
+        )
+        .select((
+            api_keys::client_id,
+            api_keys::secret_hash,
+            api_keys::secret_lookup,
+            api_keys::previous_secret_hash,
+            api_keys::previous_secret_expires_at,
+        ))
+        .limit(2)
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .find_map(|(client_id, current, current_tag, previous, until)| {
+            if current_tag.as_deref() == Some(tag) {
+                Some((client_id, current))
+            } else {
+                match (previous, until) {
+                    (Some(hash), Some(until)) if from_db(until) > now => Some((client_id, hash)),
+                    _ => None,
+                }
+            }
+        }))
+}
+
 /// Queues `event`'s email to the key's owner, in the caller's transaction;
 /// `issuer` tells the owner which keygate it comes from.
 pub(super) fn notify(
@@ -739,6 +845,7 @@ mod tests {
                 expiry_warning: "7d".parse().unwrap(),
                 max_keys_per_user: None,
             },
+            &crate::signing::MasterKey::generate().token_hasher(),
             ("http://127.0.0.1:8080", audit::COMMAND_LINE),
             now,
         )

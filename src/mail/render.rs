@@ -19,15 +19,18 @@ pub enum Event {
     Created,
     Rotated,
     Revoked,
+    /// Revoked because its secret was reported leaked (`crate::exposure`).
+    Exposed,
     Expiring,
     Expired,
 }
 
 impl Event {
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
         Self::Created,
         Self::Rotated,
         Self::Revoked,
+        Self::Exposed,
         Self::Expiring,
         Self::Expired,
     ];
@@ -38,6 +41,7 @@ impl Event {
             Self::Created => "created",
             Self::Rotated => "rotated",
             Self::Revoked => "revoked",
+            Self::Exposed => "exposed",
             Self::Expiring => "expiring",
             Self::Expired => "expired",
         }
@@ -171,7 +175,7 @@ macro_rules! embedded {
     };
 }
 
-const TEMPLATES: [(&str, &str); 27] = embedded!(
+const TEMPLATES: [(&str, &str); 30] = embedded!(
     "email/base.txt",
     "email/base.html",
     // One text for both parts, each escaped as its part needs.
@@ -186,6 +190,9 @@ const TEMPLATES: [(&str, &str); 27] = embedded!(
     "email/revoked/subject.txt",
     "email/revoked/body.txt",
     "email/revoked/body.html",
+    "email/exposed/subject.txt",
+    "email/exposed/body.txt",
+    "email/exposed/body.html",
     "email/expiring/subject.txt",
     "email/expiring/body.txt",
     "email/expiring/body.html",
@@ -364,6 +371,7 @@ mod tests {
             (Event::Created, "created"),
             (Event::Rotated, "rotated"),
             (Event::Revoked, "revoked"),
+            (Event::Exposed, "exposed"),
             (Event::Expiring, "expires soon"),
             (Event::Expired, "expired"),
         ] {

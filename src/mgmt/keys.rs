@@ -223,6 +223,7 @@ pub async fn create(
     let limits = state.key_limits();
     let actor = caller.email.clone();
     let issuer = state.issuer.clone();
+    let tagger = state.accounts.token_hasher.clone();
     let now = state.clock.now();
     let issued = state
         .db(move |conn| {
@@ -234,7 +235,7 @@ pub async fn create(
                 audiences: body.audiences,
                 expires_in: body.expires_in,
             };
-            keys::create_api_key(conn, request, limits, (&issuer, &actor), now)
+            keys::create_api_key(conn, request, limits, &tagger, (&issuer, &actor), now)
         })
         .await?;
     let mut builder = HttpResponse::Created();
@@ -338,12 +339,20 @@ pub async fn rotate(
     let body: RotateBody = optional_json(body).await?;
     let grace = body.grace()?;
     let issuer = state.issuer.clone();
+    let tagger = state.accounts.token_hasher.clone();
     let now = state.clock.now();
     let issued = state
         .db(move |conn| {
             let (_, view) = keys::find_key_view(conn, &client_id, now)?;
             visible(&caller, view, &client_id)?;
-            keys::rotate_api_key(conn, &client_id, grace, (&issuer, &caller.email), now)
+            keys::rotate_api_key(
+                conn,
+                &client_id,
+                grace,
+                &tagger,
+                (&issuer, &caller.email),
+                now,
+            )
         })
         .await?;
     Ok(secret_response(HttpResponse::Ok(), issued.to_json()))

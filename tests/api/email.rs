@@ -203,7 +203,7 @@ impl Received {
 
     /// Well formed as INTERFACE.md asks, to the owner, naming the key and
     /// holding no secret anywhere.
-    fn assert_well_formed(&self, owner: &str, key: &Key) {
+    pub(crate) fn assert_well_formed(&self, owner: &str, key: &Key) {
         assert_eq!(self.content_type, "multipart/alternative", "{}", self.raw);
         assert_eq!(self.parts, ["text/plain", "text/html"], "{}", self.raw);
         assert_eq!(self.to, owner);
@@ -250,7 +250,7 @@ impl Received {
 }
 
 /// Exactly one message whose subject contains `word`.
-fn one_with<'a>(messages: &'a [Received], word: &str) -> &'a Received {
+pub(crate) fn one_with<'a>(messages: &'a [Received], word: &str) -> &'a Received {
     let matching: Vec<_> = messages
         .iter()
         .filter(|m| m.subject.contains(word))

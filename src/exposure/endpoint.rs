@@ -1,0 +1,126 @@
+//! `POST /oauth/exposed`: anyone holding a keygate secret reports it
+//! leaked, and its key is revoked. The body is a JSON array of strings, the
+//! optional `source` query parameter says where they were found. The answer
+//! is `202 {"received": N}` whether or not anything matched; every request
+//! counts against its address's throttle, matched or not.
+
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{find_candidate, parse_source, revoke};
+use crate::audit;
+use crate::client_auth;
+use crate::error::OAuthError;
+use crate::keys::PlainSecret;
+use crate::oauth_endpoint;
+use crate::state::AppState;
+
+/// Most strings one report may carry: at most this many argon2
+/// verifications per request.
+pub const MAX_SECRETS: usize = 100;
+/// The throttle's subject, counted per address (`client_auth::throttle`).
+const THROTTLE_SUBJECT: &str = "exposed:";
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(oauth_endpoint::post_only("/oauth/exposed", report));
+}
+
+#[derive(Deserialize)]
+struct ReportQuery {
+    source: Option<String>,
+}
+
+async fn report(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
+    match handle(&req, &body, &state).await {
+        Ok(received) => HttpResponse::Accepted().json(json!({ "received": received })),
+        Err(error) => error.error_response(),
+    }
+}
+
+async fn handle(req: &HttpRequest, body: &[u8], state: &AppState) -> Result<usize, OAuthError> {
+    let now = state.clock.now();
+    let addr = client_auth::client_address(req, &state.client_auth.trusted_proxies);
+    throttle(state, addr.clone(), now).await?;
+
+    let query = web::Query::<ReportQuery>::from_query(req.query_string())
+        .map_err(|_| OAuthError::InvalidRequest("the query string could not be read".into()))?;
+    let source = parse_source(query.source.as_deref()).map_err(OAuthError::InvalidRequest)?;
+    let strings: Vec<String> = serde_json::from_slice(body).map_err(|_| {
+        OAuthError::InvalidRequest("the body must be a JSON array of strings".into())
+    })?;
+    if strings.len() > MAX_SECRETS {
+        return Err(OAuthError::InvalidRequest(format!(
+            "a report may hold at most {MAX_SECRETS} strings"
+        )));
+    }
+    let received = strings.len();
+    for text in strings {
+        let secret = PlainSecret::from_presented(text);
+        check_one(state, secret, (&source, &addr), now).await?;
+    }
+    Ok(received)
+}
+
+/// 429 once the address has made too many reports in the window; counts
+/// this one otherwise.
+async fn throttle(state: &AppState, addr: String, now: DateTime<Utc>) -> Result<(), OAuthError> {
+    let policy = state.client_auth.throttle;
+    let throttled = state
+        .db(move |conn| -> Result<_, OAuthError> {
+            let throttled = policy.retry_after(conn, THROTTLE_SUBJECT, &addr, now)?;
+            if throttled.is_none() {
+                policy.record_attempt(conn, THROTTLE_SUBJECT, &addr, now)?;
+            }
+            Ok(throttled)
+        })
+        .await?;
+    match throttled {
+        Some(retry_after_secs) => Err(OAuthError::TooManyRequests { retry_after_secs }),
+        None => Ok(()),
+    }
+}
+
+/// One lookup and one argon2 verification on the bounded pool, whatever the
+/// string; a revocation when it is a live secret. A revocation that fails
+/// is logged, not answered: the answer must not tell a match.
+async fn check_one(
+    state: &AppState,
+    secret: PlainSecret,
+    (source, addr): (&str, &str),
+    now: DateTime<Utc>,
+) -> Result<(), OAuthError> {
+    let tagger = state.accounts.token_hasher.clone();
+    let (candidate, secret) = state
+        .db(move |conn| -> Result<_, OAuthError> {
+            let candidate = find_candidate(conn, &tagger, &secret, now)?;
+            Ok((candidate, secret))
+        })
+        .await?;
+    let matched = {
+        let _slot = state
+            .client_auth
+            .argon2_slots
+            .acquire()
+            .await
+            .map_err(|e| OAuthError::ServerError(e.to_string()))?;
+        let (matched, candidate) =
+            web::block(move || (candidate.verify(&secret), candidate)).await?;
+        candidate.client_id().filter(|_| matched).cloned()
+    };
+    let Some(client_id) = matched else {
+        return Ok(());
+    };
+    let (issuer, source, addr) = (state.issuer.clone(), source.to_owned(), addr.to_owned());
+    let revoked = state
+        .db(move |conn| {
+            let report = (source.as_str(), Some(addr.as_str()));
+            revoke(conn, &client_id, report, (&issuer, audit::SYSTEM), now)
+        })
+        .await;
+    if let Err(error) = revoked {
+        tracing::error!(%error, "could not revoke a key whose secret was reported exposed");
+    }
+    Ok(())
+}

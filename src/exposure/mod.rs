@@ -1,0 +1,154 @@
+//! Leaked secrets: a keygate secret reported exposed revokes its key at
+//! once and tells its owner. Possession of the secret is the proof, so the
+//! report needs no account: only whoever holds a secret can revoke with it.
+//!
+//! A secret does not carry its client ID. It finds its key by its lookup
+//! tag ([`PlainSecret::lookup_tag`], an HMAC under `KEYGATE_SECRET_KEY`
+//! stored beside the argon2 hash), then must verify against that key's
+//! hash like any client secret. Every string costs the same: one lookup and
+//! one argon2 verification, against the decoy hash when nothing matched, so
+//! neither the answer nor its timing says whether anything did (a match
+//! adds the revocation's write, a few ms: news only to the holder of a live
+//! secret, which the token endpoint would confirm anyway). Keys created
+//! before the tags existed have none and cannot be found by a report.
+//!
+//! Two ways in share [`find_candidate`], [`Candidate::verify`] and
+//! [`revoke`]: `POST /oauth/exposed` ([`endpoint`]) and
+//! `keygate keys scan --revoke` (`crate::cli`), which finds secrets in
+//! files ([`scan`]).
+
+pub mod endpoint;
+pub mod scan;
+
+use chrono::{DateTime, Utc};
+
+use crate::db::DbConnection;
+use crate::error::AppError;
+use crate::keys::{self, ClientId, KeyView, PlainSecret, SecretHash};
+use crate::signing::TokenHasher;
+
+/// Where a report says a secret was found, when it does not say.
+pub const DEFAULT_SOURCE: &str = "report";
+const MAX_SOURCE_LEN: usize = 200;
+
+/// The free text naming where a secret was found: trimmed, 1 to 200
+/// printable characters.
+pub fn parse_source(text: Option<&str>) -> Result<String, String> {
+    let Some(text) = text.map(str::trim) else {
+        return Ok(DEFAULT_SOURCE.to_owned());
+    };
+    if text.is_empty() || text.len() > MAX_SOURCE_LEN {
+        return Err(format!(
+            "the source must hold 1 to {MAX_SOURCE_LEN} characters"
+        ));
+    }
+    if text.chars().any(char::is_control) {
+        return Err("the source may not hold control characters".into());
+    }
+    Ok(text.to_owned())
+}
+
+/// The key a reported string may be the secret of, and the hash it must
+/// verify against: the decoy when its tag found no live key.
+pub struct Candidate {
+    client_id: Option<ClientId>,
+    hash: SecretHash,
+}
+
+impl Candidate {
+    /// The key's client ID once [`Candidate::verify`] said yes.
+    pub fn client_id(&self) -> Option<&ClientId> {
+        self.client_id.as_ref()
+    }
+
+    /// One argon2 verification, whatever the candidate: true only when the
+    /// string is a well-formed secret that verifies against a live key.
+    /// Costs ~16 ms of one core: call it off the async workers, on the
+    /// bounded argon2 pool.
+    pub fn verify(&self, secret: &PlainSecret) -> bool {
+        let verified = self.hash.verify(secret);
+        verified && self.client_id.is_some() && secret.is_well_formed()
+    }
+}
+
+/// Looks up the live key `secret`'s tag points to. Runs the same one
+/// query for any string, well-formed or not.
+pub fn find_candidate(
+    conn: &mut DbConnection,
+    tagger: &TokenHasher,
+    secret: &PlainSecret,
+    now: DateTime<Utc>,
+) -> diesel::QueryResult<Candidate> {
+    let tag = secret.lookup_tag(tagger);
+    let found = keys::find_by_secret_lookup(conn, &tag, now)?;
+    Ok(match found {
+        Some((client_id, hash)) if secret.is_well_formed() => Candidate {
+            client_id: Some(client_id),
+            hash,
+        },
+        _ => Candidate {
+            client_id: None,
+            hash: SecretHash::decoy().clone(),
+        },
+    })
+}
+
+/// Revokes the key of a verified exposed secret (reason `exposed:
+/// <source>`, the "exposed" email, the audit event), once: a key revoked
+/// meanwhile (a second report of the same secret) is left as it is and
+/// gives `None`. `reporter` is the address a report came from (none from
+/// the command line).
+pub fn revoke(
+    conn: &mut DbConnection,
+    client_id: &ClientId,
+    (source, reporter): (&str, Option<&str>),
+    (issuer, actor): (&str, &str),
+    now: DateTime<Utc>,
+) -> Result<Option<KeyView>, AppError> {
+    let report = (source, reporter);
+    match keys::revoke_exposed_api_key(conn, client_id.as_str(), report, (issuer, actor), now) {
+        Ok(view) => {
+            tracing::warn!(
+                client_id = %client_id,
+                source,
+                "key revoked: its secret was reported exposed"
+            );
+            Ok(Some(view))
+        }
+        Err(e) if e.code == "key_revoked" => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The whole path on one connection, argon2 included: for the command
+/// line, which has no async workers to keep free.
+pub fn revoke_if_live(
+    conn: &mut DbConnection,
+    tagger: &TokenHasher,
+    secret: &PlainSecret,
+    source: &str,
+    (issuer, actor): (&str, &str),
+    now: DateTime<Utc>,
+) -> Result<Option<KeyView>, AppError> {
+    let candidate = find_candidate(conn, tagger, secret, now)?;
+    match candidate.client_id() {
+        Some(client_id) if candidate.verify(secret) => {
+            revoke(conn, client_id, (source, None), (issuer, actor), now)
+        }
+        _ => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_source_is_short_printable_text() {
+        assert_eq!(parse_source(None).unwrap(), "report");
+        assert_eq!(parse_source(Some(" ci log ")).unwrap(), "ci log");
+        assert!(parse_source(Some("")).is_err());
+        assert!(parse_source(Some("a\nb")).is_err());
+        assert!(parse_source(Some(&"x".repeat(201))).is_err());
+    }
+}
