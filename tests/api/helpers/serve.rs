@@ -52,10 +52,41 @@ impl Serve {
     /// Starts `keygate serve` on `app`'s variables (and `extra`, which may
     /// override them; `RUST_LOG` is `info` unless given) on a free port,
     /// and waits until it is ready.
+    ///
+    /// The port is found free a moment before the server binds it, so
+    /// another test (or the other server of a pair started together) may
+    /// take it first: a server that exits because its port is taken is
+    /// started again on another. Any other exit fails with its log.
     pub async fn start(app: &TestApp, extra: &[(&str, &str)]) -> Self {
-        let serve = Self::spawn(app, extra);
-        wait_ready(&app.http, &serve.base).await;
-        serve
+        for _ in 0..5 {
+            let mut serve = Self::spawn(app, extra);
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let ready = app.http.get(format!("{}/readyz", serve.base)).send().await;
+                if ready.is_ok_and(|r| r.status() == 200) {
+                    return serve;
+                }
+                if let Some(status) = serve.child.try_wait().expect("the server's status") {
+                    if let Some(reader) = serve.reader.take() {
+                        let _ = reader.await;
+                    }
+                    let logs = serve.logs();
+                    assert!(
+                        logs.contains("Address already in use"),
+                        "keygate serve exited ({status}) before it was ready:\n{logs}"
+                    );
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "server at {} did not become ready:\n{}",
+                    serve.base,
+                    serve.logs()
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        panic!("no free port for keygate serve in five tries");
     }
 
     /// As [`start`](Self::start), without waiting.
