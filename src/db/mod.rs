@@ -110,6 +110,25 @@ const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/po
 const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
                               PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;";
 
+/// Applies [`SQLITE_PRAGMAS`]. Switching a new file to WAL takes an
+/// exclusive lock, and SQLite answers "database is locked" at once, without
+/// its busy handler, when another process is switching it at the same
+/// moment (two servers starting together on a new file): wait and retry, as
+/// the busy timeout would, for up to 5 s.
+fn set_up_sqlite(conn: &mut SqliteConnection) -> diesel::QueryResult<()> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match conn.batch_execute(SQLITE_PRAGMAS) {
+            Err(diesel::result::Error::DatabaseError(_, info))
+                if info.message().contains("database is locked") && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     #[error("cannot connect to the database: {0}")]
@@ -238,8 +257,7 @@ fn establish(url: &DatabaseUrl) -> Result<DbConnection, ConnectionError> {
             })?;
             let path = path.to_string_lossy();
             let mut conn = SqliteConnection::establish(&path)?;
-            conn.batch_execute(SQLITE_PRAGMAS)
-                .map_err(ConnectionError::CouldntSetupConfiguration)?;
+            set_up_sqlite(&mut conn).map_err(ConnectionError::CouldntSetupConfiguration)?;
             Ok(DbConnection::Sqlite(conn))
         }
         DatabaseUrl::Postgres(url) => {
