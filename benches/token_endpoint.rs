@@ -151,6 +151,7 @@ fn setup(config: &Config, n: usize) -> Vec<Key> {
                     scopes: scopes.clone(),
                     audiences: vec![api.clone()],
                     expires_in: None,
+                    envelope: Default::default(),
                 },
                 keygate::keys::KeyLimits {
                     max_lifetime: config.key_max_lifetime,

@@ -24,6 +24,7 @@ use crate::client_auth::verified::VerifiedSecrets;
 use crate::db::DatabaseUrl;
 use crate::db::{self, Pool};
 use crate::jobs::{Jobs, JobsSetup};
+use crate::keys::issuance::Issuance;
 use crate::mail::{Delivery, MailTransport, Mailer};
 use crate::ops::metrics::Metrics;
 use crate::signing::MasterKey;
@@ -246,6 +247,7 @@ impl Application {
                 metrics: Arc::clone(&metrics),
                 trusted_proxies: config.trusted_proxies.clone(),
             },
+            issuance: Issuance::default(),
             metrics: Arc::clone(&metrics),
             jwks_max_age: chrono::Duration::seconds(300),
             key_max_lifetime: config.key_max_lifetime,

@@ -87,6 +87,9 @@ pub struct ClientRequest<P> {
     pub params: P,
     /// When the request arrived: the one `now` of the whole request.
     pub now: DateTime<Utc>,
+    /// The client's address (behind trusted proxies, the forwarded one);
+    /// `None` when the peer is unknown.
+    pub from: Option<std::net::IpAddr>,
 }
 
 /// Parses the form (content type, repeated parameters), authenticates the
@@ -100,12 +103,15 @@ pub async fn accept<P: Params>(
     let form = Form::from_request(req, body)?;
     form.reject_repeats(P::SINGLE)?;
     let now = state.clock.now();
-    let client = client_auth::authenticate(req, &form, &state.client_auth, now).await?;
+    let auth = &state.client_auth;
+    let from = client_auth::client_ip(req, &auth.trusted_proxies);
+    let client = client_auth::authenticate(req.headers(), &form, from, auth, now).await?;
     let params = P::from_form(&form)?;
     Ok(ClientRequest {
         client,
         params,
         now,
+        from,
     })
 }
 

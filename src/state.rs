@@ -8,6 +8,7 @@ use crate::client_auth::ClientAuth;
 use crate::db::{DbConnection, Pool};
 use crate::duration::HumanDuration;
 use crate::keys::KeyLimits;
+use crate::keys::issuance::Issuance;
 use crate::ops::metrics::Metrics;
 use crate::signing::{Signer, TokenHasher};
 use crate::time::Clock;
@@ -20,6 +21,8 @@ pub struct AppState {
     pub token_ttl: HumanDuration,
     pub signer: Arc<Signer>,
     pub client_auth: ClientAuth,
+    /// Each key's share of its issuance limit (`crate::token::issuance`).
+    pub issuance: Issuance,
     pub metrics: Arc<Metrics>,
     /// How long the JWKS may be cached by resource servers.
     pub jwks_max_age: Duration,

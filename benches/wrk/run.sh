@@ -4,12 +4,20 @@
 # when KEYGATE_BENCH_POSTGRES_URL names an empty database it may write to.
 #
 #   benches/wrk/run.sh [seconds]        needs wrk (apt-get install wrk)
+#   KEYGATE_BENCH_BIN=/path/to/keygate benches/wrk/run.sh   that binary instead
+#                                       of a fresh release build (to compare two)
+#   KEYGATE_BENCH_KEY_ARGS="--max-tokens-per-minute 1000000" ...   extra
+#                                       `keys create` arguments for the key
 set -euo pipefail
 seconds=${1:-10}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
-cargo build --release --quiet --manifest-path "$root/Cargo.toml"
-bin=$root/target/release/keygate
+if [ -n "${KEYGATE_BENCH_BIN:-}" ]; then
+    bin=$KEYGATE_BENCH_BIN
+else
+    cargo build --release --quiet --manifest-path "$root/Cargo.toml"
+    bin=$root/target/release/keygate
+fi
 dir=$(mktemp -d)
 trap 'kill "$server" 2>/dev/null || true; rm -rf "$dir"' EXIT
 cd "$dir"
@@ -20,7 +28,7 @@ echo "database: ${KEYGATE_DATABASE_URL%%://*}"
 "$bin" users add bench@example.com >/dev/null
 "$bin" apis add https://api.example.com --name bench --scopes "read write" >/dev/null
 key=$("$bin" keys create --owner bench@example.com --name bench --scope read \
-    --audience https://api.example.com --json)
+    --audience https://api.example.com ${KEYGATE_BENCH_KEY_ARGS:-} --json)
 id=$(printf '%s' "$key" | python3 -c 'import json,sys; print(json.load(sys.stdin)["client_id"])')
 secret=$(printf '%s' "$key" | python3 -c 'import json,sys; print(json.load(sys.stdin)["client_secret"])')
 "$bin" serve 2>"$dir/serve.log" &

@@ -7,7 +7,8 @@ use super::{CliError, Context, or_dash, parse_scopes, print_json};
 use crate::audit::COMMAND_LINE;
 use crate::duration::HumanDuration;
 use crate::exposure::{self, scan};
-use crate::keys::{self, IssuedKey, NewKeyRequest};
+use crate::keys::envelope;
+use crate::keys::{self, AllowedNetworks, Envelope, EnvelopeChange, IssuedKey, NewKeyRequest};
 use crate::scope::Audience;
 
 #[derive(Debug, Subcommand)]
@@ -32,6 +33,29 @@ pub enum KeysCommand {
         /// Lifetime such as 30d (default and maximum: KEYGATE_KEY_MAX_LIFETIME).
         #[arg(long)]
         expires_in: Option<String>,
+        /// Networks the key may be used from, such as "10.0.0.0/8,192.0.2.7"
+        /// (default: anywhere).
+        #[arg(long, value_name = "CIDR,...")]
+        allow_from: Option<String>,
+        /// Most tokens the key may be issued per minute (default: no limit).
+        #[arg(long, value_name = "N")]
+        max_tokens_per_minute: Option<String>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a key's usage envelope: where it may be used from and how many
+    /// tokens it may be issued per minute.
+    Set {
+        /// The key's client ID (kgc_...).
+        client_id: String,
+        /// Networks the key may be used from, such as "10.0.0.0/8,192.0.2.7";
+        /// "any" lifts the restriction.
+        #[arg(long, value_name = "CIDR,...")]
+        allow_from: Option<String>,
+        /// Most tokens the key may be issued per minute; "none" lifts the limit.
+        #[arg(long, value_name = "N")]
+        max_tokens_per_minute: Option<String>,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -98,8 +122,22 @@ pub fn run(command: KeysCommand, ctx: &mut Context) -> Result<(), CliError> {
             scopes,
             audience,
             expires_in,
+            allow_from,
+            max_tokens_per_minute,
             json,
         } => {
+            let envelope = Envelope {
+                allowed_networks: allow_from
+                    .as_deref()
+                    .map(AllowedNetworks::parse)
+                    .transpose()?
+                    .unwrap_or_default(),
+                max_tokens_per_minute: max_tokens_per_minute
+                    .as_deref()
+                    .map(envelope::parse_tokens_per_minute)
+                    .transpose()?
+                    .flatten(),
+            };
             let request = NewKeyRequest {
                 owner_email: &owner,
                 name: &name,
@@ -114,6 +152,7 @@ pub fn run(command: KeysCommand, ctx: &mut Context) -> Result<(), CliError> {
                     .as_deref()
                     .map(|d| parse_duration("--expires-in", d))
                     .transpose()?,
+                envelope,
             };
             let limits = keys::KeyLimits {
                 max_lifetime: ctx.config.key_max_lifetime,
@@ -131,6 +170,35 @@ pub fn run(command: KeysCommand, ctx: &mut Context) -> Result<(), CliError> {
             )?;
             show_issued(&issued, json, "created")?;
         }
+        KeysCommand::Set {
+            client_id,
+            allow_from,
+            max_tokens_per_minute,
+            json,
+        } => {
+            let change = EnvelopeChange {
+                allowed_networks: allow_from
+                    .as_deref()
+                    .map(AllowedNetworks::parse)
+                    .transpose()?,
+                max_tokens_per_minute: max_tokens_per_minute
+                    .as_deref()
+                    .map(envelope::parse_tokens_per_minute)
+                    .transpose()?,
+            };
+            if change.is_empty() {
+                return Err(CliError::Usage(
+                    "give --allow-from, --max-tokens-per-minute or both".into(),
+                ));
+            }
+            let key = keys::set_envelope(ctx.conn(), &client_id, &change, COMMAND_LINE, now)?;
+            if json {
+                print_json(&key)?;
+            } else {
+                println!("changed key {} ({})", key.client_id, key.name);
+                show_envelope(&key);
+            }
+        }
         KeysCommand::List { owner, json } => {
             let list = keys::list_api_keys(ctx.conn(), owner.as_deref(), now)?;
             if json {
@@ -138,13 +206,14 @@ pub fn run(command: KeysCommand, ctx: &mut Context) -> Result<(), CliError> {
             } else {
                 for k in list {
                     println!(
-                        "{}\t{}\t{}\t{:?}\texpires {}\tlast used {}",
+                        "{}\t{}\t{}\t{:?}\texpires {}\tlast used {} from {}",
                         k.client_id,
                         k.name,
                         k.owner,
                         k.status,
                         or_dash(k.expires_at.as_deref()),
-                        or_dash(k.last_used_at.as_deref())
+                        or_dash(k.last_used_at.as_deref()),
+                        or_dash(k.last_used_from.as_deref())
                     );
                 }
             }
@@ -290,6 +359,20 @@ fn show_findings(
     Ok(())
 }
 
+fn show_envelope(k: &keys::KeyView) {
+    let networks = if k.allowed_networks.is_empty() {
+        "any".to_owned()
+    } else {
+        k.allowed_networks.join(", ")
+    };
+    let limit = k.max_tokens_per_minute.map_or_else(
+        || "no limit".to_owned(),
+        |n| format!("{n} tokens per minute"),
+    );
+    println!("  allowed from:  {networks}");
+    println!("  token limit:   {limit}");
+}
+
 fn show_issued(issued: &IssuedKey, json: bool, what: &str) -> Result<(), CliError> {
     if json {
         return print_json(&issued.to_json());
@@ -301,6 +384,7 @@ fn show_issued(issued: &IssuedKey, json: bool, what: &str) -> Result<(), CliErro
     println!("  scopes:        {}", k.scopes.join(" "));
     println!("  audiences:     {}", k.audiences.join(" "));
     println!("  expires_at:    {}", or_dash(k.expires_at.as_deref()));
+    show_envelope(k);
     if let Some(until) = &k.previous_secret_expires_at {
         println!("  the previous secret keeps working until {until}");
     }

@@ -8,7 +8,10 @@ pub mod verified;
 
 use std::sync::Arc;
 
-use actix_web::{HttpRequest, web};
+use std::net::IpAddr;
+
+use actix_web::http::header::HeaderMap;
+use actix_web::web;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
@@ -63,36 +66,38 @@ pub struct ClientAuth {
     pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
-/// Authenticates the client of an OAuth request: finds its credentials
-/// (`client_secret_basic` or `client_secret_post`), applies the failure
-/// throttle, verifies the secret and the key's auth. Every refusal is the
-/// same `invalid_client`; the reason goes to the audit log and the metrics.
+/// Authenticates the client of an OAuth request from `from` (its address,
+/// [`client_ip`]): finds its credentials (`client_secret_basic` or
+/// `client_secret_post`), applies the failure throttle, verifies the secret,
+/// the key's state and its allowed networks. Every refusal is the same
+/// `invalid_client`; the reason goes to the audit log and the metrics.
 pub async fn authenticate(
-    req: &HttpRequest,
+    headers: &HeaderMap,
     form: &Form,
+    from: Option<IpAddr>,
     auth: &ClientAuth,
     now: DateTime<Utc>,
 ) -> Result<Credential, OAuthError> {
-    let presented = presented::extract(req.headers(), form).inspect_err(|e| {
+    let presented = presented::extract(headers, form).inspect_err(|e| {
         if matches!(e, OAuthError::InvalidClient) {
             auth.metrics
                 .count_failure(AuthFailure::NoClientAuthentication.as_str());
         }
     })?;
-    let addr = client_address(req, &auth.trusted_proxies);
-    verify_presented(auth, presented, &addr, now).await
+    verify_presented(auth, presented, from, now).await
 }
 
 /// The address failures are counted against: see [`peer::client_address`].
-pub use crate::peer::client_address;
+pub use crate::peer::{client_address, client_ip};
 
-/// Verifies presented credentials from `addr`.
+/// Verifies presented credentials from `from`.
 async fn verify_presented(
     auth: &ClientAuth,
     presented: Presented,
-    addr: &str,
+    from: Option<IpAddr>,
     now: DateTime<Utc>,
 ) -> Result<Credential, OAuthError> {
+    let addr = &from.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
     // A client that sent its secret as its ID (credentials swapped, or the
     // secret in `client_id=`) must not have it logged, audited or stored as
     // a throttle subject: from here on it is the redaction marker, which is
@@ -134,7 +139,7 @@ async fn verify_presented(
         Some(credential) => {
             if check_secret(auth, credential, presented.secret, now).await? {
                 credential
-                    .refusal(now)
+                    .refusal_from(from, now)
                     .map_or(Ok(()), |r| Err(AuthFailure::Refused(r)))
             } else {
                 Err(AuthFailure::WrongSecret)

@@ -16,7 +16,10 @@ use super::{
 use crate::audit::{self, AuditEvent};
 use crate::duration::HumanDuration;
 use crate::error::AppError;
-use crate::keys::{self, IssuedKey, KeyStatus, KeyView, NewKeyRequest};
+use crate::keys::envelope;
+use crate::keys::{
+    self, AllowedNetworks, Envelope, EnvelopeChange, IssuedKey, KeyStatus, KeyView, NewKeyRequest,
+};
 use crate::oauth_form::Form;
 use crate::scope::{self, Audience, ScopeSet};
 use crate::state::AppState;
@@ -31,6 +34,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(resource("/keys/new").route(web::get().to(new_form)))
     .service(resource("/keys/{client_id}").route(web::get().to(detail)))
     .service(resource("/keys/{client_id}/rotate").route(web::post().to(rotate)))
+    .service(resource("/keys/{client_id}/envelope").route(web::post().to(set_envelope)))
     .service(
         resource("/keys/{client_id}/revoke")
             .route(web::get().to(revoke_page))
@@ -192,6 +196,9 @@ struct KeyForm {
     scopes: Vec<String>,
     audience: String,
     expires_in: String,
+    /// Allowed networks as typed (commas, spaces or lines between them).
+    allowed_networks: String,
+    max_tokens_per_minute: String,
 }
 
 /// Errors by field; `form` for the rest.
@@ -202,6 +209,8 @@ struct FieldErrors {
     scopes: Option<String>,
     audience: Option<String>,
     expires_in: Option<String>,
+    allowed_networks: Option<String>,
+    max_tokens_per_minute: Option<String>,
     form: Option<String>,
 }
 
@@ -228,6 +237,14 @@ impl FieldErrors {
             },
             "expiry_too_long" | "invalid_duration" => Self {
                 expires_in: message,
+                ..Self::default()
+            },
+            "invalid_network" => Self {
+                allowed_networks: message,
+                ..Self::default()
+            },
+            "invalid_token_limit" => Self {
+                max_tokens_per_minute: message,
                 ..Self::default()
             },
             _ => Self {
@@ -307,6 +324,26 @@ fn parse_key_form(form: &Form) -> Result<KeyForm, AppError> {
         scopes: form.all("scope").to_vec(),
         audience: field(form, "audience")?.trim().to_owned(),
         expires_in: field(form, "expires_in")?.trim().to_owned(),
+        allowed_networks: optional_field(form, "allowed_networks")?.trim().to_owned(),
+        max_tokens_per_minute: optional_field(form, "max_tokens_per_minute")?
+            .trim()
+            .to_owned(),
+    })
+}
+
+/// A field a form may leave out: empty when it does.
+fn optional_field<'f>(form: &'f Form, name: &str) -> Result<&'f str, AppError> {
+    match form.all(name) {
+        [] => Ok(""),
+        _ => field(form, name),
+    }
+}
+
+/// The envelope typed into a form.
+fn envelope_of(networks: &str, limit: &str) -> Result<Envelope, AppError> {
+    Ok(Envelope {
+        allowed_networks: AllowedNetworks::parse(networks)?,
+        max_tokens_per_minute: envelope::parse_tokens_per_minute(limit)?,
     })
 }
 
@@ -339,6 +376,7 @@ fn key_request<'f>(owner: &'f str, form: &'f KeyForm) -> Result<NewKeyRequest<'f
         scopes: scopes.into_iter().collect(),
         audiences,
         expires_in,
+        envelope: envelope_of(&form.allowed_networks, &form.max_tokens_per_minute)?,
     })
 }
 
@@ -358,7 +396,7 @@ enum Outcome {
     Repeated(String),
     /// Refused by the keys module: nothing was done. The key form comes
     /// back so the person can correct it.
-    Refused(AppError, Option<KeyForm>),
+    Refused(AppError, Option<Box<KeyForm>>),
 }
 
 /// Runs `action` once per form ID: a repeat goes to the key instead.
@@ -406,7 +444,7 @@ async fn once(
                     // Nothing was done: the corrected form may be sent again.
                     forms::release(conn, &form_id)?;
                     let form = match action {
-                        SecretAction::Create(form) => Some(form),
+                        SecretAction::Create(form) => Some(Box::new(form)),
                         SecretAction::Rotate { .. } => None,
                     };
                     Ok(Outcome::Refused(error, form))
@@ -440,7 +478,7 @@ async fn create(
         Ok(Outcome::Repeated(client_id)) => already_shown(&client_id),
         Ok(Outcome::Refused(error, Some(key_form))) => {
             let errors = FieldErrors::from_error(&error);
-            render_new(&state, &viewer, error.status, key_form, errors).await
+            render_new(&state, &viewer, error.status, *key_form, errors).await
         }
         Ok(Outcome::Refused(error, None)) | Err(error) => error_page(&state, Some(&viewer), &error),
     }
@@ -554,18 +592,13 @@ pub(super) fn event_row(event: AuditEvent) -> EventRow {
     let summary = match details.as_object() {
         Some(map) => map
             .iter()
-            .filter(|(_, v)| !v.is_null())
-            .map(|(k, v)| match v {
-                serde_json::Value::String(s) => format!("{k}: {s}"),
-                serde_json::Value::Array(items) => format!(
-                    "{k}: {}",
-                    items
-                        .iter()
-                        .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_owned))
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                ),
-                other => format!("{k}: {other}"),
+            .filter(|(_, v)| !v.is_null() && v.as_array().is_none_or(|a| !a.is_empty()))
+            .map(|(k, v)| match (v.get("from"), v.get("to")) {
+                // A change: what it was and what it became.
+                (Some(from), Some(to)) => {
+                    format!("{k}: {} → {}", summary_value(from), summary_value(to))
+                }
+                _ => format!("{k}: {}", summary_value(v)),
             })
             .collect::<Vec<_>>()
             .join("; "),
@@ -578,6 +611,22 @@ pub(super) fn event_row(event: AuditEvent) -> EventRow {
         target: event.target,
         source_addr: event.source_addr,
         summary,
+    }
+}
+
+/// One value of an audit event's details in words: lists space-separated,
+/// nothing as "none".
+fn summary_value(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::Null => "none".to_owned(),
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Array(items) if items.is_empty() => "none".to_owned(),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .map(summary_value)
+            .collect::<Vec<_>>()
+            .join(" "),
+        other => other.to_string(),
     }
 }
 
@@ -618,7 +667,25 @@ async fn detail(
     query: web::Query<NoticeQuery>,
 ) -> HttpResponse {
     let viewer = or_page!(viewer(&req, &state, current).await);
-    let client_id = path.into_inner().client_id;
+    let notice = notice_for(query.notice.as_deref());
+    render_detail(&state, &viewer, path.into_inner().client_id, notice, None).await
+}
+
+/// What the envelope form sent and why it was refused, shown again.
+#[derive(Debug, Serialize)]
+struct EnvelopeRefusal {
+    allowed_networks: String,
+    max_tokens_per_minute: String,
+    errors: FieldErrors,
+}
+
+async fn render_detail(
+    state: &AppState,
+    viewer: &Viewer,
+    client_id: String,
+    notice: impl Serialize,
+    refused: Option<EnvelopeRefusal>,
+) -> HttpResponse {
     let now = state.clock.now();
     let (email, is_admin) = (viewer.email().to_owned(), viewer.is_admin());
     let found = state
@@ -630,7 +697,7 @@ async fn detail(
         .await;
     let (view, events) = match found {
         Ok(found) => found,
-        Err(e) => return error_page(&state, Some(&viewer), &e),
+        Err(e) => return error_page(state, Some(viewer), &e),
     };
     let back = if is_admin && !view.owner.eq_ignore_ascii_case(viewer.email()) {
         minijinja::context! { href => "/admin/keys", label => "All keys" }
@@ -640,19 +707,96 @@ async fn detail(
     let choices = grace_choices(&view, now);
     let events: Vec<EventRow> = events.into_iter().map(event_row).collect();
     let name = view.name.clone();
+    let status = if refused.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    let envelope = refused.unwrap_or_else(|| EnvelopeRefusal {
+        allowed_networks: view.allowed_networks.join("\n"),
+        max_tokens_per_minute: view
+            .max_tokens_per_minute
+            .map(|n| n.to_string())
+            .unwrap_or_default(),
+        errors: FieldErrors::default(),
+    });
     page(
-        StatusCode::OK,
+        status,
         "key_detail",
-        &viewer.layout(&state, &name, "keys"),
+        &viewer.layout(state, &name, "keys"),
         minijinja::context! {
-            key => row(&state, view, now),
+            key => row(state, view, now),
             events,
             back,
             form_id => forms::new_id(),
             grace_choices => choices,
-            notice => notice_for(query.notice.as_deref()),
+            notice,
+            envelope,
         },
     )
+}
+
+/// The usage-limits form of a key's page: allowed networks and the
+/// issuance limit, both replaced by what the form holds (empty: none).
+async fn set_envelope(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    current: Current,
+    path: web::Path<KeyPath>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let viewer = or_page!(viewer(&req, &state, current).await);
+    let parsed = parse_form(&req, &body).and_then(|form| {
+        let networks = field(&form, "allowed_networks")?.trim().to_owned();
+        let limit = field(&form, "max_tokens_per_minute")?.trim().to_owned();
+        Ok((form, networks, limit))
+    });
+    let (form, networks, limit) = match parsed {
+        Ok(parsed) => parsed,
+        Err(e) => return error_page(&state, Some(&viewer), &e),
+    };
+    if !viewer.csrf_ok(&form) {
+        return csrf_refused(&state, Some(&viewer));
+    }
+    let client_id = path.into_inner().client_id;
+    let now = state.clock.now();
+    let (email, is_admin) = (viewer.email().to_owned(), viewer.is_admin());
+    let id = client_id.clone();
+    let typed = (networks.clone(), limit.clone());
+    let done = match envelope_of(&networks, &limit) {
+        Ok(envelope) => {
+            let change = EnvelopeChange {
+                allowed_networks: Some(envelope.allowed_networks),
+                max_tokens_per_minute: Some(envelope.max_tokens_per_minute),
+            };
+            state
+                .db(move |conn| {
+                    visible_key(conn, &id, &email, is_admin, now)?;
+                    keys::set_envelope(conn, &id, &change, &email, now)
+                })
+                .await
+        }
+        Err(error) => Err(error),
+    };
+    match done {
+        Ok(_) => see_other(&format!("/keys/{client_id}?notice=envelope-changed")),
+        Err(error) if error.status == StatusCode::UNPROCESSABLE_ENTITY => {
+            let refused = EnvelopeRefusal {
+                allowed_networks: typed.0,
+                max_tokens_per_minute: typed.1,
+                errors: FieldErrors::from_error(&error),
+            };
+            render_detail(
+                &state,
+                &viewer,
+                client_id,
+                None::<super::Notice>,
+                Some(refused),
+            )
+            .await
+        }
+        Err(error) => error_page(&state, Some(&viewer), &error),
+    }
 }
 
 async fn rotate(
@@ -790,6 +934,31 @@ mod tests {
         assert_eq!(values, ["7d", "30d", "45d"]);
         let values: Vec<String> = expiry_choices(None).into_iter().map(|(v, _)| v).collect();
         assert!(values.contains(&"never".to_owned()));
+    }
+
+    #[test]
+    fn audit_details_read_as_words() {
+        let event = |details: serde_json::Value| AuditEvent {
+            id: "1".into(),
+            occurred_at: Utc::now().naive_utc(),
+            actor: "alice@example.com".into(),
+            action: "key.updated".into(),
+            target: "kgc_1".into(),
+            source_addr: None,
+            details: details.to_string(),
+        };
+        let changed = event_row(event(serde_json::json!({
+            "allowed_networks": { "from": [], "to": ["10.0.0.0/8", "192.0.2.0/24"] },
+            "max_tokens_per_minute": { "from": null, "to": 100 },
+        })));
+        assert_eq!(
+            changed.summary,
+            "allowed_networks: none → 10.0.0.0/8 192.0.2.0/24; max_tokens_per_minute: none → 100"
+        );
+        let created = event_row(event(serde_json::json!({
+            "name": "ci", "allowed_networks": [], "expires_at": null, "scopes": ["read", "write"],
+        })));
+        assert_eq!(created.summary, "name: ci; scopes: read write");
     }
 
     #[test]

@@ -375,6 +375,10 @@ fn notice_for(code: Option<&str>) -> Option<Notice> {
         ),
         "invited" => ("ok", "The invitation is on its way."),
         "saved" => ("ok", "Saved."),
+        "envelope-changed" => (
+            "ok",
+            "The usage limits are changed; the next token request obeys them.",
+        ),
         _ => return None,
     };
     Some(Notice { kind, text })

@@ -61,6 +61,18 @@ diesel::table! {
         revoked_reason -> Nullable<Text>,
         secret_lookup -> Nullable<Text>,
         previous_secret_lookup -> Nullable<Text>,
+        allowed_networks -> Nullable<Text>,
+        max_tokens_per_minute -> Nullable<Integer>,
+        last_used_from -> Nullable<Text>,
+        last_used_user_agent -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    key_issuance (key_id) {
+        key_id -> Text,
+        window_start -> BigInt,
+        claimed -> BigInt,
     }
 }
 
@@ -162,6 +174,7 @@ diesel::joinable!(users -> roles (role));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(account_links -> users (user_id));
 diesel::joinable!(api_keys -> users (owner_id));
+diesel::joinable!(key_issuance -> api_keys (key_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     roles,
@@ -175,5 +188,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     revoked_tokens,
     sessions,
     account_links,
+    key_issuance,
     console_forms,
 );

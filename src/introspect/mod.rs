@@ -33,6 +33,7 @@ async fn handle(req: &HttpRequest, body: &[u8], state: &AppState) -> Result<Valu
         client,
         params,
         now,
+        ..
     } = oauth_endpoint::accept::<TokenParam>(req, body, state).await?;
     Ok(
         match active_claims(state, client, &params.token, now).await? {

@@ -6,6 +6,7 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use super::envelope::AllowedNetworks;
 use super::secret::{ClientId, PlainSecret, SecretHash};
 use crate::db::schema::api_keys;
 use crate::scope::{Audiences, ScopeSet};
@@ -38,6 +39,11 @@ pub struct ApiKey {
     pub secret_lookup: Option<String>,
     /// The previous secret's tag, while its grace period runs.
     pub previous_secret_lookup: Option<String>,
+    pub allowed_networks: Option<AllowedNetworks>,
+    pub max_tokens_per_minute: Option<i32>,
+    /// The address the last recorded token request came from.
+    pub last_used_from: Option<String>,
+    pub last_used_user_agent: Option<String>,
 }
 
 #[derive(Insertable)]
@@ -56,6 +62,8 @@ pub struct NewApiKey<'a> {
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
     pub expires_at: Option<NaiveDateTime>,
+    pub allowed_networks: Option<String>,
+    pub max_tokens_per_minute: Option<i32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
@@ -101,6 +109,16 @@ impl ApiKey {
             expires_at: self.expires_at.map(|t| rfc3339(from_db(t))),
             status: self.status(now),
             last_used_at: self.last_used_at.map(|t| rfc3339(from_db(t))),
+            last_used_from: self.last_used_from.clone(),
+            last_used_user_agent: self.last_used_user_agent.clone(),
+            allowed_networks: self
+                .allowed_networks
+                .as_ref()
+                .map(AllowedNetworks::to_vec)
+                .unwrap_or_default(),
+            max_tokens_per_minute: self
+                .max_tokens_per_minute
+                .and_then(|n| u32::try_from(n).ok()),
             rotated_at: self.rotated_at.map(|t| rfc3339(from_db(t))),
             previous_secret_expires_at: self
                 .previous_secret_expires_at
@@ -133,6 +151,18 @@ pub struct KeyView {
     pub status: KeyStatus,
     #[schema(format = DateTime, required = true)]
     pub last_used_at: Option<String>,
+    /// The address of the last recorded token request (behind trusted
+    /// proxies, the client's address they forwarded).
+    #[schema(required = true)]
+    pub last_used_from: Option<String>,
+    /// The `User-Agent` of the last recorded token request.
+    #[schema(required = true)]
+    pub last_used_user_agent: Option<String>,
+    /// Networks (CIDRs) the key may be used from; empty: anywhere.
+    pub allowed_networks: Vec<String>,
+    /// Most tokens the key may be issued per minute; null: no limit.
+    #[schema(required = true)]
+    pub max_tokens_per_minute: Option<u32>,
     #[schema(format = DateTime, required = true)]
     pub rotated_at: Option<String>,
     /// While a rotation's grace period runs: until when the old secret works.
@@ -167,6 +197,8 @@ impl IssuedKey {
             audiences: &self.key.audiences,
             created_at: &self.key.created_at,
             expires_at: self.key.expires_at.as_deref(),
+            allowed_networks: &self.key.allowed_networks,
+            max_tokens_per_minute: self.key.max_tokens_per_minute,
             previous_secret_expires_at: self.key.previous_secret_expires_at.as_deref(),
         };
         serde_json::to_value(shown).unwrap_or(Value::Null)
@@ -190,6 +222,11 @@ pub struct IssuedKeyJson<'a> {
     created_at: &'a str,
     #[schema(format = DateTime, required = true)]
     expires_at: Option<&'a str>,
+    /// Networks (CIDRs) the key may be used from; empty: anywhere.
+    allowed_networks: &'a [String],
+    /// Most tokens the key may be issued per minute; null: no limit.
+    #[schema(required = true)]
+    max_tokens_per_minute: Option<u32>,
     /// After a rotation with a grace period: until when the old secret works.
     #[schema(format = DateTime, required = true)]
     previous_secret_expires_at: Option<&'a str>,

@@ -5,6 +5,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use serde_json::json;
 
+use super::envelope::{AllowedNetworks, Envelope, EnvelopeChange};
 use super::model::{ApiKey, IssuedKey, KeyView, NewApiKey};
 use super::secret::{ClientId, PlainSecret, SecretHash};
 use crate::audit::{self, Action};
@@ -44,6 +45,8 @@ pub struct NewKeyRequest<'a> {
     pub scopes: ScopeSet,
     pub audiences: Vec<Audience>,
     pub expires_in: Option<HumanDuration>,
+    /// Allowed networks and issuance limit (empty: anywhere, no limit).
+    pub envelope: Envelope,
 }
 
 /// Checks every rule that does not need the database.
@@ -193,6 +196,8 @@ pub fn create_api_key(
             created_at: now.naive_utc(),
             updated_at: now.naive_utc(),
             expires_at,
+            allowed_networks: request.envelope.allowed_networks.to_stored(),
+            max_tokens_per_minute: stored_limit(request.envelope.max_tokens_per_minute),
         };
         diesel::insert_into(api_keys::table)
             .values(&new)
@@ -211,6 +216,8 @@ pub fn create_api_key(
                     "scopes": request.scopes.to_vec(),
                     "audiences": audiences.iter().map(Audience::as_str).collect::<Vec<_>>(),
                     "expires_at": expires_at.map(|t| rfc3339(from_db(t))),
+                    "allowed_networks": request.envelope.allowed_networks.to_vec(),
+                    "max_tokens_per_minute": request.envelope.max_tokens_per_minute,
                 }),
             },
         )?;
@@ -386,6 +393,65 @@ pub fn rotate_api_key(
     Ok(IssuedKey { key, secret })
 }
 
+/// An issuance limit as stored (the column is a 32-bit integer; limits are
+/// checked to stay far below its range).
+fn stored_limit(limit: Option<u32>) -> Option<i32> {
+    limit.map(|n| i32::try_from(n).unwrap_or(i32::MAX))
+}
+
+/// Changes a key's usage envelope: each part the change gives is replaced.
+/// The next token request on every process obeys it (the credential is read
+/// afresh each time). Audited with the envelope before and after.
+pub fn set_envelope(
+    conn: &mut DbConnection,
+    client_id: &str,
+    change: &EnvelopeChange,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<KeyView, AppError> {
+    if change.is_empty() {
+        return Err(AppError::invalid(
+            "nothing_to_change",
+            "give the allowed networks, the issuance limit or both",
+        ));
+    }
+    write_transaction(conn, |conn| {
+        let (key, before) = find_key_view(conn, client_id, now)?;
+        refuse_unless_active(&key, now)?;
+        let networks = match &change.allowed_networks {
+            Some(networks) => networks.clone(),
+            None => key.allowed_networks.clone().unwrap_or_default(),
+        };
+        let limit = match change.max_tokens_per_minute {
+            Some(limit) => limit,
+            None => before.max_tokens_per_minute,
+        };
+        diesel::update(api_keys::table.find(&key.id))
+            .set((
+                api_keys::allowed_networks.eq(networks.to_stored()),
+                api_keys::max_tokens_per_minute.eq(stored_limit(limit)),
+                api_keys::updated_at.eq(now.naive_utc()),
+            ))
+            .execute(conn)?;
+        audit::record(
+            conn,
+            now,
+            audit::Entry {
+                actor,
+                action: Action::KeyUpdated,
+                target: client_id,
+                source_addr: None,
+                details: json!({
+                    "allowed_networks": { "from": before.allowed_networks, "to": networks.to_vec() },
+                    "max_tokens_per_minute": { "from": before.max_tokens_per_minute, "to": limit },
+                }),
+            },
+        )?;
+        let (_, view) = find_key_view(conn, client_id, now)?;
+        Ok(view)
+    })
+}
+
 /// The longest a rotated-out secret keeps working.
 pub const MAX_GRACE_DAYS: i64 = 30;
 
@@ -550,11 +616,48 @@ pub struct Credential {
     pub previous_secret_expires_at: Option<NaiveDateTime>,
     pub expires_at: Option<NaiveDateTime>,
     pub last_used_at: Option<NaiveDateTime>,
+    pub last_used_from: Option<String>,
+    pub last_used_user_agent: Option<String>,
     pub revoked_at: Option<NaiveDateTime>,
     pub owner_disabled: bool,
     pub role: Role,
     /// The key's scopes that its owner's role still grants.
     pub effective_scopes: ScopeSet,
+    /// Where the key may be used from (empty: anywhere).
+    pub allowed_networks: AllowedNetworks,
+    /// Most tokens per minute (`None`: no limit).
+    pub max_tokens_per_minute: Option<u32>,
+}
+
+/// Where a token request came from, as [`touch_last_used`] records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UseSite {
+    /// The client's address (behind trusted proxies, the forwarded one).
+    pub from: String,
+    /// Its `User-Agent`, cleaned ([`UseSite::clean_user_agent`]).
+    pub user_agent: Option<String>,
+}
+
+/// Longest `User-Agent` kept; the rest is cut.
+const MAX_USER_AGENT_LEN: usize = 200;
+
+impl UseSite {
+    /// A `User-Agent` fit to store and show: control characters dropped,
+    /// at most [`MAX_USER_AGENT_LEN`] bytes, redacted when it could hold a
+    /// secret; `None` when nothing is left.
+    pub fn clean_user_agent(raw: &[u8]) -> Option<String> {
+        let text = String::from_utf8_lossy(raw);
+        let mut cleaned: String = text.chars().filter(|c| !c.is_control()).collect();
+        if cleaned.len() > MAX_USER_AGENT_LEN {
+            let mut end = MAX_USER_AGENT_LEN;
+            while !cleaned.is_char_boundary(end) {
+                end -= 1;
+            }
+            cleaned.truncate(end);
+        }
+        let cleaned = cleaned.trim();
+        (!cleaned.is_empty()).then(|| text::redact_secret(cleaned).into_owned())
+    }
 }
 
 /// Why a key with a right secret may still not be used.
@@ -563,6 +666,8 @@ pub enum Refusal {
     Revoked,
     Expired,
     OwnerDisabled,
+    /// The request came from outside the key's allowed networks.
+    NetworkNotAllowed,
 }
 
 impl Refusal {
@@ -572,6 +677,7 @@ impl Refusal {
             Self::Revoked => "revoked",
             Self::Expired => "expired",
             Self::OwnerDisabled => "owner_disabled",
+            Self::NetworkNotAllowed => "network_not_allowed",
         }
     }
 }
@@ -590,7 +696,11 @@ struct CredentialRow {
     previous_secret_expires_at: Option<NaiveDateTime>,
     expires_at: Option<NaiveDateTime>,
     last_used_at: Option<NaiveDateTime>,
+    last_used_from: Option<String>,
+    last_used_user_agent: Option<String>,
     revoked_at: Option<NaiveDateTime>,
+    allowed_networks: Option<AllowedNetworks>,
+    max_tokens_per_minute: Option<i32>,
     #[diesel(select_expression = users::disabled)]
     owner_disabled: bool,
     #[diesel(embed)]
@@ -606,7 +716,8 @@ impl Credential {
         }
     }
 
-    /// Why the key may not be used right now, if it may not.
+    /// Why the key may not be used right now, if it may not (wherever the
+    /// request comes from: see [`Credential::refusal_from`]).
     pub fn refusal(&self, now: DateTime<Utc>) -> Option<Refusal> {
         if self.revoked_at.is_some() {
             Some(Refusal::Revoked)
@@ -619,12 +730,26 @@ impl Credential {
         }
     }
 
-    /// Whether `last_used_at` is old enough to be worth a write: at most once
-    /// a minute per key, so a busy client does not turn every token request
-    /// into a write.
-    pub fn last_use_is_stale(&self, now: DateTime<Utc>) -> bool {
+    /// [`Credential::refusal`], or for a request from `addr` outside the
+    /// key's allowed networks, [`Refusal::NetworkNotAllowed`].
+    pub fn refusal_from(
+        &self,
+        addr: Option<std::net::IpAddr>,
+        now: DateTime<Utc>,
+    ) -> Option<Refusal> {
+        self.refusal(now)
+            .or_else(|| (!self.allowed_networks.allows(addr)).then_some(Refusal::NetworkNotAllowed))
+    }
+
+    /// Whether this use is worth a write of `last_used_*`: when the last one
+    /// recorded is a minute old, or came from elsewhere or another client
+    /// program. A busy client in one place does not turn every token
+    /// request into a write.
+    pub fn use_is_worth_recording(&self, site: &UseSite, now: DateTime<Utc>) -> bool {
         self.last_used_at
             .is_none_or(|t| now - from_db(t) >= chrono::Duration::seconds(60))
+            || self.last_used_from.as_deref() != Some(site.from.as_str())
+            || self.last_used_user_agent != site.user_agent
     }
 }
 
@@ -673,10 +798,16 @@ pub fn find_credential(
         previous_secret_expires_at: row.previous_secret_expires_at,
         expires_at: row.expires_at,
         last_used_at: row.last_used_at,
+        last_used_from: row.last_used_from,
+        last_used_user_agent: row.last_used_user_agent,
         revoked_at: row.revoked_at,
         owner_disabled: row.owner_disabled,
         role: row.role,
         effective_scopes,
+        allowed_networks: row.allowed_networks.unwrap_or_default(),
+        max_tokens_per_minute: row
+            .max_tokens_per_minute
+            .and_then(|n| u32::try_from(n).ok()),
     }))
 }
 
@@ -754,14 +885,19 @@ pub(super) fn notify(
     mail::enqueue_key_event(conn, event, about, issuer, actor, now)
 }
 
-/// Records that the key was used now.
+/// Records that the key was used now, from where and by what.
 pub fn touch_last_used(
     conn: &mut DbConnection,
     key_id: &str,
+    site: &UseSite,
     now: DateTime<Utc>,
 ) -> QueryResult<()> {
     diesel::update(api_keys::table.find(key_id))
-        .set(api_keys::last_used_at.eq(now.naive_utc()))
+        .set((
+            api_keys::last_used_at.eq(now.naive_utc()),
+            api_keys::last_used_from.eq(&site.from),
+            api_keys::last_used_user_agent.eq(site.user_agent.as_deref()),
+        ))
         .execute(conn)
         .map(|_| ())
 }
@@ -839,6 +975,7 @@ mod tests {
                 scopes: ScopeSet::from_stored("read"),
                 audiences: Vec::new(),
                 expires_in: None,
+                envelope: Envelope::default(),
             },
             KeyLimits {
                 max_lifetime: None,

@@ -341,6 +341,10 @@ mod tests {
             expires_at: Some("2027-05-21T10:00:00Z".into()),
             status: KeyStatus::Active,
             last_used_at: None,
+            last_used_from: None,
+            last_used_user_agent: None,
+            allowed_networks: Vec::new(),
+            max_tokens_per_minute: None,
             rotated_at: None,
             previous_secret_expires_at: Some("2026-11-23T10:00:00Z".into()),
             revoked_at: Some("2026-11-22T12:00:00Z".into()),
@@ -400,6 +404,39 @@ mod tests {
             assert!(mail.text.contains(".\n\nKey details\n"), "{}", mail.text);
             assert!(mail.text.contains("\n-- \n"), "signature separator");
         }
+    }
+
+    #[test]
+    fn the_envelope_and_the_last_use_are_shown_when_there_are_some() {
+        let mut key = sample_key("ci");
+        let plain = render(Event::Exposed, &context(&key)).unwrap();
+        for body in [&plain.text, &plain.html] {
+            assert!(
+                !body.contains("Networks")
+                    && !body.contains("Allowed from")
+                    && !body.contains("Last used")
+            );
+        }
+        key.allowed_networks = vec!["10.0.0.0/8".into(), "192.0.2.0/24".into()];
+        key.max_tokens_per_minute = Some(120);
+        key.last_used_at = Some("2026-11-22T11:59:00Z".into());
+        key.last_used_from = Some("192.0.2.7".into());
+        let mail = render(Event::Exposed, &context(&key)).unwrap();
+        assert!(
+            mail.text
+                .contains("  Networks:   10.0.0.0/8 192.0.2.0/24\n"),
+            "{}",
+            mail.text
+        );
+        assert!(mail.text.contains("  Limit:      120 tokens per minute\n"));
+        assert!(
+            mail.text
+                .contains("  Last used:  2026-11-22T11:59:00Z from 192.0.2.7\n"),
+            "{}",
+            mail.text
+        );
+        assert!(mail.html.contains("192.0.2.7"), "{}", mail.html);
+        assert!(mail.html.contains("120 per minute"));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! keys; another's key answers 404, exactly as a missing one does.
 
 use actix_web::http::header;
-use actix_web::{HttpResponse, delete, get, post, web};
+use actix_web::{HttpResponse, delete, get, patch, post, web};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
@@ -15,7 +15,11 @@ use super::doc::{
 use super::{Page, Paged, location, optional_json, secret_response};
 use crate::duration::HumanDuration;
 use crate::error::AppError;
-use crate::keys::{self, IssuedKeyJson, KeyStatus, KeyView, NewKeyRequest};
+use crate::keys::envelope;
+use crate::keys::{
+    self, AllowedNetworks, Envelope, EnvelopeChange, IssuedKeyJson, KeyStatus, KeyView,
+    NewKeyRequest,
+};
 use crate::scope::{ADMIN_SCOPE, Audience, ScopeError, ScopeSet};
 use crate::state::AppState;
 
@@ -111,6 +115,14 @@ pub struct CreateKey {
     expires_in: Option<String>,
     /// Admins only; default: the caller.
     owner: Option<String>,
+    /// Networks (CIDRs or addresses) the key may be used from; default:
+    /// anywhere. A token request from elsewhere is `invalid_client`.
+    #[serde(default)]
+    allowed_networks: Vec<String>,
+    /// Most tokens the key may be issued per minute (1 to 1,000,000);
+    /// default: no limit. Past it, the token endpoint answers 429.
+    #[schema(minimum = 1, maximum = 1_000_000)]
+    max_tokens_per_minute: Option<u32>,
 }
 
 /// A create request past every check that needs neither the caller nor the
@@ -122,6 +134,7 @@ pub struct CheckedCreateKey {
     pub scopes: ScopeSet,
     pub audiences: Vec<Audience>,
     pub expires_in: Option<HumanDuration>,
+    pub envelope: Envelope,
 }
 
 impl CreateKey {
@@ -148,12 +161,22 @@ impl CreateKey {
                 })
             })
             .transpose()?;
+        let envelope = Envelope {
+            allowed_networks: AllowedNetworks::from_items(
+                self.allowed_networks.iter().map(String::as_str),
+            )?,
+            max_tokens_per_minute: self
+                .max_tokens_per_minute
+                .map(envelope::check_tokens_per_minute)
+                .transpose()?,
+        };
         Ok(CheckedCreateKey {
             name: self.name,
             description: self.description,
             scopes,
             audiences,
             expires_in,
+            envelope,
         })
     }
 }
@@ -234,6 +257,7 @@ pub async fn create(
                 scopes: body.scopes,
                 audiences: body.audiences,
                 expires_in: body.expires_in,
+                envelope: body.envelope,
             };
             keys::create_api_key(conn, request, limits, &tagger, (&issuer, &actor), now)
         })
@@ -281,6 +305,85 @@ pub async fn read(
         .db(move |conn| {
             let (_, view) = keys::find_key_view(conn, &client_id, now)?;
             visible(&caller, view, &client_id)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+/// A change to a key's usage envelope: each field given replaces what the
+/// key has; a field left out stays.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateKey {
+    /// Networks (CIDRs or addresses) the key may be used from; `[]`: anywhere.
+    allowed_networks: Option<Vec<String>>,
+    /// Most tokens per minute (1 to 1,000,000); `null`: no limit.
+    #[serde(default, deserialize_with = "given")]
+    #[schema(value_type = Option<u32>, nullable, minimum = 1, maximum = 1_000_000)]
+    max_tokens_per_minute: Option<Option<u32>>,
+}
+
+/// A field that was given, `null` included: `Some(None)` for `null`, while
+/// `#[serde(default)]` leaves a missing one `None`.
+fn given<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
+}
+
+impl UpdateKey {
+    fn check(self) -> Result<EnvelopeChange, AppError> {
+        let change = EnvelopeChange {
+            allowed_networks: self
+                .allowed_networks
+                .map(|nets| AllowedNetworks::from_items(nets.iter().map(String::as_str)))
+                .transpose()?,
+            max_tokens_per_minute: self
+                .max_tokens_per_minute
+                .map(|limit| limit.map(envelope::check_tokens_per_minute).transpose())
+                .transpose()?,
+        };
+        Ok(change)
+    }
+}
+
+/// Change a key's usage envelope: its allowed networks and issuance limit.
+/// Every server process obeys the change at its next token request.
+#[utoipa::path(
+    tag = "keys",
+    operation_id = "updateKey",
+    params(KeyPath),
+    request_body = UpdateKey,
+    responses(
+        (status = 200, description = "the changed key", body = KeyView),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 422, response = Unprocessable),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    )
+)]
+#[patch("/keys/{client_id}")]
+pub async fn update(
+    caller: Caller,
+    path: web::Path<KeyPath>,
+    body: web::Json<UpdateKey>,
+    state: web::Data<AppState>,
+) -> actix_web::Result<HttpResponse> {
+    let client_id = path.into_inner().client_id;
+    let change = body.into_inner().check()?;
+    let now = state.clock.now();
+    let view = state
+        .db(move |conn| {
+            let (_, view) = keys::find_key_view(conn, &client_id, now)?;
+            visible(&caller, view, &client_id)?;
+            keys::set_envelope(conn, &client_id, &change, &caller.email, now)
         })
         .await?;
     Ok(HttpResponse::Ok().json(view))

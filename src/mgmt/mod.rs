@@ -31,7 +31,7 @@ use crate::http_edge::BodyFailure;
 pub use apis::CreateApi;
 pub use auth::{Access, Caller, CallerSource};
 pub use doc::ErrorBody;
-pub use keys::{CheckedCreateKey, CreateKey, RevokeBody, RotateBody};
+pub use keys::{CheckedCreateKey, CreateKey, RevokeBody, RotateBody, UpdateKey};
 pub use users::{CreateUser, UpdateUser};
 
 const MAX_BODY: usize = 64 * 1024;
@@ -54,6 +54,7 @@ fn documented_scope() -> utoipa_actix_web::scope::Scope<
         .service(keys::list)
         .service(keys::create)
         .service(keys::read)
+        .service(keys::update)
         .service(keys::delete)
         .service(keys::rotate)
         .service(keys::revoke)

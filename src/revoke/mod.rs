@@ -30,6 +30,7 @@ async fn handle(req: &HttpRequest, body: &[u8], state: &AppState) -> Result<(), 
         client: caller,
         params,
         now,
+        ..
     } = oauth_endpoint::accept::<TokenParam>(req, body, state).await?;
 
     // §2.2: an invalid, expired or unknown token is answered with 200 too.

@@ -3,15 +3,19 @@
 
 mod policy;
 
+use std::net::IpAddr;
 use std::time::Instant;
 
+use actix_web::http::header::USER_AGENT;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
 use keygate_verifier::Claims;
 use serde_json::json;
 
+use crate::audit::{self, Action};
 use crate::error::OAuthError;
-use crate::keys;
+use crate::keys::issuance::Admission;
+use crate::keys::{self, Credential, UseSite};
 use crate::oauth_endpoint::{self, ClientRequest, Params};
 use crate::oauth_form::Form;
 use crate::scope::{self, ScopeSet};
@@ -88,6 +92,7 @@ async fn issue(
         client,
         params,
         now,
+        from,
     } = oauth_endpoint::accept::<GrantRequest>(req, body, state).await?;
 
     let asked: Vec<&str> = params.resources.iter().map(String::as_str).collect();
@@ -98,11 +103,21 @@ async fn issue(
         holds_own_scopes,
         &state.issuer,
     )?;
-    if client.last_use_is_stale(now) {
-        record_use(state, &client.key_id, now);
-    }
     let defined = audience_scopes(&audience, &state.issuer, &client.audience_scopes);
     let scope = grant_scope(params.scope, &client.effective_scopes, &audience, &defined)?;
+    if let Some(limit) = client.max_tokens_per_minute {
+        admit(state, &client, limit, from, now).await?;
+    }
+    let site = UseSite {
+        from: from.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string()),
+        user_agent: req
+            .headers()
+            .get(USER_AGENT)
+            .and_then(|v| UseSite::clean_user_agent(v.as_bytes())),
+    };
+    if client.use_is_worth_recording(&site, now) {
+        record_use(state, &client.key_id, site, now);
+    }
 
     let ring = state.signer.current();
     let signing_key = ring
@@ -135,13 +150,64 @@ async fn issue(
     })))
 }
 
-/// Updates `last_used_at` in the background: the response does not wait for
-/// a write, and a failure costs only the timestamp.
-fn record_use(state: &AppState, key_id: &str, now: chrono::DateTime<Utc>) {
+/// Takes one token of the key's issuance limit (`keys::issuance`), or
+/// refuses with 429 and `Retry-After` until the next minute. The first
+/// refusal of a minute on this process is audited, with the address.
+async fn admit(
+    state: &AppState,
+    client: &Credential,
+    limit: u32,
+    from: Option<IpAddr>,
+    now: chrono::DateTime<Utc>,
+) -> Result<(), OAuthError> {
+    let admission = state
+        .issuance
+        .admit(&state.pool, &client.key_id, limit, now)
+        .await?;
+    let Admission::Limited {
+        retry_after_secs,
+        first,
+    } = admission
+    else {
+        return Ok(());
+    };
+    state.metrics.count_failure(ISSUANCE_LIMITED);
+    if first {
+        let client_id = client.client_id.to_string();
+        let addr = from.map(|ip| ip.to_string());
+        tracing::info!(%client_id, limit, "issuance limit reached");
+        state
+            .db(move |conn| {
+                audit::record(
+                    conn,
+                    now,
+                    audit::Entry {
+                        actor: &client_id,
+                        action: Action::KeyIssuanceLimited,
+                        target: &client_id,
+                        source_addr: addr.as_deref(),
+                        details: json!({ "max_tokens_per_minute": limit }),
+                    },
+                )
+                .map_err(OAuthError::from)
+            })
+            .await?;
+    }
+    Err(OAuthError::TooManyRequests {
+        retry_after_secs: i64::try_from(retry_after_secs).unwrap_or(60),
+    })
+}
+
+/// The `reason` of `keygate_token_failures_total` for a key past its limit.
+const ISSUANCE_LIMITED: &str = "issuance_limited";
+
+/// Updates `last_used_*` in the background: the response does not wait for
+/// a write, and a failure costs only the record.
+fn record_use(state: &AppState, key_id: &str, site: UseSite, now: chrono::DateTime<Utc>) {
     let (pool, key_id) = (state.pool.clone(), key_id.to_owned());
     tokio::task::spawn_blocking(move || {
         let touched = pool.get().map_err(|e| e.to_string()).and_then(|mut conn| {
-            keys::touch_last_used(&mut conn, &key_id, now).map_err(|e| e.to_string())
+            keys::touch_last_used(&mut conn, &key_id, &site, now).map_err(|e| e.to_string())
         });
         if let Err(error) = touched {
             tracing::warn!(%error, "could not record a key's last use");

@@ -342,6 +342,33 @@ async fn a_newcomer_from_invitation_to_revocation(engine: Engine) {
         .follow(&format!("a[href='/keys/{client_id}']"))
         .await;
     browser.capture(&shots("key-detail")).await;
+
+    // Usage limits: a bad network comes back next to its field, a good one
+    // is saved and shown (the browser's own address stays inside it).
+    let limits = format!("form[action='/keys/{client_id}/envelope'] button");
+    browser
+        .fill("#allowed_networks", "127.0.0.0/8\nnot-a-network")
+        .await;
+    browser.fill("#max_tokens_per_minute", "100").await;
+    browser.follow(&limits).await;
+    assert!(
+        browser
+            .text("#networks-error")
+            .await
+            .contains("not-a-network"),
+        "the error names the entry"
+    );
+    browser.capture(&shots("key-limits-error")).await;
+    browser.fill("#allowed_networks", "127.0.0.0/8").await;
+    browser.follow(&limits).await;
+    let page = browser.body_text().await;
+    assert!(page.contains("usage limits are changed"), "{page}");
+    assert!(
+        page.contains("127.0.0.0/8") && page.contains("100 per minute"),
+        "{page}"
+    );
+    browser.capture(&shots("key-limits")).await;
+
     browser
         .follow(&format!("form[action='/keys/{client_id}/rotate'] button"))
         .await;

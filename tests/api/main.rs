@@ -12,6 +12,7 @@ mod cli;
 mod console;
 mod edge;
 mod email;
+mod envelope;
 mod exposed;
 mod faults;
 mod introspect;
