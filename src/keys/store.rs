@@ -930,6 +930,36 @@ mod tests {
         seen
     }
 
+    #[test]
+    fn user_agents_are_cleaned_cut_and_never_hold_a_secret() {
+        assert_eq!(
+            UseSite::clean_user_agent(b"curl/8.5.0").as_deref(),
+            Some("curl/8.5.0")
+        );
+        assert_eq!(
+            UseSite::clean_user_agent(b"  bad\x1b[31m agent\x07 ").as_deref(),
+            Some("bad[31m agent")
+        );
+        assert_eq!(UseSite::clean_user_agent(b" \t ").as_deref(), None);
+        let long = "é".repeat(150);
+        let cut = UseSite::clean_user_agent(long.as_bytes()).unwrap();
+        assert_eq!(cut.len(), MAX_USER_AGENT_LEN);
+        assert!(cut.chars().all(|c| c == 'é'));
+        let leaky = format!(
+            "deploy-bot (secret {}{})",
+            crate::text::SECRET_PREFIX,
+            "a".repeat(49)
+        );
+        assert_eq!(
+            UseSite::clean_user_agent(leaky.as_bytes()).as_deref(),
+            Some(crate::text::REDACTED_SECRET)
+        );
+        assert_eq!(
+            UseSite::clean_user_agent(b"\xff\xfeok").as_deref(),
+            Some("\u{fffd}\u{fffd}ok")
+        );
+    }
+
     /// An unknown client ID costs the same statements as a known key whose
     /// owner's role grants every API scope (the built-in `member`): the
     /// lookup does not tell which IDs exist by the work it does.
