@@ -14,6 +14,7 @@ mod edge;
 mod email;
 mod exposed;
 mod faults;
+mod github_scanning;
 mod introspect;
 mod keys;
 mod mgmt;
