@@ -265,6 +265,13 @@ impl Application {
             trusted_proxies: config.trusted_proxies.clone(),
         });
         let github_keys = config.github_scanning_keys.clone().map(web::Data::from);
+        if let Some(keys) = &github_keys {
+            tracing::info!(
+                keys = keys.len(),
+                path = exposure::github::PATH,
+                "accepting GitHub secret-scanning alerts"
+            );
+        }
         let tuning = config.http_tuning;
         let app_state = state.clone();
         let server = HttpServer::new(move || {

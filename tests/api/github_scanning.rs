@@ -95,6 +95,9 @@ impl Github {
     }
 }
 
+/// Request headers: name and value.
+type Headers = Vec<(&'static str, String)>;
+
 /// POSTs `body` with `headers`; returns status, headers and body text.
 async fn post(
     client: &reqwest::Client,
@@ -230,7 +233,7 @@ async fn a_signed_alert_is_handled_item_by_item_and_a_bad_signature_changes_noth
     let tampered = body.replace("content", "commit");
     let id = |v: &str| ("Github-Public-Key-Identifier", v.to_owned());
     let sig = |v: &str| ("Github-Public-Key-Signature", v.to_owned());
-    let cases: Vec<(&str, Vec<(&str, String)>, &str)> = vec![
+    let cases: Vec<(&str, Headers, &str)> = vec![
         ("no headers", vec![], body.as_str()),
         ("no signature", vec![id(CURRENT_ID)], &body),
         ("no identifier", vec![sig(&good)], &body),
@@ -501,3 +504,95 @@ both_engines!(
     without_the_keys_file_there_is_no_endpoint,
     a_bad_keys_file_stops_start_up,
 );
+
+/// The patterns docs/LEAKED_KEYS.md gives to GitHub, GitLab, gitleaks and
+/// trufflehog, read from the page: each finds a generated secret whole in
+/// the places secrets end up, and nothing one character shorter, longer or
+/// glued to other letters.
+#[test]
+fn the_documented_patterns_find_exactly_keygate_secrets() {
+    let page =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/LEAKED_KEYS.md"))
+            .unwrap();
+    let flat = regex::Regex::new(r"\s+").unwrap().replace_all(&page, " ");
+    let one = |pattern: &str, text: &str| -> String {
+        regex::Regex::new(pattern)
+            .unwrap()
+            .captures(text)
+            .unwrap_or_else(|| panic!("{pattern} in the page"))[1]
+            .to_owned()
+    };
+    let all = |pattern: &str| -> Vec<String> {
+        regex::Regex::new(pattern)
+            .unwrap()
+            .captures_iter(&page)
+            .map(|c| c[1].to_owned())
+            .collect()
+    };
+
+    let format = one(r"(?m)^```\n(kgs_\S+)\n```", &page);
+    assert_eq!(format, one(r"the regular expression: `([^`]+)`", &flat));
+    let github = regex::Regex::new(
+        r#"secret format `([^`]+)`, "before secret" `([^`]+)`, "after secret" `([^`]+)`"#,
+    )
+    .unwrap()
+    .captures(&flat)
+    .map(|c| (c[1].to_owned(), c[2].to_owned(), c[3].to_owned()))
+    .expect("GitHub's custom pattern in the page");
+    assert_eq!(github.0, format);
+    let gitleaks = all(r"regex = '''([^']+)'''");
+    let trufflehog = all(r"secret: '([^']+)'");
+    assert_eq!(gitleaks.len(), 2, "GitLab's and gitleaks' rules");
+    assert_eq!(trufflehog.len(), 1);
+
+    // Each pattern, as a regex whose first group is the secret found.
+    let mut bounded: Vec<String> = gitleaks
+        .iter()
+        .chain(&trufflehog)
+        .map(|p| format!("({p})"))
+        .collect();
+    bounded.push(format!("(?:{})({})(?:{})", github.1, github.0, github.2));
+    let found = |pattern: &str, text: &str| -> Option<String> {
+        regex::Regex::new(pattern)
+            .unwrap()
+            .captures(text)
+            .map(|c| c[1].to_owned())
+    };
+
+    for _ in 0..200 {
+        let secret = keygate::keys::PlainSecret::generate();
+        let s = secret.expose();
+        assert!(
+            regex::Regex::new(&format!("^(?:{format})$"))
+                .unwrap()
+                .is_match(s),
+            "{format} is the whole secret"
+        );
+        let shorter = &s[..s.len() - 1];
+        assert_eq!(found(&format!("({format})"), shorter), None);
+        for pattern in &bounded {
+            for text in [
+                s.to_owned(),
+                format!("\"{s}\""),
+                format!("KEYGATE_CLIENT_SECRET={s}\n"),
+                format!("client_secret: '{s}'"),
+                format!("see {s}."),
+                format!("{s}\nnext line"),
+            ] {
+                assert_eq!(
+                    found(pattern, &text).as_deref(),
+                    Some(s),
+                    "{pattern} in {text}"
+                );
+            }
+            for text in [
+                format!("{s}A"),
+                format!("x{s}"),
+                shorter.to_owned(),
+                format!("kgc_{}", &s[4..]),
+            ] {
+                assert_eq!(found(pattern, &text), None, "{pattern} in {text}");
+            }
+        }
+    }
+}
