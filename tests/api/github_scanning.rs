@@ -314,6 +314,14 @@ async fn a_signed_alert_is_handled_item_by_item_and_a_bad_signature_changes_noth
         let error: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(error["error"], "invalid_request", "{text}");
     }
+    // Bodies are read up to 1 MiB.
+    let huge = format!("[{}]", " ".repeat(1024 * 1024));
+    let (status, _, text) = post(&app.http, &url, &github.signed(&huge), &huge).await;
+    assert_eq!(status, 413, "{text}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&text).unwrap()["error"],
+        "invalid_request"
+    );
     assert_eq!(app.table_counts(), before);
 
     // The signed alert, item by item.
