@@ -266,6 +266,14 @@ impl Application {
             allow_from: config.metrics_allow_from.clone(),
             trusted_proxies: config.trusted_proxies.clone(),
         });
+        let github_keys = config.github_scanning_keys.clone().map(web::Data::from);
+        if let Some(keys) = &github_keys {
+            tracing::info!(
+                keys = keys.len(),
+                path = exposure::github::PATH,
+                "accepting GitHub secret-scanning alerts"
+            );
+        }
         let tuning = config.http_tuning;
         let app_state = state.clone();
         let server = HttpServer::new(move || {
@@ -282,6 +290,13 @@ impl Application {
                 .configure(introspect::routes)
                 .configure(revoke::routes)
                 .configure(exposure::endpoint::routes)
+                .configure(|cfg| {
+                    // Unset: no route at all, 404 like any unknown path.
+                    if let Some(keys) = &github_keys {
+                        cfg.app_data(keys.clone());
+                        exposure::github::routes(cfg);
+                    }
+                })
                 .configure(discovery::routes)
                 .configure(ops::routes)
                 .configure(mgmt::routes)

@@ -7,10 +7,13 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
 
 use crate::config::ConfigError;
 use crate::db::DatabaseUrl;
 use crate::duration::HumanDuration;
+use crate::exposure::github_keys::GithubKeys;
 use crate::http_edge::HttpTuning;
 use crate::mail::{MailTransport, MailTuning};
 use crate::signing::{MasterKey, SigningAlg};
@@ -47,6 +50,9 @@ pub struct Config {
     pub invite_ttl: HumanDuration,
     /// Active keys one person may hold (`None`: no limit).
     pub max_keys_per_user: Option<u32>,
+    /// GitHub's secret-scanning public keys, read from their file (`None`:
+    /// `POST /integrations/github/secret-scanning` is not served).
+    pub github_scanning_keys: Option<Arc<GithubKeys>>,
 }
 
 /// Every variable keygate reads, with its meaning and default: what
@@ -118,6 +124,10 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     (
         "KEYGATE_METRICS_ALLOW_FROM",
         "CIDRs that may read /metrics; others get 404 (default loopback and private networks)",
+    ),
+    (
+        "KEYGATE_GITHUB_SCANNING_KEYS",
+        "file of GitHub's secret-scanning public keys (default: none, and no GitHub endpoint)",
     ),
     (
         "RUST_LOG",
@@ -260,6 +270,11 @@ impl Config {
             })
             .transpose()?;
 
+        let github_scanning_keys = get("KEYGATE_GITHUB_SCANNING_KEYS")
+            .map(|path| GithubKeys::load(Path::new(path)).map(Arc::new))
+            .transpose()
+            .map_err(|m| fail("KEYGATE_GITHUB_SCANNING_KEYS", m))?;
+
         Ok(Self {
             database_url,
             listen,
@@ -279,6 +294,7 @@ impl Config {
             session_max,
             invite_ttl,
             max_keys_per_user,
+            github_scanning_keys,
         })
     }
 }
@@ -389,6 +405,7 @@ mod tests {
         assert_eq!(config.session_max.as_secs(), 12 * 3600);
         assert_eq!(config.invite_ttl.as_secs(), 72 * 3600);
         assert_eq!(config.max_keys_per_user, None);
+        assert!(config.github_scanning_keys.is_none());
     }
 
     #[test]
@@ -432,6 +449,8 @@ mod tests {
             ("KEYGATE_SESSION_MAX", "31d"),
             ("KEYGATE_INVITE_TTL", "0"),
             ("KEYGATE_INVITE_TTL", "60d"),
+            ("KEYGATE_GITHUB_SCANNING_KEYS", "/nonexistent/keys.json"),
+            ("KEYGATE_GITHUB_SCANNING_KEYS", "/"),
         ];
         for (variable, value) in cases {
             let err = parse(&[(variable, value)]).unwrap_err();

@@ -12,12 +12,16 @@
 //! secret, which the token endpoint would confirm anyway). Keys created
 //! before the tags existed have none and cannot be found by a report.
 //!
-//! Two ways in share [`find_candidate`], [`Candidate::verify`] and
-//! [`revoke`]: `POST /oauth/exposed` ([`endpoint`]) and
+//! Three ways in share [`find_candidate`], [`Candidate::verify`] and
+//! [`revoke`]: `POST /oauth/exposed` ([`endpoint`]), GitHub's secret
+//! scanning partner alerts at `POST /integrations/github/secret-scanning`
+//! ([`github`], signed by the keys of [`github_keys`]) and
 //! `keygate keys scan --revoke` (`crate::cli`), which finds secrets in
 //! files ([`scan`]).
 
 pub mod endpoint;
+pub mod github;
+pub mod github_keys;
 pub mod scan;
 
 use chrono::{DateTime, Utc};
@@ -29,7 +33,7 @@ use crate::signing::TokenHasher;
 
 /// Where a report says a secret was found, when it does not say.
 pub const DEFAULT_SOURCE: &str = "report";
-const MAX_SOURCE_LEN: usize = 200;
+pub const MAX_SOURCE_LEN: usize = 200;
 
 /// The free text naming where a secret was found: trimmed, 1 to 200
 /// printable characters.

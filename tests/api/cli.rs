@@ -7,10 +7,8 @@ use std::path::Path;
 use crate::both_engines;
 use crate::helpers::{CliOutput, Engine, link_token, spawn_app, spawn_app_with};
 
-/// The variables of INTERFACE.md's configuration table that keygate reads
-/// today (the session, invitation, key-limit and GitHub ones come with
-/// their features).
-const CONTRACT_VARIABLES: [&str; 18] = [
+/// The variables of INTERFACE.md's configuration table that keygate reads.
+const CONTRACT_VARIABLES: [&str; 19] = [
     "KEYGATE_DATABASE_URL",
     "KEYGATE_LISTEN",
     "KEYGATE_ISSUER",
@@ -28,6 +26,7 @@ const CONTRACT_VARIABLES: [&str; 18] = [
     "KEYGATE_INVITE_TTL",
     "KEYGATE_TRUSTED_PROXIES",
     "KEYGATE_METRICS_ALLOW_FROM",
+    "KEYGATE_GITHUB_SCANNING_KEYS",
     "RUST_LOG",
 ];
 

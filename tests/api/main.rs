@@ -15,6 +15,7 @@ mod email;
 mod envelope;
 mod exposed;
 mod faults;
+mod github_scanning;
 mod introspect;
 mod keys;
 mod mgmt;

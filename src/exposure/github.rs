@@ -1,0 +1,396 @@
+//! `POST /integrations/github/secret-scanning`: GitHub's secret scanning
+//! partner program reports keygate secrets it found in public code, and
+//! each live one's key is revoked as `POST /oauth/exposed` would.
+//!
+//! GitHub signs the raw body (see [`super::github_keys`]); anything not
+//! signed by a key of `KEYGATE_GITHUB_SCANNING_KEYS` is 401 before the body
+//! is read as JSON, and changes nothing. The body is
+//! `[{"token", "type", "url", "source"}]`; the answer labels each match
+//! `true_positive` (the token verified against a live key, current secret
+//! or previous within its grace: this report revoked it, or one arriving at
+//! the same moment did) or `false_positive` (anything else: not a keygate
+//! secret, a secret of no key, a key already revoked or expired, a secret
+//! rotated past its grace). A second report of a secret revoked by the
+//! first is therefore `false_positive`: the label says whether the token
+//! still opened anything when GitHub asked.
+//!
+//! Without the variable the route is not registered: 404 like any unknown
+//! path (`crate::app`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::github_keys::{GithubKeys, SignatureError};
+use super::{Candidate, MAX_SOURCE_LEN, find_candidate, parse_source, revoke};
+use crate::audit;
+use crate::client_auth;
+use crate::error::OAuthError;
+use crate::keys::{ClientId, PlainSecret};
+use crate::oauth_endpoint;
+use crate::state::AppState;
+
+/// Where GitHub posts, as registered with its partner program.
+pub const PATH: &str = "/integrations/github/secret-scanning";
+/// Most matches one request may carry. GitHub batches matches and asks
+/// partners to take "a large number" without timing out; each costs one
+/// indexed lookup, and argon2 (~16 ms on the bounded pool) only when its
+/// lookup tag found a live key, which only a real live secret does. A
+/// thousand lookups take well under a second on either engine.
+pub const MAX_MATCHES: usize = 1000;
+/// Largest body: a thousand matches of GitHub's size (a token, a type
+/// name, a commit URL) with room to spare.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// What every revocation reason from here starts with.
+const SOURCE_PREFIX: &str = "GitHub secret scanning";
+
+/// Registered only when `KEYGATE_GITHUB_SCANNING_KEYS` is set, with the
+/// keys as app data.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/integrations/github")
+            .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
+            .service(oauth_endpoint::post_only("/secret-scanning", alert)),
+    );
+}
+
+/// One match as GitHub sends it. Fields GitHub may add are ignored.
+#[derive(Deserialize)]
+struct Match {
+    token: String,
+    #[serde(rename = "type", default)]
+    token_type: Option<String>,
+    #[serde(default)]
+    url: Option<String>,
+    #[serde(default)]
+    source: Option<String>,
+}
+
+/// One label of the answer, in the order of the matches. `token_raw`
+/// echoes the token to GitHub, the signed caller that sent it, as its
+/// partner API asks; it is never logged.
+#[derive(Serialize)]
+struct Label<'a> {
+    token_raw: &'a str,
+    token_type: &'a str,
+    label: &'static str,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum AlertError {
+    #[error(transparent)]
+    Signature(#[from] SignatureError),
+    #[error(transparent)]
+    OAuth(#[from] OAuthError),
+}
+
+impl From<actix_web::error::BlockingError> for AlertError {
+    fn from(error: actix_web::error::BlockingError) -> Self {
+        Self::OAuth(error.into())
+    }
+}
+
+impl ResponseError for AlertError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::Signature(_) => StatusCode::UNAUTHORIZED,
+            Self::OAuth(error) => error.status_code(),
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            Self::Signature(error) => {
+                tracing::info!(reason = %error, "refused a GitHub secret-scanning alert");
+                HttpResponse::Unauthorized()
+                    .insert_header((
+                        header::WWW_AUTHENTICATE,
+                        HeaderValue::from_static("Github-Public-Key-Signature"),
+                    ))
+                    .json(json!({
+                        "error": "invalid_signature",
+                        "error_description": error.to_string(),
+                    }))
+            }
+            Self::OAuth(error) => error.error_response(),
+        }
+    }
+}
+
+async fn alert(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+    keys: web::Data<GithubKeys>,
+) -> HttpResponse {
+    match handle(&req, body, &state, keys.into_inner()).await {
+        Ok(answer) => answer,
+        Err(error) => error.error_response(),
+    }
+}
+
+async fn handle(
+    req: &HttpRequest,
+    body: web::Bytes,
+    state: &AppState,
+    keys: Arc<GithubKeys>,
+) -> Result<HttpResponse, AlertError> {
+    let now = state.clock.now();
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let (Some(identifier), Some(signature)) = (
+        header("github-public-key-identifier"),
+        header("github-public-key-signature"),
+    ) else {
+        return Err(SignatureError::MissingHeaders.into());
+    };
+    let signed = body.clone();
+    web::block(move || keys.verify(&identifier, &signature, &signed)).await??;
+
+    let matches = parse_matches(&body)?;
+    let addr = client_auth::client_address(req, &state.client_auth.trusted_proxies);
+    let (items, first_of) = distinct(matches);
+    let live = check_all(state, &items, &first_of, (&addr, now)).await?;
+
+    let labels: Vec<Label<'_>> = items
+        .iter()
+        .zip(&first_of)
+        .map(|(item, first)| Label {
+            token_raw: item.secret.expose(),
+            token_type: &item.token_type,
+            label: if live[*first] {
+                "true_positive"
+            } else {
+                "false_positive"
+            },
+        })
+        .collect();
+    tracing::info!(
+        matches = labels.len(),
+        true_positive = first_of.iter().filter(|first| live[**first]).count(),
+        "handled a GitHub secret-scanning alert"
+    );
+    Ok(HttpResponse::Ok().json(labels))
+}
+
+/// The body as GitHub's list of matches; anything else is 400 with a fixed
+/// message (serde's would quote the body, tokens included).
+fn parse_matches(body: &[u8]) -> Result<Vec<Match>, OAuthError> {
+    let matches: Vec<Match> = serde_json::from_slice(body).map_err(|_| {
+        OAuthError::InvalidRequest(
+            "the body must be a JSON array of {\"token\", \"type\", \"url\", \"source\"} objects"
+                .into(),
+        )
+    })?;
+    if matches.len() > MAX_MATCHES {
+        return Err(OAuthError::InvalidRequest(format!(
+            "an alert may hold at most {MAX_MATCHES} matches"
+        )));
+    }
+    Ok(matches)
+}
+
+/// One match, its token a secret from here on.
+struct Item {
+    secret: PlainSecret,
+    token_type: String,
+    source: String,
+}
+
+/// The matches, their tokens secrets from here on, and for each the index
+/// of the first match with the same token: a token GitHub found twice in
+/// one alert is looked up once and gets one label.
+fn distinct(matches: Vec<Match>) -> (Vec<Item>, Vec<usize>) {
+    // Keyed by the token's digest: the map holds no token.
+    let mut first_by_digest: HashMap<[u8; 32], usize> = HashMap::new();
+    let mut items = Vec::with_capacity(matches.len());
+    let mut first_of = Vec::with_capacity(matches.len());
+    for (i, m) in matches.into_iter().enumerate() {
+        let source = github_source(m.source.as_deref(), m.url.as_deref(), &m.token);
+        let secret = PlainSecret::from_presented(m.token);
+        first_of.push(*first_by_digest.entry(secret.digest()).or_insert(i));
+        items.push(Item {
+            secret,
+            token_type: m.token_type.unwrap_or_default(),
+            source,
+        });
+    }
+    (items, first_of)
+}
+
+/// Where GitHub says it found the token, as a revocation reason's source:
+/// `GitHub secret scanning: <source> <url>`, control characters dropped,
+/// cut to the source's limit. The URL is public (where the leak is); were
+/// the token in it, it is left out.
+fn github_source(source: Option<&str>, url: Option<&str>, token: &str) -> String {
+    let clean = |text: Option<&str>| -> String {
+        let text: String = text
+            .unwrap_or_default()
+            .chars()
+            .filter(|c| !c.is_control())
+            .collect();
+        let text = text.trim();
+        if !token.is_empty() && text.contains(token) {
+            String::new()
+        } else {
+            text.to_owned()
+        }
+    };
+    let mut text = format!("{SOURCE_PREFIX}: {} {}", clean(source), clean(url));
+    if text.len() > MAX_SOURCE_LEN {
+        let mut cut = MAX_SOURCE_LEN - '…'.len_utf8();
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push('…');
+    }
+    parse_source(Some(text.trim().trim_end_matches(':')))
+        .unwrap_or_else(|_| SOURCE_PREFIX.to_owned())
+}
+
+/// For each match that is the first with its token: whether the token
+/// verified against a live key, which is then revoked (`false` for the
+/// others, which are answered by their first). One database call looks up
+/// every token; argon2 runs on the bounded pool, only for tokens whose tag
+/// found a key: GitHub is told each answer anyway, so there is no timing
+/// to keep even.
+async fn check_all(
+    state: &AppState,
+    items: &[Item],
+    first_of: &[usize],
+    (addr, now): (&str, DateTime<Utc>),
+) -> Result<Vec<bool>, AlertError> {
+    let tagger = state.accounts.token_hasher.clone();
+    let firsts: Vec<usize> = (0..items.len()).filter(|i| first_of[*i] == *i).collect();
+    let secrets: Vec<PlainSecret> = firsts
+        .iter()
+        .map(|i| PlainSecret::from_presented(items[*i].secret.expose().to_owned()))
+        .collect();
+    let candidates: Vec<(Candidate, PlainSecret)> = state
+        .db(move |conn| -> Result<_, OAuthError> {
+            let mut found = Vec::with_capacity(secrets.len());
+            for secret in secrets {
+                found.push((find_candidate(conn, &tagger, &secret, now)?, secret));
+            }
+            Ok(found)
+        })
+        .await?;
+    let mut live = vec![false; items.len()];
+    for ((candidate, secret), i) in candidates.into_iter().zip(firsts) {
+        if let Some(client_id) = verified_key(state, candidate, secret).await? {
+            revoke_reported(state, client_id, &items[i].source, (addr, now)).await?;
+            live[i] = true;
+        }
+    }
+    Ok(live)
+}
+
+/// The client ID of the live key `secret` verified against, if any.
+async fn verified_key(
+    state: &AppState,
+    candidate: Candidate,
+    secret: PlainSecret,
+) -> Result<Option<ClientId>, AlertError> {
+    if candidate.client_id().is_none() {
+        return Ok(None);
+    }
+    let _slot = state
+        .client_auth
+        .argon2_slots
+        .acquire()
+        .await
+        .map_err(|e| OAuthError::ServerError(e.to_string()))?;
+    let (matched, candidate) = web::block(move || (candidate.verify(&secret), candidate)).await?;
+    Ok(candidate.client_id().filter(|_| matched).cloned())
+}
+
+/// Revokes the key (once: a key revoked meanwhile is left as it is). A
+/// failure is a 5xx, so GitHub sends the alert again.
+async fn revoke_reported(
+    state: &AppState,
+    client_id: ClientId,
+    source: &str,
+    (addr, now): (&str, DateTime<Utc>),
+) -> Result<(), AlertError> {
+    let (issuer, source, addr) = (state.issuer.clone(), source.to_owned(), addr.to_owned());
+    state
+        .db(move |conn| {
+            let report = (source.as_str(), Some(addr.as_str()));
+            revoke(conn, &client_id, report, (&issuer, audit::SYSTEM), now)
+        })
+        .await
+        .map_err(|error| {
+            tracing::error!(%error, "could not revoke a key whose secret GitHub reported");
+            OAuthError::ServerError(error.to_string())
+        })?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(token: &str, token_type: &str) -> Match {
+        Match {
+            token: token.into(),
+            token_type: Some(token_type.into()),
+            url: None,
+            source: Some("content".into()),
+        }
+    }
+
+    #[test]
+    fn a_repeated_token_points_to_its_first_match() {
+        let matches = vec![
+            one("a", "t1"),
+            one("b", "t2"),
+            one("a", "t3"),
+            one("c", "t4"),
+        ];
+        let (items, first_of) = distinct(matches);
+        assert_eq!(first_of, [0, 1, 0, 3]);
+        let answered: Vec<(&str, &str)> = items
+            .iter()
+            .map(|i| (i.secret.expose(), i.token_type.as_str()))
+            .collect();
+        assert_eq!(
+            answered,
+            [("a", "t1"), ("b", "t2"), ("a", "t3"), ("c", "t4")]
+        );
+    }
+
+    #[test]
+    fn the_source_names_github_where_and_never_the_token() {
+        assert_eq!(
+            github_source(
+                Some("commit"),
+                Some("https://github.com/o/r/commit/abc"),
+                "kgs_x"
+            ),
+            "GitHub secret scanning: commit https://github.com/o/r/commit/abc"
+        );
+        assert_eq!(
+            github_source(None, Some(""), "kgs_x"),
+            "GitHub secret scanning"
+        );
+        assert_eq!(
+            github_source(Some("content\n"), Some("https://x/?t=kgs_x"), "kgs_x"),
+            "GitHub secret scanning: content"
+        );
+        let long = format!("https://github.com/{}", "é".repeat(300));
+        let cut = github_source(Some("content"), Some(&long), "kgs_x");
+        assert!(cut.len() <= MAX_SOURCE_LEN && cut.ends_with('…'), "{cut}");
+        assert!(parse_source(Some(&cut)).is_ok());
+    }
+}
