@@ -6,9 +6,8 @@ pub mod presented;
 pub mod throttle;
 pub mod verified;
 
-use std::sync::Arc;
-
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use actix_web::http::header::HeaderMap;
 use actix_web::web;

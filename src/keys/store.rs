@@ -742,14 +742,18 @@ impl Credential {
     }
 
     /// Whether this use is worth a write of `last_used_*`: when the last one
-    /// recorded is a minute old, or came from elsewhere or another client
-    /// program. A busy client in one place does not turn every token
-    /// request into a write.
+    /// recorded is a minute old, or a second old and from another address
+    /// (a new `User-Agent` rides along with either). So a busy client does
+    /// not turn every token request into a write, and not even one whose
+    /// address changes with every request (at most one write a second).
     pub fn use_is_worth_recording(&self, site: &UseSite, now: DateTime<Utc>) -> bool {
-        self.last_used_at
-            .is_none_or(|t| now - from_db(t) >= chrono::Duration::seconds(60))
-            || self.last_used_from.as_deref() != Some(site.from.as_str())
-            || self.last_used_user_agent != site.user_agent
+        let Some(last) = self.last_used_at.map(from_db) else {
+            return true;
+        };
+        let age = now - last;
+        age >= chrono::Duration::seconds(60)
+            || (age >= chrono::Duration::seconds(1)
+                && self.last_used_from.as_deref() != Some(site.from.as_str()))
     }
 }
 
