@@ -6,13 +6,15 @@
 //! signed by a key of `KEYGATE_GITHUB_SCANNING_KEYS` is 401 before the body
 //! is read as JSON, and changes nothing. The body is
 //! `[{"token", "type", "url", "source"}]`; the answer labels each match
-//! `true_positive` (the token verified against a live key, current secret
-//! or previous within its grace: this report revoked it, or one arriving at
-//! the same moment did) or `false_positive` (anything else: not a keygate
-//! secret, a secret of no key, a key already revoked or expired, a secret
-//! rotated past its grace). A second report of a secret revoked by the
-//! first is therefore `false_positive`: the label says whether the token
-//! still opened anything when GitHub asked.
+//! `true_positive` when it is a secret this keygate issued (GitHub's
+//! feedback on how precise the pattern is), and `false_positive` otherwise
+//! (not a keygate secret, a wrong checksum, a secret of no key). A live one
+//! (current secret, or previous within its grace) is revoked; one whose key
+//! is already dead (revoked by an earlier alert, expired, rotated away)
+//! changes nothing and is still `true_positive`, so a second alert for the
+//! same secret is answered alike and revokes and emails nothing more. (A
+//! previous secret of a key revoked since cannot be checked any more: a
+//! revocation drops its hash, so it is `false_positive`.)
 //!
 //! Without the variable the route is not registered: 404 like any unknown
 //! path (`crate::app`).
@@ -28,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::github_keys::{GithubKeys, SignatureError};
-use super::{Candidate, MAX_SOURCE_LEN, find_candidate, parse_source, revoke};
+use super::{Candidate, MAX_SOURCE_LEN, find_candidate, find_issued, parse_source, revoke};
 use crate::audit;
 use crate::client_auth;
 use crate::error::OAuthError;
@@ -160,7 +162,7 @@ async fn handle(
     let matches = parse_matches(&body)?;
     let addr = client_auth::client_address(req, &state.client_auth.trusted_proxies);
     let (items, first_of) = distinct(matches);
-    let live = check_all(state, &items, &first_of, (&addr, now)).await?;
+    let genuine = check_all(state, &items, &first_of, (&addr, now)).await?;
 
     let labels: Vec<Label<'_>> = items
         .iter()
@@ -168,7 +170,7 @@ async fn handle(
         .map(|(item, first)| Label {
             token_raw: item.secret.expose(),
             token_type: &item.token_type,
-            label: if live[*first] {
+            label: if genuine[*first] {
                 "true_positive"
             } else {
                 "false_positive"
@@ -177,7 +179,7 @@ async fn handle(
         .collect();
     tracing::info!(
         matches = labels.len(),
-        true_positive = first_of.iter().filter(|first| live[**first]).count(),
+        true_positive = first_of.iter().filter(|first| genuine[**first]).count(),
         "handled a GitHub secret-scanning alert"
     );
     Ok(HttpResponse::Ok().json(labels))
@@ -259,12 +261,12 @@ fn github_source(source: Option<&str>, url: Option<&str>, token: &str) -> String
         .unwrap_or_else(|_| SOURCE_PREFIX.to_owned())
 }
 
-/// For each match that is the first with its token: whether the token
-/// verified against a live key, which is then revoked (`false` for the
+/// For each match that is the first with its token: whether the token is a
+/// secret this keygate issued; a live one's key is revoked (`false` for the
 /// others, which are answered by their first). One database call looks up
-/// every token; argon2 runs on the bounded pool, only for tokens whose tag
-/// found a key: GitHub is told each answer anyway, so there is no timing
-/// to keep even.
+/// every token, among live keys and then, for the rest, among all; argon2
+/// runs on the bounded pool, only for tokens whose tag found a key: GitHub
+/// is told each answer anyway, so there is no timing to keep even.
 async fn check_all(
     state: &AppState,
     items: &[Item],
@@ -277,33 +279,43 @@ async fn check_all(
         .iter()
         .map(|i| PlainSecret::from_presented(items[*i].secret.expose().to_owned()))
         .collect();
-    let candidates: Vec<(Candidate, PlainSecret)> = state
+    let candidates: Vec<(Candidate, Candidate, PlainSecret)> = state
         .db(move |conn| -> Result<_, OAuthError> {
             let mut found = Vec::with_capacity(secrets.len());
             for secret in secrets {
-                found.push((find_candidate(conn, &tagger, &secret, now)?, secret));
+                let live = find_candidate(conn, &tagger, &secret, now)?;
+                let issued = if live.client_id().is_some() {
+                    Candidate::none()
+                } else {
+                    find_issued(conn, &tagger, &secret)?
+                };
+                found.push((live, issued, secret));
             }
             Ok(found)
         })
         .await?;
-    let mut live = vec![false; items.len()];
-    for ((candidate, secret), i) in candidates.into_iter().zip(firsts) {
-        if let Some(client_id) = verified_key(state, candidate, secret).await? {
+    let mut genuine = vec![false; items.len()];
+    for ((live, issued, secret), i) in candidates.into_iter().zip(firsts) {
+        let (live_key, secret) = verified_key(state, live, secret).await?;
+        if let Some(client_id) = live_key {
             revoke_reported(state, client_id, &items[i].source, (addr, now)).await?;
-            live[i] = true;
+            genuine[i] = true;
+        } else {
+            genuine[i] = verified_key(state, issued, secret).await?.0.is_some();
         }
     }
-    Ok(live)
+    Ok(genuine)
 }
 
-/// The client ID of the live key `secret` verified against, if any.
+/// The client ID of the key `secret` verified against, if any, and the
+/// secret back for another check.
 async fn verified_key(
     state: &AppState,
     candidate: Candidate,
     secret: PlainSecret,
-) -> Result<Option<ClientId>, AlertError> {
+) -> Result<(Option<ClientId>, PlainSecret), AlertError> {
     if candidate.client_id().is_none() {
-        return Ok(None);
+        return Ok((None, secret));
     }
     let _slot = state
         .client_auth
@@ -311,8 +323,12 @@ async fn verified_key(
         .acquire()
         .await
         .map_err(|e| OAuthError::ServerError(e.to_string()))?;
-    let (matched, candidate) = web::block(move || (candidate.verify(&secret), candidate)).await?;
-    Ok(candidate.client_id().filter(|_| matched).cloned())
+    let (matched, candidate, secret) = web::block(move || {
+        let matched = candidate.verify(&secret);
+        (matched, candidate, secret)
+    })
+    .await?;
+    Ok((candidate.client_id().filter(|_| matched).cloned(), secret))
 }
 
 /// Revokes the key (once: a key revoked meanwhile is left as it is). A

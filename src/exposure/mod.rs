@@ -60,6 +60,14 @@ pub struct Candidate {
 }
 
 impl Candidate {
+    /// A candidate of no key: verifies nothing.
+    pub fn none() -> Self {
+        Self {
+            client_id: None,
+            hash: SecretHash::decoy().clone(),
+        }
+    }
+
     /// The key's client ID once [`Candidate::verify`] said yes.
     pub fn client_id(&self) -> Option<&ClientId> {
         self.client_id.as_ref()
@@ -86,6 +94,27 @@ pub fn find_candidate(
     let tag = secret.lookup_tag(tagger);
     let found = keys::find_by_secret_lookup(conn, &tag, now)?;
     Ok(match found {
+        Some((client_id, hash)) if secret.is_well_formed() => Candidate {
+            client_id: Some(client_id),
+            hash,
+        },
+        _ => Candidate {
+            client_id: None,
+            hash: SecretHash::decoy().clone(),
+        },
+    })
+}
+
+/// Looks up any key, live or not, `secret`'s tag points to
+/// ([`keys::find_any_by_secret_lookup`]): to tell a secret this keygate
+/// issued, whose key is dead by now, from a string it never issued.
+pub fn find_issued(
+    conn: &mut DbConnection,
+    tagger: &TokenHasher,
+    secret: &PlainSecret,
+) -> diesel::QueryResult<Candidate> {
+    let tag = secret.lookup_tag(tagger);
+    Ok(match keys::find_any_by_secret_lookup(conn, &tag)? {
         Some((client_id, hash)) if secret.is_well_formed() => Candidate {
             client_id: Some(client_id),
             hash,

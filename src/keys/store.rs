@@ -870,6 +870,41 @@ pub fn find_by_secret_lookup(
         }))
 }
 
+/// Any key, live or not, a secret's lookup tag points to, with the hash the
+/// secret must verify against: whether a reported string is a secret this
+/// keygate issued (GitHub's `true_positive`), revoked, expired or rotated
+/// away since. A previous secret's hash is kept only while its key is not
+/// revoked, so such a secret of a key revoked since finds nothing.
+pub fn find_any_by_secret_lookup(
+    conn: &mut DbConnection,
+    tag: &str,
+) -> QueryResult<Option<(ClientId, SecretHash)>> {
+    let rows: Vec<LookupRow> = api_keys::table
+        .filter(
+            api_keys::secret_lookup
+                .eq(tag)
+                .or(api_keys::previous_secret_lookup.eq(tag)),
+        )
+        .select((
+            api_keys::client_id,
+            api_keys::secret_hash,
+            api_keys::secret_lookup,
+            api_keys::previous_secret_hash,
+            api_keys::previous_secret_expires_at,
+        ))
+        .limit(2)
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .find_map(|(client_id, current, current_tag, previous, _)| {
+            if current_tag.as_deref() == Some(tag) {
+                Some((client_id, current))
+            } else {
+                previous.map(|hash| (client_id, hash))
+            }
+        }))
+}
+
 /// Queues `event`'s email to the key's owner, in the caller's transaction;
 /// `issuer` tells the owner which keygate it comes from.
 pub(super) fn notify(
