@@ -33,13 +33,8 @@ pub enum KeysCommand {
         /// Lifetime such as 30d (default and maximum: KEYGATE_KEY_MAX_LIFETIME).
         #[arg(long)]
         expires_in: Option<String>,
-        /// Networks the key may be used from, such as "10.0.0.0/8,192.0.2.7"
-        /// (default: anywhere).
-        #[arg(long, value_name = "CIDR,...")]
-        allow_from: Option<String>,
-        /// Most tokens the key may be issued per minute (default: no limit).
-        #[arg(long, value_name = "N")]
-        max_tokens_per_minute: Option<String>,
+        #[command(flatten)]
+        envelope: EnvelopeArgs,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -49,13 +44,8 @@ pub enum KeysCommand {
     Set {
         /// The key's client ID (kgc_...).
         client_id: String,
-        /// Networks the key may be used from, such as "10.0.0.0/8,192.0.2.7";
-        /// "any" lifts the restriction.
-        #[arg(long, value_name = "CIDR,...")]
-        allow_from: Option<String>,
-        /// Most tokens the key may be issued per minute; "none" lifts the limit.
-        #[arg(long, value_name = "N")]
-        max_tokens_per_minute: Option<String>,
+        #[command(flatten)]
+        envelope: EnvelopeArgs,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -106,6 +96,38 @@ pub enum KeysCommand {
     },
 }
 
+/// A key's usage envelope on the command line: at creation, left out means
+/// anywhere and no limit; in `keys set`, left out means unchanged.
+#[derive(Debug, clap::Args)]
+pub struct EnvelopeArgs {
+    /// Networks the key may be used from, such as "10.0.0.0/8,192.0.2.7";
+    /// "any" for anywhere (the default at creation).
+    #[arg(long, value_name = "CIDR,...")]
+    allow_from: Option<String>,
+    /// Most tokens the key may be issued per minute; "none" for no limit
+    /// (the default at creation).
+    #[arg(long, value_name = "N")]
+    max_tokens_per_minute: Option<String>,
+}
+
+impl EnvelopeArgs {
+    /// What the flags given change; each left out is `None`.
+    fn change(&self) -> Result<EnvelopeChange, CliError> {
+        Ok(EnvelopeChange {
+            allowed_networks: self
+                .allow_from
+                .as_deref()
+                .map(AllowedNetworks::parse)
+                .transpose()?,
+            max_tokens_per_minute: self
+                .max_tokens_per_minute
+                .as_deref()
+                .map(envelope::parse_tokens_per_minute)
+                .transpose()?,
+        })
+    }
+}
+
 fn parse_duration(flag: &str, text: &str) -> Result<HumanDuration, CliError> {
     text.parse()
         .map_err(|e| CliError::Usage(format!("{flag} {text:?}: {e}")))
@@ -122,21 +144,13 @@ pub fn run(command: KeysCommand, ctx: &mut Context) -> Result<(), CliError> {
             scopes,
             audience,
             expires_in,
-            allow_from,
-            max_tokens_per_minute,
+            envelope,
             json,
         } => {
+            let given = envelope.change()?;
             let envelope = Envelope {
-                allowed_networks: allow_from
-                    .as_deref()
-                    .map(AllowedNetworks::parse)
-                    .transpose()?
-                    .unwrap_or_default(),
-                max_tokens_per_minute: max_tokens_per_minute
-                    .as_deref()
-                    .map(envelope::parse_tokens_per_minute)
-                    .transpose()?
-                    .flatten(),
+                allowed_networks: given.allowed_networks.unwrap_or_default(),
+                max_tokens_per_minute: given.max_tokens_per_minute.flatten(),
             };
             let request = NewKeyRequest {
                 owner_email: &owner,
@@ -172,20 +186,10 @@ pub fn run(command: KeysCommand, ctx: &mut Context) -> Result<(), CliError> {
         }
         KeysCommand::Set {
             client_id,
-            allow_from,
-            max_tokens_per_minute,
+            envelope,
             json,
         } => {
-            let change = EnvelopeChange {
-                allowed_networks: allow_from
-                    .as_deref()
-                    .map(AllowedNetworks::parse)
-                    .transpose()?,
-                max_tokens_per_minute: max_tokens_per_minute
-                    .as_deref()
-                    .map(envelope::parse_tokens_per_minute)
-                    .transpose()?,
-            };
+            let change = envelope.change()?;
             if change.is_empty() {
                 return Err(CliError::Usage(
                     "give --allow-from, --max-tokens-per-minute or both".into(),

@@ -68,6 +68,18 @@ impl Candidate {
         }
     }
 
+    /// What a tag lookup found for `secret` (nothing for a string that is
+    /// not a well-formed secret, whatever its tag found).
+    fn of(secret: &PlainSecret, found: Option<(ClientId, SecretHash)>) -> Self {
+        match found {
+            Some((client_id, hash)) if secret.is_well_formed() => Self {
+                client_id: Some(client_id),
+                hash,
+            },
+            _ => Self::none(),
+        }
+    }
+
     /// The key's client ID once [`Candidate::verify`] said yes.
     pub fn client_id(&self) -> Option<&ClientId> {
         self.client_id.as_ref()
@@ -92,17 +104,10 @@ pub fn find_candidate(
     now: DateTime<Utc>,
 ) -> diesel::QueryResult<Candidate> {
     let tag = secret.lookup_tag(tagger);
-    let found = keys::find_by_secret_lookup(conn, &tag, now)?;
-    Ok(match found {
-        Some((client_id, hash)) if secret.is_well_formed() => Candidate {
-            client_id: Some(client_id),
-            hash,
-        },
-        _ => Candidate {
-            client_id: None,
-            hash: SecretHash::decoy().clone(),
-        },
-    })
+    Ok(Candidate::of(
+        secret,
+        keys::find_by_secret_lookup(conn, &tag, now)?,
+    ))
 }
 
 /// Looks up any key, live or not, `secret`'s tag points to
@@ -114,16 +119,10 @@ pub fn find_issued(
     secret: &PlainSecret,
 ) -> diesel::QueryResult<Candidate> {
     let tag = secret.lookup_tag(tagger);
-    Ok(match keys::find_any_by_secret_lookup(conn, &tag)? {
-        Some((client_id, hash)) if secret.is_well_formed() => Candidate {
-            client_id: Some(client_id),
-            hash,
-        },
-        _ => Candidate {
-            client_id: None,
-            hash: SecretHash::decoy().clone(),
-        },
-    })
+    Ok(Candidate::of(
+        secret,
+        keys::find_any_by_secret_lookup(conn, &tag)?,
+    ))
 }
 
 /// Revokes the key of a verified exposed secret (reason `exposed:

@@ -834,40 +834,7 @@ pub fn find_by_secret_lookup(
     tag: &str,
     now: DateTime<Utc>,
 ) -> QueryResult<Option<(ClientId, SecretHash)>> {
-    let naive = now.naive_utc();
-    let rows: Vec<LookupRow> = api_keys::table
-        .filter(
-            api_keys::secret_lookup
-                .eq(tag)
-                .or(api_keys::previous_secret_lookup.eq(tag)),
-        )
-        .filter(api_keys::revoked_at.is_null())
-        .filter(
-            api_keys::expires_at
-                .is_null()
-                .or(api_keys::expires_at.gt(naive)),
-        )
-        .select((
-            api_keys::client_id,
-            api_keys::secret_hash,
-            api_keys::secret_lookup,
-            api_keys::previous_secret_hash,
-            api_keys::previous_secret_expires_at,
-        ))
-        .limit(2)
-        .load(conn)?;
-    Ok(rows
-        .into_iter()
-        .find_map(|(client_id, current, current_tag, previous, until)| {
-            if current_tag.as_deref() == Some(tag) {
-                Some((client_id, current))
-            } else {
-                match (previous, until) {
-                    (Some(hash), Some(until)) if from_db(until) > now => Some((client_id, hash)),
-                    _ => None,
-                }
-            }
-        }))
+    by_secret_lookup(conn, tag, Some(now))
 }
 
 /// Any key, live or not, a secret's lookup tag points to, with the hash the
@@ -879,7 +846,18 @@ pub fn find_any_by_secret_lookup(
     conn: &mut DbConnection,
     tag: &str,
 ) -> QueryResult<Option<(ClientId, SecretHash)>> {
-    let rows: Vec<LookupRow> = api_keys::table
+    by_secret_lookup(conn, tag, None)
+}
+
+/// The key `tag` points to and the hash to verify against: among the keys
+/// live at `live_at` (a previous secret only within its grace), or among
+/// all keys without it.
+fn by_secret_lookup(
+    conn: &mut DbConnection,
+    tag: &str,
+    live_at: Option<DateTime<Utc>>,
+) -> QueryResult<Option<(ClientId, SecretHash)>> {
+    let mut query = api_keys::table
         .filter(
             api_keys::secret_lookup
                 .eq(tag)
@@ -893,14 +871,29 @@ pub fn find_any_by_secret_lookup(
             api_keys::previous_secret_expires_at,
         ))
         .limit(2)
-        .load(conn)?;
+        .into_boxed();
+    if let Some(now) = live_at {
+        query = query.filter(api_keys::revoked_at.is_null()).filter(
+            api_keys::expires_at
+                .is_null()
+                .or(api_keys::expires_at.gt(now.naive_utc())),
+        );
+    }
+    let rows: Vec<LookupRow> = query.load(conn)?;
+    let in_grace = |until: Option<NaiveDateTime>| match (live_at, until) {
+        (None, _) => true,
+        (Some(now), Some(until)) => from_db(until) > now,
+        (Some(_), None) => false,
+    };
     Ok(rows
         .into_iter()
-        .find_map(|(client_id, current, current_tag, previous, _)| {
+        .find_map(|(client_id, current, current_tag, previous, until)| {
             if current_tag.as_deref() == Some(tag) {
                 Some((client_id, current))
             } else {
-                previous.map(|hash| (client_id, hash))
+                previous
+                    .filter(|_| in_grace(until))
+                    .map(|hash| (client_id, hash))
             }
         }))
 }

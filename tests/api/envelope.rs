@@ -19,11 +19,7 @@ const CC: (&str, &str) = ("grant_type", "client_credentials");
 const OWNER: &str = "alice@example.com";
 
 async fn key_with(app: &TestApp, extra: &[&str]) -> Key {
-    app.cli_ok(&["users", "add", OWNER]).await;
-    add_api(app).await;
-    let mut args = vec!["--owner", OWNER, "--name", "ci", "--scope", "read"];
-    args.extend_from_slice(extra);
-    app.create_key(&args).await
+    app.standard_key_with("read", extra).await
 }
 
 async fn add_api(app: &TestApp) {
@@ -55,16 +51,6 @@ async fn token_from(
     request.send().await.unwrap()
 }
 
-async fn listed(app: &TestApp, client_id: &str) -> Value {
-    let list = app.cli_ok(&["keys", "list", "--json"]).await.json();
-    list.as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["client_id"] == client_id)
-        .cloned()
-        .expect("the key is listed")
-}
-
 /// `keygate_token_failures_total{reason="..."}` as `/metrics` says.
 async fn failures(app: &TestApp, reason: &str) -> u64 {
     let text = app
@@ -87,7 +73,7 @@ async fn failures(app: &TestApp, reason: &str) -> u64 {
 async fn wait_for_field(app: &TestApp, client_id: &str, field: &str, expected: &Value) -> Value {
     let mut key = Value::Null;
     for _ in 0..50 {
-        key = listed(app, client_id).await;
+        key = app.listed_key(client_id).await;
         if &key[field] == expected {
             return key;
         }
@@ -133,7 +119,7 @@ async fn requests_from_outside_the_allowed_networks_are_refused(engine: Engine) 
     assert_eq!(audited, 1);
     // Its failed request did not move the last use.
     assert_eq!(
-        listed(&app, &key.client_id).await["last_used_from"],
+        app.listed_key(&key.client_id).await["last_used_from"],
         "127.0.0.1"
     );
     // Introspection and revocation authenticate the same way.
@@ -363,7 +349,7 @@ async fn the_api_sets_and_changes_the_envelope(engine: Engine) {
     )
     .await;
     assert_eq!(status, 403, "a session needs its CSRF token");
-    let unchanged = listed(&app, &client_id).await;
+    let unchanged = app.listed_key(&client_id).await;
     assert_eq!(
         unchanged["allowed_networks"],
         json!(["192.0.2.0/24", "2001:db8::1/128"])

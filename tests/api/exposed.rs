@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::both_engines;
 use crate::email::{SmtpSink, key_for, one_with, owner_and_api};
 use crate::helpers::serve::Serve;
-use crate::helpers::{Engine, TestApp, client_from, prepare_app, spawn_app};
+use crate::helpers::{Engine, TestApp, client_from, prepare_app, spawn_app, wrong_checksum};
 
 const OWNER: &str = "alice@example.com";
 
@@ -46,31 +46,11 @@ async fn report(client: &reqwest::Client, base: &str, query: &str, secrets: &[&s
     assert_eq!(text, expected.to_string());
 }
 
-/// The key's row as `keys list --json` shows it.
-async fn listed(app: &TestApp, client_id: &str) -> Value {
-    let list = app.cli_ok(&["keys", "list", "--json"]).await.json();
-    list.as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["client_id"] == client_id)
-        .cloned()
-        .expect("the key is listed")
-}
-
 async fn status_of(app: &TestApp, client_id: &str) -> String {
-    listed(app, client_id).await["status"]
+    app.listed_key(client_id).await["status"]
         .as_str()
         .unwrap()
         .to_owned()
-}
-
-/// The same secret with one character of its body changed: the checksum
-/// no longer matches.
-fn wrong_checksum(secret: &str) -> String {
-    let mut text = secret.to_owned();
-    let replacement = if &text[10..11] == "a" { "b" } else { "a" };
-    text.replace_range(10..11, replacement);
-    text
 }
 
 /// The real binary, a real SMTP server: a live secret reported twice is one
@@ -107,7 +87,7 @@ async fn a_reported_live_secret_revokes_its_key_and_emails_its_owner_once(engine
         .await;
     }
 
-    let key = listed(&app, &ci.client_id).await;
+    let key = app.listed_key(&ci.client_id).await;
     assert_eq!(key["status"], "revoked");
     assert_eq!(key["revoked_reason"], "exposed: public gist");
     assert_eq!(key["revoked_by"], "keygate");
@@ -246,7 +226,7 @@ async fn a_previous_secret_within_its_grace_revokes(engine: Engine) {
         &["not a secret", &ci.client_secret],
     )
     .await;
-    let key = listed(&app, &ci.client_id).await;
+    let key = app.listed_key(&ci.client_id).await;
     assert_eq!(key["status"], "revoked");
     assert_eq!(key["revoked_reason"], "exposed: report");
     assert_eq!(key["previous_secret_expires_at"], Value::Null);
@@ -416,7 +396,7 @@ async fn the_scanner_finds_secrets_and_revokes_only_live_keys(engine: Engine) {
         "{}",
         revoked.stdout
     );
-    let key = listed(&app, &found.client_id).await;
+    let key = app.listed_key(&found.client_id).await;
     assert_eq!(key["status"], "revoked");
     assert_eq!(
         key["revoked_reason"],

@@ -17,7 +17,9 @@ use serde_json::{Value, json};
 use crate::both_engines;
 use crate::email::{SmtpSink, key_for, owner_and_api};
 use crate::helpers::serve::Serve;
-use crate::helpers::{Engine, Key, TestApp, prepare_app, spawn_app, spawn_app_with};
+use crate::helpers::{
+    Engine, Key, TestApp, prepare_app, spawn_app, spawn_app_with, wrong_checksum,
+};
 
 const OWNER: &str = "alice@example.com";
 const PATH: &str = "/integrations/github/secret-scanning";
@@ -146,25 +148,6 @@ fn labels(text: &str, tokens: &[&str]) -> Vec<String> {
         .collect()
 }
 
-async fn listed(app: &TestApp, client_id: &str) -> Value {
-    let list = app.cli_ok(&["keys", "list", "--json"]).await.json();
-    list.as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["client_id"] == client_id)
-        .cloned()
-        .expect("the key is listed")
-}
-
-/// The same secret with one character of its body changed: the checksum
-/// no longer matches.
-fn wrong_checksum(secret: &str) -> String {
-    let mut text = secret.to_owned();
-    let replacement = if &text[10..11] == "a" { "b" } else { "a" };
-    text.replace_range(10..11, replacement);
-    text
-}
-
 fn revocations_of(app: &TestApp, key: &Key) -> i64 {
     app.count_rows(&format!(
         "SELECT COUNT(*) AS n FROM audit_events \
@@ -290,7 +273,7 @@ async fn a_signed_alert_is_handled_item_by_item_and_a_bad_signature_changes_noth
         }
     }
     assert_eq!(app.table_counts(), before);
-    assert_eq!(listed(&app, &live.client_id).await["status"], "active");
+    assert_eq!(app.listed_key(&live.client_id).await["status"], "active");
     // The old key signs too: GitHub may still use it while it rotates.
     let (status, _, text) = post(
         &app.http,
@@ -343,14 +326,14 @@ async fn a_signed_alert_is_handled_item_by_item_and_a_bad_signature_changes_noth
     );
     let expected_reason = format!("exposed: GitHub secret scanning: content {LEAK_URL}");
     for key in [&live, &graced] {
-        let row = listed(&app, &key.client_id).await;
+        let row = app.listed_key(&key.client_id).await;
         assert_eq!(row["status"], "revoked", "{row}");
         assert_eq!(row["revoked_reason"], expected_reason.as_str());
         assert_eq!(row["revoked_by"], "keygate");
         assert_eq!(revocations_of(&app, key), 1);
     }
     for key in [&rotated, &bystander] {
-        assert_eq!(listed(&app, &key.client_id).await["status"], "active");
+        assert_eq!(app.listed_key(&key.client_id).await["status"], "active");
     }
     let token = app
         .http

@@ -307,9 +307,25 @@ impl TestApp {
         out
     }
 
+    /// The key's row as `keys list --json` shows it.
+    pub async fn listed_key(&self, client_id: &str) -> Value {
+        let list = self.cli_ok(&["keys", "list", "--json"]).await.json();
+        list.as_array()
+            .expect("a list")
+            .iter()
+            .find(|k| k["client_id"] == client_id)
+            .cloned()
+            .expect("the key is listed")
+    }
+
     /// A user, an API `https://api.example.com` with scopes `read write`, and
     /// a key holding `scope` for it.
     pub async fn standard_key(&self, scope: &str) -> Key {
+        self.standard_key_with(scope, &[]).await
+    }
+
+    /// [`TestApp::standard_key`] created with more `keys create` arguments.
+    pub async fn standard_key_with(&self, scope: &str, extra: &[&str]) -> Key {
         self.cli_ok(&["users", "add", "alice@example.com"]).await;
         self.cli_ok(&[
             "apis",
@@ -321,7 +337,7 @@ impl TestApp {
             "read write",
         ])
         .await;
-        self.create_key(&[
+        let mut args = vec![
             "--owner",
             "alice@example.com",
             "--name",
@@ -330,8 +346,9 @@ impl TestApp {
             scope,
             "--audience",
             "https://api.example.com",
-        ])
-        .await
+        ];
+        args.extend_from_slice(extra);
+        self.create_key(&args).await
     }
 
     pub async fn create_key(&self, args: &[&str]) -> Key {
@@ -491,6 +508,15 @@ impl TestApp {
 
 fn parse_url(url: &str) -> keygate::db::DatabaseUrl {
     keygate::db::DatabaseUrl::parse(url).expect("database URL")
+}
+
+/// The same secret with one character of its body changed: the checksum
+/// no longer matches.
+pub fn wrong_checksum(secret: &str) -> String {
+    let mut text = secret.to_owned();
+    let replacement = if &text[10..11] == "a" { "b" } else { "a" };
+    text.replace_range(10..11, replacement);
+    text
 }
 
 /// A client bound to another loopback address, to act as a second source.
