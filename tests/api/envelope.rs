@@ -22,19 +22,6 @@ async fn key_with(app: &TestApp, extra: &[&str]) -> Key {
     app.standard_key_with("read", extra).await
 }
 
-async fn add_api(app: &TestApp) {
-    app.cli_ok(&[
-        "apis",
-        "add",
-        "https://api.example.com",
-        "--name",
-        "Example API",
-        "--scopes",
-        "read write",
-    ])
-    .await;
-}
-
 async fn token_from(
     http: &reqwest::Client,
     url: &str,
@@ -297,7 +284,7 @@ async fn the_issuance_limit_holds_across_two_processes(engine: Engine) {
 /// PATCH; a bad value is a 422 that changes nothing; another's key is 404.
 async fn the_api_sets_and_changes_the_envelope(engine: Engine) {
     let app = spawn_app(engine).await;
-    add_api(&app).await;
+    app.add_standard_api().await;
     app.add_person(OWNER, "member", "a long enough password")
         .await;
     let alice: Browser = app.sign_in(OWNER, "a long enough password").await;

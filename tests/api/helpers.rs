@@ -324,9 +324,8 @@ impl TestApp {
         self.standard_key_with(scope, &[]).await
     }
 
-    /// [`TestApp::standard_key`] created with more `keys create` arguments.
-    pub async fn standard_key_with(&self, scope: &str, extra: &[&str]) -> Key {
-        self.cli_ok(&["users", "add", "alice@example.com"]).await;
+    /// The API `https://api.example.com` with scopes `read write`.
+    pub async fn add_standard_api(&self) {
         self.cli_ok(&[
             "apis",
             "add",
@@ -337,6 +336,12 @@ impl TestApp {
             "read write",
         ])
         .await;
+    }
+
+    /// [`TestApp::standard_key`] created with more `keys create` arguments.
+    pub async fn standard_key_with(&self, scope: &str, extra: &[&str]) -> Key {
+        self.cli_ok(&["users", "add", "alice@example.com"]).await;
+        self.add_standard_api().await;
         let mut args = vec![
             "--owner",
             "alice@example.com",
