@@ -67,15 +67,39 @@ fn keygate_binary(opts: &Options) -> Result<PathBuf> {
     }
     eprintln!("building keygate (cargo build --release --bin keygate)");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Process::new(cargo)
+    let mut build = Process::new(cargo);
+    build
         .args(["build", "--release", "--bin", "keygate"])
-        .current_dir(workspace_root())
-        .status()
-        .context("running cargo")?;
+        .current_dir(workspace_root());
+    // `cargo run` gives this process the bench's own CARGO_MANIFEST_DIR,
+    // CARGO_PKG_* and the like; some build scripts (ring's) track them, so
+    // passing them on would rebuild half the tree unlike a plain build.
+    for (name, _) in std::env::vars_os() {
+        if is_cargo_run_variable(&name.to_string_lossy()) {
+            build.env_remove(&name);
+        }
+    }
+    let status = build.status().context("running cargo")?;
     if !status.success() {
         bail!("cargo build --release --bin keygate failed");
     }
     Ok(target_dir().join("release/keygate"))
+}
+
+/// What cargo sets for the program it runs (not what configures cargo).
+fn is_cargo_run_variable(name: &str) -> bool {
+    name.starts_with("CARGO_PKG_")
+        || name.starts_with("CARGO_BIN_")
+        || matches!(
+            name,
+            "CARGO_MANIFEST_DIR"
+                | "CARGO_MANIFEST_PATH"
+                | "CARGO_MANIFEST_LINKS"
+                | "CARGO_CRATE_NAME"
+                | "CARGO_PRIMARY_PACKAGE"
+                | "CARGO_RUSTC_CURRENT_DIR"
+                | "OUT_DIR"
+        )
 }
 
 fn git_commit() -> String {
@@ -163,4 +187,24 @@ fn run(opts: Options) -> Result<()> {
         bail!("scenarios failed: {}", failed.join(", "));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_nested_build_drops_what_cargo_run_set_but_keeps_cargo_settings() {
+        for name in [
+            "CARGO_MANIFEST_DIR",
+            "CARGO_PKG_NAME",
+            "CARGO_BIN_NAME",
+            "OUT_DIR",
+        ] {
+            assert!(is_cargo_run_variable(name), "{name}");
+        }
+        for name in ["CARGO_HOME", "CARGO_TARGET_DIR", "CARGO", "PATH"] {
+            assert!(!is_cargo_run_variable(name), "{name}");
+        }
+    }
 }

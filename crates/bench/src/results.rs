@@ -108,7 +108,8 @@ impl Results {
             .find(|r| r.label == label && r.server == server)
     }
 
-    /// Fills each keygate row's ratio from the ceiling row of its label.
+    /// Fills each keygate row's ratio from the ceiling row of its label
+    /// (not for attackers: serving them slower is no shortfall).
     pub fn fill_ratios(&mut self) {
         let ceilings: Vec<(String, f64)> = self
             .rows
@@ -116,7 +117,8 @@ impl Results {
             .filter(|r| r.server == "ceiling")
             .map(|r| (r.label.clone(), r.figures.rps))
             .collect();
-        for row in self.rows.iter_mut().filter(|r| r.server == "keygate") {
+        let compared = |r: &Row| r.server == "keygate" && !r.label.contains("attackers");
+        for row in self.rows.iter_mut().filter(|r| compared(r)) {
             row.ratio = ceilings
                 .iter()
                 .find(|(label, _)| *label == row.label)
