@@ -247,6 +247,7 @@ mod tests {
             machine: Machine::probe(2, "abc".into()),
             seconds_per_measurement: 1.0,
             argon2_verify_ms: None,
+            argon2_parallel_per_s: None,
             rows: vec![
                 row("warm 64", "ceiling", 33_000.0),
                 row("warm 64", "keygate", 6_900.0),

@@ -167,6 +167,7 @@ fn run(opts: Options) -> Result<()> {
         machine: Machine::probe(cores, git_commit()),
         seconds_per_measurement: opts.seconds,
         argon2_verify_ms: bench.argon2_verify_ms,
+        argon2_parallel_per_s: bench.argon2_parallel_per_s,
         rows: std::mem::take(&mut bench.rows),
         checks: Vec::new(),
         total_seconds: 0.0,

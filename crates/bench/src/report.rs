@@ -22,10 +22,14 @@ pub fn table(results: &Results) -> String {
         results.seconds_per_measurement
     );
     if let Some(ms) = results.argon2_verify_ms {
-        let _ = writeln!(
+        let _ = write!(
             out,
-            "argon2 verification (keygate's parameters, one core): {ms:.1} ms"
+            "argon2 verification (keygate's parameters): {ms:.1} ms on one core"
         );
+        if let Some(rate) = results.argon2_parallel_per_s {
+            let _ = write!(out, ", {rate:.0}/s with all {} cores at once", m.cores);
+        }
+        let _ = writeln!(out);
     }
     let _ = writeln!(out);
     let header = [
@@ -169,6 +173,7 @@ mod tests {
             machine: Machine::probe(2, "abc".into()),
             seconds_per_measurement: 1.0,
             argon2_verify_ms: Some(16.0),
+            argon2_parallel_per_s: Some(100.0),
             rows: vec![
                 Row::new("warm", "warm 64", "ceiling", 64, figures(30_000.0)),
                 Row::new("warm", "warm 64", "keygate", 64, figures(6_000.0)),
@@ -192,5 +197,6 @@ mod tests {
         );
         assert!(rows[0].contains("30000") && rows[0].contains("123"));
         assert!(text.contains("FAIL  warm 64: ≥ 0.75 × ceiling — measured 0.20"));
+        assert!(text.contains("16.0 ms on one core, 100/s with all 2 cores at once"));
     }
 }

@@ -96,6 +96,8 @@ pub struct Results {
     pub seconds_per_measurement: f64,
     /// One argon2 verification with keygate's parameters, ms of one core.
     pub argon2_verify_ms: Option<f64>,
+    /// Verifications/s with every core verifying at once.
+    pub argon2_parallel_per_s: Option<f64>,
     pub rows: Vec<Row>,
     pub checks: Vec<Check>,
     pub total_seconds: f64,

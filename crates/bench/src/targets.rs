@@ -159,6 +159,7 @@ mod tests {
             machine: Machine::probe(2, String::new()),
             seconds_per_measurement: 1.0,
             argon2_verify_ms: Some(20.0),
+            argon2_parallel_per_s: None,
             rows,
             checks: Vec::new(),
             total_seconds: 0.0,
