@@ -83,7 +83,10 @@ fn keygate_binary(opts: &Options) -> Result<PathBuf> {
     if !status.success() {
         bail!("cargo build --release --bin keygate failed");
     }
-    Ok(target_dir().join("release/keygate"))
+    let built = target_dir().join("release/keygate");
+    built
+        .canonicalize()
+        .with_context(|| format!("the build left no {}", built.display()))
 }
 
 /// What cargo sets for the program it runs (not what configures cargo).
