@@ -1,0 +1,177 @@
+//! The servers under test as child processes: `keygate serve` on a
+//! fixture's database, and the ceiling (this binary re-executed as
+//! `keygate-bench ceiling`). Both are started, timed to readiness and
+//! measured (peak RSS from /proc) the same way.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use crate::fixture::{AUDIENCE, Credentials, Fixture, SCOPE};
+
+/// How long a server may take to answer /readyz (a million keys included).
+const READY_TIMEOUT: Duration = Duration::from_secs(120);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Keygate,
+    Ceiling,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Keygate => "keygate",
+            Self::Ceiling => "ceiling",
+        }
+    }
+}
+
+pub struct Server {
+    child: Child,
+    pub kind: Kind,
+    pub addr: SocketAddr,
+    /// From spawn to the first 200 on /readyz.
+    pub started_in: Duration,
+    log: PathBuf,
+}
+
+impl Server {
+    pub fn keygate(fixture: &Fixture) -> Result<Self> {
+        let addr = free_port()?;
+        let log = fixture.dir.path().join("keygate-serve.log");
+        let mut cmd = fixture.keygate();
+        cmd.arg("serve").env("KEYGATE_LISTEN", addr.to_string());
+        Self::start(cmd, Kind::Keygate, addr, log)
+    }
+
+    /// The ceiling, knowing `clients` (written to a file in `dir`).
+    pub fn ceiling(dir: &Path, clients: &[Credentials]) -> Result<Self> {
+        let addr = free_port()?;
+        let file = dir.join("ceiling-clients.txt");
+        let lines: String = clients
+            .iter()
+            .map(|c| format!("{} {}\n", c.client_id, c.secret))
+            .collect();
+        std::fs::write(&file, lines).context("writing the ceiling's clients")?;
+        let exe = std::env::current_exe().context("finding keygate-bench itself")?;
+        let mut cmd = Command::new(exe);
+        cmd.arg("ceiling")
+            .arg("--listen")
+            .arg(addr.to_string())
+            .arg("--clients")
+            .arg(&file)
+            .arg("--audience")
+            .arg(AUDIENCE)
+            .arg("--scope")
+            .arg(SCOPE);
+        Self::start(cmd, Kind::Ceiling, addr, dir.join("ceiling.log"))
+    }
+
+    fn start(mut cmd: Command, kind: Kind, addr: SocketAddr, log: PathBuf) -> Result<Self> {
+        let log_file = std::fs::File::create(&log).context("creating the server log")?;
+        let started = Instant::now();
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone()?)
+            .stderr(log_file)
+            .spawn()
+            .with_context(|| format!("starting {}", kind.name()))?;
+        let mut server = Self {
+            child,
+            kind,
+            addr,
+            started_in: Duration::ZERO,
+            log,
+        };
+        server.wait_ready(started)?;
+        Ok(server)
+    }
+
+    fn wait_ready(&mut self, started: Instant) -> Result<()> {
+        loop {
+            if readyz(self.addr) {
+                self.started_in = started.elapsed();
+                return Ok(());
+            }
+            if let Some(status) = self.child.try_wait()? {
+                bail!(
+                    "{} exited ({status}) before it was ready: {}",
+                    self.kind.name(),
+                    self.log_tail()
+                );
+            }
+            if started.elapsed() > READY_TIMEOUT {
+                bail!(
+                    "{} not ready after {READY_TIMEOUT:?}: {}",
+                    self.kind.name(),
+                    self.log_tail()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(5)..].join(" | ")
+    }
+
+    /// The peak resident set so far (VmHWM), in MiB.
+    pub fn peak_rss_mib(&self) -> Option<f64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        parse_vm_hwm_kib(&status).map(|kib| kib as f64 / 1024.0)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn parse_vm_hwm_kib(status: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// A loopback port free right now (the server binds it a moment later).
+fn free_port() -> Result<SocketAddr> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
+    Ok(listener.local_addr()?)
+}
+
+/// True when GET /readyz answers 200.
+fn readyz(addr: SocketAddr) -> bool {
+    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let request = format!("GET /readyz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    if stream.write_all(request.as_bytes()).is_err() {
+        return false;
+    }
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.1 200")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vm_hwm_is_read_from_proc_status() {
+        let status = "Name:\tkeygate\nVmPeak:\t  900 kB\nVmHWM:\t   51200 kB\nVmRSS:\t 40000 kB\n";
+        assert_eq!(parse_vm_hwm_kib(status), Some(51_200));
+        assert_eq!(parse_vm_hwm_kib("Name: x\n"), None);
+    }
+}

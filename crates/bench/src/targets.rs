@@ -1,0 +1,241 @@
+//! Issue 11's targets, checked against a run's rows. Each check is only
+//! made when the run measured what it needs; a missing figure is no pass.
+
+use crate::results::{Check, Results};
+
+/// Row labels the targets read (the scenarios write them).
+pub const WARM_1: &str = "warm 1";
+pub const WARM_64: &str = "warm 64";
+pub const COLD: &str = "cold";
+pub const ABUSE_UNLOADED: &str = "abuse: valid alone";
+pub const ABUSE_VALID: &str = "abuse: valid under attack";
+pub const SCALE_TARGET_KEYS: usize = 1_000_000;
+
+pub fn scale_label(keys: usize) -> String {
+    format!("scale {keys} keys")
+}
+
+pub fn evaluate(results: &Results, cores: usize, scale_keys: &[usize]) -> Vec<Check> {
+    let mut checks = Vec::new();
+    let keygate = |label: &str| results.find(label, "keygate");
+    let ratio = |label: &str| keygate(label).and_then(|r| r.ratio);
+    let postgres = results.engine == "postgres";
+
+    if let Some(row) = keygate(WARM_64) {
+        let r = ratio(WARM_64).unwrap_or(0.0);
+        let (rule, pass) = if postgres {
+            ("≥ 0.5 × ceiling".to_owned(), r >= 0.5)
+        } else {
+            (
+                "≥ 0.75 × ceiling, p99 < 10 ms".to_owned(),
+                r >= 0.75 && row.figures.p99_ms < 10.0,
+            )
+        };
+        checks.push(Check {
+            label: WARM_64.into(),
+            rule,
+            measured: format!("{r:.2} × ceiling, p99 {:.1} ms", row.figures.p99_ms),
+            pass,
+        });
+    }
+    if !postgres && keygate(WARM_1).is_some() {
+        let r = ratio(WARM_1).unwrap_or(0.0);
+        checks.push(Check {
+            label: WARM_1.into(),
+            rule: "≥ 0.75 × ceiling".into(),
+            measured: format!("{r:.2} × ceiling"),
+            pass: r >= 0.75,
+        });
+    }
+    if let (Some(row), Some(ms)) = (keygate(COLD), results.argon2_verify_ms) {
+        let reference = cold_reference(cores, ms);
+        checks.push(Check {
+            label: COLD.into(),
+            rule: format!("≥ 0.8 × {reference:.0}/s ({cores} cores ÷ {ms:.1} ms argon2)"),
+            measured: format!(
+                "{:.0}/s = {:.2} ×",
+                row.figures.rps,
+                row.figures.rps / reference
+            ),
+            pass: row.figures.rps >= 0.8 * reference,
+        });
+    }
+    checks.extend(scale_checks(results, scale_keys));
+    if let (Some(alone), Some(loaded)) = (keygate(ABUSE_UNLOADED), keygate(ABUSE_VALID)) {
+        let kept = if alone.figures.rps > 0.0 {
+            loaded.figures.rps / alone.figures.rps
+        } else {
+            0.0
+        };
+        checks.push(Check {
+            label: ABUSE_VALID.into(),
+            rule: "≥ 0.5 × unloaded, p99 < 50 ms".into(),
+            measured: format!("{kept:.2} × unloaded, p99 {:.1} ms", loaded.figures.p99_ms),
+            pass: kept >= 0.5 && loaded.figures.p99_ms < 50.0,
+        });
+    }
+    checks
+}
+
+/// Tokens/s the cold path could reach if argon2 were all it did.
+pub fn cold_reference(cores: usize, verify_ms: f64) -> f64 {
+    cores as f64 / (verify_ms / 1000.0)
+}
+
+/// Throughput at the most keys within 10 % of that at the fewest; start-up
+/// and RSS there. The targets are stated for 1,000,000 keys: a run with
+/// fewer says so in the rule.
+fn scale_checks(results: &Results, scale_keys: &[usize]) -> Vec<Check> {
+    let (Some(&fewest), Some(&most)) = (scale_keys.iter().min(), scale_keys.iter().max()) else {
+        return Vec::new();
+    };
+    let small = results.find(&scale_label(fewest), "keygate");
+    let large = results.find(&scale_label(most), "keygate");
+    let Some(large) = large else {
+        return Vec::new();
+    };
+    let at = if most == SCALE_TARGET_KEYS {
+        String::new()
+    } else {
+        format!(" (target is for {SCALE_TARGET_KEYS}; measured at {most})")
+    };
+    let mut checks = Vec::new();
+    if let Some(small) = small.filter(|_| fewest != most) {
+        let kept = if small.figures.rps > 0.0 {
+            large.figures.rps / small.figures.rps
+        } else {
+            0.0
+        };
+        checks.push(Check {
+            label: large.label.clone(),
+            rule: format!("req/s ≥ 0.9 × at {fewest} keys{at}"),
+            measured: format!("{kept:.2} ×"),
+            pass: kept >= 0.9,
+        });
+    }
+    if let Some(startup) = large.startup_s {
+        checks.push(Check {
+            label: large.label.clone(),
+            rule: format!("start-up < 2 s{at}"),
+            measured: format!("{startup:.2} s"),
+            pass: startup < 2.0,
+        });
+    }
+    if let Some(rss) = large.peak_rss_mib {
+        checks.push(Check {
+            label: large.label.clone(),
+            rule: format!("peak RSS < 100 MiB{at}"),
+            measured: format!("{rss:.0} MiB"),
+            pass: rss < 100.0,
+        });
+    }
+    checks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::{Machine, Row};
+    use crate::stats::Summary;
+
+    fn row(label: &str, server: &'static str, rps: f64, p99_ms: f64) -> Row {
+        Row::new(
+            "test",
+            label,
+            server,
+            64,
+            Summary {
+                rps,
+                p99_ms,
+                ..Summary::default()
+            },
+        )
+    }
+
+    fn results(engine: &'static str, rows: Vec<Row>) -> Results {
+        let mut r = Results {
+            command: String::new(),
+            engine,
+            machine: Machine::probe(2, String::new()),
+            seconds_per_measurement: 1.0,
+            argon2_verify_ms: Some(20.0),
+            argon2_parallel_per_s: None,
+            rows,
+            checks: Vec::new(),
+            total_seconds: 0.0,
+        };
+        r.fill_ratios();
+        r
+    }
+
+    #[test]
+    fn warm_64_needs_the_ratio_and_the_p99_on_sqlite_but_only_half_on_postgres() {
+        let rows = || {
+            vec![
+                row(WARM_64, "ceiling", 10_000.0, 2.0),
+                row(WARM_64, "keygate", 6_000.0, 4.0),
+            ]
+        };
+        let sqlite = evaluate(&results("sqlite", rows()), 2, &[]);
+        assert_eq!(sqlite.len(), 1);
+        assert!(!sqlite[0].pass, "0.6 < 0.75");
+        let pg = evaluate(&results("postgres", rows()), 2, &[]);
+        assert!(pg[0].pass, "0.6 ≥ 0.5");
+
+        let fast_but_slow_tail = vec![
+            row(WARM_64, "ceiling", 10_000.0, 2.0),
+            row(WARM_64, "keygate", 9_000.0, 12.0),
+        ];
+        assert!(!evaluate(&results("sqlite", fast_but_slow_tail), 2, &[])[0].pass);
+    }
+
+    #[test]
+    fn cold_is_measured_against_cores_over_one_verification() {
+        assert!((cold_reference(2, 20.0) - 100.0).abs() < 1e-9);
+        let pass = evaluate(
+            &results("sqlite", vec![row(COLD, "keygate", 80.0, 0.0)]),
+            2,
+            &[],
+        );
+        assert!(pass[0].pass);
+        let fail = evaluate(
+            &results("sqlite", vec![row(COLD, "keygate", 79.0, 0.0)]),
+            2,
+            &[],
+        );
+        assert!(!fail[0].pass);
+    }
+
+    #[test]
+    fn scale_compares_the_largest_with_the_smallest_and_names_a_smaller_run() {
+        let mut large = row(&scale_label(10_000), "keygate", 950.0, 1.0);
+        large.startup_s = Some(0.5);
+        large.peak_rss_mib = Some(150.0);
+        let rows = vec![row(&scale_label(10), "keygate", 1000.0, 1.0), large];
+        let checks = evaluate(&results("sqlite", rows), 2, &[10, 10_000]);
+        let verdicts: Vec<bool> = checks.iter().map(|c| c.pass).collect();
+        assert_eq!(verdicts, [true, true, false]);
+        assert!(checks[0].rule.contains("target is for 1000000"));
+    }
+
+    #[test]
+    fn abuse_keeps_half_the_unloaded_throughput() {
+        let rows = vec![
+            row(ABUSE_UNLOADED, "keygate", 1000.0, 5.0),
+            row(ABUSE_VALID, "keygate", 400.0, 20.0),
+        ];
+        let checks = evaluate(&results("sqlite", rows), 2, &[]);
+        assert!(!checks[0].pass);
+        assert!(checks[0].measured.starts_with("0.40"));
+    }
+
+    #[test]
+    fn a_missing_ceiling_is_no_pass() {
+        let checks = evaluate(
+            &results("sqlite", vec![row(WARM_1, "keygate", 5.0, 1.0)]),
+            2,
+            &[],
+        );
+        assert!(!checks[0].pass);
+    }
+}

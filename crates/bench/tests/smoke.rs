@@ -1,0 +1,73 @@
+//! End to end: `keygate-bench --quick` against the debug keygate binary
+//! (built beside this crate's by `cargo test --workspace`). Its figures
+//! mean nothing; it proves every scenario runs and writes its files.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::process::Command;
+
+#[test]
+fn a_quick_run_measures_every_scenario_and_writes_json_and_chart() {
+    let bench = Path::new(env!("CARGO_BIN_EXE_keygate-bench"));
+    let keygate = bench.with_file_name("keygate");
+    assert!(
+        keygate.is_file(),
+        "{} is missing: run `cargo build --bin keygate` first (cargo test --workspace builds it)",
+        keygate.display()
+    );
+    let out = tempfile::tempdir().unwrap();
+    let run = Command::new(bench)
+        .arg("--quick")
+        .arg("--keygate-bin")
+        .arg(&keygate)
+        .arg("--out")
+        .arg(out.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stdout.contains("targets (issue 11):"), "{stdout}");
+
+    let results: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("results.json")).unwrap()).unwrap();
+    let rows = results["rows"].as_array().unwrap();
+    let row = |label: &str, server: &str| {
+        rows.iter()
+            .find(|r| r["label"] == label && r["server"] == server)
+            .unwrap_or_else(|| panic!("no row {label} / {server} in {stdout}"))
+    };
+    // A 0.2 s window on a busy machine may see no answer at all, so only
+    // errors and the whole run's count are asserted, not each row's rate.
+    let labels = [
+        "warm 1",
+        "warm 16",
+        "warm 64",
+        "abuse: valid alone",
+        "jwks",
+        "introspect",
+    ];
+    for label in labels {
+        for server in ["keygate", "ceiling"] {
+            assert_eq!(row(label, server)["errors"], 0, "{label} / {server}");
+        }
+    }
+    for label in [
+        "cold",
+        "scale 10 keys",
+        "scale 200 keys",
+        "abuse: valid under attack",
+    ] {
+        assert_eq!(row(label, "keygate")["errors"], 0, "{label}");
+    }
+    let answered: u64 = rows
+        .iter()
+        .filter(|r| r["server"] == "keygate")
+        .map(|r| r["requests"].as_u64().unwrap())
+        .sum();
+    assert!(answered > 0, "{stdout}");
+    assert!(row("verifier", "keygate-verifier")["rps"].as_f64().unwrap() > 0.0);
+    assert!(!results["checks"].as_array().unwrap().is_empty());
+    let svg = std::fs::read_to_string(out.path().join("chart.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("warm"));
+}
