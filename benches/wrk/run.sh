@@ -19,12 +19,14 @@ else
     bin=$root/target/release/keygate
 fi
 dir=$(mktemp -d)
+server=""
 trap 'kill "$server" 2>/dev/null || true; rm -rf "$dir"' EXIT
 cd "$dir"
 export KEYGATE_DATABASE_URL=${KEYGATE_BENCH_POSTGRES_URL:-sqlite://$dir/keygate.db}
 export KEYGATE_SECRET_KEY=${KEYGATE_SECRET_KEY:-$(printf 'ab%.0s' {1..32})}
 export KEYGATE_LISTEN=127.0.0.1:18080 RUST_LOG=warn
 echo "database: ${KEYGATE_DATABASE_URL%%://*}"
+"$bin" migrate >/dev/null
 "$bin" users add bench@example.com >/dev/null
 "$bin" apis add https://api.example.com --name bench --scopes "read write" >/dev/null
 key=$("$bin" keys create --owner bench@example.com --name bench --scope read \
