@@ -40,7 +40,20 @@ KEYGATE_BASIC=$(printf '%s:%s' "$id" "$secret" | base64 -w0)
 export KEYGATE_BASIC
 url=http://127.0.0.1:18080/oauth/token
 wrk -t1 -c1 -d2s -s "$root/benches/wrk/token.lua" "$url" >/dev/null   # warm-up
+
+# One wrk run, then the server's CPU time (user + system) per request: on a
+# shared machine steadier than requests/s, which the neighbours' load moves.
+measure() {
+    local threads=$1 conns=$2 tick before after out
+    tick=$(getconf CLK_TCK)
+    before=$(awk '{print $14 + $15}' "/proc/$server/stat")
+    out=$(wrk -t"$threads" -c"$conns" -d"${seconds}s" --latency -s "$root/benches/wrk/token.lua" "$url")
+    after=$(awk '{print $14 + $15}' "/proc/$server/stat")
+    printf '%s\n' "$out"
+    printf '%s' "$out" | awk -v t="$tick" -v b="$before" -v a="$after" \
+        '/requests in/ { printf "server CPU per request: %.1f us\n", (a - b) / t / $1 * 1e6 }'
+}
 echo "== 1 connection, ${seconds}s"
-wrk -t1 -c1 -d"${seconds}s" --latency -s "$root/benches/wrk/token.lua" "$url"
+measure 1 1
 echo "== 64 connections, 2 threads, ${seconds}s"
-wrk -t2 -c64 -d"${seconds}s" --latency -s "$root/benches/wrk/token.lua" "$url"
+measure 2 64
