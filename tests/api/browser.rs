@@ -315,10 +315,24 @@ impl Browser {
     /// The file the browser downloaded, once it is complete.
     pub async fn downloaded(&self, name: &str) -> String {
         let path = self.downloads.path().join(name);
+        // Chromium may create the file before it writes it: a download is
+        // finished once no `.crdownload` is left and two reads 100 ms apart
+        // agree on a non-empty content.
+        let mut previous: Option<String> = None;
         for _ in 0..100 {
-            if let Ok(text) = std::fs::read_to_string(&path) {
-                return text;
+            let in_progress = std::fs::read_dir(self.downloads.path()).unwrap().any(|e| {
+                e.unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(".crdownload")
+            });
+            let now = std::fs::read_to_string(&path)
+                .ok()
+                .filter(|t| !t.is_empty());
+            if !in_progress && now.is_some() && now == previous {
+                return now.unwrap_or_default();
             }
+            previous = now;
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let present: Vec<_> = std::fs::read_dir(self.downloads.path())
