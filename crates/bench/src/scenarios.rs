@@ -117,6 +117,20 @@ impl Bench {
         row
     }
 
+    /// `call` over and over on 64 connections, each answer a 200: one row.
+    fn one_call_at_64(&mut self, scenario: &'static str, server: &Server, call: Call) {
+        progress(format!("{scenario}: {}", server.kind.name()));
+        let group = Group {
+            connections: 64,
+            calls: Calls::cycle(vec![call]),
+            expect: vec![200],
+            bind: Bind::Default,
+        };
+        let s = self.run(server, vec![group]).pop().unwrap_or_default();
+        let row = self.row(scenario, scenario, server, 64, s);
+        self.rows.push(row);
+    }
+
     /// Every key once, so that the measured requests find them verified.
     fn warm_up(&self, server: &Server, creds: &[Credentials]) -> Result<()> {
         let group = Group {
@@ -332,16 +346,7 @@ impl Bench {
         let ceiling = Server::ceiling(fixture.dir.path(), &creds)?;
         let keygate = Server::keygate(&fixture)?;
         for server in [&ceiling, &keygate] {
-            progress(format!("jwks: {}", server.kind.name()));
-            let group = Group {
-                connections: 64,
-                calls: Calls::cycle(vec![Call::get(JWKS_PATH)]),
-                expect: vec![200],
-                bind: Bind::Default,
-            };
-            let s = self.run(server, vec![group]).pop().unwrap_or_default();
-            let row = self.row("jwks", "jwks", server, 64, s);
-            self.rows.push(row);
+            self.one_call_at_64("jwks", server, Call::get(JWKS_PATH));
         }
         Ok(())
     }
@@ -366,16 +371,7 @@ impl Bench {
             calls.push(call);
         }
         for (server, call) in [&ceiling, &keygate].into_iter().zip(calls) {
-            progress(format!("introspect: {}", server.kind.name()));
-            let group = Group {
-                connections: 64,
-                calls: Calls::cycle(vec![call]),
-                expect: vec![200],
-                bind: Bind::Default,
-            };
-            let s = self.run(server, vec![group]).pop().unwrap_or_default();
-            let row = self.row("introspect", "introspect", server, 64, s);
-            self.rows.push(row);
+            self.one_call_at_64("introspect", server, call);
         }
         Ok(())
     }
