@@ -16,15 +16,16 @@ use std::time::Duration;
 use actix_web::dev::Server;
 use actix_web::middleware::Logger;
 use actix_web::{App, HttpServer, web};
-use tokio::sync::Semaphore;
 
 use crate::client_auth::ClientAuth;
+use crate::client_auth::argon2_pool::Argon2Pool;
 use crate::client_auth::throttle::ThrottlePolicy;
 use crate::client_auth::verified::VerifiedSecrets;
 use crate::db::DatabaseUrl;
 use crate::db::{self, Pool};
 use crate::jobs::{Jobs, JobsSetup};
 use crate::keys::issuance::Issuance;
+use crate::keys::last_use::RecentUses;
 use crate::mail::{Delivery, MailTransport, Mailer};
 use crate::ops::metrics::Metrics;
 use crate::signing::MasterKey;
@@ -242,12 +243,13 @@ impl Application {
             client_auth: ClientAuth {
                 pool: pool.clone(),
                 verified: VerifiedSecrets::default(),
-                argon2_slots: Semaphore::new(cores),
+                argon2: Argon2Pool::new(cores).map_err(|e| StartupError::Other(e.to_string()))?,
                 throttle,
                 metrics: Arc::clone(&metrics),
                 trusted_proxies: config.trusted_proxies.clone(),
             },
             issuance: Issuance::default(),
+            recent_uses: RecentUses::default(),
             metrics: Arc::clone(&metrics),
             jwks_max_age: chrono::Duration::seconds(300),
             key_max_lifetime: config.key_max_lifetime,

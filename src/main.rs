@@ -8,6 +8,14 @@ use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
+/// mimalloc rather than glibc's allocator. glibc kept the 19 MiB argon2
+/// blocks of freed verifications in its arenas (its mmap threshold grows
+/// to the largest block freed), so 40 new clients verified took the
+/// process from 40 to 260 MiB resident for good; mimalloc gives such
+/// blocks back, and its small allocations are faster on the token path.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     // clap's own handling: help and version on stdout (exit 0); an error, or
     // a group such as `keygate keys` without its subcommand, prints clap's

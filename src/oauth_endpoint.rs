@@ -82,8 +82,9 @@ pub trait Params: Sized {
 /// An authenticated client's request to an OAuth endpoint.
 #[derive(Debug)]
 pub struct ClientRequest<P> {
-    /// The calling API key, authenticated and usable.
-    pub client: Credential,
+    /// The calling API key, authenticated and usable (shared with the
+    /// cache of verified secrets).
+    pub client: std::sync::Arc<Credential>,
     pub params: P,
     /// When the request arrived: the one `now` of the whole request.
     pub now: DateTime<Utc>,

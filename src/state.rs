@@ -9,6 +9,7 @@ use crate::db::{DbConnection, Pool};
 use crate::duration::HumanDuration;
 use crate::keys::KeyLimits;
 use crate::keys::issuance::Issuance;
+use crate::keys::last_use::RecentUses;
 use crate::ops::metrics::Metrics;
 use crate::signing::{Signer, TokenHasher};
 use crate::time::Clock;
@@ -23,6 +24,8 @@ pub struct AppState {
     pub client_auth: ClientAuth,
     /// Each key's share of its issuance limit (`crate::token::issuance`).
     pub issuance: Issuance,
+    /// The last use of each key this process recorded (`last_used_*`).
+    pub recent_uses: RecentUses,
     pub metrics: Arc<Metrics>,
     /// How long the JWKS may be cached by resource servers.
     pub jwks_max_age: Duration,

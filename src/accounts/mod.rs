@@ -78,7 +78,7 @@ mod store;
 
 use std::net::IpAddr;
 
-use actix_web::{HttpRequest, web};
+use actix_web::HttpRequest;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 use zeroize::Zeroizing;
@@ -229,19 +229,18 @@ fn presented_email(text: &str) -> (String, String) {
     (email, shown)
 }
 
-/// One argon2 hash or verification off the async workers, in the pool that
-/// client authentication bounds (one per core at once).
+/// One argon2 hash or verification off the async workers, on the argon2
+/// threads client authentication uses (one per core).
 async fn argon2<T: Send + 'static>(
     state: &AppState,
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, AppError> {
-    let _slot = state
+    state
         .client_auth
-        .argon2_slots
-        .acquire()
+        .argon2
+        .run(work)
         .await
-        .map_err(|_| AppError::internal(std::io::Error::other("the argon2 pool is closed")))?;
-    Ok(web::block(work).await?)
+        .map_err(AppError::internal)
 }
 
 /// Hashes a new password in the argon2 pool.

@@ -2,6 +2,7 @@
 //! revocation): RFC 6749 §2.3.1 credentials, argon2 verification bounded and
 //! cached, and throttling of failures shared through the database.
 
+pub mod argon2_pool;
 pub mod presented;
 pub mod throttle;
 pub mod verified;
@@ -10,17 +11,17 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use actix_web::http::header::HeaderMap;
-use actix_web::web;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use crate::audit::{self, Action};
-use crate::db::Pool;
+use crate::db::{Pool, epochs};
 use crate::error::OAuthError;
 use crate::keys::{self, ClientId, Credential, PlainSecret, SecretHash};
 use crate::oauth_form::Form;
 use crate::ops::metrics::Metrics;
 use crate::text;
+use argon2_pool::Argon2Pool;
 use presented::Presented;
 use throttle::ThrottlePolicy;
 use verified::VerifiedSecrets;
@@ -56,9 +57,10 @@ impl AuthFailure {
 pub struct ClientAuth {
     pub pool: Pool,
     pub verified: VerifiedSecrets,
-    /// Bounds concurrent argon2 verifications to the number of cores, so a
-    /// flood of wrong secrets queues instead of starving everything else.
-    pub argon2_slots: tokio::sync::Semaphore,
+    /// Where every argon2 hash and verification runs: one thread per core,
+    /// so a flood of wrong secrets queues instead of starving everything
+    /// else, and keeps no more than one argon2 block per thread.
+    pub argon2: Argon2Pool,
     pub throttle: ThrottlePolicy,
     pub metrics: Arc<Metrics>,
     /// Reverse proxies trusted to name the client in `X-Forwarded-For`.
@@ -76,7 +78,7 @@ pub async fn authenticate(
     from: Option<IpAddr>,
     auth: &ClientAuth,
     now: DateTime<Utc>,
-) -> Result<Credential, OAuthError> {
+) -> Result<Arc<Credential>, OAuthError> {
     let presented = presented::extract(headers, form).inspect_err(|e| {
         if matches!(e, OAuthError::InvalidClient) {
             auth.metrics
@@ -89,13 +91,15 @@ pub async fn authenticate(
 /// The address failures are counted against: see [`peer::client_address`].
 pub use crate::peer::{client_address, client_ip};
 
-/// Verifies presented credentials from `from`.
+/// Verifies presented credentials from `from`: the warm path when this very
+/// secret was verified moments ago for a credential still current
+/// ([`verified`]), the full path otherwise.
 async fn verify_presented(
     auth: &ClientAuth,
     presented: Presented,
     from: Option<IpAddr>,
     now: DateTime<Utc>,
-) -> Result<Credential, OAuthError> {
+) -> Result<Arc<Credential>, OAuthError> {
     let addr = &from.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
     // A client that sent its secret as its ID (credentials swapped, or the
     // secret in `client_id=`) must not have it logged, audited or stored as
@@ -108,44 +112,53 @@ async fn verify_presented(
             .count_failure(AuthFailure::MalformedClientId.as_str());
         return Err(OAuthError::InvalidClient);
     };
+    let digest = presented
+        .secret
+        .is_well_formed()
+        .then(|| presented.secret.digest());
 
-    let (throttled, credential) = {
-        let (id, addr, throttle) = (client_id.clone(), addr.to_owned(), auth.throttle);
-        auth.pool
-            .run(move |conn| -> Result<_, OAuthError> {
-                let throttled = throttle.retry_after(conn, id.as_str(), &addr, now)?;
-                let credential = match throttled {
-                    Some(_) => None,
-                    None => keys::find_credential(conn, &id)?,
-                };
-                Ok((throttled, credential))
-            })
-            .await?
+    let warm = digest.and_then(|d| auth.verified.warm(client_id.as_str(), &d));
+    let (credential, secret_ok) = match warm {
+        Some(warm) => {
+            // One read, on SQLite without leaving this thread: the epochs
+            // say whether the credential is still current and whether any
+            // failure was counted since this client was last found
+            // unthrottled from this address; only then is the throttle read.
+            let (id, at, throttle) = (client_id.clone(), addr.to_owned(), auth.throttle);
+            let unthrottled_since = warm.unthrottled_since(addr);
+            let (epochs, throttled) = auth
+                .pool
+                .read::<_, OAuthError>(move |conn| {
+                    let epochs = epochs::read(conn)?;
+                    let throttled = if unthrottled_since == Some(epochs.failures) {
+                        None
+                    } else {
+                        throttle.retry_after(conn, id.as_str(), &at, now)?
+                    };
+                    Ok((epochs, throttled))
+                })
+                .await?;
+            if let Some(retry_after_secs) = throttled {
+                auth.metrics.count_failure(AuthFailure::Throttled.as_str());
+                return Err(OAuthError::TooManyRequests { retry_after_secs });
+            }
+            warm.found_unthrottled(addr, epochs.failures);
+            if epochs.credentials == warm.epoch() && warm.still_verifies(now) {
+                (Some(Arc::clone(warm.credential())), true)
+            } else {
+                full_path(auth, &client_id, addr, presented.secret, digest, now).await?
+            }
+        }
+        None => full_path(auth, &client_id, addr, presented.secret, digest, now).await?,
     };
-    if let Some(retry_after_secs) = throttled {
-        auth.metrics.count_failure(AuthFailure::Throttled.as_str());
-        return Err(OAuthError::TooManyRequests { retry_after_secs });
-    }
 
     let failure = match &credential {
-        None => {
-            // Same cost as a real check, so timing does not reveal which IDs exist.
-            if presented.secret.is_well_formed() {
-                verify(auth, SecretHash::decoy().clone(), presented.secret).await?;
-            }
-            Err(AuthFailure::UnknownClient)
-        }
-        Some(credential) => {
-            if check_secret(auth, credential, presented.secret, now).await? {
-                credential
-                    .refusal_from(from, now)
-                    .map_or(Ok(()), |r| Err(AuthFailure::Refused(r)))
-            } else {
-                Err(AuthFailure::WrongSecret)
-            }
-        }
+        None => Err(AuthFailure::UnknownClient),
+        Some(_) if !secret_ok => Err(AuthFailure::WrongSecret),
+        Some(credential) => credential
+            .refusal_from(from, now)
+            .map_or(Ok(()), |r| Err(AuthFailure::Refused(r))),
     };
-
     match (failure, credential) {
         (Ok(()), Some(credential)) => Ok(credential),
         (outcome, _) => {
@@ -156,26 +169,79 @@ async fn verify_presented(
     }
 }
 
+/// The full path: the throttle, then the key's rows read afresh (with the
+/// epoch read before them), then the secret checked against them (argon2,
+/// or its decoy for an unknown ID). Returns the credential, if the ID is
+/// known, and whether the secret opens it.
+async fn full_path(
+    auth: &ClientAuth,
+    client_id: &ClientId,
+    addr: &str,
+    secret: PlainSecret,
+    digest: Option<[u8; 32]>,
+    now: DateTime<Utc>,
+) -> Result<(Option<Arc<Credential>>, bool), OAuthError> {
+    let (throttled, found) = {
+        let (id, addr, throttle) = (client_id.clone(), addr.to_owned(), auth.throttle);
+        auth.pool
+            .run(move |conn| -> Result<_, OAuthError> {
+                let throttled = throttle.retry_after(conn, id.as_str(), &addr, now)?;
+                let found = match throttled {
+                    Some(_) => None,
+                    None => {
+                        let epoch = epochs::read(conn)?.credentials;
+                        keys::find_credential(conn, &id)?.map(|c| (epoch, Arc::new(c)))
+                    }
+                };
+                Ok((throttled, found))
+            })
+            .await?
+    };
+    if let Some(retry_after_secs) = throttled {
+        auth.metrics.count_failure(AuthFailure::Throttled.as_str());
+        return Err(OAuthError::TooManyRequests { retry_after_secs });
+    }
+    match (found, digest) {
+        (None, digest) => {
+            // Same cost as a real check, so timing does not reveal which IDs exist.
+            if digest.is_some() {
+                verify(auth, SecretHash::decoy().clone(), secret).await?;
+            }
+            Ok((None, false))
+        }
+        (Some((_, credential)), None) => Ok((Some(credential), false)),
+        (Some((epoch, credential)), Some(digest)) => {
+            let ok = check_secret(auth, epoch, &credential, secret, digest, now).await?;
+            Ok((Some(credential), ok))
+        }
+    }
+}
+
 /// True when the secret matches the key's current secret or, during a
-/// rotation's grace period, its previous one.
+/// rotation's grace period, its previous one. A match is remembered with
+/// the credential and the epoch it was read at.
 async fn check_secret(
     auth: &ClientAuth,
-    credential: &Credential,
+    epoch: i64,
+    credential: &Arc<Credential>,
     secret: PlainSecret,
+    digest: [u8; 32],
     now: DateTime<Utc>,
 ) -> Result<bool, OAuthError> {
-    if !secret.is_well_formed() {
-        return Ok(false);
-    }
-    let digest = secret.digest();
     let client_id = credential.client_id.as_str();
     let candidates: Vec<&SecretHash> = std::iter::once(&credential.secret_hash)
         .chain(credential.previous_hash(now))
         .collect();
-    if candidates.iter().any(|hash| {
+    let remember = |hash: &SecretHash| {
+        let warm = (epoch, Arc::clone(credential));
+        auth.verified
+            .remember(client_id, hash.as_str(), digest, warm);
+    };
+    if let Some(hash) = candidates.iter().find(|hash| {
         auth.verified
             .recently_verified(client_id, hash.as_str(), &digest)
     }) {
+        remember(hash);
         return Ok(true);
     }
     let mut secret = secret;
@@ -183,25 +249,23 @@ async fn check_secret(
         let (ok, returned) = verify(auth, hash.clone(), secret).await?;
         secret = returned;
         if ok {
-            auth.verified.remember(client_id, hash.as_str(), digest);
+            remember(hash);
             return Ok(true);
         }
     }
     Ok(false)
 }
 
-/// One argon2 verification off the async workers, at most one per core at once.
+/// One argon2 verification off the async workers, on the argon2 threads.
 async fn verify(
     auth: &ClientAuth,
     hash: SecretHash,
     secret: PlainSecret,
 ) -> Result<(bool, PlainSecret), OAuthError> {
-    let _slot = auth
-        .argon2_slots
-        .acquire()
+    auth.argon2
+        .run(move || (hash.verify(&secret), secret))
         .await
-        .map_err(|e| OAuthError::ServerError(e.to_string()))?;
-    Ok(web::block(move || (hash.verify(&secret), secret)).await?)
+        .map_err(|e| OAuthError::ServerError(e.to_string()))
 }
 
 async fn record_failure(

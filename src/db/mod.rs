@@ -2,6 +2,8 @@
 //! the write-transaction helper every store uses.
 
 mod database_url;
+pub mod epochs;
+mod inline;
 mod reachability;
 pub mod schema;
 mod sqlite_file;
@@ -17,6 +19,7 @@ use diesel::{Connection, ConnectionError};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 pub use database_url::DatabaseUrl;
+use inline::InlineReads;
 use reachability::Reachability;
 use sqlite_file::SqliteFile;
 
@@ -48,6 +51,8 @@ pub struct Pool {
     gate: Arc<ConnectGate>,
     sqlite_file: Option<SqliteFile>,
     reachability: Arc<Reachability>,
+    /// SQLite only: reads that need no hop to the blocking pool.
+    inline: Option<Arc<InlineReads>>,
 }
 
 impl Pool {
@@ -99,6 +104,29 @@ impl Pool {
             work(&mut conn)
         })
         .await?
+    }
+
+    /// Runs a short read (a few point lookups by key): on SQLite on the
+    /// calling thread when an inline connection is free and answers at once
+    /// (`inline`), otherwise, and always on PostgreSQL, like [`Pool::run`].
+    pub async fn read<T, E>(
+        &self,
+        work: impl Fn(&mut DbConnection) -> diesel::QueryResult<T> + Send + 'static,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<diesel::result::Error>
+            + From<r2d2::PoolError>
+            + From<actix_web::error::BlockingError>
+            + Send
+            + 'static,
+    {
+        if let Some(value) = self.inline.as_ref().and_then(|i| i.try_run(&work)) {
+            // The file answered: an outage the pool saw is over.
+            self.reachability.reachable();
+            return Ok(value);
+        }
+        self.run(move |conn| work(conn).map_err(E::from)).await
     }
 }
 
@@ -237,10 +265,19 @@ impl ManageConnection for Manager {
         opened
     }
 
+    /// Run at every checkout. A SQLite connection is refused when its file
+    /// is no longer at its path (so a deleted database is a 503, not
+    /// writes into an unlinked file), but never pinged: it cannot go away
+    /// under the process, and a `SELECT 1` would only cost a parse. A
+    /// PostgreSQL connection can (a restarted server, a dropped link).
     fn is_valid(&self, conn: &mut DbConnection) -> Result<(), ConnectionError> {
         self.check_file()?;
-        conn.ping()
-            .map_err(ConnectionError::CouldntSetupConfiguration)
+        match conn {
+            DbConnection::Sqlite(_) => Ok(()),
+            DbConnection::Pg(_) => conn
+                .ping()
+                .map_err(ConnectionError::CouldntSetupConfiguration),
+        }
     }
 
     fn has_broken(&self, conn: &mut DbConnection) -> bool {
@@ -338,11 +375,18 @@ pub fn connect(url: &DatabaseUrl) -> Result<Pool, DbError> {
         .error_handler(Box::new(r2d2::NopErrorHandler))
         .build(manager)
         .map_err(|e| DbError::Connect(format!("{url:?}: {}", one_line(&e.to_string()))))?;
+    let inline = match (url, &sqlite_file) {
+        (DatabaseUrl::Sqlite(path), Some(file)) => {
+            Some(Arc::new(InlineReads::new(file.clone(), path.clone())))
+        }
+        _ => None,
+    };
     Ok(Pool {
         inner,
         gate,
         sqlite_file,
         reachability,
+        inline,
     })
 }
 
@@ -549,6 +593,61 @@ mod tests {
             .unwrap();
         let values: Vec<&str> = rows.iter().map(|r| r.v.as_str()).collect();
         assert_eq!(values, ["outer", "kept"]);
+    }
+
+    /// Every column of `api_keys` a credential is made of moves the
+    /// credential epoch when updated, on both engines; only the last-use
+    /// bookkeeping, which token requests write, does not. A column added
+    /// later fails here until the triggers name it (or this list does).
+    #[test]
+    fn every_credential_column_moves_the_epoch() {
+        use diesel::RunQueryDsl;
+        const NOT_VERSIONED: [&str; 3] = ["last_used_at", "last_used_from", "last_used_user_agent"];
+        const POSTGRES: &str =
+            include_str!("../../migrations/postgres/2026-12-02-000005_change_epochs/up.sql");
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = connect_one(&DatabaseUrl::Sqlite(dir.path().join("t.db"))).unwrap();
+        migrate(&mut conn).unwrap();
+        #[derive(diesel::QueryableByName)]
+        struct Text {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            t: String,
+        }
+        let texts = |conn: &mut DbConnection, sql: &str| -> Vec<String> {
+            diesel::sql_query(sql)
+                .load::<Text>(conn)
+                .unwrap()
+                .into_iter()
+                .map(|r| r.t)
+                .collect()
+        };
+        let columns = texts(
+            &mut conn,
+            "SELECT name AS t FROM pragma_table_info('api_keys')",
+        );
+        let sqlite = texts(
+            &mut conn,
+            "SELECT sql AS t FROM sqlite_master WHERE name = 'api_keys_update_epoch'",
+        );
+        let listed = |sql: &str| -> Vec<String> {
+            let start = sql.find("UPDATE OF").expect("a column list") + "UPDATE OF".len();
+            let end = start + sql[start..].find("ON api_keys").expect("its end");
+            sql[start..end]
+                .split(',')
+                .map(|c| c.trim().to_owned())
+                .collect()
+        };
+        for trigger in [sqlite[0].as_str(), POSTGRES] {
+            let mut expected: Vec<&str> = columns
+                .iter()
+                .map(String::as_str)
+                .filter(|c| !NOT_VERSIONED.contains(c))
+                .collect();
+            let mut named = listed(trigger);
+            expected.sort_unstable();
+            named.sort_unstable();
+            assert_eq!(named, expected, "{trigger}");
+        }
     }
 
     #[test]

@@ -170,6 +170,13 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    change_epochs (id) {
+        id -> Integer,
+        n -> BigInt,
+    }
+}
+
 diesel::joinable!(users -> roles (role));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(account_links -> users (user_id));
@@ -190,4 +197,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     account_links,
     key_issuance,
     console_forms,
+    change_epochs,
 );

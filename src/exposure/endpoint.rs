@@ -99,14 +99,12 @@ async fn check_one(
         })
         .await?;
     let matched = {
-        let _slot = state
+        let (matched, candidate) = state
             .client_auth
-            .argon2_slots
-            .acquire()
+            .argon2
+            .run(move || (candidate.verify(&secret), candidate))
             .await
             .map_err(|e| OAuthError::ServerError(e.to_string()))?;
-        let (matched, candidate) =
-            web::block(move || (candidate.verify(&secret), candidate)).await?;
         candidate.client_id().filter(|_| matched).cloned()
     };
     let Some(client_id) = matched else {

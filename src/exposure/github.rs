@@ -317,17 +317,15 @@ async fn verified_key(
     if candidate.client_id().is_none() {
         return Ok((None, secret));
     }
-    let _slot = state
+    let (matched, candidate, secret) = state
         .client_auth
-        .argon2_slots
-        .acquire()
+        .argon2
+        .run(move || {
+            let matched = candidate.verify(&secret);
+            (matched, candidate, secret)
+        })
         .await
         .map_err(|e| OAuthError::ServerError(e.to_string()))?;
-    let (matched, candidate, secret) = web::block(move || {
-        let matched = candidate.verify(&secret);
-        (matched, candidate, secret)
-    })
-    .await?;
     Ok((candidate.client_id().filter(|_| matched).cloned(), secret))
 }
 

@@ -48,7 +48,7 @@ async fn handle(req: &HttpRequest, body: &[u8], state: &AppState) -> Result<Valu
 /// more.
 async fn active_claims(
     state: &AppState,
-    caller: Credential,
+    caller: std::sync::Arc<Credential>,
     token: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<Claims>, OAuthError> {

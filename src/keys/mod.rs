@@ -3,6 +3,7 @@
 pub mod envelope;
 pub mod expiry;
 pub mod issuance;
+pub mod last_use;
 mod model;
 pub mod secret;
 mod store;

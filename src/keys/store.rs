@@ -6,6 +6,7 @@ use diesel::prelude::*;
 use serde_json::json;
 
 use super::envelope::{AllowedNetworks, Envelope, EnvelopeChange};
+use super::last_use::LastUse;
 use super::model::{ApiKey, IssuedKey, KeyView, NewApiKey};
 use super::secret::{ClientId, PlainSecret, SecretHash};
 use crate::audit::{self, Action};
@@ -599,7 +600,9 @@ fn revoke_and_tell(
 }
 
 /// Everything an OAuth endpoint needs to authenticate a client and decide
-/// its token, read afresh on every request so a revocation, a disabled owner
+/// its token. A request uses one read afresh, or one remembered with the
+/// credential epoch it was read at while that epoch is still the
+/// database's (`client_auth::verified`), so a revocation, a disabled owner
 /// or a narrowed role bites on the very next one.
 #[derive(Debug, Clone)]
 pub struct Credential {
@@ -708,6 +711,39 @@ struct CredentialRow {
 }
 
 impl Credential {
+    /// A usable credential of no scopes with `phc` as its current hash.
+    #[cfg(test)]
+    pub fn for_tests(phc: &str) -> Self {
+        let epoch = chrono::DateTime::UNIX_EPOCH.naive_utc();
+        Self {
+            key_id: "key".to_owned(),
+            client_id: ClientId::from_stored("kg_test".to_owned()),
+            audiences: Audiences::default(),
+            audience_scopes: ApiScopes::default(),
+            secret_hash: SecretHash::from_stored(phc.to_owned()),
+            previous_secret_hash: None,
+            previous_secret_expires_at: None,
+            expires_at: None,
+            last_used_at: None,
+            last_used_from: None,
+            last_used_user_agent: None,
+            revoked_at: None,
+            owner_disabled: false,
+            role: Role {
+                name: "member".to_owned(),
+                scopes: String::new(),
+                grants_all: false,
+                grants_api_scopes: true,
+                builtin: true,
+                created_at: epoch,
+                updated_at: epoch,
+            },
+            effective_scopes: ScopeSet::default(),
+            allowed_networks: AllowedNetworks::default(),
+            max_tokens_per_minute: None,
+        }
+    }
+
     /// The previous secret's hash while the rotation grace period runs.
     pub fn previous_hash(&self, now: DateTime<Utc>) -> Option<&SecretHash> {
         match (&self.previous_secret_hash, self.previous_secret_expires_at) {
@@ -741,19 +777,12 @@ impl Credential {
             .or_else(|| (!self.allowed_networks.allows(addr)).then_some(Refusal::NetworkNotAllowed))
     }
 
-    /// Whether this use is worth a write of `last_used_*`: when the last one
-    /// recorded is a minute old, or a second old and from another address
-    /// (a new `User-Agent` rides along with either). So a busy client does
-    /// not turn every token request into a write, and not even one whose
-    /// address changes with every request (at most one write a second).
-    pub fn use_is_worth_recording(&self, site: &UseSite, now: DateTime<Utc>) -> bool {
-        let Some(last) = self.last_used_at.map(from_db) else {
-            return true;
-        };
-        let age = now - last;
-        age >= chrono::Duration::seconds(60)
-            || (age >= chrono::Duration::seconds(1)
-                && self.last_used_from.as_deref() != Some(site.from.as_str()))
+    /// The last use recorded: when, and from where.
+    pub fn last_use(&self) -> Option<LastUse> {
+        self.last_used_at.map(|at| LastUse {
+            at,
+            from: self.last_used_from.clone(),
+        })
     }
 }
 

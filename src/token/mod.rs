@@ -15,6 +15,7 @@ use serde_json::json;
 use crate::audit::{self, Action};
 use crate::error::OAuthError;
 use crate::keys::issuance::Admission;
+use crate::keys::last_use::LastUse;
 use crate::keys::{self, Credential, UseSite};
 use crate::oauth_endpoint::{self, ClientRequest, Params};
 use crate::oauth_form::Form;
@@ -108,14 +109,22 @@ async fn issue(
     if let Some(limit) = client.max_tokens_per_minute {
         admit(state, &client, limit, from, now).await?;
     }
-    let site = UseSite {
+    let mut site = UseSite {
         from: from.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string()),
-        user_agent: req
+        user_agent: None,
+    };
+    let last = state.recent_uses.last(&client.key_id, client.last_use());
+    if site.is_worth_recording(last.as_ref(), now) {
+        // Cleaned only when it is written, not on every request.
+        site.user_agent = req
             .headers()
             .get(USER_AGENT)
-            .and_then(|v| UseSite::clean_user_agent(v.as_bytes())),
-    };
-    if client.use_is_worth_recording(&site, now) {
+            .and_then(|v| UseSite::clean_user_agent(v.as_bytes()));
+        let recorded = LastUse {
+            at: now.naive_utc(),
+            from: Some(site.from.clone()),
+        };
+        state.recent_uses.record(&client.key_id, recorded);
         record_use(state, &client.key_id, site, now);
     }
 
@@ -130,7 +139,7 @@ async fn issue(
         iss: state.issuer.clone(),
         sub: client.client_id.to_string(),
         aud: vec![audience],
-        client_id: client.client_id.into_string(),
+        client_id: client.client_id.to_string(),
         scope: scope.to_string(),
         iat,
         exp: iat + ttl,

@@ -342,10 +342,13 @@ fn token_load(
             tokio::spawn(async move {
                 while !stop.load(Ordering::Relaxed) {
                     let started = Instant::now();
+                    // A bound: once the server is gone its port may be
+                    // another test's listener that never answers HTTP.
                     let sent = http
                         .post(&url)
                         .basic_auth(&key.client_id, Some(&key.client_secret))
                         .form(&[CC])
+                        .timeout(Duration::from_secs(10))
                         .send()
                         .await;
                     let result = match sent {

@@ -4,8 +4,10 @@ use keygate::jobs::Job;
 use serde_json::Value;
 
 use crate::both_engines;
+use crate::helpers::serve::Serve;
 use crate::helpers::{
-    Engine, assert_invalid_client, assert_oauth_error, client_from, spawn_app, spawn_app_with,
+    Engine, Key, TestApp, assert_invalid_client, assert_oauth_error, client_from, spawn_app,
+    spawn_app_with,
 };
 
 const API: &str = "https://api.example.com";
@@ -143,9 +145,8 @@ async fn scope_the_key_lacks_is_invalid_scope(engine: Engine) {
     assert_oauth_error(response, 400, "invalid_scope").await;
 }
 
-/// The token carries only scopes the owner's role still grants.
-async fn role_changes_narrow_the_token_scope(engine: Engine) {
-    let app = spawn_app(engine).await;
+/// The API, a role `writer` granting its `read write`, and Bob holding it.
+async fn add_writer_bob(app: &TestApp) {
     app.cli_ok(&[
         "apis",
         "add",
@@ -160,6 +161,12 @@ async fn role_changes_narrow_the_token_scope(engine: Engine) {
         .await;
     app.cli_ok(&["users", "add", "bob@example.com", "--role", "writer"])
         .await;
+}
+
+/// The token carries only scopes the owner's role still grants.
+async fn role_changes_narrow_the_token_scope(engine: Engine) {
+    let app = spawn_app(engine).await;
+    add_writer_bob(&app).await;
     let key = app
         .create_key(&[
             "--owner",
@@ -551,6 +558,11 @@ async fn other_methods_are_405_with_allow(engine: Engine) {
 async fn failed_authentications_are_throttled_per_address(engine: Engine) {
     let app = spawn_app(engine).await;
     let key = app.standard_key("read").await;
+    // Served, and then remembered as verified and unthrottled: the warm
+    // path must still see the failures that follow.
+    for _ in 0..2 {
+        assert_eq!(app.token_for(&key, &[CC]).await.status(), 200);
+    }
     for _ in 0..5 {
         assert_invalid_client(app.token_basic(&key.client_id, "kgs_wrong", &[CC]).await).await;
     }
@@ -663,6 +675,119 @@ async fn failures_are_audited(engine: Engine) {
     );
 }
 
+/// Two `keygate serve` processes on one database, each holding the key's
+/// credential warm from earlier requests: a change committed by the CLI (a
+/// third process) is honoured by the very next request on both. This is
+/// the guarantee the warm path's cache must keep (`client_auth::verified`),
+/// and so are failures counted by the other server process;
+/// it fails if the cache is ever trusted without asking the database.
+async fn changes_by_another_process_bite_on_the_next_request_everywhere(engine: Engine) {
+    let app = crate::helpers::prepare_app(engine, &[]);
+    let (one, two) = tokio::join!(Serve::start(&app, &[]), Serve::start(&app, &[]));
+    let servers = [one.url("/oauth/token"), two.url("/oauth/token")];
+    add_writer_bob(&app).await;
+    let create = |name: &'static str| {
+        let app = &app;
+        async move {
+            app.create_key(&[
+                "--owner",
+                "bob@example.com",
+                "--name",
+                name,
+                "--scope",
+                "read write",
+                "--audience",
+                API,
+            ])
+            .await
+        }
+    };
+    let (key, other, third) = (
+        create("k").await,
+        create("other").await,
+        create("third").await,
+    );
+    let token = |url: &str, id: &str, secret: &str| {
+        app.http
+            .post(url)
+            .basic_auth(id, Some(secret))
+            .form(&[CC])
+            .send()
+    };
+    let scope_on = |url: String, key: &Key| {
+        let request = token(&url, &key.client_id, &key.client_secret);
+        async move {
+            let response = request.await.unwrap();
+            assert_eq!(response.status(), 200);
+            response.json::<Value>().await.unwrap()["scope"].clone()
+        }
+    };
+    for url in &servers {
+        for _ in 0..3 {
+            assert_eq!(scope_on(url.clone(), &key).await, "read write");
+            assert_eq!(scope_on(url.clone(), &other).await, "read write");
+            assert_eq!(scope_on(url.clone(), &third).await, "read write");
+        }
+    }
+
+    // A narrowed role.
+    app.cli_ok(&["roles", "set", "writer", "--scopes", "read"])
+        .await;
+    for url in &servers {
+        assert_eq!(scope_on(url.clone(), &key).await, "read");
+    }
+
+    // A rotation without grace: the old secret is dead, the new one works.
+    let rotated = app
+        .cli_ok(&["keys", "rotate", &key.client_id, "--json"])
+        .await
+        .json();
+    let new_secret = rotated["client_secret"].as_str().unwrap().to_owned();
+    for url in &servers {
+        assert_invalid_client(
+            token(url, &key.client_id, &key.client_secret)
+                .await
+                .unwrap(),
+        )
+        .await;
+        let fresh = token(url, &key.client_id, &new_secret).await.unwrap();
+        assert_eq!(fresh.status(), 200);
+    }
+
+    // A revocation.
+    app.cli_ok(&["keys", "revoke", &key.client_id, "--reason", "leaked"])
+        .await;
+    for url in &servers {
+        assert_invalid_client(token(url, &key.client_id, &new_secret).await.unwrap()).await;
+        assert_eq!(scope_on(url.clone(), &other).await, "read");
+    }
+
+    // Failures counted by one process throttle the client on the other,
+    // where it was just served.
+    for url in servers.iter().chain(&servers) {
+        assert_eq!(scope_on(url.clone(), &third).await, "read");
+    }
+    for _ in 0..5 {
+        let response = token(&servers[0], &third.client_id, "kgs_wrong")
+            .await
+            .unwrap();
+        assert_invalid_client(response).await;
+    }
+    let response = token(&servers[1], &third.client_id, &third.client_secret)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 429);
+
+    // A disabled owner.
+    app.cli_ok(&["users", "disable", "bob@example.com"]).await;
+    for url in &servers {
+        let response = token(url, &other.client_id, &other.client_secret)
+            .await
+            .unwrap();
+        assert_invalid_client(response).await;
+    }
+}
+
 both_engines!(
     basic_auth_issues_a_token,
     post_auth_issues_a_token,
@@ -689,4 +814,5 @@ both_engines!(
     the_throttle_ends_with_its_window_and_is_pruned,
     forwarded_addresses_count_only_behind_trusted_proxies,
     failures_are_audited,
+    changes_by_another_process_bite_on_the_next_request_everywhere,
 );

@@ -62,7 +62,14 @@ impl Serve {
             let mut serve = Self::spawn(app, extra);
             let deadline = Instant::now() + Duration::from_secs(30);
             loop {
-                let ready = app.http.get(format!("{}/readyz", serve.base)).send().await;
+                // Bounded: a port taken by another test's listener that
+                // never answers HTTP must not hang the wait.
+                let ready = app
+                    .http
+                    .get(format!("{}/readyz", serve.base))
+                    .timeout(Duration::from_secs(5))
+                    .send()
+                    .await;
                 if ready.is_ok_and(|r| r.status() == 200) {
                     return serve;
                 }

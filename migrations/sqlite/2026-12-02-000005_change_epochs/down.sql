@@ -1,0 +1,13 @@
+DROP TRIGGER auth_throttle_update_epoch;
+DROP TRIGGER auth_throttle_insert_epoch;
+DROP TRIGGER apis_delete_epoch;
+DROP TRIGGER apis_update_epoch;
+DROP TRIGGER apis_insert_epoch;
+DROP TRIGGER roles_delete_epoch;
+DROP TRIGGER roles_update_epoch;
+DROP TRIGGER roles_insert_epoch;
+DROP TRIGGER users_delete_epoch;
+DROP TRIGGER users_update_epoch;
+DROP TRIGGER api_keys_delete_epoch;
+DROP TRIGGER api_keys_update_epoch;
+DROP TABLE change_epochs;
