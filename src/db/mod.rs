@@ -8,6 +8,7 @@ mod reachability;
 pub mod schema;
 mod sqlite_file;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -43,6 +44,50 @@ pub enum DbConnection {
 }
 
 pub type PooledConnection = r2d2::PooledConnection<Manager>;
+
+/// How long after going back to the pool a PostgreSQL connection is handed
+/// out again without a ping (HikariCP's `aliveBypassWindowMs`, 500 ms by
+/// default, the same idea): under load every checkout finds one used
+/// moments ago, and a `SELECT 1` before each would cost as much as the
+/// token endpoint's own read. A connection idle longer is pinged, so one a
+/// restarted server left dead is replaced before use; one that died within
+/// the window fails its first query, is dropped as broken, and
+/// [`Pool::read`] retries such a read once on another.
+pub const PING_AFTER_IDLE: Duration = Duration::from_millis(500);
+
+/// A pooled connection and when it last went back to the pool; derefs to
+/// the connection, so callers never see it.
+pub struct Tracked {
+    conn: DbConnection,
+    returned: Instant,
+    /// The work it last ran failed: pinged when it comes back.
+    failed: bool,
+    /// [`Manager::losses`] when it went back to the pool.
+    losses_seen: u64,
+}
+
+/// Whether a query failed because the connection is gone.
+fn is_closed_connection(error: &diesel::result::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind as Kind, Error};
+    matches!(
+        error,
+        Error::DatabaseError(Kind::ClosedConnection | Kind::UnableToSendCommand, _)
+    )
+}
+
+impl std::ops::Deref for Tracked {
+    type Target = DbConnection;
+
+    fn deref(&self) -> &DbConnection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for Tracked {
+    fn deref_mut(&mut self) -> &mut DbConnection {
+        &mut self.conn
+    }
+}
 
 /// The r2d2 pool and the gate its connection attempts pass; cheap to clone.
 #[derive(Clone)]
@@ -100,8 +145,7 @@ impl Pool {
         let span = tracing::Span::current();
         actix_web::web::block(move || {
             let _entered = span.enter();
-            let mut conn = pool.get()?;
-            work(&mut conn)
+            pool.with_connection(work)?
         })
         .await?
     }
@@ -126,7 +170,34 @@ impl Pool {
             self.reachability.reachable();
             return Ok(value);
         }
-        self.run(move |conn| work(conn).map_err(E::from)).await
+        // A read changes nothing, so one that met a connection which died
+        // unseen (see `PING_AFTER_IDLE`) runs once more on another.
+        let pool = self.clone();
+        let span = tracing::Span::current();
+        actix_web::web::block(move || {
+            let _entered = span.enter();
+            let first = pool.with_connection(&work)?;
+            match first {
+                Err(error) if is_closed_connection(&error) => {
+                    tracing::debug!("a pooled connection was found closed; reading again");
+                    pool.with_connection(&work)?.map_err(E::from)
+                }
+                other => other.map_err(E::from),
+            }
+        })
+        .await?
+    }
+
+    /// `work` on a connection of the pool; a failure is remembered with the
+    /// connection, so that it is checked before it is used again.
+    fn with_connection<T, E>(
+        &self,
+        work: impl FnOnce(&mut DbConnection) -> Result<T, E>,
+    ) -> Result<Result<T, E>, r2d2::PoolError> {
+        let mut conn = self.get()?;
+        let outcome = work(&mut conn);
+        conn.failed = outcome.is_err();
+        Ok(outcome)
     }
 }
 
@@ -240,6 +311,8 @@ pub struct Manager {
     sqlite_file: Option<SqliteFile>,
     /// Told of every attempt's outcome: the pool's one log of an outage.
     reachability: Arc<Reachability>,
+    /// How many pooled connections were found dead (PostgreSQL).
+    losses: Arc<AtomicU64>,
 }
 
 impl Manager {
@@ -252,36 +325,64 @@ impl Manager {
 }
 
 impl ManageConnection for Manager {
-    type Connection = DbConnection;
+    type Connection = Tracked;
     type Error = ConnectionError;
 
-    fn connect(&self) -> Result<DbConnection, ConnectionError> {
+    fn connect(&self) -> Result<Tracked, ConnectionError> {
         let _pass = self.gate.enter()?;
         let opened = self.check_file().and_then(|()| establish(&self.url));
         match &opened {
             Ok(_) => self.reachability.reachable(),
             Err(error) => self.reachability.failed(&one_line(&error.to_string())),
         }
-        opened
+        Ok(Tracked {
+            conn: opened?,
+            returned: Instant::now(),
+            failed: false,
+            losses_seen: self.losses.load(Ordering::Relaxed),
+        })
     }
 
     /// Run at every checkout. A SQLite connection is refused when its file
     /// is no longer at its path (so a deleted database is a 503, not
     /// writes into an unlinked file), but never pinged: it cannot go away
     /// under the process, and a `SELECT 1` would only cost a parse. A
-    /// PostgreSQL connection can (a restarted server, a dropped link).
-    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), ConnectionError> {
+    /// PostgreSQL connection can (a restarted server, a dropped link): it
+    /// is pinged when it has been idle for [`PING_AFTER_IDLE`], or when it
+    /// went back to the pool before another was found dead.
+    fn is_valid(&self, conn: &mut Tracked) -> Result<(), ConnectionError> {
         self.check_file()?;
-        match conn {
+        let stale = conn.returned.elapsed() >= PING_AFTER_IDLE
+            || conn.losses_seen != self.losses.load(Ordering::Relaxed);
+        match &mut conn.conn {
             DbConnection::Sqlite(_) => Ok(()),
-            DbConnection::Pg(_) => conn
+            DbConnection::Pg(_) if !stale => Ok(()),
+            pg @ DbConnection::Pg(_) => pg
                 .ping()
                 .map_err(ConnectionError::CouldntSetupConfiguration),
         }
     }
 
-    fn has_broken(&self, conn: &mut DbConnection) -> bool {
-        conn.is_broken()
+    /// Run when a connection goes back to the pool. One whose work failed
+    /// is pinged (off the request's path only on errors): a dead one is
+    /// dropped, and every connection returned before it is then pinged at
+    /// its next checkout, since a server that went away took them all.
+    fn has_broken(&self, conn: &mut Tracked) -> bool {
+        let failed = std::mem::take(&mut conn.failed);
+        conn.returned = Instant::now();
+        conn.losses_seen = self.losses.load(Ordering::Relaxed);
+        if std::thread::panicking() {
+            return true;
+        }
+        // diesel marks a connection whose query met a closed socket as
+        // broken, which also counts as found dead.
+        let broken = conn.conn.is_broken();
+        let is_pg = matches!(conn.conn, DbConnection::Pg(_));
+        let dead = failed && is_pg && (broken || conn.conn.ping().is_err());
+        if dead {
+            self.losses.fetch_add(1, Ordering::Relaxed);
+        }
+        broken || dead
     }
 }
 
@@ -361,6 +462,7 @@ pub fn connect(url: &DatabaseUrl) -> Result<Pool, DbError> {
         gate: Arc::clone(&gate),
         sqlite_file: sqlite_file.clone(),
         reachability: Arc::clone(&reachability),
+        losses: Arc::default(),
     };
     let max_size = match url {
         // One writer at a time anyway; readers share the WAL.

@@ -316,6 +316,44 @@ async fn an_unreachable_database_is_a_prompt_503_until_it_returns(engine: Engine
     }
 }
 
+/// PostgreSQL goes away and is back between two requests (a restart, a
+/// failover, a proxy that dropped its connections): keygate's pooled
+/// connections are dead, and it does not ping one used moments ago before
+/// handing it out. The next token request on the warm path still gets its
+/// token: the read meets the dead connection, which is dropped, and runs
+/// again on a new one; the requests after it find no dead connection left,
+/// and nothing is logged as an outage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_restart_between_two_requests_costs_no_client_an_error() {
+    let mut app = prepare_app(Engine::Postgres, &[]);
+    let outage = Outage::prepare(&mut app).await;
+    let key = app.standard_key("read").await;
+    let admin = admin_key(&app).await;
+    let serve = Serve::start(&app, &[("RUST_LOG", "info,keygate::db=debug")]).await;
+    let token = access_token_at(&app, &serve, &key).await;
+    access_token_at(&app, &serve, &admin).await;
+    for _ in 0..3 {
+        assert_eq!(token_at(&app, &serve, &key).await.status(), 200);
+    }
+
+    outage.begin();
+    // The proxy closes its connections on its own task.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    outage.end();
+    let response = promptly("a token", token_at(&app, &serve, &key)).await;
+    assert_eq!(response.status(), 200, "{:?}", response.text().await);
+    let introspected = token_post(&app, &serve, "introspect", &admin, &token).await;
+    assert_eq!(introspected.status(), 200);
+    for _ in 0..5 {
+        assert_eq!(token_at(&app, &serve, &key).await.status(), 200);
+    }
+
+    let logs = serve.stop(Duration::from_secs(30)).await;
+    // The dead connection was met, not skipped by luck.
+    assert!(logs.contains("found closed; reading again"), "{logs}");
+    assert!(loud_lines(&logs).is_empty(), "{logs}");
+}
+
 /// What one request of a load became.
 #[derive(Debug, Clone)]
 struct Outcome {
