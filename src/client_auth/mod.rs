@@ -142,7 +142,9 @@ async fn verify_presented(
                 auth.metrics.count_failure(AuthFailure::Throttled.as_str());
                 return Err(OAuthError::TooManyRequests { retry_after_secs });
             }
-            warm.found_unthrottled(addr, epochs.failures);
+            if unthrottled_since != Some(epochs.failures) {
+                warm.found_unthrottled(addr, epochs.failures);
+            }
             if epochs.credentials == warm.epoch() && warm.still_verifies(now) {
                 (Some(Arc::clone(warm.credential())), true)
             } else {

@@ -141,13 +141,7 @@ impl Pool {
         T: Send + 'static,
         E: From<r2d2::PoolError> + From<actix_web::error::BlockingError> + Send + 'static,
     {
-        let pool = self.clone();
-        let span = tracing::Span::current();
-        actix_web::web::block(move || {
-            let _entered = span.enter();
-            pool.with_connection(work)?
-        })
-        .await?
+        self.blocking(move |pool| pool.with_connection(work)?).await
     }
 
     /// Runs a short read (a few point lookups by key): on SQLite on the
@@ -172,18 +166,31 @@ impl Pool {
         }
         // A read changes nothing, so one that met a connection which died
         // unseen (see `PING_AFTER_IDLE`) runs once more on another.
+        self.blocking(move |pool| match pool.with_connection(&work)? {
+            Err(error) if is_closed_connection(&error) => {
+                tracing::debug!("a pooled connection was found closed; reading again");
+                pool.with_connection(&work)?.map_err(E::from)
+            }
+            other => other.map_err(E::from),
+        })
+        .await
+    }
+
+    /// `work` on the blocking thread pool, never on the async workers,
+    /// inside the caller's tracing span.
+    async fn blocking<T, E>(
+        &self,
+        work: impl FnOnce(&Pool) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<actix_web::error::BlockingError> + Send + 'static,
+    {
         let pool = self.clone();
         let span = tracing::Span::current();
         actix_web::web::block(move || {
             let _entered = span.enter();
-            let first = pool.with_connection(&work)?;
-            match first {
-                Err(error) if is_closed_connection(&error) => {
-                    tracing::debug!("a pooled connection was found closed; reading again");
-                    pool.with_connection(&work)?.map_err(E::from)
-                }
-                other => other.map_err(E::from),
-            }
+            work(&pool)
         })
         .await?
     }
