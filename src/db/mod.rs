@@ -115,9 +115,7 @@ impl Pool {
             Ok(()) if self.reachability.is_down() => Duration::ZERO,
             Ok(()) => CHECKOUT_TIMEOUT,
         };
-        let conn = self.inner.get_timeout(wait)?;
-        self.reachability.reachable();
-        Ok(conn)
+        self.inner.get_timeout(wait)
     }
 
     /// Whether the database answered last time it was asked.
@@ -204,6 +202,12 @@ impl Pool {
         let mut conn = self.get()?;
         let outcome = work(&mut conn);
         conn.failed = outcome.is_err();
+        if !conn.failed {
+            // It answered: an outage the pool saw is over. (Being handed
+            // out says nothing: a connection used moments ago is not
+            // pinged, see `PING_AFTER_IDLE`.)
+            self.reachability.reachable();
+        }
         Ok(outcome)
     }
 }
@@ -364,9 +368,12 @@ impl ManageConnection for Manager {
         match &mut conn.conn {
             DbConnection::Sqlite(_) => Ok(()),
             DbConnection::Pg(_) if !stale => Ok(()),
-            pg @ DbConnection::Pg(_) => pg
-                .ping()
-                .map_err(ConnectionError::CouldntSetupConfiguration),
+            pg @ DbConnection::Pg(_) => {
+                pg.ping()
+                    .map_err(ConnectionError::CouldntSetupConfiguration)?;
+                self.reachability.reachable();
+                Ok(())
+            }
         }
     }
 
