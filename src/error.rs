@@ -16,6 +16,8 @@ pub struct AppError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// The form field a refusal is about, when a feature's error names one.
+    pub field: Option<&'static str>,
     source: Option<Box<dyn std::error::Error + Send + Sync>>,
 }
 
@@ -25,6 +27,7 @@ impl AppError {
             status,
             code,
             message: message.into(),
+            field: None,
             source: None,
         }
     }
@@ -115,6 +118,76 @@ impl std::error::Error for AppError {
         self.source
             .as_deref()
             .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// What kind of failure a feature's error is, in terms that know nothing of
+/// HTTP. Each transport maps it once: [`AppError`] to a status here, the
+/// console to a page, the CLI to one line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// A request that is malformed (400).
+    Malformed,
+    /// A value that is well formed but not acceptable (422).
+    Invalid,
+    /// The caller is not, or no longer, authenticated (401).
+    Unauthenticated,
+    /// The caller may not do this (403).
+    Forbidden,
+    /// No such object, or one the caller may not see (404).
+    NotFound,
+    /// The object exists already, or its state forbids the change (409).
+    Conflict,
+    /// Too many attempts; retry later (429).
+    Throttled,
+    /// keygate failed: logged with its cause, never detailed (500).
+    Internal,
+    /// The database cannot be reached right now; worth a retry (503).
+    Unavailable,
+}
+
+impl ErrorKind {
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::Malformed => StatusCode::BAD_REQUEST,
+            Self::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::Conflict => StatusCode::CONFLICT,
+            Self::Throttled => StatusCode::TOO_MANY_REQUESTS,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+/// A feature's error enum (`KeyError`, `AccountError`, ...): a stable
+/// snake_case code, the kind of failure and, for a form's errors, the field
+/// it belongs to. Its `Display` is the message the caller reads, so it
+/// holds no secret and, for `Internal` and `Unavailable`, no more than a
+/// summary (the cause is logged through `source()`).
+pub trait FeatureError: std::error::Error + Send + Sync + 'static {
+    fn code(&self) -> &'static str;
+
+    fn kind(&self) -> ErrorKind;
+
+    fn field(&self) -> Option<&'static str> {
+        None
+    }
+}
+
+/// Every feature's error becomes an `AppError` here, once.
+impl<E: FeatureError> From<E> for AppError {
+    fn from(error: E) -> Self {
+        match error.kind() {
+            ErrorKind::Internal => Self::internal(error),
+            ErrorKind::Unavailable => Self::unavailable(error),
+            kind => Self {
+                field: error.field(),
+                ..Self::new(kind.status(), error.code(), error.to_string())
+            },
+        }
     }
 }
 
@@ -220,13 +293,20 @@ macro_rules! from_store_errors {
 }
 pub(crate) use from_store_errors;
 
-/// A database that cannot be reached is 503, worth retrying; anything else
-/// is a 500.
-impl From<StoreError> for AppError {
-    fn from(error: StoreError) -> Self {
-        match error {
-            StoreError::Unavailable(_) => Self::unavailable(error),
-            StoreError::Query(_) | StoreError::Blocking(_) => Self::internal(error),
+/// A database that cannot be reached is worth retrying; anything else is
+/// keygate's failure.
+impl FeatureError for StoreError {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::Unavailable(_) => "database_unavailable",
+            Self::Query(_) | Self::Blocking(_) => "internal_error",
+        }
+    }
+
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Unavailable(_) => ErrorKind::Unavailable,
+            Self::Query(_) | Self::Blocking(_) => ErrorKind::Internal,
         }
     }
 }
@@ -432,6 +512,49 @@ mod tests {
                 OAuthError::ServerError(_)
             ));
         }
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    enum Example {
+        #[error("name too long")]
+        LongName,
+        #[error("failed")]
+        Broke(#[source] std::io::Error),
+    }
+
+    impl FeatureError for Example {
+        fn code(&self) -> &'static str {
+            match self {
+                Self::LongName => "invalid_name",
+                Self::Broke(_) => "broke",
+            }
+        }
+
+        fn kind(&self) -> ErrorKind {
+            match self {
+                Self::LongName => ErrorKind::Invalid,
+                Self::Broke(_) => ErrorKind::Internal,
+            }
+        }
+
+        fn field(&self) -> Option<&'static str> {
+            matches!(self, Self::LongName).then_some("name")
+        }
+    }
+
+    #[test]
+    fn a_feature_error_keeps_its_code_and_field_and_an_internal_one_says_nothing() {
+        let refusal = AppError::from(Example::LongName);
+        assert_eq!(refusal.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!((refusal.code, refusal.field), ("invalid_name", Some("name")));
+        assert_eq!(refusal.message, "name too long");
+        assert!(!refusal.is_internal());
+
+        let failure = AppError::from(Example::Broke(std::io::Error::other("disk on fire")));
+        assert_eq!(failure.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!((failure.code, failure.field), ("internal_error", None));
+        assert_eq!(failure.message, "internal server error");
+        assert!(failure.is_internal());
     }
 
     #[test]
