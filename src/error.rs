@@ -420,6 +420,33 @@ impl From<StoreError> for OAuthError {
 
 from_store_errors!(OAuthError);
 
+/// A client that was not let in: `invalid_client` or "slow down", whatever
+/// the reason.
+impl From<crate::client_auth::ClientAuthError> for OAuthError {
+    fn from(error: crate::client_auth::ClientAuthError) -> Self {
+        use crate::client_auth::ClientAuthError;
+        match error {
+            ClientAuthError::InvalidClient => Self::InvalidClient,
+            ClientAuthError::Throttled { retry_after_secs } => {
+                Self::TooManyRequests { retry_after_secs }
+            }
+            ClientAuthError::Verification(cause) => Self::ServerError(cause),
+            ClientAuthError::Store(error) => error.into(),
+        }
+    }
+}
+
+/// A grant the key cannot have (RFC 6749 §5.2, RFC 8707 §2).
+impl From<crate::token::GrantError> for OAuthError {
+    fn from(error: crate::token::GrantError) -> Self {
+        use crate::token::GrantError;
+        match error {
+            GrantError::InvalidScope(why) => Self::InvalidScope(why),
+            GrantError::InvalidTarget(why) => Self::InvalidTarget(why),
+        }
+    }
+}
+
 impl ResponseError for OAuthError {
     fn status_code(&self) -> StatusCode {
         match self {
@@ -546,7 +573,10 @@ mod tests {
     fn a_feature_error_keeps_its_code_and_field_and_an_internal_one_says_nothing() {
         let refusal = AppError::from(Example::LongName);
         assert_eq!(refusal.status, StatusCode::UNPROCESSABLE_ENTITY);
-        assert_eq!((refusal.code, refusal.field), ("invalid_name", Some("name")));
+        assert_eq!(
+            (refusal.code, refusal.field),
+            ("invalid_name", Some("name"))
+        );
         assert_eq!(refusal.message, "name too long");
         assert!(!refusal.is_internal());
 

@@ -23,6 +23,7 @@ pub mod mail;
 pub mod mgmt;
 pub mod oauth_endpoint;
 pub mod oauth_form;
+pub mod oauth_presented;
 pub mod ops;
 pub mod peer;
 pub mod random;

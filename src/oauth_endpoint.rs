@@ -10,11 +10,12 @@ use actix_web::middleware::DefaultHeaders;
 use actix_web::{FromRequest, Handler, HttpRequest, HttpResponse, Responder, ResponseError, web};
 use chrono::{DateTime, Utc};
 
-use crate::client_auth;
+use crate::client_auth::{self, AuthFailure};
 use crate::error::OAuthError;
 use crate::http_edge::BodyFailure;
 use crate::keys::Credential;
 use crate::oauth_form::Form;
+use crate::oauth_presented;
 use crate::state::AppState;
 
 /// `path` answering POST with `handler`, every other method 405 with
@@ -106,7 +107,13 @@ pub async fn accept<P: Params>(
     let now = state.clock.now();
     let auth = &state.client_auth;
     let from = client_auth::client_ip(req, &auth.trusted_proxies);
-    let client = client_auth::authenticate(req.headers(), &form, from, auth, now).await?;
+    let presented = oauth_presented::extract(req.headers(), &form).inspect_err(|e| {
+        if matches!(e, OAuthError::InvalidClient) {
+            auth.metrics
+                .count_failure(AuthFailure::NoClientAuthentication.as_str());
+        }
+    })?;
+    let client = client_auth::authenticate(auth, presented, from, now).await?;
     let params = P::from_form(&form)?;
     Ok(ClientRequest {
         client,

@@ -10,15 +10,13 @@ pub mod verified;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use actix_web::http::header::HeaderMap;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use crate::audit::{self, Action};
 use crate::db::{Pool, epochs};
-use crate::error::OAuthError;
+use crate::error::{ErrorKind, FeatureError, StoreError, from_store_errors};
 use crate::keys::{self, ClientId, Credential, PlainSecret, SecretHash};
-use crate::oauth_form::Form;
 use crate::ops::metrics::Metrics;
 use crate::text;
 use argon2_pool::Argon2Pool;
@@ -53,6 +51,46 @@ impl AuthFailure {
     }
 }
 
+/// Why a client was not let in. The client learns no more than
+/// `invalid_client` or "slow down" ([`AuthFailure`] says why, to the audit
+/// log and the metrics).
+#[derive(Debug, thiserror::Error)]
+pub enum ClientAuthError {
+    /// Never says why: wrong, unknown, expired, revoked and disabled look alike.
+    #[error("client authentication failed")]
+    InvalidClient,
+    /// Too many failures for this client ID from this address, or from it.
+    #[error("too many failed attempts; retry later")]
+    Throttled { retry_after_secs: i64 },
+    /// The argon2 threads are gone.
+    #[error("secret verification failed: {0}")]
+    Verification(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+from_store_errors!(ClientAuthError);
+
+impl FeatureError for ClientAuthError {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidClient => "invalid_client",
+            Self::Throttled { .. } => "too_many_requests",
+            Self::Verification(_) => "internal_error",
+            Self::Store(e) => e.code(),
+        }
+    }
+
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::InvalidClient => ErrorKind::Unauthenticated,
+            Self::Throttled { .. } => ErrorKind::Throttled,
+            Self::Verification(_) => ErrorKind::Internal,
+            Self::Store(e) => e.kind(),
+        }
+    }
+}
+
 /// What client authentication uses, and nothing else of the application.
 pub struct ClientAuth {
     pub pool: Pool,
@@ -67,39 +105,22 @@ pub struct ClientAuth {
     pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
-/// Authenticates the client of an OAuth request from `from` (its address,
-/// [`client_ip`]): finds its credentials (`client_secret_basic` or
-/// `client_secret_post`), applies the failure throttle, verifies the secret,
-/// the key's state and its allowed networks. Every refusal is the same
-/// `invalid_client`; the reason goes to the audit log and the metrics.
-pub async fn authenticate(
-    headers: &HeaderMap,
-    form: &Form,
-    from: Option<IpAddr>,
-    auth: &ClientAuth,
-    now: DateTime<Utc>,
-) -> Result<Arc<Credential>, OAuthError> {
-    let presented = presented::extract(headers, form).inspect_err(|e| {
-        if matches!(e, OAuthError::InvalidClient) {
-            auth.metrics
-                .count_failure(AuthFailure::NoClientAuthentication.as_str());
-        }
-    })?;
-    verify_presented(auth, presented, from, now).await
-}
-
 /// The address failures are counted against: see [`peer::client_address`].
 pub use crate::peer::{client_address, client_ip};
 
-/// Verifies presented credentials from `from`: the warm path when this very
-/// secret was verified moments ago for a credential still current
-/// ([`verified`]), the full path otherwise.
-async fn verify_presented(
+/// Authenticates the client of an OAuth request from `from` (its address,
+/// [`client_ip`]) by the credentials it presented: applies the failure
+/// throttle, verifies the secret, the key's state and its allowed networks.
+/// Every refusal is the same `invalid_client`; the reason goes to the audit
+/// log and the metrics. The warm path when this very secret was verified
+/// moments ago for a credential still current ([`verified`]), the full path
+/// otherwise.
+pub async fn authenticate(
     auth: &ClientAuth,
     presented: Presented,
     from: Option<IpAddr>,
     now: DateTime<Utc>,
-) -> Result<Arc<Credential>, OAuthError> {
+) -> Result<Arc<Credential>, ClientAuthError> {
     let addr = &from.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
     // A client that sent its secret as its ID (credentials swapped, or the
     // secret in `client_id=`) must not have it logged, audited or stored as
@@ -110,7 +131,7 @@ async fn verify_presented(
     let Some(client_id) = ClientId::parse(&presented_id) else {
         auth.metrics
             .count_failure(AuthFailure::MalformedClientId.as_str());
-        return Err(OAuthError::InvalidClient);
+        return Err(ClientAuthError::InvalidClient);
     };
     let digest = presented
         .secret
@@ -128,7 +149,7 @@ async fn verify_presented(
             let unthrottled_since = warm.unthrottled_since(addr);
             let (epochs, throttled) = auth
                 .pool
-                .read::<_, OAuthError>(move |conn| {
+                .read::<_, ClientAuthError>(move |conn| {
                     let epochs = epochs::read(conn)?;
                     let throttled = if unthrottled_since == Some(epochs.failures) {
                         None
@@ -140,7 +161,7 @@ async fn verify_presented(
                 .await?;
             if let Some(retry_after_secs) = throttled {
                 auth.metrics.count_failure(AuthFailure::Throttled.as_str());
-                return Err(OAuthError::TooManyRequests { retry_after_secs });
+                return Err(ClientAuthError::Throttled { retry_after_secs });
             }
             if unthrottled_since != Some(epochs.failures) {
                 warm.found_unthrottled(addr, epochs.failures);
@@ -166,7 +187,7 @@ async fn verify_presented(
         (outcome, _) => {
             let reason = outcome.err().unwrap_or(AuthFailure::UnknownClient);
             record_failure(auth, client_id, addr, reason, now).await;
-            Err(OAuthError::InvalidClient)
+            Err(ClientAuthError::InvalidClient)
         }
     }
 }
@@ -182,11 +203,11 @@ async fn full_path(
     secret: PlainSecret,
     digest: Option<[u8; 32]>,
     now: DateTime<Utc>,
-) -> Result<(Option<Arc<Credential>>, bool), OAuthError> {
+) -> Result<(Option<Arc<Credential>>, bool), ClientAuthError> {
     let (throttled, found) = {
         let (id, addr, throttle) = (client_id.clone(), addr.to_owned(), auth.throttle);
         auth.pool
-            .run(move |conn| -> Result<_, OAuthError> {
+            .run(move |conn| -> Result<_, ClientAuthError> {
                 let throttled = throttle.retry_after(conn, id.as_str(), &addr, now)?;
                 let found = match throttled {
                     Some(_) => None,
@@ -201,7 +222,7 @@ async fn full_path(
     };
     if let Some(retry_after_secs) = throttled {
         auth.metrics.count_failure(AuthFailure::Throttled.as_str());
-        return Err(OAuthError::TooManyRequests { retry_after_secs });
+        return Err(ClientAuthError::Throttled { retry_after_secs });
     }
     match (found, digest) {
         (None, digest) => {
@@ -229,7 +250,7 @@ async fn check_secret(
     secret: PlainSecret,
     digest: [u8; 32],
     now: DateTime<Utc>,
-) -> Result<bool, OAuthError> {
+) -> Result<bool, ClientAuthError> {
     let client_id = credential.client_id.as_str();
     let candidates: Vec<&SecretHash> = std::iter::once(&credential.secret_hash)
         .chain(credential.previous_hash(now))
@@ -263,11 +284,11 @@ async fn verify(
     auth: &ClientAuth,
     hash: SecretHash,
     secret: PlainSecret,
-) -> Result<(bool, PlainSecret), OAuthError> {
+) -> Result<(bool, PlainSecret), ClientAuthError> {
     auth.argon2
         .run(move || (hash.verify(&secret), secret))
         .await
-        .map_err(|e| OAuthError::ServerError(e.to_string()))
+        .map_err(|e| ClientAuthError::Verification(e.to_string()))
 }
 
 async fn record_failure(
@@ -283,7 +304,7 @@ async fn record_failure(
     let (addr, throttle) = (addr.to_owned(), auth.throttle);
     let written = auth
         .pool
-        .run(move |conn| -> Result<(), OAuthError> {
+        .run(move |conn| -> Result<(), ClientAuthError> {
             throttle.record_failure(conn, client_id.as_str(), &addr, now)?;
             audit::record(
                 conn,

@@ -21,6 +21,7 @@ use crate::oauth_endpoint::{self, ClientRequest, Params};
 use crate::oauth_form::Form;
 use crate::scope::{self, ScopeSet};
 use crate::state::AppState;
+pub use policy::GrantError;
 use policy::{audience_scopes, choose_audience, grant_scope};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

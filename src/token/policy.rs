@@ -1,9 +1,33 @@
 //! What a token request may obtain: pure decisions over what the key holds
 //! and what the request asks for, no I/O.
 
-use crate::error::OAuthError;
+use crate::error::{ErrorKind, FeatureError};
 use crate::resource_servers::ApiScopes;
 use crate::scope::{self, ScopeSet};
+
+/// Why a key cannot have the token it asked for.
+#[derive(Debug, thiserror::Error)]
+pub enum GrantError {
+    /// A scope the key does not hold, or that is not its audience's.
+    #[error("{0}")]
+    InvalidScope(String),
+    /// A resource the key may not target, or none or several when one is needed.
+    #[error("{0}")]
+    InvalidTarget(String),
+}
+
+impl FeatureError for GrantError {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidScope(_) => "invalid_scope",
+            Self::InvalidTarget(_) => "invalid_target",
+        }
+    }
+
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::Malformed
+    }
+}
 
 /// RFC 8707: the resource asked for, which the key must hold; else the key's
 /// only audience; else the issuer when the key has none. The issuer itself
@@ -14,21 +38,21 @@ pub fn choose_audience(
     held: &[String],
     holds_own_scopes: bool,
     issuer: &str,
-) -> Result<String, OAuthError> {
+) -> Result<String, GrantError> {
     match (asked, held) {
         ([], []) => Ok(issuer.to_owned()),
         ([], [only]) => Ok(only.clone()),
-        ([], _) => Err(OAuthError::InvalidTarget(
+        ([], _) => Err(GrantError::InvalidTarget(
             "this key has several audiences: name one with the resource parameter".into(),
         )),
         ([one], held) if *one == issuer && (held.is_empty() || holds_own_scopes) => {
             Ok(issuer.to_owned())
         }
         ([one], held) if held.iter().any(|h| h == one) => Ok((*one).to_owned()),
-        ([one], _) => Err(OAuthError::InvalidTarget(format!(
+        ([one], _) => Err(GrantError::InvalidTarget(format!(
             "this key may not obtain tokens for {one:?}"
         ))),
-        (_, _) => Err(OAuthError::InvalidTarget(
+        (_, _) => Err(GrantError::InvalidTarget(
             "give at most one resource".into(),
         )),
     }
@@ -55,17 +79,17 @@ pub fn grant_scope(
     effective: &ScopeSet,
     audience: &str,
     defined: &ScopeSet,
-) -> Result<ScopeSet, OAuthError> {
+) -> Result<ScopeSet, GrantError> {
     let Some(requested) = requested else {
         return Ok(effective.filter(|s| defined.contains(s)));
     };
     if let Some(missing) = requested.iter().find(|s| !effective.contains(s)) {
-        return Err(OAuthError::InvalidScope(format!(
+        return Err(GrantError::InvalidScope(format!(
             "this key may not request scope {missing:?}"
         )));
     }
     if let Some(foreign) = requested.iter().find(|s| !defined.contains(s)) {
-        return Err(OAuthError::InvalidScope(format!(
+        return Err(GrantError::InvalidScope(format!(
             "scope {foreign:?} does not belong to {audience:?}: ask for it with the resource \
              parameter naming the API that defines it"
         )));
@@ -86,9 +110,9 @@ mod tests {
         audiences.iter().map(|a| (*a).to_owned()).collect()
     }
 
-    fn target_error(result: Result<String, OAuthError>) -> String {
+    fn target_error(result: Result<String, GrantError>) -> String {
         match result {
-            Err(OAuthError::InvalidTarget(why)) => why,
+            Err(GrantError::InvalidTarget(why)) => why,
             other => panic!("expected invalid_target, got {other:?}"),
         }
     }
@@ -164,11 +188,11 @@ mod tests {
         );
         assert!(matches!(
             grant_scope(ScopeSet::parse("read admin").ok(), &effective, API, &effective),
-            Err(OAuthError::InvalidScope(why)) if why.contains("\"admin\"")
+            Err(GrantError::InvalidScope(why)) if why.contains("\"admin\"")
         ));
         assert!(matches!(
             grant_scope(Some(set("read")), &ScopeSet::default(), API, &effective),
-            Err(OAuthError::InvalidScope(_))
+            Err(GrantError::InvalidScope(_))
         ));
     }
 
@@ -205,7 +229,7 @@ mod tests {
             assert!(
                 matches!(
                     grant(audience, Some(asked)),
-                    Err(OAuthError::InvalidScope(why)) if why.contains("does not belong")
+                    Err(GrantError::InvalidScope(why)) if why.contains("does not belong")
                 ),
                 "{asked} for {audience}"
             );
