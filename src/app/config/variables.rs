@@ -238,6 +238,12 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_is_short() {
+        let words = README.split_whitespace().count();
+        assert!(words <= 1200, "README.md has {words} words, at most 1200");
+    }
+
+    #[test]
     fn help_lists_every_variable_once_with_its_default() {
         let help = help();
         for variable in VARIABLES {
