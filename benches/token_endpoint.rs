@@ -10,7 +10,8 @@
 //! * cold: the first request of each of 20 fresh keys, which pays argon2.
 //!
 //! Run: `cargo bench --bench token_endpoint` (add `-- --seconds 10` to
-//! measure longer). Results are recorded in docs/BENCHMARKS.md.
+//! measure longer). keygate-bench's recorded run is the current figure
+//! (docs/BENCHMARKS.md).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

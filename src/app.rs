@@ -3,7 +3,7 @@
 
 mod config;
 
-pub use config::{Config, ENVIRONMENT};
+pub use config::{Config, ConfigError, variables};
 
 use std::fs::OpenOptions;
 use std::io::{ErrorKind, Read, Write};
@@ -68,7 +68,7 @@ pub enum StartupError {
         source: std::io::Error,
     },
     #[error(transparent)]
-    Config(#[from] crate::config::ConfigError),
+    Config(#[from] ConfigError),
     #[error("{0}")]
     Other(String),
 }

@@ -8,7 +8,6 @@ pub mod app;
 pub mod audit;
 pub mod cli;
 pub mod client_auth;
-pub mod config;
 pub mod console;
 pub mod db;
 pub mod discovery;

@@ -2,6 +2,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
+use keygate::app::variables;
 use keygate::cli::{self, Cli, Command};
 use keygate::{Application, Config};
 use tracing_subscriber::EnvFilter;
@@ -53,7 +54,8 @@ fn serve(config: Config) -> Result<(), String> {
 
 /// Logs go to stderr so that `--json` output on stdout stays parseable.
 fn init_tracing() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(variables::DEFAULT_LOG_FILTER));
     tracing_subscriber::registry()
         .with(filter)
         .with(keygate::http_edge::ConnectionErrorsAsWarnings)

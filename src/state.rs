@@ -22,7 +22,8 @@ pub struct AppState {
     pub token_ttl: HumanDuration,
     pub signer: Arc<Signer>,
     pub client_auth: ClientAuth,
-    /// Each key's share of its issuance limit (`crate::token::issuance`).
+    /// This process's shares of each limited key's tokens for the current
+    /// minute (`crate::keys::issuance`).
     pub issuance: Issuance,
     /// The last use of each key this process recorded (`last_used_*`).
     pub recent_uses: RecentUses,

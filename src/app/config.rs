@@ -10,13 +10,28 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::config::ConfigError;
 use crate::db::DatabaseUrl;
 use crate::duration::HumanDuration;
 use crate::exposure::github_keys::GithubKeys;
 use crate::http_edge::HttpTuning;
 use crate::mail::{MailTransport, MailTuning};
 use crate::signing::{MasterKey, SigningAlg};
+
+pub mod variables;
+
+use variables::{
+    DATABASE_URL, EXPIRY_WARNING, GITHUB_SCANNING_KEYS, INVITE_TTL, ISSUER, KEY_MAX_LIFETIME,
+    LISTEN, MAIL_DIR, MAIL_FROM, MAX_KEYS_PER_USER, METRICS_ALLOW_FROM, SECRET_KEY, SESSION_IDLE,
+    SESSION_MAX, SIGNING_ALG, SMTP_URL, TOKEN_TTL, TRUSTED_PROXIES, Variable,
+};
+
+/// A bad value: one line naming the variable and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{variable}: {message}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub message: String,
+}
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -55,92 +70,6 @@ pub struct Config {
     pub github_scanning_keys: Option<Arc<GithubKeys>>,
 }
 
-/// Every variable keygate reads, with its meaning and default: what
-/// `keygate serve --help` lists, one line each. A variable of the contract
-/// joins this list when `Config` reads it, not before: the help promises
-/// nothing that does nothing.
-pub const ENVIRONMENT: &[(&str, &str)] = &[
-    (
-        "KEYGATE_DATABASE_URL",
-        "sqlite://PATH or postgres://... (default sqlite://keygate.db)",
-    ),
-    (
-        "KEYGATE_LISTEN",
-        "address the server binds (default 127.0.0.1:8080)",
-    ),
-    (
-        "KEYGATE_ISSUER",
-        "public URL: iss of every token (default http:// + listen address; required on 0.0.0.0 or [::])",
-    ),
-    (
-        "KEYGATE_SECRET_KEY",
-        "64 hex characters (default: generated beside a SQLite database; required with PostgreSQL)",
-    ),
-    ("KEYGATE_TOKEN_TTL", "access-token lifetime (default 15m)"),
-    (
-        "KEYGATE_SIGNING_ALG",
-        "ES256, EdDSA or RS256 for new signing keys (default ES256)",
-    ),
-    (
-        "KEYGATE_KEY_MAX_LIFETIME",
-        "longest expiry of a key; 0 allows keys that never expire (default 180d)",
-    ),
-    (
-        "KEYGATE_SMTP_URL",
-        "smtp://user:pass@host:port, smtps://... or smtp://host:port?tls=none (default: .eml files)",
-    ),
-    (
-        "KEYGATE_MAIL_DIR",
-        "where .eml files go without an SMTP URL (default mail)",
-    ),
-    (
-        "KEYGATE_MAIL_FROM",
-        "From of every email (default keygate <keygate@localhost>)",
-    ),
-    (
-        "KEYGATE_EXPIRY_WARNING",
-        "how long before expiry the owner is warned (default 7d)",
-    ),
-    (
-        "KEYGATE_MAX_KEYS_PER_USER",
-        "active keys one person may hold; 1 is one key per person (default: no limit)",
-    ),
-    (
-        "KEYGATE_SESSION_IDLE",
-        "console session idle timeout (default 30m)",
-    ),
-    (
-        "KEYGATE_SESSION_MAX",
-        "console session absolute lifetime (default 12h)",
-    ),
-    (
-        "KEYGATE_INVITE_TTL",
-        "lifetime of invitation and password-reset links (default 72h)",
-    ),
-    (
-        "KEYGATE_TRUSTED_PROXIES",
-        "proxies whose X-Forwarded-For names the client (default: none)",
-    ),
-    (
-        "KEYGATE_METRICS_ALLOW_FROM",
-        "CIDRs that may read /metrics; others get 404 (default loopback and private networks)",
-    ),
-    (
-        "KEYGATE_GITHUB_SCANNING_KEYS",
-        "file of GitHub's secret-scanning public keys (default: none, and no GitHub endpoint)",
-    ),
-    (
-        "RUST_LOG",
-        "log filter (default info); secrets never appear in logs",
-    ),
-];
-
-/// Who may read `/metrics` by default: loopback and private networks, so a
-/// Prometheus beside keygate works out of the box and the internet does not
-/// learn why logins fail.
-const DEFAULT_METRICS_ALLOW_FROM: &str =
-    "127.0.0.0/8 ::1 10.0.0.0/8 172.16.0.0/12 192.168.0.0/16 fc00::/7";
-
 /// Longest access-token lifetime accepted; RFC 9700 asks for short-lived tokens.
 const MAX_TOKEN_TTL_SECS: i64 = 86_400;
 
@@ -159,109 +88,104 @@ impl Config {
 
     /// Parses the given variables; absent ones take their documented defaults.
     pub fn from_vars(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
-        let get = |name: &str| vars.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
-        let fail = |variable: &'static str, message: String| ConfigError { variable, message };
+        let given = Given(vars);
+        let fail = |variable: &Variable, message: String| ConfigError {
+            variable: variable.name,
+            message,
+        };
 
-        let database_url =
-            DatabaseUrl::parse(get("KEYGATE_DATABASE_URL").unwrap_or("sqlite://keygate.db"))
-                .map_err(|m| fail("KEYGATE_DATABASE_URL", m))?;
+        let database_url = DatabaseUrl::parse(given.or_default(&DATABASE_URL))
+            .map_err(|m| fail(&DATABASE_URL, m))?;
 
-        let listen: SocketAddr = get("KEYGATE_LISTEN")
-            .unwrap_or("127.0.0.1:8080")
-            .parse()
-            .map_err(|_| {
-                fail(
-                    "KEYGATE_LISTEN",
-                    "must be an IP address and port, such as 127.0.0.1:8080 or 0.0.0.0:8080".into(),
-                )
-            })?;
+        let listen: SocketAddr = given.or_default(&LISTEN).parse().map_err(|_| {
+            fail(
+                &LISTEN,
+                "must be an IP address and port, such as 127.0.0.1:8080 or 0.0.0.0:8080".into(),
+            )
+        })?;
 
-        let issuer = get("KEYGATE_ISSUER")
+        let issuer = given
+            .set(&ISSUER)
             .map(parse_issuer)
             .transpose()
-            .map_err(|m| fail("KEYGATE_ISSUER", m))?;
+            .map_err(|m| fail(&ISSUER, m))?;
 
-        let secret_key = get("KEYGATE_SECRET_KEY")
+        let secret_key = given
+            .set(&SECRET_KEY)
             .map(MasterKey::from_hex)
             .transpose()
-            .map_err(|m| fail("KEYGATE_SECRET_KEY", m))?;
+            .map_err(|m| fail(&SECRET_KEY, m))?;
         if secret_key.is_none() && matches!(database_url, DatabaseUrl::Postgres(_)) {
             return Err(fail(
-                "KEYGATE_SECRET_KEY",
+                &SECRET_KEY,
                 "required with PostgreSQL (generate one with `openssl rand -hex 32`)".into(),
             ));
         }
 
-        let token_ttl: HumanDuration = get("KEYGATE_TOKEN_TTL")
-            .unwrap_or("15m")
+        let token_ttl: HumanDuration = given
+            .or_default(&TOKEN_TTL)
             .parse()
-            .map_err(|e| fail("KEYGATE_TOKEN_TTL", format!("{e}")))?;
+            .map_err(|e| fail(&TOKEN_TTL, format!("{e}")))?;
         if token_ttl.as_secs() > MAX_TOKEN_TTL_SECS {
             return Err(fail(
-                "KEYGATE_TOKEN_TTL",
+                &TOKEN_TTL,
                 "must be at most 24h: access tokens are meant to be short-lived".into(),
             ));
         }
 
-        let signing_alg: SigningAlg = get("KEYGATE_SIGNING_ALG")
-            .unwrap_or("ES256")
+        let signing_alg: SigningAlg = given
+            .or_default(&SIGNING_ALG)
             .parse()
-            .map_err(|m| fail("KEYGATE_SIGNING_ALG", m))?;
+            .map_err(|m| fail(&SIGNING_ALG, m))?;
 
-        let key_max_lifetime =
-            HumanDuration::parse_or_zero(get("KEYGATE_KEY_MAX_LIFETIME").unwrap_or("180d"))
-                .map_err(|e| {
-                    fail(
-                        "KEYGATE_KEY_MAX_LIFETIME",
-                        format!("{e}, or 0 for no limit"),
-                    )
-                })?;
+        let key_max_lifetime = HumanDuration::parse_or_zero(given.or_default(&KEY_MAX_LIFETIME))
+            .map_err(|e| fail(&KEY_MAX_LIFETIME, format!("{e}, or 0 for no limit")))?;
 
-        let mail = MailTransport::from_settings(
-            get("KEYGATE_SMTP_URL"),
-            get("KEYGATE_MAIL_DIR").unwrap_or("mail"),
-        )
-        .map_err(|m| fail("KEYGATE_SMTP_URL", m))?;
+        let mail = MailTransport::from_settings(given.set(&SMTP_URL), given.or_default(&MAIL_DIR))
+            .map_err(|m| fail(&SMTP_URL, m))?;
 
-        let mail_from = get("KEYGATE_MAIL_FROM")
-            .unwrap_or("keygate <keygate@localhost>")
+        let mail_from = given
+            .or_default(&MAIL_FROM)
             .parse()
-            .map_err(|e| fail("KEYGATE_MAIL_FROM", format!("not a valid mailbox: {e}")))?;
+            .map_err(|e| fail(&MAIL_FROM, format!("not a valid mailbox: {e}")))?;
 
-        let expiry_warning: HumanDuration =
-            get("KEYGATE_EXPIRY_WARNING")
-                .unwrap_or("7d")
-                .parse()
-                .map_err(|e| fail("KEYGATE_EXPIRY_WARNING", format!("{e}")))?;
+        let expiry_warning: HumanDuration = given
+            .or_default(&EXPIRY_WARNING)
+            .parse()
+            .map_err(|e| fail(&EXPIRY_WARNING, format!("{e}")))?;
 
-        let trusted_proxies = get("KEYGATE_TRUSTED_PROXIES")
+        let trusted_proxies = given
+            .set(&TRUSTED_PROXIES)
             .map(parse_networks)
             .transpose()
-            .map_err(|m| fail("KEYGATE_TRUSTED_PROXIES", m))?
+            .map_err(|m| fail(&TRUSTED_PROXIES, m))?
             .unwrap_or_default();
 
-        let metrics_allow_from =
-            parse_networks(get("KEYGATE_METRICS_ALLOW_FROM").unwrap_or(DEFAULT_METRICS_ALLOW_FROM))
-                .map_err(|m| fail("KEYGATE_METRICS_ALLOW_FROM", m))?;
+        let metrics_allow_from = parse_networks(given.or_default(&METRICS_ALLOW_FROM))
+            .map_err(|m| fail(&METRICS_ALLOW_FROM, m))?;
 
-        let session_idle = parse_bounded(get("KEYGATE_SESSION_IDLE").unwrap_or("30m"))
-            .map_err(|m| fail("KEYGATE_SESSION_IDLE", m))?;
-        let session_max = parse_bounded(get("KEYGATE_SESSION_MAX").unwrap_or("12h"))
-            .map_err(|m| fail("KEYGATE_SESSION_MAX", m))?;
+        let session_idle =
+            parse_bounded(given.or_default(&SESSION_IDLE)).map_err(|m| fail(&SESSION_IDLE, m))?;
+        let session_max =
+            parse_bounded(given.or_default(&SESSION_MAX)).map_err(|m| fail(&SESSION_MAX, m))?;
         if session_idle > session_max {
             return Err(fail(
-                "KEYGATE_SESSION_IDLE",
-                format!("{session_idle} is longer than KEYGATE_SESSION_MAX ({session_max})"),
+                &SESSION_IDLE,
+                format!(
+                    "{session_idle} is longer than {} ({session_max})",
+                    SESSION_MAX.name
+                ),
             ));
         }
-        let invite_ttl = parse_bounded(get("KEYGATE_INVITE_TTL").unwrap_or("72h"))
-            .map_err(|m| fail("KEYGATE_INVITE_TTL", m))?;
+        let invite_ttl =
+            parse_bounded(given.or_default(&INVITE_TTL)).map_err(|m| fail(&INVITE_TTL, m))?;
 
-        let max_keys_per_user = get("KEYGATE_MAX_KEYS_PER_USER")
+        let max_keys_per_user = given
+            .set(&MAX_KEYS_PER_USER)
             .map(|text| {
                 text.parse::<u32>().ok().filter(|n| *n >= 1).ok_or_else(|| {
                     fail(
-                        "KEYGATE_MAX_KEYS_PER_USER",
+                        &MAX_KEYS_PER_USER,
                         format!(
                             "{text:?} is not a whole number of at least 1 (leave it unset for no limit)"
                         ),
@@ -270,10 +194,11 @@ impl Config {
             })
             .transpose()?;
 
-        let github_scanning_keys = get("KEYGATE_GITHUB_SCANNING_KEYS")
+        let github_scanning_keys = given
+            .set(&GITHUB_SCANNING_KEYS)
             .map(|path| GithubKeys::load(Path::new(path)).map(Arc::new))
             .transpose()
-            .map_err(|m| fail("KEYGATE_GITHUB_SCANNING_KEYS", m))?;
+            .map_err(|m| fail(&GITHUB_SCANNING_KEYS, m))?;
 
         Ok(Self {
             database_url,
@@ -299,6 +224,28 @@ impl Config {
     }
 }
 
+/// The variables as given, read by their entry in the table.
+struct Given<'a>(&'a HashMap<String, String>);
+
+impl<'a> Given<'a> {
+    /// The value set, if any: blanks count as unset.
+    fn set(&self, variable: &Variable) -> Option<&'a str> {
+        self.0
+            .get(variable.name)
+            .map(|value| value.trim())
+            .filter(|value| !value.is_empty())
+    }
+
+    /// The value set, else the variable's default. Only variables with a
+    /// default are read this way (`defaults_match_the_contract` parses them
+    /// all unset).
+    fn or_default(&self, variable: &Variable) -> &'a str {
+        self.set(variable)
+            .or(variable.default_value())
+            .unwrap_or_default()
+    }
+}
+
 /// A duration of at most 30 days.
 fn parse_bounded(text: &str) -> Result<HumanDuration, String> {
     let duration: HumanDuration = text.parse().map_err(|e| format!("{e}"))?;
@@ -317,7 +264,7 @@ impl Config {
             return Ok(());
         }
         Err(ConfigError {
-            variable: "KEYGATE_ISSUER",
+            variable: ISSUER.name,
             message: format!(
                 "required when listening on {}: set it to the public URL clients and \
                  resource servers use to reach keygate, such as https://auth.example.com",

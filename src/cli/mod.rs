@@ -31,7 +31,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the HTTP server (migrates first). The default command.
-    #[command(after_help = environment_help())]
+    #[command(after_help = app::variables::help())]
     Serve,
     /// Create the database, or apply pending migrations, and exit.
     Migrate,
@@ -165,20 +165,6 @@ fn require_existing_database(url: &DatabaseUrl) -> Result<(), CliError> {
     )))
 }
 
-/// The `serve --help` epilogue: every variable, one line each.
-fn environment_help() -> String {
-    let width = app::ENVIRONMENT
-        .iter()
-        .map(|(name, _)| name.len())
-        .max()
-        .unwrap_or(0);
-    let mut text = String::from("Environment (a bad value stops start-up with one line):\n");
-    for (name, meaning) in app::ENVIRONMENT {
-        text.push_str(&format!("  {name:<width$}  {meaning}\n"));
-    }
-    text
-}
-
 fn or_dash(value: Option<&str>) -> &str {
     value.unwrap_or("-")
 }
@@ -307,7 +293,7 @@ mod tests {
             .find_subcommand_mut("serve")
             .map(|c| c.render_long_help().to_string())
             .unwrap_or_default();
-        for (name, _) in app::ENVIRONMENT {
+        for name in app::variables::VARIABLES.iter().map(|v| v.name) {
             let lines = help.lines().filter(|l| l.trim_start().starts_with(name));
             assert_eq!(lines.count(), 1, "{name} in {help}");
         }
