@@ -717,7 +717,7 @@ pub async fn set_password_with_link(
                         details: json!({ "via": via, "sessions_ended": ended }),
                     },
                 )?;
-                Ok(users::find_user(conn, &user.id)?)
+                Ok(users::find_user(conn, &user.id).map_err(AppError::from)?)
             })
         })
         .await
@@ -816,7 +816,7 @@ pub async fn change_password(
         })
         .await?;
     let user = state
-        .db(move |conn| users::find_user(conn, &user.id))
+        .db(move |conn| users::find_user(conn, &user.id).map_err(AppError::from))
         .await?;
     Ok(start_session(state, user, &addr, now).await?)
 }

@@ -192,7 +192,7 @@ async fn from_session(
     }
     let role_name = session.user.role.clone();
     let role = state
-        .db(move |conn| users::find_role(conn, &role_name))
+        .db(move |conn| users::find_role(conn, &role_name).map_err(AppError::from))
         .await?;
     let admin = role.grants_all || role.scope_list().iter().any(|s| s == ADMIN_SCOPE);
     Ok(Caller {
