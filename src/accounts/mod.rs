@@ -87,6 +87,7 @@ mod session;
 mod settings;
 mod sign_in;
 mod store;
+mod token;
 
 pub use error::{
     AccountError, ChangePasswordError, REFUSED_MESSAGE, ResetError, SetPasswordError, SignInError,

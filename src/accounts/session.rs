@@ -16,6 +16,7 @@ use zeroize::Zeroizing;
 
 use super::settings::{AccountSettings, Registry};
 use super::store;
+use super::token::random_token;
 use crate::error::StoreError;
 use crate::time::from_db;
 use crate::users::User;
@@ -234,12 +235,4 @@ pub async fn lookup_session(
         expires_at: from_db(row.expires_at),
         last_seen_at: from_db(row.last_seen_at),
     }))
-}
-
-/// 256 random bits, base64url without padding (43 characters).
-pub(super) fn random_token() -> Zeroizing<String> {
-    use base64::Engine as _;
-    let mut bytes = Zeroizing::new([0u8; 32]);
-    crate::random::fill(bytes.as_mut());
-    Zeroizing::new(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes.as_ref()))
 }
