@@ -603,7 +603,7 @@ fn check_create_user(_: CreateUser, input: &[u8]) -> Verdict {
                 "normalizing {normal:?} again changes it"
             );
         }
-        Err(e) => return expect_invalid(&e, &["invalid_email"]),
+        Err(e) => return expect_invalid(&AppError::from(e), &["invalid_email"]),
     }
     let name = body["name"].as_str().unwrap_or_default();
     match text::refuse_control_characters("invalid_name", "user's name", name) {
@@ -614,7 +614,7 @@ fn check_create_user(_: CreateUser, input: &[u8]) -> Verdict {
             );
             Ok("accepted")
         }
-        Err(e) => expect_invalid(&e, &["invalid_name"]),
+        Err(e) => expect_invalid(&AppError::from(e), &["invalid_name"]),
     }
 }
 

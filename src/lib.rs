@@ -15,6 +15,7 @@ pub mod duration;
 pub mod error;
 pub mod exposure;
 pub mod http_edge;
+pub mod http_session;
 pub mod introspect;
 pub mod jobs;
 pub mod keys;

@@ -4,14 +4,17 @@ use std::sync::Arc;
 
 use chrono::Duration;
 
+pub use crate::accounts::AccountSettings;
 use crate::client_auth::ClientAuth;
+use crate::client_auth::argon2_pool::Argon2Pool;
+use crate::client_auth::throttle::ThrottlePolicy;
 use crate::db::{DbConnection, Pool};
 use crate::duration::HumanDuration;
 use crate::keys::KeyLimits;
 use crate::keys::issuance::Issuance;
 use crate::keys::last_use::RecentUses;
 use crate::ops::metrics::Metrics;
-use crate::signing::{Signer, TokenHasher};
+use crate::signing::Signer;
 use crate::time::Clock;
 
 pub struct AppState {
@@ -40,27 +43,6 @@ pub struct AppState {
     pub accounts: AccountSettings,
 }
 
-/// The settings of people's accounts: sessions and one-time links. Defined
-/// here rather than in `accounts`, which reads the state and so cannot be
-/// read by it.
-#[derive(Debug, Clone)]
-pub struct AccountSettings {
-    /// `KEYGATE_SESSION_IDLE`.
-    pub session_idle: HumanDuration,
-    /// `KEYGATE_SESSION_MAX`.
-    pub session_max: HumanDuration,
-    /// `KEYGATE_INVITE_TTL`.
-    pub invite_ttl: HumanDuration,
-    /// Keys the hashes of session and link tokens (from `KEYGATE_SECRET_KEY`).
-    pub token_hasher: TokenHasher,
-    /// Emails go to `.eml` files (no SMTP URL): whoever invites may be shown
-    /// the link, since no mail server will carry it.
-    pub mail_to_files: bool,
-    /// Whether the issuer is https: session cookies are then `Secure` and
-    /// `__Host-` prefixed.
-    pub https: bool,
-}
-
 impl AppState {
     /// What key creation checks, on every path.
     pub fn key_limits(&self) -> KeyLimits {
@@ -82,5 +64,28 @@ impl AppState {
         E: From<diesel::r2d2::PoolError> + From<actix_web::error::BlockingError> + Send + 'static,
     {
         self.pool.run(work).await
+    }
+}
+
+/// What the people's side needs from the application (`crate::accounts`).
+impl crate::accounts::Registry for AppState {
+    fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    fn account_settings(&self) -> &AccountSettings {
+        &self.accounts
+    }
+
+    fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    fn throttle(&self) -> ThrottlePolicy {
+        self.client_auth.throttle
+    }
+
+    fn argon2(&self) -> &Argon2Pool {
+        &self.client_auth.argon2
     }
 }

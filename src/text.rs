@@ -8,7 +8,7 @@
 
 use std::borrow::Cow;
 
-use crate::error::AppError;
+use crate::error::{ErrorKind, FeatureError};
 
 /// Prefix of every client secret. Never change it: secret scanners match it
 /// to find leaked keygate secrets. Defined here, below every module that
@@ -19,21 +19,45 @@ pub const SECRET_PREFIX: &str = "kgs_";
 pub const REDACTED_SECRET: &str = "kgs_...(redacted)";
 
 /// Refuses text holding a control character (Unicode category Cc: C0, DEL,
-/// C1; NUL, ESC and BEL among them). `what` names the field in the message.
+/// C1; NUL, ESC and BEL among them). `code` is the refusal's code, `what`
+/// names the field in the message.
 pub fn refuse_control_characters(
     code: &'static str,
     what: &str,
     text: &str,
-) -> Result<(), AppError> {
+) -> Result<(), TextError> {
     match text.chars().find(|c| c.is_control()) {
         None => Ok(()),
-        Some(c) => Err(AppError::invalid(
+        Some(found) => Err(TextError {
             code,
-            format!(
-                "the {what} may not contain control characters (found U+{:04X})",
-                u32::from(c)
-            ),
-        )),
+            what: what.to_owned(),
+            found,
+        }),
+    }
+}
+
+/// Text refused by [`refuse_control_characters`]: 422 with the code the
+/// caller chose. A feature's error wraps it in the variant of the field it
+/// belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the {what} may not contain control characters (found U+{:04X})",
+    u32::from(*found)
+)]
+pub struct TextError {
+    pub code: &'static str,
+    /// The field as the message names it ("key's name").
+    pub what: String,
+    pub found: char,
+}
+
+impl FeatureError for TextError {
+    fn code(&self) -> &'static str {
+        self.code
+    }
+
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::Invalid
     }
 }
 

@@ -7,7 +7,7 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use zeroize::Zeroizing;
 
-use super::random_token;
+use super::token::random_token;
 use crate::users::User;
 
 /// The purpose label of link token hashes.

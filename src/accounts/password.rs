@@ -17,6 +17,9 @@ use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use zeroize::Zeroizing;
 
+use crate::client_auth::argon2_pool::{Argon2Pool, Argon2PoolError};
+use crate::error::{ErrorKind, FeatureError};
+
 pub const MIN_PASSWORD_CHARS: usize = 12;
 /// Longer input is refused rather than hashed: nobody types more, and it
 /// bounds the work one request can ask for.
@@ -136,6 +139,50 @@ pub fn decoy_hash() -> &'static str {
 pub fn warm_up() {
     LazyLock::force(&COMMON);
     decoy_hash();
+}
+
+/// keygate's own failure with a password: the argon2 threads lost the
+/// work, or hashing failed. Logged, never shown.
+#[derive(Debug, thiserror::Error)]
+pub enum HashingFailure {
+    #[error(transparent)]
+    Lost(#[from] Argon2PoolError),
+    #[error("hashing the password failed: {0}")]
+    Hash(String),
+}
+
+impl FeatureError for HashingFailure {
+    fn code(&self) -> &'static str {
+        "internal_error"
+    }
+
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::Internal
+    }
+}
+
+/// Verifies `password` against `phc`, or against the decoy hash when there
+/// is none (an unknown person costs the same work), on the argon2 threads
+/// client authentication uses (one per core), never on the async workers.
+pub(super) async fn verify_off_thread(
+    argon2: &Argon2Pool,
+    password: Password,
+    phc: Option<String>,
+) -> Result<bool, HashingFailure> {
+    Ok(argon2
+        .run(move || password.verify(phc.as_deref().unwrap_or(decoy_hash())))
+        .await?)
+}
+
+/// Hashes a new password on the argon2 threads.
+pub(super) async fn hash_off_thread(
+    argon2: &Argon2Pool,
+    password: Password,
+) -> Result<String, HashingFailure> {
+    argon2
+        .run(move || password.hash())
+        .await?
+        .map_err(|e| HashingFailure::Hash(e.to_string()))
 }
 
 #[cfg(test)]

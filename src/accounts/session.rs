@@ -1,6 +1,6 @@
-//! Console sessions as the browser and the handlers see them: the opaque
-//! cookie, its CSRF token, and the extractors that turn a request into the
-//! signed-in person.
+//! Console sessions: the opaque token a browser holds, its CSRF token, the
+//! cookie that carries it (as plain data; the transport renders it), and
+//! reading the live session a token names.
 //!
 //! The cookie holds 256 random bits (base64url) and nothing else; the
 //! database holds only its keyed hash, so every keygate process honours it
@@ -9,19 +9,16 @@
 //! nowhere, and unknown to anyone who has not the cookie and the key).
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 
-use actix_web::cookie::{Cookie, SameSite};
-use actix_web::dev::Payload;
-use actix_web::{FromRequest, HttpRequest, web};
 use chrono::{DateTime, Utc};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-use super::random_token;
-use crate::error::AppError;
-use crate::state::{AccountSettings, AppState};
+use super::settings::{AccountSettings, Registry};
+use super::store;
+use super::token::random_token;
+use crate::error::StoreError;
+use crate::time::from_db;
 use crate::users::User;
 
 /// The purpose labels of session token and CSRF token hashes.
@@ -34,9 +31,6 @@ pub const SECURE_COOKIE_NAME: &str = "__Host-keygate-session";
 /// The cookie's name under a plain-http issuer (local use), where `__Host-`
 /// cannot be had (it requires `Secure`).
 pub const PLAIN_COOKIE_NAME: &str = "keygate-session";
-
-/// The header that carries the CSRF token on state-changing API requests.
-pub const CSRF_HEADER: &str = "X-CSRF-Token";
 
 /// The session cookie's value in clear. Wiped on drop, never printed.
 pub struct SessionToken(Zeroizing<String>);
@@ -92,7 +86,7 @@ impl fmt::Debug for CsrfToken {
 }
 
 /// A session just started by signing in: set its cookie with
-/// [`session_cookie`](super::session_cookie).
+/// [`session_cookie`].
 #[derive(Debug)]
 pub struct NewSession {
     pub token: SessionToken,
@@ -134,97 +128,111 @@ pub fn cookie_name(settings: &AccountSettings) -> &'static str {
     }
 }
 
-/// The session token a request carries in its cookie, if any.
-pub fn session_token(state: &AppState, req: &HttpRequest) -> Option<SessionToken> {
-    req.cookie(cookie_name(&state.accounts))
-        .map(|c| SessionToken::from_presented(c.value()))
-        .filter(|t| !t.expose().is_empty())
+/// The session cookie as keygate sets it, independent of any HTTP
+/// library: the transport renders it `HttpOnly`, `SameSite=Lax`, `Path=/`,
+/// `Secure` when [`SessionCookie::secure`], with this name, value and
+/// `Max-Age`, and removes it when [`SessionCookie::is_removal`]. Its value
+/// is the session token: no `Display`, a redacted `Debug`.
+pub struct SessionCookie {
+    name: &'static str,
+    value: Option<Zeroizing<String>>,
+    max_age_secs: i64,
+    secure: bool,
 }
 
-/// The cookie that carries a new session: `HttpOnly`, `SameSite=Lax`,
-/// `Path=/`, and under https `Secure` with the `__Host-` name. Its `Max-Age`
-/// is what is left of the session's absolute lifetime.
+impl SessionCookie {
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The session token; empty for a removal.
+    pub fn value(&self) -> &str {
+        self.value.as_deref().map_or("", String::as_str)
+    }
+
+    /// Seconds the browser keeps it: what is left of the session's
+    /// absolute lifetime.
+    pub fn max_age_secs(&self) -> i64 {
+        self.max_age_secs
+    }
+
+    pub fn secure(&self) -> bool {
+        self.secure
+    }
+
+    /// This cookie removes the session cookie from the browser (sign-out).
+    pub fn is_removal(&self) -> bool {
+        self.value.is_none()
+    }
+}
+
+impl fmt::Debug for SessionCookie {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionCookie")
+            .field("name", &self.name)
+            .field("removal", &self.is_removal())
+            .field("max_age_secs", &self.max_age_secs)
+            .field("secure", &self.secure)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The cookie that carries a new session: under https `Secure` with the
+/// `__Host-` name; its `Max-Age` is what is left of the session's absolute
+/// lifetime.
 pub fn session_cookie(
-    state: &AppState,
+    registry: &impl Registry,
     token: &SessionToken,
     expires_at: DateTime<Utc>,
     now: DateTime<Utc>,
-) -> Cookie<'static> {
-    let left = (expires_at - now).num_seconds().max(0);
-    Cookie::build(cookie_name(&state.accounts), token.expose().to_owned())
-        .path("/")
-        .http_only(true)
-        .same_site(SameSite::Lax)
-        .secure(state.accounts.https)
-        .max_age(actix_web::cookie::time::Duration::seconds(left))
-        .finish()
+) -> SessionCookie {
+    let settings = registry.account_settings();
+    SessionCookie {
+        name: cookie_name(settings),
+        value: Some(Zeroizing::new(token.expose().to_owned())),
+        max_age_secs: (expires_at - now).num_seconds().max(0),
+        secure: settings.https,
+    }
 }
 
 /// The cookie that removes the session cookie from the browser (sign-out).
-pub fn removal_cookie(state: &AppState) -> Cookie<'static> {
-    let mut cookie = Cookie::build(cookie_name(&state.accounts), "")
-        .path("/")
-        .http_only(true)
-        .same_site(SameSite::Lax)
-        .secure(state.accounts.https)
-        .finish();
-    cookie.make_removal();
-    cookie
+pub fn removal_cookie(registry: &impl Registry) -> SessionCookie {
+    let settings = registry.account_settings();
+    SessionCookie {
+        name: cookie_name(settings),
+        value: None,
+        max_age_secs: 0,
+        secure: settings.https,
+    }
 }
 
-fn app_state(req: &HttpRequest) -> Result<web::Data<AppState>, AppError> {
-    req.app_data::<web::Data<AppState>>()
-        .cloned()
-        .ok_or_else(|| AppError::internal(std::io::Error::other("application state missing")))
-}
-
-/// The extractor for pages that work signed in or not: the live session of
-/// the request's cookie, or `None` (no cookie, unknown token, idle or
-/// absolute timeout passed, person disabled, or every session of theirs
-/// ended by a password change). Reading it moves the session's idle clock
-/// (a write at most once a minute). Fails only when the database does
-/// (503/500).
+/// The session of a request, if it presented a live one: the extractor for
+/// pages that work signed in or not (the transport implements it). `None`
+/// for no cookie, an unknown token, an idle or absolute timeout passed, a
+/// disabled person, or every session of theirs ended by a password change.
 #[derive(Debug, Clone)]
 pub struct CurrentSession(pub Option<Session>);
 
-impl FromRequest for CurrentSession {
-    type Error = AppError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let found = app_state(req).map(|state| {
-            let token = session_token(&state, req);
-            (state, token)
-        });
-        Box::pin(async move {
-            let (state, token) = found?;
-            let Some(token) = token else {
-                return Ok(Self(None));
-            };
-            let now = state.clock.now();
-            let session = super::lookup_session(&state, &token, now)
-                .await
-                .map_err(AppError::from)?;
-            Ok(Self(session))
-        })
-    }
-}
-
-/// The extractor for pages only a signed-in person may see: as
-/// [`CurrentSession`], but without a live session it fails with 401
-/// (`{"error": "unauthorized", ...}`). A console page that would rather
-/// redirect to the sign-in page takes [`CurrentSession`] and decides.
-impl FromRequest for Session {
-    type Error = AppError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
-
-    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let current = CurrentSession::from_request(req, payload);
-        Box::pin(async move {
-            current
-                .await?
-                .0
-                .ok_or_else(|| AppError::unauthorized("sign in first"))
-        })
-    }
+/// The live session a token names, if any; reading it moves the session's
+/// idle clock (a write at most once a minute).
+pub async fn lookup_session(
+    registry: &impl Registry,
+    token: &SessionToken,
+    now: DateTime<Utc>,
+) -> Result<Option<Session>, StoreError> {
+    let settings = registry.account_settings();
+    let hash = settings.token_hasher.hash(HASH_PURPOSE, token.expose());
+    let idle = settings.session_idle.as_chrono();
+    let found = registry
+        .pool()
+        .run(move |conn| store::find_live_session(conn, &hash, idle, now).map_err(StoreError::from))
+        .await?;
+    Ok(found.map(|(row, user)| Session {
+        id: row.id,
+        user,
+        csrf: CsrfToken::derive(settings, token),
+        created_at: from_db(row.created_at),
+        expires_at: from_db(row.expires_at),
+        last_seen_at: from_db(row.last_seen_at),
+    }))
 }

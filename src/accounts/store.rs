@@ -5,6 +5,7 @@ use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
 use super::links::LinkPurpose;
+use crate::audit::{self, Action};
 use crate::db::DbConnection;
 use crate::db::schema::{account_links, sessions, users};
 use crate::time::from_db;
@@ -227,6 +228,38 @@ pub fn set_password_hash(
         .map(|_| ())
 }
 
+/// Stores a new password hash, retires the person's unused links, ends
+/// every session of theirs and audits `account.password_set`, naming `via`
+/// (how it was set) and how many sessions ended; returns the person as now
+/// stored.
+pub fn set_new_password(
+    conn: &mut DbConnection,
+    user_id: &str,
+    phc: &str,
+    via: &str,
+    now: DateTime<Utc>,
+) -> QueryResult<User> {
+    set_password_hash(conn, user_id, phc, now)?;
+    retire_links_of(conn, user_id, now)?;
+    let ended = delete_sessions_of(conn, user_id)?;
+    let user: User = users::table
+        .find(user_id)
+        .select(User::as_select())
+        .first(conn)?;
+    audit::record(
+        conn,
+        now,
+        audit::Entry {
+            actor: &user.email,
+            action: Action::PasswordSet,
+            target: &user.email,
+            source_addr: None,
+            details: serde_json::json!({ "via": via, "sessions_ended": ended }),
+        },
+    )?;
+    Ok(user)
+}
+
 /// The person with this (normalised) email, if any.
 pub fn find_person(conn: &mut DbConnection, email: &str) -> QueryResult<Option<User>> {
     users::table
@@ -237,7 +270,8 @@ pub fn find_person(conn: &mut DbConnection, email: &str) -> QueryResult<Option<U
 }
 
 /// Drops sessions that are over (absolute or idle) and links that have
-/// expired, used or not; returns how many rows went.
+/// expired, used or not (the `sessions_prune` job); returns how many rows
+/// went.
 pub fn prune(conn: &mut DbConnection, idle: Duration, now: DateTime<Utc>) -> QueryResult<usize> {
     let sessions = diesel::delete(
         sessions::table.filter(

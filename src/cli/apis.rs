@@ -3,6 +3,7 @@ use clap::Subcommand;
 
 use super::{CliError, Context, parse_scopes, print_json};
 use crate::audit::COMMAND_LINE;
+use crate::error::AppError;
 use crate::resource_servers;
 use crate::scope::Audience;
 
@@ -43,7 +44,8 @@ pub fn run(command: ApisCommand, ctx: &mut Context) -> Result<(), CliError> {
                 &scopes,
                 COMMAND_LINE,
                 Utc::now(),
-            )?;
+            )
+            .map_err(AppError::from)?;
             println!(
                 "registered API {} ({}) with scopes: {}",
                 api.identifier, api.name, api.scopes

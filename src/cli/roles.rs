@@ -3,6 +3,7 @@ use clap::Subcommand;
 
 use super::{CliError, Context, parse_scopes, print_json};
 use crate::audit::COMMAND_LINE;
+use crate::error::AppError;
 use crate::users;
 
 #[derive(Debug, Subcommand)]
@@ -27,7 +28,8 @@ pub fn run(command: RolesCommand, ctx: &mut Context) -> Result<(), CliError> {
     match command {
         RolesCommand::Set { name, scopes } => {
             let scopes = parse_scopes(&scopes)?;
-            let role = users::set_role(ctx.conn(), &name, &scopes, COMMAND_LINE, Utc::now())?;
+            let role = users::set_role(ctx.conn(), &name, &scopes, COMMAND_LINE, Utc::now())
+                .map_err(AppError::from)?;
             println!("role {} may grant: {}", role.name, role.scopes);
         }
         RolesCommand::List { json } => {

@@ -9,6 +9,7 @@ use clap::Subcommand;
 use super::{CliError, Context, print_json};
 use crate::accounts::{self, Invitation, Password};
 use crate::audit::COMMAND_LINE;
+use crate::error::AppError;
 use crate::time::rfc3339;
 use crate::users::{self, MEMBER_ROLE, NewUserInput, UserChanges};
 
@@ -81,7 +82,8 @@ pub fn run(command: UsersCommand, ctx: &mut Context) -> Result<(), CliError> {
                 },
                 COMMAND_LINE,
                 now,
-            )?;
+            )
+            .map_err(AppError::from)?;
             println!("added user {} with role {}", user.email, user.role);
         }
         UsersCommand::Add {
@@ -102,14 +104,16 @@ pub fn run(command: UsersCommand, ctx: &mut Context) -> Result<(), CliError> {
             }
         }
         UsersCommand::Disable { email } => {
-            let user = users::set_user_disabled(ctx.conn(), &email, true, COMMAND_LINE, now)?;
+            let user = users::set_user_disabled(ctx.conn(), &email, true, COMMAND_LINE, now)
+                .map_err(AppError::from)?;
             println!(
                 "disabled user {}; their keys and console sessions no longer work",
                 user.email
             );
         }
         UsersCommand::Enable { email } => {
-            let user = users::set_user_disabled(ctx.conn(), &email, false, COMMAND_LINE, now)?;
+            let user = users::set_user_disabled(ctx.conn(), &email, false, COMMAND_LINE, now)
+                .map_err(AppError::from)?;
             println!("enabled user {}; their live keys work again", user.email);
         }
         UsersCommand::Set {
@@ -127,7 +131,8 @@ pub fn run(command: UsersCommand, ctx: &mut Context) -> Result<(), CliError> {
                 can_create_keys,
                 role: role.as_deref(),
             };
-            let user = users::update_user(ctx.conn(), &email, &changes, COMMAND_LINE, now)?;
+            let user = users::update_user(ctx.conn(), &email, &changes, COMMAND_LINE, now)
+                .map_err(AppError::from)?;
             let creation = if user.can_create_keys { "on" } else { "off" };
             println!(
                 "updated user {}: role {}, key creation {creation}",
@@ -156,7 +161,8 @@ fn invite(
         actor: COMMAND_LINE,
         again: false,
     };
-    let link = accounts::invite_with(ctx.conn(), &settings, &issuer, invitation, now)?;
+    let link = accounts::invite_with(ctx.conn(), &settings, &issuer, invitation, now)
+        .map_err(AppError::from)?;
     println!(
         "added user {} with role {}; an invitation email is queued",
         link.user.email, link.user.role

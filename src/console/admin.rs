@@ -196,7 +196,9 @@ async fn invite(
     let invite = or_page!(parsed.map_err(|e| error_page(&state, Some(&viewer), &e)));
     let (email, role, name) = (&invite.email, &invite.role, &invite.name);
     let now = state.clock.now();
-    let sent = crate::accounts::invite(&state, email, role, name, viewer.email(), now).await;
+    let sent = crate::accounts::invite(&state, email, role, name, viewer.email(), now)
+        .await
+        .map_err(AppError::from);
     concluded(
         &state,
         &viewer,
@@ -241,7 +243,7 @@ async fn update_person(
                 can_create_keys,
                 role: (!role.is_empty()).then_some(role.as_str()),
             };
-            users::update_user(conn, &email, &changes, &actor, now)
+            users::update_user(conn, &email, &changes, &actor, now).map_err(AppError::from)
         })
         .await;
     concluded(
@@ -497,7 +499,15 @@ async fn add_api(
             let identifier = Audience::parse(&identifier)
                 .map_err(|m| AppError::invalid("invalid_audience", m))?;
             let scopes = parse_scopes(&scopes)?;
-            crate::resource_servers::create_api(conn, &identifier, &name, &scopes, &actor, now)
+            let api = crate::resource_servers::create_api(
+                conn,
+                &identifier,
+                &name,
+                &scopes,
+                &actor,
+                now,
+            )?;
+            Ok::<_, AppError>(api)
         })
         .await;
     concluded(
@@ -524,7 +534,9 @@ async fn update_api(
         .db(move |conn| {
             let scopes = parse_scopes(&typed.scopes)?;
             let (identifier, name) = (&typed.identifier, &typed.name);
-            crate::resource_servers::update_api(conn, identifier, name, &scopes, &actor, now)
+            let api =
+                crate::resource_servers::update_api(conn, identifier, name, &scopes, &actor, now)?;
+            Ok::<_, AppError>(api)
         })
         .await;
     concluded(
@@ -634,7 +646,10 @@ async fn set_role(
     let (actor, now) = (viewer.email().to_owned(), state.clock.now());
     let (name, scopes) = (typed.name.clone(), typed.scopes.clone());
     let done = state
-        .db(move |conn| users::set_role(conn, &name, &parse_scopes(&scopes)?, &actor, now))
+        .db(move |conn| {
+            let role = users::set_role(conn, &name, &parse_scopes(&scopes)?, &actor, now)?;
+            Ok::<_, AppError>(role)
+        })
         .await;
     concluded(
         &state,

@@ -14,6 +14,8 @@ use super::{
 use crate::accounts::{
     self, LinkPurpose, MIN_PASSWORD_CHARS, ResetError, SetPasswordError, SignInError,
 };
+use crate::error::AppError;
+use crate::http_session;
 use crate::state::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -112,7 +114,7 @@ async fn sign_in(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes)
         return csrf_refused(&state, None);
     }
     let now = state.clock.now();
-    let peer = accounts::client_ip(&state, &req);
+    let peer = http_session::client_ip(&state, &req);
     let refused = |status, error: String| {
         let form = SignInForm {
             email,
@@ -124,7 +126,8 @@ async fn sign_in(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes)
     };
     match accounts::sign_in(&state, email, password, peer, now).await {
         Ok(session) => {
-            let cookie = accounts::session_cookie(&state, &session.token, session.expires_at, now);
+            let cookie =
+                http_session::session_cookie(&state, &session.token, session.expires_at, now);
             with_cookie(see_other(local_path(next).unwrap_or("/keys")), &cookie)
         }
         Err(SignInError::Refused) => refused(
@@ -144,7 +147,7 @@ async fn sign_in(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes)
             }
             response
         }
-        Err(SignInError::Store(e)) => error_page(&state, None, &e),
+        Err(e) => error_page(&state, None, &AppError::from(e)),
     }
 }
 
@@ -167,7 +170,7 @@ async fn sign_out(
     let current = or_page!(current.map_err(|e| error_page(&state, None, &e)));
     let Some(session) = current.0 else {
         // Signed out already (expired, or another tab): say so.
-        let removal = accounts::removal_cookie(&state);
+        let removal = http_session::removal_cookie(&state);
         return with_cookie(see_other("/sign-in?notice=signed-out"), &removal);
     };
     let viewer = match Viewer::of(&state, session).await {
@@ -182,9 +185,9 @@ async fn sign_out(
         return csrf_refused(&state, Some(&viewer));
     }
     if let Err(e) = accounts::sign_out(&state, &viewer.session, state.clock.now()).await {
-        return error_page(&state, Some(&viewer), &e);
+        return error_page(&state, Some(&viewer), &e.into());
     }
-    let removal = accounts::removal_cookie(&state);
+    let removal = http_session::removal_cookie(&state);
     with_cookie(see_other("/sign-in?notice=signed-out"), &removal)
 }
 
@@ -242,7 +245,7 @@ async fn forgot(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) 
             error,
         );
     }
-    let peer = accounts::client_ip(&state, &req);
+    let peer = http_session::client_ip(&state, &req);
     match accounts::request_password_reset(&state, email, peer, state.clock.now()).await {
         Ok(()) => render_forgot(&req, &state, StatusCode::OK, email, true, None),
         Err(ResetError::Throttled { retry_after }) => {
@@ -256,7 +259,7 @@ async fn forgot(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) 
                 Some(error),
             )
         }
-        Err(ResetError::Store(e)) => error_page(&state, None, &e),
+        Err(e) => error_page(&state, None, &AppError::from(e)),
     }
 }
 
@@ -329,7 +332,7 @@ async fn set_password_page(
                 PasswordErrors::default(),
             )
         }
-        Err(e) => error_page(&state, None, &e),
+        Err(e) => error_page(&state, None, &e.into()),
     }
 }
 
@@ -357,7 +360,7 @@ async fn set_password(
     let now = state.clock.now();
     let info = match accounts::check_link(&state, token, now).await {
         Ok(info) => info,
-        Err(e) => return error_page(&state, None, &e),
+        Err(e) => return error_page(&state, None, &e.into()),
     };
     let Some(info) = info else {
         return render_set_password(
@@ -400,14 +403,15 @@ async fn set_password(
                 PasswordErrors::default(),
             );
         }
-        Err(SetPasswordError::Store(e)) => return error_page(&state, None, &e),
+        Err(e) => return error_page(&state, None, &e.into()),
     };
     // The person just proved they hold the link and chose the password:
     // sign them in, as every product does after setting a password.
-    let peer = accounts::client_ip(&state, &req);
+    let peer = http_session::client_ip(&state, &req);
     match accounts::sign_in(&state, &user.email, password, peer, now).await {
         Ok(session) => {
-            let cookie = accounts::session_cookie(&state, &session.token, session.expires_at, now);
+            let cookie =
+                http_session::session_cookie(&state, &session.token, session.expires_at, now);
             with_cookie(see_other("/keys?notice=password-set"), &cookie)
         }
         Err(_) => see_other("/sign-in?notice=password-set"),

@@ -8,7 +8,7 @@ use diesel::prelude::*;
 use super::render::{self, AccountContext, AccountEmail, Actor, EmailContext, Event, PRODUCT};
 use crate::db::schema::email_outbox;
 use crate::db::{DbConnection, write_transaction};
-use crate::error::AppError;
+use crate::error::{AppError, ErrorKind, FeatureError, StoreError};
 use crate::time::rfc3339;
 
 /// Where an email stands; stored as its lower-case name.
@@ -169,8 +169,8 @@ pub fn enqueue_account_email(
     link_id: &str,
     context: &AccountContext<'_>,
     now: DateTime<Utc>,
-) -> Result<(), AppError> {
-    let mail = render::render_account(email, context).map_err(AppError::internal)?;
+) -> Result<(), EnqueueError> {
+    let mail = render::render_account(email, context)?;
     let id = uuid::Uuid::now_v7().to_string();
     let dedupe = format!("account:{link_id}");
     let row = NewEmail {
@@ -191,6 +191,34 @@ pub fn enqueue_account_email(
         .values(&row)
         .execute(conn)?;
     Ok(())
+}
+
+/// Why an account email could not be queued: its template failed (keygate's
+/// failure: the change it reports is undone) or the database did.
+#[derive(Debug, thiserror::Error)]
+pub enum EnqueueError {
+    #[error(transparent)]
+    Render(#[from] render::RenderError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+crate::error::from_store_errors!(EnqueueError);
+
+impl FeatureError for EnqueueError {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::Render(_) => "internal_error",
+            Self::Store(e) => e.code(),
+        }
+    }
+
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Render(_) => ErrorKind::Internal,
+            Self::Store(e) => e.kind(),
+        }
+    }
 }
 
 /// What replaces the body of a sent or abandoned account email.

@@ -97,7 +97,8 @@ pub async fn create(
         .db(move |conn| {
             resource_servers::create_api(conn, &identifier, &body.name, &scopes, &caller.email, now)
         })
-        .await?;
+        .await
+        .map_err(AppError::from)?;
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, location("apis", &api.identifier)))
         .json(api))
@@ -135,7 +136,8 @@ pub async fn read(
     let identifier = path.into_inner().identifier;
     let api = state
         .db(move |conn| resource_servers::find_api(conn, &identifier))
-        .await?;
+        .await
+        .map_err(AppError::from)?;
     Ok(HttpResponse::Ok().json(api))
 }
 
@@ -192,6 +194,7 @@ pub async fn update(
             let scopes = scopes.unwrap_or_else(|| ScopeSet::from_stored(&current.scopes));
             resource_servers::update_api(conn, &identifier, &name, &scopes, &caller.email, now)
         })
-        .await?;
+        .await
+        .map_err(AppError::from)?;
     Ok(HttpResponse::Ok().json(api))
 }

@@ -14,7 +14,7 @@ use crate::error::{AppError, StoreError, from_store_errors};
 use crate::keys;
 use crate::scope::{ADMIN_SCOPE, KEYS_SCOPE};
 use crate::state::AppState;
-use crate::{access_token, accounts, users};
+use crate::{access_token, accounts, http_session, users};
 
 /// How the caller proved who they are. Both resolve to the same [`Caller`]
 /// in [`Caller::from_request`], so no handler tells them apart.
@@ -147,10 +147,10 @@ impl FromRequest for Caller {
         let token = bearer_token(req);
         let session = state
             .as_ref()
-            .and_then(|state| accounts::session_token(state, req));
+            .and_then(|state| http_session::session_token(state, req));
         let csrf = req
             .headers()
-            .get(accounts::CSRF_HEADER)
+            .get(http_session::CSRF_HEADER)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         let changes_state = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
@@ -192,7 +192,7 @@ async fn from_session(
     }
     let role_name = session.user.role.clone();
     let role = state
-        .db(move |conn| users::find_role(conn, &role_name))
+        .db(move |conn| users::find_role(conn, &role_name).map_err(AppError::from))
         .await?;
     let admin = role.grants_all || role.scope_list().iter().any(|s| s == ADMIN_SCOPE);
     Ok(Caller {

@@ -10,6 +10,7 @@ use super::doc::{
     BadRequest, Conflict, Forbidden, Internal, NotFound, Unauthorized, Unavailable, Unprocessable,
 };
 use super::{Page, PageQuery, Paged, location};
+use crate::error::AppError;
 use crate::state::AppState;
 use crate::users::{self, MEMBER_ROLE, NewUserInput, User, UserChanges};
 
@@ -44,7 +45,7 @@ pub async fn list(
     caller.require_admin()?;
     let page = Page::from_query(&query)?;
     let all = state
-        .db(|conn| users::list_users(conn).map_err(crate::error::AppError::from))
+        .db(|conn| users::list_users(conn).map_err(AppError::from))
         .await?;
     let page: Paged<User> = page.slice(all);
     Ok(HttpResponse::Ok().json(page))
@@ -97,7 +98,8 @@ pub async fn create(
             };
             users::create_user(conn, input, &caller.email, now)
         })
-        .await?;
+        .await
+        .map_err(AppError::from)?;
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, location("users", &user.email)))
         .json(user))
@@ -127,7 +129,8 @@ pub async fn read(
     let email = path.into_inner().email;
     let user = state
         .db(move |conn| users::find_user_by_email(conn, &email))
-        .await?;
+        .await
+        .map_err(AppError::from)?;
     Ok(HttpResponse::Ok().json(user))
 }
 
@@ -177,6 +180,7 @@ pub async fn update(
             };
             users::update_user(conn, &email, &changes, &caller.email, now)
         })
-        .await?;
+        .await
+        .map_err(AppError::from)?;
     Ok(HttpResponse::Ok().json(user))
 }

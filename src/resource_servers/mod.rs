@@ -3,6 +3,8 @@
 //! audiences follow from its scopes, and a token for one API carries only
 //! that API's scopes.
 
+mod error;
+
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use serde::Serialize;
@@ -11,8 +13,8 @@ use utoipa::ToSchema;
 use crate::audit::{self, Action};
 use crate::db::schema::apis;
 use crate::db::{DbConnection, is_unique_violation, write_transaction};
-use crate::error::AppError;
 use crate::scope::{self, Audience, ScopeSet};
+pub use error::ResourceServerError;
 
 #[derive(Debug, Clone, Queryable, Selectable, Serialize, ToSchema)]
 #[diesel(table_name = apis)]
@@ -40,16 +42,16 @@ fn serialize_scopes<S: serde::Serializer>(scopes: &str, s: S) -> Result<S::Ok, S
 }
 
 /// What every API's name and scopes must be.
-fn check_definition(name: &str, scopes: &ScopeSet) -> Result<(), AppError> {
+fn check_definition(name: &str, scopes: &ScopeSet) -> Result<(), ResourceServerError> {
     if name.trim().is_empty() {
-        return Err(AppError::invalid("invalid_name", "an API needs a name"));
+        return Err(ResourceServerError::MissingName);
     }
-    crate::text::refuse_control_characters("invalid_name", "API's name", name)?;
+    crate::text::refuse_control_characters("invalid_name", "API's name", name)
+        .map_err(ResourceServerError::InvalidName)?;
     if let Some(builtin) = scopes.iter().find(|s| scope::is_builtin(s)) {
-        return Err(AppError::invalid(
-            "reserved_scope",
-            format!("{builtin:?} is one of keygate's own scopes"),
-        ));
+        return Err(ResourceServerError::ReservedScope {
+            scope: builtin.to_owned(),
+        });
     }
     Ok(())
 }
@@ -61,7 +63,7 @@ pub fn create_api(
     scopes: &ScopeSet,
     actor: &str,
     now: DateTime<Utc>,
-) -> Result<Api, AppError> {
+) -> Result<Api, ResourceServerError> {
     check_definition(name, scopes)?;
     write_transaction(conn, |conn| {
         diesel::insert_into(apis::table)
@@ -76,10 +78,9 @@ pub fn create_api(
             .execute(conn)
             .map_err(|e| {
                 if is_unique_violation(&e) {
-                    AppError::conflict(
-                        "api_exists",
-                        format!("an API with identifier {identifier} already exists"),
-                    )
+                    ResourceServerError::ApiExists {
+                        identifier: identifier.to_string(),
+                    }
                 } else {
                     e.into()
                 }
@@ -109,7 +110,7 @@ pub fn update_api(
     scopes: &ScopeSet,
     actor: &str,
     now: DateTime<Utc>,
-) -> Result<Api, AppError> {
+) -> Result<Api, ResourceServerError> {
     check_definition(name, scopes)?;
     write_transaction(conn, |conn| {
         let before = find_api(conn, identifier)?;
@@ -135,17 +136,14 @@ pub fn update_api(
     })
 }
 
-pub fn find_api(conn: &mut DbConnection, identifier: &str) -> Result<Api, AppError> {
+pub fn find_api(conn: &mut DbConnection, identifier: &str) -> Result<Api, ResourceServerError> {
     apis::table
         .filter(apis::identifier.eq(identifier))
         .select(Api::as_select())
         .first(conn)
         .optional()?
-        .ok_or_else(|| {
-            AppError::not_found(
-                "api_not_found",
-                format!("no API with identifier {identifier}"),
-            )
+        .ok_or_else(|| ResourceServerError::ApiNotFound {
+            identifier: identifier.to_owned(),
         })
 }
 

@@ -2,6 +2,8 @@
 //! their keys; `admin` may grant every scope, `member` every registered API
 //! scope and none of keygate's own.
 
+mod error;
+
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use serde::Serialize;
@@ -10,9 +12,9 @@ use utoipa::ToSchema;
 use crate::audit::{self, Action};
 use crate::db::schema::{roles, sessions, users};
 use crate::db::{DbConnection, is_unique_violation, write_transaction};
-use crate::error::AppError;
 use crate::resource_servers;
 use crate::scope::{self, ScopeSet};
+pub use error::UserError;
 
 pub const ADMIN_ROLE: &str = "admin";
 pub const MEMBER_ROLE: &str = "member";
@@ -131,14 +133,13 @@ struct NewUser<'a> {
 
 /// An email address as keygate stores it: trimmed, lower-cased, and accepted
 /// by lettre's address parser (so every stored user can be emailed).
-pub fn normalize_email(text: &str) -> Result<String, AppError> {
+pub fn normalize_email(text: &str) -> Result<String, UserError> {
     let email = text.trim().to_lowercase();
-    email.parse::<lettre::Address>().map_err(|_| {
-        AppError::invalid(
-            "invalid_email",
-            format!("{text:?} is not a valid email address"),
-        )
-    })?;
+    email
+        .parse::<lettre::Address>()
+        .map_err(|_| UserError::InvalidEmail {
+            text: text.to_owned(),
+        })?;
     Ok(email)
 }
 
@@ -154,9 +155,10 @@ pub fn create_user(
     input: NewUserInput<'_>,
     actor: &str,
     now: DateTime<Utc>,
-) -> Result<User, AppError> {
+) -> Result<User, UserError> {
     let email = normalize_email(input.email)?;
-    crate::text::refuse_control_characters("invalid_name", "user's name", input.name)?;
+    crate::text::refuse_control_characters("invalid_name", "user's name", input.name)
+        .map_err(UserError::InvalidName)?;
     write_transaction(conn, |conn| {
         find_role(conn, input.role)?;
         let new = NewUser {
@@ -175,10 +177,9 @@ pub fn create_user(
             .execute(conn)
             .map_err(|e| {
                 if is_unique_violation(&e) {
-                    AppError::conflict(
-                        "user_exists",
-                        format!("a user with email {email} already exists"),
-                    )
+                    UserError::UserExists {
+                        email: email.clone(),
+                    }
                 } else {
                     e.into()
                 }
@@ -198,23 +199,23 @@ pub fn create_user(
     })
 }
 
-pub fn find_user_by_email(conn: &mut DbConnection, email: &str) -> Result<User, AppError> {
+pub fn find_user_by_email(conn: &mut DbConnection, email: &str) -> Result<User, UserError> {
     let email = email.trim().to_lowercase();
     users::table
         .filter(users::email.eq(&email))
         .select(User::as_select())
         .first(conn)
         .optional()?
-        .ok_or_else(|| AppError::not_found("user_not_found", format!("no user with email {email}")))
+        .ok_or(UserError::NoUserWithEmail { email })
 }
 
-pub fn find_user(conn: &mut DbConnection, id: &str) -> Result<User, AppError> {
+pub fn find_user(conn: &mut DbConnection, id: &str) -> Result<User, UserError> {
     users::table
         .find(id)
         .select(User::as_select())
         .first(conn)
         .optional()?
-        .ok_or_else(|| AppError::not_found("user_not_found", format!("no user with id {id}")))
+        .ok_or_else(|| UserError::NoUserWithId { id: id.to_owned() })
 }
 
 pub fn list_users(conn: &mut DbConnection) -> QueryResult<Vec<User>> {
@@ -232,7 +233,7 @@ pub fn set_user_disabled(
     disabled: bool,
     actor: &str,
     now: DateTime<Utc>,
-) -> Result<User, AppError> {
+) -> Result<User, UserError> {
     write_transaction(conn, |conn| {
         let user = find_user_by_email(conn, email)?;
         diesel::update(users::table.find(&user.id))
@@ -268,7 +269,7 @@ pub fn set_user_disabled(
 /// Refuses a change that left no enabled admin when `before` (the user as
 /// it was) was one: nobody could manage keygate over the API any more.
 /// Called after the update, inside its transaction, so the refusal undoes it.
-fn keep_an_enabled_admin(conn: &mut DbConnection, before: &User) -> Result<(), AppError> {
+fn keep_an_enabled_admin(conn: &mut DbConnection, before: &User) -> Result<(), UserError> {
     if before.disabled || before.role != ADMIN_ROLE {
         return Ok(());
     }
@@ -280,23 +281,20 @@ fn keep_an_enabled_admin(conn: &mut DbConnection, before: &User) -> Result<(), A
     if admins > 0 {
         return Ok(());
     }
-    Err(AppError::conflict(
-        "last_admin",
-        format!(
-            "{} is the last enabled admin: keygate needs at least one; make another user \
-             an admin first (`keygate users add EMAIL --role admin`)",
-            before.email
-        ),
-    ))
+    Err(UserError::LastAdmin {
+        email: before.email.clone(),
+    })
 }
 
-pub fn find_role(conn: &mut DbConnection, name: &str) -> Result<Role, AppError> {
+pub fn find_role(conn: &mut DbConnection, name: &str) -> Result<Role, UserError> {
     roles::table
         .find(name)
         .select(Role::as_select())
         .first(conn)
         .optional()?
-        .ok_or_else(|| AppError::not_found("role_not_found", format!("no role named {name:?}")))
+        .ok_or_else(|| UserError::RoleNotFound {
+            name: name.to_owned(),
+        })
 }
 
 pub fn list_roles(conn: &mut DbConnection) -> QueryResult<Vec<Role>> {
@@ -314,17 +312,16 @@ pub fn set_role(
     scopes: &ScopeSet,
     actor: &str,
     now: DateTime<Utc>,
-) -> Result<Role, AppError> {
+) -> Result<Role, UserError> {
     let valid_name = !name.is_empty()
         && name.len() <= 64
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if !valid_name {
-        return Err(AppError::invalid(
-            "invalid_role_name",
-            format!("{name:?} is not a valid role name (letters, digits, - and _)"),
-        ));
+        return Err(UserError::InvalidRoleName {
+            name: name.to_owned(),
+        });
     }
     write_transaction(conn, |conn| {
         let registered = resource_servers::all_api_scopes(conn)?;
@@ -332,10 +329,9 @@ pub fn set_role(
             .iter()
             .find(|s| !scope::is_builtin(s) && !registered.contains(s))
         {
-            return Err(AppError::invalid(
-                "unknown_scope",
-                format!("scope {unknown:?} is not registered by any API (see `keygate apis add`)"),
-            ));
+            return Err(UserError::UnknownScope {
+                scope: unknown.to_owned(),
+            });
         }
         let existing = roles::table
             .find(name)
@@ -344,10 +340,9 @@ pub fn set_role(
             .optional()?;
         match existing {
             Some(role) if role.builtin => {
-                return Err(AppError::forbidden(
-                    "builtin_role",
-                    format!("the built-in role {name:?} cannot be changed"),
-                ));
+                return Err(UserError::BuiltinRole {
+                    name: name.to_owned(),
+                });
             }
             Some(_) => {
                 diesel::update(roles::table.find(name))
@@ -403,7 +398,7 @@ pub fn update_user(
     changes: &UserChanges<'_>,
     actor: &str,
     now: DateTime<Utc>,
-) -> Result<User, AppError> {
+) -> Result<User, UserError> {
     write_transaction(conn, |conn| {
         let user = find_user_by_email(conn, email)?;
         if let Some(role) = changes.role {

@@ -1,0 +1,194 @@
+//! Signing in and out: the password checked behind the failure throttle,
+//! a session started and audited, a session ended.
+
+use std::net::IpAddr;
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use super::error::SignInError;
+use super::password::{self, Password};
+use super::session::{self, CsrfToken, NewSession, Session, SessionToken};
+use super::settings::Registry;
+use super::store;
+use crate::audit::{self, Action};
+use crate::db::write_transaction;
+use crate::error::StoreError;
+use crate::users::User;
+
+/// Throttle subject of sign-in failures per account (client IDs never start
+/// like this); a password change's wrong current password counts there too.
+pub(super) const SIGN_IN_SUBJECT: &str = "account:";
+
+/// An email as typed (trimmed, lower-cased, bounded), and how the throttle
+/// counts it and the audit log names it: text that is no email address (a
+/// password typed in the wrong field) is never stored.
+pub(super) fn presented_email(text: &str) -> (String, String) {
+    let email: String = text.trim().to_lowercase().chars().take(320).collect();
+    let shown = if email.parse::<lettre::Address>().is_ok() {
+        email.clone()
+    } else {
+        "(not an email address)".to_owned()
+    };
+    (email, shown)
+}
+
+/// Signs a person in: see the module documentation. `peer` is the client
+/// address the throttle counts against (behind `KEYGATE_TRUSTED_PROXIES`,
+/// the forwarded one).
+pub async fn sign_in(
+    registry: &impl Registry,
+    email: &str,
+    password: &str,
+    peer: IpAddr,
+    now: DateTime<Utc>,
+) -> Result<NewSession, SignInError> {
+    let (email, shown) = presented_email(email);
+    let addr = peer.to_string();
+    let subject = format!("{SIGN_IN_SUBJECT}{shown}");
+    let throttle = registry.throttle();
+    let (retry, user) = {
+        let (subject, addr, email) = (subject.clone(), addr.clone(), email.clone());
+        registry
+            .pool()
+            .run(move |conn| -> Result<_, StoreError> {
+                let retry = throttle.retry_after(conn, &subject, &addr, now)?;
+                let user = match retry {
+                    Some(_) => None,
+                    None => store::find_person(conn, &email)?,
+                };
+                Ok((retry, user))
+            })
+            .await?
+    };
+    if let Some(retry_after) = retry {
+        return Err(SignInError::Throttled { retry_after });
+    }
+    let phc = user.as_ref().and_then(|u| u.password_hash.clone());
+    let verified =
+        password::verify_off_thread(registry.argon2(), Password::new(password), phc).await?;
+    let refusal = match &user {
+        None => Some("unknown_account"),
+        Some(u) if u.password_hash.is_none() => Some("no_password"),
+        Some(_) if !verified => Some("wrong_password"),
+        Some(u) if u.disabled => Some("disabled"),
+        Some(_) => None,
+    };
+    match (refusal, user) {
+        (None, Some(user)) => Ok(start_session(registry, user, &addr, now).await?),
+        (reason, _) => {
+            let reason = reason.unwrap_or("unknown_account");
+            tracing::info!(account = %shown, addr, reason, "sign-in refused");
+            record_failed_password(registry, subject, addr, shown, reason, now).await?;
+            Err(SignInError::Refused)
+        }
+    }
+}
+
+/// Counts a wrong password against the throttle's `subject` from `addr` and
+/// audits it as a failed sign-in of `who`, for `reason`.
+pub(super) async fn record_failed_password(
+    registry: &impl Registry,
+    subject: String,
+    addr: String,
+    who: String,
+    reason: &'static str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let throttle = registry.throttle();
+    registry
+        .pool()
+        .run(move |conn| {
+            write_transaction(conn, |conn| {
+                throttle.record_failure(conn, &subject, &addr, now)?;
+                audit::record(
+                    conn,
+                    now,
+                    audit::Entry {
+                        actor: &who,
+                        action: Action::AccountSignInFailed,
+                        target: &who,
+                        source_addr: Some(&addr),
+                        details: json!({ "reason": reason }),
+                    },
+                )
+            })
+            .map_err(StoreError::from)
+        })
+        .await
+}
+
+/// A new session for `user`, audited.
+pub(super) async fn start_session(
+    registry: &impl Registry,
+    user: User,
+    addr: &str,
+    now: DateTime<Utc>,
+) -> Result<NewSession, StoreError> {
+    let settings = registry.account_settings();
+    let token = SessionToken::generate();
+    let hash = settings
+        .token_hasher
+        .hash(session::HASH_PURPOSE, token.expose());
+    let expires_at = now + settings.session_max.as_chrono();
+    let idle = settings.session_idle.as_chrono();
+    let (user_id, email, addr) = (user.id.clone(), user.email.clone(), addr.to_owned());
+    registry
+        .pool()
+        .run(move |conn| {
+            write_transaction(conn, |conn| {
+                let id =
+                    store::insert_session(conn, &hash, &user_id, (expires_at, idle), &addr, now)?;
+                audit::record(
+                    conn,
+                    now,
+                    audit::Entry {
+                        actor: &email,
+                        action: Action::AccountSignedIn,
+                        target: &email,
+                        source_addr: Some(&addr),
+                        details: json!({ "session": id }),
+                    },
+                )?;
+                Ok::<_, StoreError>(())
+            })
+        })
+        .await?;
+    let csrf = CsrfToken::derive(settings, &token);
+    Ok(NewSession {
+        token,
+        csrf,
+        expires_at,
+        user,
+    })
+}
+
+/// Ends this session (the browser's cookie goes with
+/// [`removal_cookie`](super::removal_cookie)).
+pub async fn sign_out(
+    registry: &impl Registry,
+    session: &Session,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let (id, email) = (session.id.clone(), session.user.email.clone());
+    registry
+        .pool()
+        .run(move |conn| {
+            write_transaction(conn, |conn| {
+                store::delete_session(conn, &id)?;
+                audit::record(
+                    conn,
+                    now,
+                    audit::Entry {
+                        actor: &email,
+                        action: Action::AccountSignedOut,
+                        target: &email,
+                        source_addr: None,
+                        details: json!({ "session": id }),
+                    },
+                )?;
+                Ok::<_, StoreError>(())
+            })
+        })
+        .await
+}
