@@ -420,33 +420,6 @@ impl From<StoreError> for OAuthError {
 
 from_store_errors!(OAuthError);
 
-/// A client that was not let in: `invalid_client` or "slow down", whatever
-/// the reason.
-impl From<crate::client_auth::ClientAuthError> for OAuthError {
-    fn from(error: crate::client_auth::ClientAuthError) -> Self {
-        use crate::client_auth::ClientAuthError;
-        match error {
-            ClientAuthError::InvalidClient => Self::InvalidClient,
-            ClientAuthError::Throttled { retry_after_secs } => {
-                Self::TooManyRequests { retry_after_secs }
-            }
-            ClientAuthError::Verification(cause) => Self::ServerError(cause),
-            ClientAuthError::Store(error) => error.into(),
-        }
-    }
-}
-
-/// A grant the key cannot have (RFC 6749 §5.2, RFC 8707 §2).
-impl From<crate::token::GrantError> for OAuthError {
-    fn from(error: crate::token::GrantError) -> Self {
-        use crate::token::GrantError;
-        match error {
-            GrantError::InvalidScope(why) => Self::InvalidScope(why),
-            GrantError::InvalidTarget(why) => Self::InvalidTarget(why),
-        }
-    }
-}
-
 impl ResponseError for OAuthError {
     fn status_code(&self) -> StatusCode {
         match self {

@@ -10,7 +10,7 @@ use actix_web::middleware::DefaultHeaders;
 use actix_web::{FromRequest, Handler, HttpRequest, HttpResponse, Responder, ResponseError, web};
 use chrono::{DateTime, Utc};
 
-use crate::client_auth::{self, AuthFailure};
+use crate::client_auth::{self, AuthFailure, ClientAuthError};
 use crate::error::OAuthError;
 use crate::http_edge::BodyFailure;
 use crate::keys::Credential;
@@ -68,6 +68,21 @@ fn unreadable_body_as_oauth_error(response: ServiceResponse) -> ServiceResponse 
 
 async fn method_not_allowed() -> HttpResponse {
     OAuthError::MethodNotAllowed { allow: "POST" }.error_response()
+}
+
+/// A client that was not let in: `invalid_client` or "slow down", whatever
+/// the reason.
+impl From<ClientAuthError> for OAuthError {
+    fn from(error: ClientAuthError) -> Self {
+        match error {
+            ClientAuthError::InvalidClient => Self::InvalidClient,
+            ClientAuthError::Throttled { retry_after_secs } => {
+                Self::TooManyRequests { retry_after_secs }
+            }
+            ClientAuthError::Verification(cause) => Self::ServerError(cause),
+            ClientAuthError::Store(error) => error.into(),
+        }
+    }
 }
 
 /// The parameters one endpoint reads from its form.

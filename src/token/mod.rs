@@ -60,6 +60,16 @@ impl Params for GrantRequest {
     }
 }
 
+/// A grant the key cannot have (RFC 6749 §5.2, RFC 8707 §2).
+impl From<GrantError> for OAuthError {
+    fn from(error: GrantError) -> Self {
+        match error {
+            GrantError::InvalidScope(why) => Self::InvalidScope(why),
+            GrantError::InvalidTarget(why) => Self::InvalidTarget(why),
+        }
+    }
+}
+
 async fn token(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
     let started = Instant::now();
     let outcome = issue(&req, &body, &state).await;
