@@ -11,7 +11,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::both_engines;
-use crate::helpers::{Engine, TestApp, spawn_app, spawn_app_with};
+use crate::helpers::{Engine, KeySpec, TestApp, spawn_app};
 
 const PASSWORD: &str = "correct horse battery";
 const OTHER_PASSWORD: &str = "staple in the drawer";
@@ -137,7 +137,7 @@ async fn wrong_passwords_unknown_and_disabled_people_get_one_answer(engine: Engi
     let app = spawn_app(engine).await;
     app.add_person("alice@example.com", "member", PASSWORD)
         .await;
-    app.cli_ok(&["users", "add", "invited@example.com"]).await;
+    app.add_user("invited@example.com", "member").await;
     app.add_person("gone@example.com", "member", PASSWORD).await;
     app.cli_ok(&["users", "disable", "gone@example.com"]).await;
     for (email, password) in [
@@ -218,14 +218,13 @@ async fn sign_in_failures_are_throttled_per_account_and_address(engine: Engine) 
 }
 
 async fn sessions_end_when_idle_and_at_their_absolute_limit(engine: Engine) {
-    let app = spawn_app_with(
-        engine,
-        &[
+    let app = TestApp::builder(engine)
+        .vars(&[
             ("KEYGATE_SESSION_IDLE", "10m"),
             ("KEYGATE_SESSION_MAX", "1h"),
-        ],
-    )
-    .await;
+        ])
+        .start()
+        .await;
     app.add_person("alice@example.com", "member", PASSWORD)
         .await;
     let get = |browser| {
@@ -599,29 +598,14 @@ async fn a_reset_answers_the_same_for_an_unknown_address(engine: Engine) {
 
 async fn a_member_session_touches_only_its_own_keys(engine: Engine) {
     let app = spawn_app(engine).await;
-    app.cli_ok(&[
-        "apis",
-        "add",
-        "https://api.example.com",
-        "--name",
-        "Example",
-        "--scopes",
-        "read write",
-    ])
-    .await;
+    app.add_api("https://api.example.com", "Example", "read write")
+        .await;
     app.add_person("root@example.com", "admin", PASSWORD).await;
     app.add_person("alice@example.com", "member", PASSWORD)
         .await;
     app.add_person("bob@example.com", "member", PASSWORD).await;
     let bobs = app
-        .create_key(&[
-            "--owner",
-            "bob@example.com",
-            "--name",
-            "bobs",
-            "--scopes",
-            "read",
-        ])
+        .create_key(KeySpec::new("bob@example.com", "bobs").scopes("read"))
         .await;
     let alice = app.sign_in("alice@example.com", PASSWORD).await;
     let path = format!("/keys/{}", bobs.client_id);
@@ -689,17 +673,12 @@ async fn a_member_session_touches_only_its_own_keys(engine: Engine) {
 }
 
 async fn the_key_limit_and_key_creation_switch_hold_for_sessions(engine: Engine) {
-    let app = spawn_app_with(engine, &[("KEYGATE_MAX_KEYS_PER_USER", "1")]).await;
-    app.cli_ok(&[
-        "apis",
-        "add",
-        "https://api.example.com",
-        "--name",
-        "Example",
-        "--scopes",
-        "read",
-    ])
-    .await;
+    let app = TestApp::builder(engine)
+        .vars(&[("KEYGATE_MAX_KEYS_PER_USER", "1")])
+        .start()
+        .await;
+    app.add_api("https://api.example.com", "Example", "read")
+        .await;
     app.add_person("alice@example.com", "member", PASSWORD)
         .await;
     let alice = app.sign_in("alice@example.com", PASSWORD).await;
@@ -723,8 +702,9 @@ async fn the_key_limit_and_key_creation_switch_hold_for_sessions(engine: Engine)
     let (status, second) = create_key_as(&app, &alice, key.clone()).await;
     assert_eq!(status, 201, "{second}");
 
-    // An expired key does not count.
-    app.age_key(second["client_id"].as_str().unwrap(), Duration::days(181));
+    // An expired key does not count. (The session has ended by then too.)
+    app.advance_clock(Duration::days(181));
+    let alice = app.sign_in("alice@example.com", PASSWORD).await;
     let (status, third) = create_key_as(&app, &alice, key.clone()).await;
     assert_eq!(status, 201, "{third}");
 
@@ -768,7 +748,7 @@ async fn the_cookie_is_host_prefixed_and_secure_under_https(engine: Engine) {
         if let Some(issuer) = issuer {
             extra.push(("KEYGATE_ISSUER", issuer));
         }
-        let app = spawn_app_with(engine, &extra).await;
+        let app = TestApp::builder(engine).vars(&extra).start().await;
         app.add_person("alice@example.com", "member", PASSWORD)
             .await;
         let state = app.state();

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use crate::both_engines;
-use crate::helpers::{CliOutput, Engine, link_token, spawn_app, spawn_app_with};
+use crate::helpers::{CliOutput, Engine, TestApp, link_token, spawn_app};
 
 /// The variables of INTERFACE.md's configuration table that keygate reads.
 const CONTRACT_VARIABLES: [&str; 19] = [
@@ -182,7 +182,7 @@ async fn a_mistyped_sqlite_path_is_not_a_new_database() {
 /// alias, and a list with a comma refused with one line, writing nothing.
 async fn scope_lists_take_one_spelling_and_no_comma(engine: Engine) {
     let app = spawn_app(engine).await;
-    app.cli_ok(&["users", "add", "alice@example.com"]).await;
+    app.add_user("alice@example.com", "member").await;
     let before = app.table_counts();
     let refused: [&[&str]; 5] = [
         &["roles", "set", "readers", "--scopes", "read,write"],
@@ -252,7 +252,7 @@ async fn scope_lists_take_one_spelling_and_no_comma(engine: Engine) {
     assert_eq!(readers["scopes"], serde_json::json!(["read"]));
     for flag in ["--scopes", "--scope"] {
         let key = app
-            .create_key(&[
+            .cli_create_key(&[
                 "--owner",
                 "alice@example.com",
                 "--name",
@@ -473,7 +473,10 @@ async fn users_set_changes_role_and_key_creation(engine: Engine) {
 /// is refused with the way out, and nothing is written; after a revocation
 /// there is room again.
 async fn the_key_limit_holds_on_the_cli(engine: Engine) {
-    let app = spawn_app_with(engine, &[("KEYGATE_MAX_KEYS_PER_USER", "1")]).await;
+    let app = TestApp::builder(engine)
+        .vars(&[("KEYGATE_MAX_KEYS_PER_USER", "1")])
+        .start()
+        .await;
     let key = app.standard_key("read").await;
     let before = app.table_counts();
     let args = [

@@ -8,8 +8,8 @@ use keygate::jobs::Job;
 use serde_json::Value;
 
 use crate::browser::Browser;
-use crate::email::{Received, SmtpSink, fast_mail};
-use crate::helpers::{Engine, TestApp, prepare_app, spawn_app};
+use crate::helpers::mail::{Received, SmtpSink};
+use crate::helpers::{Engine, KeySpec, TestApp, spawn_app};
 
 const PASSWORD: &str = "a long and quiet password 42";
 
@@ -62,11 +62,8 @@ async fn every_page_carries_the_security_headers(engine: Engine) {
 /// A form posted without its CSRF token, or with another's, changes nothing.
 async fn forms_without_their_csrf_token_change_nothing(engine: Engine) {
     let app = spawn_app(engine).await;
-    app.cli_with_stdin(
-        &["users", "add", "alice@example.com", "--password-stdin"],
-        Some(&format!("{PASSWORD}\n")),
-    )
-    .await;
+    app.add_person("alice@example.com", "member", PASSWORD)
+        .await;
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .cookie_store(true)
@@ -107,16 +104,7 @@ async fn forms_without_their_csrf_token_change_nothing(engine: Engine) {
         .await
         .unwrap();
     assert_eq!(response.status(), 303, "{}", response.text().await.unwrap());
-    app.cli_ok(&[
-        "apis",
-        "add",
-        "https://api.example.com",
-        "--name",
-        "API",
-        "--scopes",
-        "read",
-    ])
-    .await;
+    app.add_api("https://api.example.com", "API", "read").await;
     let before = app.count_rows("SELECT COUNT(*) AS n FROM api_keys");
     for csrf in ["", "forged", token.as_str()] {
         let response = client
@@ -182,20 +170,15 @@ fn with_subject<'a>(messages: &'a [Received], to: &str, word: &str) -> &'a Recei
 /// every page saved as a screenshot (desktop and phone) and checked by axe.
 async fn a_newcomer_from_invitation_to_revocation(engine: Engine) {
     let smtp = SmtpSink::started().await;
-    let mut app = prepare_app(engine, &[("KEYGATE_SMTP_URL", &smtp.url())]);
-    app.serve_on_demand(fast_mail).await;
+    let app = smtp.app_on_demand(engine).start().await;
     let shots = |page: &str| format!("{page}-{}", format!("{engine:?}").to_lowercase());
-    app.cli_ok(&[
-        "apis",
-        "add",
+    app.add_api(
         "https://billing.example.com",
-        "--name",
         "Billing",
-        "--scopes",
         "invoices:read invoices:write refunds:write",
-    ])
+    )
     .await;
-    app.cli_ok(&["users", "add", "alice@example.com", "--name", "Alice"])
+    app.add_named_user("alice@example.com", "member", "Alice")
         .await;
     let messages = mail(&app, &smtp, 1).await;
     let invitation = with_subject(&messages, "alice@example.com", "");
@@ -450,41 +433,19 @@ async fn a_newcomer_from_invitation_to_revocation(engine: Engine) {
 /// An admin switches off one person's key creation and disables another,
 /// whose open session ends at their next request.
 async fn an_admin_switches_off_key_creation_and_disables_a_person(engine: Engine) {
-    let mut app = prepare_app(engine, &[]);
-    app.serve_on_demand(|_| {}).await;
+    let app = TestApp::builder(engine).jobs_on_demand().start().await;
     let shots = |page: &str| format!("{page}-{}", format!("{engine:?}").to_lowercase());
-    app.cli_ok(&[
-        "apis",
-        "add",
-        "https://billing.example.com",
-        "--name",
-        "Billing",
-        "--scopes",
-        "invoices:read",
-    ])
-    .await;
+    app.add_api("https://billing.example.com", "Billing", "invoices:read")
+        .await;
     for (email, role) in [
         ("root@example.com", "admin"),
         ("bob@example.com", "member"),
         ("carol@example.com", "member"),
     ] {
-        app.cli_with_stdin(
-            &["users", "add", email, "--role", role, "--password-stdin"],
-            Some(&format!("{PASSWORD}\n")),
-        )
-        .await;
+        app.add_person(email, role, PASSWORD).await;
     }
-    app.cli_ok(&[
-        "keys",
-        "create",
-        "--owner",
-        "bob@example.com",
-        "--name",
-        "bob-ci",
-        "--scopes",
-        "invoices:read",
-    ])
-    .await;
+    app.create_key(KeySpec::new("bob@example.com", "bob-ci").scopes("invoices:read"))
+        .await;
 
     let carol = Browser::start().await;
     sign_in(&carol, &app, "carol@example.com").await;
@@ -610,11 +571,7 @@ async fn signed_in(app: &TestApp, email: &str) -> (reqwest::Client, String) {
 }
 
 async fn add_person(app: &TestApp, email: &str, role: &str) {
-    app.cli_with_stdin(
-        &["users", "add", email, "--role", role, "--password-stdin"],
-        Some(&format!("{PASSWORD}\n")),
-    )
-    .await;
+    app.add_person(email, role, PASSWORD).await;
 }
 
 async fn create_in_console(
@@ -642,33 +599,13 @@ async fn create_in_console(
 /// "not found" on every page and form, and nothing about it changes.
 async fn a_member_cannot_touch_anothers_key(engine: Engine) {
     let app = spawn_app(engine).await;
-    app.cli_ok(&[
-        "apis",
-        "add",
-        "https://api.example.com",
-        "--name",
-        "API",
-        "--scopes",
-        "read",
-    ])
-    .await;
+    app.add_api("https://api.example.com", "API", "read").await;
     add_person(&app, "alice@example.com", "member").await;
     add_person(&app, "mallory@example.com", "member").await;
     let alices = app
-        .cli_ok(&[
-            "keys",
-            "create",
-            "--owner",
-            "alice@example.com",
-            "--name",
-            "alices",
-            "--scopes",
-            "read",
-            "--json",
-        ])
-        .await
-        .json();
-    let client_id = alices["client_id"].as_str().unwrap();
+        .create_key(KeySpec::new("alice@example.com", "alices").scopes("read"))
+        .await;
+    let client_id = alices.client_id.as_str();
     let (mallory, csrf) = signed_in(&app, "mallory@example.com").await;
     for path in [
         format!("/keys/{client_id}"),
@@ -717,7 +654,7 @@ async fn a_member_cannot_touch_anothers_key(engine: Engine) {
         .await
         .unwrap();
     assert_eq!(revoke.status(), 404);
-    let after = app.cli_ok(&["keys", "list", "--json"]).await.json();
+    let after = app.listed_keys().await;
     assert_eq!(after[0]["status"], "active");
     assert!(after[0]["rotated_at"].is_null());
     // Nor can a member give a key a scope their role does not grant.
@@ -740,17 +677,11 @@ async fn a_member_cannot_touch_anothers_key(engine: Engine) {
 /// `KEYGATE_MAX_KEYS_PER_USER` holds in the console as on the other paths,
 /// with a message that says to revoke a key first.
 async fn the_key_limit_holds_in_the_console(engine: Engine) {
-    let app = crate::helpers::spawn_app_with(engine, &[("KEYGATE_MAX_KEYS_PER_USER", "1")]).await;
-    app.cli_ok(&[
-        "apis",
-        "add",
-        "https://api.example.com",
-        "--name",
-        "API",
-        "--scopes",
-        "read",
-    ])
-    .await;
+    let app = TestApp::builder(engine)
+        .vars(&[("KEYGATE_MAX_KEYS_PER_USER", "1")])
+        .start()
+        .await;
+    app.add_api("https://api.example.com", "API", "read").await;
     add_person(&app, "alice@example.com", "member").await;
     let (alice, csrf) = signed_in(&app, "alice@example.com").await;
     let first = create_in_console(&app, &alice, &csrf, "first").await;

@@ -9,7 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::both_engines;
-use crate::helpers::{Engine, TestApp, prepare_app};
+use crate::helpers::{Engine, KeySpec, TestApp};
 
 const DEADLINE: Duration = Duration::from_secs(2);
 const STALLED: usize = 1000;
@@ -17,10 +17,11 @@ const OAUTH_PATHS: [&str; 3] = ["/oauth/token", "/oauth/introspect", "/oauth/rev
 
 /// A server whose bodies must arrive within [`DEADLINE`].
 async fn app_with_deadline(engine: Engine) -> TestApp {
-    let mut app = prepare_app(engine, &[]);
-    app.serve_on_demand(|config| config.http_tuning.body_read_timeout = DEADLINE)
-        .await;
-    app
+    TestApp::builder(engine)
+        .config(|config| config.http_tuning.body_read_timeout = DEADLINE)
+        .jobs_on_demand()
+        .start()
+        .await
 }
 
 fn host(app: &TestApp) -> String {
@@ -166,6 +167,12 @@ async fn unreadable_oauth_bodies_are_rfc6749_json(engine: Engine) {
     let app = app_with_deadline(engine).await;
     let host = host(&app);
     let oversized = "a".repeat(65 * 1024);
+    // The stalled bodies first, each waiting out its deadline meanwhile.
+    let mut stalled = Vec::new();
+    for path in OAUTH_PATHS {
+        let started = Instant::now();
+        stalled.push((started, stall(&host, &stalled_head(path, &host)).await));
+    }
     for path in OAUTH_PATHS {
         let too_large = raw_request(
             &app,
@@ -189,9 +196,8 @@ async fn unreadable_oauth_bodies_are_rfc6749_json(engine: Engine) {
         )
         .await;
         bad_chunk.assert_oauth(400, "a bad chunked body");
-
-        let started = Instant::now();
-        let mut slow = stall(&host, &stalled_head(path, &host)).await;
+    }
+    for (started, mut slow) in stalled {
         let timed_out = Raw::parse(&until_closed(&mut slow, DEADLINE * 3).await);
         timed_out.assert_oauth(408, "a body read timeout");
         assert!(started.elapsed() >= DEADLINE);
@@ -202,6 +208,14 @@ async fn management_answers_are_never_cached_or_sniffed(engine: Engine) {
     let app = app_with_deadline(engine).await;
     let host = host(&app);
     let admin = admin_token(&app).await;
+    let mut slow = stall(
+        &host,
+        &format!(
+            "POST /api/v1/keys HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n\
+             Authorization: Bearer {admin}\r\nContent-Length: 1000"
+        ),
+    )
+    .await;
     let check = |response: &reqwest::Response, what: &str| {
         assert_eq!(response.headers()["cache-control"], "no-store", "{what}");
         assert_eq!(
@@ -235,15 +249,8 @@ async fn management_answers_are_never_cached_or_sniffed(engine: Engine) {
     assert_eq!(refused.status(), 401);
     check(&refused, "a refused token request");
 
-    // A management body that stalls is a JSON 408 of this API's shape.
-    let mut slow = stall(
-        &host,
-        &format!(
-            "POST /api/v1/keys HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n\
-             Authorization: Bearer {admin}\r\nContent-Length: 1000"
-        ),
-    )
-    .await;
+    // A management body that stalls (since the start) is a JSON 408 of this
+    // API's shape.
     let timed_out = Raw::parse(&until_closed(&mut slow, DEADLINE * 3).await);
     assert_eq!(timed_out.status, 408, "{:?}", timed_out.body);
     assert_eq!(timed_out.body["error"], "request_timeout");
@@ -270,17 +277,9 @@ async fn management_answers_are_never_cached_or_sniffed(engine: Engine) {
 /// A `keygate:admin` access token.
 async fn admin_token(app: &TestApp) -> String {
     let email = "root@example.com";
-    app.cli_ok(&["users", "add", email, "--role", "admin"])
-        .await;
+    app.add_user(email, "admin").await;
     let key = app
-        .create_key(&[
-            "--owner",
-            email,
-            "--name",
-            "admin",
-            "--scopes",
-            "keygate:admin",
-        ])
+        .create_key(KeySpec::new(email, "admin").scopes("keygate:admin"))
         .await;
     app.token_string(&key).await
 }
@@ -289,7 +288,7 @@ async fn admin_token(app: &TestApp) -> String {
 /// WARN, never at ERROR.
 #[tokio::test]
 async fn malformed_requests_are_not_logged_as_errors() {
-    let app = prepare_app(Engine::Sqlite, &[]);
+    let app = TestApp::builder(Engine::Sqlite).prepare();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -4,229 +4,18 @@
 //! permanent rejection, and several servers never send one twice.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use diesel::prelude::*;
-use keygate::Config;
 use keygate::jobs::Job;
 use keygate::mail::MailTuning;
-use mail_parser::{MessageParser, MimeHeaders, PartType};
-use tempfile::TempDir;
 
 use crate::both_engines;
+use crate::helpers::mail::{
+    Received, SmtpSink, fast_mail, one_with, outbox, wait_for_messages, wait_until,
+    wait_until_outbox_settled,
+};
 use crate::helpers::serve::Serve;
-use crate::helpers::{Engine, Key, TestApp, prepare_app};
-
-// ------------------------------------------------------------------ SMTP sink
-
-/// aiosmtpd storing what it accepts in a Maildir; killed on drop. Refuses
-/// (550) recipients starting with "reject" (tests/support/keygate_smtp.py).
-pub struct SmtpSink {
-    pub port: u16,
-    maildir: PathBuf,
-    _dir: TempDir,
-    child: Option<std::process::Child>,
-}
-
-fn python() -> String {
-    std::env::var("KEYGATE_TEST_PYTHON").unwrap_or_else(|_| "/usr/bin/python3".into())
-}
-
-impl SmtpSink {
-    /// A sink on a free port, not yet listening.
-    pub fn stopped() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        Self {
-            port: crate::helpers::serve::free_port(),
-            // aiosmtpd creates the Maildir; it must not exist beforehand.
-            maildir: dir.path().join("maildir"),
-            _dir: dir,
-            child: None,
-        }
-    }
-
-    pub async fn started() -> Self {
-        let mut sink = Self::stopped();
-        sink.start().await;
-        sink
-    }
-
-    pub fn url(&self) -> String {
-        format!("smtp://127.0.0.1:{}?tls=none", self.port)
-    }
-
-    pub async fn start(&mut self) {
-        assert!(self.child.is_none(), "already running");
-        let support = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support");
-        let child = std::process::Command::new(python())
-            .args(["-m", "aiosmtpd", "-n", "-l"])
-            .arg(format!("127.0.0.1:{}", self.port))
-            .args(["-c", "keygate_smtp.RejectingMailbox"])
-            .arg(&self.maildir)
-            .env("PYTHONPATH", support)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start aiosmtpd (set KEYGATE_TEST_PYTHON to a python that has it)");
-        self.child = Some(child);
-        // Real time: a real process binding its port.
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-            .await
-            .is_err()
-        {
-            assert!(Instant::now() < deadline, "aiosmtpd did not start");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// An outage: the port stops answering.
-    pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    pub fn messages(&self) -> Vec<Received> {
-        let Ok(entries) = std::fs::read_dir(self.maildir.join("new")) else {
-            return Vec::new();
-        };
-        entries
-            .map(|e| Received::parse(&std::fs::read(e.unwrap().path()).unwrap()))
-            .collect()
-    }
-
-    /// Waits until at least `count` messages arrived.
-    pub async fn wait_for(&self, count: usize, within: Duration) -> Vec<Received> {
-        wait_for_messages(|| self.messages(), count, within).await
-    }
-}
-
-impl Drop for SmtpSink {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// Real time: polls a real SMTP server's Maildir (or the `.eml` folder)
-/// for what a worker sent; returns at once when it is there already.
-async fn wait_for_messages(
-    read: impl Fn() -> Vec<Received>,
-    count: usize,
-    within: Duration,
-) -> Vec<Received> {
-    let deadline = Instant::now() + within;
-    loop {
-        let got = read();
-        if got.len() >= count {
-            return got;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "expected {count} messages, got {}: {:?}",
-            got.len(),
-            got.iter().map(|m| &m.subject).collect::<Vec<_>>()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// One received message, parsed.
-#[derive(Debug, Clone)]
-pub struct Received {
-    pub raw: String,
-    pub subject: String,
-    pub message_id: String,
-    pub to: String,
-    pub content_type: String,
-    /// The MIME types of the root's parts, in order.
-    pub parts: Vec<String>,
-    pub text: String,
-    pub html: String,
-    pub has_date: bool,
-    pub from: String,
-}
-
-impl Received {
-    fn parse(bytes: &[u8]) -> Self {
-        let message = MessageParser::default()
-            .parse(bytes)
-            .expect("a parsable message");
-        let root = message.root_part();
-        let content_type = message
-            .content_type()
-            .map(|c| format!("{}/{}", c.ctype(), c.subtype().unwrap_or("")))
-            .unwrap_or_default();
-        let mut parts = Vec::new();
-        let (mut text, mut html) = (String::new(), String::new());
-        for id in root.sub_parts().unwrap_or(&[]) {
-            let part = &message.parts[*id as usize];
-            match &part.body {
-                PartType::Text(t) => {
-                    parts.push("text/plain".to_owned());
-                    text = t.to_string();
-                }
-                PartType::Html(h) => {
-                    parts.push("text/html".to_owned());
-                    html = h.to_string();
-                }
-                _ => parts.push("other".to_owned()),
-            }
-        }
-        Self {
-            raw: String::from_utf8_lossy(bytes).into_owned(),
-            subject: message.subject().unwrap_or_default().to_owned(),
-            message_id: message.message_id().unwrap_or_default().to_owned(),
-            to: message
-                .to()
-                .and_then(|a| a.first())
-                .and_then(|a| a.address())
-                .unwrap_or_default()
-                .to_owned(),
-            from: message
-                .from()
-                .and_then(|a| a.first())
-                .and_then(|a| a.address())
-                .unwrap_or_default()
-                .to_owned(),
-            has_date: message.date().is_some(),
-            content_type,
-            parts,
-            text,
-            html,
-        }
-    }
-
-    /// Well formed as INTERFACE.md asks, to the owner, naming the key and
-    /// holding no secret anywhere.
-    pub(crate) fn assert_well_formed(&self, owner: &str, key: &Key) {
-        assert_eq!(self.content_type, "multipart/alternative", "{}", self.raw);
-        assert_eq!(self.parts, ["text/plain", "text/html"], "{}", self.raw);
-        assert_eq!(self.to, owner);
-        assert_eq!(self.from, "keygate@localhost");
-        assert!(self.has_date, "no Date header");
-        assert!(self.message_id.ends_with("@keygate"), "{}", self.message_id);
-        assert!(self.text.contains(&key.client_id), "{}", self.text);
-        assert!(self.html.contains(&key.client_id), "{}", self.html);
-        assert!(
-            self.subject
-                .contains(&format!("\"{}\"", key.json["name"].as_str().unwrap()))
-        );
-        for secret in [&key.client_secret, &key.client_secret[4..]] {
-            for (what, body) in [
-                ("raw message", &self.raw),
-                ("text", &self.text),
-                ("html", &self.html),
-            ] {
-                assert!(!body.contains(secret), "the secret is in the {what}");
-            }
-        }
-    }
-}
+use crate::helpers::{Engine, Key, KeySpec, TestApp};
 
 /// The machine's name as the CLI writes it into its emails.
 fn this_host() -> String {
@@ -249,76 +38,6 @@ impl Received {
     }
 }
 
-/// Exactly one message whose subject contains `word`.
-pub(crate) fn one_with<'a>(messages: &'a [Received], word: &str) -> &'a Received {
-    let matching: Vec<_> = messages
-        .iter()
-        .filter(|m| m.subject.contains(word))
-        .collect();
-    assert_eq!(
-        matching.len(),
-        1,
-        "messages with {word:?}: {:?}",
-        messages.iter().map(|m| &m.subject).collect::<Vec<_>>()
-    );
-    matching[0]
-}
-
-// ------------------------------------------------------------------ helpers
-
-/// Short retries and timeouts; the jobs themselves run when a test runs them.
-pub fn fast_mail(config: &mut Config) {
-    config.mail_tuning = MailTuning {
-        retry_base: Duration::from_millis(200),
-        retry_cap: Duration::from_secs(1),
-        lease: Duration::from_secs(10),
-        smtp_timeout: Duration::from_secs(5),
-        ..MailTuning::default()
-    };
-}
-
-#[derive(Debug, QueryableByName)]
-pub(crate) struct OutboxRow {
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    pub(crate) event: String,
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    pub(crate) recipient: String,
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    pub(crate) status: String,
-    #[diesel(sql_type = diesel::sql_types::Integer)]
-    pub(crate) attempts: i32,
-    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
-    pub(crate) last_error: Option<String>,
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    pub(crate) body: String,
-    /// A worker holds the email right now.
-    #[diesel(sql_type = diesel::sql_types::Bool)]
-    pub(crate) leased: bool,
-}
-
-pub(crate) fn outbox(app: &TestApp) -> Vec<OutboxRow> {
-    let url = keygate::db::DatabaseUrl::parse(&app.database_url).unwrap();
-    let mut conn = keygate::db::connect_one(&url).unwrap();
-    diesel::sql_query(
-        "SELECT event, recipient, status, attempts, last_error, \
-         subject || body_text || body_html AS body, \
-         locked_until IS NOT NULL AS leased FROM email_outbox \
-         ORDER BY sent_at, id",
-    )
-    .load(&mut conn)
-    .unwrap()
-}
-
-/// Real time: for tests of the real binary, whose worker runs on its own
-/// timers.
-pub(crate) async fn wait_until(what: &str, within: Duration, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 async fn metrics(app: &TestApp) -> String {
     app.http
         .get(format!("{}/metrics", app.address))
@@ -328,37 +47,6 @@ async fn metrics(app: &TestApp) -> String {
         .text()
         .await
         .unwrap()
-}
-
-/// A user, the example API, and nothing else.
-pub(crate) async fn owner_and_api(app: &TestApp, owner: &str) {
-    app.add_person(owner, "member", "a long enough password")
-        .await;
-    app.cli_ok(&[
-        "apis",
-        "add",
-        "https://api.example.com",
-        "--name",
-        "Example API",
-        "--scopes",
-        "read write",
-    ])
-    .await;
-}
-
-pub(crate) async fn key_for(app: &TestApp, owner: &str, name: &str, extra: &[&str]) -> Key {
-    let mut args = vec![
-        "--owner",
-        owner,
-        "--name",
-        name,
-        "--scope",
-        "read",
-        "--audience",
-        "https://api.example.com",
-    ];
-    args.extend_from_slice(extra);
-    app.create_key(&args).await
 }
 
 /// The real `keygate serve` on this app's variables, ready; killed on drop.
@@ -379,17 +67,16 @@ async fn sweep_and_deliver(app: &TestApp) {
 /// owner, well formed, without the secret.
 async fn each_event_sends_one_email_to_the_owner(engine: Engine) {
     let smtp = SmtpSink::started().await;
-    let mut app = prepare_app(
-        engine,
-        &[
-            ("KEYGATE_SMTP_URL", &smtp.url()),
-            ("KEYGATE_EXPIRY_WARNING", "1h"),
-        ],
-    );
-    app.serve_on_demand(fast_mail).await;
-    owner_and_api(&app, "alice@example.com").await;
+    let app = smtp
+        .app_on_demand(engine)
+        .vars(&[("KEYGATE_EXPIRY_WARNING", "1h")])
+        .start()
+        .await;
+    app.add_owner_and_api("alice@example.com").await;
 
-    let ci = key_for(&app, "alice@example.com", "ci", &["--expires-in", "30d"]).await;
+    let ci = app
+        .create_key(KeySpec::reader("alice@example.com", "ci").expires_in("30d"))
+        .await;
     app.run_job(Job::MailDelivery).await;
     let messages = smtp.wait_for(1, Duration::from_secs(20)).await;
     one_with(&messages, "created").assert_well_formed("alice@example.com", &ci);
@@ -436,7 +123,9 @@ async fn each_event_sends_one_email_to_the_owner(engine: Engine) {
 
     // Inside the one-hour warning window from the start, gone once the
     // clock passes its ten minutes.
-    let short = key_for(&app, "alice@example.com", "short", &["--expires-in", "10m"]).await;
+    let short = app
+        .create_key(KeySpec::reader("alice@example.com", "short").expires_in("10m"))
+        .await;
     sweep_and_deliver(&app).await;
     app.advance_clock(chrono::Duration::minutes(11));
     sweep_and_deliver(&app).await;
@@ -502,11 +191,12 @@ async fn each_event_sends_one_email_to_the_owner(engine: Engine) {
 /// A key named like a script arrives inert in the HTML part.
 async fn html_part_escapes_the_key_name(engine: Engine) {
     let smtp = SmtpSink::started().await;
-    let mut app = prepare_app(engine, &[("KEYGATE_SMTP_URL", &smtp.url())]);
-    app.serve_on_demand(fast_mail).await;
-    owner_and_api(&app, "alice@example.com").await;
+    let app = smtp.app_on_demand(engine).start().await;
+    app.add_owner_and_api("alice@example.com").await;
     let name = "<script>alert(1)</script>";
-    let key = key_for(&app, "alice@example.com", name, &[]).await;
+    let key = app
+        .create_key(KeySpec::reader("alice@example.com", name))
+        .await;
     app.run_job(Job::MailDelivery).await;
     let messages = smtp.wait_for(1, Duration::from_secs(20)).await;
     let message = one_with(&messages, "created");
@@ -524,22 +214,16 @@ async fn html_part_escapes_the_key_name(engine: Engine) {
 /// it and that it was not her, in both parts.
 async fn an_admins_change_is_told_to_the_owner_in_words(engine: Engine) {
     let smtp = SmtpSink::started().await;
-    let mut app = prepare_app(engine, &[("KEYGATE_SMTP_URL", &smtp.url())]);
-    app.serve_on_demand(fast_mail).await;
-    owner_and_api(&app, "alice@example.com").await;
+    let app = smtp.app_on_demand(engine).start().await;
+    app.add_owner_and_api("alice@example.com").await;
     app.add_person("root@example.com", "admin", "a long enough password")
         .await;
     let admin = app
-        .create_key(&[
-            "--owner",
-            "root@example.com",
-            "--name",
-            "admin",
-            "--scope",
-            "keygate:admin",
-        ])
+        .create_key(KeySpec::new("root@example.com", "admin").scopes("keygate:admin"))
         .await;
-    let key = key_for(&app, "alice@example.com", "ci", &[]).await;
+    let key = app
+        .create_key(KeySpec::reader("alice@example.com", "ci"))
+        .await;
     let bearer = app.token_string(&admin).await;
     let response = app
         .http
@@ -572,10 +256,11 @@ async fn an_admins_change_is_told_to_the_owner_in_words(engine: Engine) {
 /// (a restarted server's) sends it.
 async fn a_dead_workers_lease_ends_within_seconds(engine: Engine) {
     let smtp = SmtpSink::started().await;
-    let mut app = prepare_app(engine, &[("KEYGATE_SMTP_URL", &smtp.url())]);
-    app.serve_on_demand(|_| {}).await;
-    owner_and_api(&app, "alice@example.com").await;
-    let key = key_for(&app, "alice@example.com", "ci", &[]).await;
+    let app = smtp.app(engine).jobs_on_demand().start().await;
+    app.add_owner_and_api("alice@example.com").await;
+    let key = app
+        .create_key(KeySpec::reader("alice@example.com", "ci"))
+        .await;
     let lease = MailTuning::default().lease;
     assert!(lease <= Duration::from_secs(30), "{lease:?}");
     let now = app.clock.now();
@@ -603,20 +288,27 @@ async fn a_dead_workers_lease_ends_within_seconds(engine: Engine) {
 /// to take over, and the owner gets one message.
 async fn a_slow_send_keeps_its_lease(engine: Engine) {
     let smtp = SmtpSink::started().await;
-    let mut app = prepare_app(engine, &[("KEYGATE_SMTP_URL", &smtp.url())]);
-    let short_lease = |config: &mut Config| {
-        fast_mail(config);
-        config.mail_tuning.lease = Duration::from_millis(1500);
-    };
-    app.serve_on_demand(short_lease).await;
-    app.serve_on_demand(short_lease).await;
+    let app = smtp
+        .app(engine)
+        .config(|config| {
+            fast_mail(config);
+            config.mail_tuning.lease = Duration::from_millis(1500);
+        })
+        .jobs_on_demand()
+        .start()
+        .await;
+    app.spawn_sibling().await;
     // The test server answers "slow..." recipients after three seconds.
-    owner_and_api(&app, "slow@example.com").await;
-    key_for(&app, "slow@example.com", "ci", &[]).await;
+    app.add_owner_and_api("slow@example.com").await;
+    app.create_key(KeySpec::reader("slow@example.com", "ci"))
+        .await;
     let first = app.jobs_of(0);
     let sending = tokio::spawn(async move { first.run_once(Job::MailDelivery).await });
-    // Past the lease as claimed, mid-send: the lease was renewed.
-    tokio::time::sleep(Duration::from_millis(2200)).await;
+    // Past the lease as claimed, mid-send: the lease was renewed (every third
+    // of it, by the real time), and the clock is moved past its first end.
+    let claimed = wait_for_lease(&app, None).await;
+    wait_for_lease(&app, Some(claimed)).await;
+    app.advance_clock(claimed.and_utc() - app.clock.now() + chrono::Duration::milliseconds(1));
     let second = app.jobs_of(1).run_once(Job::MailDelivery).await.unwrap();
     assert_eq!(second, 0, "the second server took over a renewed lease");
     assert_eq!(sending.await.unwrap().unwrap(), 1);
@@ -628,14 +320,43 @@ async fn a_slow_send_keeps_its_lease(engine: Engine) {
     assert_eq!((rows[0].status.as_str(), rows[0].attempts), ("sent", 1));
 }
 
+/// Real time: waits until the only email is leased (`after` is `None`), or
+/// its lease renewed to end at least a third of a 1.5 s lease after `after`;
+/// returns its end.
+async fn wait_for_lease(
+    app: &TestApp,
+    after: Option<chrono::NaiveDateTime>,
+) -> chrono::NaiveDateTime {
+    use diesel::prelude::*;
+    use keygate::db::schema::email_outbox;
+    let mut lease = None;
+    wait_until(
+        "the lease is taken or renewed",
+        Duration::from_secs(10),
+        || {
+            lease = email_outbox::table
+                .select(email_outbox::locked_until)
+                .first::<Option<chrono::NaiveDateTime>>(&mut app.db())
+                .unwrap()
+                .filter(|until| {
+                    after.is_none_or(|after| *until > after + chrono::Duration::milliseconds(400))
+                });
+            lease.is_some()
+        },
+    )
+    .await;
+    lease.unwrap()
+}
+
 /// The SMTP server is down when the key is created; once it is back, the
 /// email arrives, once.
 async fn email_survives_an_smtp_outage(engine: Engine) {
     let mut smtp = SmtpSink::stopped();
-    let mut app = prepare_app(engine, &[("KEYGATE_SMTP_URL", &smtp.url())]);
-    app.serve_on_demand(fast_mail).await;
-    owner_and_api(&app, "alice@example.com").await;
-    let key = key_for(&app, "alice@example.com", "ci", &[]).await;
+    let app = smtp.app_on_demand(engine).start().await;
+    app.add_owner_and_api("alice@example.com").await;
+    let key = app
+        .create_key(KeySpec::reader("alice@example.com", "ci"))
+        .await;
 
     // Each retry waits out its backoff (at most a minute with this tuning).
     assert_eq!(app.run_job(Job::MailDelivery).await, 1);
@@ -670,12 +391,15 @@ async fn email_survives_an_smtp_outage(engine: Engine) {
 /// that is down; restarted with the server up, each arrives exactly once.
 async fn killed_server_loses_no_email(engine: Engine) {
     let mut smtp = SmtpSink::stopped();
-    let app = prepare_app(engine, &[("KEYGATE_SMTP_URL", &smtp.url())]);
-    owner_and_api(&app, "alice@example.com").await;
+    let app = smtp.app(engine).prepare();
+    app.add_owner_and_api("alice@example.com").await;
     let mut server = serve_binary(&app).await;
     let mut keys = Vec::new();
     for name in ["one", "two", "three"] {
-        keys.push(key_for(&app, "alice@example.com", name, &[]).await);
+        keys.push(
+            app.create_key(KeySpec::reader("alice@example.com", name))
+                .await,
+        );
     }
     // Killed between attempts, not in the middle of one: an email whose
     // lease the dead process held would only be taken over when it ends.
@@ -693,9 +417,9 @@ async fn killed_server_loses_no_email(engine: Engine) {
     smtp.start().await;
     let _server = serve_binary(&app).await;
     let messages = smtp.wait_for(3, Duration::from_secs(60)).await;
-    // Real time: a duplicate would come from the restarted process's own
-    // worker, on its own timer; give it a few polls.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // A duplicate would come from the restarted process's own worker, on its
+    // own timer, before it marked the email sent.
+    wait_until_outbox_settled(&app, Duration::from_secs(20)).await;
     let messages = if smtp.messages().len() > messages.len() {
         smtp.messages()
     } else {
@@ -716,13 +440,15 @@ async fn killed_server_loses_no_email(engine: Engine) {
 /// failed with the server's answer, and counted; other mail still flows.
 async fn permanent_rejection_is_not_retried(engine: Engine) {
     let smtp = SmtpSink::started().await;
-    let mut app = prepare_app(engine, &[("KEYGATE_SMTP_URL", &smtp.url())]);
-    app.serve_on_demand(fast_mail).await;
-    owner_and_api(&app, "alice@example.com").await;
+    let app = smtp.app_on_demand(engine).start().await;
+    app.add_owner_and_api("alice@example.com").await;
     app.add_person("reject@example.com", "member", "a long enough password")
         .await;
-    key_for(&app, "reject@example.com", "doomed", &[]).await;
-    let fine = key_for(&app, "alice@example.com", "fine", &[]).await;
+    app.create_key(KeySpec::reader("reject@example.com", "doomed"))
+        .await;
+    let fine = app
+        .create_key(KeySpec::reader("alice@example.com", "fine"))
+        .await;
 
     app.run_job(Job::MailDelivery).await;
     assert!(
@@ -760,17 +486,16 @@ async fn permanent_rejection_is_not_retried(engine: Engine) {
 /// the same moments.
 async fn expiry_emails_arrive_once_each(engine: Engine) {
     let smtp = SmtpSink::started().await;
-    let mut app = prepare_app(
-        engine,
-        &[
-            ("KEYGATE_SMTP_URL", &smtp.url()),
-            ("KEYGATE_EXPIRY_WARNING", "10m"),
-        ],
-    );
-    app.serve_on_demand(fast_mail).await;
-    app.serve_on_demand(fast_mail).await;
-    owner_and_api(&app, "alice@example.com").await;
-    let key = key_for(&app, "alice@example.com", "brief", &["--expires-in", "1h"]).await;
+    let app = smtp
+        .app_on_demand(engine)
+        .vars(&[("KEYGATE_EXPIRY_WARNING", "10m")])
+        .start()
+        .await;
+    app.spawn_sibling().await;
+    app.add_owner_and_api("alice@example.com").await;
+    let key = app
+        .create_key(KeySpec::reader("alice@example.com", "brief").expires_in("1h"))
+        .await;
 
     sweep_and_deliver(&app).await;
     let messages = smtp.wait_for(1, Duration::from_secs(20)).await;
@@ -799,10 +524,15 @@ async fn expiry_emails_arrive_once_each(engine: Engine) {
 
 /// Without an SMTP URL each email is an `.eml` file in KEYGATE_MAIL_DIR.
 async fn without_smtp_emails_are_eml_files(engine: Engine) {
-    let mut app = prepare_app(engine, &[]);
-    app.serve_on_demand(fast_mail).await;
-    owner_and_api(&app, "alice@example.com").await;
-    let key = key_for(&app, "alice@example.com", "ci", &[]).await;
+    let app = TestApp::builder(engine)
+        .config(fast_mail)
+        .jobs_on_demand()
+        .start()
+        .await;
+    app.add_owner_and_api("alice@example.com").await;
+    let key = app
+        .create_key(KeySpec::reader("alice@example.com", "ci"))
+        .await;
     let dir = app.dir.path().join("mail");
     let read = || -> Vec<Received> {
         std::fs::read_dir(&dir)
@@ -839,7 +569,7 @@ async fn without_smtp_emails_are_eml_files(engine: Engine) {
 /// `keygate mail test` sends at once, and reports the server's exact refusal.
 async fn mail_test_reports_success_or_the_smtp_error(engine: Engine) {
     let mut smtp = SmtpSink::started().await;
-    let app = prepare_app(engine, &[("KEYGATE_SMTP_URL", &smtp.url())]);
+    let app = smtp.app(engine).prepare();
     let out = app.cli_ok(&["mail", "test", "ops@example.com"]).await;
     assert!(
         out.stdout
@@ -862,7 +592,7 @@ async fn mail_test_reports_success_or_the_smtp_error(engine: Engine) {
     );
 
     // smtp:// without ?tls=none requires STARTTLS, which this server lacks.
-    let mut strict = prepare_app(engine, &[]);
+    let mut strict = TestApp::builder(engine).prepare();
     let url = smtp.url().replace("?tls=none", "");
     strict.vars.insert("KEYGATE_SMTP_URL".into(), url);
     let out = strict.cli(&["mail", "test", "ops@example.com"]).await;
@@ -891,8 +621,7 @@ async fn mail_test_reports_success_or_the_smtp_error(engine: Engine) {
 /// sends nothing; once sent, the outbox no longer holds the link.
 async fn invitation_and_reset_emails_carry_a_working_link(engine: Engine) {
     let smtp = SmtpSink::started().await;
-    let mut app = prepare_app(engine, &[("KEYGATE_SMTP_URL", &smtp.url())]);
-    app.serve_on_demand(fast_mail).await;
+    let app = smtp.app_on_demand(engine).start().await;
     let out = app
         .cli_ok(&["users", "add", "new@example.com", "--role", "admin"])
         .await;
@@ -984,18 +713,21 @@ both_engines!(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_servers_on_postgres_send_no_duplicates() {
     let smtp = SmtpSink::started().await;
-    let app = prepare_app(Engine::Postgres, &[("KEYGATE_SMTP_URL", &smtp.url())]);
-    owner_and_api(&app, "alice@example.com").await;
+    let app = smtp.app(Engine::Postgres).prepare();
+    app.add_owner_and_api("alice@example.com").await;
     const KEYS: usize = 20;
     let mut keys = Vec::new();
     for i in 0..KEYS {
-        keys.push(key_for(&app, "alice@example.com", &format!("key-{i}"), &[]).await);
+        keys.push(
+            app.create_key(KeySpec::reader("alice@example.com", &format!("key-{i}")))
+                .await,
+        );
     }
     let (_a, _b) = tokio::join!(serve_binary(&app), serve_binary(&app));
     let messages = smtp.wait_for(KEYS, Duration::from_secs(60)).await;
-    // Real time: duplicates would come from two real processes' workers on
-    // their own timers; give them a few polls.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Duplicates would come from two real processes' workers on their own
+    // timers, each before it marked its email sent (or gave its lease up).
+    wait_until_outbox_settled(&app, Duration::from_secs(20)).await;
     let messages = if smtp.messages().len() > messages.len() {
         smtp.messages()
     } else {

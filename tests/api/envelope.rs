@@ -11,16 +11,12 @@ use serde_json::{Value, json};
 use crate::both_engines;
 use crate::helpers::serve::Serve;
 use crate::helpers::{
-    Browser, Engine, Key, TestApp, assert_invalid_client, assert_oauth_error, client_from,
-    spawn_app, spawn_app_with,
+    Browser, Engine, Key, KeySpec, TestApp, assert_invalid_client, assert_oauth_error, client_from,
+    spawn_app,
 };
 
 const CC: (&str, &str) = ("grant_type", "client_credentials");
 const OWNER: &str = "alice@example.com";
-
-async fn key_with(app: &TestApp, extra: &[&str]) -> Key {
-    app.standard_key_with("read", extra).await
-}
 
 async fn token_from(
     http: &reqwest::Client,
@@ -74,7 +70,9 @@ async fn wait_for_field(app: &TestApp, client_id: &str, field: &str, expected: &
 /// the address and counted. Lifted with `keys set --allow-from any`.
 async fn requests_from_outside_the_allowed_networks_are_refused(engine: Engine) {
     let app = spawn_app(engine).await;
-    let key = key_with(&app, &["--allow-from", "127.0.0.1, 10.0.0.0/8"]).await;
+    let key = app
+        .standard_key_with(KeySpec::standard("read").allow_from("127.0.0.1, 10.0.0.0/8"))
+        .await;
     assert_eq!(
         key.json["allowed_networks"],
         json!(["127.0.0.1/32", "10.0.0.0/8"])
@@ -146,8 +144,13 @@ async fn requests_from_outside_the_allowed_networks_are_refused(engine: Engine) 
 /// Behind a trusted proxy the forwarded address is the one that counts,
 /// whichever loopback address the proxy itself uses.
 async fn behind_a_trusted_proxy_the_forwarded_address_counts(engine: Engine) {
-    let app = spawn_app_with(engine, &[("KEYGATE_TRUSTED_PROXIES", "127.0.0.1/32")]).await;
-    let key = key_with(&app, &["--allow-from", "203.0.113.0/24"]).await;
+    let app = TestApp::builder(engine)
+        .vars(&[("KEYGATE_TRUSTED_PROXIES", "127.0.0.1/32")])
+        .start()
+        .await;
+    let key = app
+        .standard_key_with(KeySpec::standard("read").allow_from("203.0.113.0/24"))
+        .await;
     let url = app.token_url();
 
     let direct = token_from(&app.http, &url, &key, &[]).await;
@@ -204,7 +207,9 @@ async fn statuses(app: &TestApp, url: &str, key: &Key, n: usize) -> Vec<u16> {
 /// refusal, follows a change at once, and opens again the next minute.
 async fn the_issuance_limit_refuses_past_n_a_minute(engine: Engine) {
     let app = spawn_app(engine).await;
-    let key = key_with(&app, &["--max-tokens-per-minute", "3"]).await;
+    let key = app
+        .standard_key_with(KeySpec::standard("read").max_tokens_per_minute("3"))
+        .await;
     assert_eq!(key.json["max_tokens_per_minute"], 3);
     let url = app.token_url();
     to_next_minute(&app);
@@ -253,31 +258,42 @@ async fn the_issuance_limit_refuses_past_n_a_minute(engine: Engine) {
 /// Two `keygate serve` processes on one database: together they issue at
 /// most the key's limit in a minute, whichever process a request reaches.
 async fn the_issuance_limit_holds_across_two_processes(engine: Engine) {
-    let app = crate::helpers::prepare_app(engine, &[]);
+    let app = TestApp::builder(engine).prepare();
     let (one, two) = tokio::join!(Serve::start(&app, &[]), Serve::start(&app, &[]));
-    let key = key_with(&app, &["--max-tokens-per-minute", "4"]).await;
-    // Both processes' windows are the real clock's minutes: start early in one.
-    let second = chrono::Utc::now().second();
-    if second > 40 {
-        tokio::time::sleep(Duration::from_secs(u64::from(61 - second))).await;
-    }
-    let mut granted = 0;
-    let mut refused = 0;
-    for i in 0..12 {
-        let serve = if i % 2 == 0 { &one } else { &two };
-        let response = token_from(&app.http, &serve.url("/oauth/token"), &key, &[]).await;
-        match response.status().as_u16() {
-            200 => granted += 1,
-            429 => {
-                assert!(response.headers().contains_key("retry-after"));
-                refused += 1;
+    app.add_user("alice@example.com", "member").await;
+    app.add_standard_api().await;
+    // Both processes' windows are the real clock's minutes: a run that
+    // straddles two is run again, with a fresh key, in the next one.
+    let mut keys = Vec::new();
+    let (granted, refused) = loop {
+        let key = app
+            .create_key(KeySpec::standard("read").max_tokens_per_minute("4"))
+            .await;
+        let minute = chrono::Utc::now().timestamp().div_euclid(60);
+        let mut granted = 0;
+        let mut refused = 0;
+        for i in 0..12 {
+            let serve = if i % 2 == 0 { &one } else { &two };
+            let response = token_from(&app.http, &serve.url("/oauth/token"), &key, &[]).await;
+            match response.status().as_u16() {
+                200 => granted += 1,
+                429 => {
+                    assert!(response.headers().contains_key("retry-after"));
+                    refused += 1;
+                }
+                other => panic!("status {other}: {}", response.text().await.unwrap()),
             }
-            other => panic!("status {other}: {}", response.text().await.unwrap()),
         }
-    }
+        keys.push(key);
+        if chrono::Utc::now().timestamp().div_euclid(60) == minute {
+            break (granted, refused);
+        }
+    };
     assert_eq!((granted, refused), (4, 8));
     let logs = format!("{}{}", one.logs(), two.logs());
-    assert!(!logs.contains(&key.client_secret));
+    for key in keys {
+        assert!(!logs.contains(&key.client_secret));
+    }
 }
 
 /// The management API sets the envelope at creation and changes it with

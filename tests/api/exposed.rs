@@ -8,9 +8,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::both_engines;
-use crate::email::{SmtpSink, key_for, one_with, owner_and_api};
+use crate::helpers::mail::{SmtpSink, one_with, wait_until_outbox_settled};
 use crate::helpers::serve::Serve;
-use crate::helpers::{Engine, TestApp, client_from, prepare_app, spawn_app, wrong_checksum};
+use crate::helpers::{Engine, KeySpec, TestApp, client_from, spawn_app, wrong_checksum};
 
 const OWNER: &str = "alice@example.com";
 
@@ -58,11 +58,11 @@ async fn status_of(app: &TestApp, client_id: &str) -> String {
 /// in no log line, email, audit event or row.
 async fn a_reported_live_secret_revokes_its_key_and_emails_its_owner_once(engine: Engine) {
     let smtp = SmtpSink::started().await;
-    let app = prepare_app(engine, &[("KEYGATE_SMTP_URL", &smtp.url())]);
+    let app = smtp.app(engine).prepare();
     let server = Serve::start(&app, &[("RUST_LOG", "debug")]).await;
-    owner_and_api(&app, OWNER).await;
-    let ci = key_for(&app, OWNER, "ci", &[]).await;
-    let other = key_for(&app, OWNER, "other", &[]).await;
+    app.add_owner_and_api(OWNER).await;
+    let ci = app.create_key(KeySpec::reader(OWNER, "ci")).await;
+    let other = app.create_key(KeySpec::reader(OWNER, "other")).await;
     smtp.wait_for(2, Duration::from_secs(20)).await;
 
     let metadata: Value = app
@@ -112,8 +112,9 @@ async fn a_reported_live_secret_revokes_its_key_and_emails_its_owner_once(engine
         "{}",
         exposed.text
     );
-    // Nothing more arrives for the second report.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Nothing more arrives for the second report: once nothing is left to
+    // send, whatever was queued has reached the SMTP server.
+    wait_until_outbox_settled(&app, Duration::from_secs(20)).await;
     assert_eq!(smtp.messages().len(), 3);
     assert_eq!(
         app.count_rows(&format!(
@@ -155,7 +156,7 @@ async fn strings_that_are_not_live_secrets_change_nothing(engine: Engine) {
         .json();
     let current = rotated["client_secret"].as_str().unwrap().to_owned();
     let graced = app
-        .create_key(&["--owner", OWNER, "--name", "graced", "--scope", "read"])
+        .create_key(KeySpec::new(OWNER, "graced").scopes("read"))
         .await;
     let regraced = app
         .cli_ok(&[
@@ -172,7 +173,7 @@ async fn strings_that_are_not_live_secrets_change_nothing(engine: Engine) {
     app.advance_clock(chrono::Duration::minutes(2));
 
     let before = app.table_counts();
-    let outbox = crate::email::outbox(&app).len();
+    let outbox = crate::helpers::mail::outbox(&app).len();
     let unknown = keygate::keys::PlainSecret::generate();
     let wrong = wrong_checksum(&current);
     let texts = [
@@ -198,7 +199,7 @@ async fn strings_that_are_not_live_secrets_change_nothing(engine: Engine) {
             .collect()
     };
     assert_eq!(without_throttle(after), without_throttle(before));
-    assert_eq!(crate::email::outbox(&app).len(), outbox);
+    assert_eq!(crate::helpers::mail::outbox(&app).len(), outbox);
     assert_eq!(status_of(&app, &ci.client_id).await, "active");
     assert_eq!(status_of(&app, &graced.client_id).await, "active");
     // The live secrets still work.
@@ -288,13 +289,13 @@ async fn the_scanner_finds_secrets_and_revokes_only_live_keys(engine: Engine) {
     let app = spawn_app(engine).await;
     let found = app.standard_key("read").await;
     let hidden = app
-        .create_key(&["--owner", OWNER, "--name", "hidden", "--scope", "read"])
+        .create_key(KeySpec::new(OWNER, "hidden").scopes("read"))
         .await;
     let untouched = app
-        .create_key(&["--owner", OWNER, "--name", "untouched", "--scope", "read"])
+        .create_key(KeySpec::new(OWNER, "untouched").scopes("read"))
         .await;
     let old = app
-        .create_key(&["--owner", OWNER, "--name", "old", "--scope", "read"])
+        .create_key(KeySpec::new(OWNER, "old").scopes("read"))
         .await;
     app.cli_ok(&["keys", "rotate", &old.client_id, "--json"])
         .await;

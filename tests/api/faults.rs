@@ -11,10 +11,10 @@ use diesel::prelude::*;
 use serde_json::{Value, json};
 
 use crate::both_engines;
-use crate::email::{SmtpSink, key_for, outbox, owner_and_api, wait_until};
+use crate::helpers::mail::{SmtpSink, outbox, wait_until};
 use crate::helpers::proxy::TcpProxy;
 use crate::helpers::serve::Serve;
-use crate::helpers::{Engine, Key, TestApp, postgres_admin_url, prepare_app};
+use crate::helpers::{Engine, Key, KeySpec, TestApp, postgres_admin_url};
 
 const CC: (&str, &str) = ("grant_type", "client_credentials");
 const API: &str = "https://api.example.com";
@@ -29,14 +29,9 @@ const PROMPTLY: Duration = Duration::from_secs(2);
 async fn admin_key(app: &TestApp) -> Key {
     app.add_person("root@example.com", "admin", "a long enough password")
         .await;
-    app.create_key(&[
-        "--owner",
-        "root@example.com",
-        "--name",
-        "admin",
-        "--scopes",
-        "keygate:admin keygate:introspect",
-    ])
+    app.create_key(
+        KeySpec::new("root@example.com", "admin").scopes("keygate:admin keygate:introspect"),
+    )
     .await
 }
 
@@ -201,7 +196,7 @@ impl Outage {
 /// lock past the busy timeout is a 503 and not a 500 is a unit test of
 /// `StoreError`.)
 async fn an_unreachable_database_is_a_prompt_503_until_it_returns(engine: Engine) {
-    let mut app = prepare_app(engine, &[]);
+    let mut app = TestApp::builder(engine).prepare();
     let outage = Outage::prepare(&mut app).await;
     let key = app.standard_key("read").await;
     let admin = admin_key(&app).await;
@@ -325,7 +320,7 @@ async fn an_unreachable_database_is_a_prompt_503_until_it_returns(engine: Engine
 /// and nothing is logged as an outage.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_postgres_restart_between_two_requests_costs_no_client_an_error() {
-    let mut app = prepare_app(Engine::Postgres, &[]);
+    let mut app = TestApp::builder(Engine::Postgres).prepare();
     let outage = Outage::prepare(&mut app).await;
     let key = app.standard_key("read").await;
     let admin = admin_key(&app).await;
@@ -446,16 +441,20 @@ fn leases(app: &TestApp) -> Vec<Lease> {
 /// (25 s). A successor then sends the four at once, not a lease later.
 async fn sigterm_under_load_finishes_requests_and_hands_back_emails(engine: Engine) {
     let smtp = SmtpSink::started().await;
-    let app = prepare_app(engine, &[("KEYGATE_SMTP_URL", &smtp.url())]);
-    owner_and_api(&app, "alice@example.com").await;
+    let app = smtp.app(engine).prepare();
+    app.add_owner_and_api("alice@example.com").await;
     app.add_person("slow@example.com", "member", "a long enough password")
         .await;
     // Queued first, so sent first: the worker holds the rest meanwhile.
-    key_for(&app, "slow@example.com", "slow", &[]).await;
+    app.create_key(KeySpec::reader("slow@example.com", "slow"))
+        .await;
     for name in ["one", "two", "three"] {
-        key_for(&app, "alice@example.com", name, &[]).await;
+        app.create_key(KeySpec::reader("alice@example.com", name))
+            .await;
     }
-    let load_key = key_for(&app, "alice@example.com", "load", &[]).await;
+    let load_key = app
+        .create_key(KeySpec::reader("alice@example.com", "load"))
+        .await;
     let mut serve = Serve::start(&app, &[]).await;
     // Real time: the real worker claims the batch on its own timer.
     wait_until(
@@ -539,8 +538,8 @@ async fn sigterm_under_load_finishes_requests_and_hands_back_emails(engine: Engi
 /// after it.
 async fn kill_9_and_restart_loses_nothing(engine: Engine) {
     let mut smtp = SmtpSink::stopped();
-    let app = prepare_app(engine, &[("KEYGATE_SMTP_URL", &smtp.url())]);
-    owner_and_api(&app, "alice@example.com").await;
+    let app = smtp.app(engine).prepare();
+    app.add_owner_and_api("alice@example.com").await;
     let admin = admin_key(&app).await;
     let mut serve = Serve::start(&app, &[("RUST_LOG", "warn")]).await;
     let bearer = access_token_at(&app, &serve, &admin).await;
@@ -658,7 +657,7 @@ async fn kill_9_and_restart_loses_nothing(engine: Engine) {
 /// concurrent writes through both succeed. On PostgreSQL this is the
 /// design; on SQLite WAL and the busy timeout make it work on one machine.
 async fn two_processes_share_one_database(engine: Engine) {
-    let mut app = prepare_app(engine, &[]);
+    let mut app = TestApp::builder(engine).prepare();
     if engine == Engine::Sqlite {
         let fresh = app.dir.path().join("shared.db");
         assert!(!fresh.exists());

@@ -15,11 +15,9 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 
 use crate::both_engines;
-use crate::email::{SmtpSink, key_for, owner_and_api};
+use crate::helpers::mail::{SmtpSink, wait_until_outbox_settled};
 use crate::helpers::serve::Serve;
-use crate::helpers::{
-    Engine, Key, TestApp, prepare_app, spawn_app, spawn_app_with, wrong_checksum,
-};
+use crate::helpers::{Engine, Key, KeySpec, TestApp, spawn_app, wrong_checksum};
 
 const OWNER: &str = "alice@example.com";
 const PATH: &str = "/integrations/github/secret-scanning";
@@ -173,20 +171,19 @@ async fn a_signed_alert_is_handled_item_by_item_and_a_bad_signature_changes_noth
     let smtp = SmtpSink::started().await;
     let dir = tempfile::tempdir().unwrap();
     let keys_file = github.write_keys(dir.path());
-    let app = prepare_app(
-        engine,
-        &[
+    let app = TestApp::builder(engine)
+        .vars(&[
             ("KEYGATE_SMTP_URL", &smtp.url()),
             ("KEYGATE_GITHUB_SCANNING_KEYS", &keys_file),
-        ],
-    );
+        ])
+        .prepare();
     let server = Serve::start(&app, &[("RUST_LOG", "debug")]).await;
     let url = server.url(PATH);
-    owner_and_api(&app, OWNER).await;
-    let live = key_for(&app, OWNER, "live", &[]).await;
-    let graced = key_for(&app, OWNER, "graced", &[]).await;
-    let rotated = key_for(&app, OWNER, "rotated", &[]).await;
-    let bystander = key_for(&app, OWNER, "bystander", &[]).await;
+    app.add_owner_and_api(OWNER).await;
+    let live = app.create_key(KeySpec::reader(OWNER, "live")).await;
+    let graced = app.create_key(KeySpec::reader(OWNER, "graced")).await;
+    let rotated = app.create_key(KeySpec::reader(OWNER, "rotated")).await;
+    let bystander = app.create_key(KeySpec::reader(OWNER, "bystander")).await;
     app.cli_ok(&["keys", "rotate", &graced.client_id, "--grace", "1h"])
         .await;
     let rotated_now = app
@@ -389,7 +386,8 @@ async fn a_signed_alert_is_handled_item_by_item_and_a_bad_signature_changes_noth
         "{text}"
     );
     assert_eq!(app.table_counts(), after_first);
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Once nothing is left to send, whatever was queued has arrived.
+    wait_until_outbox_settled(&app, Duration::from_secs(20)).await;
     assert_eq!(smtp.messages().len(), 8);
     for key in [&live, &graced] {
         assert_eq!(revocations_of(&app, key), 1);
@@ -468,7 +466,10 @@ async fn without_the_keys_file_there_is_no_endpoint(engine: Engine) {
 
     let dir = tempfile::tempdir().unwrap();
     let keys_file = github.write_keys(dir.path());
-    let with = spawn_app_with(engine, &[("KEYGATE_GITHUB_SCANNING_KEYS", &keys_file)]).await;
+    let with = TestApp::builder(engine)
+        .vars(&[("KEYGATE_GITHUB_SCANNING_KEYS", &keys_file)])
+        .start()
+        .await;
     let get = with
         .http
         .get(format!("{}{PATH}", with.address))
@@ -488,7 +489,9 @@ async fn a_bad_keys_file_stops_start_up(engine: Engine) {
     let missing = dir.path().join("missing.json");
     for path in [&not_keys, &missing] {
         let path = path.display().to_string();
-        let app = prepare_app(engine, &[("KEYGATE_GITHUB_SCANNING_KEYS", &path)]);
+        let app = TestApp::builder(engine)
+            .vars(&[("KEYGATE_GITHUB_SCANNING_KEYS", &path)])
+            .prepare();
         let mut serve = Serve::spawn(&app, &[]);
         let status = serve.exited(Duration::from_secs(20)).await;
         assert!(!status.success());
@@ -554,25 +557,27 @@ fn the_documented_patterns_find_exactly_keygate_secrets() {
         .map(|p| format!("({p})"))
         .collect();
     bounded.push(format!("(?:{})({})(?:{})", github.1, github.0, github.2));
-    let found = |pattern: &str, text: &str| -> Option<String> {
-        regex::Regex::new(pattern)
-            .unwrap()
-            .captures(text)
-            .map(|c| c[1].to_owned())
+    // Compiled once: an unoptimised build compiles a regex slowly.
+    let bounded: Vec<(String, regex::Regex)> = bounded
+        .into_iter()
+        .map(|p| {
+            let compiled = regex::Regex::new(&p).unwrap();
+            (p, compiled)
+        })
+        .collect();
+    let found = |pattern: &regex::Regex, text: &str| -> Option<String> {
+        pattern.captures(text).map(|c| c[1].to_owned())
     };
+    let whole = regex::Regex::new(&format!("^(?:{format})$")).unwrap();
+    let anywhere = regex::Regex::new(&format!("({format})")).unwrap();
 
     for _ in 0..200 {
         let secret = keygate::keys::PlainSecret::generate();
         let s = secret.expose();
-        assert!(
-            regex::Regex::new(&format!("^(?:{format})$"))
-                .unwrap()
-                .is_match(s),
-            "{format} is the whole secret"
-        );
+        assert!(whole.is_match(s), "{format} is the whole secret");
         let shorter = &s[..s.len() - 1];
-        assert_eq!(found(&format!("({format})"), shorter), None);
-        for pattern in &bounded {
+        assert_eq!(found(&anywhere, shorter), None);
+        for (pattern, compiled) in &bounded {
             for text in [
                 s.to_owned(),
                 format!("\"{s}\""),
@@ -582,7 +587,7 @@ fn the_documented_patterns_find_exactly_keygate_secrets() {
                 format!("{s}\nnext line"),
             ] {
                 assert_eq!(
-                    found(pattern, &text).as_deref(),
+                    found(compiled, &text).as_deref(),
                     Some(s),
                     "{pattern} in {text}"
                 );
@@ -593,7 +598,7 @@ fn the_documented_patterns_find_exactly_keygate_secrets() {
                 shorter.to_owned(),
                 format!("kgc_{}", &s[4..]),
             ] {
-                assert_eq!(found(pattern, &text), None, "{pattern} in {text}");
+                assert_eq!(found(compiled, &text), None, "{pattern} in {text}");
             }
         }
     }

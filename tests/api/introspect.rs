@@ -8,8 +8,8 @@ use serde_json::{Value, json};
 
 use crate::both_engines;
 use crate::helpers::{
-    Engine, TestApp, assert_invalid_client, assert_oauth_error, at_jwt_header, foreign_key_pair,
-    payload_of, sign_token, spawn_app, spawn_app_with, with_payload,
+    Engine, KeySpec, TestApp, assert_invalid_client, assert_oauth_error, at_jwt_header,
+    foreign_key_pair, payload_of, sign_token, spawn_app, with_payload,
 };
 
 const API: &str = "https://api.example.com";
@@ -42,29 +42,14 @@ async fn active_token_introspects_with_every_claim(engine: Engine) {
 /// everything the key holds.
 async fn introspection_shows_the_narrowed_scope(engine: Engine) {
     let app = spawn_app(engine).await;
-    app.cli_ok(&["users", "add", "root@example.com", "--role", "admin"])
+    app.add_user("root@example.com", "admin").await;
+    app.add_api(API, "A", "read write").await;
+    app.add_api("https://billing.example.com", "B", "bill")
         .await;
-    app.cli_ok(&["apis", "add", API, "--name", "A", "--scopes", "read write"])
-        .await;
-    app.cli_ok(&[
-        "apis",
-        "add",
-        "https://billing.example.com",
-        "--name",
-        "B",
-        "--scopes",
-        "bill",
-    ])
-    .await;
     let key = app
-        .create_key(&[
-            "--owner",
-            "root@example.com",
-            "--name",
-            "wide",
-            "--scope",
-            "write bill keygate:introspect",
-        ])
+        .create_key(
+            KeySpec::new("root@example.com", "wide").scopes("write bill keygate:introspect"),
+        )
         .await;
     let body: Value = app
         .token_for(
@@ -103,7 +88,10 @@ async fn client_secret_post_and_hint_are_accepted(engine: Engine) {
 }
 
 async fn expired_token_is_inactive(engine: Engine) {
-    let app = spawn_app_with(engine, &[("KEYGATE_TOKEN_TTL", "1s")]).await;
+    let app = TestApp::builder(engine)
+        .vars(&[("KEYGATE_TOKEN_TTL", "1s")])
+        .start()
+        .await;
     let key = app.standard_key("read").await;
     let token = app.token_string(&key).await;
     app.advance_clock(chrono::Duration::minutes(1));
@@ -201,18 +189,12 @@ async fn tokens_of_an_expired_key_are_inactive(engine: Engine) {
     let app = spawn_app(engine).await;
     app.standard_key("read").await;
     let key = app
-        .create_key(&[
-            "--owner",
-            "alice@example.com",
-            "--name",
-            "short",
-            "--scope",
-            "read",
-            "--audience",
-            API,
-            "--expires-in",
-            "3s",
-        ])
+        .create_key(
+            KeySpec::new("alice@example.com", "short")
+                .scopes("read")
+                .expires_in("3s")
+                .audience(API),
+        )
         .await;
     let introspector = app.introspector_key().await;
     let token = app.token_string(&key).await;
@@ -241,16 +223,11 @@ async fn another_client_without_the_scope_sees_inactive(engine: Engine) {
     let app = spawn_app(engine).await;
     let key = app.standard_key("read").await;
     let other = app
-        .create_key(&[
-            "--owner",
-            "alice@example.com",
-            "--name",
-            "other",
-            "--scope",
-            "read write",
-            "--audience",
-            API,
-        ])
+        .create_key(
+            KeySpec::new("alice@example.com", "other")
+                .scopes("read write")
+                .audience(API),
+        )
         .await;
     let token = app.token_string(&key).await;
     assert_eq!(app.introspect_ok(&other, &token).await, INACTIVE());
@@ -377,16 +354,11 @@ async fn revoking_another_clients_token_is_refused(engine: Engine) {
     let app = spawn_app(engine).await;
     let key = app.standard_key("read").await;
     let other = app
-        .create_key(&[
-            "--owner",
-            "alice@example.com",
-            "--name",
-            "other",
-            "--scope",
-            "read",
-            "--audience",
-            API,
-        ])
+        .create_key(
+            KeySpec::new("alice@example.com", "other")
+                .scopes("read")
+                .audience(API),
+        )
         .await;
     let token = app.token_string(&key).await;
     let body =
@@ -400,7 +372,10 @@ async fn revoking_another_clients_token_is_refused(engine: Engine) {
 }
 
 async fn revoking_unknown_garbage_or_expired_tokens_succeeds(engine: Engine) {
-    let app = spawn_app_with(engine, &[("KEYGATE_TOKEN_TTL", "1s")]).await;
+    let app = TestApp::builder(engine)
+        .vars(&[("KEYGATE_TOKEN_TTL", "1s")])
+        .start()
+        .await;
     let key = app.standard_key("read").await;
     let expired = app.token_string(&key).await;
     app.advance_clock(chrono::Duration::minutes(1));
@@ -445,7 +420,10 @@ async fn revoking_unknown_garbage_or_expired_tokens_succeeds(engine: Engine) {
 
 /// Rows outlive their token only until its expiry.
 async fn revoked_rows_are_pruned_after_expiry(engine: Engine) {
-    let app = spawn_app_with(engine, &[("KEYGATE_TOKEN_TTL", "1m")]).await;
+    let app = TestApp::builder(engine)
+        .vars(&[("KEYGATE_TOKEN_TTL", "1m")])
+        .start()
+        .await;
     let key = app.standard_key("read").await;
     let token = app.token_string(&key).await;
     assert_eq!(app.revoke(&key, &token).await.status(), 200);
@@ -470,7 +448,10 @@ async fn revoked_rows_are_pruned_after_expiry(engine: Engine) {
 /// The prune job drops a revocation once its token has expired by the
 /// server's clock, and not before.
 async fn the_prune_job_drops_revocations_of_expired_tokens(engine: Engine) {
-    let app = spawn_app_with(engine, &[("KEYGATE_TOKEN_TTL", "1m")]).await;
+    let app = TestApp::builder(engine)
+        .vars(&[("KEYGATE_TOKEN_TTL", "1m")])
+        .start()
+        .await;
     let key = app.standard_key("read").await;
     let token = app.token_string(&key).await;
     assert_eq!(app.revoke(&key, &token).await.status(), 200);
@@ -486,7 +467,10 @@ async fn the_prune_job_drops_revocations_of_expired_tokens(engine: Engine) {
 async fn a_restart_prunes_expired_revocations(engine: Engine) {
     // A lifetime no busy machine outlasts between issue and revocation (an
     // expired token is not recorded); the clock then moves past it.
-    let app = spawn_app_with(engine, &[("KEYGATE_TOKEN_TTL", "1m")]).await;
+    let app = TestApp::builder(engine)
+        .vars(&[("KEYGATE_TOKEN_TTL", "1m")])
+        .start()
+        .await;
     let key = app.standard_key("read").await;
     let token = app.token_string(&key).await;
     assert_eq!(app.revoke(&key, &token).await.status(), 200);

@@ -6,13 +6,30 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::both_engines;
-use crate::helpers::{Engine, Key, assert_invalid_client, spawn_app, spawn_app_with};
+use crate::helpers::{Engine, Key, KeySpec, TestApp, assert_invalid_client, spawn_app};
 
 const CC: (&str, &str) = ("grant_type", "client_credentials");
 
+/// `standard_key`'s user and API, and its key made by `keys create --json`.
+async fn cli_standard_key(app: &TestApp, scope: &str) -> Key {
+    app.add_user("alice@example.com", "member").await;
+    app.add_standard_api().await;
+    app.cli_create_key(&[
+        "--owner",
+        "alice@example.com",
+        "--name",
+        "ci",
+        "--scope",
+        scope,
+        "--audience",
+        "https://api.example.com",
+    ])
+    .await
+}
+
 async fn create_prints_the_contract_shape(engine: Engine) {
     let app = spawn_app(engine).await;
-    let key = app.standard_key("read").await;
+    let key = cli_standard_key(&app, "read").await;
     let json = &key.json;
     for field in [
         "client_id",
@@ -44,7 +61,7 @@ async fn list_shows_status_without_secrets(engine: Engine) {
     let app = spawn_app(engine).await;
     let key = app.standard_key("read").await;
     let revoked = app
-        .create_key(&["--owner", "alice@example.com", "--name", "old"])
+        .create_key(KeySpec::new("alice@example.com", "old"))
         .await;
     app.cli_ok(&["keys", "revoke", &revoked.client_id]).await;
     app.access_token(&key).await;
@@ -90,17 +107,11 @@ async fn list_shows_status_without_secrets(engine: Engine) {
 async fn list_marks_expired_keys(engine: Engine) {
     let app = spawn_app(engine).await;
     app.standard_key("read").await;
+    // Made a minute ago by the test's clock: expired by the CLI's, the real one.
+    app.advance_clock(chrono::Duration::minutes(-1));
     let key = app
-        .create_key(&[
-            "--owner",
-            "alice@example.com",
-            "--name",
-            "brief",
-            "--expires-in",
-            "1s",
-        ])
+        .create_key(KeySpec::new("alice@example.com", "brief").expires_in("1s"))
         .await;
-    app.age_key(&key.client_id, chrono::Duration::minutes(1));
     let list = app.cli_ok(&["keys", "list", "--json"]).await.json();
     let entry = list
         .as_array()
@@ -164,14 +175,7 @@ async fn rotation_grace_is_capped(engine: Engine) {
     // The standard key expires in 180 days, a 10-day one sooner than 30.
     let key = app.standard_key("read").await;
     let short = app
-        .create_key(&[
-            "--owner",
-            "alice@example.com",
-            "--name",
-            "short",
-            "--expires-in",
-            "10d",
-        ])
+        .create_key(KeySpec::new("alice@example.com", "short").expires_in("10d"))
         .await;
     let before = app.table_counts();
     for (client_id, grace, says) in [
@@ -200,8 +204,7 @@ async fn rotation_grace_is_capped(engine: Engine) {
 /// nothing; with a second admin it works.
 async fn the_last_admin_cannot_be_disabled(engine: Engine) {
     let app = spawn_app(engine).await;
-    app.cli_ok(&["users", "add", "root@example.com", "--role", "admin"])
-        .await;
+    app.add_user("root@example.com", "admin").await;
     let before = app.table_counts();
     let out = app.cli(&["users", "disable", "root@example.com"]).await;
     assert!(!out.status.success());
@@ -213,8 +216,7 @@ async fn the_last_admin_cannot_be_disabled(engine: Engine) {
     );
     assert_eq!(out.stderr.trim().lines().count(), 1, "{}", out.stderr);
     assert_eq!(app.table_counts(), before);
-    app.cli_ok(&["users", "add", "ops@example.com", "--role", "admin"])
-        .await;
+    app.add_user("ops@example.com", "admin").await;
     app.cli_ok(&["users", "disable", "root@example.com"]).await;
     let out = app.cli(&["users", "disable", "ops@example.com"]).await;
     assert!(out.stderr.contains("last enabled admin"), "{}", out.stderr);
@@ -239,7 +241,10 @@ async fn revoked_key_cannot_be_rotated_or_revoked_again(engine: Engine) {
 
 /// Bad input exits non-zero with one line on stderr and writes nothing.
 async fn bad_cli_input_changes_nothing(engine: Engine) {
-    let app = spawn_app_with(engine, &[("KEYGATE_KEY_MAX_LIFETIME", "30d")]).await;
+    let app = TestApp::builder(engine)
+        .vars(&[("KEYGATE_KEY_MAX_LIFETIME", "30d")])
+        .start()
+        .await;
     app.standard_key("read").await;
     let before = app.table_counts();
     let cases: &[&[&str]] = &[
@@ -392,18 +397,9 @@ async fn bad_cli_input_changes_nothing(engine: Engine) {
 async fn scopes_outside_the_given_audiences_are_refused(engine: Engine) {
     let app = spawn_app(engine).await;
     app.standard_key("read").await;
-    app.cli_ok(&["users", "add", "root@example.com", "--role", "admin"])
+    app.add_user("root@example.com", "admin").await;
+    app.add_api("https://billing.example.com", "B", "bill")
         .await;
-    app.cli_ok(&[
-        "apis",
-        "add",
-        "https://billing.example.com",
-        "--name",
-        "B",
-        "--scopes",
-        "bill",
-    ])
-    .await;
     let before = app.table_counts();
     let out = app
         .cli(&[
@@ -430,7 +426,7 @@ async fn scopes_outside_the_given_audiences_are_refused(engine: Engine) {
     assert_eq!(app.table_counts(), before);
 
     let key = app
-        .create_key(&[
+        .cli_create_key(&[
             "--owner",
             "root@example.com",
             "--name",
@@ -536,11 +532,14 @@ async fn users_and_roles_lists(engine: Engine) {
 }
 
 async fn keys_that_never_expire_need_a_zero_maximum(engine: Engine) {
-    let app = spawn_app_with(engine, &[("KEYGATE_KEY_MAX_LIFETIME", "0")]).await;
-    let key = app.standard_key("read").await;
+    let app = TestApp::builder(engine)
+        .vars(&[("KEYGATE_KEY_MAX_LIFETIME", "0")])
+        .start()
+        .await;
+    let key = cli_standard_key(&app, "read").await;
     assert!(key.json["expires_at"].is_null());
     let later = app
-        .create_key(&[
+        .cli_create_key(&[
             "--owner",
             "alice@example.com",
             "--name",

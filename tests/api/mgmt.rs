@@ -7,7 +7,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::both_engines;
-use crate::helpers::{Engine, Key, TestApp, at_jwt_header, sign_token, spawn_app};
+use crate::helpers::{Engine, Key, KeySpec, TestApp, at_jwt_header, sign_token, spawn_app};
 
 const API: &str = "https://api.example.com";
 const ROOT: &str = "root@example.com";
@@ -26,31 +26,15 @@ struct World {
 
 async fn world(engine: Engine) -> World {
     let app = spawn_app(engine).await;
-    app.cli_ok(&["users", "add", ROOT, "--role", "admin"]).await;
-    app.cli_ok(&["apis", "add", API, "--name", "A", "--scopes", "read write"])
-        .await;
-    app.cli_ok(&[
-        "roles",
-        "set",
-        "self-service",
-        "--scopes",
-        "keygate:keys read",
-    ])
-    .await;
-    app.cli_ok(&["users", "add", BOB, "--role", "self-service"])
-        .await;
+    app.add_user(ROOT, "admin").await;
+    app.add_api(API, "A", "read write").await;
+    app.set_role("self-service", "keygate:keys read").await;
+    app.add_user(BOB, "self-service").await;
     let admin_key = app
-        .create_key(&[
-            "--owner",
-            ROOT,
-            "--name",
-            "admin",
-            "--scope",
-            "keygate:admin",
-        ])
+        .create_key(KeySpec::new(ROOT, "admin").scopes("keygate:admin"))
         .await;
     let bob_key = app
-        .create_key(&["--owner", BOB, "--name", "self", "--scope", "keygate:keys"])
+        .create_key(KeySpec::new(BOB, "self").scopes("keygate:keys"))
         .await;
     let admin = app.token_string(&admin_key).await;
     let bob = app.token_string(&bob_key).await;
@@ -216,21 +200,14 @@ async fn tokens_without_a_management_scope_are_403(engine: Engine) {
     let w = world(engine).await;
     let reader = w
         .app
-        .create_key(&["--owner", BOB, "--name", "reader", "--scope", "read"])
+        .create_key(KeySpec::new(BOB, "reader").scopes("read"))
         .await;
     let token = w.app.token_string(&reader).await;
     let response = w.call(Method::GET, &token, "/api/v1/keys", None).await;
     assert_eq!(response.status(), 401);
     let introspector = w
         .app
-        .create_key(&[
-            "--owner",
-            ROOT,
-            "--name",
-            "introspector",
-            "--scope",
-            "keygate:introspect",
-        ])
+        .create_key(KeySpec::new(ROOT, "introspector").scopes("keygate:introspect"))
         .await;
     let token = w.app.token_string(&introspector).await;
     let response = w.call(Method::GET, &token, "/api/v1/keys", None).await;
@@ -502,9 +479,7 @@ async fn the_last_admin_stays_an_enabled_admin(engine: Engine) {
         (Some("admin"), Some(false))
     );
     // With a second admin, the first may step down.
-    w.app
-        .cli_ok(&["users", "add", "ops@example.com", "--role", "admin"])
-        .await;
+    w.app.add_user("ops@example.com", "admin").await;
     w.expect(
         Method::PATCH,
         &w.admin,
@@ -775,14 +750,7 @@ async fn admins_change_an_apis_name_and_scopes(engine: Engine) {
         .await;
     let key = w
         .app
-        .create_key(&[
-            "--owner",
-            ROOT,
-            "--name",
-            "billing",
-            "--scopes",
-            "invoices:read invoices:write",
-        ])
+        .create_key(KeySpec::new(ROOT, "billing").scopes("invoices:read invoices:write"))
         .await;
     assert_eq!(
         w.app.access_token(&key).await["scope"],

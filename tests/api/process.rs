@@ -9,7 +9,7 @@ use tokio::io::AsyncReadExt;
 
 use crate::both_engines;
 use crate::helpers::serve::{Serve, wait_ready};
-use crate::helpers::{Engine, spawn_app};
+use crate::helpers::{Engine, KeySpec, TestApp, spawn_app};
 
 const CC: (&str, &str) = ("grant_type", "client_credentials");
 
@@ -151,7 +151,7 @@ async fn serve_logs(app: &crate::helpers::TestApp, listen: &str, extra: &[(&str,
 /// issuer on an address other machines reach is warned about, on loopback
 /// it is not.
 async fn serve_logs_its_database_and_warns_of_plain_http(engine: Engine) {
-    let app = crate::helpers::prepare_app(engine, &[]);
+    let app = TestApp::builder(engine).prepare();
     let port = free_port().await;
     let logs = serve_logs(
         &app,
@@ -295,17 +295,9 @@ async fn secret_is_never_logged_or_stored(engine: Engine) {
     app.cli_ok(&["keys", "revoke", &key.client_id, "--reason", "test"])
         .await;
 
-    app.cli_ok(&["users", "add", "root@example.com", "--role", "admin"])
-        .await;
+    app.add_user("root@example.com", "admin").await;
     let admin = app
-        .create_key(&[
-            "--owner",
-            "root@example.com",
-            "--name",
-            "admin",
-            "--scopes",
-            "keygate:admin",
-        ])
+        .create_key(KeySpec::new("root@example.com", "admin").scopes("keygate:admin"))
         .await;
     let admin: serde_json::Value = app
         .http
@@ -427,18 +419,9 @@ fn assert_postgres_asks_for_a_password(url: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_on_password_postgres_never_crashes() {
     use std::os::unix::process::ExitStatusExt;
-    let app = crate::helpers::prepare_app(Engine::Postgres, &[]);
+    let app = TestApp::builder(Engine::Postgres).prepare();
     assert_postgres_asks_for_a_password(&app.database_url);
-    app.cli_ok(&[
-        "apis",
-        "add",
-        "https://api.example.com",
-        "--name",
-        "A",
-        "--scopes",
-        "read",
-    ])
-    .await;
+    app.add_api("https://api.example.com", "A", "read").await;
     let mut failures = Vec::new();
     for run in 0..40 {
         let out = app.cli(&["apis", "list"]).await;
@@ -451,7 +434,7 @@ async fn cli_on_password_postgres_never_crashes() {
 
 /// SIGTERM stops `keygate serve` with exit status 0, its pool shut first.
 async fn serve_exits_cleanly_on_sigterm(engine: Engine) {
-    let app = crate::helpers::prepare_app(engine, &[]);
+    let app = TestApp::builder(engine).prepare();
     if engine == Engine::Postgres {
         assert_postgres_asks_for_a_password(&app.database_url);
     }

@@ -4,7 +4,7 @@ use keygate::jobs::Job;
 use serde_json::Value;
 
 use crate::both_engines;
-use crate::helpers::{Engine, TestApp, client_from, spawn_app, spawn_app_with};
+use crate::helpers::{Engine, TestApp, client_from, spawn_app};
 
 const API: &str = "https://api.example.com";
 
@@ -281,14 +281,13 @@ async fn changes_are_audited(engine: Engine) {
 /// without the tests' 127.0.0.1: 404 to everyone else, as if it did not
 /// exist. Behind a trusted proxy, the forwarded client address decides.
 async fn metrics_answer_only_to_allowed_networks(engine: Engine) {
-    let app = spawn_app_with(
-        engine,
-        &[
+    let app = TestApp::builder(engine)
+        .vars(&[
             ("KEYGATE_METRICS_ALLOW_FROM", "127.0.0.2/32, 10.0.0.0/8"),
             ("KEYGATE_TRUSTED_PROXIES", "127.0.0.3"),
-        ],
-    )
-    .await;
+        ])
+        .start()
+        .await;
     let get = |client: reqwest::Client, forwarded: Option<&'static str>| {
         let url = format!("{}/metrics", app.address);
         async move {

@@ -6,8 +6,8 @@ use serde_json::Value;
 use crate::both_engines;
 use crate::helpers::serve::Serve;
 use crate::helpers::{
-    Engine, Key, TestApp, assert_invalid_client, assert_oauth_error, client_from, spawn_app,
-    spawn_app_with,
+    Engine, Key, KeySpec, TestApp, assert_invalid_client, assert_oauth_error, client_from,
+    spawn_app,
 };
 
 const API: &str = "https://api.example.com";
@@ -94,7 +94,10 @@ async fn token_header_and_claims_follow_rfc_9068(engine: Engine) {
 }
 
 async fn token_ttl_follows_configuration(engine: Engine) {
-    let app = spawn_app_with(engine, &[("KEYGATE_TOKEN_TTL", "2m")]).await;
+    let app = TestApp::builder(engine)
+        .vars(&[("KEYGATE_TOKEN_TTL", "2m")])
+        .start()
+        .await;
     let key = app.standard_key("read").await;
     let body = app.access_token(&key).await;
     assert_eq!(body["expires_in"], 120);
@@ -110,7 +113,10 @@ async fn token_ttl_follows_configuration(engine: Engine) {
 
 async fn every_signing_algorithm_validates(engine: Engine) {
     for alg in ["EdDSA", "RS256"] {
-        let app = spawn_app_with(engine, &[("KEYGATE_SIGNING_ALG", alg)]).await;
+        let app = TestApp::builder(engine)
+            .vars(&[("KEYGATE_SIGNING_ALG", alg)])
+            .start()
+            .await;
         let key = app.standard_key("read").await;
         let body = app.access_token(&key).await;
         let token = body["access_token"].as_str().unwrap();
@@ -147,20 +153,9 @@ async fn scope_the_key_lacks_is_invalid_scope(engine: Engine) {
 
 /// The API, a role `writer` granting its `read write`, and Bob holding it.
 async fn add_writer_bob(app: &TestApp) {
-    app.cli_ok(&[
-        "apis",
-        "add",
-        API,
-        "--name",
-        "Example",
-        "--scopes",
-        "read write",
-    ])
-    .await;
-    app.cli_ok(&["roles", "set", "writer", "--scopes", "read write"])
-        .await;
-    app.cli_ok(&["users", "add", "bob@example.com", "--role", "writer"])
-        .await;
+    app.add_api(API, "Example", "read write").await;
+    app.set_role("writer", "read write").await;
+    app.add_user("bob@example.com", "writer").await;
 }
 
 /// The token carries only scopes the owner's role still grants.
@@ -168,20 +163,14 @@ async fn role_changes_narrow_the_token_scope(engine: Engine) {
     let app = spawn_app(engine).await;
     add_writer_bob(&app).await;
     let key = app
-        .create_key(&[
-            "--owner",
-            "bob@example.com",
-            "--name",
-            "k",
-            "--scope",
-            "read write",
-            "--audience",
-            API,
-        ])
+        .create_key(
+            KeySpec::new("bob@example.com", "k")
+                .scopes("read write")
+                .audience(API),
+        )
         .await;
     assert_eq!(app.access_token(&key).await["scope"], "read write");
-    app.cli_ok(&["roles", "set", "writer", "--scopes", "read"])
-        .await;
+    app.set_role("writer", "read").await;
     assert_eq!(app.access_token(&key).await["scope"], "read");
     let response = app.token_for(&key, &[CC, ("scope", "write")]).await;
     assert_oauth_error(response, 400, "invalid_scope").await;
@@ -189,32 +178,17 @@ async fn role_changes_narrow_the_token_scope(engine: Engine) {
 
 async fn resource_selects_the_audience(engine: Engine) {
     let app = spawn_app(engine).await;
-    app.cli_ok(&["users", "add", "alice@example.com"]).await;
-    app.cli_ok(&["apis", "add", API, "--name", "A", "--scopes", "read"])
+    app.add_user("alice@example.com", "member").await;
+    app.add_api(API, "A", "read").await;
+    app.add_api("https://billing.example.com", "B", "bill")
         .await;
-    app.cli_ok(&[
-        "apis",
-        "add",
-        "https://billing.example.com",
-        "--name",
-        "B",
-        "--scopes",
-        "bill",
-    ])
-    .await;
     let key = app
-        .create_key(&[
-            "--owner",
-            "alice@example.com",
-            "--name",
-            "two",
-            "--scope",
-            "read bill",
-            "--audience",
-            API,
-            "--audience",
-            "https://billing.example.com",
-        ])
+        .create_key(
+            KeySpec::new("alice@example.com", "two")
+                .scopes("read bill")
+                .audience(API)
+                .audience("https://billing.example.com"),
+        )
         .await;
 
     // Several audiences and none named: the client must choose.
@@ -256,17 +230,9 @@ async fn resource_selects_the_audience(engine: Engine) {
 
 async fn key_without_audience_gets_the_issuer(engine: Engine) {
     let app = spawn_app(engine).await;
-    app.cli_ok(&["users", "add", "root@example.com", "--role", "admin"])
-        .await;
+    app.add_user("root@example.com", "admin").await;
     let key = app
-        .create_key(&[
-            "--owner",
-            "root@example.com",
-            "--name",
-            "admin",
-            "--scope",
-            "keygate:keys",
-        ])
+        .create_key(KeySpec::new("root@example.com", "admin").scopes("keygate:keys"))
         .await;
     let body = app.access_token(&key).await;
     let claims = app
@@ -283,21 +249,11 @@ const BILLING: &str = "https://billing.example.com";
 /// created without `--audience` holding `read`, `bill` and
 /// `keygate:introspect`.
 async fn key_of_two_apis_and_keygate(app: &crate::helpers::TestApp) -> crate::helpers::Key {
-    app.cli_ok(&["users", "add", "root@example.com", "--role", "admin"])
-        .await;
-    app.cli_ok(&["apis", "add", API, "--name", "A", "--scopes", "read write"])
-        .await;
-    app.cli_ok(&["apis", "add", BILLING, "--name", "B", "--scopes", "bill"])
-        .await;
-    app.create_key(&[
-        "--owner",
-        "root@example.com",
-        "--name",
-        "wide",
-        "--scope",
-        "read bill keygate:introspect",
-    ])
-    .await
+    app.add_user("root@example.com", "admin").await;
+    app.add_api(API, "A", "read write").await;
+    app.add_api(BILLING, "B", "bill").await;
+    app.create_key(KeySpec::new("root@example.com", "wide").scopes("read bill keygate:introspect"))
+        .await
 }
 
 /// The token for one audience carries that audience's scopes and no other:
@@ -351,18 +307,10 @@ async fn tokens_carry_only_their_audiences_scopes(engine: Engine) {
 /// belong to: its tokens name that API, which accepts them.
 async fn key_without_audience_is_for_its_scopes_api(engine: Engine) {
     let app = spawn_app(engine).await;
-    app.cli_ok(&["users", "add", "alice@example.com"]).await;
-    app.cli_ok(&["apis", "add", API, "--name", "A", "--scopes", "read write"])
-        .await;
+    app.add_user("alice@example.com", "member").await;
+    app.add_api(API, "A", "read write").await;
     let key = app
-        .create_key(&[
-            "--owner",
-            "alice@example.com",
-            "--name",
-            "k",
-            "--scope",
-            "read",
-        ])
+        .create_key(KeySpec::new("alice@example.com", "k").scopes("read"))
         .await;
     assert_eq!(key.json["audiences"], serde_json::json!([API]));
     let body = app.access_token(&key).await;
@@ -414,7 +362,7 @@ async fn refused_credentials_all_look_alike(engine: Engine) {
     // Wrong secret, a made-up well-formed secret, and an unknown client.
     assert_invalid_client(app.token_basic(&key.client_id, "wrong", &[CC]).await).await;
     let other = app
-        .create_key(&["--owner", "alice@example.com", "--name", "other"])
+        .create_key(KeySpec::new("alice@example.com", "other"))
         .await;
     assert_invalid_client(
         app.token_basic(&key.client_id, &other.client_secret, &[CC])
@@ -460,14 +408,7 @@ async fn expired_key_is_refused(engine: Engine) {
     let app = spawn_app(engine).await;
     app.standard_key("read").await;
     let key = app
-        .create_key(&[
-            "--owner",
-            "alice@example.com",
-            "--name",
-            "short",
-            "--expires-in",
-            "2s",
-        ])
+        .create_key(KeySpec::new("alice@example.com", "short").expires_in("2s"))
         .await;
     assert_eq!(app.token_for(&key, &[CC]).await.status(), 200);
     app.advance_clock(chrono::Duration::minutes(1));
@@ -621,7 +562,10 @@ async fn forwarded_addresses_count_only_behind_trusted_proxies(engine: Engine) {
                 .form(&[CC])
                 .send()
         };
-    let app = spawn_app_with(engine, &[("KEYGATE_TRUSTED_PROXIES", "127.0.0.1")]).await;
+    let app = TestApp::builder(engine)
+        .vars(&[("KEYGATE_TRUSTED_PROXIES", "127.0.0.1")])
+        .start()
+        .await;
     let key = app.standard_key("read").await;
     for _ in 0..5 {
         assert_invalid_client(
@@ -682,23 +626,18 @@ async fn failures_are_audited(engine: Engine) {
 /// and so are failures counted by the other server process;
 /// it fails if the cache is ever trusted without asking the database.
 async fn changes_by_another_process_bite_on_the_next_request_everywhere(engine: Engine) {
-    let app = crate::helpers::prepare_app(engine, &[]);
+    let app = TestApp::builder(engine).prepare();
     let (one, two) = tokio::join!(Serve::start(&app, &[]), Serve::start(&app, &[]));
     let servers = [one.url("/oauth/token"), two.url("/oauth/token")];
     add_writer_bob(&app).await;
     let create = |name: &'static str| {
         let app = &app;
         async move {
-            app.create_key(&[
-                "--owner",
-                "bob@example.com",
-                "--name",
-                name,
-                "--scope",
-                "read write",
-                "--audience",
-                API,
-            ])
+            app.create_key(
+                KeySpec::new("bob@example.com", name)
+                    .scopes("read write")
+                    .audience(API),
+            )
             .await
         }
     };

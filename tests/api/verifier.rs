@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use crate::both_engines;
 use crate::helpers::{
     Engine, Key, TestApp, at_jwt_header, foreign_key_pair, payload_of, sign_token, spawn_app,
-    spawn_app_with, with_payload,
+    with_payload,
 };
 
 const API: &str = "https://api.example.com";
@@ -51,7 +51,10 @@ async fn a_valid_token_is_accepted(engine: Engine) {
 
 async fn every_keygate_algorithm_is_accepted(engine: Engine) {
     for alg in ["EdDSA", "RS256"] {
-        let app = spawn_app_with(engine, &[("KEYGATE_SIGNING_ALG", alg)]).await;
+        let app = TestApp::builder(engine)
+            .vars(&[("KEYGATE_SIGNING_ALG", alg)])
+            .start()
+            .await;
         let key = app.standard_key("read").await;
         let token = app.token_string(&key).await;
         let claims = verifier(&app).await.verify(&token).await;
@@ -295,7 +298,10 @@ async fn leeway_is_small_and_configurable(engine: Engine) {
 
 /// A real token that expired is refused once past the leeway.
 async fn an_expired_token_is_refused(engine: Engine) {
-    let app = spawn_app_with(engine, &[("KEYGATE_TOKEN_TTL", "1s")]).await;
+    let app = TestApp::builder(engine)
+        .vars(&[("KEYGATE_TOKEN_TTL", "1s")])
+        .start()
+        .await;
     let key = app.standard_key("read").await;
     // The verifier reads the real clock: the server issues the token as of a
     // minute ago, so it expired long before the verifier sees it.
