@@ -546,7 +546,10 @@ mod tests {
     fn a_feature_error_keeps_its_code_and_field_and_an_internal_one_says_nothing() {
         let refusal = AppError::from(Example::LongName);
         assert_eq!(refusal.status, StatusCode::UNPROCESSABLE_ENTITY);
-        assert_eq!((refusal.code, refusal.field), ("invalid_name", Some("name")));
+        assert_eq!(
+            (refusal.code, refusal.field),
+            ("invalid_name", Some("name"))
+        );
         assert_eq!(refusal.message, "name too long");
         assert!(!refusal.is_internal());
 
