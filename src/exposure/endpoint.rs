@@ -9,8 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{find_candidate, parse_source, revoke};
-use crate::audit;
+use super::{find_candidate, parse_source};
 use crate::client_auth;
 use crate::error::OAuthError;
 use crate::keys::PlainSecret;
@@ -110,13 +109,7 @@ async fn check_one(
     let Some(client_id) = matched else {
         return Ok(());
     };
-    let (issuer, source, addr) = (state.issuer.clone(), source.to_owned(), addr.to_owned());
-    let revoked = state
-        .db(move |conn| {
-            let report = (source.as_str(), Some(addr.as_str()));
-            revoke(conn, &client_id, report, (&issuer, audit::SYSTEM), now)
-        })
-        .await;
+    let revoked = super::revoke_reported(state, client_id, source, (addr, now)).await;
     if let Err(error) = revoked {
         tracing::error!(%error, "could not revoke a key whose secret was reported exposed");
     }

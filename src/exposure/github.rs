@@ -30,8 +30,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::github_keys::{GithubKeys, SignatureError};
-use super::{Candidate, MAX_SOURCE_LEN, find_candidate, find_issued, parse_source, revoke};
-use crate::audit;
+use super::{Candidate, MAX_SOURCE_LEN, find_candidate, find_issued, parse_source};
 use crate::client_auth;
 use crate::error::OAuthError;
 use crate::keys::{ClientId, PlainSecret};
@@ -337,12 +336,7 @@ async fn revoke_reported(
     source: &str,
     (addr, now): (&str, DateTime<Utc>),
 ) -> Result<(), AlertError> {
-    let (issuer, source, addr) = (state.issuer.clone(), source.to_owned(), addr.to_owned());
-    state
-        .db(move |conn| {
-            let report = (source.as_str(), Some(addr.as_str()));
-            revoke(conn, &client_id, report, (&issuer, audit::SYSTEM), now)
-        })
+    super::revoke_reported(state, client_id, source, (addr, now))
         .await
         .map_err(|error| {
             tracing::error!(%error, "could not revoke a key whose secret GitHub reported");
