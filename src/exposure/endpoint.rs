@@ -12,7 +12,7 @@ use serde_json::json;
 use super::{find_candidate, parse_source};
 use crate::client_auth;
 use crate::error::OAuthError;
-use crate::keys::PlainSecret;
+use crate::keys::{Exposure, PlainSecret};
 use crate::oauth_endpoint;
 use crate::state::AppState;
 
@@ -109,7 +109,11 @@ async fn check_one(
     let Some(client_id) = matched else {
         return Ok(());
     };
-    let revoked = super::revoke_reported(state, client_id, source, (addr, now)).await;
+    let exposure = Exposure {
+        source,
+        reported_from: Some(addr),
+    };
+    let revoked = super::revoke_reported(state, client_id, exposure, now).await;
     if let Err(error) = revoked {
         tracing::error!(%error, "could not revoke a key whose secret was reported exposed");
     }

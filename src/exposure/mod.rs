@@ -151,21 +151,22 @@ pub fn revoke(
     }
 }
 
-/// [`revoke`] on the blocking pool, by keygate itself, for a report that
-/// came from `addr` and whose secret verified against the key `client_id`.
+/// [`revoke`] on the blocking pool, by keygate itself, for a report whose
+/// secret verified against the key `client_id`.
 pub async fn revoke_reported(
     state: &AppState,
     client_id: ClientId,
-    source: &str,
-    (addr, now): (&str, DateTime<Utc>),
+    exposure: Exposure<'_>,
+    now: DateTime<Utc>,
 ) -> Result<Option<Key>, KeyError> {
     let service = keys::Service::new(state.issuer.clone(), state.key_limits());
-    let (source, addr) = (source.to_owned(), addr.to_owned());
+    let source = exposure.source.to_owned();
+    let reported_from = exposure.reported_from.map(str::to_owned);
     state
         .db(move |conn| {
             let exposure = Exposure {
                 source: &source,
-                reported_from: Some(&addr),
+                reported_from: reported_from.as_deref(),
             };
             revoke(
                 conn,

@@ -5,7 +5,8 @@
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
-use super::render::{self, AccountContext, AccountEmail, Actor, EmailContext, Event, PRODUCT};
+use super::event::Event;
+use super::render::{self, AccountContext, AccountEmail, Actor, EmailContext, PRODUCT};
 use crate::db::schema::email_outbox;
 use crate::db::{DbConnection, write_transaction};
 use crate::error::{AppError, ErrorKind, FeatureError, StoreError, from_store_errors};

@@ -8,45 +8,11 @@ use std::sync::LazyLock;
 use minijinja::{Environment, UndefinedBehavior};
 use serde::Serialize;
 
+use super::event::Event;
 use crate::audit::{COMMAND_LINE, SYSTEM};
 
 /// The product name emails are signed with.
 pub const PRODUCT: &str = "keygate";
-
-/// What an email reports about a key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Event {
-    Created,
-    Rotated,
-    Revoked,
-    /// Revoked because its secret was reported leaked (`crate::exposure`).
-    Exposed,
-    Expiring,
-    Expired,
-}
-
-impl Event {
-    pub const ALL: [Self; 6] = [
-        Self::Created,
-        Self::Rotated,
-        Self::Revoked,
-        Self::Exposed,
-        Self::Expiring,
-        Self::Expired,
-    ];
-
-    /// The template folder and the outbox's `event` column.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Created => "created",
-            Self::Rotated => "rotated",
-            Self::Revoked => "revoked",
-            Self::Exposed => "exposed",
-            Self::Expiring => "expiring",
-            Self::Expired => "expired",
-        }
-    }
-}
 
 /// An email to a person about their account (not about a key): each holds a
 /// one-time link to set a password.
