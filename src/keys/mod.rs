@@ -1,26 +1,28 @@
 //! API keys: long-lived client credentials that clients exchange for tokens.
 //!
-//! - [`service`]: every change to a key and every read of one for a
-//!   caller, through [`Service`], with the rules of [`rules`];
-//! - [`credential`]: what the OAuth endpoints read on every request;
-//! - [`lookup`]: finding a key by its secret alone (exposure reports);
+//! - `service`: every change to a key and every read of one for a caller,
+//!   through [`Service`], with the rules of `rules` and [`limits`]; its
+//!   refusals are [`KeyError`]s, its key the [`Key`] (once, with its
+//!   secret, the [`IssuedKey`]);
+//! - `credential`: what the OAuth endpoints read on every request;
+//! - `lookup`: finding a key by its secret alone (exposure reports);
 //! - [`last_use`]: recording when and from where a key was used;
 //! - [`envelope`], [`issuance`]: where a key may be used from and how many
 //!   tokens a minute it may get; [`expiry`]: the expiry emails' sweep.
 
 mod caller;
-pub mod credential;
+mod credential;
 pub mod envelope;
 mod error;
 pub mod expiry;
 pub mod issuance;
 pub mod last_use;
 pub mod limits;
-pub mod lookup;
+mod lookup;
 mod model;
-pub mod rules;
+mod rules;
 pub mod secret;
-pub mod service;
+mod service;
 
 pub use caller::{Caller, Person, Reach};
 pub use credential::{Credential, Refusal, find_credential};
