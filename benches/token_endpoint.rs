@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use keygate::keys::{NewKeyRequest, create_api_key};
+use keygate::keys::{Caller, KeyLimits, NewKeyRequest, Service};
 use keygate::scope::{Audience, ScopeSet};
 use keygate::users::{NewUserInput, create_user};
 use keygate::{Application, Config, app, resource_servers};
@@ -141,32 +141,32 @@ fn setup(config: &Config, n: usize) -> Vec<Key> {
     .expect("audience");
     let scopes = ScopeSet::parse("read write").expect("scopes");
     resource_servers::create_api(&mut conn, &api, "bench", &scopes, "bench", now).expect("api");
+    let service = Service::new(
+        "http://127.0.0.1:8080",
+        KeyLimits {
+            max_lifetime: config.key_max_lifetime,
+            expiry_warning: config.expiry_warning,
+            max_keys_per_user: None,
+        },
+    );
+    let tagger = keygate::signing::MasterKey::generate().token_hasher();
     (0..n)
         .map(|i| {
-            let issued = create_api_key(
-                &mut conn,
-                NewKeyRequest {
-                    owner_email: &email,
-                    name: &format!("bench-{i}"),
-                    description: "",
-                    scopes: scopes.clone(),
-                    audiences: vec![api.clone()],
-                    expires_in: None,
-                    envelope: Default::default(),
-                },
-                keygate::keys::KeyLimits {
-                    max_lifetime: config.key_max_lifetime,
-                    expiry_warning: config.expiry_warning,
-                    max_keys_per_user: None,
-                },
-                &keygate::signing::MasterKey::generate().token_hasher(),
-                ("http://127.0.0.1:8080", "bench"),
-                now,
-            )
-            .expect("key");
+            let request = NewKeyRequest {
+                owner_email: &email,
+                name: &format!("bench-{i}"),
+                description: "",
+                scopes: scopes.clone(),
+                audiences: vec![api.clone()],
+                expires_in: None,
+                envelope: Default::default(),
+            };
+            let issued = service
+                .create(&mut conn, &Caller::CommandLine, request, &tagger, now)
+                .expect("key");
             Key {
-                id: issued.key.client_id.clone(),
-                secret: issued.secret.expose().to_owned(),
+                id: issued.client_id.to_string(),
+                secret: issued.client_secret.expose().to_owned(),
             }
         })
         .collect()

@@ -176,7 +176,8 @@ impl Jobs {
                 let warning = setup.expiry_warning;
                 let issuer = setup.issuer.clone();
                 on_pool(pool, move |conn| {
-                    Ok(keys::expiry::sweep(conn, warning, &issuer, now)?)
+                    Ok(keys::expiry::sweep(conn, warning, &issuer, now)
+                        .map_err(crate::error::AppError::from)?)
                 })
                 .await
             }

@@ -106,6 +106,13 @@ impl ScopeSet {
     }
 }
 
+/// A JSON list of scope strings, sorted.
+impl serde::Serialize for ScopeSet {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.iter())
+    }
+}
+
 impl<S: Into<String>> FromIterator<S> for ScopeSet {
     fn from_iter<I: IntoIterator<Item = S>>(items: I) -> Self {
         Self(items.into_iter().map(Into::into).collect())
@@ -206,6 +213,13 @@ impl Audiences {
 
     pub fn to_vec(&self) -> Vec<String> {
         self.0.iter().map(|a| a.0.clone()).collect()
+    }
+}
+
+/// A JSON list of the audiences' URIs, in their stored order.
+impl serde::Serialize for Audiences {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.iter().map(Audience::as_str))
     }
 }
 

@@ -5,7 +5,7 @@
 
 use super::password::{HashingFailure, PasswordProblem};
 use crate::error::{ErrorKind, FeatureError, StoreError, from_store_errors};
-use crate::mail::outbox::EnqueueError;
+use crate::mail::outbox::QueueError;
 use crate::users::UserError;
 
 /// The one message of every refused sign-in.
@@ -24,7 +24,7 @@ pub enum AccountError {
     #[error(transparent)]
     User(#[from] UserError),
     #[error(transparent)]
-    Mail(#[from] EnqueueError),
+    Mail(#[from] QueueError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -84,7 +84,7 @@ pub enum ResetError {
     #[error("too many requests; try again in {retry_after} seconds")]
     Throttled { retry_after: i64 },
     #[error(transparent)]
-    Mail(#[from] EnqueueError),
+    Mail(#[from] QueueError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -310,7 +310,7 @@ mod tests {
             &AccountError::UserDisabled { email: "x".into() },
             &AccountError::User(UserError::RoleNotFound { name: "x".into() }),
             &AccountError::Store(down()),
-            &AccountError::Mail(EnqueueError::Store(down())),
+            &AccountError::Mail(QueueError::Store(down())),
         ]);
         assert!(account.iter().all(|c| AccountError::CODES.contains(c)));
         assert!(

@@ -4,12 +4,22 @@ use chrono::Utc;
 use clap::Subcommand;
 
 use super::{CliError, Context, or_dash, parse_scopes, print_json};
-use crate::audit::COMMAND_LINE;
 use crate::duration::HumanDuration;
+use crate::error::AppError;
 use crate::exposure::{self, scan};
 use crate::keys::envelope;
-use crate::keys::{self, AllowedNetworks, Envelope, EnvelopeChange, IssuedKey, NewKeyRequest};
+use crate::keys::{
+    self, AllowedNetworks, Caller, Envelope, EnvelopeChange, IssuedKey, KeyError, NewKeyRequest,
+};
 use crate::scope::Audience;
+use crate::time::rfc3339;
+
+/// A refusal of the keys service, said in one line.
+impl From<KeyError> for CliError {
+    fn from(error: KeyError) -> Self {
+        Self::App(AppError::from(error))
+    }
+}
 
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
@@ -133,9 +143,22 @@ fn parse_duration(flag: &str, text: &str) -> Result<HumanDuration, CliError> {
         .map_err(|e| CliError::Usage(format!("{flag} {text:?}: {e}")))
 }
 
+/// The keys service as the command line uses it.
+fn service(ctx: &Context) -> keys::Service {
+    keys::Service::new(ctx.issuer(), limits(ctx))
+}
+
+fn limits(ctx: &Context) -> keys::KeyLimits {
+    keys::KeyLimits {
+        max_lifetime: ctx.config.key_max_lifetime,
+        expiry_warning: ctx.config.expiry_warning,
+        max_keys_per_user: ctx.config.max_keys_per_user,
+    }
+}
+
 pub fn run(command: KeysCommand, ctx: &mut Context) -> Result<(), CliError> {
     let now = Utc::now();
-    let issuer = ctx.issuer();
+    let service = service(ctx);
     match command {
         KeysCommand::Create {
             owner,
@@ -168,20 +191,8 @@ pub fn run(command: KeysCommand, ctx: &mut Context) -> Result<(), CliError> {
                     .transpose()?,
                 envelope,
             };
-            let limits = keys::KeyLimits {
-                max_lifetime: ctx.config.key_max_lifetime,
-                expiry_warning: ctx.config.expiry_warning,
-                max_keys_per_user: ctx.config.max_keys_per_user,
-            };
             let tagger = crate::app::master_key(&ctx.config)?.token_hasher();
-            let issued = keys::create_api_key(
-                ctx.conn(),
-                request,
-                limits,
-                &tagger,
-                (&issuer, COMMAND_LINE),
-                now,
-            )?;
+            let issued = service.create(ctx.conn(), &Caller::CommandLine, request, &tagger, now)?;
             show_issued(&issued, json, "created")?;
         }
         KeysCommand::Set {
@@ -195,16 +206,17 @@ pub fn run(command: KeysCommand, ctx: &mut Context) -> Result<(), CliError> {
                     "give --allow-from, --max-tokens-per-minute or both".into(),
                 ));
             }
-            let key = keys::set_envelope(ctx.conn(), &client_id, &change, COMMAND_LINE, now)?;
+            let key =
+                service.set_envelope(ctx.conn(), &Caller::CommandLine, &client_id, &change, now)?;
             if json {
                 print_json(&key)?;
             } else {
                 println!("changed key {} ({})", key.client_id, key.name);
-                show_envelope(&key);
+                show_envelope(&key.allowed_networks, key.max_tokens_per_minute);
             }
         }
         KeysCommand::List { owner, json } => {
-            let list = keys::list_api_keys(ctx.conn(), owner.as_deref(), now)?;
+            let list = service.list(ctx.conn(), &Caller::CommandLine, owner.as_deref(), now)?;
             if json {
                 print_json(&list)?;
             } else {
@@ -215,19 +227,19 @@ pub fn run(command: KeysCommand, ctx: &mut Context) -> Result<(), CliError> {
                         k.name,
                         k.owner,
                         k.status,
-                        or_dash(k.expires_at.as_deref()),
-                        or_dash(k.last_used_at.as_deref()),
+                        or_dash(k.expires_at.map(rfc3339).as_deref()),
+                        or_dash(k.last_used_at.map(rfc3339).as_deref()),
                         or_dash(k.last_used_from.as_deref())
                     );
                 }
             }
         }
         KeysCommand::Revoke { client_id, reason } => {
-            let key = keys::revoke_api_key(
+            let key = service.revoke(
                 ctx.conn(),
+                &Caller::CommandLine,
                 &client_id,
                 reason.as_deref(),
-                (&issuer, COMMAND_LINE),
                 now,
             )?;
             println!(
@@ -249,12 +261,12 @@ pub fn run(command: KeysCommand, ctx: &mut Context) -> Result<(), CliError> {
                 .transpose()?
                 .flatten();
             let tagger = crate::app::master_key(&ctx.config)?.token_hasher();
-            let issued = keys::rotate_api_key(
+            let issued = service.rotate(
                 ctx.conn(),
+                &Caller::CommandLine,
                 &client_id,
                 grace,
                 &tagger,
-                (&issuer, COMMAND_LINE),
                 now,
             )?;
             show_issued(&issued, json, "rotated")?;
@@ -290,7 +302,7 @@ fn revoke_found(
     findings: &[scan::Finding],
 ) -> Result<Vec<Option<String>>, CliError> {
     let tagger = crate::app::master_key(&ctx.config)?.token_hasher();
-    let issuer = ctx.issuer();
+    let service = service(ctx);
     let now = Utc::now();
     let mut revoked = Vec::with_capacity(findings.len());
     for finding in findings {
@@ -303,13 +315,13 @@ fn revoke_found(
             .unwrap_or_else(|_| exposure::DEFAULT_SOURCE.to_owned());
         let key = exposure::revoke_if_live(
             ctx.conn(),
+            (&service, &Caller::CommandLine),
             &tagger,
             &finding.secret,
             &source,
-            (&issuer, COMMAND_LINE),
             now,
         )?;
-        revoked.push(key.map(|k| k.client_id));
+        revoked.push(key.map(|k| k.client_id.into_string()));
     }
     Ok(revoked)
 }
@@ -363,13 +375,13 @@ fn show_findings(
     Ok(())
 }
 
-fn show_envelope(k: &keys::KeyView) {
-    let networks = if k.allowed_networks.is_empty() {
+fn show_envelope(networks: &AllowedNetworks, limit: Option<u32>) {
+    let networks = if networks.is_empty() {
         "any".to_owned()
     } else {
-        k.allowed_networks.join(", ")
+        networks.to_vec().join(", ")
     };
-    let limit = k.max_tokens_per_minute.map_or_else(
+    let limit = limit.map_or_else(
         || "no limit".to_owned(),
         |n| format!("{n} tokens per minute"),
     );
@@ -379,18 +391,24 @@ fn show_envelope(k: &keys::KeyView) {
 
 fn show_issued(issued: &IssuedKey, json: bool, what: &str) -> Result<(), CliError> {
     if json {
-        return print_json(&issued.to_json());
+        return print_json(issued);
     }
-    let k = &issued.key;
+    let k = issued;
     println!("{what} key {}", k.name);
     println!("  client_id:     {}", k.client_id);
-    println!("  client_secret: {}", issued.secret.expose());
-    println!("  scopes:        {}", k.scopes.join(" "));
-    println!("  audiences:     {}", k.audiences.join(" "));
-    println!("  expires_at:    {}", or_dash(k.expires_at.as_deref()));
-    show_envelope(k);
-    if let Some(until) = &k.previous_secret_expires_at {
-        println!("  the previous secret keeps working until {until}");
+    println!("  client_secret: {}", k.client_secret.expose());
+    println!("  scopes:        {}", k.scopes);
+    println!("  audiences:     {}", k.audiences.to_vec().join(" "));
+    println!(
+        "  expires_at:    {}",
+        or_dash(k.expires_at.map(rfc3339).as_deref())
+    );
+    show_envelope(&k.allowed_networks, k.max_tokens_per_minute);
+    if let Some(until) = k.previous_secret_expires_at {
+        println!(
+            "  the previous secret keeps working until {}",
+            rfc3339(until)
+        );
     }
     println!("Store the secret now: it is shown only this once.");
     Ok(())

@@ -287,7 +287,7 @@ async fn all_keys(
         .await;
     let keys = match found {
         Ok(keys) => keys,
-        Err(e) => return error_page(&state, Some(&viewer), &e),
+        Err(e) => return error_page(&state, Some(&viewer), &e.into()),
     };
     let owner = filters.owner.trim().to_lowercase();
     let rows: Vec<KeyRow> = keys

@@ -36,10 +36,11 @@ mod forms;
 mod keys;
 mod render;
 
+use actix_web::body::MessageBody;
 use actix_web::http::StatusCode;
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header::{self, HeaderMap, HeaderValue};
 use actix_web::middleware::DefaultHeaders;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde::Serialize;
 
 use crate::accounts::{CurrentSession, Session};
@@ -158,6 +159,12 @@ impl Viewer {
             csrf: self.session.csrf.as_str(),
             person: Some(&self.person),
         }
+    }
+
+    /// The error page for `error` in this viewer's layout, as a handler's
+    /// `Err`.
+    fn failed(&self, state: &AppState, error: impl Into<AppError>) -> PageError {
+        error_page(state, Some(self), &error.into()).into()
     }
 
     /// Whether a form's CSRF token is this session's.
@@ -282,6 +289,52 @@ fn error_page(state: &AppState, viewer: Option<&Viewer>, error: &AppError) -> Ht
     )
 }
 
+/// A page that ends a console handler early, already rendered: the error
+/// page of [`error_page`] (in the viewer's layout, internal failures logged
+/// and not detailed, 503 for an unavailable database), or the redirect to
+/// sign in. `ResponseError::error_response` cannot see the request, whose
+/// viewer the page is for, so the page is made where the failure is met
+/// ([`Viewer::failed`], `From<HttpResponse>`) and handlers returning
+/// `Result<HttpResponse, PageError>` pass it on with `?`.
+#[derive(Debug)]
+struct PageError {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: web::Bytes,
+}
+
+impl From<HttpResponse> for PageError {
+    fn from(response: HttpResponse) -> Self {
+        let (head, body) = response.into_parts();
+        Self {
+            status: head.status(),
+            headers: head.headers().clone(),
+            // Pages and redirects are whole bodies, never streams.
+            body: body.try_into_bytes().unwrap_or_default(),
+        }
+    }
+}
+
+impl std::fmt::Display for PageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "console page answered {}", self.status)
+    }
+}
+
+impl ResponseError for PageError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status);
+        for (name, value) in &self.headers {
+            response.append_header((name.clone(), value.clone()));
+        }
+        response.body(self.body.clone())
+    }
+}
+
 /// A refusal the person can act on (bad input, a rule), as opposed to
 /// keygate failing (internal error, database down).
 fn is_refusal(error: &AppError) -> bool {
@@ -304,9 +357,22 @@ where
 {
     match done {
         Ok(_) => see_other(next),
-        Err(e) if is_refusal(&e) => again(e.status, keys::sentence(&e.message)).await,
+        Err(e) if is_refusal(&e) => again(e.status, sentence(&e.message)).await,
         Err(e) => error_page(state, Some(viewer), &e),
     }
+}
+
+/// A message as a sentence: capital first, full stop last.
+fn sentence(text: &str) -> String {
+    let mut chars = text.chars();
+    let mut out: String = match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => return String::new(),
+    };
+    if !out.ends_with('.') {
+        out.push('.');
+    }
+    out
 }
 
 /// A form whose CSRF token is wrong or missing: nothing is done.

@@ -9,11 +9,10 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{find_candidate, parse_source, revoke};
-use crate::audit;
+use super::{find_candidate, parse_source};
 use crate::client_auth;
 use crate::error::OAuthError;
-use crate::keys::PlainSecret;
+use crate::keys::{Exposure, PlainSecret};
 use crate::oauth_endpoint;
 use crate::state::AppState;
 
@@ -110,13 +109,11 @@ async fn check_one(
     let Some(client_id) = matched else {
         return Ok(());
     };
-    let (issuer, source, addr) = (state.issuer.clone(), source.to_owned(), addr.to_owned());
-    let revoked = state
-        .db(move |conn| {
-            let report = (source.as_str(), Some(addr.as_str()));
-            revoke(conn, &client_id, report, (&issuer, audit::SYSTEM), now)
-        })
-        .await;
+    let exposure = Exposure {
+        source,
+        reported_from: Some(addr),
+    };
+    let revoked = super::revoke_reported(state, client_id, exposure, now).await;
     if let Err(error) = revoked {
         tracing::error!(%error, "could not revoke a key whose secret was reported exposed");
     }

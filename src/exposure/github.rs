@@ -30,11 +30,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::github_keys::{GithubKeys, SignatureError};
-use super::{Candidate, MAX_SOURCE_LEN, find_candidate, find_issued, parse_source, revoke};
-use crate::audit;
+use super::{Candidate, MAX_SOURCE_LEN, find_candidate, find_issued, parse_source};
 use crate::client_auth;
 use crate::error::OAuthError;
-use crate::keys::{ClientId, PlainSecret};
+use crate::keys::{ClientId, Exposure, PlainSecret};
 use crate::oauth_endpoint;
 use crate::state::AppState;
 
@@ -298,7 +297,11 @@ async fn check_all(
     for ((live, issued, secret), i) in candidates.into_iter().zip(firsts) {
         let (live_key, secret) = verified_key(state, live, secret).await?;
         if let Some(client_id) = live_key {
-            revoke_reported(state, client_id, &items[i].source, (addr, now)).await?;
+            let exposure = Exposure {
+                source: &items[i].source,
+                reported_from: Some(addr),
+            };
+            revoke_reported(state, client_id, exposure, now).await?;
             genuine[i] = true;
         } else {
             genuine[i] = verified_key(state, issued, secret).await?.0.is_some();
@@ -334,15 +337,10 @@ async fn verified_key(
 async fn revoke_reported(
     state: &AppState,
     client_id: ClientId,
-    source: &str,
-    (addr, now): (&str, DateTime<Utc>),
+    exposure: Exposure<'_>,
+    now: DateTime<Utc>,
 ) -> Result<(), AlertError> {
-    let (issuer, source, addr) = (state.issuer.clone(), source.to_owned(), addr.to_owned());
-    state
-        .db(move |conn| {
-            let report = (source.as_str(), Some(addr.as_str()));
-            revoke(conn, &client_id, report, (&issuer, audit::SYSTEM), now)
-        })
+    super::revoke_reported(state, client_id, exposure, now)
         .await
         .map_err(|error| {
             tracing::error!(%error, "could not revoke a key whose secret GitHub reported");

@@ -27,9 +27,9 @@ pub mod scan;
 use chrono::{DateTime, Utc};
 
 use crate::db::DbConnection;
-use crate::error::AppError;
-use crate::keys::{self, ClientId, KeyView, PlainSecret, SecretHash};
+use crate::keys::{self, Caller, ClientId, Exposure, Key, KeyError, PlainSecret, SecretHash};
 use crate::signing::TokenHasher;
+use crate::state::AppState;
 
 /// Where a report says a secret was found, when it does not say.
 pub const DEFAULT_SOURCE: &str = "report";
@@ -128,44 +128,75 @@ pub fn find_issued(
 /// Revokes the key of a verified exposed secret (reason `exposed:
 /// <source>`, the "exposed" email, the audit event), once: a key revoked
 /// meanwhile (a second report of the same secret) is left as it is and
-/// gives `None`. `reporter` is the address a report came from (none from
-/// the command line).
+/// gives `None`. `by` is keygate itself for a report, the command line for
+/// `keys scan --revoke`.
 pub fn revoke(
     conn: &mut DbConnection,
+    (service, by): (&keys::Service, &Caller),
     client_id: &ClientId,
-    (source, reporter): (&str, Option<&str>),
-    (issuer, actor): (&str, &str),
+    exposure: Exposure<'_>,
     now: DateTime<Utc>,
-) -> Result<Option<KeyView>, AppError> {
-    let report = (source, reporter);
-    match keys::revoke_exposed_api_key(conn, client_id.as_str(), report, (issuer, actor), now) {
-        Ok(view) => {
+) -> Result<Option<Key>, KeyError> {
+    match service.revoke_exposed(conn, by, client_id.as_str(), exposure, now) {
+        Ok(key) => {
             tracing::warn!(
                 client_id = %client_id,
-                source,
+                source = exposure.source,
                 "key revoked: its secret was reported exposed"
             );
-            Ok(Some(view))
+            Ok(Some(key))
         }
-        Err(e) if e.code == "key_revoked" => Ok(None),
+        Err(KeyError::AlreadyRevoked(_)) => Ok(None),
         Err(e) => Err(e),
     }
+}
+
+/// [`revoke`] on the blocking pool, by keygate itself, for a report whose
+/// secret verified against the key `client_id`.
+pub async fn revoke_reported(
+    state: &AppState,
+    client_id: ClientId,
+    exposure: Exposure<'_>,
+    now: DateTime<Utc>,
+) -> Result<Option<Key>, KeyError> {
+    let service = keys::Service::new(state.issuer.clone(), state.key_limits());
+    let source = exposure.source.to_owned();
+    let reported_from = exposure.reported_from.map(str::to_owned);
+    state
+        .db(move |conn| {
+            let exposure = Exposure {
+                source: &source,
+                reported_from: reported_from.as_deref(),
+            };
+            revoke(
+                conn,
+                (&service, &Caller::Keygate),
+                &client_id,
+                exposure,
+                now,
+            )
+        })
+        .await
 }
 
 /// The whole path on one connection, argon2 included: for the command
 /// line, which has no async workers to keep free.
 pub fn revoke_if_live(
     conn: &mut DbConnection,
+    acting: (&keys::Service, &Caller),
     tagger: &TokenHasher,
     secret: &PlainSecret,
     source: &str,
-    (issuer, actor): (&str, &str),
     now: DateTime<Utc>,
-) -> Result<Option<KeyView>, AppError> {
+) -> Result<Option<Key>, KeyError> {
     let candidate = find_candidate(conn, tagger, secret, now)?;
     match candidate.client_id() {
         Some(client_id) if candidate.verify(secret) => {
-            revoke(conn, client_id, (source, None), (issuer, actor), now)
+            let exposure = Exposure {
+                source,
+                reported_from: None,
+            };
+            revoke(conn, acting, client_id, exposure, now)
         }
         _ => Ok(None),
     }

@@ -10,12 +10,8 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use crate::error::AppError;
-
-/// Most networks one key may list.
-pub const MAX_NETWORKS: usize = 50;
-/// Highest issuance limit a key may be given (tokens per minute).
-pub const MAX_TOKENS_PER_MINUTE: u32 = 1_000_000;
+use super::error::KeyError;
+pub use super::limits::{MAX_NETWORKS, MAX_TOKENS_PER_MINUTE};
 
 /// The networks a key may be used from, as stored: space-separated CIDRs,
 /// each in its canonical form (host bits cleared). Empty: anywhere.
@@ -31,7 +27,7 @@ impl AllowedNetworks {
     /// spaces or new lines. A bare address is that one address; host bits
     /// are cleared (`10.1.2.3/24` is `10.1.2.0/24`, the same addresses).
     /// The word `any` (or nothing at all) is the empty list: anywhere.
-    pub fn parse(text: &str) -> Result<Self, AppError> {
+    pub fn parse(text: &str) -> Result<Self, KeyError> {
         let items: Vec<&str> = text
             .split([',', ' ', '\n', '\r', '\t'])
             .filter(|s| !s.is_empty())
@@ -43,7 +39,7 @@ impl AllowedNetworks {
     }
 
     /// The networks of a JSON list, one CIDR or address per string.
-    pub fn from_items<'a>(items: impl IntoIterator<Item = &'a str>) -> Result<Self, AppError> {
+    pub fn from_items<'a>(items: impl IntoIterator<Item = &'a str>) -> Result<Self, KeyError> {
         let mut networks = Vec::new();
         for item in items {
             let item = item.trim();
@@ -51,13 +47,7 @@ impl AllowedNetworks {
                 .parse::<IpNet>()
                 .or_else(|_| item.parse::<IpAddr>().map(IpNet::from))
                 .map_err(|_| {
-                    AppError::invalid(
-                        "invalid_network",
-                        format!(
-                            "{:?} is not an IP address or network (such as 10.0.0.0/8 or 2001:db8::/32)",
-                            crate::text::redact_secret(item)
-                        ),
-                    )
+                    KeyError::InvalidNetwork(crate::text::redact_secret(item).into_owned())
                 })?;
             let net = canonical(net);
             if !networks.contains(&net) {
@@ -65,10 +55,7 @@ impl AllowedNetworks {
             }
         }
         if networks.len() > MAX_NETWORKS {
-            return Err(AppError::invalid(
-                "invalid_network",
-                format!("a key may list at most {MAX_NETWORKS} networks"),
-            ));
+            return Err(KeyError::TooManyNetworks);
         }
         Ok(Self(networks))
     }
@@ -111,6 +98,13 @@ impl AllowedNetworks {
     }
 }
 
+/// A JSON list of CIDRs, each in its canonical form.
+impl serde::Serialize for AllowedNetworks {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(IpNet::to_string))
+    }
+}
+
 /// `net` with its host bits cleared, an IPv4-mapped IPv6 network as IPv4.
 fn canonical(net: IpNet) -> IpNet {
     let net = net.trunc();
@@ -124,21 +118,18 @@ fn canonical(net: IpNet) -> IpNet {
 }
 
 /// Checks an issuance limit: 1 to [`MAX_TOKENS_PER_MINUTE`].
-pub fn check_tokens_per_minute(limit: u32) -> Result<u32, AppError> {
+pub fn check_tokens_per_minute(limit: u32) -> Result<u32, KeyError> {
     if (1..=MAX_TOKENS_PER_MINUTE).contains(&limit) {
         Ok(limit)
     } else {
-        Err(AppError::invalid(
-            "invalid_token_limit",
-            format!("the issuance limit must be 1 to {MAX_TOKENS_PER_MINUTE} tokens per minute"),
-        ))
+        Err(KeyError::TokenLimitOutOfRange)
     }
 }
 
 /// Parses an issuance limit typed on the command line or in the console:
 /// a number of tokens per minute, or `none` (also `unlimited`, or nothing)
 /// for no limit.
-pub fn parse_tokens_per_minute(text: &str) -> Result<Option<u32>, AppError> {
+pub fn parse_tokens_per_minute(text: &str) -> Result<Option<u32>, KeyError> {
     let text = text.trim();
     if text.is_empty()
         || text.eq_ignore_ascii_case("none")
@@ -146,14 +137,9 @@ pub fn parse_tokens_per_minute(text: &str) -> Result<Option<u32>, AppError> {
     {
         return Ok(None);
     }
-    let limit = text.parse::<u32>().map_err(|_| {
-        AppError::invalid(
-            "invalid_token_limit",
-            format!(
-                "the issuance limit must be a number of tokens per minute (1 to {MAX_TOKENS_PER_MINUTE}) or \"none\""
-            ),
-        )
-    })?;
+    let limit = text
+        .parse::<u32>()
+        .map_err(|_| KeyError::TokenLimitNotANumber)?;
     check_tokens_per_minute(limit).map(Some)
 }
 

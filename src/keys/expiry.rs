@@ -7,13 +7,13 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::dsl::{exists, not};
 use diesel::prelude::*;
 
-use super::ApiKey;
-use super::store::notify;
-use crate::audit::SYSTEM;
+use super::caller::Caller;
+use super::error::KeyError;
+use super::model::{ApiKey, Key};
+use super::service::notify;
 use crate::db::schema::{api_keys, email_outbox, users};
 use crate::db::{DbConnection, write_transaction};
 use crate::duration::HumanDuration;
-use crate::error::AppError;
 use crate::mail::Event;
 
 /// Keys handled per event and round; the next round takes the rest.
@@ -25,7 +25,7 @@ pub fn sweep(
     warning: HumanDuration,
     issuer: &str,
     now: DateTime<Utc>,
-) -> Result<usize, AppError> {
+) -> Result<usize, KeyError> {
     let mut queued = 0;
     let window_end = (now + warning.as_chrono()).naive_utc();
     let ids = expiring_keys(conn, now, window_end)?;
@@ -33,10 +33,10 @@ pub fn sweep(
     let ids = expired_keys(conn, now)?;
     let expired = with_owners(conn, &ids)?;
     for (event, keys) in [(Event::Expiring, expiring), (Event::Expired, expired)] {
-        for (key, owner) in keys {
-            let view = key.view(&owner, now);
+        for (row, owner) in keys {
+            let key = Key::new(row, owner, now);
             let added = write_transaction(conn, |conn| {
-                notify(conn, event, (&key.id, &view), issuer, SYSTEM, now)
+                notify(conn, event, &key, (issuer, &Caller::Keygate), now)
             })?;
             queued += usize::from(added);
         }

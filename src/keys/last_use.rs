@@ -2,10 +2,61 @@
 //! and how often it is worth writing.
 
 use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
 use quick_cache::sync::Cache;
 
-use super::store::UseSite;
+use crate::db::DbConnection;
+use crate::db::schema::api_keys;
+use crate::text;
 use crate::time::from_db;
+
+/// Where a token request came from, as [`touch_last_used`] records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UseSite {
+    /// The client's address (behind trusted proxies, the forwarded one).
+    pub from: String,
+    /// Its `User-Agent`, cleaned ([`UseSite::clean_user_agent`]).
+    pub user_agent: Option<String>,
+}
+
+/// Longest `User-Agent` kept; the rest is cut.
+const MAX_USER_AGENT_LEN: usize = 200;
+
+impl UseSite {
+    /// A `User-Agent` fit to store and show: control characters dropped,
+    /// at most [`MAX_USER_AGENT_LEN`] bytes, redacted when it could hold a
+    /// secret; `None` when nothing is left.
+    pub fn clean_user_agent(raw: &[u8]) -> Option<String> {
+        let text = String::from_utf8_lossy(raw);
+        let mut cleaned: String = text.chars().filter(|c| !c.is_control()).collect();
+        if cleaned.len() > MAX_USER_AGENT_LEN {
+            let mut end = MAX_USER_AGENT_LEN;
+            while !cleaned.is_char_boundary(end) {
+                end -= 1;
+            }
+            cleaned.truncate(end);
+        }
+        let cleaned = cleaned.trim();
+        (!cleaned.is_empty()).then(|| text::redact_secret(cleaned).into_owned())
+    }
+}
+
+/// Records that the key was used now, from where and by what.
+pub fn touch_last_used(
+    conn: &mut DbConnection,
+    key_id: &str,
+    site: &UseSite,
+    now: DateTime<Utc>,
+) -> QueryResult<()> {
+    diesel::update(api_keys::table.find(key_id))
+        .set((
+            api_keys::last_used_at.eq(now.naive_utc()),
+            api_keys::last_used_from.eq(&site.from),
+            api_keys::last_used_user_agent.eq(site.user_agent.as_deref()),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}
 
 /// When and from where a key was last used, as recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +116,36 @@ impl RecentUses {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn user_agents_are_cleaned_cut_and_never_hold_a_secret() {
+        assert_eq!(
+            UseSite::clean_user_agent(b"curl/8.5.0").as_deref(),
+            Some("curl/8.5.0")
+        );
+        assert_eq!(
+            UseSite::clean_user_agent(b"  bad\x1b[31m agent\x07 ").as_deref(),
+            Some("bad[31m agent")
+        );
+        assert_eq!(UseSite::clean_user_agent(b" \t ").as_deref(), None);
+        let long = "é".repeat(150);
+        let cut = UseSite::clean_user_agent(long.as_bytes()).unwrap();
+        assert_eq!(cut.len(), MAX_USER_AGENT_LEN);
+        assert!(cut.chars().all(|c| c == 'é'));
+        let leaky = format!(
+            "deploy-bot (secret {}{})",
+            crate::text::SECRET_PREFIX,
+            "a".repeat(49)
+        );
+        assert_eq!(
+            UseSite::clean_user_agent(leaky.as_bytes()).as_deref(),
+            Some(crate::text::REDACTED_SECRET)
+        );
+        assert_eq!(
+            UseSite::clean_user_agent(b"\xff\xfeok").as_deref(),
+            Some("\u{fffd}\u{fffd}ok")
+        );
+    }
 
     fn site(from: &str) -> UseSite {
         UseSite {

@@ -1,19 +1,37 @@
 //! API keys: long-lived client credentials that clients exchange for tokens.
+//!
+//! - `service`: every change to a key and every read of one for a caller,
+//!   through [`Service`], with the rules of `rules` and [`limits`]; its
+//!   refusals are [`KeyError`]s, its key the [`Key`] (once, with its
+//!   secret, the [`IssuedKey`]);
+//! - `credential`: what the OAuth endpoints read on every request;
+//! - `lookup`: finding a key by its secret alone (exposure reports);
+//! - [`last_use`]: recording when and from where a key was used;
+//! - [`envelope`], [`issuance`]: where a key may be used from and how many
+//!   tokens a minute it may get; [`expiry`]: the expiry emails' sweep.
 
+mod caller;
+mod credential;
 pub mod envelope;
+mod error;
 pub mod expiry;
 pub mod issuance;
 pub mod last_use;
+pub mod limits;
+mod lookup;
 mod model;
+mod rules;
 pub mod secret;
-mod store;
+mod service;
 
+pub use caller::{Caller, Person, Reach};
+pub use credential::{Credential, Refusal, find_credential};
 pub use envelope::{AllowedNetworks, Envelope, EnvelopeChange};
-pub use model::{ApiKey, IssuedKey, IssuedKeyJson, KeyStatus, KeyView};
+pub use error::{KeyError, TextField};
+pub use last_use::{UseSite, touch_last_used};
+pub use limits::MAX_GRACE_DAYS;
+pub use lookup::{find_any_by_secret_lookup, find_by_secret_lookup};
+pub use model::{ApiKey, IssuedKey, Key, KeyStatus};
+pub use rules::{KeyLimits, NewKeyRequest, parse_grace};
 pub use secret::{ClientId, PlainSecret, SecretHash};
-pub use store::{
-    Credential, KeyLimits, NewKeyRequest, Refusal, UseSite, create_api_key,
-    find_any_by_secret_lookup, find_by_secret_lookup, find_credential, find_key, find_key_view,
-    list_api_keys, revoke_api_key, revoke_exposed_api_key, rotate_api_key, set_envelope,
-    touch_last_used,
-};
+pub use service::{Exposure, Service, list_api_keys, owner_of};

@@ -1,17 +1,20 @@
-//! API key rows and the shapes they are shown in.
+//! A key as stored ([`ApiKey`], secrets' hashes included), as shown
+//! ([`Key`]: the API, `keys list --json`, the console, the emails) and,
+//! once, with its secret ([`IssuedKey`]).
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use serde::Serialize;
-use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::envelope::AllowedNetworks;
 use super::secret::{ClientId, PlainSecret, SecretHash};
+use crate::db::DbConnection;
 use crate::db::schema::api_keys;
 use crate::scope::{Audiences, ScopeSet};
-use crate::time::{from_db, rfc3339};
+use crate::time::from_db;
 
+/// A row of `api_keys`, each column in its type.
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = api_keys)]
 pub struct ApiKey {
@@ -90,67 +93,49 @@ impl KeyStatus {
     }
 }
 
+/// The backend of [`DbConnection`]: both engines at once.
+type Backend = <DbConnection as diesel::Connection>::Backend;
+
 impl ApiKey {
     pub fn status(&self, now: DateTime<Utc>) -> KeyStatus {
         KeyStatus::of(self.revoked_at, self.expires_at, now)
     }
 
-    /// The public view: everything but secrets and their hashes.
-    pub fn view(&self, owner_email: &str, now: DateTime<Utc>) -> KeyView {
-        KeyView {
-            client_id: self.client_id.to_string(),
-            name: self.name.clone(),
-            description: self.description.clone(),
-            owner: owner_email.to_owned(),
-            scopes: self.scopes.to_vec(),
-            audiences: self.audiences.to_vec(),
-            created_at: rfc3339(from_db(self.created_at)),
-            created_by: self.created_by.clone(),
-            expires_at: self.expires_at.map(|t| rfc3339(from_db(t))),
-            status: self.status(now),
-            last_used_at: self.last_used_at.map(|t| rfc3339(from_db(t))),
-            last_used_from: self.last_used_from.clone(),
-            last_used_user_agent: self.last_used_user_agent.clone(),
-            allowed_networks: self
-                .allowed_networks
-                .as_ref()
-                .map(AllowedNetworks::to_vec)
-                .unwrap_or_default(),
-            max_tokens_per_minute: self
-                .max_tokens_per_minute
-                .and_then(|n| u32::try_from(n).ok()),
-            rotated_at: self.rotated_at.map(|t| rfc3339(from_db(t))),
-            previous_secret_expires_at: self
-                .previous_secret_expires_at
-                .filter(|t| from_db(*t) > now)
-                .map(|t| rfc3339(from_db(t))),
-            revoked_at: self.revoked_at.map(|t| rfc3339(from_db(t))),
-            revoked_by: self.revoked_by.clone(),
-            revoked_reason: self.revoked_reason.clone(),
-        }
+    /// The row's columns for a `RETURNING` clause, as a tuple of columns
+    /// (which either engine can write, where `as_returning` is one of
+    /// `MultiBackend` only).
+    pub(super) fn columns() -> <Self as Selectable<Backend>>::SelectExpression {
+        <Self as Selectable<Backend>>::construct_selection()
     }
 }
 
 /// What `keys list --json` and the API show of a key.
 #[derive(Debug, Clone, Serialize, ToSchema)]
-#[schema(as = Key)]
-pub struct KeyView {
-    pub client_id: String,
+pub struct Key {
+    // The row's own ID: for the emails' dedupe keys, never shown.
+    #[serde(skip)]
+    pub id: String,
+    #[schema(value_type = String)]
+    pub client_id: ClientId,
     pub name: String,
     pub description: String,
     /// The owner's email.
     pub owner: String,
-    pub scopes: Vec<String>,
-    pub audiences: Vec<String>,
-    #[schema(format = DateTime)]
-    pub created_at: String,
+    #[schema(value_type = Vec<String>)]
+    pub scopes: ScopeSet,
+    #[schema(value_type = Vec<String>)]
+    pub audiences: Audiences,
+    #[serde(with = "crate::time::utc")]
+    pub created_at: DateTime<Utc>,
     /// Who created it: a person's email or "command line".
     pub created_by: String,
-    #[schema(format = DateTime, required = true)]
-    pub expires_at: Option<String>,
+    #[serde(with = "crate::time::utc_opt")]
+    #[schema(required = true)]
+    pub expires_at: Option<DateTime<Utc>>,
     pub status: KeyStatus,
-    #[schema(format = DateTime, required = true)]
-    pub last_used_at: Option<String>,
+    #[serde(with = "crate::time::utc_opt")]
+    #[schema(required = true)]
+    pub last_used_at: Option<DateTime<Utc>>,
     /// The address of the last recorded token request (behind trusted
     /// proxies, the client's address they forwarded).
     #[schema(required = true)]
@@ -159,75 +144,120 @@ pub struct KeyView {
     #[schema(required = true)]
     pub last_used_user_agent: Option<String>,
     /// Networks (CIDRs) the key may be used from; empty: anywhere.
-    pub allowed_networks: Vec<String>,
+    #[schema(value_type = Vec<String>)]
+    pub allowed_networks: AllowedNetworks,
     /// Most tokens the key may be issued per minute; null: no limit.
     #[schema(required = true)]
     pub max_tokens_per_minute: Option<u32>,
-    #[schema(format = DateTime, required = true)]
-    pub rotated_at: Option<String>,
+    #[serde(with = "crate::time::utc_opt")]
+    #[schema(required = true)]
+    pub rotated_at: Option<DateTime<Utc>>,
     /// While a rotation's grace period runs: until when the old secret works.
-    #[schema(format = DateTime, required = true)]
-    pub previous_secret_expires_at: Option<String>,
-    #[schema(format = DateTime, required = true)]
-    pub revoked_at: Option<String>,
+    #[serde(with = "crate::time::utc_opt")]
+    #[schema(required = true)]
+    pub previous_secret_expires_at: Option<DateTime<Utc>>,
+    #[serde(with = "crate::time::utc_opt")]
+    #[schema(required = true)]
+    pub revoked_at: Option<DateTime<Utc>>,
     #[schema(required = true)]
     pub revoked_by: Option<String>,
     #[schema(required = true)]
     pub revoked_reason: Option<String>,
 }
 
-/// A key together with its secret in clear: exists only between creation (or
-/// rotation) and the one moment it is shown.
-#[derive(Debug)]
-pub struct IssuedKey {
-    pub key: KeyView,
-    pub secret: PlainSecret,
-}
-
-impl IssuedKey {
-    /// The creation output of INTERFACE.md: the only place the secret appears.
-    pub fn to_json(&self) -> Value {
-        let shown = IssuedKeyJson {
-            client_id: &self.key.client_id,
-            client_secret: self.secret.expose(),
-            name: &self.key.name,
-            description: &self.key.description,
-            owner: &self.key.owner,
-            scopes: &self.key.scopes,
-            audiences: &self.key.audiences,
-            created_at: &self.key.created_at,
-            expires_at: self.key.expires_at.as_deref(),
-            allowed_networks: &self.key.allowed_networks,
-            max_tokens_per_minute: self.key.max_tokens_per_minute,
-            previous_secret_expires_at: self.key.previous_secret_expires_at.as_deref(),
-        };
-        serde_json::to_value(shown).unwrap_or(Value::Null)
+impl Key {
+    /// The row as shown at `now` (its status, and the previous secret's
+    /// end only while it still works), with its owner's email.
+    pub fn new(row: ApiKey, owner: String, now: DateTime<Utc>) -> Self {
+        let status = row.status(now);
+        Self {
+            id: row.id,
+            client_id: row.client_id,
+            name: row.name,
+            description: row.description,
+            owner,
+            scopes: row.scopes,
+            audiences: row.audiences,
+            created_at: from_db(row.created_at),
+            created_by: row.created_by,
+            expires_at: row.expires_at.map(from_db),
+            status,
+            last_used_at: row.last_used_at.map(from_db),
+            last_used_from: row.last_used_from,
+            last_used_user_agent: row.last_used_user_agent,
+            allowed_networks: row.allowed_networks.unwrap_or_default(),
+            max_tokens_per_minute: row
+                .max_tokens_per_minute
+                .and_then(|n| u32::try_from(n).ok()),
+            rotated_at: row.rotated_at.map(from_db),
+            previous_secret_expires_at: row
+                .previous_secret_expires_at
+                .map(from_db)
+                .filter(|until| *until > now),
+            revoked_at: row.revoked_at.map(from_db),
+            revoked_by: row.revoked_by,
+            revoked_reason: row.revoked_reason,
+        }
     }
 }
 
-/// The shape of [`IssuedKey::to_json`]: a key with its secret, shown once.
-#[derive(Serialize, ToSchema)]
-#[schema(as = IssuedKey)]
-pub struct IssuedKeyJson<'a> {
-    client_id: &'a str,
+/// A key together with its secret in clear: made at creation or rotation,
+/// shown that once (the API's answer, `keys create --json`, the console's
+/// secret page) and dropped. The only serialisable type holding a secret.
+#[derive(Debug, Serialize, ToSchema)]
+// The description the published document has always carried.
+#[schema(description = "The shape of [`IssuedKey::to_json`]: a key with its secret, shown once.")]
+pub struct IssuedKey {
+    #[schema(value_type = String)]
+    pub client_id: ClientId,
     /// Shown this once; keygate keeps only a hash.
-    client_secret: &'a str,
-    name: &'a str,
-    description: &'a str,
+    #[serde(serialize_with = "expose")]
+    #[schema(value_type = String)]
+    pub client_secret: PlainSecret,
+    pub name: String,
+    pub description: String,
     /// The owner's email.
-    owner: &'a str,
-    scopes: &'a [String],
-    audiences: &'a [String],
-    #[schema(format = DateTime)]
-    created_at: &'a str,
-    #[schema(format = DateTime, required = true)]
-    expires_at: Option<&'a str>,
+    pub owner: String,
+    #[schema(value_type = Vec<String>)]
+    pub scopes: ScopeSet,
+    #[schema(value_type = Vec<String>)]
+    pub audiences: Audiences,
+    #[serde(with = "crate::time::utc")]
+    pub created_at: DateTime<Utc>,
+    #[serde(with = "crate::time::utc_opt")]
+    #[schema(required = true)]
+    pub expires_at: Option<DateTime<Utc>>,
     /// Networks (CIDRs) the key may be used from; empty: anywhere.
-    allowed_networks: &'a [String],
+    #[schema(value_type = Vec<String>)]
+    pub allowed_networks: AllowedNetworks,
     /// Most tokens the key may be issued per minute; null: no limit.
     #[schema(required = true)]
-    max_tokens_per_minute: Option<u32>,
+    pub max_tokens_per_minute: Option<u32>,
     /// After a rotation with a grace period: until when the old secret works.
-    #[schema(format = DateTime, required = true)]
-    previous_secret_expires_at: Option<&'a str>,
+    #[serde(with = "crate::time::utc_opt")]
+    #[schema(required = true)]
+    pub previous_secret_expires_at: Option<DateTime<Utc>>,
+}
+
+impl IssuedKey {
+    pub fn new(key: Key, secret: PlainSecret) -> Self {
+        Self {
+            client_id: key.client_id,
+            client_secret: secret,
+            name: key.name,
+            description: key.description,
+            owner: key.owner,
+            scopes: key.scopes,
+            audiences: key.audiences,
+            created_at: key.created_at,
+            expires_at: key.expires_at,
+            allowed_networks: key.allowed_networks,
+            max_tokens_per_minute: key.max_tokens_per_minute,
+            previous_secret_expires_at: key.previous_secret_expires_at,
+        }
+    }
+}
+
+fn expose<S: serde::Serializer>(secret: &PlainSecret, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(secret.expose())
 }

@@ -2,6 +2,7 @@
 //! expiry sweep, and the transport that sends them. The worker's round and
 //! the sweep are jobs (`crate::jobs`) that run on timers or on demand.
 
+mod event;
 pub mod outbox;
 pub mod render;
 pub mod transport;
@@ -9,8 +10,9 @@ pub mod worker;
 
 use std::time::Duration;
 
+pub use event::Event;
 pub use outbox::{enqueue_account_email, enqueue_key_event};
-pub use render::{AccountContext, AccountEmail, Event};
+pub use render::{AccountContext, AccountEmail};
 pub use transport::{MailTransport, Mailer, SendError, TransportError};
 pub use worker::Delivery;
 

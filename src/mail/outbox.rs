@@ -5,10 +5,11 @@
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
-use super::render::{self, AccountContext, AccountEmail, Actor, EmailContext, Event, PRODUCT};
+use super::event::Event;
+use super::render::{self, AccountContext, AccountEmail, Actor, EmailContext, PRODUCT};
 use crate::db::schema::email_outbox;
 use crate::db::{DbConnection, write_transaction};
-use crate::error::{AppError, ErrorKind, FeatureError, StoreError};
+use crate::error::{ErrorKind, FeatureError, StoreError, from_store_errors};
 use crate::time::rfc3339;
 
 /// Where an email stands; stored as its lower-case name.
@@ -99,6 +100,34 @@ pub struct AboutKey<'a, K> {
     pub view: &'a K,
 }
 
+/// Why an email could not be queued: its template failed (a bug) or the
+/// database did. Either way the change it reports is rolled back.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error(transparent)]
+    Render(#[from] render::RenderError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+from_store_errors!(QueueError);
+
+impl FeatureError for QueueError {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::Render(_) => "internal_error",
+            Self::Store(e) => e.code(),
+        }
+    }
+
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Render(_) => ErrorKind::Internal,
+            Self::Store(e) => e.kind(),
+        }
+    }
+}
+
 /// Renders `event` for the key's owner and queues it, unless that email was
 /// queued already. Call it inside the transaction of the change it reports:
 /// a template error then aborts the change. Returns whether a row was added.
@@ -109,7 +138,7 @@ pub fn enqueue_key_event<K: serde::Serialize>(
     issuer: &str,
     actor: &str,
     now: DateTime<Utc>,
-) -> Result<bool, AppError> {
+) -> Result<bool, QueueError> {
     let occurred_at = rfc3339(now);
     let AboutKey {
         id: key_id,
@@ -127,8 +156,7 @@ pub fn enqueue_key_event<K: serde::Serialize>(
             created_by: Actor::creator(created_by, recipient),
             occurred_at: &occurred_at,
         },
-    )
-    .map_err(AppError::internal)?;
+    )?;
     // Time-ordered, so the worker sends a key's "created" before its "expires soon".
     let id = uuid::Uuid::now_v7().to_string();
     let dedupe = dedupe_key(key_id, event, &id);
@@ -169,7 +197,7 @@ pub fn enqueue_account_email(
     link_id: &str,
     context: &AccountContext<'_>,
     now: DateTime<Utc>,
-) -> Result<(), EnqueueError> {
+) -> Result<(), QueueError> {
     let mail = render::render_account(email, context)?;
     let id = uuid::Uuid::now_v7().to_string();
     let dedupe = format!("account:{link_id}");
@@ -191,34 +219,6 @@ pub fn enqueue_account_email(
         .values(&row)
         .execute(conn)?;
     Ok(())
-}
-
-/// Why an account email could not be queued: its template failed (keygate's
-/// failure: the change it reports is undone) or the database did.
-#[derive(Debug, thiserror::Error)]
-pub enum EnqueueError {
-    #[error(transparent)]
-    Render(#[from] render::RenderError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-crate::error::from_store_errors!(EnqueueError);
-
-impl FeatureError for EnqueueError {
-    fn code(&self) -> &'static str {
-        match self {
-            Self::Render(_) => "internal_error",
-            Self::Store(e) => e.code(),
-        }
-    }
-
-    fn kind(&self) -> ErrorKind {
-        match self {
-            Self::Render(_) => ErrorKind::Internal,
-            Self::Store(e) => e.kind(),
-        }
-    }
 }
 
 /// What replaces the body of a sent or abandoned account email.

@@ -8,45 +8,11 @@ use std::sync::LazyLock;
 use minijinja::{Environment, UndefinedBehavior};
 use serde::Serialize;
 
+use super::event::Event;
 use crate::audit::{COMMAND_LINE, SYSTEM};
 
 /// The product name emails are signed with.
 pub const PRODUCT: &str = "keygate";
-
-/// What an email reports about a key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Event {
-    Created,
-    Rotated,
-    Revoked,
-    /// Revoked because its secret was reported leaked (`crate::exposure`).
-    Exposed,
-    Expiring,
-    Expired,
-}
-
-impl Event {
-    pub const ALL: [Self; 6] = [
-        Self::Created,
-        Self::Rotated,
-        Self::Revoked,
-        Self::Exposed,
-        Self::Expiring,
-        Self::Expired,
-    ];
-
-    /// The template folder and the outbox's `event` column.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Created => "created",
-            Self::Rotated => "rotated",
-            Self::Revoked => "revoked",
-            Self::Exposed => "exposed",
-            Self::Expiring => "expiring",
-            Self::Expired => "expired",
-        }
-    }
-}
 
 /// An email to a person about their account (not about a key): each holds a
 /// one-time link to set a password.
@@ -97,7 +63,7 @@ pub struct RenderError {
     message: String,
 }
 
-/// Everything a template may use. The key's public view (`keys::KeyView`)
+/// Everything a template may use. The key's public view (`keys::Key`)
 /// holds no secret, so no template can show one.
 #[derive(Debug, Serialize)]
 pub struct EmailContext<'a, K> {
@@ -326,38 +292,45 @@ fn tidy_text(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::{KeyStatus, KeyView};
+    use crate::keys::{AllowedNetworks, ClientId, Key, KeyStatus};
+    use crate::scope::{Audiences, ScopeSet};
+    use crate::time::parse_rfc3339;
 
-    pub(crate) fn sample_key(name: &str) -> KeyView {
-        KeyView {
-            client_id: "kg_sample123".into(),
+    fn at(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+        parse_rfc3339(text)
+    }
+
+    pub(crate) fn sample_key(name: &str) -> Key {
+        Key {
+            id: "key".into(),
+            client_id: ClientId::from_stored("kg_sample123".into()),
             name: name.into(),
             description: String::new(),
             owner: "alice@example.com".into(),
-            scopes: vec!["read".into(), "write".into()],
-            audiences: vec!["https://api.example.com".into()],
-            created_at: "2026-11-22T10:00:00Z".into(),
+            scopes: ScopeSet::from_stored("read write"),
+            audiences: Audiences::from_stored("https://api.example.com"),
+            created_at: at("2026-11-22T10:00:00Z").unwrap(),
             created_by: "command line".into(),
-            expires_at: Some("2027-05-21T10:00:00Z".into()),
+            expires_at: at("2027-05-21T10:00:00Z"),
             status: KeyStatus::Active,
             last_used_at: None,
             last_used_from: None,
             last_used_user_agent: None,
-            allowed_networks: Vec::new(),
+            allowed_networks: AllowedNetworks::default(),
             max_tokens_per_minute: None,
             rotated_at: None,
-            previous_secret_expires_at: Some("2026-11-23T10:00:00Z".into()),
-            revoked_at: Some("2026-11-22T12:00:00Z".into()),
+            previous_secret_expires_at: at("2026-11-23T10:00:00Z"),
+            revoked_at: at("2026-11-22T12:00:00Z"),
             revoked_by: Some("bob@example.com".into()),
             revoked_reason: Some("leaked in a CI log".into()),
         }
     }
 
-    fn context(key: &KeyView) -> EmailContext<'_, KeyView> {
+    fn context(key: &Key) -> EmailContext<'_, Key> {
         acted_by(key, "bob@example.com")
     }
 
-    fn acted_by<'a>(key: &'a KeyView, actor: &str) -> EmailContext<'a, KeyView> {
+    fn acted_by<'a>(key: &'a Key, actor: &str) -> EmailContext<'a, Key> {
         EmailContext {
             product: PRODUCT,
             issuer: "https://auth.example.com",
@@ -417,9 +390,9 @@ mod tests {
                     && !body.contains("Last used")
             );
         }
-        key.allowed_networks = vec!["10.0.0.0/8".into(), "192.0.2.0/24".into()];
+        key.allowed_networks = AllowedNetworks::parse("10.0.0.0/8 192.0.2.0/24").unwrap();
         key.max_tokens_per_minute = Some(120);
-        key.last_used_at = Some("2026-11-22T11:59:00Z".into());
+        key.last_used_at = at("2026-11-22T11:59:00Z");
         key.last_used_from = Some("192.0.2.7".into());
         let mail = render(Event::Exposed, &context(&key)).unwrap();
         assert!(

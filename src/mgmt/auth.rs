@@ -63,7 +63,26 @@ impl Caller {
 
     /// Whether the caller may see and change a key of this owner.
     pub fn may_manage_keys_of(&self, owner_email: &str) -> bool {
-        self.is_admin() || self.email.eq_ignore_ascii_case(owner_email)
+        self.for_keys().may_manage_keys_of(owner_email)
+    }
+
+    /// The caller as the keys service knows them: the person of a console
+    /// session, or the key whose token calls, acting for its owner.
+    pub fn for_keys(&self) -> keys::Caller {
+        let person = keys::Person {
+            email: self.email.clone(),
+            reach: match self.access {
+                Access::Admin => keys::Reach::EveryKey,
+                Access::OwnKeys => keys::Reach::OwnKeys,
+            },
+        };
+        match &self.source {
+            CallerSource::Session { .. } => keys::Caller::Person(person),
+            CallerSource::Bearer { client_id } => keys::Caller::Key {
+                client_id: client_id.clone(),
+                owner: person,
+            },
+        }
     }
 }
 
@@ -255,8 +274,8 @@ async fn from_bearer(
                     tracing::debug!(reason, "management API token from an unusable key");
                     AuthError::InvalidToken(INVALID)
                 })?;
-            let (_, view) = keys::find_key_view(conn, credential.client_id.as_str(), now)?;
-            Ok((claims, credential, view.owner))
+            let owner = keys::owner_of(conn, &credential.client_id).map_err(AppError::from)?;
+            Ok((claims, credential, owner))
         })
         .await?;
     let holds =

@@ -15,6 +15,9 @@ use utoipa::openapi::{
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 use utoipa_actix_web::OpenApiFactory;
 
+use crate::error::ErrorKind;
+use crate::keys::KeyError;
+
 /// The body of every error answer.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = Error)]
@@ -174,27 +177,101 @@ fn error_response(description: &str, challenge: bool) -> RefOr<Response> {
     builder.build().into()
 }
 
+/// The codes this API's own layers answer with: the body and query
+/// parsers, authentication, the last resorts.
+const TRANSPORT_CODES: &[(ErrorKind, &str)] = &[
+    (ErrorKind::Malformed, "invalid_request"),
+    (ErrorKind::Unauthenticated, "unauthorized"),
+    (ErrorKind::Forbidden, "insufficient_scope"),
+    (ErrorKind::Forbidden, "invalid_csrf_token"),
+    (ErrorKind::Internal, "internal_error"),
+    (ErrorKind::Unavailable, "database_unavailable"),
+];
+
+/// The codes of users, roles and APIs, whose errors are not an enum of
+/// their own yet: each goes when its enum's list joins [`FEATURE_CODES`].
+const PENDING_CODES: &[(ErrorKind, &str)] = &[
+    (ErrorKind::NotFound, "user_not_found"),
+    (ErrorKind::NotFound, "api_not_found"),
+    (ErrorKind::NotFound, "role_not_found"),
+    (ErrorKind::Conflict, "user_exists"),
+    (ErrorKind::Conflict, "api_exists"),
+    (ErrorKind::Conflict, "last_admin"),
+    (ErrorKind::Invalid, "invalid_email"),
+    (ErrorKind::Invalid, "invalid_name"),
+    (ErrorKind::Invalid, "invalid_identifier"),
+    (ErrorKind::Invalid, "invalid_scope"),
+    (ErrorKind::Invalid, "reserved_scope"),
+];
+
+/// Every feature's codes by kind: each error enum contributes its list.
+const FEATURE_CODES: &[&[(ErrorKind, &str)]] = &[KeyError::CODES, PENDING_CODES];
+
+/// The codes an answer of `kind` may carry, each once, in the order they
+/// are listed: the transport's first, then each feature's.
+fn codes_of(kind: ErrorKind) -> Vec<&'static str> {
+    let mut codes: Vec<&'static str> = Vec::new();
+    let lists = std::iter::once(TRANSPORT_CODES).chain(FEATURE_CODES.iter().copied());
+    for (of, code) in lists.flatten() {
+        if *of == kind && !codes.contains(code) {
+            codes.push(code);
+        }
+    }
+    codes
+}
+
+/// `what` followed by the codes it may carry: `(a, b, c)`.
+fn described(what: &str, codes: &[&str]) -> String {
+    format!("{what} ({})", codes.join(", "))
+}
+
 macro_rules! error_responses {
-    ($($name:ident: $description:literal, $challenge:literal;)*) => {$(
+    ($($name:ident: $what:literal, $codes:expr, $challenge:literal;)*) => {$(
         pub(super) struct $name;
 
         impl<'r> utoipa::ToResponse<'r> for $name {
             fn response() -> (&'r str, RefOr<Response>) {
-                (stringify!($name), error_response($description, $challenge))
+                let codes: Vec<&str> = $codes;
+                (stringify!($name), error_response(&described($what, &codes), $challenge))
             }
         }
     )*};
 }
 
 error_responses! {
-    BadRequest: "malformed JSON, an unknown field, a bad `limit` or `cursor` (invalid_request)", false;
-    Unauthorized: "no, or an invalid, expired or revoked, access token, or a console session that has ended (unauthorized)", true;
-    Forbidden: "the token lacks the scope this needs (insufficient_scope), a console session's CSRF token is missing or wrong (invalid_csrf_token), or the change is not allowed (key_creation_disabled, scope_not_grantable)", true;
-    NotFound: "no such object, or one the caller may not see (key_not_found, user_not_found, api_not_found, role_not_found)", false;
-    Conflict: "the object exists already, or is revoked or expired, or the owner holds as many active keys as one person may (user_exists, api_exists, key_revoked, key_expired, key_limit_reached)", false;
-    PayloadTooLarge: "the body is larger than this operation accepts (payload_too_large)", false;
-    RequestTimeout: "the body did not arrive in time; the connection is closed (request_timeout)", false;
-    Unprocessable: "a field holds an invalid value (invalid_duration, invalid_scope, unknown_scope, expiry_too_long, invalid_email, owner_disabled, ...)", false;
-    Internal: "an internal failure; logged, never detailed (internal_error)", false;
-    Unavailable: "the database is unavailable; retry shortly (database_unavailable)", false;
+    BadRequest: "malformed JSON, an unknown field, a bad `limit` or `cursor`", codes_of(ErrorKind::Malformed), false;
+    Unauthorized: "no, or an invalid, expired or revoked, access token, or a console session that has ended", codes_of(ErrorKind::Unauthenticated), true;
+    Forbidden: "the token lacks the scope this needs, a console session's CSRF token is missing or wrong, or the change is not allowed", codes_of(ErrorKind::Forbidden), true;
+    NotFound: "no such object, or one the caller may not see", codes_of(ErrorKind::NotFound), false;
+    Conflict: "the object exists already, or is revoked or expired, or the owner holds as many active keys as one person may", codes_of(ErrorKind::Conflict), false;
+    PayloadTooLarge: "the body is larger than this operation accepts", vec!["payload_too_large"], false;
+    RequestTimeout: "the body did not arrive in time; the connection is closed", vec!["request_timeout"], false;
+    Unprocessable: "a field holds an invalid value, or a rule refuses it", codes_of(ErrorKind::Invalid), false;
+    Internal: "an internal failure; logged, never detailed", codes_of(ErrorKind::Internal), false;
+    Unavailable: "the database is unavailable; retry shortly", codes_of(ErrorKind::Unavailable), false;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_answer_lists_the_codes_of_its_kind_once() {
+        let forbidden = codes_of(ErrorKind::Forbidden);
+        assert_eq!(
+            forbidden,
+            [
+                "insufficient_scope",
+                "invalid_csrf_token",
+                "scope_not_grantable",
+                "key_creation_disabled"
+            ]
+        );
+        assert!(codes_of(ErrorKind::NotFound).contains(&"key_not_found"));
+        assert_eq!(codes_of(ErrorKind::Unavailable), ["database_unavailable"]);
+        assert_eq!(
+            described("no such object", &["a", "b"]),
+            "no such object (a, b)"
+        );
+    }
 }

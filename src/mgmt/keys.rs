@@ -13,15 +13,30 @@ use super::doc::{
     Unavailable, Unprocessable,
 };
 use super::{Page, Paged, location, optional_json, secret_response};
+use crate::db::DbConnection;
 use crate::duration::HumanDuration;
 use crate::error::AppError;
 use crate::keys::envelope;
 use crate::keys::{
-    self, AllowedNetworks, Envelope, EnvelopeChange, IssuedKeyJson, KeyStatus, KeyView,
+    self, AllowedNetworks, Envelope, EnvelopeChange, IssuedKey, Key, KeyError, KeyStatus,
     NewKeyRequest,
 };
 use crate::scope::{ADMIN_SCOPE, Audience, ScopeError, ScopeSet};
 use crate::state::AppState;
+
+/// The keys service of this keygate.
+fn service(state: &AppState) -> keys::Service {
+    keys::Service::new(state.issuer.clone(), state.key_limits())
+}
+
+/// Runs a keys operation off the async workers; a refusal becomes the
+/// API's answer.
+async fn run<T: Send + 'static>(
+    state: &AppState,
+    work: impl FnOnce(&mut DbConnection) -> Result<T, KeyError> + Send + 'static,
+) -> Result<T, AppError> {
+    Ok(state.db(work).await?)
+}
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -63,7 +78,7 @@ fn parse_status(text: &str) -> Result<KeyStatus, AppError> {
     operation_id = "listKeys",
     params(ListQuery),
     responses(
-        (status = 200, description = "a page of keys", body = Paged<KeyView>),
+        (status = 200, description = "a page of keys", body = Paged<Key>),
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
@@ -80,22 +95,23 @@ pub async fn list(
 ) -> actix_web::Result<HttpResponse> {
     let page = Page::parse(query.limit.as_deref(), query.cursor.as_deref())?;
     let status = query.status.as_deref().map(parse_status).transpose()?;
-    let owner = match (&query.owner, caller.is_admin()) {
-        (owner, true) => owner.clone(),
-        (Some(owner), false) if !caller.may_manage_keys_of(owner) => {
-            return Err(AuthError::InsufficientScope(ADMIN_SCOPE).into());
-        }
-        (_, false) => Some(caller.email.clone()),
-    };
+    if let Some(owner) = &query.owner
+        && !caller.may_manage_keys_of(owner)
+    {
+        return Err(AuthError::InsufficientScope(ADMIN_SCOPE).into());
+    }
+    let owner = query.owner.clone();
     let now = state.clock.now();
-    let all = state
-        .db(move |conn| keys::list_api_keys(conn, owner.as_deref(), now))
-        .await?;
-    let matching: Vec<KeyView> = all
+    let service = service(&state);
+    let all = run(&state, move |conn| {
+        service.list(conn, &caller.for_keys(), owner.as_deref(), now)
+    })
+    .await?;
+    let matching: Vec<Key> = all
         .into_iter()
         .filter(|k| status.is_none_or(|s| k.status == s))
         .collect();
-    let page: Paged<KeyView> = page.slice(matching);
+    let page: Paged<Key> = page.slice(matching);
     Ok(HttpResponse::Ok().json(page))
 }
 
@@ -146,19 +162,22 @@ impl CreateKey {
     /// 422 `invalid_scope`, `invalid_audience` or `invalid_duration` for
     /// the first field that cannot be what it says.
     pub fn check(self) -> Result<CheckedCreateKey, AppError> {
+        Ok(self.checked()?)
+    }
+
+    fn checked(self) -> Result<CheckedCreateKey, KeyError> {
         let scopes = parse_scopes(&self.scopes)?;
         let audiences = self
             .audiences
             .iter()
-            .map(|a| Audience::parse(a).map_err(|m| AppError::invalid("invalid_audience", m)))
+            .map(|a| Audience::parse(a).map_err(KeyError::InvalidAudience))
             .collect::<Result<Vec<_>, _>>()?;
         let expires_in = self
             .expires_in
             .as_deref()
             .map(|d| {
-                d.parse::<HumanDuration>().map_err(|e| {
-                    AppError::invalid("invalid_duration", format!("expires_in {d:?}: {e}"))
-                })
+                d.parse::<HumanDuration>()
+                    .map_err(|e| KeyError::InvalidExpiry(format!("expires_in {d:?}: {e}")))
             })
             .transpose()?;
         let envelope = Envelope {
@@ -184,23 +203,20 @@ impl CreateKey {
 /// Each string must be exactly one scope token: `"read write"` is two, and
 /// `" read"` none (the space is not part of any scope), so both are refused
 /// rather than stored as something the caller did not write.
-fn parse_scopes(scopes: &[String]) -> Result<ScopeSet, AppError> {
+fn parse_scopes(scopes: &[String]) -> Result<ScopeSet, KeyError> {
     for scope in scopes {
-        let parsed = ScopeSet::parse(scope)
-            .map_err(|e| AppError::invalid("invalid_scope", e.to_string()))?;
+        let parsed = ScopeSet::parse(scope).map_err(|e| KeyError::InvalidScope(e.to_string()))?;
         match parsed.iter().collect::<Vec<_>>().as_slice() {
             [one] if one == scope => {}
             [_] => {
-                return Err(AppError::invalid(
-                    "invalid_scope",
+                return Err(KeyError::InvalidScope(
                     ScopeError(scope.clone()).to_string(),
                 ));
             }
             _ => {
-                return Err(AppError::invalid(
-                    "invalid_scope",
-                    format!("{scope:?} is not one scope; give each scope as its own string"),
-                ));
+                return Err(KeyError::InvalidScope(format!(
+                    "{scope:?} is not one scope; give each scope as its own string"
+                )));
             }
         }
     }
@@ -213,7 +229,7 @@ fn parse_scopes(scopes: &[String]) -> Result<ScopeSet, AppError> {
     operation_id = "createKey",
     request_body = CreateKey,
     responses(
-        (status = 201, description = "the new key with its secret", body = IssuedKeyJson,
+        (status = 201, description = "the new key with its secret", body = IssuedKey,
             headers(
                 ("Cache-Control" = String, description = "`no-store`: the body holds a secret"),
                 ("Location" = String, description = "URL of the new key"),
@@ -243,40 +259,28 @@ pub async fn create(
         None => caller.email.clone(),
     };
     let body = body.check()?;
-    let limits = state.key_limits();
-    let actor = caller.email.clone();
-    let issuer = state.issuer.clone();
+    let service = service(&state);
     let tagger = state.accounts.token_hasher.clone();
     let now = state.clock.now();
-    let issued = state
-        .db(move |conn| {
-            let request = NewKeyRequest {
-                owner_email: &owner,
-                name: &body.name,
-                description: &body.description,
-                scopes: body.scopes,
-                audiences: body.audiences,
-                expires_in: body.expires_in,
-                envelope: body.envelope,
-            };
-            keys::create_api_key(conn, request, limits, &tagger, (&issuer, &actor), now)
-        })
-        .await?;
+    let issued = run(&state, move |conn| {
+        let request = NewKeyRequest {
+            owner_email: &owner,
+            name: &body.name,
+            description: &body.description,
+            scopes: body.scopes,
+            audiences: body.audiences,
+            expires_in: body.expires_in,
+            envelope: body.envelope,
+        };
+        service.create(conn, &caller.for_keys(), request, &tagger, now)
+    })
+    .await?;
     let mut builder = HttpResponse::Created();
-    builder.insert_header((header::LOCATION, location("keys", &issued.key.client_id)));
-    Ok(secret_response(builder, issued.to_json()))
-}
-
-/// The key if the caller may see it; otherwise the same 404 as for no key.
-fn visible(caller: &Caller, view: KeyView, client_id: &str) -> Result<KeyView, AppError> {
-    if caller.may_manage_keys_of(&view.owner) {
-        Ok(view)
-    } else {
-        Err(AppError::not_found(
-            "key_not_found",
-            format!("no key with client ID {client_id}"),
-        ))
-    }
+    builder.insert_header((
+        header::LOCATION,
+        location("keys", issued.client_id.as_str()),
+    ));
+    Ok(secret_response(builder, &issued))
 }
 
 /// Read one key.
@@ -285,7 +289,7 @@ fn visible(caller: &Caller, view: KeyView, client_id: &str) -> Result<KeyView, A
     operation_id = "getKey",
     params(KeyPath),
     responses(
-        (status = 200, description = "the key", body = KeyView),
+        (status = 200, description = "the key", body = Key),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
@@ -301,13 +305,12 @@ pub async fn read(
 ) -> actix_web::Result<HttpResponse> {
     let client_id = path.into_inner().client_id;
     let now = state.clock.now();
-    let view = state
-        .db(move |conn| {
-            let (_, view) = keys::find_key_view(conn, &client_id, now)?;
-            visible(&caller, view, &client_id)
-        })
-        .await?;
-    Ok(HttpResponse::Ok().json(view))
+    let service = service(&state);
+    let key = run(&state, move |conn| {
+        service.get(conn, &caller.for_keys(), &client_id, now)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(key))
 }
 
 /// A change to a key's usage envelope: each field given replaces what the
@@ -334,7 +337,7 @@ where
 }
 
 impl UpdateKey {
-    fn check(self) -> Result<EnvelopeChange, AppError> {
+    fn check(self) -> Result<EnvelopeChange, KeyError> {
         let change = EnvelopeChange {
             allowed_networks: self
                 .allowed_networks
@@ -357,7 +360,7 @@ impl UpdateKey {
     params(KeyPath),
     request_body = UpdateKey,
     responses(
-        (status = 200, description = "the changed key", body = KeyView),
+        (status = 200, description = "the changed key", body = Key),
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
@@ -377,16 +380,14 @@ pub async fn update(
     state: web::Data<AppState>,
 ) -> actix_web::Result<HttpResponse> {
     let client_id = path.into_inner().client_id;
-    let change = body.into_inner().check()?;
+    let change = body.into_inner().check().map_err(AppError::from)?;
     let now = state.clock.now();
-    let view = state
-        .db(move |conn| {
-            let (_, view) = keys::find_key_view(conn, &client_id, now)?;
-            visible(&caller, view, &client_id)?;
-            keys::set_envelope(conn, &client_id, &change, &caller.email, now)
-        })
-        .await?;
-    Ok(HttpResponse::Ok().json(view))
+    let service = service(&state);
+    let key = run(&state, move |conn| {
+        service.set_envelope(conn, &caller.for_keys(), &client_id, &change, now)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(key))
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -400,14 +401,8 @@ pub struct RotateBody {
 impl RotateBody {
     /// The grace period; `0` or none means none. 422 `invalid_duration`.
     pub fn grace(&self) -> Result<Option<HumanDuration>, AppError> {
-        self.grace
-            .as_deref()
-            .map(|g| {
-                HumanDuration::parse_or_zero(g)
-                    .map_err(|e| AppError::invalid("invalid_duration", format!("grace {g:?}: {e}")))
-            })
-            .transpose()
-            .map(Option::flatten)
+        let grace = self.grace.as_deref().map(keys::parse_grace).transpose()?;
+        Ok(grace.flatten())
     }
 }
 
@@ -418,7 +413,7 @@ impl RotateBody {
     params(KeyPath),
     request_body(content = Option<RotateBody>, description = "may be left out"),
     responses(
-        (status = 200, description = "the key with its new secret", body = IssuedKeyJson,
+        (status = 200, description = "the key with its new secret", body = IssuedKey,
             headers(("Cache-Control" = String, description = "`no-store`: the body holds a secret"))),
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
@@ -441,24 +436,14 @@ pub async fn rotate(
     let client_id = path.into_inner().client_id;
     let body: RotateBody = optional_json(body).await?;
     let grace = body.grace()?;
-    let issuer = state.issuer.clone();
+    let service = service(&state);
     let tagger = state.accounts.token_hasher.clone();
     let now = state.clock.now();
-    let issued = state
-        .db(move |conn| {
-            let (_, view) = keys::find_key_view(conn, &client_id, now)?;
-            visible(&caller, view, &client_id)?;
-            keys::rotate_api_key(
-                conn,
-                &client_id,
-                grace,
-                &tagger,
-                (&issuer, &caller.email),
-                now,
-            )
-        })
-        .await?;
-    Ok(secret_response(HttpResponse::Ok(), issued.to_json()))
+    let issued = run(&state, move |conn| {
+        service.rotate(conn, &caller.for_keys(), &client_id, grace, &tagger, now)
+    })
+    .await?;
+    Ok(secret_response(HttpResponse::Ok(), &issued))
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -475,7 +460,7 @@ pub struct RevokeBody {
     params(KeyPath),
     request_body(content = Option<RevokeBody>, description = "may be left out"),
     responses(
-        (status = 200, description = "the revoked key", body = KeyView),
+        (status = 200, description = "the revoked key", body = Key),
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
@@ -504,7 +489,7 @@ pub async fn revoke(
     params(KeyPath),
     request_body(content = Option<RevokeBody>, description = "may be left out"),
     responses(
-        (status = 200, description = "the revoked key", body = KeyView),
+        (status = 200, description = "the revoked key", body = Key),
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
@@ -533,22 +518,14 @@ async fn revoke_key(
     state: web::Data<AppState>,
 ) -> actix_web::Result<HttpResponse> {
     let body: RevokeBody = optional_json(body).await?;
-    let issuer = state.issuer.clone();
+    let service = service(&state);
     let now = state.clock.now();
-    let view = state
-        .db(move |conn| {
-            let (_, view) = keys::find_key_view(conn, &client_id, now)?;
-            visible(&caller, view, &client_id)?;
-            keys::revoke_api_key(
-                conn,
-                &client_id,
-                body.reason.as_deref(),
-                (&issuer, &caller.email),
-                now,
-            )
-        })
-        .await?;
-    Ok(HttpResponse::Ok().json(view))
+    let key = run(&state, move |conn| {
+        let reason = body.reason.as_deref();
+        service.revoke(conn, &caller.for_keys(), &client_id, reason, now)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(key))
 }
 
 #[cfg(test)]
@@ -556,7 +533,9 @@ mod tests {
     use super::*;
 
     fn scopes(given: &[&str]) -> Result<ScopeSet, AppError> {
-        parse_scopes(&given.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        Ok(parse_scopes(
+            &given.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+        )?)
     }
 
     #[test]

@@ -22,7 +22,6 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::AppError;
@@ -316,7 +315,10 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
 }
 
 /// 200 with a body that holds a secret: never cached.
-pub fn secret_response(mut builder: actix_web::HttpResponseBuilder, body: Value) -> HttpResponse {
+pub fn secret_response(
+    mut builder: actix_web::HttpResponseBuilder,
+    body: &impl Serialize,
+) -> HttpResponse {
     builder
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((header::PRAGMA, "no-cache"))

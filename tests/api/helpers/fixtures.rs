@@ -210,19 +210,13 @@ fn create_key(conn: &mut DbConnection, ctx: &Context, spec: &KeySpec) -> Key {
         max_keys_per_user: ctx.config.max_keys_per_user,
     };
     let tagger = ctx.master_key().token_hasher();
-    let issued = keys::create_api_key(
-        conn,
-        request,
-        limits,
-        &tagger,
-        (&ctx.issuer, COMMAND_LINE),
-        ctx.now,
-    )
-    .unwrap_or_else(|e| panic!("keys create {spec:?}: {e}"));
-    let json = issued.to_json();
+    let issued = keys::Service::new(&ctx.issuer, limits)
+        .create(conn, &keys::Caller::CommandLine, request, &tagger, ctx.now)
+        .unwrap_or_else(|e| panic!("keys create {spec:?}: {e}"));
+    let json = serde_json::to_value(&issued).expect("the key as JSON");
     Key {
-        client_id: issued.key.client_id.clone(),
-        client_secret: issued.secret.expose().to_owned(),
+        client_id: issued.client_id.to_string(),
+        client_secret: issued.client_secret.expose().to_owned(),
         json,
     }
 }
