@@ -28,6 +28,7 @@ use crate::keys::issuance::Issuance;
 use crate::keys::last_use::RecentUses;
 use crate::mail::{Delivery, MailTransport, Mailer};
 use crate::ops::metrics::Metrics;
+use crate::peer::TrustedProxies;
 use crate::signing::MasterKey;
 use crate::signing::{self, AtRest, Signer, TokenHasher};
 use crate::state::{AccountSettings, AppState};
@@ -264,6 +265,7 @@ impl Application {
         // What the operations endpoints read, apart from the request state.
         let probe_pool = web::Data::new(pool.clone());
         let probe_metrics = web::Data::from(metrics);
+        let trusted_proxies = web::Data::new(TrustedProxies(config.trusted_proxies.clone()));
         let metrics_access = web::Data::new(ops::MetricsAccess {
             allow_from: config.metrics_allow_from.clone(),
             trusted_proxies: config.trusted_proxies.clone(),
@@ -284,6 +286,7 @@ impl Application {
                 .app_data(probe_pool.clone())
                 .app_data(probe_metrics.clone())
                 .app_data(metrics_access.clone())
+                .app_data(trusted_proxies.clone())
                 .app_data(web::PayloadConfig::new(64 * 1024))
                 .wrap_fn(http_edge::body_deadline(tuning.body_read_timeout))
                 .wrap_fn(in_request_span)

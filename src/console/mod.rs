@@ -38,7 +38,7 @@ mod render;
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
-use actix_web::middleware::DefaultHeaders;
+use actix_web::middleware::{DefaultHeaders, from_fn};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 
@@ -84,7 +84,21 @@ fn resource(
         InitError = (),
     >,
 > {
-    web::resource(path).wrap(security_headers())
+    web::resource(path)
+        .wrap(from_fn(|request, next| {
+            crate::peer::refuse_unreadable_forwarding(request, next, refused)
+        }))
+        .wrap(security_headers())
+}
+
+/// The page for a request refused before its handler ran: a trusted proxy's
+/// `X-Forwarded-For` that names no address.
+fn refused(req: &HttpRequest, unreadable: crate::peer::UnreadableForwarding) -> HttpResponse {
+    let error = AppError::bad_request(unreadable.to_string());
+    match req.app_data::<web::Data<AppState>>() {
+        Some(state) => error_page(state, None, &error),
+        None => actix_web::ResponseError::error_response(&error),
+    }
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

@@ -1,0 +1,109 @@
+//! Issue 24's safety rules (INTERFACE.md "Safety rules that hold
+//! everywhere"): a trusted proxy's `X-Forwarded-For` read entry by entry and
+//! refused when an entry is not an address; HSTS under an https issuer;
+//! unparsable list filters refused; email files readable by their owner
+//! only.
+
+use serde_json::Value;
+
+use crate::both_engines;
+use crate::helpers::{
+    Engine, Key, TestApp, assert_invalid_client, assert_oauth_error, client_from, spawn_app_with,
+};
+
+const CC: (&str, &str) = ("grant_type", "client_credentials");
+
+async fn token_forwarded_for(app: &TestApp, key: &Key, forwarded: &str) -> reqwest::Response {
+    app.http
+        .post(app.token_url())
+        .basic_auth(&key.client_id, Some(&key.client_secret))
+        .header("x-forwarded-for", forwarded)
+        .form(&[CC])
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn get_forwarded_for(app: &TestApp, path: &str, forwarded: &str) -> reqwest::Response {
+    app.http
+        .get(format!("{}{path}", app.address))
+        .header("x-forwarded-for", forwarded)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Behind a trusted proxy, with a key allowed only from 127.0.0.0/8: an
+/// `IP:PORT` entry is that IP (outside: refused as any outsider is), and an
+/// entry that is not an address is `invalid_request`, never the proxy's own
+/// (allowed) address.
+async fn forwarded_entries_are_addresses_or_the_request_is_refused(engine: Engine) {
+    let app = spawn_app_with(engine, &[("KEYGATE_TRUSTED_PROXIES", "127.0.0.1")]).await;
+    let key = app
+        .standard_key_with("read", &["--allow-from", "127.0.0.0/8"])
+        .await;
+
+    for inside in ["127.0.0.5", "127.0.0.5:4444", "::ffff:127.0.0.5"] {
+        let response = token_forwarded_for(&app, &key, inside).await;
+        assert_eq!(response.status(), 200, "{inside}");
+    }
+    for outside in [
+        "203.0.113.9:4444",
+        "[2001:db8::9]:4444",
+        "198.51.100.4, 127.0.0.1:8080",
+    ] {
+        assert_invalid_client(token_forwarded_for(&app, &key, outside).await).await;
+    }
+    for unreadable in [
+        "[::ffff:10.1.2.3]",
+        "[10.1.2.3]:80",
+        "garbage",
+        "unknown",
+        "203.0.113.9,",
+        "",
+        "garbage, 127.0.0.5",
+    ] {
+        let response = token_forwarded_for(&app, &key, unreadable).await;
+        let body = assert_oauth_error(response, 400, "invalid_request").await;
+        assert!(
+            body["error_description"]
+                .as_str()
+                .unwrap()
+                .contains("X-Forwarded-For"),
+            "{unreadable:?}: {body}"
+        );
+    }
+    // From a peer that is not a trusted proxy the header is not read at all.
+    let untrusted = client_from("127.0.0.2");
+    let direct = untrusted
+        .post(app.token_url())
+        .basic_auth(&key.client_id, Some(&key.client_secret))
+        .header("x-forwarded-for", "garbage")
+        .form(&[CC])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(direct.status(), 200);
+
+    // The other surfaces refuse it too, each in its own format.
+    let api = get_forwarded_for(&app, "/api/v1/keys", "unknown").await;
+    assert_eq!(api.status(), 400);
+    assert_eq!(api.headers()["cache-control"], "no-store");
+    let body: Value = api.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_request", "{body}");
+
+    let page = get_forwarded_for(&app, "/sign-in", "unknown").await;
+    assert_eq!(page.status(), 400);
+    assert!(
+        page.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("default-src 'none'")
+    );
+    assert!(page.text().await.unwrap().contains("X-Forwarded-For"));
+
+    let metrics = get_forwarded_for(&app, "/metrics", "127.0.0.1,").await;
+    assert_eq!(metrics.status(), 400);
+}
+
+both_engines!(forwarded_entries_are_addresses_or_the_request_is_refused);
