@@ -2,6 +2,7 @@
 //! expiry sweep, and the transport that sends them. The worker's round and
 //! the sweep are jobs (`crate::jobs`) that run on timers or on demand.
 
+mod files;
 pub mod outbox;
 pub mod render;
 pub mod transport;

@@ -4,11 +4,17 @@
 //! unparsable list filters refused; email files readable by their owner
 //! only.
 
+use std::fs::Permissions;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+
+use keygate::jobs::Job;
 use serde_json::Value;
 
 use crate::both_engines;
 use crate::helpers::{
-    Engine, Key, TestApp, assert_invalid_client, assert_oauth_error, client_from, spawn_app_with,
+    Engine, Key, TestApp, assert_invalid_client, assert_oauth_error, client_from, prepare_app,
+    spawn_app_with,
 };
 
 const CC: (&str, &str) = ("grant_type", "client_credentials");
@@ -106,4 +112,36 @@ async fn forwarded_entries_are_addresses_or_the_request_is_refused(engine: Engin
     assert_eq!(metrics.status(), 400);
 }
 
-both_engines!(forwarded_entries_are_addresses_or_the_request_is_refused);
+/// `.eml` files hold working invitation and reset links: readable by their
+/// owner only, in a folder only its owner can open, even one that was
+/// created open before (an older keygate's, the umask's 0755).
+async fn email_files_are_readable_by_their_owner_only(engine: Engine) {
+    let mut app = prepare_app(engine, &[]);
+    let dir = app.dir.path().join("mail");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, Permissions::from_mode(0o755)).unwrap();
+    app.serve_on_demand(|_| {}).await;
+    app.standard_key("read").await;
+    app.cli_ok(&["users", "add", "bob@example.com"]).await;
+    app.run_job(Job::MailDelivery).await;
+
+    let files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    assert!(files.len() >= 2, "{files:?}");
+    for file in &files {
+        assert_eq!(file.extension().unwrap(), "eml", "{file:?}");
+        assert_eq!(mode(file), 0o600, "{file:?}");
+    }
+    assert_eq!(mode(&dir), 0o700);
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+both_engines!(
+    forwarded_entries_are_addresses_or_the_request_is_refused,
+    email_files_are_readable_by_their_owner_only,
+);
