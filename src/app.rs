@@ -14,7 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
-use actix_web::middleware::Logger;
+use actix_web::http::header;
+use actix_web::middleware::{Condition, DefaultHeaders, Logger};
 use actix_web::{App, HttpServer, web};
 
 use crate::client_auth::ClientAuth;
@@ -279,6 +280,7 @@ impl Application {
             );
         }
         let tuning = config.http_tuning;
+        let https = is_https(&issuer);
         let app_state = state.clone();
         let server = HttpServer::new(move || {
             App::new()
@@ -291,6 +293,7 @@ impl Application {
                 .wrap_fn(http_edge::body_deadline(tuning.body_read_timeout))
                 .wrap_fn(in_request_span)
                 .wrap(access_log())
+                .wrap(Condition::new(https, strict_transport_security()))
                 .configure(token::routes)
                 .configure(introspect::routes)
                 .configure(revoke::routes)
@@ -462,10 +465,22 @@ pub fn account_settings(
         invite_ttl: config.invite_ttl,
         token_hasher,
         mail_to_files: matches!(config.mail, MailTransport::Files(_)),
-        https: issuer
-            .get(..8)
-            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://")),
+        https: is_https(issuer),
     }
+}
+
+fn is_https(issuer: &str) -> bool {
+    issuer
+        .get(..8)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
+}
+
+/// Under an https issuer every response, whatever the surface and status,
+/// tells browsers to come back over https only, for a year (RFC 6797).
+/// Without `includeSubDomains`: the issuer's domain may have siblings that
+/// are not keygate's to speak for.
+fn strict_transport_security() -> DefaultHeaders {
+    DefaultHeaders::new().add((header::STRICT_TRANSPORT_SECURITY, "max-age=31536000"))
 }
 
 /// Database, master key and keyring, ready for the first request.

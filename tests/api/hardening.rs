@@ -9,6 +9,7 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
 use keygate::jobs::Job;
+use reqwest::Method;
 use serde_json::Value;
 
 use crate::both_engines;
@@ -137,6 +138,46 @@ async fn email_files_are_readable_by_their_owner_only(engine: Engine) {
     assert_eq!(mode(&dir), 0o700);
 }
 
+/// Under an https issuer every answer carries HSTS, whatever the surface and
+/// status; under an http one (local development) none does.
+async fn an_https_issuer_sends_hsts_everywhere(engine: Engine) {
+    let https = spawn_app_with(engine, &[("KEYGATE_ISSUER", "https://auth.example.test")]).await;
+    let http = spawn_app_with(engine, &[]).await;
+    for (method, path) in [
+        (Method::POST, "/oauth/token"),
+        (Method::POST, "/oauth/introspect"),
+        (Method::GET, "/oauth/token"),
+        (Method::GET, "/api/v1/keys"),
+        (Method::GET, "/api/v1/openapi.json"),
+        (Method::GET, "/sign-in"),
+        (Method::GET, "/keys"),
+        (Method::GET, "/healthz"),
+        (Method::GET, "/readyz"),
+        (Method::GET, "/metrics"),
+        (Method::GET, "/.well-known/oauth-authorization-server"),
+        (Method::GET, "/.well-known/jwks.json"),
+        (Method::GET, "/no-such-page"),
+    ] {
+        let on = |app: &TestApp| {
+            app.http
+                .request(method.clone(), format!("{}{path}", app.address))
+                .send()
+        };
+        let response = on(&https).await.unwrap();
+        assert_eq!(
+            response.headers()["strict-transport-security"],
+            "max-age=31536000",
+            "{method} {path}: {}",
+            response.status()
+        );
+        let response = on(&http).await.unwrap();
+        assert!(
+            !response.headers().contains_key("strict-transport-security"),
+            "{method} {path}"
+        );
+    }
+}
+
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
@@ -144,4 +185,5 @@ fn mode(path: &Path) -> u32 {
 both_engines!(
     forwarded_entries_are_addresses_or_the_request_is_refused,
     email_files_are_readable_by_their_owner_only,
+    an_https_issuer_sends_hsts_everywhere,
 );
