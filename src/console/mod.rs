@@ -94,16 +94,30 @@ fn resource(
 /// The page for a request refused before its handler ran: a trusted proxy's
 /// `X-Forwarded-For` that names no address.
 fn refused(req: &HttpRequest, unreadable: crate::peer::UnreadableForwarding) -> HttpResponse {
-    let error = AppError::bad_request(unreadable.to_string());
+    refusal_page(req, &AppError::bad_request(unreadable.to_string()))
+}
+
+/// A query string a page cannot read (`?page=x`): a 400 page, not actix's
+/// plain text.
+fn unreadable_query(
+    error: actix_web::error::QueryPayloadError,
+    req: &HttpRequest,
+) -> actix_web::Error {
+    let page = refusal_page(req, &AppError::bad_request(format!("{error}")));
+    actix_web::error::InternalError::from_response(error, page).into()
+}
+
+fn refusal_page(req: &HttpRequest, error: &AppError) -> HttpResponse {
     match req.app_data::<web::Data<AppState>>() {
-        Some(state) => error_page(state, None, &error),
-        None => actix_web::ResponseError::error_response(&error),
+        Some(state) => error_page(state, None, error),
+        None => actix_web::ResponseError::error_response(error),
     }
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.configure(assets::routes);
     cfg.app_data(web::PayloadConfig::new(MAX_FORM));
+    cfg.app_data(web::QueryConfig::default().error_handler(unreadable_query));
     cfg.service(resource("/").route(web::get().to(home)));
     auth::routes(cfg);
     keys::routes(cfg);

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use keygate::jobs::Job;
 use reqwest::Method;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::both_engines;
 use crate::helpers::{
@@ -19,6 +19,7 @@ use crate::helpers::{
 };
 
 const CC: (&str, &str) = ("grant_type", "client_credentials");
+const PASSWORD: &str = "a long enough admin password";
 
 async fn token_forwarded_for(app: &TestApp, key: &Key, forwarded: &str) -> reqwest::Response {
     app.http
@@ -178,6 +179,65 @@ async fn an_https_issuer_sends_hsts_everywhere(engine: Engine) {
     }
 }
 
+/// A list filter that cannot be read is a 400, in the API as in the console,
+/// never the whole list.
+async fn unparsable_filters_are_refused_in_the_api_and_the_console(engine: Engine) {
+    let app = spawn_app_with(engine, &[]).await;
+    app.standard_key("read").await;
+    app.add_person("root@example.com", "admin", PASSWORD).await;
+    let admin = app.sign_in("root@example.com", PASSWORD).await;
+    let api = |path: &str| TestApp::send_json(app.api_as(&admin, Method::GET, path, false));
+
+    for path in [
+        "/audit-events?since=garbage",
+        "/audit-events?until=garbage",
+        "/audit-events?since=2026-13-01",
+        "/audit-events?limit=garbage",
+        "/audit-events?limit=0",
+        "/audit-events?cursor=garbage",
+        "/keys?status=garbage",
+        "/keys?limit=many",
+        "/users?limit=-1",
+        "/apis?cursor=x",
+    ] {
+        let (status, body) = api(path).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert_eq!(body["error"], "invalid_request", "{path}: {body}");
+    }
+    // Readable bounds filter: a day, or an RFC 3339 time.
+    let (status, all) = api("/audit-events?since=2000-01-01&until=2999-12-31").await;
+    assert_eq!(status, 200, "{all}");
+    assert!(!all["items"].as_array().unwrap().is_empty());
+    for empty in [
+        "/audit-events?until=2000-01-01",
+        "/audit-events?since=2999-01-01T00:00:00Z",
+    ] {
+        let (status, body) = api(empty).await;
+        assert_eq!((status, body["items"].clone()), (200, json!([])), "{empty}");
+    }
+    let (_, created) = api("/audit-events?action=key.created").await;
+    let created = created["items"].as_array().unwrap();
+    assert_eq!(created.len(), 1, "{created:?}");
+
+    for path in [
+        "/admin/audit?since=garbage",
+        "/admin/audit?until=2026-12-1x",
+        "/admin/audit?page=garbage",
+        "/admin/keys?status=garbage",
+    ] {
+        let page = app
+            .http
+            .get(format!("{}{path}", app.address))
+            .header("cookie", &admin.cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status(), 400, "{path}");
+        let text = page.text().await.unwrap();
+        assert!(text.contains("That did not work"), "{path}: {text}");
+    }
+}
+
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
@@ -186,4 +246,5 @@ both_engines!(
     forwarded_entries_are_addresses_or_the_request_is_refused,
     email_files_are_readable_by_their_owner_only,
     an_https_issuer_sends_hsts_everywhere,
+    unparsable_filters_are_refused_in_the_api_and_the_console,
 );
