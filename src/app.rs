@@ -14,7 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
-use actix_web::middleware::Logger;
+use actix_web::http::header;
+use actix_web::middleware::{Condition, DefaultHeaders, Logger};
 use actix_web::{App, HttpServer, web};
 
 use crate::client_auth::ClientAuth;
@@ -28,6 +29,7 @@ use crate::keys::issuance::Issuance;
 use crate::keys::last_use::RecentUses;
 use crate::mail::{Delivery, MailTransport, Mailer};
 use crate::ops::metrics::Metrics;
+use crate::peer::TrustedProxies;
 use crate::signing::MasterKey;
 use crate::signing::{self, AtRest, Signer, TokenHasher};
 use crate::state::{AccountSettings, AppState};
@@ -264,6 +266,7 @@ impl Application {
         // What the operations endpoints read, apart from the request state.
         let probe_pool = web::Data::new(pool.clone());
         let probe_metrics = web::Data::from(metrics);
+        let trusted_proxies = web::Data::new(TrustedProxies(config.trusted_proxies.clone()));
         let metrics_access = web::Data::new(ops::MetricsAccess {
             allow_from: config.metrics_allow_from.clone(),
             trusted_proxies: config.trusted_proxies.clone(),
@@ -277,6 +280,7 @@ impl Application {
             );
         }
         let tuning = config.http_tuning;
+        let https = is_https(&issuer);
         let app_state = state.clone();
         let server = HttpServer::new(move || {
             App::new()
@@ -284,10 +288,12 @@ impl Application {
                 .app_data(probe_pool.clone())
                 .app_data(probe_metrics.clone())
                 .app_data(metrics_access.clone())
+                .app_data(trusted_proxies.clone())
                 .app_data(web::PayloadConfig::new(64 * 1024))
                 .wrap_fn(http_edge::body_deadline(tuning.body_read_timeout))
                 .wrap_fn(in_request_span)
                 .wrap(access_log())
+                .wrap(Condition::new(https, strict_transport_security()))
                 .configure(token::routes)
                 .configure(introspect::routes)
                 .configure(revoke::routes)
@@ -459,10 +465,22 @@ pub fn account_settings(
         invite_ttl: config.invite_ttl,
         token_hasher,
         mail_to_files: matches!(config.mail, MailTransport::Files(_)),
-        https: issuer
-            .get(..8)
-            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://")),
+        https: is_https(issuer),
     }
+}
+
+fn is_https(issuer: &str) -> bool {
+    issuer
+        .get(..8)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
+}
+
+/// Under an https issuer every response, whatever the surface and status,
+/// tells browsers to come back over https only, for a year (RFC 6797).
+/// Without `includeSubDomains`: the issuer's domain may have siblings that
+/// are not keygate's to speak for.
+fn strict_transport_security() -> DefaultHeaders {
+    DefaultHeaders::new().add((header::STRICT_TRANSPORT_SECURITY, "max-age=31536000"))
 }
 
 /// Database, master key and keyring, ready for the first request.

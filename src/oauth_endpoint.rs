@@ -6,7 +6,7 @@
 
 use actix_web::dev::{Service as _, ServiceResponse};
 use actix_web::http::header::{self, HeaderValue};
-use actix_web::middleware::DefaultHeaders;
+use actix_web::middleware::{DefaultHeaders, from_fn};
 use actix_web::{FromRequest, Handler, HttpRequest, HttpResponse, Responder, ResponseError, web};
 use chrono::{DateTime, Utc};
 
@@ -16,6 +16,7 @@ use crate::http_edge::BodyFailure;
 use crate::keys::Credential;
 use crate::oauth_form::Form;
 use crate::oauth_presented;
+use crate::peer;
 use crate::state::AppState;
 
 /// `path` answering POST with `handler`, every other method 405 with
@@ -23,7 +24,8 @@ use crate::state::AppState;
 /// 405 — marked uncacheable: tokens and what is said about them are never
 /// stored (RFC 6749 §5.1, RFC 7009 §2, RFC 7662 §2.2). A body that could
 /// not be read (too large, malformed, too slow) is an RFC 6749 error too,
-/// not actix's plain text.
+/// not actix's plain text; so is a trusted proxy's unreadable
+/// `X-Forwarded-For` (`invalid_request`).
 pub fn post_only<F, Args>(path: &str, handler: F) -> impl actix_web::dev::HttpServiceFactory
 where
     F: Handler<Args>,
@@ -35,6 +37,11 @@ where
             let response = service.call(request);
             async move { response.await.map(unreadable_body_as_oauth_error) }
         })
+        .wrap(from_fn(|request, next| {
+            peer::refuse_unreadable_forwarding(request, next, |_, unreadable| {
+                OAuthError::InvalidRequest(unreadable.to_string()).error_response()
+            })
+        }))
         .wrap(
             DefaultHeaders::new()
                 .add((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))

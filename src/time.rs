@@ -77,6 +77,30 @@ pub fn parse_rfc3339(text: &str) -> Option<DateTime<Utc>> {
         .map(|at| at.with_timezone(&Utc))
 }
 
+/// Which end of a day a date stands for in a time filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DayEdge {
+    /// Its first instant: `since`.
+    Start,
+    /// Its last: `until`, inclusive.
+    End,
+}
+
+/// A time filter's bound: an RFC 3339 time, or a `YYYY-MM-DD` day in UTC
+/// from its first instant or to its last. `None` for anything else.
+pub fn parse_bound(text: &str, edge: DayEdge) -> Option<DateTime<Utc>> {
+    let text = text.trim();
+    if let Some(at) = parse_rfc3339(text) {
+        return Some(at);
+    }
+    let day = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?;
+    let at = match edge {
+        DayEdge::Start => day.and_hms_opt(0, 0, 0),
+        DayEdge::End => day.and_hms_micro_opt(23, 59, 59, 999_999),
+    };
+    at.map(|at| at.and_utc())
+}
+
 /// RFC 3339 with a `Z`, second precision: what JSON output and emails show.
 pub fn rfc3339(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
@@ -129,6 +153,29 @@ pub mod utc_opt {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bound_is_a_day_or_a_time_and_nothing_else() {
+        let at = |text| parse_bound(text, DayEdge::Start).map(rfc3339);
+        assert_eq!(at("2026-12-01").as_deref(), Some("2026-12-01T00:00:00Z"));
+        assert_eq!(
+            parse_bound(" 2026-12-01 ", DayEdge::End).map(|t| t.to_rfc3339()),
+            Some("2026-12-01T23:59:59.999999+00:00".to_owned())
+        );
+        assert_eq!(
+            at("2026-12-01T10:00:00+02:00").as_deref(),
+            Some("2026-12-01T08:00:00Z")
+        );
+        for garbage in [
+            "garbage",
+            "2026-13-01",
+            "2026-12-1x",
+            "yesterday",
+            "1764547200",
+        ] {
+            assert_eq!(at(garbage), None, "{garbage}");
+        }
+    }
 
     #[test]
     fn a_manual_clock_moves_only_when_told() {

@@ -280,7 +280,8 @@ impl Config {
         let https = issuer
             .get(..8)
             .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"));
-        if https || self.listen.ip().is_loopback() {
+        // `[::ffff:127.0.0.1]` is loopback too: `to_canonical` reads it as IPv4.
+        if https || self.listen.ip().to_canonical().is_loopback() {
             return None;
         }
         Some(format!(
@@ -503,6 +504,9 @@ mod tests {
         assert!(warned("0.0.0.0:8080", "HTTPS://auth.example.com").is_none());
         assert!(warned("127.0.0.1:8080", "http://127.0.0.1:8080").is_none());
         assert!(warned("[::1]:8080", "http://[::1]:8080").is_none());
+        let mapped = "[::ffff:127.0.0.1]:8080";
+        assert!(warned(mapped, "http://[::ffff:127.0.0.1]:8080").is_none());
+        assert!(warned("[::ffff:10.0.0.5]:8080", "http://10.0.0.5:8080").is_some());
     }
 
     #[test]

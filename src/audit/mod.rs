@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 use crate::db::DbConnection;
 use crate::db::schema::audit_events;
 use crate::text;
+use crate::time::{self, DayEdge};
 
 /// The actor recorded for changes made through the CLI.
 pub const COMMAND_LINE: &str = "command line";
@@ -154,6 +155,26 @@ pub struct EventFilter {
     pub action: Option<String>,
     pub since: Option<DateTime<Utc>>,
     pub until: Option<DateTime<Utc>>,
+}
+
+impl EventFilter {
+    /// The filter with `since` and `until` as a list request gives them
+    /// (absent or blank: no bound), each a `YYYY-MM-DD` day in UTC or an
+    /// RFC 3339 time. Anything else is refused with a message for the
+    /// caller: a filter that cannot be read never lists everything.
+    pub fn with_period(self, since: Option<&str>, until: Option<&str>) -> Result<Self, String> {
+        let bound = |name: &str, text: Option<&str>, edge| match text.map(str::trim) {
+            None | Some("") => Ok(None),
+            Some(text) => time::parse_bound(text, edge).map(Some).ok_or_else(|| {
+                format!("{name}: {text:?} is not a date like 2026-12-01 or an RFC 3339 time")
+            }),
+        };
+        Ok(Self {
+            since: bound("since", since, DayEdge::Start)?,
+            until: bound("until", until, DayEdge::End)?,
+            ..self
+        })
+    }
 }
 
 /// Newest first, filtered.

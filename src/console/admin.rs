@@ -265,6 +265,9 @@ async fn update_person(
     .await
 }
 
+/// The status filter's values; blank: every key.
+const KEY_STATUS_FILTERS: [&str; 5] = ["", "active", "expiring", "expired", "revoked"];
+
 #[derive(Debug, Default, Deserialize, Serialize)]
 struct KeyFilters {
     #[serde(default)]
@@ -281,6 +284,13 @@ async fn all_keys(
 ) -> HttpResponse {
     let viewer = or_page!(admin(&req, &state, current).await);
     let filters = query.into_inner();
+    if !KEY_STATUS_FILTERS.contains(&filters.status.as_str()) {
+        let refused = AppError::bad_request(format!(
+            "{:?} is not a status: choose active, expiring, expired or revoked",
+            filters.status
+        ));
+        return error_page(&state, Some(&viewer), &refused);
+    }
     let now = state.clock.now();
     let found = state
         .db(move |conn| keys::list_api_keys(conn, None, now))
@@ -300,7 +310,7 @@ async fn all_keys(
             "active" => r.status() == KeyStatus::Active,
             "expired" => r.status() == KeyStatus::Expired,
             "revoked" => r.status() == KeyStatus::Revoked,
-            _ => true,
+            _ => false,
         })
         .collect();
     page(
@@ -324,27 +334,13 @@ struct AuditQuery {
     target: String,
     #[serde(default)]
     action: String,
-    /// `YYYY-MM-DD`, inclusive, UTC.
+    /// `YYYY-MM-DD` (UTC) or an RFC 3339 time, inclusive.
     #[serde(default)]
     since: String,
     #[serde(default)]
     until: String,
     #[serde(default)]
     page: Option<u32>,
-}
-
-fn day(text: &str, end_of_day: bool) -> Result<Option<chrono::DateTime<chrono::Utc>>, AppError> {
-    if text.trim().is_empty() {
-        return Ok(None);
-    }
-    let date = chrono::NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
-        .map_err(|_| AppError::bad_request(format!("{text:?} is not a date like 2026-12-01")))?;
-    let time = if end_of_day {
-        date.and_hms_opt(23, 59, 59)
-    } else {
-        date.and_hms_opt(0, 0, 0)
-    };
-    Ok(time.map(|t| t.and_utc()))
 }
 
 async fn audit_log(
@@ -356,17 +352,18 @@ async fn audit_log(
     let viewer = or_page!(admin(&req, &state, current).await);
     let query = query.into_inner();
     let page_no = query.page.unwrap_or(1).max(1);
-    let range = day(&query.since, false).and_then(|s| Ok((s, day(&query.until, true)?)));
-    let (since, until) = match range {
-        Ok(range) => range,
-        Err(e) => return error_page(&state, Some(&viewer), &e),
-    };
     let filter = EventFilter {
         actor: non_empty(&query.actor),
         target: non_empty(&query.target),
         action: non_empty(&query.action),
-        since,
-        until,
+        ..EventFilter::default()
+    }
+    .with_period(Some(&query.since), Some(&query.until));
+    let filter = match filter {
+        Ok(filter) => filter,
+        Err(message) => {
+            return error_page(&state, Some(&viewer), &AppError::bad_request(message));
+        }
     };
     let offset = i64::from(page_no - 1) * AUDIT_PAGE;
     let found = state

@@ -39,7 +39,7 @@ mod render;
 use actix_web::body::MessageBody;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderMap, HeaderValue};
-use actix_web::middleware::DefaultHeaders;
+use actix_web::middleware::{DefaultHeaders, from_fn};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde::Serialize;
 
@@ -85,12 +85,40 @@ fn resource(
         InitError = (),
     >,
 > {
-    web::resource(path).wrap(security_headers())
+    web::resource(path)
+        .wrap(from_fn(|request, next| {
+            crate::peer::refuse_unreadable_forwarding(request, next, refused)
+        }))
+        .wrap(security_headers())
+}
+
+/// The page for a request refused before its handler ran: a trusted proxy's
+/// `X-Forwarded-For` that names no address.
+fn refused(req: &HttpRequest, unreadable: crate::peer::UnreadableForwarding) -> HttpResponse {
+    refusal_page(req, &AppError::bad_request(unreadable.to_string()))
+}
+
+/// A query string a page cannot read (`?page=x`): a 400 page, not actix's
+/// plain text.
+fn unreadable_query(
+    error: actix_web::error::QueryPayloadError,
+    req: &HttpRequest,
+) -> actix_web::Error {
+    let page = refusal_page(req, &AppError::bad_request(format!("{error}")));
+    actix_web::error::InternalError::from_response(error, page).into()
+}
+
+fn refusal_page(req: &HttpRequest, error: &AppError) -> HttpResponse {
+    match req.app_data::<web::Data<AppState>>() {
+        Some(state) => error_page(state, None, error),
+        None => actix_web::ResponseError::error_response(error),
+    }
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.configure(assets::routes);
     cfg.app_data(web::PayloadConfig::new(MAX_FORM));
+    cfg.app_data(web::QueryConfig::default().error_handler(unreadable_query));
     cfg.service(resource("/").route(web::get().to(home)));
     auth::routes(cfg);
     keys::routes(cfg);

@@ -3,6 +3,7 @@
 //! the sweep are jobs (`crate::jobs`) that run on timers or on demand.
 
 mod event;
+mod files;
 pub mod outbox;
 pub mod render;
 pub mod transport;

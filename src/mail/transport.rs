@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
-use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use percent_encoding::percent_decode_str;
 
 /// How emails leave keygate.
@@ -187,10 +187,9 @@ pub enum Mailer {
         transport: AsyncSmtpTransport<Tokio1Executor>,
         settings: SmtpSettings,
     },
-    Files {
-        transport: AsyncFileTransport<Tokio1Executor>,
-        dir: PathBuf,
-    },
+    /// `.eml` files in the folder, readable by their owner only
+    /// ([`super::files`]).
+    Files { dir: PathBuf },
 }
 
 impl std::fmt::Debug for Mailer {
@@ -227,10 +226,7 @@ impl Mailer {
                     settings,
                 })
             }
-            MailTransport::Files(dir) => Ok(Self::Files {
-                transport: AsyncFileTransport::new(dir),
-                dir: dir.clone(),
-            }),
+            MailTransport::Files(dir) => Ok(Self::Files { dir: dir.clone() }),
         }
     }
 
@@ -248,15 +244,15 @@ impl Mailer {
                 Err(e) if e.is_permanent() => Err(SendError::Permanent(error_chain(&e))),
                 Err(e) => Err(SendError::Transient(error_chain(&e))),
             },
-            Self::Files { transport, dir } => {
-                tokio::fs::create_dir_all(dir).await.map_err(|e| {
-                    SendError::Transient(format!("cannot create {}: {e}", dir.display()))
-                })?;
-                transport
-                    .send(message)
+            Self::Files { dir } => {
+                let dir = dir.clone();
+                let bytes = message.formatted();
+                let shown = dir.display().to_string();
+                tokio::task::spawn_blocking(move || super::files::write_eml(&dir, &bytes))
                     .await
+                    .map_err(|e| SendError::Transient(e.to_string()))?
                     .map(|_| ())
-                    .map_err(|e| SendError::Transient(error_chain(&e)))
+                    .map_err(|e| SendError::Transient(format!("cannot write to {shown}: {e}")))
             }
         }
     }

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use actix_web::dev::ResourceDef;
 use actix_web::error::JsonPayloadError;
 use actix_web::http::header;
-use actix_web::middleware::DefaultHeaders;
+use actix_web::middleware::{DefaultHeaders, from_fn};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, get, web};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -26,6 +26,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::error::AppError;
 use crate::http_edge::BodyFailure;
+use crate::peer;
 
 pub use apis::CreateApi;
 pub use auth::{Access, Caller, CallerSource};
@@ -89,6 +90,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     };
     cfg.service(
         scope
+            .wrap(from_fn(|request, next| {
+                peer::refuse_unreadable_forwarding(request, next, |_, unreadable| {
+                    AppError::bad_request(unreadable.to_string()).error_response()
+                })
+            }))
             // Every answer, errors included: nothing here is for a cache, and
             // nothing is to be read as anything but what it says it is.
             .wrap(

@@ -6,6 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use diesel::connection::SimpleConnection;
 
 use crate::db::Pool;
+use crate::peer::UnreadableForwarding;
 use metrics::Metrics;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -55,20 +56,27 @@ pub struct MetricsAccess {
 }
 
 impl MetricsAccess {
-    fn allows(&self, req: &HttpRequest) -> bool {
-        crate::peer::client_ip(req, &self.trusted_proxies)
-            .is_some_and(|ip| self.allow_from.iter().any(|net| net.contains(&ip)))
+    fn allows(&self, req: &HttpRequest) -> Result<bool, UnreadableForwarding> {
+        let client = crate::peer::forwarded_client_ip(req, &self.trusted_proxies)?;
+        Ok(client.is_some_and(|ip| self.allow_from.iter().any(|net| net.contains(&ip))))
     }
 }
 
 /// 404 to anyone outside `KEYGATE_METRICS_ALLOW_FROM`: as if there were none.
+/// 400 to a trusted proxy that forwards no readable address.
 async fn metrics(
     req: HttpRequest,
     metrics: web::Data<Metrics>,
     access: web::Data<MetricsAccess>,
 ) -> HttpResponse {
-    if !access.allows(&req) {
-        return HttpResponse::NotFound().finish();
+    match access.allows(&req) {
+        Ok(true) => {}
+        Ok(false) => return HttpResponse::NotFound().finish(),
+        Err(unreadable) => {
+            return HttpResponse::BadRequest()
+                .content_type("text/plain")
+                .body(format!("{unreadable}\n"));
+        }
     }
     HttpResponse::Ok()
         .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")

@@ -15,10 +15,6 @@ type Graph = BTreeMap<String, BTreeSet<String>>;
 /// are how they are built; cycles among their files still fail.
 const HUBS: [&str; 3] = ["cli", "console", "mgmt"];
 
-/// Cycles known when this rule was written, each a folder and the files it
-/// joins, tolerated until their branch removes them; nothing else may join.
-const KNOWN_CYCLES: [(&str, [&str; 2]); 1] = [("keys", ["last_use", "store"])];
-
 /// The label of a folder's own file (`mod.rs`, or `name.rs` beside `name/`).
 const MOD: &str = "mod";
 
@@ -285,7 +281,7 @@ fn folder_graph(files: &[SourceFile], folder: &[String]) -> Graph {
 }
 
 /// Every folder of `src/` with files of its own, and the cycles among them
-/// (see [`HUBS`] and [`KNOWN_CYCLES`]).
+/// (see [`HUBS`]).
 fn folder_cycles(files: &[SourceFile]) -> Vec<String> {
     let folders: BTreeSet<Vec<String>> = files
         .iter()
@@ -303,15 +299,6 @@ fn folder_cycles(files: &[SourceFile]) -> Vec<String> {
             graph.remove(MOD);
             for edges in graph.values_mut() {
                 edges.remove(MOD);
-            }
-        }
-        for (known, nodes) in KNOWN_CYCLES {
-            if name == known {
-                for from in nodes {
-                    for to in nodes {
-                        graph.entry(from.to_owned()).or_default().remove(to);
-                    }
-                }
             }
         }
         cycles.extend(
@@ -362,7 +349,7 @@ fn the_files_of_a_folder_form_no_cycle() {
     let files = read_sources();
     let keys = folder_graph(&files, &["keys".to_owned()]);
     assert!(
-        keys.get("store").is_some_and(|e| e.contains("model")),
+        keys.get("service").is_some_and(|e| e.contains("model")),
         "the folders were read: {keys:?}"
     );
     let cycles = folder_cycles(&files);
@@ -371,13 +358,6 @@ fn the_files_of_a_folder_form_no_cycle() {
         "cycles within a folder:\n{}",
         cycles.join("\n")
     );
-}
-
-#[test]
-fn config_imports_nothing_from_the_features() {
-    let graph = module_graph();
-    let config = graph.get("config").cloned().unwrap_or_default();
-    assert!(config.is_empty(), "config imports {config:?}");
 }
 
 fn graph_of(edges: &[(&str, &str)]) -> Graph {

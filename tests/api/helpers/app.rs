@@ -122,9 +122,7 @@ impl TestAppBuilder {
     /// and issuer become the app's.
     pub async fn start(self) -> TestApp {
         let mut app = self.prepare();
-        let (address, issuer) = app.start_server().await;
-        app.address = address;
-        app.issuer = issuer;
+        app.serve().await;
         app
     }
 }
@@ -161,6 +159,15 @@ impl TestApp {
             adjust: Arc::new(|_| {}),
             background: Background::Periodic,
         }
+    }
+
+    /// Starts the first server of an app made with
+    /// [`prepare`](TestAppBuilder::prepare), in process; its address and
+    /// issuer become the app's.
+    pub async fn serve(&mut self) {
+        let (address, issuer) = self.start_server().await;
+        self.address = address;
+        self.issuer = issuer;
     }
 
     /// Starts another server in process on the same database, variables,
