@@ -21,10 +21,12 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use keygate::client_auth::presented::AuthMethod;
 use keygate::duration::HumanDuration;
-use keygate::error::{AppError, OAuthError};
-use keygate::mgmt::{self, CreateApi, CreateKey, CreateUser, RevokeBody, RotateBody, UpdateUser};
-use keygate::oauth_form::Form;
-use keygate::oauth_presented;
+use keygate::http::error::{AppError, OAuthError};
+use keygate::http::form::Form;
+use keygate::http::mgmt::{
+    self, CreateApi, CreateKey, CreateUser, RevokeBody, RotateBody, UpdateUser,
+};
+use keygate::http::oauth::presented;
 use keygate::scope::{Audience, ScopeSet};
 use keygate::{text, users};
 use keygate_fuzz::{Rng, Target, Verdict};
@@ -277,7 +279,7 @@ fn client_credentials() -> Target {
         let form = Form::parse(Some(FORM_TYPE), body).map_err(|e| format!("{e:?}"))?;
         let body_id = form.single("client_id");
         let body_secret = form.single("client_secret");
-        match oauth_presented::extract(&headers, &form) {
+        match presented::extract(&headers, &form) {
             Ok(p) => match p.method {
                 AuthMethod::Basic => {
                     ensure!(!headers.is_empty(), "Basic without a header");
@@ -307,7 +309,7 @@ fn client_credentials() -> Target {
                         HeaderValue::from_str(&header).map_err(|e| e.to_string())?,
                     );
                     let empty = Form::parse(Some(FORM_TYPE), b"").map_err(|e| format!("{e:?}"))?;
-                    let back = oauth_presented::extract(&again, &empty)
+                    let back = presented::extract(&again, &empty)
                         .map_err(|e| format!("re-encoded Basic credentials refused: {e:?}"))?;
                     ensure!(
                         back.client_id == p.client_id && back.secret.expose() == p.secret.expose(),

@@ -24,17 +24,18 @@ use crate::client_auth::throttle::ThrottlePolicy;
 use crate::client_auth::verified::VerifiedSecrets;
 use crate::db::DatabaseUrl;
 use crate::db::{self, Pool};
+use crate::http::oauth::{discovery, exposed, github_scanning, introspect, revoke, token};
+use crate::http::peer::TrustedProxies;
+use crate::http::{console, edge, mgmt, ops};
 use crate::jobs::{Jobs, JobsSetup};
 use crate::keys::issuance::Issuance;
 use crate::keys::last_use::RecentUses;
 use crate::mail::{Delivery, MailTransport, Mailer};
-use crate::ops::metrics::Metrics;
-use crate::peer::TrustedProxies;
+use crate::metrics::Metrics;
 use crate::signing::MasterKey;
 use crate::signing::{self, AtRest, Signer, TokenHasher};
 use crate::state::{AccountSettings, AppState};
 use crate::time::Clock;
-use crate::{console, discovery, exposure, http_edge, introspect, mgmt, ops, revoke, token};
 
 /// SIGTERM (or SIGINT) stops the server in three steps, each bounded, 25 s
 /// at most together: inside the 30 s an orchestrator (Kubernetes' default
@@ -275,7 +276,7 @@ impl Application {
         if let Some(keys) = &github_keys {
             tracing::info!(
                 keys = keys.len(),
-                path = exposure::github::PATH,
+                path = github_scanning::PATH,
                 "accepting GitHub secret-scanning alerts"
             );
         }
@@ -290,19 +291,19 @@ impl Application {
                 .app_data(metrics_access.clone())
                 .app_data(trusted_proxies.clone())
                 .app_data(web::PayloadConfig::new(64 * 1024))
-                .wrap_fn(http_edge::body_deadline(tuning.body_read_timeout))
+                .wrap_fn(edge::body_deadline(tuning.body_read_timeout))
                 .wrap_fn(in_request_span)
                 .wrap(access_log())
                 .wrap(Condition::new(https, strict_transport_security()))
                 .configure(token::routes)
                 .configure(introspect::routes)
                 .configure(revoke::routes)
-                .configure(exposure::endpoint::routes)
+                .configure(exposed::routes)
                 .configure(|cfg| {
                     // Unset: no route at all, 404 like any unknown path.
                     if let Some(keys) = &github_keys {
                         cfg.app_data(keys.clone());
-                        exposure::github::routes(cfg);
+                        github_scanning::routes(cfg);
                     }
                 })
                 .configure(discovery::routes)

@@ -17,7 +17,7 @@ use crate::duration::HumanDuration;
 use crate::mail::{self, Delivery, worker::BATCH};
 use crate::signing::Signer;
 use crate::time::Clock;
-use crate::{accounts, keys, revoke};
+use crate::{access_token, accounts, keys};
 
 /// How often each process re-reads the signing keys: a rotation made
 /// elsewhere reaches it within this interval.
@@ -68,8 +68,8 @@ impl From<mail::TaskError> for JobError {
     }
 }
 
-impl From<crate::error::AppError> for JobError {
-    fn from(e: crate::error::AppError) -> Self {
+impl From<crate::http::error::AppError> for JobError {
+    fn from(e: crate::http::error::AppError) -> Self {
         Self(e.to_string())
     }
 }
@@ -177,7 +177,7 @@ impl Jobs {
                 let issuer = setup.issuer.clone();
                 on_pool(pool, move |conn| {
                     Ok(keys::expiry::sweep(conn, warning, &issuer, now)
-                        .map_err(crate::error::AppError::from)?)
+                        .map_err(crate::http::error::AppError::from)?)
                 })
                 .await
             }
@@ -187,7 +187,7 @@ impl Jobs {
             }
             Job::RevokedTokensPrune => {
                 on_pool(pool, move |conn| {
-                    Ok(revoke::prune_revoked_tokens(conn, now)?)
+                    Ok(access_token::prune_revoked_tokens(conn, now)?)
                 })
                 .await
             }

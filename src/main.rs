@@ -58,7 +58,7 @@ fn init_tracing() {
         .unwrap_or_else(|_| EnvFilter::new(variables::DEFAULT_LOG_FILTER));
     tracing_subscriber::registry()
         .with(filter)
-        .with(keygate::http_edge::ConnectionErrorsAsWarnings)
+        .with(keygate::http::edge::ConnectionErrorsAsWarnings)
         .with(
             tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)

@@ -13,7 +13,7 @@ use crate::duration::HumanDuration;
 use crate::keys::KeyLimits;
 use crate::keys::issuance::Issuance;
 use crate::keys::last_use::RecentUses;
-use crate::ops::metrics::Metrics;
+use crate::metrics::Metrics;
 use crate::signing::Signer;
 use crate::time::Clock;
 

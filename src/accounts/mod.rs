@@ -5,7 +5,7 @@
 //! application state: each function takes what it needs through a
 //! [`Registry`] (the state is one: pass `&state`), the client's address as
 //! an [`IpAddr`](std::net::IpAddr) and `now`; the transport reads cookies
-//! and builds responses (`crate::http_session`).
+//! and builds responses (`crate::http::session`).
 //!
 //! # Signing in and out
 //!

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use crate::db::DatabaseUrl;
 use crate::duration::HumanDuration;
 use crate::exposure::github_keys::GithubKeys;
-use crate::http_edge::HttpTuning;
+use crate::http::edge::HttpTuning;
 use crate::mail::{MailTransport, MailTuning};
 use crate::signing::{MasterKey, SigningAlg};
 

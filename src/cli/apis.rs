@@ -3,7 +3,7 @@ use clap::Subcommand;
 
 use super::{CliError, Context, parse_scopes, print_json};
 use crate::audit::COMMAND_LINE;
-use crate::error::AppError;
+use crate::http::error::AppError;
 use crate::resource_servers;
 use crate::scope::Audience;
 

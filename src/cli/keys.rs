@@ -5,8 +5,8 @@ use clap::Subcommand;
 
 use super::{CliError, Context, or_dash, parse_scopes, print_json};
 use crate::duration::HumanDuration;
-use crate::error::AppError;
 use crate::exposure::{self, scan};
+use crate::http::error::AppError;
 use crate::keys::envelope;
 use crate::keys::{
     self, AllowedNetworks, Caller, Envelope, EnvelopeChange, IssuedKey, KeyError, NewKeyRequest,

@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::app::Config;
 use crate::app::{self, StartupError};
 use crate::db::{DatabaseUrl, DbConnection};
-use crate::error::AppError;
+use crate::http::error::AppError;
 
 #[derive(Debug, Parser)]
 #[command(

@@ -9,7 +9,7 @@ use clap::Subcommand;
 use super::{CliError, Context, print_json};
 use crate::accounts::{self, Invitation, Password};
 use crate::audit::COMMAND_LINE;
-use crate::error::AppError;
+use crate::http::error::AppError;
 use crate::time::rfc3339;
 use crate::users::{self, MEMBER_ROLE, NewUserInput, UserChanges};
 

@@ -17,7 +17,7 @@ use crate::audit::{self, Action};
 use crate::db::{Pool, epochs};
 use crate::error::{ErrorKind, FeatureError, StoreError, from_store_errors};
 use crate::keys::{self, ClientId, Credential, PlainSecret, SecretHash};
-use crate::ops::metrics::Metrics;
+use crate::metrics::Metrics;
 use crate::text;
 use argon2_pool::Argon2Pool;
 use presented::Presented;
@@ -105,11 +105,8 @@ pub struct ClientAuth {
     pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
-/// The address failures are counted against: see [`peer::client_address`].
-pub use crate::peer::{client_address, client_ip};
-
 /// Authenticates the client of an OAuth request from `from` (its address,
-/// [`client_ip`]) by the credentials it presented: applies the failure
+/// `http::peer::client_ip`) by the credentials it presented: applies the failure
 /// throttle, verifies the secret, the key's state and its allowed networks.
 /// Every refusal is the same `invalid_client`; the reason goes to the audit
 /// log and the metrics. The warm path when this very secret was verified

@@ -19,8 +19,6 @@
 //! `keygate keys scan --revoke` (`crate::cli`), which finds secrets in
 //! files ([`scan`]).
 
-pub mod endpoint;
-pub mod github;
 pub mod github_keys;
 pub mod scan;
 
@@ -29,7 +27,6 @@ use chrono::{DateTime, Utc};
 use crate::db::DbConnection;
 use crate::keys::{self, Caller, ClientId, Exposure, Key, KeyError, PlainSecret, SecretHash};
 use crate::signing::TokenHasher;
-use crate::state::AppState;
 
 /// Where a report says a secret was found, when it does not say.
 pub const DEFAULT_SOURCE: &str = "report";
@@ -149,34 +146,6 @@ pub fn revoke(
         Err(KeyError::AlreadyRevoked(_)) => Ok(None),
         Err(e) => Err(e),
     }
-}
-
-/// [`revoke`] on the blocking pool, by keygate itself, for a report whose
-/// secret verified against the key `client_id`.
-pub async fn revoke_reported(
-    state: &AppState,
-    client_id: ClientId,
-    exposure: Exposure<'_>,
-    now: DateTime<Utc>,
-) -> Result<Option<Key>, KeyError> {
-    let service = keys::Service::new(state.issuer.clone(), state.key_limits());
-    let source = exposure.source.to_owned();
-    let reported_from = exposure.reported_from.map(str::to_owned);
-    state
-        .db(move |conn| {
-            let exposure = Exposure {
-                source: &source,
-                reported_from: reported_from.as_deref(),
-            };
-            revoke(
-                conn,
-                (&service, &Caller::Keygate),
-                &client_id,
-                exposure,
-                now,
-            )
-        })
-        .await
 }
 
 /// The whole path on one connection, argon2 included: for the command

@@ -145,7 +145,7 @@ from_store_errors!(KeyError);
 
 impl KeyError {
     /// Every code a `KeyError` can have, by kind: what the management API's
-    /// document lists (`crate::mgmt`). A test keeps it complete.
+    /// document lists (`crate::http::mgmt`). A test keeps it complete.
     pub const CODES: &[(ErrorKind, &'static str)] = &[
         (ErrorKind::Invalid, "invalid_name"),
         (ErrorKind::Invalid, "invalid_description"),
@@ -289,7 +289,7 @@ pub(super) fn refuse_control_characters(field: TextField, text: &str) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::AppError;
+    use crate::http::error::AppError;
 
     fn every_variant() -> Vec<KeyError> {
         let d = HumanDuration::from_secs(60);

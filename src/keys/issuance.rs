@@ -102,7 +102,7 @@ impl Issuance {
         key_id: &str,
         limit: u32,
         now: DateTime<Utc>,
-    ) -> Result<Admission, crate::error::OAuthError> {
+    ) -> Result<Admission, crate::error::StoreError> {
         let window = window_of(now);
         let limited = |first| Admission::Limited {
             retry_after_secs: retry_after(now),
@@ -130,7 +130,7 @@ impl Issuance {
         let granted = {
             let id = key_id.to_owned();
             pool.run(move |conn| {
-                claim(conn, &id, window, limit, share).map_err(crate::error::OAuthError::from)
+                claim(conn, &id, window, limit, share).map_err(crate::error::StoreError::from)
             })
             .await?
         };

@@ -68,9 +68,3 @@ impl From<crate::error::StoreError> for TaskError {
 }
 
 crate::error::from_store_errors!(TaskError);
-
-impl From<crate::error::AppError> for TaskError {
-    fn from(e: crate::error::AppError) -> Self {
-        Self(e.to_string())
-    }
-}

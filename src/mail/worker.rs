@@ -13,7 +13,7 @@ use super::outbox::{self, OutboxEmail};
 use super::transport::{Mailer, Outgoing, SendError, compose};
 use super::{MailTuning, TaskError};
 use crate::db::{DbConnection, Pool};
-use crate::ops::metrics::MailMetrics;
+use crate::metrics::MailMetrics;
 use crate::time::Clock;
 
 /// Emails claimed at once; a full batch is followed by the next without pause.

@@ -1,274 +1,240 @@
-//! `POST /oauth/token`: the client-credentials grant (RFC 6749 §4.4) issuing
-//! RFC 9068 JWT access tokens.
+//! What a token request may obtain: pure decisions over what the key holds
+//! and what the request asks for, no I/O.
 
-mod policy;
-
-use std::net::IpAddr;
-use std::time::Instant;
-
-use actix_web::http::header::USER_AGENT;
-use actix_web::{HttpRequest, HttpResponse, web};
-use chrono::Utc;
-use keygate_verifier::Claims;
-use serde_json::json;
-
-use crate::audit::{self, Action};
-use crate::error::OAuthError;
-use crate::keys::issuance::Admission;
-use crate::keys::last_use::LastUse;
-use crate::keys::{self, Credential, UseSite};
-use crate::oauth_endpoint::{self, ClientRequest, Params};
-use crate::oauth_form::Form;
+use crate::error::{ErrorKind, FeatureError};
+use crate::resource_servers::ApiScopes;
 use crate::scope::{self, ScopeSet};
-use crate::state::AppState;
-pub use policy::GrantError;
-use policy::{audience_scopes, choose_audience, grant_scope};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(oauth_endpoint::post_only("/oauth/token", token));
+/// Why a key cannot have the token it asked for.
+#[derive(Debug, thiserror::Error)]
+pub enum GrantError {
+    /// A scope the key does not hold, or that is not its audience's.
+    #[error("{0}")]
+    InvalidScope(String),
+    /// A resource the key may not target, or none or several when one is needed.
+    #[error("{0}")]
+    InvalidTarget(String),
 }
 
-/// A client-credentials grant request (RFC 6749 §4.4.2, RFC 8707 §2).
-#[derive(Debug)]
-struct GrantRequest {
-    /// `scope`, when given.
-    scope: Option<ScopeSet>,
-    /// Every `resource` and `audience` (its alias) given.
-    resources: Vec<String>,
-}
-
-impl Params for GrantRequest {
-    const SINGLE: &'static [&'static str] = &["grant_type", "scope"];
-
-    fn from_form(form: &Form) -> Result<Self, OAuthError> {
-        match form.required("grant_type")? {
-            "client_credentials" => {}
-            other => return Err(OAuthError::UnsupportedGrantType(other.to_owned())),
+impl FeatureError for GrantError {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidScope(_) => "invalid_scope",
+            Self::InvalidTarget(_) => "invalid_target",
         }
-        let scope = form
-            .single("scope")?
-            .map(ScopeSet::parse)
-            .transpose()
-            .map_err(|e| OAuthError::InvalidScope(e.to_string()))?;
-        let resources = form
-            .all("resource")
-            .iter()
-            .chain(form.all("audience"))
-            .cloned()
-            .collect();
-        Ok(Self { scope, resources })
+    }
+
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::Malformed
     }
 }
 
-/// A grant the key cannot have (RFC 6749 §5.2, RFC 8707 §2).
-impl From<GrantError> for OAuthError {
-    fn from(error: GrantError) -> Self {
-        match error {
-            GrantError::InvalidScope(why) => Self::InvalidScope(why),
-            GrantError::InvalidTarget(why) => Self::InvalidTarget(why),
+/// RFC 8707: the resource asked for, which the key must hold; else the key's
+/// only audience; else the issuer when the key has none. The issuer itself
+/// may be asked for by a key without audiences, and by any key holding
+/// keygate's own scopes (they belong to the issuer).
+pub fn choose_audience(
+    asked: &[&str],
+    held: &[String],
+    holds_own_scopes: bool,
+    issuer: &str,
+) -> Result<String, GrantError> {
+    match (asked, held) {
+        ([], []) => Ok(issuer.to_owned()),
+        ([], [only]) => Ok(only.clone()),
+        ([], _) => Err(GrantError::InvalidTarget(
+            "this key has several audiences: name one with the resource parameter".into(),
+        )),
+        ([one], held) if *one == issuer && (held.is_empty() || holds_own_scopes) => {
+            Ok(issuer.to_owned())
         }
+        ([one], held) if held.iter().any(|h| h == one) => Ok((*one).to_owned()),
+        ([one], _) => Err(GrantError::InvalidTarget(format!(
+            "this key may not obtain tokens for {one:?}"
+        ))),
+        (_, _) => Err(GrantError::InvalidTarget(
+            "give at most one resource".into(),
+        )),
     }
 }
 
-async fn token(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
-    let started = Instant::now();
-    let outcome = issue(&req, &body, &state).await;
-    state
-        .metrics
-        .token_request_duration
-        .observe(started.elapsed().as_secs_f64());
-    match outcome {
-        Ok(response) => {
-            state.metrics.tokens_issued.inc();
-            response
-        }
-        Err(error) => {
-            // Authentication failures were counted with their reason already.
-            if !matches!(
-                error,
-                OAuthError::InvalidClient | OAuthError::TooManyRequests { .. }
-            ) {
-                state.metrics.count_failure(error.code());
-            }
-            actix_web::ResponseError::error_response(&error)
-        }
+/// The scopes a token for `audience` may carry at all: keygate's own for the
+/// issuer, the API's registered scopes for an API (none for an API that is
+/// no longer registered).
+pub fn audience_scopes(audience: &str, issuer: &str, apis: &ApiScopes) -> ScopeSet {
+    if audience == issuer {
+        scope::BUILTIN_SCOPES.into_iter().collect()
+    } else {
+        apis.of(audience).cloned().unwrap_or_default()
     }
 }
 
-async fn issue(
-    req: &HttpRequest,
-    body: &[u8],
-    state: &AppState,
-) -> Result<HttpResponse, OAuthError> {
-    let ClientRequest {
-        client,
-        params,
-        now,
-        from,
-    } = oauth_endpoint::accept::<GrantRequest>(req, body, state).await?;
-
-    let asked: Vec<&str> = params.resources.iter().map(String::as_str).collect();
-    let holds_own_scopes = client.effective_scopes.iter().any(scope::is_builtin);
-    let audience = choose_audience(
-        &asked,
-        &client.audiences.to_vec(),
-        holds_own_scopes,
-        &state.issuer,
-    )?;
-    let defined = audience_scopes(&audience, &state.issuer, &client.audience_scopes);
-    let scope = grant_scope(params.scope, &client.effective_scopes, &audience, &defined)?;
-    if let Some(limit) = client.max_tokens_per_minute {
-        admit(state, &client, limit, from, now).await?;
-    }
-    let mut site = UseSite {
-        from: from.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string()),
-        user_agent: None,
+/// RFC 6749 §3.3: the scopes asked for, every one of which the key must
+/// still hold and the audience must define; when none were asked for, all
+/// the key holds that the audience defines. So a token tells its audience
+/// nothing of the key's rights elsewhere, and a scope name another API also
+/// uses is never honoured here on that API's behalf.
+pub fn grant_scope(
+    requested: Option<ScopeSet>,
+    effective: &ScopeSet,
+    audience: &str,
+    defined: &ScopeSet,
+) -> Result<ScopeSet, GrantError> {
+    let Some(requested) = requested else {
+        return Ok(effective.filter(|s| defined.contains(s)));
     };
-    let last = state.recent_uses.last(&client.key_id, client.last_use());
-    if site.is_worth_recording(last.as_ref(), now) {
-        // Cleaned only when it is written, not on every request.
-        site.user_agent = req
-            .headers()
-            .get(USER_AGENT)
-            .and_then(|v| UseSite::clean_user_agent(v.as_bytes()));
-        let recorded = LastUse {
-            at: now.naive_utc(),
-            from: Some(site.from.clone()),
-        };
-        state.recent_uses.record(&client.key_id, recorded);
-        record_use(state, &client.key_id, site, now);
+    if let Some(missing) = requested.iter().find(|s| !effective.contains(s)) {
+        return Err(GrantError::InvalidScope(format!(
+            "this key may not request scope {missing:?}"
+        )));
     }
-
-    let ring = state.signer.current();
-    let signing_key = ring
-        .active
-        .as_ref()
-        .ok_or_else(|| OAuthError::TemporarilyUnavailable("no active signing key".into()))?;
-    let ttl = state.token_ttl.as_secs();
-    let iat = now.timestamp();
-    let claims = Claims {
-        iss: state.issuer.clone(),
-        sub: client.client_id.to_string(),
-        aud: vec![audience],
-        client_id: client.client_id.to_string(),
-        scope: scope.to_string(),
-        iat,
-        exp: iat + ttl,
-        nbf: None,
-        jti: uuid::Uuid::new_v4().to_string(),
-    };
-    let access_token = signing_key
-        .sign_jwt(&claims)
-        .map_err(|e| OAuthError::ServerError(e.to_string()))?;
-    tracing::debug!(client_id = %claims.client_id, kid = %signing_key.kid, "token issued");
-
-    Ok(HttpResponse::Ok().json(json!({
-        "access_token": access_token,
-        "token_type": "Bearer",
-        "expires_in": ttl,
-        "scope": claims.scope,
-    })))
-}
-
-/// Takes one token of the key's issuance limit (`keys::issuance`), or
-/// refuses with 429 and `Retry-After` until the next minute. The first
-/// refusal of a minute on this process is audited, with the address.
-async fn admit(
-    state: &AppState,
-    client: &Credential,
-    limit: u32,
-    from: Option<IpAddr>,
-    now: chrono::DateTime<Utc>,
-) -> Result<(), OAuthError> {
-    let admission = state
-        .issuance
-        .admit(&state.pool, &client.key_id, limit, now)
-        .await?;
-    let Admission::Limited {
-        retry_after_secs,
-        first,
-    } = admission
-    else {
-        return Ok(());
-    };
-    state.metrics.count_failure(ISSUANCE_LIMITED);
-    if first {
-        let client_id = client.client_id.to_string();
-        let addr = from.map(|ip| ip.to_string());
-        tracing::info!(%client_id, limit, "issuance limit reached");
-        state
-            .db(move |conn| {
-                audit::record(
-                    conn,
-                    now,
-                    audit::Entry {
-                        actor: &client_id,
-                        action: Action::KeyIssuanceLimited,
-                        target: &client_id,
-                        source_addr: addr.as_deref(),
-                        details: json!({ "max_tokens_per_minute": limit }),
-                    },
-                )
-                .map_err(OAuthError::from)
-            })
-            .await?;
+    if let Some(foreign) = requested.iter().find(|s| !defined.contains(s)) {
+        return Err(GrantError::InvalidScope(format!(
+            "scope {foreign:?} does not belong to {audience:?}: ask for it with the resource \
+             parameter naming the API that defines it"
+        )));
     }
-    Err(OAuthError::TooManyRequests {
-        retry_after_secs: i64::try_from(retry_after_secs).unwrap_or(60),
-    })
-}
-
-/// The `reason` of `keygate_token_failures_total` for a key past its limit.
-const ISSUANCE_LIMITED: &str = "issuance_limited";
-
-/// Updates `last_used_*` in the background: the response does not wait for
-/// a write, and a failure costs only the record.
-fn record_use(state: &AppState, key_id: &str, site: UseSite, now: chrono::DateTime<Utc>) {
-    let (pool, key_id) = (state.pool.clone(), key_id.to_owned());
-    tokio::task::spawn_blocking(move || {
-        let touched = pool.get().map_err(|e| e.to_string()).and_then(|mut conn| {
-            keys::touch_last_used(&mut conn, &key_id, &site, now).map_err(|e| e.to_string())
-        });
-        if let Err(error) = touched {
-            tracing::warn!(%error, "could not record a key's last use");
-        }
-    });
+    Ok(requested)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scope::Audience;
 
-    fn grant(body: &str) -> Result<GrantRequest, OAuthError> {
-        let form = Form::parse(Some("application/x-www-form-urlencoded"), body.as_bytes())?;
-        form.reject_repeats(GrantRequest::SINGLE)?;
-        GrantRequest::from_form(&form)
+    const ISSUER: &str = "https://auth.example.com";
+    const API: &str = "https://api.example.com";
+    const OTHER: &str = "https://other.example.com";
+
+    fn held(audiences: &[&str]) -> Vec<String> {
+        audiences.iter().map(|a| (*a).to_owned()).collect()
+    }
+
+    fn target_error(result: Result<String, GrantError>) -> String {
+        match result {
+            Err(GrantError::InvalidTarget(why)) => why,
+            other => panic!("expected invalid_target, got {other:?}"),
+        }
     }
 
     #[test]
-    fn reads_a_client_credentials_grant() {
-        let request = grant("grant_type=client_credentials&scope=read+write&resource=https%3A%2F%2Fa&audience=https%3A%2F%2Fb").unwrap();
-        assert_eq!(request.scope, ScopeSet::parse("read write").ok());
-        assert_eq!(request.resources, ["https://a", "https://b"]);
-        let bare = grant("grant_type=client_credentials").unwrap();
-        assert_eq!(bare.scope, None);
-        assert!(bare.resources.is_empty());
+    fn without_a_resource_the_key_decides() {
+        assert_eq!(choose_audience(&[], &[], false, ISSUER).unwrap(), ISSUER);
+        assert_eq!(
+            choose_audience(&[], &held(&[API]), false, ISSUER).unwrap(),
+            API
+        );
+        target_error(choose_audience(&[], &held(&[API, OTHER]), false, ISSUER));
     }
 
     #[test]
-    fn refuses_what_rfc_6749_refuses() {
-        assert!(matches!(grant(""), Err(OAuthError::InvalidRequest(_))));
+    fn a_resource_must_be_held() {
+        assert_eq!(
+            choose_audience(&[OTHER], &held(&[API, OTHER]), false, ISSUER).unwrap(),
+            OTHER
+        );
+        assert_eq!(
+            choose_audience(&[ISSUER], &[], false, ISSUER).unwrap(),
+            ISSUER
+        );
+        target_error(choose_audience(&[OTHER], &held(&[API]), false, ISSUER));
+        target_error(choose_audience(&[API], &[], false, ISSUER));
+        // A key with audiences reaches the issuer only for keygate's own scopes.
+        target_error(choose_audience(&[ISSUER], &held(&[API]), false, ISSUER));
+        assert_eq!(
+            choose_audience(&[ISSUER], &held(&[API]), true, ISSUER).unwrap(),
+            ISSUER
+        );
+        // Without a resource its API stays the default.
+        assert_eq!(
+            choose_audience(&[], &held(&[API]), true, ISSUER).unwrap(),
+            API
+        );
+    }
+
+    #[test]
+    fn at_most_one_resource() {
+        target_error(choose_audience(&[API, API], &held(&[API]), false, ISSUER));
+        target_error(choose_audience(
+            &[API, OTHER],
+            &held(&[API, OTHER]),
+            false,
+            ISSUER,
+        ));
+    }
+
+    fn set(text: &str) -> ScopeSet {
+        ScopeSet::parse(text).unwrap()
+    }
+
+    fn registry() -> ApiScopes {
+        [(API, "read write"), (OTHER, "read bill")]
+            .into_iter()
+            .map(|(api, scopes)| (Audience::from_stored(api), set(scopes)))
+            .collect()
+    }
+
+    #[test]
+    fn scopes_asked_for_must_be_held() {
+        let effective = set("read write");
+        assert_eq!(
+            grant_scope(None, &effective, API, &effective).unwrap(),
+            effective
+        );
+        let read = set("read");
+        assert_eq!(
+            grant_scope(Some(read.clone()), &effective, API, &effective).unwrap(),
+            read
+        );
         assert!(matches!(
-            grant("grant_type=password"),
-            Err(OAuthError::UnsupportedGrantType(g)) if g == "password"
+            grant_scope(ScopeSet::parse("read admin").ok(), &effective, API, &effective),
+            Err(GrantError::InvalidScope(why)) if why.contains("\"admin\"")
         ));
         assert!(matches!(
-            grant("grant_type=client_credentials&scope=a%22b"),
-            Err(OAuthError::InvalidScope(_))
+            grant_scope(Some(set("read")), &ScopeSet::default(), API, &effective),
+            Err(GrantError::InvalidScope(_))
         ));
-        assert!(matches!(
-            grant("grant_type=client_credentials&scope=a&scope=b"),
-            Err(OAuthError::InvalidRequest(_))
-        ));
+    }
+
+    #[test]
+    fn each_audience_defines_its_scopes() {
+        let apis = registry();
+        assert_eq!(audience_scopes(API, ISSUER, &apis), set("read write"));
+        assert_eq!(audience_scopes(OTHER, ISSUER, &apis), set("bill read"));
+        assert_eq!(
+            audience_scopes(ISSUER, ISSUER, &apis),
+            set("keygate:admin keygate:introspect keygate:keys")
+        );
+        assert!(audience_scopes("https://gone.example.com", ISSUER, &apis).is_empty());
+    }
+
+    #[test]
+    fn a_token_carries_only_its_audiences_scopes() {
+        let apis = registry();
+        let key = set("write bill keygate:introspect");
+        let grant = |audience: &str, asked: Option<&str>| {
+            let defined = audience_scopes(audience, ISSUER, &apis);
+            grant_scope(asked.map(set), &key, audience, &defined)
+        };
+        assert_eq!(grant(API, None).unwrap(), set("write"));
+        assert_eq!(grant(OTHER, None).unwrap(), set("bill"));
+        assert_eq!(grant(ISSUER, None).unwrap(), set("keygate:introspect"));
+        assert_eq!(grant(OTHER, Some("bill")).unwrap(), set("bill"));
+        // Held, but another audience's: refused, not silently dropped.
+        for (audience, asked) in [
+            (API, "bill"),
+            (API, "write keygate:introspect"),
+            (ISSUER, "write"),
+        ] {
+            assert!(
+                matches!(
+                    grant(audience, Some(asked)),
+                    Err(GrantError::InvalidScope(why)) if why.contains("does not belong")
+                ),
+                "{asked} for {audience}"
+            );
+        }
+        // A key with nothing for an audience gets an empty scope.
+        assert!(grant("https://gone.example.com", None).unwrap().is_empty());
     }
 }

@@ -6,7 +6,7 @@
 
 use chrono::Duration;
 use keygate::accounts::{self, LinkPurpose, SetPasswordError, SignInError};
-use keygate::http_session;
+use keygate::http::session;
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -499,7 +499,7 @@ async fn invitation_links_work_once_and_expire(engine: Engine) {
     // Someone with a password is not invited again.
     let err = accounts::invite(&state, "new@example.com", "admin", "", "x@example.com", now)
         .await
-        .map_err(keygate::error::AppError::from)
+        .map_err(keygate::http::error::AppError::from)
         .unwrap_err();
     assert_eq!(err.code, "user_exists");
 }
@@ -763,7 +763,7 @@ async fn the_cookie_is_host_prefixed_and_secure_under_https(engine: Engine) {
         .await
         .unwrap();
         assert!(!format!("{session:?}").contains(session.token.expose()));
-        let cookie = http_session::session_cookie(&state, &session.token, session.expires_at, now);
+        let cookie = session::session_cookie(&state, &session.token, session.expires_at, now);
         let header = cookie.to_string();
         assert!(header.starts_with(&format!("{name}=")), "{header}");
         assert!(header.contains("HttpOnly"), "{header}");
@@ -772,7 +772,7 @@ async fn the_cookie_is_host_prefixed_and_secure_under_https(engine: Engine) {
         assert!(!header.contains("Domain"), "{header}");
         assert_eq!(header.contains("Secure"), secure, "{header}");
         assert!(header.contains("Max-Age=7200"), "{header}");
-        let removal = http_session::removal_cookie(&state).to_string();
+        let removal = session::removal_cookie(&state).to_string();
         assert!(removal.starts_with(&format!("{name}=;")), "{removal}");
         assert!(removal.contains("Max-Age=0"), "{removal}");
 

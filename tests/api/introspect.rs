@@ -431,18 +431,24 @@ async fn revoked_rows_are_pruned_after_expiry(engine: Engine) {
     let at = |t: i64| chrono::DateTime::from_timestamp(t, 0).unwrap();
     let mut conn = app.db();
     assert_eq!(
-        keygate::revoke::prune_revoked_tokens(&mut conn, at(exp - 1)).unwrap(),
+        keygate::http::oauth::revoke::prune_revoked_tokens(&mut conn, at(exp - 1)).unwrap(),
         0
     );
     assert!(
-        keygate::revoke::is_revoked(&mut conn, payload_of(&token)["jti"].as_str().unwrap())
-            .unwrap()
+        keygate::http::oauth::revoke::is_revoked(
+            &mut conn,
+            payload_of(&token)["jti"].as_str().unwrap()
+        )
+        .unwrap()
     );
     assert_eq!(
-        keygate::revoke::prune_revoked_tokens(&mut conn, at(exp)).unwrap(),
+        keygate::http::oauth::revoke::prune_revoked_tokens(&mut conn, at(exp)).unwrap(),
         1
     );
-    assert_eq!(keygate::revoke::count_revoked_tokens(&mut conn).unwrap(), 0);
+    assert_eq!(
+        keygate::http::oauth::revoke::count_revoked_tokens(&mut conn).unwrap(),
+        0
+    );
 }
 
 /// The prune job drops a revocation once its token has expired by the

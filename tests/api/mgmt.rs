@@ -941,7 +941,7 @@ async fn malformed_requests_get_json_errors(engine: Engine) {
 /// a field or an error answer shows up in the diff.
 #[test]
 fn openapi_document_snapshot() {
-    insta::assert_json_snapshot!("openapi", keygate::mgmt::openapi_document());
+    insta::assert_json_snapshot!("openapi", keygate::http::mgmt::openapi_document());
 }
 
 const METHODS: [&str; 5] = ["get", "put", "post", "delete", "patch"];
@@ -964,7 +964,7 @@ async fn openapi_describes_every_route(engine: Engine) {
     let doc: Value = response.json().await.unwrap();
     assert_eq!(
         doc,
-        serde_json::to_value(keygate::mgmt::openapi_document()).unwrap()
+        serde_json::to_value(keygate::http::mgmt::openapi_document()).unwrap()
     );
     assert_eq!(doc["openapi"], "3.1.0");
     assert_eq!(

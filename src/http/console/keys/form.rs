@@ -1,0 +1,97 @@
+//! The create-key form: what the person typed, kept when the form comes
+//! back with errors, and the request the keys service checks.
+
+use serde::Serialize;
+
+use crate::duration::HumanDuration;
+use crate::http::console::field;
+use crate::http::error::AppError;
+use crate::http::form::Form;
+use crate::keys::{KeyError, NewKeyRequest};
+use crate::scope::{Audience, ScopeSet};
+
+use super::shared::envelope_of;
+
+/// What the person typed, kept when the form comes back with errors.
+#[derive(Debug, Default, Serialize)]
+pub(super) struct KeyForm {
+    name: String,
+    description: String,
+    scopes: Vec<String>,
+    audience: String,
+    expires_in: String,
+    /// Allowed networks as typed (commas, spaces or lines between them).
+    allowed_networks: String,
+    max_tokens_per_minute: String,
+}
+
+impl KeyForm {
+    /// The form with an expiry chosen when none is: 90 days, or the
+    /// configured maximum when that is shorter.
+    pub(super) fn with_default_expiry(self, max: Option<HumanDuration>) -> Self {
+        if !self.expires_in.is_empty() {
+            return self;
+        }
+        let expires_in = max.map_or("90d".to_owned(), |m| {
+            m.min("90d".parse().unwrap_or(m)).to_string()
+        });
+        Self { expires_in, ..self }
+    }
+}
+
+pub(super) fn parse_key_form(form: &Form) -> Result<KeyForm, AppError> {
+    Ok(KeyForm {
+        name: field(form, "name")?.to_owned(),
+        description: field(form, "description")?.to_owned(),
+        scopes: form.all("scope").to_vec(),
+        audience: field(form, "audience")?.trim().to_owned(),
+        expires_in: field(form, "expires_in")?.trim().to_owned(),
+        allowed_networks: optional_field(form, "allowed_networks")?.trim().to_owned(),
+        max_tokens_per_minute: optional_field(form, "max_tokens_per_minute")?
+            .trim()
+            .to_owned(),
+    })
+}
+
+/// A field a form may leave out: empty when it does.
+fn optional_field<'f>(form: &'f Form, name: &str) -> Result<&'f str, AppError> {
+    match form.all(name) {
+        [] => Ok(""),
+        _ => field(form, name),
+    }
+}
+
+/// The request the keys service checks, from the form.
+pub(super) fn key_request<'f>(
+    owner: &'f str,
+    form: &'f KeyForm,
+) -> Result<NewKeyRequest<'f>, KeyError> {
+    let mut scopes = Vec::with_capacity(form.scopes.len());
+    for scope in &form.scopes {
+        let one = ScopeSet::parse(scope).map_err(|e| KeyError::InvalidScope(e.to_string()))?;
+        scopes.extend(one.to_vec());
+    }
+    if scopes.is_empty() {
+        return Err(KeyError::NoScopes);
+    }
+    let audiences = match form.audience.as_str() {
+        "" => Vec::new(),
+        a => vec![Audience::parse(a).map_err(KeyError::InvalidAudience)?],
+    };
+    let expires_in = match form.expires_in.as_str() {
+        "" | "never" => None,
+        d => Some(
+            d.parse::<HumanDuration>()
+                .map_err(|e| KeyError::InvalidExpiry(format!("expiry {d:?}: {e}")))?,
+        ),
+    };
+    Ok(NewKeyRequest {
+        owner_email: owner,
+        name: &form.name,
+        description: &form.description,
+        scopes: scopes.into_iter().collect(),
+        audiences,
+        expires_in,
+        envelope: envelope_of(&form.allowed_networks, &form.max_tokens_per_minute)?,
+    })
+}

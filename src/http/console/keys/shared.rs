@@ -1,0 +1,162 @@
+//! What the key pages share: the keys service and the viewer as its
+//! caller, running its work, reading a posted form, a key's row, and
+//! refusals placed beside their fields.
+
+use actix_web::HttpRequest;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::db::DbConnection;
+use crate::http::console::{PageError, Viewer, csrf_refused, parse_form, sentence};
+use crate::http::error::AppError;
+use crate::http::form::Form;
+use crate::keys::envelope;
+use crate::keys::{self, AllowedNetworks, Envelope, Key, KeyError, KeyStatus};
+use crate::state::AppState;
+
+/// The keys service of this keygate.
+pub(super) fn service(state: &AppState) -> keys::Service {
+    keys::Service::new(state.issuer.clone(), state.key_limits())
+}
+
+/// The viewer as the keys service knows them: an admin reaches every key.
+pub(super) fn caller(viewer: &Viewer) -> keys::Caller {
+    keys::Caller::Person(keys::Person {
+        email: viewer.email().to_owned(),
+        reach: if viewer.is_admin() {
+            keys::Reach::EveryKey
+        } else {
+            keys::Reach::OwnKeys
+        },
+    })
+}
+
+/// Runs database work off the async workers; a failure becomes the error
+/// page in the viewer's layout.
+pub(super) async fn run<T, E>(
+    state: &AppState,
+    viewer: &Viewer,
+    work: impl FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
+) -> Result<T, PageError>
+where
+    T: Send + 'static,
+    E: Into<AppError>
+        + From<diesel::r2d2::PoolError>
+        + From<actix_web::error::BlockingError>
+        + Send
+        + 'static,
+{
+    state.db(work).await.map_err(|e| viewer.failed(state, e))
+}
+
+/// The viewer's posted form: parsed, its fields read by `fields`, then its
+/// CSRF token checked (nothing is done without it). Each failure is its
+/// page.
+pub(super) fn posted<T>(
+    state: &AppState,
+    viewer: &Viewer,
+    (req, body): (&HttpRequest, &[u8]),
+    fields: impl FnOnce(&Form) -> Result<T, AppError>,
+) -> Result<T, PageError> {
+    let form = parse_form(req, body).map_err(|e| viewer.failed(state, e))?;
+    let values = fields(&form).map_err(|e| viewer.failed(state, e))?;
+    if !viewer.csrf_ok(&form) {
+        return Err(csrf_refused(state, Some(viewer)).into());
+    }
+    Ok(values)
+}
+
+/// A key as the list and detail pages show it.
+#[derive(Debug, Serialize)]
+pub(in crate::http::console) struct KeyRow {
+    #[serde(flatten)]
+    key: Key,
+    /// Active and inside the expiry warning window.
+    pub(in crate::http::console) expiring: bool,
+}
+
+impl KeyRow {
+    pub(in crate::http::console) fn status(&self) -> KeyStatus {
+        self.key.status
+    }
+}
+
+pub(in crate::http::console) fn row(state: &AppState, key: Key, now: DateTime<Utc>) -> KeyRow {
+    let expiring = key.status == KeyStatus::Active
+        && key
+            .expires_at
+            .is_some_and(|at| at - now <= state.expiry_warning.as_chrono());
+    KeyRow { key, expiring }
+}
+
+/// The envelope typed into a form.
+pub(super) fn envelope_of(networks: &str, limit: &str) -> Result<Envelope, KeyError> {
+    Ok(Envelope {
+        allowed_networks: AllowedNetworks::parse(networks)?,
+        max_tokens_per_minute: envelope::parse_tokens_per_minute(limit)?,
+    })
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct NoticeQuery {
+    pub(super) notice: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct KeyPath {
+    pub(super) client_id: String,
+}
+
+/// Errors by field; `form` for the rest.
+#[derive(Debug, Default, Serialize)]
+pub(super) struct FieldErrors {
+    name: Option<String>,
+    description: Option<String>,
+    scopes: Option<String>,
+    audience: Option<String>,
+    expires_in: Option<String>,
+    allowed_networks: Option<String>,
+    max_tokens_per_minute: Option<String>,
+    form: Option<String>,
+}
+
+impl FieldErrors {
+    /// Puts a refusal beside the field it names (`AppError::field`), or
+    /// above the form.
+    pub(super) fn from_error(error: &AppError) -> Self {
+        let mut errors = Self::default();
+        let slot = match error.field {
+            Some("name") => &mut errors.name,
+            Some("description") => &mut errors.description,
+            Some("scopes") => &mut errors.scopes,
+            Some("audience") => &mut errors.audience,
+            Some("expires_in") => &mut errors.expires_in,
+            Some("allowed_networks") => &mut errors.allowed_networks,
+            Some("max_tokens_per_minute") => &mut errors.max_tokens_per_minute,
+            _ => &mut errors.form,
+        };
+        *slot = Some(sentence(&error.message));
+        errors
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_land_next_to_their_field() {
+        let e = AppError::from(KeyError::ExpiryTooLong {
+            asked: "365d".parse().unwrap(),
+            max: "180d".parse().unwrap(),
+        });
+        let errors = FieldErrors::from_error(&e);
+        assert_eq!(
+            errors.expires_in.as_deref(),
+            Some("Expiry 365d is past the configured maximum of 180d (KEYGATE_KEY_MAX_LIFETIME).")
+        );
+        assert!(errors.form.is_none());
+        let limit = AppError::from(KeyError::CreationDisabled("a@example.com".into()));
+        assert!(FieldErrors::from_error(&limit).form.is_some());
+    }
+}

@@ -1,0 +1,501 @@
+//! The web console at `/`: server-rendered pages (templates in
+//! `templates/console/`) for people to sign in and manage their keys, and for
+//! admins to manage people, APIs, roles and read the audit log.
+//!
+//! Every action is a plain HTML form (no JavaScript needed); a small script
+//! file adds copy buttons and confirmations. Every response carries the
+//! security headers of [`security_headers`]: a strict CSP without
+//! `unsafe-inline`, `frame-ancestors 'none'`, no referrer, no sniffing, and
+//! `no-store`, so no page with a person's data (least of all a secret) is
+//! kept in a cache or shown again by the back button. Every form carries a
+//! CSRF token: the session's, or before signing in the double-submit token
+//! of [`csrf`].
+//!
+//! Handlers stay thin, as the management API's do: they check who asks, call
+//! the feature's own functions (`accounts`, `keys`, `users`, ...) and render
+//! the outcome, so the console enforces exactly the rules the CLI and the
+//! API do.
+
+/// The value of a step that either gives one or answers the request itself
+/// (a redirect to sign in, an error page): `let viewer = or_page!(...)`.
+/// Defined before the page modules, so each of them sees it.
+macro_rules! or_page {
+    ($step:expr) => {
+        match $step {
+            Ok(value) => value,
+            Err(page) => return *Box::<actix_web::HttpResponse>::from(page),
+        }
+    };
+}
+
+mod admin;
+mod assets;
+mod auth;
+mod csrf;
+mod forms;
+mod keys;
+mod render;
+
+use actix_web::body::MessageBody;
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderMap, HeaderValue};
+use actix_web::middleware::{DefaultHeaders, from_fn};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use serde::Serialize;
+
+use crate::accounts::{CurrentSession, Session};
+use crate::http::error::AppError;
+use crate::http::form::Form;
+use crate::state::AppState;
+
+pub use render::RenderError;
+
+/// The console's Content-Security-Policy: nothing inline, nothing foreign.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
+     style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; \
+     frame-ancestors 'none'; base-uri 'none'";
+
+/// The largest form the console accepts.
+const MAX_FORM: usize = 64 * 1024;
+
+/// The headers every console response carries, errors included.
+pub fn security_headers() -> DefaultHeaders {
+    DefaultHeaders::new()
+        .add((header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY))
+        .add((header::REFERRER_POLICY, "no-referrer"))
+        .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .add((header::X_FRAME_OPTIONS, "DENY"))
+        .add((header::CACHE_CONTROL, "no-store"))
+        .add(("Cross-Origin-Opener-Policy", "same-origin"))
+        .add((
+            "Permissions-Policy",
+            "camera=(), microphone=(), geolocation=()",
+        ))
+}
+
+/// A console route: its handlers answer with the security headers.
+fn resource(
+    path: &str,
+) -> actix_web::Resource<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    web::resource(path)
+        .wrap(from_fn(|request, next| {
+            crate::http::peer::refuse_unreadable_forwarding(request, next, refused)
+        }))
+        .wrap(security_headers())
+}
+
+/// The page for a request refused before its handler ran: a trusted proxy's
+/// `X-Forwarded-For` that names no address.
+fn refused(req: &HttpRequest, unreadable: crate::http::peer::UnreadableForwarding) -> HttpResponse {
+    refusal_page(req, &AppError::bad_request(unreadable.to_string()))
+}
+
+/// A query string a page cannot read (`?page=x`): a 400 page, not actix's
+/// plain text.
+fn unreadable_query(
+    error: actix_web::error::QueryPayloadError,
+    req: &HttpRequest,
+) -> actix_web::Error {
+    let page = refusal_page(req, &AppError::bad_request(format!("{error}")));
+    actix_web::error::InternalError::from_response(error, page).into()
+}
+
+fn refusal_page(req: &HttpRequest, error: &AppError) -> HttpResponse {
+    match req.app_data::<web::Data<AppState>>() {
+        Some(state) => error_page(state, None, error),
+        None => actix_web::ResponseError::error_response(error),
+    }
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.configure(assets::routes);
+    cfg.app_data(web::PayloadConfig::new(MAX_FORM));
+    cfg.app_data(web::QueryConfig::default().error_handler(unreadable_query));
+    cfg.service(resource("/").route(web::get().to(home)));
+    auth::routes(cfg);
+    keys::routes(cfg);
+    admin::routes(cfg);
+}
+
+/// The request's session as handlers take it: looking it up may fail (the
+/// database is down), and then the page says so in HTML, not the JSON the
+/// extractor would answer on its own.
+type Current = Result<CurrentSession, AppError>;
+
+/// `/`: the person's keys, or the sign-in page.
+async fn home(state: web::Data<AppState>, current: Current) -> HttpResponse {
+    match current {
+        Ok(CurrentSession(Some(_))) => see_other("/keys"),
+        Ok(CurrentSession(None)) => see_other("/sign-in"),
+        Err(e) => error_page(&state, None, &e),
+    }
+}
+
+/// The signed-in person as pages show them.
+#[derive(Debug, Clone, Serialize)]
+struct PersonView {
+    email: String,
+    name: String,
+    is_admin: bool,
+}
+
+/// Who is looking at a page, and what the layout needs to show it.
+struct Viewer {
+    session: Session,
+    person: PersonView,
+}
+
+impl Viewer {
+    /// The signed-in person of the request, with whether their role is
+    /// the one that may do everything.
+    async fn of(state: &AppState, session: Session) -> Result<Self, AppError> {
+        let role = session.user.role.clone();
+        let is_admin = state
+            .db(move |conn| crate::users::find_role(conn, &role).map(|r| r.grants_all))
+            .await?;
+        let person = PersonView {
+            email: session.user.email.clone(),
+            name: session.user.name.clone(),
+            is_admin,
+        };
+        Ok(Self { session, person })
+    }
+
+    fn email(&self) -> &str {
+        &self.session.user.email
+    }
+
+    fn is_admin(&self) -> bool {
+        self.person.is_admin
+    }
+
+    fn layout<'a>(&'a self, state: &'a AppState, title: &'a str, section: &'a str) -> Layout<'a> {
+        Layout {
+            title,
+            section,
+            issuer: &state.issuer,
+            assets: &assets::URLS,
+            narrow: false,
+            csrf: self.session.csrf.as_str(),
+            person: Some(&self.person),
+        }
+    }
+
+    /// The error page for `error` in this viewer's layout, as a handler's
+    /// `Err`.
+    fn failed(&self, state: &AppState, error: impl Into<AppError>) -> PageError {
+        error_page(state, Some(self), &error.into()).into()
+    }
+
+    /// Whether a form's CSRF token is this session's.
+    fn csrf_ok(&self, form: &Form) -> bool {
+        form.single("csrf_token")
+            .ok()
+            .flatten()
+            .is_some_and(|t| self.session.csrf_matches(t))
+    }
+}
+
+/// The signed-in person, or the response that sends the browser to sign in
+/// (coming back to this page after).
+async fn viewer(
+    req: &HttpRequest,
+    state: &AppState,
+    current: Current,
+) -> Result<Viewer, HttpResponse> {
+    let current = current.map_err(|e| error_page(state, None, &e))?;
+    let Some(session) = current.0 else {
+        let next = match req.uri().path_and_query() {
+            Some(pq) if req.method() == actix_web::http::Method::GET => pq.as_str().to_owned(),
+            _ => "/keys".to_owned(),
+        };
+        let query = form_urlencoded::Serializer::new(String::new())
+            .append_pair("next", &next)
+            .finish();
+        return Err(see_other(&format!("/sign-in?{query}")));
+    };
+    Viewer::of(state, session)
+        .await
+        .map_err(|e| error_page(state, None, &e))
+}
+
+/// What every page's layout needs.
+#[derive(Debug, Serialize)]
+struct Layout<'a> {
+    title: &'a str,
+    /// The navigation entry to mark as current.
+    section: &'a str,
+    issuer: &'a str,
+    assets: &'static assets::AssetUrls,
+    /// Narrow, centred content: the pages before signing in.
+    narrow: bool,
+    csrf: &'a str,
+    person: Option<&'a PersonView>,
+}
+
+impl<'a> Layout<'a> {
+    /// A page for someone not signed in.
+    fn public(state: &'a AppState, title: &'a str, csrf: &'a str) -> Self {
+        Self {
+            title,
+            section: "",
+            issuer: &state.issuer,
+            assets: &assets::URLS,
+            narrow: true,
+            csrf,
+            person: None,
+        }
+    }
+}
+
+/// A rendered page, or a plain error when rendering fails (a bug: logged).
+fn page(
+    status: StatusCode,
+    name: &str,
+    layout: &Layout<'_>,
+    context: impl Serialize,
+) -> HttpResponse {
+    let context = minijinja::context! {
+        ..minijinja::Value::from_serialize(context),
+        ..minijinja::Value::from_serialize(layout)
+    };
+    match render::render(name, context) {
+        Ok(html) => HttpResponse::build(status)
+            .content_type("text/html; charset=utf-8")
+            .body(html),
+        Err(error) => {
+            tracing::error!(%error, "console page failed to render");
+            HttpResponse::InternalServerError()
+                .content_type("text/plain; charset=utf-8")
+                .body("The page failed to render; the server's log says why.\n")
+        }
+    }
+}
+
+/// The error page for a failure, with the status it deserves. Internal
+/// failures are logged with their cause and shown without it.
+fn error_page(state: &AppState, viewer: Option<&Viewer>, error: &AppError) -> HttpResponse {
+    let (heading, message) = if error.status == StatusCode::SERVICE_UNAVAILABLE {
+        // Logged once per outage by the pool's reachability watch, not
+        // once per request.
+        tracing::debug!(%error, "console: database unavailable");
+        (
+            "keygate is briefly unavailable",
+            "The database cannot be reached right now. Nothing was changed; try again in a moment."
+                .to_owned(),
+        )
+    } else if error.is_internal() {
+        tracing::error!(%error, "console request failed");
+        (
+            "Something went wrong",
+            "Nothing was changed. The server's log has the details.".to_owned(),
+        )
+    } else if error.status == StatusCode::NOT_FOUND {
+        ("Not found", error.message.clone())
+    } else if error.status == StatusCode::FORBIDDEN {
+        ("Not allowed", error.message.clone())
+    } else {
+        ("That did not work", error.message.clone())
+    };
+    let layout = match viewer {
+        Some(v) => v.layout(state, heading, ""),
+        None => Layout::public(state, heading, ""),
+    };
+    page(
+        error.status,
+        "error",
+        &layout,
+        minijinja::context! { heading, message },
+    )
+}
+
+/// A page that ends a console handler early, already rendered: the error
+/// page of [`error_page`] (in the viewer's layout, internal failures logged
+/// and not detailed, 503 for an unavailable database), or the redirect to
+/// sign in. `ResponseError::error_response` cannot see the request, whose
+/// viewer the page is for, so the page is made where the failure is met
+/// ([`Viewer::failed`], `From<HttpResponse>`) and handlers returning
+/// `Result<HttpResponse, PageError>` pass it on with `?`.
+#[derive(Debug)]
+struct PageError {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: web::Bytes,
+}
+
+impl From<HttpResponse> for PageError {
+    fn from(response: HttpResponse) -> Self {
+        let (head, body) = response.into_parts();
+        Self {
+            status: head.status(),
+            headers: head.headers().clone(),
+            // Pages and redirects are whole bodies, never streams.
+            body: body.try_into_bytes().unwrap_or_default(),
+        }
+    }
+}
+
+impl std::fmt::Display for PageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "console page answered {}", self.status)
+    }
+}
+
+impl ResponseError for PageError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status);
+        for (name, value) in &self.headers {
+            response.append_header((name.clone(), value.clone()));
+        }
+        response.body(self.body.clone())
+    }
+}
+
+/// A refusal the person can act on (bad input, a rule), as opposed to
+/// keygate failing (internal error, database down).
+fn is_refusal(error: &AppError) -> bool {
+    !error.is_internal() && error.status != StatusCode::SERVICE_UNAVAILABLE
+}
+
+/// How a posted form that changes something ends: on to `next` (a 303, so a
+/// reload does not post again), its page once more with the refusal, or
+/// the error page when keygate failed.
+async fn concluded<T, F, Fut>(
+    state: &AppState,
+    viewer: &Viewer,
+    done: Result<T, AppError>,
+    next: &str,
+    again: F,
+) -> HttpResponse
+where
+    F: FnOnce(StatusCode, String) -> Fut,
+    Fut: std::future::Future<Output = HttpResponse>,
+{
+    match done {
+        Ok(_) => see_other(next),
+        Err(e) if is_refusal(&e) => again(e.status, sentence(&e.message)).await,
+        Err(e) => error_page(state, Some(viewer), &e),
+    }
+}
+
+/// A message as a sentence: capital first, full stop last.
+fn sentence(text: &str) -> String {
+    let mut chars = text.chars();
+    let mut out: String = match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => return String::new(),
+    };
+    if !out.ends_with('.') {
+        out.push('.');
+    }
+    out
+}
+
+/// A form whose CSRF token is wrong or missing: nothing is done.
+fn csrf_refused(state: &AppState, viewer: Option<&Viewer>) -> HttpResponse {
+    let error = AppError::forbidden(
+        "csrf_token_invalid",
+        "This form has expired or did not come from this keygate. \
+         Nothing was changed: reload the page and try again.",
+    );
+    error_page(state, viewer, &error)
+}
+
+/// The body of a console form. Anything but a form is refused.
+fn parse_form(req: &HttpRequest, body: &[u8]) -> Result<Form, AppError> {
+    Form::from_request(req, body).map_err(|e| AppError::bad_request(e.to_string()))
+}
+
+/// A form field's one value, empty when absent; a repeated field is refused.
+fn field<'f>(form: &'f Form, name: &str) -> Result<&'f str, AppError> {
+    form.single(name)
+        .map(Option::unwrap_or_default)
+        .map_err(|e| AppError::bad_request(e.to_string()))
+}
+
+/// 303 See Other: after a form, the browser GETs the next page, so a reload
+/// does not post the form again.
+fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, location))
+        .finish()
+}
+
+fn with_cookie(mut response: HttpResponse, cookie: &actix_web::cookie::Cookie<'_>) -> HttpResponse {
+    if let Ok(value) = HeaderValue::from_str(&cookie.to_string()) {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    response
+}
+
+/// `next` when it is a path on this site (`/keys`), never another origin
+/// (`//evil.example`, `https://...`): no open redirect.
+fn local_path(next: &str) -> Option<&str> {
+    let ok = next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.starts_with("/\\")
+        && !next.chars().any(|c| c.is_control());
+    ok.then_some(next)
+}
+
+/// A short notice shown at the top of the page a form redirected to.
+#[derive(Debug, Serialize)]
+struct Notice {
+    kind: &'static str,
+    text: &'static str,
+}
+
+fn notice_for(code: Option<&str>) -> Option<Notice> {
+    let (kind, text) = match code? {
+        "signed-out" => ("ok", "You are signed out."),
+        "password-set" => ("ok", "Your password is set. Welcome!"),
+        "revoked" => ("ok", "The key is revoked. Its owner has been emailed."),
+        "already-shown" => (
+            "warn",
+            "That form was already sent. The secret was shown once and is not shown again; \
+             rotate the key if you did not save it.",
+        ),
+        "invited" => ("ok", "The invitation is on its way."),
+        "saved" => ("ok", "Saved."),
+        "envelope-changed" => (
+            "ok",
+            "The usage limits are changed; the next token request obeys them.",
+        ),
+        _ => return None,
+    };
+    Some(Notice { kind, text })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_stays_on_this_site() {
+        assert_eq!(local_path("/keys/kg_1"), Some("/keys/kg_1"));
+        assert_eq!(local_path("//evil.example/"), None);
+        assert_eq!(local_path("/\\evil.example/"), None);
+        assert_eq!(local_path("https://evil.example/"), None);
+        assert_eq!(local_path("/keys\r\nSet-Cookie: x"), None);
+        assert_eq!(local_path(""), None);
+    }
+
+    #[test]
+    fn unknown_notices_show_nothing() {
+        assert!(notice_for(Some("<script>")).is_none());
+        assert!(notice_for(None).is_none());
+        assert_eq!(notice_for(Some("revoked")).unwrap().kind, "ok");
+    }
+}

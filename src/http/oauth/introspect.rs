@@ -1,0 +1,100 @@
+//! `POST /oauth/introspect` (RFC 7662): whether a token is active, and its
+//! claims when it is and the caller may see them.
+
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use chrono::{DateTime, Utc};
+use keygate_verifier::Claims;
+use serde_json::{Value, json};
+
+use crate::access_token;
+use crate::http::error::OAuthError;
+use crate::http::oauth::{self, ClientRequest, TokenParam};
+use crate::keys::Credential;
+use crate::scope::INTROSPECT_SCOPE;
+use crate::state::AppState;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(oauth::post_only("/oauth/introspect", introspect));
+}
+
+async fn introspect(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    match handle(&req, &body, &state).await {
+        Ok(answer) => HttpResponse::Ok().json(answer),
+        Err(error) => error.error_response(),
+    }
+}
+
+async fn handle(req: &HttpRequest, body: &[u8], state: &AppState) -> Result<Value, OAuthError> {
+    let ClientRequest {
+        client,
+        params,
+        now,
+        ..
+    } = oauth::accept::<TokenParam>(req, body, state).await?;
+    Ok(
+        match active_claims(state, client, &params.token, now).await? {
+            Some(claims) => active_answer(&claims),
+            None => json!({ "active": false }),
+        },
+    )
+}
+
+/// The token's claims when it is active and the caller may see it. RFC 7662
+/// §2.2: a caller who may not see a token is told it is inactive, nothing
+/// more.
+async fn active_claims(
+    state: &AppState,
+    caller: std::sync::Arc<Credential>,
+    token: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<Claims>, OAuthError> {
+    let claims = match access_token::validate(&state.issuer, &state.signer, token, now) {
+        Ok(claims) => claims,
+        Err(reason) => {
+            tracing::debug!(%reason, caller = %caller.client_id, "introspected token is invalid");
+            return Ok(None);
+        }
+    };
+    if claims.client_id != caller.client_id.as_str()
+        && !caller.effective_scopes.contains(INTROSPECT_SCOPE)
+    {
+        tracing::debug!("caller may not introspect this token");
+        return Ok(None);
+    }
+    let (claims, verdict) = state
+        .db(move |conn| -> Result<_, OAuthError> {
+            let verdict = access_token::live_credential(conn, &claims, now)?.map(|_| ());
+            Ok((claims, verdict))
+        })
+        .await?;
+    match verdict {
+        Ok(()) => Ok(Some(claims)),
+        Err(reason) => {
+            tracing::debug!(reason, "introspected token is inactive");
+            Ok(None)
+        }
+    }
+}
+
+fn active_answer(claims: &Claims) -> Value {
+    let aud: Value = match claims.aud.as_slice() {
+        [one] => one.as_str().into(),
+        many => many.into(),
+    };
+    json!({
+        "active": true,
+        "scope": claims.scope,
+        "client_id": claims.client_id,
+        "sub": claims.sub,
+        "aud": aud,
+        "iss": claims.iss,
+        "exp": claims.exp,
+        "iat": claims.iat,
+        "jti": claims.jti,
+        "token_type": "Bearer",
+    })
+}

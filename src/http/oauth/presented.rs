@@ -1,0 +1,154 @@
+//! Finding the client credentials in a request (RFC 6749 §2.3.1):
+//! `client_secret_basic` or `client_secret_post`, never both.
+
+use actix_web::http::header::{AUTHORIZATION, HeaderMap};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+
+use crate::client_auth::presented::{AuthMethod, Presented};
+use crate::http::error::OAuthError;
+use crate::http::form::Form;
+use crate::keys::PlainSecret;
+
+/// Finds the client's credentials in the request. No credentials at all is
+/// `invalid_client` (RFC 6749 §5.2); two methods at once `invalid_request`.
+pub fn extract(headers: &HeaderMap, form: &Form) -> Result<Presented, OAuthError> {
+    form.reject_repeats(&["client_id", "client_secret"])?;
+    let body_id = form.single("client_id")?;
+    let body_secret = form.single("client_secret")?;
+    let basic = headers
+        .get(AUTHORIZATION)
+        .map(|value| parse_basic(value.as_bytes()));
+
+    match (basic, body_id, body_secret) {
+        (Some(_), _, Some(_)) => Err(OAuthError::InvalidRequest(
+            "use one client authentication method: HTTP Basic or client_secret in the body, not both".into(),
+        )),
+        (Some(Some((id, secret))), body_id, None) => {
+            // Some clients repeat their ID in the body; allowed if it agrees.
+            if body_id.is_some_and(|b| b != id) {
+                return Err(OAuthError::InvalidRequest(
+                    "client_id in the body differs from the one in the Authorization header".into(),
+                ));
+            }
+            Ok(Presented {
+                client_id: id,
+                secret: PlainSecret::from_presented(secret),
+                method: AuthMethod::Basic,
+            })
+        }
+        (Some(None), _, None) => Err(OAuthError::InvalidClient),
+        (None, Some(id), Some(secret)) => Ok(Presented {
+            client_id: id.to_owned(),
+            secret: PlainSecret::from_presented(secret.to_owned()),
+            method: AuthMethod::Post,
+        }),
+        (None, _, _) => Err(OAuthError::InvalidClient),
+    }
+}
+
+/// `Basic base64(urlencode(id) ":" urlencode(secret))`; `None` when it is not
+/// Basic or does not decode.
+fn parse_basic(value: &[u8]) -> Option<(String, String)> {
+    let value = std::str::from_utf8(value).ok()?.trim();
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = STANDARD.decode(encoded.trim()).ok()?;
+    let decoded = String::from_utf8(decoded).ok()?;
+    let (id, secret) = decoded.split_once(':')?;
+    Some((form_decode(id)?, form_decode(secret)?))
+}
+
+/// RFC 6749 §2.3.1: both parts are form-urlencoded before base64. Clients such
+/// as Node's openid-client encode even `_`, so decoding is not optional.
+fn form_decode(text: &str) -> Option<String> {
+    let plus_as_space = text.replace('+', " ");
+    percent_encoding::percent_decode_str(&plus_as_space)
+        .decode_utf8()
+        .ok()
+        .map(|s| s.into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::http::header::HeaderValue;
+    use proptest::prelude::*;
+
+    fn headers(auth: Option<&str>) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        if let Some(auth) = auth {
+            map.insert(AUTHORIZATION, HeaderValue::from_str(auth).unwrap());
+        }
+        map
+    }
+
+    fn form(body: &str) -> Form {
+        Form::parse(Some("application/x-www-form-urlencoded"), body.as_bytes()).unwrap()
+    }
+
+    fn basic(id: &str, secret: &str) -> String {
+        format!("Basic {}", STANDARD.encode(format!("{id}:{secret}")))
+    }
+
+    #[test]
+    fn basic_credentials_are_percent_decoded() {
+        let p = extract(&headers(Some(&basic("kgc%5Fabc", "kgs%5Fs+x"))), &form("")).unwrap();
+        assert_eq!(p.client_id, "kgc_abc");
+        assert_eq!(p.secret.expose(), "kgs_s x");
+        assert_eq!(p.method, AuthMethod::Basic);
+    }
+
+    #[test]
+    fn post_credentials() {
+        let p = extract(&headers(None), &form("client_id=kgc_a&client_secret=kgs_b")).unwrap();
+        assert_eq!(
+            (p.client_id.as_str(), p.method),
+            ("kgc_a", AuthMethod::Post)
+        );
+    }
+
+    #[test]
+    fn both_methods_is_invalid_request() {
+        let err = extract(
+            &headers(Some(&basic("a", "b"))),
+            &form("client_id=a&client_secret=b"),
+        )
+        .unwrap_err();
+        assert!(matches!(err, OAuthError::InvalidRequest(_)));
+    }
+
+    #[test]
+    fn no_or_broken_credentials_is_invalid_client() {
+        for (auth, body) in [
+            (None, ""),
+            (None, "client_id=a"),
+            (Some("Bearer abc"), ""),
+            (Some("Basic !!!"), ""),
+            (Some("Basic YWJj"), ""), // "abc": no colon
+        ] {
+            let err = extract(&headers(auth), &form(body)).unwrap_err();
+            assert!(
+                matches!(err, OAuthError::InvalidClient),
+                "{auth:?} {body:?}"
+            );
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn basic_round_trips(id in "[ -~]{1,30}", secret in "[ -~]{0,60}") {
+            let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+            let p = extract(&headers(Some(&basic(&enc(&id), &enc(&secret)))), &form("")).unwrap();
+            prop_assert_eq!(p.client_id, id);
+            prop_assert_eq!(p.secret.expose(), secret.as_str());
+        }
+
+        #[test]
+        fn parse_basic_never_panics(value in proptest::collection::vec(any::<u8>(), 0..100)) {
+            let _ = parse_basic(&value);
+        }
+    }
+}
