@@ -19,6 +19,7 @@ mod github_scanning;
 mod hardening;
 mod introspect;
 mod keys;
+mod layout;
 mod mgmt;
 mod process;
 mod signing;

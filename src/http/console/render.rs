@@ -41,6 +41,25 @@ fn when(text: &str) -> String {
     }
 }
 
+/// `{{ text | breakable }}`: an email, a URL or a dotted name, HTML-escaped,
+/// with a line-break opportunity (`<wbr>`) before each `.`, `@` and `/`
+/// (not inside `://`), so a narrow column wraps it between its parts
+/// rather than in the middle of one.
+fn breakable(text: &str) -> minijinja::Value {
+    let mut html = String::with_capacity(text.len() + 16);
+    let mut previous = None;
+    for c in text.chars() {
+        let joined = matches!(previous, None | Some(':' | '/'));
+        if matches!(c, '.' | '@' | '/') && !joined {
+            html.push_str("<wbr>");
+        }
+        let mut buffer = [0u8; 4];
+        html.push_str(&minijinja::HtmlEscape(c.encode_utf8(&mut buffer)).to_string());
+        previous = Some(c);
+    }
+    minijinja::Value::from_safe_string(html)
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("rendering the console page {template} failed: {message}")]
 pub struct RenderError {
@@ -56,6 +75,7 @@ fn build_environment() -> Result<Environment<'static>, RenderError> {
     env.set_trim_blocks(true);
     env.set_lstrip_blocks(true);
     env.add_filter("when", when);
+    env.add_filter("breakable", breakable);
     for (name, source) in TEMPLATES {
         env.add_template(name, source).map_err(|e| RenderError {
             template: (*name).to_owned(),
@@ -153,6 +173,22 @@ mod tests {
     fn times_read_as_utc() {
         assert_eq!(when("2026-12-01T14:05:09Z"), "2026-12-01 14:05 UTC");
         assert_eq!(when("soon"), "soon");
+    }
+
+    #[test]
+    fn breakable_text_breaks_between_its_parts_and_stays_escaped() {
+        assert_eq!(
+            breakable("carol.doe@example.co.uk").to_string(),
+            "carol<wbr>.doe<wbr>@example<wbr>.co<wbr>.uk"
+        );
+        assert_eq!(
+            breakable("https://inventory.example.com/api/v2").to_string(),
+            "https:&#x2f;&#x2f;inventory<wbr>.example<wbr>.com<wbr>&#x2f;api<wbr>&#x2f;v2"
+        );
+        assert_eq!(
+            breakable("<b>&\"x\"</b>").to_string(),
+            "&lt;b&gt;&amp;&quot;x&quot;&lt;<wbr>&#x2f;b&gt;"
+        );
     }
 
     #[test]
