@@ -11,7 +11,7 @@
 use serde_json::Value;
 
 use crate::browser::{Browser, DESKTOP, PHONE};
-use crate::helpers::{Engine, Key, TestApp, prepare_app};
+use crate::helpers::{Engine, Key, KeySpec, TestApp};
 
 const PASSWORD: &str = "a long and quiet password 42";
 
@@ -144,61 +144,24 @@ async fn a_busy_keygate(app: &TestApp) -> Vec<Key> {
     app.cli_ok(&["users", "add", "bob@example.com", "--name", "Bob"])
         .await;
     let mut keys = Vec::new();
-    for args in [
-        &[
-            "--owner",
-            "alice@example.com",
-            "--name",
-            "billing-sync",
-            "--scopes",
-            "invoices:read invoices:write",
-            "--audience",
-            "https://billing.example.com",
-            "--expires-in",
-            "90d",
-        ][..],
-        &[
-            "--owner",
-            "alice@example.com",
-            "--name",
-            "nightly report exporter",
-            "--scopes",
-            "invoices:read",
-            "--expires-in",
-            "3d",
-        ],
-        &[
-            "--owner",
-            "alice@example.com",
-            "--name",
-            "legacy-importer",
-            "--scopes",
-            "stock:read stock:write",
-            "--allow-from",
-            "203.0.113.0/24, 2001:db8::/32",
-        ],
-        &[
-            "--owner",
-            "root@example.com",
-            "--name",
-            "keygate-admin-bot",
-            "--scopes",
-            "keygate:admin",
-        ],
-        &[
-            "--owner",
-            long,
-            "--name",
-            "warehouse sync (production, eu-west-1)",
-            "--scopes",
-            "stock:read stock:write warehouses:admin invoices:read",
-            "--audience",
-            "https://inventory.internal.example.com/api/v2",
-            "--audience",
-            "https://billing.example.com",
-        ],
+    for spec in [
+        KeySpec::new("alice@example.com", "billing-sync")
+            .scopes("invoices:read invoices:write")
+            .audience("https://billing.example.com")
+            .expires_in("90d"),
+        KeySpec::new("alice@example.com", "nightly report exporter")
+            .scopes("invoices:read")
+            .expires_in("3d"),
+        KeySpec::new("alice@example.com", "legacy-importer")
+            .scopes("stock:read stock:write")
+            .allow_from("203.0.113.0/24, 2001:db8::/32"),
+        KeySpec::new("root@example.com", "keygate-admin-bot").scopes("keygate:admin"),
+        KeySpec::new(long, "warehouse sync (production, eu-west-1)")
+            .scopes("stock:read stock:write warehouses:admin invoices:read")
+            .audience("https://inventory.internal.example.com/api/v2")
+            .audience("https://billing.example.com"),
     ] {
-        keys.push(app.create_key(args).await);
+        keys.push(app.create_key(spec).await);
     }
     let used = app
         .token_for(&keys[0], &[("grant_type", "client_credentials")])
@@ -227,8 +190,7 @@ async fn a_busy_keygate(app: &TestApp) -> Vec<Key> {
 /// Every page a member, an admin and someone signed out can reach, at both
 /// widths, fits its window and shows every column of its tables.
 async fn every_page_fits_a_phone_and_a_laptop(engine: Engine) {
-    let mut app = prepare_app(engine, &[]);
-    app.serve_on_demand(|_| {}).await;
+    let app = TestApp::builder(engine).jobs_on_demand().start().await;
     let keys = a_busy_keygate(&app).await;
     let shot = |page: &str| format!("layout-{page}-{}", format!("{engine:?}").to_lowercase());
     let at = |path: &str| format!("{}{path}", app.address);
