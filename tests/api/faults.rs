@@ -155,16 +155,16 @@ impl Outage {
         }
     }
 
-    fn begin(&self) {
+    async fn begin(&self) {
         match self {
-            Self::Proxy(proxy) => proxy.cut(),
+            Self::Proxy(proxy) => proxy.cut().await,
             Self::MovedAway { dir, away } => std::fs::rename(dir, away).unwrap(),
         }
     }
 
-    fn end(&self) {
+    async fn end(&self) {
         match self {
-            Self::Proxy(proxy) => proxy.restore(),
+            Self::Proxy(proxy) => proxy.restore().await,
             Self::MovedAway { dir, away } => std::fs::rename(away, dir).unwrap(),
         }
     }
@@ -204,11 +204,7 @@ async fn an_unreachable_database_is_a_prompt_503_until_it_returns(engine: Engine
     let bearer = access_token_at(&app, &serve, &admin).await;
     let token = access_token_at(&app, &serve, &key).await;
 
-    outage.begin();
-    if engine == Engine::Postgres {
-        // The proxy closes its connections on its own task.
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    outage.begin().await;
     assert_temporarily_unavailable(promptly("a token", token_at(&app, &serve, &key)).await).await;
     for endpoint in ["introspect", "revoke"] {
         let response = promptly(endpoint, token_post(&app, &serve, endpoint, &admin, &token)).await;
@@ -259,7 +255,7 @@ async fn an_unreachable_database_is_a_prompt_503_until_it_returns(engine: Engine
         started.elapsed()
     );
 
-    outage.end();
+    outage.end().await;
     let back = Instant::now();
     loop {
         let status = token_at(&app, &serve, &key).await.status();
@@ -331,10 +327,8 @@ async fn a_postgres_restart_between_two_requests_costs_no_client_an_error() {
         assert_eq!(token_at(&app, &serve, &key).await.status(), 200);
     }
 
-    outage.begin();
-    // The proxy closes its connections on its own task.
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    outage.end();
+    outage.begin().await;
+    outage.end().await;
     let response = promptly("a token", token_at(&app, &serve, &key)).await;
     assert_eq!(response.status(), 200, "{:?}", response.text().await);
     let introspected = token_post(&app, &serve, "introspect", &admin, &token).await;

@@ -7,6 +7,7 @@
 //! same port again and forwards as before.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
@@ -16,6 +17,10 @@ use tokio::task::JoinHandle;
 pub struct TcpProxy {
     pub port: u16,
     up: watch::Sender<bool>,
+    /// How many forwarded connections are open.
+    open: Arc<watch::Sender<usize>>,
+    /// Whether the port accepts connections.
+    listening: watch::Receiver<bool>,
     task: JoinHandle<()>,
 }
 
@@ -25,18 +30,51 @@ impl TcpProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let port = listener.local_addr().expect("address").port();
         let (up, state) = watch::channel(true);
-        let task = tokio::spawn(run(listener, port, target, state));
-        Self { port, up, task }
+        let open = Arc::new(watch::Sender::new(0));
+        let (listens, listening) = watch::channel(true);
+        let task = tokio::spawn(run(
+            listener,
+            (port, target),
+            state,
+            Arc::clone(&open),
+            listens,
+        ));
+        Self {
+            port,
+            up,
+            open,
+            listening,
+            task,
+        }
     }
 
-    /// The database "stops": connections closed, new ones refused.
-    pub fn cut(&self) {
+    /// The database "stops": once this returns, every connection through
+    /// the proxy is closed and new ones are refused (each connection is
+    /// closed by its own task: waiting for them, not for a while, is what
+    /// makes the outage real by the time the test goes on).
+    pub async fn cut(&self) {
         self.up.send_replace(false);
+        let mut open = self.open.subscribe();
+        let mut listening = self.listening.clone();
+        let cut = async {
+            open.wait_for(|n| *n == 0).await.map(|_| ())?;
+            listening.wait_for(|up| !*up).await.map(|_| ())
+        };
+        tokio::time::timeout(Duration::from_secs(10), cut)
+            .await
+            .expect("the proxy's connections close and its port with them")
+            .expect("the proxy is running");
     }
 
-    /// The database is back.
-    pub fn restore(&self) {
+    /// The database is back: once this returns, the port accepts
+    /// connections again.
+    pub async fn restore(&self) {
         self.up.send_replace(true);
+        let mut listening = self.listening.clone();
+        tokio::time::timeout(Duration::from_secs(10), listening.wait_for(|up| *up))
+            .await
+            .expect("the proxy listens again")
+            .expect("the proxy is running");
     }
 
     /// `url` (a `postgres://` URL) with its host and port replaced by the
@@ -57,9 +95,10 @@ impl Drop for TcpProxy {
 
 async fn run(
     mut listener: TcpListener,
-    port: u16,
-    target: SocketAddr,
+    (port, target): (u16, SocketAddr),
     mut state: watch::Receiver<bool>,
+    open: Arc<watch::Sender<usize>>,
+    listening: watch::Sender<bool>,
 ) {
     let connections = state.clone();
     loop {
@@ -67,17 +106,19 @@ async fn run(
             tokio::select! {
                 accepted = listener.accept() => {
                     if let Ok((client, _)) = accepted {
-                        tokio::spawn(forward(client, target, connections.clone()));
+                        tokio::spawn(forward(client, target, connections.clone(), Arc::clone(&open)));
                     }
                 }
                 _ = state.wait_for(|up| !*up) => break,
             }
         }
         drop(listener);
+        listening.send_replace(false);
         if state.wait_for(|up| *up).await.is_err() {
             return;
         }
         listener = rebind(port).await;
+        listening.send_replace(true);
     }
 }
 
@@ -93,7 +134,14 @@ async fn rebind(port: u16) -> TcpListener {
     panic!("could not listen on port {port} again");
 }
 
-async fn forward(mut client: TcpStream, target: SocketAddr, mut state: watch::Receiver<bool>) {
+async fn forward(
+    mut client: TcpStream,
+    target: SocketAddr,
+    mut state: watch::Receiver<bool>,
+    open: Arc<watch::Sender<usize>>,
+) {
+    open.send_modify(|n| *n += 1);
+    let _closed = Closed(open);
     let Ok(mut server) = TcpStream::connect(target).await else {
         return;
     };
@@ -102,4 +150,13 @@ async fn forward(mut client: TcpStream, target: SocketAddr, mut state: watch::Re
         _ = state.wait_for(|up| !*up) => {}
     }
     // Both dropped: closed, as a terminated backend's connection is.
+}
+
+/// Counts a forwarded connection closed when its task ends, however it ends.
+struct Closed(Arc<watch::Sender<usize>>);
+
+impl Drop for Closed {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n -= 1);
+    }
 }
