@@ -328,9 +328,15 @@ async fn a_postgres_restart_between_two_requests_costs_no_client_an_error() {
     for _ in 0..3 {
         assert_eq!(token_at(&app, &serve, &key).await.status(), 200);
     }
+    let last_use = std::time::Instant::now();
 
     outage.begin().await;
     outage.end().await;
+    // A connection used less than `PING_AFTER_IDLE` (500 ms) ago is handed
+    // out unpinged, so the read meets it dead; on a machine so loaded that
+    // the outage took longer, the checkout pings it instead (the other way
+    // a dead connection is dropped), and only "no client error" is checked.
+    let unpinged = last_use.elapsed() < Duration::from_millis(250);
     let response = promptly("a token", token_at(&app, &serve, &key)).await;
     assert_eq!(response.status(), 200, "{:?}", response.text().await);
     let introspected = token_post(&app, &serve, "introspect", &admin, &token).await;
@@ -341,7 +347,9 @@ async fn a_postgres_restart_between_two_requests_costs_no_client_an_error() {
 
     let logs = serve.stop(Duration::from_secs(30)).await;
     // The dead connection was met, not skipped by luck.
-    assert!(logs.contains("found closed; reading again"), "{logs}");
+    if unpinged {
+        assert!(logs.contains("found closed; reading again"), "{logs}");
+    }
     assert!(loud_lines(&logs).is_empty(), "{logs}");
 }
 
