@@ -1,9 +1,11 @@
 //! A fresh, migrated database for each test: a PostgreSQL database cloned
 //! from a migrated template, or a copy of a migrated SQLite file. Migrating
-//! is done once per migration set, not once per test.
+//! is done once per migration set, not once per test, and PostgreSQL clones
+//! are made ahead, while tests run.
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::{Mutex, OnceLock};
 
 use diesel::prelude::*;
 use tempfile::TempDir;
@@ -37,11 +39,14 @@ pub fn fresh_database(engine: Engine, dir: &TempDir) -> String {
         }
         Engine::Postgres => {
             let name = format!("keygate_test_{}", uuid::Uuid::new_v4().simple());
-            admin_execute(&format!(
-                "CREATE DATABASE {name} TEMPLATE {}",
-                postgres_template()
-            ))
-            .expect("clone the migrated template");
+            let mut admin = PgConnection::establish(&postgres_admin_url())
+                .expect("connect to the test PostgreSQL");
+            if !take_spare(&mut admin, &name) {
+                let template = postgres_template();
+                diesel::sql_query(format!("CREATE DATABASE {name} TEMPLATE {template}"))
+                    .execute(&mut admin)
+                    .expect("clone the migrated template");
+            }
             database_url(&name)
         }
     }
@@ -56,17 +61,36 @@ pub fn drop_database(url: &str) {
     else {
         return;
     };
-    if let Err(error) = admin_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")) {
+    let dropped = PgConnection::establish(&postgres_admin_url())
+        .map_err(|e| e.to_string())
+        .and_then(|mut admin| drop_quickly(&mut admin, &name).map_err(|e| e.to_string()));
+    if let Err(error) = dropped {
         eprintln!("could not drop the test database {name}: {error}");
     }
 }
 
-fn admin_execute(sql: &str) -> Result<(), String> {
-    let mut conn = PgConnection::establish(&postgres_admin_url()).map_err(|e| e.to_string())?;
-    diesel::sql_query(sql)
-        .execute(&mut conn)
+/// `DROP ... WITH (FORCE)` ends the sessions still open and then sleeps a
+/// tenth of a second before it looks again; ended first, and their end
+/// awaited in short steps, they are gone by the time it looks.
+fn drop_quickly(admin: &mut PgConnection, name: &str) -> QueryResult<()> {
+    #[derive(QueryableByName)]
+    struct Open {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let open = format!(
+        "SELECT COUNT(pg_terminate_backend(pid)) AS n FROM pg_stat_activity \
+         WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+    );
+    for _ in 0..500 {
+        if diesel::sql_query(&open).get_result::<Open>(admin)?.n == 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(admin)
         .map(drop)
-        .map_err(|e| e.to_string())
 }
 
 /// The test server's URL with `name` as its database.
@@ -75,6 +99,66 @@ fn database_url(name: &str) -> String {
         url::Url::parse(&postgres_admin_url()).expect("KEYGATE_TEST_POSTGRES_URL is a URL");
     url.set_path(name);
     url.to_string()
+}
+
+/// Spare databases cloned ahead of need, by a thread of their own.
+const SPARES_AHEAD: usize = 2;
+
+/// Renames a spare clone of the template to `name`, when one is ready;
+/// false when none is. Renaming is how a spare is claimed: a spare left by
+/// an earlier run is offered to every test process, and whichever renames
+/// it first has it.
+fn take_spare(admin: &mut PgConnection, name: &str) -> bool {
+    static SPARES: OnceLock<Mutex<Receiver<String>>> = OnceLock::new();
+    let spares = SPARES.get_or_init(|| {
+        let (ready, spares) = std::sync::mpsc::sync_channel(SPARES_AHEAD);
+        std::thread::spawn(move || make_spares(&ready));
+        Mutex::new(spares)
+    });
+    loop {
+        let Ok(spare) = spares.lock().unwrap_or_else(|e| e.into_inner()).try_recv() else {
+            return false;
+        };
+        let claimed = diesel::sql_query(format!("ALTER DATABASE {spare} RENAME TO {name}"))
+            .execute(admin)
+            .is_ok();
+        if claimed {
+            return true;
+        }
+    }
+}
+
+/// Offers the spares earlier runs left, then clones new ones while there is
+/// room, until the process ends (a spare it leaves is the next run's).
+fn make_spares(ready: &SyncSender<String>) {
+    let prefix = format!("keygate_spare_{}_", &migrations_hash("postgres")[..12]);
+    let Ok(mut admin) = PgConnection::establish(&postgres_admin_url()) else {
+        return;
+    };
+    #[derive(QueryableByName)]
+    struct Name {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        datname: String,
+    }
+    let left: Vec<Name> = diesel::sql_query(format!(
+        "SELECT datname FROM pg_database WHERE datname LIKE '{prefix}%'"
+    ))
+    .load(&mut admin)
+    .unwrap_or_default();
+    for spare in left {
+        if ready.send(spare.datname).is_err() {
+            return;
+        }
+    }
+    let template = postgres_template();
+    loop {
+        let spare = format!("{prefix}{}", uuid::Uuid::new_v4().simple());
+        let made = diesel::sql_query(format!("CREATE DATABASE {spare} TEMPLATE {template}"))
+            .execute(&mut admin);
+        if made.is_err() || ready.send(spare).is_err() {
+            return;
+        }
+    }
 }
 
 /// Held (session-level) while a template is being made: by one thread of
