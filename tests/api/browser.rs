@@ -40,19 +40,23 @@ fn chromedriver() -> PathBuf {
     path
 }
 
-fn axe_source() -> String {
-    let path = std::env::var_os("KEYGATE_TEST_AXE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("target/npm/node_modules/axe-core/axe.min.js")
-        });
-    std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "axe-core not found at {} ({e}): scripts/test installs it from npm, \
-             or set KEYGATE_TEST_AXE",
-            path.display()
-        )
+/// axe-core's source, read once.
+fn axe_source() -> &'static str {
+    static SOURCE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SOURCE.get_or_init(|| {
+        let path = std::env::var_os("KEYGATE_TEST_AXE")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("target/npm/node_modules/axe-core/axe.min.js")
+            });
+        std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "axe-core not found at {} ({e}): scripts/test installs it from npm, \
+                 or set KEYGATE_TEST_AXE",
+                path.display()
+            )
+        })
     })
 }
 
@@ -285,7 +289,16 @@ impl Browser {
     /// Runs axe-core (WCAG 2 A and AA rules, and best practices) on the page
     /// and fails on any serious or critical violation.
     pub async fn assert_accessible(&self, page: &str) {
-        self.client.execute(&axe_source(), vec![]).await.unwrap();
+        // Injected once per page: half a megabyte of script to send and
+        // compile, which the page keeps until it is left.
+        let loaded = self
+            .client
+            .execute("return typeof axe !== 'undefined';", vec![])
+            .await
+            .unwrap();
+        if loaded != Value::Bool(true) {
+            self.client.execute(axe_source(), vec![]).await.unwrap();
+        }
         let result = self
             .client
             .execute_async(
