@@ -174,7 +174,7 @@ async fn strings_that_are_not_live_secrets_change_nothing(engine: Engine) {
 
     let before = app.table_counts();
     let outbox = crate::helpers::mail::outbox(&app).len();
-    let unknown = keygate::keys::PlainSecret::generate();
+    let unknown = crate::helpers::fixtures::unused_secret();
     let wrong = wrong_checksum(&current);
     let texts = [
         ci.client_secret.as_str(),
@@ -182,7 +182,7 @@ async fn strings_that_are_not_live_secrets_change_nothing(engine: Engine) {
         wrong.as_str(),
         "hello, world",
         "",
-        unknown.expose(),
+        unknown.as_str(),
     ];
     // One address each: five reports a minute per address.
     for (i, text) in texts.iter().enumerate() {

@@ -196,12 +196,12 @@ async fn a_signed_alert_is_handled_item_by_item_and_a_bad_signature_changes_noth
     // Four "created", two "rotated".
     smtp.wait_for(6, Duration::from_secs(20)).await;
 
-    let unknown = keygate::keys::PlainSecret::generate();
+    let unknown = crate::helpers::fixtures::unused_secret();
     let wrong = wrong_checksum(&live.client_secret);
     let tokens = [
         live.client_secret.as_str(),
         wrong.as_str(),
-        unknown.expose(),
+        unknown.as_str(),
         rotated.client_secret.as_str(),
         graced.client_secret.as_str(),
         live.client_secret.as_str(),
@@ -572,8 +572,8 @@ fn the_documented_patterns_find_exactly_keygate_secrets() {
     let anywhere = regex::Regex::new(&format!("({format})")).unwrap();
 
     for _ in 0..200 {
-        let secret = keygate::keys::PlainSecret::generate();
-        let s = secret.expose();
+        let secret = crate::helpers::fixtures::unused_secret();
+        let s = secret.as_str();
         assert!(whole.is_match(s), "{format} is the whole secret");
         let shorter = &s[..s.len() - 1];
         assert_eq!(found(&anywhere, shorter), None);

@@ -97,6 +97,11 @@ impl KeySpec {
     }
 }
 
+/// A well-formed secret of no key: keygate's format, its checksum right.
+pub fn unused_secret() -> String {
+    keys::PlainSecret::generate().expose().to_owned()
+}
+
 /// What a CLI command run now would know: the app's configuration (its
 /// variables, and the issuer the test's CLI is given) and the time.
 struct Context {
