@@ -8,13 +8,13 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
 use super::{
-    Current, Layout, Viewer, csrf, csrf_refused, error_page, field, local_path, notice_for, page,
-    parse_form, resource, see_other, with_cookie,
+    Current, Layout, PageError, Viewer, csrf, csrf_refused, field, local_path, notice_for, page,
+    parse_form, posted, resource, see_other, with_cookie,
 };
 use crate::accounts::{
     self, LinkPurpose, MIN_PASSWORD_CHARS, ResetError, SetPasswordError, SignInError,
 };
-use crate::http::error::AppError;
+use crate::http::form::Form;
 use crate::http::session;
 use crate::state::AppState;
 
@@ -82,10 +82,10 @@ async fn sign_in_page(
     state: web::Data<AppState>,
     current: Current,
     query: web::Query<SignInQuery>,
-) -> HttpResponse {
-    let current = or_page!(current.map_err(|e| error_page(&state, None, &e)));
+) -> Result<HttpResponse, PageError> {
+    let current = current.map_err(|e| PageError::public(&state, e))?;
     if current.0.is_some() {
-        return see_other(local_path(&query.next).unwrap_or("/keys"));
+        return Ok(see_other(local_path(&query.next).unwrap_or("/keys")));
     }
     let form = SignInForm {
         email: "",
@@ -93,26 +93,16 @@ async fn sign_in_page(
         error: None,
         notice: query.notice.as_deref(),
     };
-    render_sign_in(&req, &state, StatusCode::OK, form)
+    Ok(render_sign_in(&req, &state, StatusCode::OK, form))
 }
 
-async fn sign_in(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
-    let form = or_page!(parse_form(&req, &body).map_err(|e| error_page(&state, None, &e)));
-    let (email, password, next) = match (
-        field(&form, "email"),
-        field(&form, "password"),
-        field(&form, "next"),
-    ) {
-        (Ok(e), Ok(p), Ok(n)) => (e, p, n),
-        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return error_page(&state, None, &e),
-    };
-    if !csrf::pre_session_matches(
-        &req,
-        &state.issuer,
-        field(&form, "csrf_token").unwrap_or(""),
-    ) {
-        return csrf_refused(&state, None);
-    }
+async fn sign_in(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> Result<HttpResponse, PageError> {
+    let form = pre_session_form(&req, &state, &body)?;
+    let [email, password, next] = fields(&state, &form, ["email", "password", "next"])?;
     let now = state.clock.now();
     let peer = session::client_ip(&state, &req);
     let refused = |status, error: String| {
@@ -124,30 +114,59 @@ async fn sign_in(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes)
         };
         render_sign_in(&req, &state, status, form)
     };
-    match accounts::sign_in(&state, email, password, peer, now).await {
-        Ok(session) => {
-            let cookie = session::session_cookie(&state, &session.token, session.expires_at, now);
-            with_cookie(see_other(local_path(next).unwrap_or("/keys")), &cookie)
-        }
-        Err(SignInError::Refused) => refused(
-            StatusCode::UNAUTHORIZED,
-            "Wrong email address or password.".to_owned(),
-        ),
-        Err(SignInError::Throttled { retry_after }) => {
-            let mut response = refused(
-                StatusCode::TOO_MANY_REQUESTS,
-                format!(
-                    "Too many failed sign-ins. Try again in {}.",
-                    in_words(retry_after)
-                ),
-            );
-            if let Ok(value) = header::HeaderValue::from_str(&retry_after.to_string()) {
-                response.headers_mut().insert(header::RETRY_AFTER, value);
+    Ok(
+        match accounts::sign_in(&state, email, password, peer, now).await {
+            Ok(session) => {
+                let cookie =
+                    session::session_cookie(&state, &session.token, session.expires_at, now);
+                with_cookie(see_other(local_path(next).unwrap_or("/keys")), &cookie)
             }
-            response
-        }
-        Err(e) => error_page(&state, None, &AppError::from(e)),
+            Err(SignInError::Refused) => refused(
+                StatusCode::UNAUTHORIZED,
+                "Wrong email address or password.".to_owned(),
+            ),
+            Err(SignInError::Throttled { retry_after }) => {
+                let mut response = refused(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    format!(
+                        "Too many failed sign-ins. Try again in {}.",
+                        in_words(retry_after)
+                    ),
+                );
+                if let Ok(value) = header::HeaderValue::from_str(&retry_after.to_string()) {
+                    response.headers_mut().insert(header::RETRY_AFTER, value);
+                }
+                response
+            }
+            Err(e) => return Err(PageError::public(&state, e)),
+        },
+    )
+}
+
+/// A form posted before a session exists: parsed, and its double-submit
+/// CSRF token checked.
+fn pre_session_form(req: &HttpRequest, state: &AppState, body: &[u8]) -> Result<Form, PageError> {
+    let form = parse_form(req, body).map_err(|e| PageError::public(state, e))?;
+    let token = field(&form, "csrf_token").unwrap_or("");
+    if csrf::pre_session_matches(req, &state.issuer, token) {
+        Ok(form)
+    } else {
+        Err(csrf_refused(state, None).into())
     }
+}
+
+/// The values of a form's fields, each empty when absent; a repeated field
+/// is refused.
+fn fields<'f, const N: usize>(
+    state: &AppState,
+    form: &'f Form,
+    names: [&str; N],
+) -> Result<[&'f str; N], PageError> {
+    let mut values = [""; N];
+    for (value, name) in values.iter_mut().zip(names) {
+        *value = field(form, name).map_err(|e| PageError::public(state, e))?;
+    }
+    Ok(values)
 }
 
 /// "3 minutes", "45 seconds".
@@ -165,29 +184,22 @@ async fn sign_out(
     state: web::Data<AppState>,
     current: Current,
     body: web::Bytes,
-) -> HttpResponse {
-    let current = or_page!(current.map_err(|e| error_page(&state, None, &e)));
+) -> Result<HttpResponse, PageError> {
+    let current = current.map_err(|e| PageError::public(&state, e))?;
+    let removal = session::removal_cookie(&state);
+    let signed_out = with_cookie(see_other("/sign-in?notice=signed-out"), &removal);
     let Some(session) = current.0 else {
         // Signed out already (expired, or another tab): say so.
-        let removal = session::removal_cookie(&state);
-        return with_cookie(see_other("/sign-in?notice=signed-out"), &removal);
+        return Ok(signed_out);
     };
-    let viewer = match Viewer::of(&state, session).await {
-        Ok(v) => v,
-        Err(e) => return error_page(&state, None, &e),
-    };
-    let form = match parse_form(&req, &body) {
-        Ok(form) => form,
-        Err(e) => return error_page(&state, Some(&viewer), &e),
-    };
-    if !viewer.csrf_ok(&form) {
-        return csrf_refused(&state, Some(&viewer));
-    }
-    if let Err(e) = accounts::sign_out(&state, &viewer.session, state.clock.now()).await {
-        return error_page(&state, Some(&viewer), &e.into());
-    }
-    let removal = session::removal_cookie(&state);
-    with_cookie(see_other("/sign-in?notice=signed-out"), &removal)
+    let viewer = Viewer::of(&state, session)
+        .await
+        .map_err(|e| PageError::public(&state, e))?;
+    posted(&state, &viewer, (&req, &body), |_| Ok(()))?;
+    accounts::sign_out(&state, &viewer.session, state.clock.now())
+        .await
+        .map_err(|e| viewer.failed(&state, e))?;
+    Ok(signed_out)
 }
 
 fn link_ttl(state: &AppState) -> String {
@@ -220,46 +232,43 @@ async fn forgot_page(req: HttpRequest, state: web::Data<AppState>) -> HttpRespon
     render_forgot(&req, &state, StatusCode::OK, "", false, None)
 }
 
-async fn forgot(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
-    let form = or_page!(parse_form(&req, &body).map_err(|e| error_page(&state, None, &e)));
-    let email = match field(&form, "email") {
-        Ok(email) => email.trim(),
-        Err(e) => return error_page(&state, None, &e),
-    };
-    if !csrf::pre_session_matches(
-        &req,
-        &state.issuer,
-        field(&form, "csrf_token").unwrap_or(""),
-    ) {
-        return csrf_refused(&state, None);
-    }
+async fn forgot(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> Result<HttpResponse, PageError> {
+    let form = pre_session_form(&req, &state, &body)?;
+    let [email] = fields(&state, &form, ["email"])?;
+    let email = email.trim();
     if email.is_empty() {
         let error = Some("Enter your email address.".to_owned());
-        return render_forgot(
+        return Ok(render_forgot(
             &req,
             &state,
             StatusCode::UNPROCESSABLE_ENTITY,
             email,
             false,
             error,
-        );
+        ));
     }
     let peer = session::client_ip(&state, &req);
-    match accounts::request_password_reset(&state, email, peer, state.clock.now()).await {
-        Ok(()) => render_forgot(&req, &state, StatusCode::OK, email, true, None),
-        Err(ResetError::Throttled { retry_after }) => {
-            let error = format!("Too many requests. Try again in {}.", in_words(retry_after));
-            render_forgot(
-                &req,
-                &state,
-                StatusCode::TOO_MANY_REQUESTS,
-                email,
-                false,
-                Some(error),
-            )
-        }
-        Err(e) => error_page(&state, None, &AppError::from(e)),
-    }
+    Ok(
+        match accounts::request_password_reset(&state, email, peer, state.clock.now()).await {
+            Ok(()) => render_forgot(&req, &state, StatusCode::OK, email, true, None),
+            Err(ResetError::Throttled { retry_after }) => {
+                let error = format!("Too many requests. Try again in {}.", in_words(retry_after));
+                render_forgot(
+                    &req,
+                    &state,
+                    StatusCode::TOO_MANY_REQUESTS,
+                    email,
+                    false,
+                    Some(error),
+                )
+            }
+            Err(e) => return Err(PageError::public(&state, e)),
+        },
+    )
 }
 
 #[derive(Debug, Deserialize)]
@@ -319,56 +328,38 @@ async fn set_password_page(
     req: HttpRequest,
     state: web::Data<AppState>,
     query: web::Query<LinkQuery>,
-) -> HttpResponse {
-    match accounts::check_link(&state, &query.token, state.clock.now()).await {
-        Ok(info) => {
-            let link = info.as_ref().map(|info| (query.token.as_str(), info));
-            render_set_password(
-                &req,
-                &state,
-                StatusCode::OK,
-                link,
-                PasswordErrors::default(),
-            )
-        }
-        Err(e) => error_page(&state, None, &e.into()),
-    }
+) -> Result<HttpResponse, PageError> {
+    let info = accounts::check_link(&state, &query.token, state.clock.now())
+        .await
+        .map_err(|e| PageError::public(&state, e))?;
+    let link = info.as_ref().map(|info| (query.token.as_str(), info));
+    let errors = PasswordErrors::default();
+    Ok(render_set_password(
+        &req,
+        &state,
+        StatusCode::OK,
+        link,
+        errors,
+    ))
 }
 
 async fn set_password(
     req: HttpRequest,
     state: web::Data<AppState>,
     body: web::Bytes,
-) -> HttpResponse {
-    let form = or_page!(parse_form(&req, &body).map_err(|e| error_page(&state, None, &e)));
-    let (token, password, confirm) = match (
-        field(&form, "token"),
-        field(&form, "password"),
-        field(&form, "confirm"),
-    ) {
-        (Ok(t), Ok(p), Ok(c)) => (t, p, c),
-        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return error_page(&state, None, &e),
-    };
-    if !csrf::pre_session_matches(
-        &req,
-        &state.issuer,
-        field(&form, "csrf_token").unwrap_or(""),
-    ) {
-        return csrf_refused(&state, None);
-    }
+) -> Result<HttpResponse, PageError> {
+    let form = pre_session_form(&req, &state, &body)?;
+    let [token, password, confirm] = fields(&state, &form, ["token", "password", "confirm"])?;
     let now = state.clock.now();
-    let info = match accounts::check_link(&state, token, now).await {
-        Ok(info) => info,
-        Err(e) => return error_page(&state, None, &e.into()),
+    let invalid = || {
+        let errors = PasswordErrors::default();
+        render_set_password(&req, &state, StatusCode::NOT_FOUND, None, errors)
     };
+    let info = accounts::check_link(&state, token, now)
+        .await
+        .map_err(|e| PageError::public(&state, e))?;
     let Some(info) = info else {
-        return render_set_password(
-            &req,
-            &state,
-            StatusCode::NOT_FOUND,
-            None,
-            PasswordErrors::default(),
-        );
+        return Ok(invalid());
     };
     let again = |errors| {
         render_set_password(
@@ -380,40 +371,35 @@ async fn set_password(
         )
     };
     if password != confirm {
-        return again(PasswordErrors {
+        return Ok(again(PasswordErrors {
             confirm: Some("The two passwords differ.".to_owned()),
             ..PasswordErrors::default()
-        });
+        }));
     }
     let user = match accounts::set_password_with_link(&state, token, password, now).await {
         Ok(user) => user,
         Err(SetPasswordError::Weak(problem)) => {
-            return again(PasswordErrors {
+            return Ok(again(PasswordErrors {
                 password: Some(capitalized(&problem.to_string())),
                 ..PasswordErrors::default()
-            });
+            }));
         }
-        Err(SetPasswordError::InvalidLink) => {
-            return render_set_password(
-                &req,
-                &state,
-                StatusCode::NOT_FOUND,
-                None,
-                PasswordErrors::default(),
-            );
-        }
-        Err(e) => return error_page(&state, None, &e.into()),
+        Err(SetPasswordError::InvalidLink) => return Ok(invalid()),
+        Err(e) => return Err(PageError::public(&state, e)),
     };
     // The person just proved they hold the link and chose the password:
     // sign them in, as every product does after setting a password.
     let peer = session::client_ip(&state, &req);
-    match accounts::sign_in(&state, &user.email, password, peer, now).await {
-        Ok(session) => {
-            let cookie = session::session_cookie(&state, &session.token, session.expires_at, now);
-            with_cookie(see_other("/keys?notice=password-set"), &cookie)
-        }
-        Err(_) => see_other("/sign-in?notice=password-set"),
-    }
+    Ok(
+        match accounts::sign_in(&state, &user.email, password, peer, now).await {
+            Ok(session) => {
+                let cookie =
+                    session::session_cookie(&state, &session.token, session.expires_at, now);
+                with_cookie(see_other("/keys?notice=password-set"), &cookie)
+            }
+            Err(_) => see_other("/sign-in?notice=password-set"),
+        },
+    )
 }
 
 fn capitalized(text: &str) -> String {

@@ -16,31 +16,19 @@
 //! the outcome, so the console enforces exactly the rules the CLI and the
 //! API do.
 
-/// The value of a step that either gives one or answers the request itself
-/// (a redirect to sign in, an error page): `let viewer = or_page!(...)`.
-/// Defined before the page modules, so each of them sees it.
-macro_rules! or_page {
-    ($step:expr) => {
-        match $step {
-            Ok(value) => value,
-            Err(page) => return *Box::<actix_web::HttpResponse>::from(page),
-        }
-    };
-}
-
 mod admin;
 mod assets;
 mod auth;
 mod csrf;
 mod forms;
 mod keys;
+mod outcome;
 mod render;
 
-use actix_web::body::MessageBody;
 use actix_web::http::StatusCode;
-use actix_web::http::header::{self, HeaderMap, HeaderValue};
+use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::{DefaultHeaders, from_fn};
-use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 
 use crate::accounts::{CurrentSession, Session};
@@ -48,6 +36,7 @@ use crate::http::error::AppError;
 use crate::http::form::Form;
 use crate::state::AppState;
 
+use outcome::{PageError, concluded, csrf_refused, error_page, posted, run};
 pub use render::RenderError;
 
 /// The console's Content-Security-Policy: nothing inline, nothing foreign.
@@ -131,11 +120,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 type Current = Result<CurrentSession, AppError>;
 
 /// `/`: the person's keys, or the sign-in page.
-async fn home(state: web::Data<AppState>, current: Current) -> HttpResponse {
-    match current {
-        Ok(CurrentSession(Some(_))) => see_other("/keys"),
-        Ok(CurrentSession(None)) => see_other("/sign-in"),
-        Err(e) => error_page(&state, None, &e),
+async fn home(state: web::Data<AppState>, current: Current) -> Result<HttpResponse, PageError> {
+    match current.map_err(|e| PageError::public(&state, e))? {
+        CurrentSession(Some(_)) => Ok(see_other("/keys")),
+        CurrentSession(None) => Ok(see_other("/sign-in")),
     }
 }
 
@@ -210,8 +198,8 @@ async fn viewer(
     req: &HttpRequest,
     state: &AppState,
     current: Current,
-) -> Result<Viewer, HttpResponse> {
-    let current = current.map_err(|e| error_page(state, None, &e))?;
+) -> Result<Viewer, PageError> {
+    let current = current.map_err(|e| PageError::public(state, e))?;
     let Some(session) = current.0 else {
         let next = match req.uri().path_and_query() {
             Some(pq) if req.method() == actix_web::http::Method::GET => pq.as_str().to_owned(),
@@ -220,11 +208,11 @@ async fn viewer(
         let query = form_urlencoded::Serializer::new(String::new())
             .append_pair("next", &next)
             .finish();
-        return Err(see_other(&format!("/sign-in?{query}")));
+        return Err(see_other(&format!("/sign-in?{query}")).into());
     };
     Viewer::of(state, session)
         .await
-        .map_err(|e| error_page(state, None, &e))
+        .map_err(|e| PageError::public(state, e))
 }
 
 /// What every page's layout needs.
@@ -280,116 +268,6 @@ fn page(
     }
 }
 
-/// The error page for a failure, with the status it deserves. Internal
-/// failures are logged with their cause and shown without it.
-fn error_page(state: &AppState, viewer: Option<&Viewer>, error: &AppError) -> HttpResponse {
-    let (heading, message) = if error.status == StatusCode::SERVICE_UNAVAILABLE {
-        // Logged once per outage by the pool's reachability watch, not
-        // once per request.
-        tracing::debug!(%error, "console: database unavailable");
-        (
-            "keygate is briefly unavailable",
-            "The database cannot be reached right now. Nothing was changed; try again in a moment."
-                .to_owned(),
-        )
-    } else if error.is_internal() {
-        tracing::error!(%error, "console request failed");
-        (
-            "Something went wrong",
-            "Nothing was changed. The server's log has the details.".to_owned(),
-        )
-    } else if error.status == StatusCode::NOT_FOUND {
-        ("Not found", error.message.clone())
-    } else if error.status == StatusCode::FORBIDDEN {
-        ("Not allowed", error.message.clone())
-    } else {
-        ("That did not work", error.message.clone())
-    };
-    let layout = match viewer {
-        Some(v) => v.layout(state, heading, ""),
-        None => Layout::public(state, heading, ""),
-    };
-    page(
-        error.status,
-        "error",
-        &layout,
-        minijinja::context! { heading, message },
-    )
-}
-
-/// A page that ends a console handler early, already rendered: the error
-/// page of [`error_page`] (in the viewer's layout, internal failures logged
-/// and not detailed, 503 for an unavailable database), or the redirect to
-/// sign in. `ResponseError::error_response` cannot see the request, whose
-/// viewer the page is for, so the page is made where the failure is met
-/// ([`Viewer::failed`], `From<HttpResponse>`) and handlers returning
-/// `Result<HttpResponse, PageError>` pass it on with `?`.
-#[derive(Debug)]
-struct PageError {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: web::Bytes,
-}
-
-impl From<HttpResponse> for PageError {
-    fn from(response: HttpResponse) -> Self {
-        let (head, body) = response.into_parts();
-        Self {
-            status: head.status(),
-            headers: head.headers().clone(),
-            // Pages and redirects are whole bodies, never streams.
-            body: body.try_into_bytes().unwrap_or_default(),
-        }
-    }
-}
-
-impl std::fmt::Display for PageError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "console page answered {}", self.status)
-    }
-}
-
-impl ResponseError for PageError {
-    fn status_code(&self) -> StatusCode {
-        self.status
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        let mut response = HttpResponse::build(self.status);
-        for (name, value) in &self.headers {
-            response.append_header((name.clone(), value.clone()));
-        }
-        response.body(self.body.clone())
-    }
-}
-
-/// A refusal the person can act on (bad input, a rule), as opposed to
-/// keygate failing (internal error, database down).
-fn is_refusal(error: &AppError) -> bool {
-    !error.is_internal() && error.status != StatusCode::SERVICE_UNAVAILABLE
-}
-
-/// How a posted form that changes something ends: on to `next` (a 303, so a
-/// reload does not post again), its page once more with the refusal, or
-/// the error page when keygate failed.
-async fn concluded<T, F, Fut>(
-    state: &AppState,
-    viewer: &Viewer,
-    done: Result<T, AppError>,
-    next: &str,
-    again: F,
-) -> HttpResponse
-where
-    F: FnOnce(StatusCode, String) -> Fut,
-    Fut: std::future::Future<Output = HttpResponse>,
-{
-    match done {
-        Ok(_) => see_other(next),
-        Err(e) if is_refusal(&e) => again(e.status, sentence(&e.message)).await,
-        Err(e) => error_page(state, Some(viewer), &e),
-    }
-}
-
 /// A message as a sentence: capital first, full stop last.
 fn sentence(text: &str) -> String {
     let mut chars = text.chars();
@@ -401,16 +279,6 @@ fn sentence(text: &str) -> String {
         out.push('.');
     }
     out
-}
-
-/// A form whose CSRF token is wrong or missing: nothing is done.
-fn csrf_refused(state: &AppState, viewer: Option<&Viewer>) -> HttpResponse {
-    let error = AppError::forbidden(
-        "csrf_token_invalid",
-        "This form has expired or did not come from this keygate. \
-         Nothing was changed: reload the page and try again.",
-    );
-    error_page(state, viewer, &error)
 }
 
 /// The body of a console form. Anything but a form is refused.
@@ -448,6 +316,12 @@ fn local_path(next: &str) -> Option<&str> {
         && !next.starts_with("/\\")
         && !next.chars().any(|c| c.is_control());
     ok.then_some(next)
+}
+
+/// The query of a page a form redirected to: `?notice=saved`.
+#[derive(Debug, serde::Deserialize)]
+struct NoticeQuery {
+    notice: Option<String>,
 }
 
 /// A short notice shown at the top of the page a form redirected to.

@@ -7,13 +7,12 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::secret::{Outcome, SecretAction, already_shown, once, secret_page};
-use super::shared::{
-    FieldErrors, KeyPath, NoticeQuery, caller, envelope_of, posted, row, run, service,
-};
+use super::shared::{FieldErrors, KeyPath, caller, envelope_of, row, service};
 use crate::audit::{self, AuditEvent};
 use crate::duration::HumanDuration;
 use crate::http::console::{
-    Current, Notice, PageError, Viewer, field, notice_for, page, see_other, sentence, viewer,
+    Current, Notice, NoticeQuery, PageError, Viewer, field, notice_for, page, posted, run,
+    see_other, sentence, viewer,
 };
 use crate::http::error::AppError;
 use crate::keys::{EnvelopeChange, Key, parse_grace};

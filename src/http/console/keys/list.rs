@@ -3,8 +3,9 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use super::shared::{KeyRow, NoticeQuery, caller, row, run, service};
+use super::shared::{KeyRow, caller, row, service};
 use crate::http::console::{Current, PageError, notice_for, page, viewer};
+use crate::http::console::{NoticeQuery, run};
 use crate::state::AppState;
 
 pub(super) async fn list(

@@ -8,10 +8,11 @@ use serde::Serialize;
 
 use super::form::{KeyForm, parse_key_form};
 use super::secret::{Outcome, SecretAction, already_shown, once, secret_page};
-use super::shared::{FieldErrors, posted, run};
+use super::shared::FieldErrors;
 use crate::duration::HumanDuration;
 use crate::http::console::forms;
 use crate::http::console::{Current, PageError, Viewer, field, page, viewer};
+use crate::http::console::{posted, run};
 use crate::http::error::AppError;
 use crate::scope::{self, ScopeSet};
 use crate::state::AppState;

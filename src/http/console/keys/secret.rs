@@ -6,9 +6,10 @@ use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
 
 use super::form::{KeyForm, key_request};
-use super::shared::{caller, run, service};
+use super::shared::{caller, service};
 use crate::duration::HumanDuration;
 use crate::http::console::forms::{self, Claim};
+use crate::http::console::run;
 use crate::http::console::{PageError, Viewer, page, see_other};
 use crate::http::error::AppError;
 use crate::keys::IssuedKey;

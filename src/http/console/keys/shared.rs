@@ -1,15 +1,11 @@
 //! What the key pages share: the keys service and the viewer as its
-//! caller, running its work, reading a posted form, a key's row, and
-//! refusals placed beside their fields.
+//! caller, a key's row, and refusals placed beside their fields.
 
-use actix_web::HttpRequest;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::db::DbConnection;
-use crate::http::console::{PageError, Viewer, csrf_refused, parse_form, sentence};
+use crate::http::console::{Viewer, sentence};
 use crate::http::error::AppError;
-use crate::http::form::Form;
 use crate::keys::envelope;
 use crate::keys::{self, AllowedNetworks, Envelope, Key, KeyError, KeyStatus};
 use crate::state::AppState;
@@ -29,41 +25,6 @@ pub(super) fn caller(viewer: &Viewer) -> keys::Caller {
             keys::Reach::OwnKeys
         },
     })
-}
-
-/// Runs database work off the async workers; a failure becomes the error
-/// page in the viewer's layout.
-pub(super) async fn run<T, E>(
-    state: &AppState,
-    viewer: &Viewer,
-    work: impl FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
-) -> Result<T, PageError>
-where
-    T: Send + 'static,
-    E: Into<AppError>
-        + From<diesel::r2d2::PoolError>
-        + From<actix_web::error::BlockingError>
-        + Send
-        + 'static,
-{
-    state.db(work).await.map_err(|e| viewer.failed(state, e))
-}
-
-/// The viewer's posted form: parsed, its fields read by `fields`, then its
-/// CSRF token checked (nothing is done without it). Each failure is its
-/// page.
-pub(super) fn posted<T>(
-    state: &AppState,
-    viewer: &Viewer,
-    (req, body): (&HttpRequest, &[u8]),
-    fields: impl FnOnce(&Form) -> Result<T, AppError>,
-) -> Result<T, PageError> {
-    let form = parse_form(req, body).map_err(|e| viewer.failed(state, e))?;
-    let values = fields(&form).map_err(|e| viewer.failed(state, e))?;
-    if !viewer.csrf_ok(&form) {
-        return Err(csrf_refused(state, Some(viewer)).into());
-    }
-    Ok(values)
 }
 
 /// A key as the list and detail pages show it.
@@ -95,11 +56,6 @@ pub(super) fn envelope_of(networks: &str, limit: &str) -> Result<Envelope, KeyEr
         allowed_networks: AllowedNetworks::parse(networks)?,
         max_tokens_per_minute: envelope::parse_tokens_per_minute(limit)?,
     })
-}
-
-#[derive(Debug, Deserialize)]
-pub(super) struct NoticeQuery {
-    pub(super) notice: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,0 +1,195 @@
+//! `/admin/people`: everyone with an account, inviting someone, and changing
+//! a person's role, key creation right or disabled state.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Serialize;
+
+use super::shared::admin;
+use crate::http::console::{
+    Current, NoticeQuery, PageError, Viewer, concluded, field, notice_for, page, posted, run,
+};
+use crate::http::error::AppError;
+use crate::keys::{self, KeyStatus};
+use crate::state::AppState;
+use crate::users::{self, UserChanges};
+
+#[derive(Debug, Serialize)]
+struct PersonRow {
+    email: String,
+    name: String,
+    role: String,
+    disabled: bool,
+    can_create_keys: bool,
+    has_password: bool,
+    active_keys: usize,
+    is_me: bool,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct InviteForm {
+    email: String,
+    name: String,
+    role: String,
+}
+
+impl InviteForm {
+    /// An empty invitation, for a member by default.
+    fn blank() -> Self {
+        Self {
+            role: "member".to_owned(),
+            ..Self::default()
+        }
+    }
+}
+
+async fn render_people(
+    state: &AppState,
+    viewer: &Viewer,
+    status: StatusCode,
+    invite: InviteForm,
+    error: Option<String>,
+    notice: Option<&str>,
+) -> Result<HttpResponse, PageError> {
+    let now = state.clock.now();
+    let me = viewer.email().to_owned();
+    let (people, roles, keys) = run(state, viewer, move |conn| {
+        let people = users::list_users(conn)?;
+        let roles = users::list_roles(conn)?;
+        let keys = keys::list_api_keys(conn, None, now)?;
+        Ok::<_, AppError>((people, roles, keys))
+    })
+    .await?;
+    let rows: Vec<PersonRow> = people
+        .into_iter()
+        .map(|p| PersonRow {
+            active_keys: keys
+                .iter()
+                .filter(|k| k.status == KeyStatus::Active && k.owner.eq_ignore_ascii_case(&p.email))
+                .count(),
+            is_me: p.email.eq_ignore_ascii_case(&me),
+            has_password: p.password_hash.is_some(),
+            email: p.email,
+            name: p.name,
+            role: p.role,
+            disabled: p.disabled,
+            can_create_keys: p.can_create_keys,
+        })
+        .collect();
+    let role_names: Vec<String> = roles.into_iter().map(|r| r.name).collect();
+    Ok(page(
+        status,
+        "people",
+        &viewer.layout(state, "People", "people"),
+        minijinja::context! {
+            people => rows,
+            roles => role_names,
+            invite,
+            error,
+            notice => notice_for(notice),
+        },
+    ))
+}
+
+pub(super) async fn people(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    current: Current,
+    query: web::Query<NoticeQuery>,
+) -> Result<HttpResponse, PageError> {
+    let viewer = admin(&req, &state, current).await?;
+    let notice = query.notice.as_deref();
+    render_people(
+        &state,
+        &viewer,
+        StatusCode::OK,
+        InviteForm::blank(),
+        None,
+        notice,
+    )
+    .await
+}
+
+pub(super) async fn invite(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    current: Current,
+    body: web::Bytes,
+) -> Result<HttpResponse, PageError> {
+    let viewer = admin(&req, &state, current).await?;
+    let invite = posted(&state, &viewer, (&req, &body), |form| {
+        Ok(InviteForm {
+            email: field(form, "email")?.trim().to_owned(),
+            name: field(form, "name")?.trim().to_owned(),
+            role: field(form, "role")?.to_owned(),
+        })
+    })?;
+    let (email, role, name) = (&invite.email, &invite.role, &invite.name);
+    let now = state.clock.now();
+    let sent = crate::accounts::invite(&state, email, role, name, viewer.email(), now)
+        .await
+        .map_err(AppError::from);
+    concluded(
+        &state,
+        &viewer,
+        sent,
+        "/admin/people?notice=invited",
+        |status, message| render_people(&state, &viewer, status, invite, Some(message), None),
+    )
+    .await
+}
+
+/// A yes/no field of the person form; blank leaves it as it is.
+fn flag(form: &crate::http::form::Form, name: &str) -> Result<Option<bool>, AppError> {
+    match field(form, name)? {
+        "" => Ok(None),
+        "true" => Ok(Some(true)),
+        "false" => Ok(Some(false)),
+        other => Err(AppError::bad_request(format!(
+            "{name} must be true or false, not {other:?}"
+        ))),
+    }
+}
+
+pub(super) async fn update_person(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    current: Current,
+    body: web::Bytes,
+) -> Result<HttpResponse, PageError> {
+    let viewer = admin(&req, &state, current).await?;
+    let (email, disabled, can_create_keys, role) =
+        posted(&state, &viewer, (&req, &body), |form| {
+            let email = field(form, "email")?.to_owned();
+            let role = field(form, "role")?.to_owned();
+            Ok((
+                email,
+                flag(form, "disabled")?,
+                flag(form, "can_create_keys")?,
+                role,
+            ))
+        })?;
+    let actor = viewer.email().to_owned();
+    let now = state.clock.now();
+    let done = state
+        .db(move |conn| {
+            let changes = UserChanges {
+                disabled,
+                can_create_keys,
+                role: (!role.is_empty()).then_some(role.as_str()),
+            };
+            users::update_user(conn, &email, &changes, &actor, now).map_err(AppError::from)
+        })
+        .await;
+    concluded(
+        &state,
+        &viewer,
+        done,
+        "/admin/people?notice=saved",
+        |status, message| {
+            let blank = InviteForm::blank();
+            render_people(&state, &viewer, status, blank, Some(message), None)
+        },
+    )
+    .await
+}
