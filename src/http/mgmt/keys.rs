@@ -549,7 +549,7 @@ mod tests {
         }
     }
 
-    /// Found by `benches/fuzz.rs` (mgmt_create_key): `" e"` passed as the
+    /// Found by `benches/fuzz/` (mgmt_create_key): `" e"` passed as the
     /// one scope `e` and was stored with its space.
     #[test]
     fn a_scope_with_spaces_around_it_is_refused_not_stored() {
