@@ -1,8 +1,10 @@
 //! A real headless Chromium driven through chromedriver (WebDriver), for the
 //! console's tests: pages are loaded over real HTTP from the app under test,
-//! forms are filled and submitted as a person would, every page is saved as
-//! a screenshot under `target/screenshots/` (desktop and phone width) and
-//! checked by axe-core for accessibility.
+//! forms are filled and submitted as a person would, and every page is
+//! checked by axe-core for accessibility at desktop and phone width. With
+//! `KEYGATE_TEST_SCREENSHOTS=1` each is also saved as a screenshot at both
+//! widths under `target/screenshots/`, to look at (a full-height PNG costs a
+//! second or two a page, so ordinary runs skip it).
 //!
 //! `scripts/test` installs Debian's `chromium` and `chromium-driver` and
 //! axe-core from npm; `KEYGATE_TEST_CHROMEDRIVER` and `KEYGATE_TEST_AXE`
@@ -60,10 +62,12 @@ fn axe_source() -> &'static str {
     })
 }
 
-pub fn screenshot_dir() -> PathBuf {
+/// Where screenshots go, when `KEYGATE_TEST_SCREENSHOTS` asks for them.
+pub fn screenshot_dir() -> Option<PathBuf> {
+    std::env::var_os("KEYGATE_TEST_SCREENSHOTS").filter(|v| !v.is_empty() && v != "0")?;
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    Some(dir)
 }
 
 impl Browser {
@@ -250,8 +254,9 @@ impl Browser {
         self.client.set_window_size(width, height).await.unwrap();
     }
 
-    /// Saves the page at desktop and phone width as `NAME.png` and
-    /// `NAME-phone.png`, and checks it with axe-core at both widths.
+    /// Checks the page with axe-core at desktop and phone width and, when
+    /// screenshots are asked for, saves it at each as `NAME.png` and
+    /// `NAME-phone.png`.
     pub async fn capture(&self, name: &str) {
         let title = self.client.title().await.unwrap();
         assert!(
@@ -262,9 +267,11 @@ impl Browser {
         let dir = screenshot_dir();
         for (size, suffix) in [(DESKTOP, ""), (PHONE, "-phone")] {
             self.resize(size).await;
-            self.full_height().await;
-            let png = self.client.screenshot().await.unwrap();
-            std::fs::write(dir.join(format!("{name}{suffix}.png")), png).unwrap();
+            if let Some(dir) = &dir {
+                self.full_height().await;
+                let png = self.client.screenshot().await.unwrap();
+                std::fs::write(dir.join(format!("{name}{suffix}.png")), png).unwrap();
+            }
             self.assert_accessible(&format!("{name}{suffix}")).await;
         }
         self.resize(DESKTOP).await;

@@ -4,9 +4,10 @@
 //! the window, no table or menu hides part of itself behind a sideways
 //! scroll, every column of every table is in sight, a key's name is not cut
 //! in the middle of a word, and a revoked key does not look like an active
-//! one. Every page is saved as a screenshot at both widths
-//! (`target/screenshots/layout-*.png`, checked by axe-core too); the admin
-//! pages' phone shots are the ones in `docs/console/`.
+//! one. Every page is checked by axe-core at both widths; with
+//! `KEYGATE_TEST_SCREENSHOTS=1` it is saved as a screenshot at each too
+//! (`target/screenshots/layout-*.png`); the admin pages' phone shots are the
+//! ones in `docs/console/`.
 
 use serde_json::Value;
 
@@ -87,7 +88,8 @@ for (const el of document.querySelectorAll('.key-name, h1')) {
 return problems;
 "#;
 
-/// Saves the page at both widths (and has axe-core check it), then returns
+/// Has axe-core check the page at both widths (saving it when screenshots
+/// are asked for), then returns
 /// what is wrong with its layout at each, prefixed with the page and width.
 async fn look_at(browser: &Browser, page: &str) -> Vec<String> {
     browser.capture(page).await;
