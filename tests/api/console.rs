@@ -7,9 +7,13 @@ use std::time::Duration;
 use keygate::jobs::Job;
 use serde_json::Value;
 
+mod forms;
+mod spreadsheet;
+
 use crate::browser::Browser;
 use crate::helpers::mail::{Received, SmtpSink};
 use crate::helpers::{Engine, KeySpec, TestApp, spawn_app};
+use forms::{add_person, create_in_console, hidden_value, signed_in};
 
 const PASSWORD: &str = "a long and quiet password 42";
 
@@ -122,15 +126,6 @@ async fn forms_without_their_csrf_token_change_nothing(engine: Engine) {
         assert_eq!(response.status(), 403, "csrf {csrf:?}");
     }
     assert_eq!(app.count_rows("SELECT COUNT(*) AS n FROM api_keys"), before);
-}
-
-fn hidden_value(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no {name} in {html}"))
-        + marker.len();
-    html[start..start + html[start..].find('"').unwrap()].to_owned()
 }
 
 fn link_in(message: &Received) -> String {
@@ -534,65 +529,6 @@ async fn an_admin_switches_off_key_creation_and_disables_a_person(engine: Engine
     admin.goto(&format!("{}/keys/new", app.address)).await;
     assert!(admin.exists("input[value='invoices:export']").await);
     admin.close().await;
-}
-
-/// A browser-like HTTP client signed in as `email`, and its session's CSRF
-/// token (read from a page, as a form would).
-async fn signed_in(app: &TestApp, email: &str) -> (reqwest::Client, String) {
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .cookie_store(true)
-        .build()
-        .unwrap();
-    let page = client
-        .get(format!("{}/sign-in", app.address))
-        .send()
-        .await
-        .unwrap();
-    let token = hidden_value(&page.text().await.unwrap(), "csrf_token");
-    let response = client
-        .post(format!("{}/sign-in", app.address))
-        .form(&[
-            ("email", email),
-            ("password", PASSWORD),
-            ("csrf_token", &token),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 303, "{email} could not sign in");
-    let page = client
-        .get(format!("{}/keys/new", app.address))
-        .send()
-        .await
-        .unwrap();
-    let csrf = hidden_value(&page.text().await.unwrap(), "csrf_token");
-    (client, csrf)
-}
-
-async fn add_person(app: &TestApp, email: &str, role: &str) {
-    app.add_person(email, role, PASSWORD).await;
-}
-
-async fn create_in_console(
-    app: &TestApp,
-    client: &reqwest::Client,
-    csrf: &str,
-    name: &str,
-) -> reqwest::Response {
-    let form_id: String = keygate::random::alphanumeric(32);
-    client
-        .post(format!("{}/keys", app.address))
-        .form(&[
-            ("csrf_token", csrf),
-            ("form_id", &form_id),
-            ("name", name),
-            ("scope", "read"),
-            ("expires_in", "30d"),
-        ])
-        .send()
-        .await
-        .unwrap()
 }
 
 /// A member sees, rotates and revokes only their own keys; another's key is
