@@ -119,7 +119,7 @@ async fn main() {
 
 /// A user, an API, and `n` keys, written through keygate's own functions.
 fn setup(config: &Config, n: usize) -> Vec<Key> {
-    let mut conn = app::open_connection(config).expect("database");
+    let (mut conn, _) = app::open_connection(config).expect("database");
     let now = Utc::now();
     let email = format!("bench-{}@example.com", uuid::Uuid::new_v4().simple());
     create_user(
