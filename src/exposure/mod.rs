@@ -33,7 +33,7 @@ pub const DEFAULT_SOURCE: &str = "report";
 pub const MAX_SOURCE_LEN: usize = 200;
 
 /// The free text naming where a secret was found: trimmed, 1 to 200
-/// printable characters.
+/// printable characters, none a bidirectional control.
 pub fn parse_source(text: Option<&str>) -> Result<String, String> {
     let Some(text) = text.map(str::trim) else {
         return Ok(DEFAULT_SOURCE.to_owned());
@@ -43,7 +43,8 @@ pub fn parse_source(text: Option<&str>) -> Result<String, String> {
             "the source must hold 1 to {MAX_SOURCE_LEN} characters"
         ));
     }
-    if text.chars().any(char::is_control) {
+    // The source becomes part of the revocation's reason.
+    if crate::text::first_refused(text).is_some() {
         return Err("the source may not hold control characters".into());
     }
     Ok(text.to_owned())
@@ -181,6 +182,7 @@ mod tests {
         assert_eq!(parse_source(Some(" ci log ")).unwrap(), "ci log");
         assert!(parse_source(Some("")).is_err());
         assert!(parse_source(Some("a\nb")).is_err());
+        assert!(parse_source(Some("gist\u{202E}")).is_err());
         assert!(parse_source(Some(&"x".repeat(201))).is_err());
     }
 }

@@ -231,15 +231,15 @@ fn distinct(matches: Vec<Match>) -> (Vec<Item>, Vec<usize>) {
 }
 
 /// Where GitHub says it found the token, as a revocation reason's source:
-/// `GitHub secret scanning: <source> <url>`, control characters dropped,
-/// cut to the source's limit. The URL is public (where the leak is); were
-/// the token in it, it is left out.
+/// `GitHub secret scanning: <source> <url>`, control characters and
+/// bidirectional controls dropped, cut to the source's limit. The URL is
+/// public (where the leak is); were the token in it, it is left out.
 fn github_source(source: Option<&str>, url: Option<&str>, token: &str) -> String {
     let clean = |text: Option<&str>| -> String {
         let text: String = text
             .unwrap_or_default()
             .chars()
-            .filter(|c| !c.is_control())
+            .filter(|c| !crate::text::is_refused(*c))
             .collect();
         let text = text.trim();
         if !token.is_empty() && text.contains(token) {
@@ -399,6 +399,10 @@ mod tests {
         );
         assert_eq!(
             github_source(Some("content\n"), Some("https://x/?t=kgs_x"), "kgs_x"),
+            "GitHub secret scanning: content"
+        );
+        assert_eq!(
+            github_source(Some("con\u{202E}tent"), None, "kgs_x"),
             "GitHub secret scanning: content"
         );
         let long = format!("https://github.com/{}", "é".repeat(300));
