@@ -19,7 +19,6 @@
 //! Without the variable the route is not registered: 404 like any unknown
 //! path (`crate::app`).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use actix_web::http::StatusCode;
@@ -31,7 +30,9 @@ use serde_json::json;
 
 use super::exposed;
 use crate::exposure::github_keys::{GithubKeys, SignatureError};
-use crate::exposure::{Candidate, MAX_SOURCE_LEN, find_candidate, find_issued, parse_source};
+use crate::exposure::{
+    Candidate, MAX_SOURCE_LEN, find_candidate, find_issued, first_occurrences, parse_source,
+};
 use crate::http::error::OAuthError;
 use crate::http::oauth;
 use crate::http::peer;
@@ -213,20 +214,15 @@ struct Item {
 /// of the first match with the same token: a token GitHub found twice in
 /// one alert is looked up once and gets one label.
 fn distinct(matches: Vec<Match>) -> (Vec<Item>, Vec<usize>) {
-    // Keyed by the token's digest: the map holds no token.
-    let mut first_by_digest: HashMap<[u8; 32], usize> = HashMap::new();
-    let mut items = Vec::with_capacity(matches.len());
-    let mut first_of = Vec::with_capacity(matches.len());
-    for (i, m) in matches.into_iter().enumerate() {
-        let source = github_source(m.source.as_deref(), m.url.as_deref(), &m.token);
-        let secret = PlainSecret::from_presented(m.token);
-        first_of.push(*first_by_digest.entry(secret.digest()).or_insert(i));
-        items.push(Item {
-            secret,
+    let items: Vec<Item> = matches
+        .into_iter()
+        .map(|m| Item {
+            source: github_source(m.source.as_deref(), m.url.as_deref(), &m.token),
+            secret: PlainSecret::from_presented(m.token),
             token_type: m.token_type.unwrap_or_default(),
-            source,
-        });
-    }
+        })
+        .collect();
+    let first_of = first_occurrences(items.iter().map(|item| &item.secret));
     (items, first_of)
 }
 
