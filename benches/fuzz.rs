@@ -611,7 +611,7 @@ fn check_create_user(_: CreateUser, input: &[u8]) -> Verdict {
     match text::refuse_control_characters("invalid_name", "user's name", name) {
         Ok(()) => {
             ensure!(
-                !name.chars().any(text::is_refused),
+                !name.chars().any(char::is_control),
                 "a control character passed"
             );
             Ok("accepted")
