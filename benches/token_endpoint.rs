@@ -119,7 +119,7 @@ async fn main() {
 
 /// A user, an API, and `n` keys, written through keygate's own functions.
 fn setup(config: &Config, n: usize) -> Vec<Key> {
-    let mut conn = app::open_connection(config).expect("database");
+    let (mut conn, _) = app::open_connection(config).expect("database");
     let now = Utc::now();
     let email = format!("bench-{}@example.com", uuid::Uuid::new_v4().simple());
     create_user(
@@ -140,9 +140,11 @@ fn setup(config: &Config, n: usize) -> Vec<Key> {
     ))
     .expect("audience");
     let scopes = ScopeSet::parse("read write").expect("scopes");
-    resource_servers::create_api(&mut conn, &api, "bench", &scopes, "bench", now).expect("api");
+    let issuer = "http://127.0.0.1:8080";
+    resource_servers::create_api(&mut conn, (&api, issuer), "bench", &scopes, "bench", now)
+        .expect("api");
     let service = Service::new(
-        "http://127.0.0.1:8080",
+        issuer,
         KeyLimits {
             max_lifetime: config.key_max_lifetime,
             expiry_warning: config.expiry_warning,

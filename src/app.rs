@@ -138,19 +138,20 @@ pub fn open_database(config: &Config) -> Result<Pool, StartupError> {
 }
 
 /// One migrated connection and no pool: for one-shot commands, which then
-/// have no connection threads of their own running when they exit.
-pub fn open_connection(config: &Config) -> Result<db::DbConnection, StartupError> {
+/// have no connection threads of their own running when they exit. Also
+/// gives how many migrations it applied.
+pub fn open_connection(config: &Config) -> Result<(db::DbConnection, usize), StartupError> {
     let mut conn = db::connect_one(&config.database_url)?;
-    migrate(&mut conn)?;
-    Ok(conn)
+    let applied = migrate(&mut conn)?;
+    Ok((conn, applied))
 }
 
-fn migrate(conn: &mut db::DbConnection) -> Result<(), StartupError> {
+fn migrate(conn: &mut db::DbConnection) -> Result<usize, StartupError> {
     let applied = db::migrate(conn)?;
     if applied > 0 {
         tracing::info!(applied, "applied database migrations");
     }
-    Ok(())
+    Ok(applied)
 }
 
 /// How a server's background jobs run.

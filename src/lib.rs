@@ -8,6 +8,7 @@ pub mod app;
 pub mod audit;
 pub mod cli;
 pub mod client_auth;
+pub mod csv;
 pub mod db;
 pub mod duration;
 pub mod error;

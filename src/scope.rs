@@ -14,8 +14,18 @@ pub const BUILTIN_SCOPES: [&str; 3] = [KEYS_SCOPE, ADMIN_SCOPE, INTROSPECT_SCOPE
 
 const MAX_SCOPE_LEN: usize = 128;
 
+/// The namespace of keygate's own scopes: no registered API may define a
+/// scope in it, so that a scope added to keygate later cannot already
+/// belong to an API.
+pub const RESERVED_PREFIX: &str = "keygate:";
+
 pub fn is_builtin(scope: &str) -> bool {
     BUILTIN_SCOPES.contains(&scope)
+}
+
+/// True for a scope in keygate's namespace, built in or not.
+pub fn is_reserved(scope: &str) -> bool {
+    scope.starts_with(RESERVED_PREFIX)
 }
 
 /// A set of scope tokens, each `1*( %x21 / %x23-5B / %x5D-7E )`.
@@ -160,6 +170,18 @@ impl Audience {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// True when this audience is the issuer's own URL, as URLs compare: a
+    /// trailing slash, the case of the scheme and host and a default port
+    /// make no other resource server.
+    pub fn is_issuer(&self, issuer: &str) -> bool {
+        let normal = |text: &str| {
+            url::Url::parse(text)
+                .map(|url| url.as_str().trim_end_matches('/').to_owned())
+                .unwrap_or_else(|_| text.to_owned())
+        };
+        normal(&self.0) == normal(issuer)
+    }
 }
 
 impl fmt::Display for Audience {
@@ -273,6 +295,35 @@ mod tests {
         assert!(Audience::parse("urn:example:api").is_ok());
         assert!(Audience::parse("api.example.com").is_err());
         assert!(Audience::parse("https://x/#frag").is_err());
+    }
+
+    #[test]
+    fn the_issuer_is_recognised_as_urls_compare() {
+        let issuer = "https://auth.example.com";
+        for same in [
+            "https://auth.example.com",
+            "https://auth.example.com/",
+            "HTTPS://Auth.Example.com:443",
+        ] {
+            assert!(Audience::parse(same).unwrap().is_issuer(issuer), "{same}");
+        }
+        for other in [
+            "https://auth.example.com/api",
+            "https://auth.example.com:8443",
+            "http://auth.example.com",
+            "https://api.example.com",
+        ] {
+            assert!(
+                !Audience::parse(other).unwrap().is_issuer(issuer),
+                "{other}"
+            );
+        }
+        let with_path = "http://127.0.0.1:8080/keygate";
+        assert!(
+            Audience::parse("http://127.0.0.1:8080/keygate/")
+                .unwrap()
+                .is_issuer(with_path)
+        );
     }
 
     proptest! {

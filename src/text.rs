@@ -3,8 +3,10 @@
 //!
 //! Two rules, applied where the text enters: names, descriptions and
 //! reasons hold no control characters (an ESC or BEL in a key's name would
-//! drive the terminal of whoever lists it), and anything shaped like a
-//! client secret is replaced by a marker before it is logged or stored.
+//! drive the terminal of whoever lists it; a right-to-left override makes
+//! `invoice\u{202E}fdp.exe` read as `invoiceexe.pdf`), and anything shaped
+//! like a client secret is replaced by a marker before it is logged or
+//! stored.
 
 use std::borrow::Cow;
 
@@ -18,15 +20,28 @@ pub const SECRET_PREFIX: &str = "kgs_";
 /// What is logged and audited in place of anything shaped like a secret.
 pub const REDACTED_SECRET: &str = "kgs_...(redacted)";
 
-/// Refuses text holding a control character (Unicode category Cc: C0, DEL,
-/// C1; NUL, ESC and BEL among them). `code` is the refusal's code, `what`
-/// names the field in the message.
+/// True for a character no name, description or reason may hold: a
+/// control character (Unicode category Cc: C0, DEL, C1; NUL, ESC and BEL
+/// among them) or a bidirectional control (embeddings, overrides and
+/// isolates: U+202A–U+202E, U+2066–U+2069), which makes text read in
+/// another order than it is written.
+pub fn is_refused(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// The first character of `text` that [`is_refused`], if any.
+pub fn first_refused(text: &str) -> Option<char> {
+    text.chars().find(|c| is_refused(*c))
+}
+
+/// Refuses text holding a character that [`is_refused`]. `code` is the
+/// refusal's code, `what` names the field in the message.
 pub fn refuse_control_characters(
     code: &'static str,
     what: &str,
     text: &str,
 ) -> Result<(), TextError> {
-    match text.chars().find(|c| c.is_control()) {
+    match first_refused(text) {
         None => Ok(()),
         Some(found) => Err(TextError {
             code,
@@ -136,8 +151,36 @@ mod tests {
             let err = refuse_control_characters("invalid_name", "name", bad).unwrap_err();
             assert!(err.to_string().contains("control characters"), "{bad:?}");
         }
-        for good in ["Deploy bot", "Zürich · 東京", "émoji 🔑"] {
+        for good in ["Deploy bot", "Zürich · 東京", "émoji 🔑", "עברית", "مفتاح"] {
             assert!(refuse_control_characters("invalid_name", "name", good).is_ok());
+        }
+    }
+
+    #[test]
+    fn bidirectional_controls_are_refused() {
+        let bidi = [
+            '\u{202A}', // left-to-right embedding
+            '\u{202B}', // right-to-left embedding
+            '\u{202C}', // pop directional formatting
+            '\u{202D}', // left-to-right override
+            '\u{202E}', // right-to-left override
+            '\u{2066}', // left-to-right isolate
+            '\u{2067}', // right-to-left isolate
+            '\u{2068}', // first strong isolate
+            '\u{2069}', // pop directional isolate
+        ];
+        for c in bidi {
+            let text = format!("invoice{c}fdp.exe");
+            let err = refuse_control_characters("invalid_name", "name", &text).unwrap_err();
+            assert_eq!(err.found, c);
+            assert!(err.to_string().contains("control characters"), "{err}");
+            assert!(!err.to_string().contains(c), "the message repeats it");
+        }
+        // Their neighbours, and the marks that are not controls, pass.
+        for c in [
+            '\u{2029}', '\u{202F}', '\u{2065}', '\u{206A}', '\u{200E}', '\u{200F}',
+        ] {
+            assert!(!is_refused(c), "U+{:04X}", u32::from(c));
         }
     }
 }

@@ -37,9 +37,10 @@ pub fn run(command: ApisCommand, ctx: &mut Context) -> Result<(), CliError> {
         } => {
             let identifier = Audience::parse(&identifier).map_err(CliError::Usage)?;
             let scopes = parse_scopes(&scopes)?;
+            let issuer = ctx.issuer();
             let api = resource_servers::create_api(
                 ctx.conn(),
-                &identifier,
+                (&identifier, &issuer),
                 &name,
                 &scopes,
                 COMMAND_LINE,

@@ -83,11 +83,7 @@ impl Context {
     /// that a mistyped SQLite path is reported, not silently a new database.
     pub fn open(config: Config) -> Result<Self, CliError> {
         require_existing_database(&config.database_url)?;
-        Self::open_or_create(config)
-    }
-
-    fn open_or_create(config: Config) -> Result<Self, CliError> {
-        let conn = app::open_connection(&config)?;
+        let (conn, _) = app::open_connection(&config)?;
         Ok(Self { config, conn })
     }
 
@@ -109,8 +105,8 @@ impl Context {
 pub fn run(command: Command, config: Config) -> Result<(), CliError> {
     if let Command::Migrate = command {
         // Opening migrates (and creates a SQLite file); nothing else to do.
-        Context::open_or_create(config)?;
-        println!("database is up to date");
+        let (_, applied) = app::open_connection(&config)?;
+        println!("{}", migrated(applied));
         return Ok(());
     }
     if let Command::Keys(keys::KeysCommand::Scan {
@@ -134,6 +130,15 @@ pub fn run(command: Command, config: Config) -> Result<(), CliError> {
         Command::Keys(c) => keys::run(c, &mut ctx),
         Command::SigningKeys(c) => signing_keys::run(c, &mut ctx),
         Command::Serve | Command::Migrate | Command::Mail(_) => Ok(()),
+    }
+}
+
+/// What `keygate migrate` says once done: how many migrations it applied.
+fn migrated(applied: usize) -> String {
+    match applied {
+        0 => "database is up to date".to_owned(),
+        1 => "applied 1 migration".to_owned(),
+        n => format!("applied {n} migrations"),
     }
 }
 
@@ -174,6 +179,13 @@ mod tests {
     use clap::CommandFactory;
 
     use super::*;
+
+    #[test]
+    fn migrate_counts_what_it_applied() {
+        assert_eq!(migrated(0), "database is up to date");
+        assert_eq!(migrated(1), "applied 1 migration");
+        assert_eq!(migrated(5), "applied 5 migrations");
+    }
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
         Cli::try_parse_from(std::iter::once("keygate").chain(args.iter().copied()))

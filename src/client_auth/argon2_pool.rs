@@ -15,6 +15,9 @@
 //! secrets kept every core busy with argon2 and halved valid clients'
 //! throughput.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use rayon::{ThreadPool, ThreadPoolBuilder};
 use thread_priority::{ThreadPriority, ThreadPriorityValue, set_current_thread_priority};
 
@@ -32,6 +35,8 @@ pub enum Argon2PoolError {
 
 pub struct Argon2Pool {
     threads: ThreadPool,
+    /// Computations started since the pool was made.
+    runs: Arc<AtomicU64>,
 }
 
 impl Argon2Pool {
@@ -45,7 +50,16 @@ impl Argon2Pool {
             .panic_handler(|_| tracing::error!("an argon2 computation panicked"))
             .start_handler(|_| lower_priority())
             .build()?;
-        Ok(Self { threads })
+        Ok(Self {
+            threads,
+            runs: Arc::default(),
+        })
+    }
+
+    /// How many computations the pool has started: what a request cost in
+    /// argon2, counted rather than timed.
+    pub fn runs(&self) -> u64 {
+        self.runs.load(Ordering::Relaxed)
     }
 
     /// Runs `work` (an argon2 hash or verification) on one of the threads,
@@ -55,7 +69,9 @@ impl Argon2Pool {
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, Argon2PoolError> {
         let (done, result) = tokio::sync::oneshot::channel();
+        let runs = Arc::clone(&self.runs);
         self.threads.spawn(move || {
+            runs.fetch_add(1, Ordering::Relaxed);
             // The caller may have gone (its client hung up): nothing to tell.
             let _ = done.send(work());
         });
@@ -89,6 +105,7 @@ mod tests {
             .await
             .unwrap();
         assert!(name.unwrap().starts_with("keygate-argon2-"));
+        assert_eq!(pool.runs(), 1);
     }
 
     /// Linux: the 19th field of `/proc/thread-self/stat` is the niceness.

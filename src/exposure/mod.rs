@@ -5,12 +5,13 @@
 //! A secret does not carry its client ID. It finds its key by its lookup
 //! tag ([`PlainSecret::lookup_tag`], an HMAC under `KEYGATE_SECRET_KEY`
 //! stored beside the argon2 hash), then must verify against that key's
-//! hash like any client secret. Every string costs the same: one lookup and
-//! one argon2 verification, against the decoy hash when nothing matched, so
-//! neither the answer nor its timing says whether anything did (a match
-//! adds the revocation's write, a few ms: news only to the holder of a live
-//! secret, which the token endpoint would confirm anyway). Keys created
-//! before the tags existed have none and cannot be found by a report.
+//! hash like any client secret. Every string costs the same, once however
+//! often one report repeats it: one lookup and one argon2 verification,
+//! against the decoy hash when nothing matched, so neither the answer nor
+//! its timing says whether anything did (a match adds the revocation's
+//! write, a few ms: news only to the holder of a live secret, which the
+//! token endpoint would confirm anyway). Keys created before the tags
+//! existed have none and cannot be found by a report.
 //!
 //! Three ways in share [`find_candidate`], [`Candidate::verify`] and
 //! [`revoke`]: `POST /oauth/exposed` ([`endpoint`]), GitHub's secret
@@ -21,6 +22,8 @@
 
 pub mod github_keys;
 pub mod scan;
+
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
@@ -33,7 +36,7 @@ pub const DEFAULT_SOURCE: &str = "report";
 pub const MAX_SOURCE_LEN: usize = 200;
 
 /// The free text naming where a secret was found: trimmed, 1 to 200
-/// printable characters.
+/// printable characters, none a bidirectional control.
 pub fn parse_source(text: Option<&str>) -> Result<String, String> {
     let Some(text) = text.map(str::trim) else {
         return Ok(DEFAULT_SOURCE.to_owned());
@@ -43,10 +46,35 @@ pub fn parse_source(text: Option<&str>) -> Result<String, String> {
             "the source must hold 1 to {MAX_SOURCE_LEN} characters"
         ));
     }
-    if text.chars().any(char::is_control) {
+    // The source becomes part of the revocation's reason.
+    if crate::text::first_refused(text).is_some() {
         return Err("the source may not hold control characters".into());
     }
     Ok(text.to_owned())
+}
+
+/// For each secret, the index of the first with the same text: a string
+/// repeated within one report is looked up and verified once. Keyed by
+/// digest, so the map holds no secret.
+pub fn first_occurrences<'a>(secrets: impl IntoIterator<Item = &'a PlainSecret>) -> Vec<usize> {
+    let mut first_by_digest: HashMap<[u8; 32], usize> = HashMap::new();
+    secrets
+        .into_iter()
+        .enumerate()
+        .map(|(i, secret)| *first_by_digest.entry(secret.digest()).or_insert(i))
+        .collect()
+}
+
+/// The secrets, each text once, in the order first seen.
+pub fn distinct(secrets: Vec<PlainSecret>) -> Vec<PlainSecret> {
+    let first_of = first_occurrences(&secrets);
+    secrets
+        .into_iter()
+        .zip(first_of)
+        .enumerate()
+        .filter(|(i, (_, first))| i == first)
+        .map(|(_, (secret, _))| secret)
+        .collect()
 }
 
 /// The key a reported string may be the secret of, and the hash it must
@@ -175,12 +203,33 @@ pub fn revoke_if_live(
 mod tests {
     use super::*;
 
+    fn secrets(texts: &[&str]) -> Vec<PlainSecret> {
+        texts
+            .iter()
+            .map(|t| PlainSecret::from_presented((*t).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn a_repeated_string_counts_once() {
+        let given = secrets(&["a", "b", "a", "c", "b", "a"]);
+        assert_eq!(first_occurrences(&given), [0, 1, 0, 3, 1, 0]);
+        let kept: Vec<String> = distinct(given)
+            .iter()
+            .map(|s| s.expose().to_owned())
+            .collect();
+        assert_eq!(kept, ["a", "b", "c"]);
+        assert_eq!(distinct(secrets(&["x"; 100])).len(), 1);
+        assert!(distinct(Vec::new()).is_empty());
+    }
+
     #[test]
     fn a_source_is_short_printable_text() {
         assert_eq!(parse_source(None).unwrap(), "report");
         assert_eq!(parse_source(Some(" ci log ")).unwrap(), "ci log");
         assert!(parse_source(Some("")).is_err());
         assert!(parse_source(Some("a\nb")).is_err());
+        assert!(parse_source(Some("gist\u{202E}")).is_err());
         assert!(parse_source(Some(&"x".repeat(201))).is_err());
     }
 }

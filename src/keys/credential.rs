@@ -288,7 +288,7 @@ mod tests {
         ] {
             resource_servers::create_api(
                 &mut conn,
-                &Audience::parse(api).unwrap(),
+                (&Audience::parse(api).unwrap(), "http://127.0.0.1:8080"),
                 "API",
                 &ScopeSet::from_stored(scopes),
                 audit::COMMAND_LINE,

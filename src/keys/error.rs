@@ -276,11 +276,12 @@ impl FeatureError for KeyError {
     }
 }
 
-/// Refuses text holding a control character (Unicode category Cc: C0, DEL,
-/// C1; NUL, ESC and BEL among them): an ESC or BEL in a key's name would
-/// drive the terminal of whoever lists it.
+/// Refuses text holding a control character or a bidirectional control
+/// ([`crate::text::is_refused`]): an ESC or BEL in a key's name would drive
+/// the terminal of whoever lists it, an override would make it read as
+/// another name.
 pub(super) fn refuse_control_characters(field: TextField, text: &str) -> Result<(), KeyError> {
-    match text.chars().find(|c| c.is_control()) {
+    match crate::text::first_refused(text) {
         None => Ok(()),
         Some(found) => Err(KeyError::ControlCharacter { field, found }),
     }

@@ -10,9 +10,13 @@ pub enum ResourceServerError {
     MissingName,
     #[error(transparent)]
     InvalidName(TextError),
-    /// A scope of keygate's own (`keygate:...`), which no API may define.
-    #[error("{scope:?} is one of keygate's own scopes")]
+    /// A scope in keygate's own namespace (`keygate:...`), which no API
+    /// may define.
+    #[error("{scope:?} is reserved: scopes beginning with \"keygate:\" are keygate's own")]
     ReservedScope { scope: String },
+    /// The issuer's own URL, which names keygate, not an API.
+    #[error("{identifier} is this keygate's issuer, not an API")]
+    IssuerIdentifier { identifier: String },
     #[error("an API with identifier {identifier} already exists")]
     ApiExists { identifier: String },
     #[error("no API with identifier {identifier}")]
@@ -28,6 +32,7 @@ impl ResourceServerError {
     pub const CODES: &[&str] = &[
         "invalid_name",
         "reserved_scope",
+        "invalid_identifier",
         "api_exists",
         "api_not_found",
         "database_unavailable",
@@ -40,6 +45,7 @@ impl FeatureError for ResourceServerError {
         match self {
             Self::MissingName | Self::InvalidName(_) => "invalid_name",
             Self::ReservedScope { .. } => "reserved_scope",
+            Self::IssuerIdentifier { .. } => "invalid_identifier",
             Self::ApiExists { .. } => "api_exists",
             Self::ApiNotFound { .. } => "api_not_found",
             Self::Store(e) => e.code(),
@@ -48,9 +54,10 @@ impl FeatureError for ResourceServerError {
 
     fn kind(&self) -> ErrorKind {
         match self {
-            Self::MissingName | Self::InvalidName(_) | Self::ReservedScope { .. } => {
-                ErrorKind::Invalid
-            }
+            Self::MissingName
+            | Self::InvalidName(_)
+            | Self::ReservedScope { .. }
+            | Self::IssuerIdentifier { .. } => ErrorKind::Invalid,
             Self::ApiExists { .. } => ErrorKind::Conflict,
             Self::ApiNotFound { .. } => ErrorKind::NotFound,
             Self::Store(e) => e.kind(),
@@ -61,7 +68,7 @@ impl FeatureError for ResourceServerError {
         match self {
             Self::MissingName | Self::InvalidName(_) => Some("name"),
             Self::ReservedScope { .. } => Some("scopes"),
-            Self::ApiExists { .. } => Some("identifier"),
+            Self::ApiExists { .. } | Self::IssuerIdentifier { .. } => Some("identifier"),
             Self::ApiNotFound { .. } | Self::Store(_) => None,
         }
     }
@@ -81,6 +88,9 @@ mod tests {
             ResourceServerError::MissingName,
             ResourceServerError::InvalidName(text),
             ResourceServerError::ReservedScope { scope: "x".into() },
+            ResourceServerError::IssuerIdentifier {
+                identifier: "x".into(),
+            },
             ResourceServerError::ApiExists {
                 identifier: "x".into(),
             },

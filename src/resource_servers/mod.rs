@@ -48,22 +48,29 @@ fn check_definition(name: &str, scopes: &ScopeSet) -> Result<(), ResourceServerE
     }
     crate::text::refuse_control_characters("invalid_name", "API's name", name)
         .map_err(ResourceServerError::InvalidName)?;
-    if let Some(builtin) = scopes.iter().find(|s| scope::is_builtin(s)) {
+    if let Some(reserved) = scopes.iter().find(|s| scope::is_reserved(s)) {
         return Err(ResourceServerError::ReservedScope {
-            scope: builtin.to_owned(),
+            scope: reserved.to_owned(),
         });
     }
     Ok(())
 }
 
+/// Registers the API `identifier`, which may not be the `issuer`: a token
+/// for keygate itself would otherwise be a token for that API too.
 pub fn create_api(
     conn: &mut DbConnection,
-    identifier: &Audience,
+    (identifier, issuer): (&Audience, &str),
     name: &str,
     scopes: &ScopeSet,
     actor: &str,
     now: DateTime<Utc>,
 ) -> Result<Api, ResourceServerError> {
+    if identifier.is_issuer(issuer) {
+        return Err(ResourceServerError::IssuerIdentifier {
+            identifier: identifier.to_string(),
+        });
+    }
     check_definition(name, scopes)?;
     write_transaction(conn, |conn| {
         diesel::insert_into(apis::table)

@@ -178,6 +178,32 @@ async fn a_mistyped_sqlite_path_is_not_a_new_database() {
     assert!(listed.status.success(), "{}", listed.stderr);
 }
 
+/// `keygate migrate` on a new database says how many migrations it
+/// applied (every one of the engine's), and then that there is nothing to do.
+async fn migrate_says_how_many_migrations_it_applied(engine: Engine) {
+    let app = TestApp::builder(engine).prepare();
+    crate::helpers::database::empty_database(&app.database_url);
+    let folder = match engine {
+        Engine::Sqlite => "sqlite",
+        Engine::Postgres => "postgres",
+    };
+    let migrations = std::fs::read_dir(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("migrations")
+            .join(folder),
+    )
+    .unwrap()
+    .filter(|entry| entry.as_ref().unwrap().path().is_dir())
+    .count();
+    assert!(migrations > 1, "{migrations}");
+
+    let first = app.cli_ok(&["migrate"]).await;
+    assert_eq!(first.stdout, format!("applied {migrations} migrations\n"));
+    let again = app.cli_ok(&["migrate"]).await;
+    assert_eq!(again.stdout, "database is up to date\n");
+    app.cli_ok(&["users", "list"]).await;
+}
+
 /// `--scopes` on every command that takes a scope list, `--scope` as its
 /// alias, and a list with a comma refused with one line, writing nothing.
 async fn scope_lists_take_one_spelling_and_no_comma(engine: Engine) {
@@ -536,6 +562,7 @@ async fn bad_account_settings_stop_start_up() {
 }
 
 both_engines!(
+    migrate_says_how_many_migrations_it_applied,
     scope_lists_take_one_spelling_and_no_comma,
     users_enable_undoes_disable,
     users_add_prints_the_invitation_link_when_mail_goes_to_files,

@@ -2,16 +2,19 @@
 //! whole path through it in a real headless Chromium (see `browser`), with
 //! the emails received by a real SMTP server.
 
-mod sessions;
-
 use std::time::Duration;
 
 use keygate::jobs::Job;
 use serde_json::Value;
 
+mod forms;
+mod sessions;
+mod spreadsheet;
+
 use crate::browser::Browser;
 use crate::helpers::mail::{Received, SmtpSink};
 use crate::helpers::{Engine, KeySpec, TestApp, spawn_app};
+use forms::hidden_value;
 
 const PASSWORD: &str = "a long and quiet password 42";
 
@@ -124,15 +127,6 @@ async fn forms_without_their_csrf_token_change_nothing(engine: Engine) {
         assert_eq!(response.status(), 403, "csrf {csrf:?}");
     }
     assert_eq!(app.count_rows("SELECT COUNT(*) AS n FROM api_keys"), before);
-}
-
-fn hidden_value(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no {name} in {html}"))
-        + marker.len();
-    html[start..start + html[start..].find('"').unwrap()].to_owned()
 }
 
 fn link_in(message: &Received) -> String {

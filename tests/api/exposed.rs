@@ -233,6 +233,53 @@ async fn a_previous_secret_within_its_grace_revokes(engine: Engine) {
     assert_eq!(key["previous_secret_expires_at"], Value::Null);
 }
 
+/// A string repeated within one report counts once (INTERFACE.md "Leak
+/// reports"): a live secret sent 100 times is one argon2 verification, one
+/// revocation, one audit event and one email, and the answer counts it once;
+/// a string of no key sent 99 times beside another is two verifications.
+async fn a_string_repeated_in_one_report_counts_once(engine: Engine) {
+    let app = TestApp::builder(engine).jobs_on_demand().start().await;
+    app.add_owner_and_api(OWNER).await;
+    let ci = app.create_key(KeySpec::reader(OWNER, "ci")).await;
+    let url = format!("{}/oauth/exposed", app.address);
+    let argon2 = || app.state().client_auth.argon2.runs();
+
+    let before = argon2();
+    let body = serde_json::to_string(&vec![ci.client_secret.as_str(); 100]).unwrap();
+    let (status, _, text) = post(&app.http, &url, &body).await;
+    assert_eq!(status, 202, "{text}");
+    assert_eq!(text, json!({"received": 1}).to_string());
+    assert_eq!(argon2() - before, 1, "verifications for one string");
+
+    assert_eq!(status_of(&app, &ci.client_id).await, "revoked");
+    assert_eq!(
+        app.count_rows(&format!(
+            "SELECT COUNT(*) AS n FROM audit_events \
+             WHERE action = 'key.revoked' AND target = '{}'",
+            ci.client_id
+        )),
+        1
+    );
+    assert_eq!(
+        app.count_rows("SELECT COUNT(*) AS n FROM email_outbox WHERE event = 'exposed'"),
+        1
+    );
+
+    let before = argon2();
+    let unknown = crate::helpers::fixtures::unused_secret();
+    let mut strings = vec![unknown.as_str(); 99];
+    strings.push("not a secret");
+    let (status, _, text) = post(
+        &client_from("127.0.0.9"),
+        &url,
+        &serde_json::to_string(&strings).unwrap(),
+    )
+    .await;
+    assert_eq!(status, 202, "{text}");
+    assert_eq!(text, json!({"received": 2}).to_string());
+    assert_eq!(argon2() - before, 2, "verifications for two strings");
+}
+
 /// Five reports a minute per address, matched or not: the sixth is 429
 /// with Retry-After; another address is not affected. Malformed reports
 /// are 400 and count too.
@@ -452,4 +499,5 @@ both_engines!(
     strings_that_are_not_live_secrets_change_nothing,
     a_previous_secret_within_its_grace_revokes,
     reports_are_throttled_per_address,
+    a_string_repeated_in_one_report_counts_once,
 );

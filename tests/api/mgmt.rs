@@ -570,54 +570,101 @@ fn openapi_document_snapshot() {
 /// The API refuses control characters (NUL, ESC, BEL, any Unicode Cc) in
 /// every name, description and reason, with a code naming the field.
 async fn control_characters_are_refused_by_the_api(engine: Engine) {
+    let bad = BadTexts {
+        key_names: &["\u{1b}]0;PWNED\u{7}", "nul\u{0}"],
+        description: "x\u{9b}y",
+        reason: "gone\u{7}",
+        person: "Eve\u{1b}[31m",
+        api: "E\u{0}",
+    };
+    assert_texts_refused(engine, bad).await;
+}
+
+/// The API refuses Unicode bidirectional controls (U+202A–U+202E,
+/// U+2066–U+2069), which make a name read otherwise than it is, in every
+/// name, description and reason, with the code of a bad value of its field.
+async fn bidirectional_controls_are_refused_by_the_api(engine: Engine) {
+    let bad = BadTexts {
+        key_names: &["invoice\u{202E}fdp.exe", "\u{2066}ok\u{2069}"],
+        description: "a\u{202A}b",
+        reason: "gone\u{2067}",
+        person: "Eve\u{202D}",
+        api: "E\u{2068}",
+    };
+    assert_texts_refused(engine, bad).await;
+}
+
+/// A text of each kind the API takes that must be refused.
+struct BadTexts<'a> {
+    key_names: &'a [&'a str],
+    description: &'a str,
+    reason: &'a str,
+    person: &'a str,
+    api: &'a str,
+}
+
+/// Each bad text, sent where it belongs, is 422 with the code of its field
+/// and a message that says why without repeating the character; nothing is
+/// written, and the key whose revocation was refused still works.
+async fn assert_texts_refused(engine: Engine, bad: BadTexts<'_>) {
     let w = world(engine).await;
     let before = w.app.table_counts();
-    let cases = [
+    let revoke = format!("/api/v1/keys/{}/revoke", w.bob_key.client_id);
+    let mut cases: Vec<(&str, Value, &str)> = bad
+        .key_names
+        .iter()
+        .map(|name| {
+            let body = json!({"name": name, "scopes": ["read"], "owner": BOB});
+            ("/api/v1/keys", body, "invalid_name")
+        })
+        .collect();
+    cases.extend([
         (
-            "/api/v1/keys".to_owned(),
-            json!({"name": "\u{1b}]0;PWNED\u{7}", "scopes": ["read"], "owner": BOB}),
-            "invalid_name",
-        ),
-        (
-            "/api/v1/keys".to_owned(),
-            json!({"name": "nul\u{0}", "scopes": ["read"], "owner": BOB}),
-            "invalid_name",
-        ),
-        (
-            "/api/v1/keys".to_owned(),
-            json!({"name": "ok", "description": "x\u{9b}y", "scopes": ["read"], "owner": BOB}),
+            "/api/v1/keys",
+            json!({"name": "ok", "description": bad.description, "scopes": ["read"], "owner": BOB}),
             "invalid_description",
         ),
         (
-            format!("/api/v1/keys/{}/revoke", w.bob_key.client_id),
-            json!({"reason": "gone\u{7}"}),
+            revoke.as_str(),
+            json!({"reason": bad.reason}),
             "invalid_reason",
         ),
         (
-            "/api/v1/users".to_owned(),
-            json!({"email": "eve@example.com", "name": "Eve\u{1b}[31m"}),
+            "/api/v1/users",
+            json!({"email": "eve@example.com", "name": bad.person}),
             "invalid_name",
         ),
         (
-            "/api/v1/apis".to_owned(),
-            json!({"identifier": "https://evil.example.com", "name": "E\u{0}", "scopes": ["x"]}),
+            "/api/v1/apis",
+            json!({"identifier": "https://evil.example.com", "name": bad.api, "scopes": ["x"]}),
             "invalid_name",
         ),
-    ];
+    ]);
     for (path, body, code) in cases {
         let refused = w
-            .expect(Method::POST, &w.admin, &path, Some(body.clone()), 422)
+            .expect(Method::POST, &w.admin, path, Some(body.clone()), 422)
             .await;
         assert_eq!(refused["error"], code, "{body}");
         let message = refused["message"].as_str().unwrap();
         assert!(message.contains("control characters"), "{message}");
         assert!(!message.chars().any(char::is_control), "{message:?}");
+        assert!(!message.chars().any(is_bidi_control), "{message:?}");
     }
     assert_eq!(w.app.table_counts(), before, "something was written");
+    let bob = &w.bob_key;
+    assert_eq!(
+        w.token_status(&bob.client_id, &bob.client_secret).await,
+        200
+    );
+}
+
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 both_engines!(
     control_characters_are_refused_by_the_api,
+    bidirectional_controls_are_refused_by_the_api,
     missing_or_bad_tokens_are_401_with_a_challenge,
     tokens_without_a_management_scope_are_403,
     self_service_callers_see_only_their_own_keys,

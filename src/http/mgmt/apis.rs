@@ -92,10 +92,11 @@ pub async fn create(
     caller.require_admin()?;
     let body = body.into_inner();
     let (identifier, scopes) = body.check()?;
-    let now = state.clock.now();
+    let (now, issuer) = (state.clock.now(), state.issuer.clone());
     let api = state
         .db(move |conn| {
-            resource_servers::create_api(conn, &identifier, &body.name, &scopes, &caller.email, now)
+            let at = (&identifier, issuer.as_str());
+            resource_servers::create_api(conn, at, &body.name, &scopes, &caller.email, now)
         })
         .await
         .map_err(AppError::from)?;

@@ -1,7 +1,8 @@
 //! `POST /oauth/exposed`: anyone holding a keygate secret reports it
 //! leaked, and its key is revoked. The body is a JSON array of strings, the
 //! optional `source` query parameter says where they were found. The answer
-//! is `202 {"received": N}` whether or not anything matched; every request
+//! is `202 {"received": N}` whether or not anything matched, N the distinct
+//! strings (a string repeated within one report counts once); every request
 //! counts against its address's throttle, matched or not.
 
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
@@ -54,9 +55,16 @@ async fn handle(req: &HttpRequest, body: &[u8], state: &AppState) -> Result<usiz
             "a report may hold at most {MAX_SECRETS} strings"
         )));
     }
-    let received = strings.len();
-    for text in strings {
-        let secret = PlainSecret::from_presented(text);
+    // A string repeated within the report counts once: one lookup, one
+    // verification, and once in the answer.
+    let secrets = exposure::distinct(
+        strings
+            .into_iter()
+            .map(PlainSecret::from_presented)
+            .collect(),
+    );
+    let received = secrets.len();
+    for secret in secrets {
         check_one(state, secret, (&source, &addr), now).await?;
     }
     Ok(received)

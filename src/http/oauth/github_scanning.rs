@@ -19,7 +19,6 @@
 //! Without the variable the route is not registered: 404 like any unknown
 //! path (`crate::app`).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use actix_web::http::StatusCode;
@@ -31,7 +30,9 @@ use serde_json::json;
 
 use super::exposed;
 use crate::exposure::github_keys::{GithubKeys, SignatureError};
-use crate::exposure::{Candidate, MAX_SOURCE_LEN, find_candidate, find_issued, parse_source};
+use crate::exposure::{
+    Candidate, MAX_SOURCE_LEN, find_candidate, find_issued, first_occurrences, parse_source,
+};
 use crate::http::error::OAuthError;
 use crate::http::oauth;
 use crate::http::peer;
@@ -213,33 +214,28 @@ struct Item {
 /// of the first match with the same token: a token GitHub found twice in
 /// one alert is looked up once and gets one label.
 fn distinct(matches: Vec<Match>) -> (Vec<Item>, Vec<usize>) {
-    // Keyed by the token's digest: the map holds no token.
-    let mut first_by_digest: HashMap<[u8; 32], usize> = HashMap::new();
-    let mut items = Vec::with_capacity(matches.len());
-    let mut first_of = Vec::with_capacity(matches.len());
-    for (i, m) in matches.into_iter().enumerate() {
-        let source = github_source(m.source.as_deref(), m.url.as_deref(), &m.token);
-        let secret = PlainSecret::from_presented(m.token);
-        first_of.push(*first_by_digest.entry(secret.digest()).or_insert(i));
-        items.push(Item {
-            secret,
+    let items: Vec<Item> = matches
+        .into_iter()
+        .map(|m| Item {
+            source: github_source(m.source.as_deref(), m.url.as_deref(), &m.token),
+            secret: PlainSecret::from_presented(m.token),
             token_type: m.token_type.unwrap_or_default(),
-            source,
-        });
-    }
+        })
+        .collect();
+    let first_of = first_occurrences(items.iter().map(|item| &item.secret));
     (items, first_of)
 }
 
 /// Where GitHub says it found the token, as a revocation reason's source:
-/// `GitHub secret scanning: <source> <url>`, control characters dropped,
-/// cut to the source's limit. The URL is public (where the leak is); were
-/// the token in it, it is left out.
+/// `GitHub secret scanning: <source> <url>`, control characters and
+/// bidirectional controls dropped, cut to the source's limit. The URL is
+/// public (where the leak is); were the token in it, it is left out.
 fn github_source(source: Option<&str>, url: Option<&str>, token: &str) -> String {
     let clean = |text: Option<&str>| -> String {
         let text: String = text
             .unwrap_or_default()
             .chars()
-            .filter(|c| !c.is_control())
+            .filter(|c| !crate::text::is_refused(*c))
             .collect();
         let text = text.trim();
         if !token.is_empty() && text.contains(token) {
@@ -399,6 +395,10 @@ mod tests {
         );
         assert_eq!(
             github_source(Some("content\n"), Some("https://x/?t=kgs_x"), "kgs_x"),
+            "GitHub secret scanning: content"
+        );
+        assert_eq!(
+            github_source(Some("con\u{202E}tent"), None, "kgs_x"),
             "GitHub secret scanning: content"
         );
         let long = format!("https://github.com/{}", "é".repeat(300));

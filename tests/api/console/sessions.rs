@@ -1,66 +1,8 @@
 //! The console as a browser-like HTTP client sees it: a member's session
 //! reaches only their own keys, and the key limit holds for sessions.
 
-use super::*;
-
-/// A browser-like HTTP client signed in as `email`, and its session's CSRF
-/// token (read from a page, as a form would).
-async fn signed_in(app: &TestApp, email: &str) -> (reqwest::Client, String) {
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .cookie_store(true)
-        .build()
-        .unwrap();
-    let page = client
-        .get(format!("{}/sign-in", app.address))
-        .send()
-        .await
-        .unwrap();
-    let token = hidden_value(&page.text().await.unwrap(), "csrf_token");
-    let response = client
-        .post(format!("{}/sign-in", app.address))
-        .form(&[
-            ("email", email),
-            ("password", PASSWORD),
-            ("csrf_token", &token),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 303, "{email} could not sign in");
-    let page = client
-        .get(format!("{}/keys/new", app.address))
-        .send()
-        .await
-        .unwrap();
-    let csrf = hidden_value(&page.text().await.unwrap(), "csrf_token");
-    (client, csrf)
-}
-
-async fn add_person(app: &TestApp, email: &str, role: &str) {
-    app.add_person(email, role, PASSWORD).await;
-}
-
-async fn create_in_console(
-    app: &TestApp,
-    client: &reqwest::Client,
-    csrf: &str,
-    name: &str,
-) -> reqwest::Response {
-    let form_id: String = keygate::random::alphanumeric(32);
-    client
-        .post(format!("{}/keys", app.address))
-        .form(&[
-            ("csrf_token", csrf),
-            ("form_id", &form_id),
-            ("name", name),
-            ("scope", "read"),
-            ("expires_in", "30d"),
-        ])
-        .send()
-        .await
-        .unwrap()
-}
+use super::forms::{add_person, create_in_console, signed_in};
+use crate::helpers::{Engine, KeySpec, TestApp, spawn_app};
 
 /// A member sees, rotates and revokes only their own keys; another's key is
 /// "not found" on every page and form, and nothing about it changes.

@@ -52,6 +52,29 @@ pub fn fresh_database(engine: Engine, dir: &TempDir) -> String {
     }
 }
 
+/// Makes the database at `url` as new as before `keygate migrate`: no
+/// SQLite file, or an empty PostgreSQL database under the same name.
+pub fn empty_database(url: &str) {
+    match parse_url(url) {
+        keygate::db::DatabaseUrl::Sqlite(path) => {
+            for suffix in ["", "-wal", "-shm"] {
+                let mut file = path.clone().into_os_string();
+                file.push(suffix);
+                let _ = std::fs::remove_file(file);
+            }
+        }
+        keygate::db::DatabaseUrl::Postgres(_) => {
+            let name = url::Url::parse(url).expect("a URL").path()[1..].to_owned();
+            let mut admin = PgConnection::establish(&postgres_admin_url())
+                .expect("connect to the test PostgreSQL");
+            drop_quickly(&mut admin, &name).expect("drop the test database");
+            diesel::sql_query(format!("CREATE DATABASE {name}"))
+                .execute(&mut admin)
+                .expect("create an empty database");
+        }
+    }
+}
+
 /// Drops a test's PostgreSQL database, ending the connections still open
 /// to it. A failure is reported, not raised: the test's verdict stands.
 pub fn drop_database(url: &str) {

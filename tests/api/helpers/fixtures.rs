@@ -170,7 +170,8 @@ fn add_person(conn: &mut DbConnection, ctx: &Context, email: &str, role: &str, p
 fn add_api(conn: &mut DbConnection, ctx: &Context, identifier: &str, name: &str, scopes: &str) {
     let audience = Audience::parse(identifier).expect("an API identifier");
     let scopes = ScopeSet::parse(scopes).expect("scopes");
-    keygate::resource_servers::create_api(conn, &audience, name, &scopes, COMMAND_LINE, ctx.now)
+    let at = (&audience, ctx.issuer.as_str());
+    keygate::resource_servers::create_api(conn, at, name, &scopes, COMMAND_LINE, ctx.now)
         .unwrap_or_else(|e| panic!("apis add {identifier}: {e}"));
 }
 

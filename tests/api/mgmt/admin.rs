@@ -187,6 +187,72 @@ async fn admins_register_apis(engine: Engine) {
     assert_eq!(not_uri["error"], "invalid_identifier");
 }
 
+/// No API may be the issuer (its tokens would be keygate's own) nor define
+/// a scope in keygate's `keygate:` namespace, over the API and the CLI
+/// alike: 422, and nothing is written.
+async fn apis_stay_clear_of_keygates_own_names(engine: Engine) {
+    let w = world(engine).await;
+    let issuer = w.app.issuer.clone();
+    let before = w.app.table_counts();
+    for identifier in [issuer.clone(), format!("{issuer}/")] {
+        let body = json!({"identifier": identifier, "name": "Me", "scopes": ["read"]});
+        let refused = w
+            .expect(Method::POST, &w.admin, "/api/v1/apis", Some(body), 422)
+            .await;
+        assert_eq!(refused["error"], "invalid_identifier", "{refused}");
+        assert!(
+            refused["message"].as_str().unwrap().contains("issuer"),
+            "{refused}"
+        );
+    }
+    for scopes in [json!(["keygate:foo"]), json!(["read", "keygate:"])] {
+        let body = json!({"identifier": "https://x.example", "name": "X", "scopes": scopes});
+        let refused = w
+            .expect(Method::POST, &w.admin, "/api/v1/apis", Some(body), 422)
+            .await;
+        assert_eq!(refused["error"], "reserved_scope", "{refused}");
+    }
+    let path = format!(
+        "/api/v1/apis/{}",
+        API.replace(':', "%3A").replace('/', "%2F")
+    );
+    let refused = w
+        .expect(
+            Method::PATCH,
+            &w.admin,
+            &path,
+            Some(json!({"scopes": ["read", "keygate:keys:all"]})),
+            422,
+        )
+        .await;
+    assert_eq!(refused["error"], "reserved_scope", "{refused}");
+    let cli = w
+        .app
+        .cli(&["apis", "add", &issuer, "--name", "Me", "--scopes", "read"])
+        .await;
+    assert_eq!(cli.status.code(), Some(1), "{}", cli.stdout);
+    assert!(cli.stderr.contains("issuer"), "{}", cli.stderr);
+    let cli = w
+        .app
+        .cli(&[
+            "apis",
+            "add",
+            "https://y.example",
+            "--name",
+            "Y",
+            "--scopes",
+            "keygate:y",
+        ])
+        .await;
+    assert_eq!(cli.status.code(), Some(1), "{}", cli.stdout);
+    assert!(cli.stderr.contains("keygate:y"), "{}", cli.stderr);
+    assert_eq!(w.app.table_counts(), before, "something was written");
+    assert_eq!(
+        w.get(&w.admin, &path).await["scopes"],
+        json!(["read", "write"])
+    );
+}
+
 /// An API renamed and its scopes changed: a scope taken away is no longer
 /// in its tokens, whatever keys hold it; only admins may change an API.
 async fn admins_change_an_apis_name_and_scopes(engine: Engine) {
@@ -386,6 +452,7 @@ async fn malformed_requests_get_json_errors(engine: Engine) {
 both_engines!(
     admins_manage_users,
     admins_register_apis,
+    apis_stay_clear_of_keygates_own_names,
     admins_change_an_apis_name_and_scopes,
     audit_events_name_the_caller,
     audit_details_are_json_objects,

@@ -85,12 +85,14 @@ pub(super) async fn add_api(
         typed.name.clone(),
         typed.scopes.clone(),
     );
+    let issuer = state.issuer.clone();
     let done = state
         .db(move |conn| {
             let identifier = Audience::parse(&identifier)
                 .map_err(|m| AppError::invalid("invalid_audience", m))?;
             let scopes = parse_scopes(&scopes)?;
-            let api = resource_servers::create_api(conn, &identifier, &name, &scopes, &actor, now)?;
+            let at = (&identifier, issuer.as_str());
+            let api = resource_servers::create_api(conn, at, &name, &scopes, &actor, now)?;
             Ok::<_, AppError>(api)
         })
         .await;

@@ -115,50 +115,24 @@ pub(super) fn secret_page(
 }
 
 /// `client_id,client_secret,name,scopes,audiences,expires_at` with a header
-/// row (RFC 4180 quoting). A name a spreadsheet would run as a formula
-/// (`=`, `+`, `-`, `@` first) is prefixed with `'`.
+/// row, written by [`crate::csv`]: quoted, and no cell a spreadsheet would
+/// run as a formula (a scope or a name may begin with `=`).
 fn csv_of(issued: &IssuedKey) -> String {
-    let fields = [
+    let header = crate::csv::record([
+        "client_id",
+        "client_secret",
+        "name",
+        "scopes",
+        "audiences",
+        "expires_at",
+    ]);
+    let row = crate::csv::record([
         issued.client_id.to_string(),
         issued.client_secret.expose().to_owned(),
-        defuse_formula(&issued.name),
+        issued.name.clone(),
         issued.scopes.to_string(),
         issued.audiences.to_vec().join(" "),
         issued.expires_at.map(rfc3339).unwrap_or_default(),
-    ];
-    let row: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
-    format!(
-        "client_id,client_secret,name,scopes,audiences,expires_at\r\n{}\r\n",
-        row.join(",")
-    )
-}
-
-fn defuse_formula(text: &str) -> String {
-    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{text}")
-    } else {
-        text.to_owned()
-    }
-}
-
-fn csv_field(text: &str) -> String {
-    if text.contains([',', '"', '\r', '\n']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text.to_owned()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn csv_fields_are_quoted_and_formulas_defused() {
-        assert_eq!(csv_field("plain"), "plain");
-        assert_eq!(csv_field("a,b"), "\"a,b\"");
-        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(defuse_formula("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
-        assert_eq!(defuse_formula("billing"), "billing");
-    }
+    ]);
+    header + &row
 }
