@@ -37,8 +37,9 @@ pub enum SignInError {
     #[error("{REFUSED_MESSAGE}")]
     Refused,
     /// Too many failures for this account from this address, or from this
-    /// address altogether: try again after `retry_after` seconds, whatever
-    /// the password.
+    /// address altogether, or for this account from every address (unless
+    /// the browser holds its device cookie): try again after `retry_after`
+    /// seconds, whatever the password.
     #[error("too many failed sign-ins; try again in {retry_after} seconds")]
     Throttled { retry_after: i64 },
     #[error(transparent)]

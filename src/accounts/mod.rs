@@ -16,9 +16,16 @@
 //!   wrong password, an unknown address, a disabled person and one who has
 //!   no password yet all get the one [`SignInError::Refused`]; an unknown
 //!   address costs the same argon2 work as a known one.
+//! - Across addresses, 10 failures for one account within 15 minutes lock
+//!   it for every browser that does not hold its device cookie until the
+//!   window ends (`account.sign_in_locked`, audited once); a browser that
+//!   does keeps its per-address limit only ([`DeviceCookie`], set at every
+//!   successful sign-in, and `guessing`), so guessing cannot lock the owner
+//!   out.
 //! - It returns a [`NewSession`]: set [`session_cookie`] on the response (a
-//!   [`SessionCookie`], rendered by the transport) and put
-//!   [`NewSession::csrf`] in the page's forms.
+//!   [`SessionCookie`], rendered by the transport) and
+//!   [`NewSession::device`] beside it, and put [`NewSession::csrf`] in the
+//!   page's forms.
 //! - [`sign_out`] ends one session; answer with [`removal_cookie`].
 //!
 //! # Reading the session of a request
@@ -72,12 +79,14 @@
 //! the common-password list shipped in the binary, not the email address.
 //!
 //! Every event is audited (`account.signed_in`, `account.sign_in_failed`,
-//! `account.signed_out`, `account.invited`,
+//! `account.sign_in_locked`, `account.signed_out`, `account.invited`,
 //! `account.password_reset_requested`, `account.password_set`); no
-//! password, session token, CSRF token or link token is ever logged,
-//! audited or printed by `Debug`.
+//! password, session token, CSRF token, device cookie or link token is ever
+//! logged, audited or printed by `Debug`.
 
+mod device;
 mod error;
+mod guessing;
 mod invitation;
 mod links;
 mod password;
@@ -89,6 +98,10 @@ mod sign_in;
 mod store;
 mod token;
 
+pub use device::{
+    DEVICE_COOKIE_LIFETIME, DeviceCookie, PLAIN_DEVICE_COOKIE_NAME, SECURE_DEVICE_COOKIE_NAME,
+    device_cookie_name,
+};
 pub use error::{
     AccountError, ChangePasswordError, REFUSED_MESSAGE, ResetError, SetPasswordError, SignInError,
 };

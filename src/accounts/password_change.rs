@@ -5,10 +5,11 @@ use std::net::IpAddr;
 use chrono::{DateTime, Utc};
 
 use super::error::ChangePasswordError;
+use super::guessing::{self, Failure, Guessing, SIGN_IN_SUBJECT};
 use super::password::{self, Password, check_password_policy};
 use super::session::{NewSession, Session};
 use super::settings::Registry;
-use super::sign_in::{SIGN_IN_SUBJECT, record_failed_password, start_session};
+use super::sign_in::start_session;
 use super::store;
 use crate::db::write_transaction;
 use crate::error::StoreError;
@@ -46,8 +47,16 @@ pub async fn change_password(
     let verified =
         password::verify_off_thread(registry.argon2(), Password::new(current), phc).await?;
     if !verified {
-        let reason = "wrong_current_password";
-        record_failed_password(registry, subject, addr, user.email.clone(), reason, now).await?;
+        // Only a signed-in browser gets here: it counts per address, never
+        // toward the account's lockout across addresses.
+        let failure = Failure {
+            subject,
+            addr,
+            who: user.email.clone(),
+            reason: "wrong_current_password",
+            guessing: Guessing::AddressOnly,
+        };
+        guessing::record_failed_password(registry, failure, now).await?;
         return Err(ChangePasswordError::WrongPassword);
     }
     check_password_policy(new_password, &user.email).map_err(ChangePasswordError::Weak)?;

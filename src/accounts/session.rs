@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
+use super::device::DeviceCookie;
 use super::settings::{AccountSettings, Registry};
 use super::store;
 use super::token::random_token;
@@ -95,6 +96,8 @@ pub struct NewSession {
     pub expires_at: DateTime<Utc>,
     /// The signed-in person.
     pub user: User,
+    /// The browser's new device cookie: set it beside the session's.
+    pub device: DeviceCookie,
 }
 
 /// A live session and its person, as read at this request.
@@ -121,11 +124,7 @@ impl Session {
 
 /// The cookie's name for this keygate's issuer.
 pub fn cookie_name(settings: &AccountSettings) -> &'static str {
-    if settings.https {
-        SECURE_COOKIE_NAME
-    } else {
-        PLAIN_COOKIE_NAME
-    }
+    settings.cookie_name(SECURE_COOKIE_NAME, PLAIN_COOKIE_NAME)
 }
 
 /// The session cookie as keygate sets it, independent of any HTTP

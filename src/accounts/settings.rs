@@ -26,6 +26,14 @@ pub struct AccountSettings {
     pub https: bool,
 }
 
+impl AccountSettings {
+    /// A cookie's name: `secure` (a `__Host-` name, which browsers accept
+    /// only `Secure`) under an https issuer, `plain` otherwise.
+    pub(super) fn cookie_name(&self, secure: &'static str, plain: &'static str) -> &'static str {
+        if self.https { secure } else { plain }
+    }
+}
+
 /// What the account functions need from the application running them, and
 /// no more (Ory Hydra's per-package registry). The application state
 /// implements it (`crate::state`), so this module never names the state

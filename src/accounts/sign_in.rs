@@ -1,12 +1,16 @@
-//! Signing in and out: the password checked behind the failure throttle,
-//! a session started and audited, a session ended.
+//! Signing in and out: the password checked behind the failure throttle
+//! and the account's lockout across addresses ([`super::guessing`]), a
+//! session started and audited (with a new device cookie), a session ended.
 
 use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
+use zeroize::Zeroizing;
 
+use super::device::{self, DeviceCookie};
 use super::error::SignInError;
+use super::guessing::{self, Attempt, Failure, SIGN_IN_SUBJECT};
 use super::password::{self, Password};
 use super::session::{self, CsrfToken, NewSession, Session, SessionToken};
 use super::settings::Registry;
@@ -15,10 +19,6 @@ use crate::audit::{self, Action};
 use crate::db::write_transaction;
 use crate::error::StoreError;
 use crate::users::User;
-
-/// Throttle subject of sign-in failures per account (client IDs never start
-/// like this); a password change's wrong current password counts there too.
-pub(super) const SIGN_IN_SUBJECT: &str = "account:";
 
 /// An email as typed (trimmed, lower-cased, bounded), and how the throttle
 /// counts it and the audit log names it: text that is no email address (a
@@ -35,35 +35,41 @@ pub(super) fn presented_email(text: &str) -> (String, String) {
 
 /// Signs a person in: see the module documentation. `peer` is the client
 /// address the throttle counts against (behind `KEYGATE_TRUSTED_PROXIES`,
-/// the forwarded one).
+/// the forwarded one); `device` the value of the browser's device cookie,
+/// if it sent one ([`device_cookie_name`](super::device_cookie_name)).
 pub async fn sign_in(
     registry: &impl Registry,
     email: &str,
     password: &str,
     peer: IpAddr,
+    device: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<NewSession, SignInError> {
     let (email, shown) = presented_email(email);
     let addr = peer.to_string();
     let subject = format!("{SIGN_IN_SUBJECT}{shown}");
     let throttle = registry.throttle();
-    let (retry, user) = {
-        let (subject, addr, email) = (subject.clone(), addr.clone(), email.clone());
+    let hasher = registry.account_settings().token_hasher.clone();
+    let device = device.map(|value| Zeroizing::new(value.to_owned()));
+    let (attempt, user) = {
+        let (subject, addr) = (subject.clone(), addr.clone());
         registry
             .pool()
             .run(move |conn| -> Result<_, StoreError> {
-                let retry = throttle.retry_after(conn, &subject, &addr, now)?;
-                let user = match retry {
-                    Some(_) => None,
-                    None => store::find_person(conn, &email)?,
-                };
-                Ok((retry, user))
+                let user = store::find_person(conn, &email)?;
+                let device = user.as_ref().and_then(|u| {
+                    device::recognise(&hasher, device.as_deref().map(|d| d.as_str()), &u.id)
+                });
+                let attempt =
+                    guessing::take_attempt(conn, &throttle, (&subject, &addr), device, now)?;
+                Ok((attempt, user))
             })
             .await?
     };
-    if let Some(retry_after) = retry {
-        return Err(SignInError::Throttled { retry_after });
-    }
+    let guessing = match attempt {
+        Attempt::Allowed(guessing) => guessing,
+        Attempt::Throttled { retry_after } => return Err(SignInError::Throttled { retry_after }),
+    };
     let phc = user.as_ref().and_then(|u| u.password_hash.clone());
     let verified =
         password::verify_off_thread(registry.argon2(), Password::new(password), phc).await?;
@@ -75,50 +81,28 @@ pub async fn sign_in(
         Some(_) => None,
     };
     match (refusal, user) {
-        (None, Some(user)) => Ok(start_session(registry, user, &addr, now).await?),
+        (None, Some(user)) => {
+            guessing::give_back(registry, subject, guessing, now).await?;
+            Ok(start_session(registry, user, &addr, now).await?)
+        }
         (reason, _) => {
             let reason = reason.unwrap_or("unknown_account");
             tracing::info!(account = %shown, addr, reason, "sign-in refused");
-            record_failed_password(registry, subject, addr, shown, reason, now).await?;
+            let failure = Failure {
+                subject,
+                addr,
+                who: shown,
+                reason,
+                guessing,
+            };
+            guessing::record_failed_password(registry, failure, now).await?;
             Err(SignInError::Refused)
         }
     }
 }
 
-/// Counts a wrong password against the throttle's `subject` from `addr` and
-/// audits it as a failed sign-in of `who`, for `reason`.
-pub(super) async fn record_failed_password(
-    registry: &impl Registry,
-    subject: String,
-    addr: String,
-    who: String,
-    reason: &'static str,
-    now: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    let throttle = registry.throttle();
-    registry
-        .pool()
-        .run(move |conn| {
-            write_transaction(conn, |conn| {
-                throttle.record_failure(conn, &subject, &addr, now)?;
-                audit::record(
-                    conn,
-                    now,
-                    audit::Entry {
-                        actor: &who,
-                        action: Action::AccountSignInFailed,
-                        target: &who,
-                        source_addr: Some(&addr),
-                        details: json!({ "reason": reason }),
-                    },
-                )
-            })
-            .map_err(StoreError::from)
-        })
-        .await
-}
-
-/// A new session for `user`, audited.
+/// A new session for `user`, audited, and a new device cookie for the
+/// browser.
 pub(super) async fn start_session(
     registry: &impl Registry,
     user: User,
@@ -155,11 +139,13 @@ pub(super) async fn start_session(
         })
         .await?;
     let csrf = CsrfToken::derive(settings, &token);
+    let device = DeviceCookie::issue(settings, &user.id);
     Ok(NewSession {
         token,
         csrf,
         expires_at,
         user,
+        device,
     })
 }
 

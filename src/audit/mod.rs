@@ -36,6 +36,9 @@ pub enum Action {
     TokenRevoked,
     AccountSignedIn,
     AccountSignInFailed,
+    /// Too many failed sign-ins for one account across addresses: only
+    /// browsers holding its device cookie may try until the window ends.
+    AccountSignInLocked,
     AccountSignedOut,
     AccountInvited,
     PasswordResetRequested,
@@ -63,6 +66,7 @@ impl Action {
             Self::TokenRevoked => "token.revoked",
             Self::AccountSignedIn => "account.signed_in",
             Self::AccountSignInFailed => "account.sign_in_failed",
+            Self::AccountSignInLocked => "account.sign_in_locked",
             Self::AccountSignedOut => "account.signed_out",
             Self::AccountInvited => "account.invited",
             Self::PasswordResetRequested => "account.password_reset_requested",

@@ -12,7 +12,9 @@ use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest, web};
 use chrono::{DateTime, Utc};
 
-use crate::accounts::{self, CurrentSession, Session, SessionCookie, SessionToken};
+use crate::accounts::{
+    self, CurrentSession, DeviceCookie, NewSession, Session, SessionCookie, SessionToken,
+};
 use crate::http::error::AppError;
 use crate::state::AppState;
 
@@ -26,6 +28,11 @@ pub fn session_token(state: &AppState, req: &HttpRequest) -> Option<SessionToken
         .filter(|t| !t.expose().is_empty())
 }
 
+/// The device cookie a request carries, if any ([`accounts::DeviceCookie`]).
+pub fn device_cookie(state: &AppState, req: &HttpRequest) -> Option<Cookie<'static>> {
+    req.cookie(accounts::device_cookie_name(&state.accounts))
+}
+
 /// The client address of a request, as the throttle counts it (behind
 /// `KEYGATE_TRUSTED_PROXIES`, the forwarded one); unspecified when unknown.
 pub fn client_ip(state: &AppState, req: &HttpRequest) -> IpAddr {
@@ -36,15 +43,8 @@ pub fn client_ip(state: &AppState, req: &HttpRequest) -> IpAddr {
 /// The session cookie as a `Set-Cookie` header carries it: `HttpOnly`,
 /// `SameSite=Lax`, `Path=/`, and `Secure` when the account rules say.
 pub fn render(cookie: &SessionCookie) -> Cookie<'static> {
-    let mut rendered = Cookie::build(cookie.name(), cookie.value().to_owned())
-        .path("/")
-        .http_only(true)
-        .same_site(SameSite::Lax)
-        .secure(cookie.secure())
-        .max_age(actix_web::cookie::time::Duration::seconds(
-            cookie.max_age_secs(),
-        ))
-        .finish();
+    let kept = (SameSite::Lax, cookie.max_age_secs());
+    let mut rendered = build(cookie.name(), cookie.value(), cookie.secure(), kept);
     if cookie.is_removal() {
         rendered.make_removal();
     }
@@ -59,6 +59,44 @@ pub fn session_cookie(
     now: DateTime<Utc>,
 ) -> Cookie<'static> {
     render(&accounts::session_cookie(state, token, expires_at, now))
+}
+
+/// The device cookie as a `Set-Cookie` header carries it: `HttpOnly`,
+/// `SameSite=Strict` (only the sign-in form, on this site, needs it),
+/// `Path=/`, a year's `Max-Age`, and `Secure` when the account rules say.
+fn render_device(cookie: &DeviceCookie) -> Cookie<'static> {
+    let kept = (SameSite::Strict, cookie.max_age_secs());
+    build(cookie.name(), cookie.value(), cookie.secure(), kept)
+}
+
+/// An `HttpOnly`, `Path=/` cookie, sent as `same_site` says and kept
+/// `max_age_secs`.
+fn build(
+    name: &'static str,
+    value: &str,
+    secure: bool,
+    (same_site, max_age_secs): (SameSite, i64),
+) -> Cookie<'static> {
+    Cookie::build(name, value.to_owned())
+        .path("/")
+        .http_only(true)
+        .same_site(same_site)
+        .secure(secure)
+        .max_age(actix_web::cookie::time::Duration::seconds(max_age_secs))
+        .finish()
+}
+
+/// The cookies a successful sign-in sets: the new session's and the
+/// browser's new device cookie.
+pub fn signed_in_cookies(
+    state: &AppState,
+    session: &NewSession,
+    now: DateTime<Utc>,
+) -> [Cookie<'static>; 2] {
+    [
+        session_cookie(state, &session.token, session.expires_at, now),
+        render_device(&session.device),
+    ]
 }
 
 /// The cookie that removes the session cookie from the browser (sign-out).

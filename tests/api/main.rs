@@ -16,6 +16,7 @@ mod envelope;
 mod exposed;
 mod faults;
 mod github_scanning;
+mod guessing;
 mod hardening;
 mod introspect;
 mod keys;

@@ -5,6 +5,7 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::{
@@ -105,6 +106,8 @@ async fn sign_in(
     let [email, password, next] = fields(&state, &form, ["email", "password", "next"])?;
     let now = state.clock.now();
     let peer = session::client_ip(&state, &req);
+    let device = session::device_cookie(&state, &req);
+    let device = device.as_ref().map(|cookie| cookie.value());
     let refused = |status, error: String| {
         let form = SignInForm {
             email,
@@ -115,12 +118,8 @@ async fn sign_in(
         render_sign_in(&req, &state, status, form)
     };
     Ok(
-        match accounts::sign_in(&state, email, password, peer, now).await {
-            Ok(session) => {
-                let cookie =
-                    session::session_cookie(&state, &session.token, session.expires_at, now);
-                with_cookie(see_other(local_path(next).unwrap_or("/keys")), &cookie)
-            }
+        match accounts::sign_in(&state, email, password, peer, device, now).await {
+            Ok(session) => signed_in(&state, &session, local_path(next).unwrap_or("/keys"), now),
             Err(SignInError::Refused) => refused(
                 StatusCode::UNAUTHORIZED,
                 "Wrong email address or password.".to_owned(),
@@ -141,6 +140,18 @@ async fn sign_in(
             Err(e) => return Err(PageError::public(&state, e)),
         },
     )
+}
+
+/// The redirect to `to` that a successful sign-in answers, with the
+/// session's and the device's cookies.
+fn signed_in(
+    state: &AppState,
+    session: &accounts::NewSession,
+    to: &str,
+    now: DateTime<Utc>,
+) -> HttpResponse {
+    let cookies = session::signed_in_cookies(state, session, now);
+    cookies.iter().fold(see_other(to), with_cookie)
 }
 
 /// A form posted before a session exists: parsed, and its double-submit
@@ -390,13 +401,11 @@ async fn set_password(
     // The person just proved they hold the link and chose the password:
     // sign them in, as every product does after setting a password.
     let peer = session::client_ip(&state, &req);
+    let device = session::device_cookie(&state, &req);
+    let device = device.as_ref().map(|cookie| cookie.value());
     Ok(
-        match accounts::sign_in(&state, &user.email, password, peer, now).await {
-            Ok(session) => {
-                let cookie =
-                    session::session_cookie(&state, &session.token, session.expires_at, now);
-                with_cookie(see_other("/keys?notice=password-set"), &cookie)
-            }
+        match accounts::sign_in(&state, &user.email, password, peer, device, now).await {
+            Ok(session) => signed_in(&state, &session, "/keys?notice=password-set", now),
             Err(_) => see_other("/sign-in?notice=password-set"),
         },
     )

@@ -166,11 +166,13 @@ async fn the_cookie_is_host_prefixed_and_secure_under_https(engine: Engine) {
             "alice@example.com",
             PASSWORD,
             "127.0.0.1".parse().unwrap(),
+            None,
             now,
         )
         .await
         .unwrap();
         assert!(!format!("{session:?}").contains(session.token.expose()));
+        assert!(!format!("{session:?}").contains(session.device.value()));
         let cookie = session::session_cookie(&state, &session.token, session.expires_at, now);
         let header = cookie.to_string();
         assert!(header.starts_with(&format!("{name}=")), "{header}");

@@ -32,7 +32,8 @@ impl TestApp {
         let state = self.state();
         let now = state.clock.now();
         let session =
-            keygate::accounts::sign_in(&state, email, password, from.parse().unwrap(), now).await?;
+            keygate::accounts::sign_in(&state, email, password, from.parse().unwrap(), None, now)
+                .await?;
         let cookie =
             keygate::accounts::session_cookie(&state, &session.token, session.expires_at, now);
         Ok(Browser {
