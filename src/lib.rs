@@ -22,6 +22,7 @@ pub mod random;
 pub mod resource_servers;
 pub mod scope;
 pub mod signing;
+pub mod teams;
 pub mod state;
 pub mod text;
 pub mod time;

@@ -8,6 +8,7 @@ use crate::duration::HumanDuration;
 use crate::exposure::{self, scan};
 use crate::http::error::AppError;
 use crate::keys::envelope;
+use crate::keys::{KeyFilter, KeyOwner};
 use crate::keys::{
     self, AllowedNetworks, Caller, Envelope, EnvelopeChange, IssuedKey, KeyError, NewKeyRequest,
 };
@@ -176,7 +177,7 @@ pub fn run(command: KeysCommand, ctx: &mut Context) -> Result<(), CliError> {
                 max_tokens_per_minute: given.max_tokens_per_minute.flatten(),
             };
             let request = NewKeyRequest {
-                owner_email: &owner,
+                owner: KeyOwner::person(&owner),
                 name: &name,
                 description: &description,
                 scopes: parse_scopes(&scopes)?,
@@ -216,7 +217,11 @@ pub fn run(command: KeysCommand, ctx: &mut Context) -> Result<(), CliError> {
             }
         }
         KeysCommand::List { owner, json } => {
-            let list = service.list(ctx.conn(), &Caller::CommandLine, owner.as_deref(), now)?;
+            let filter = KeyFilter {
+                owner: owner.as_deref().map(KeyOwner::person),
+                status: None,
+            };
+            let list = service.list(ctx.conn(), &Caller::CommandLine, &filter, now)?;
             if json {
                 print_json(&list)?;
             } else {
@@ -225,7 +230,7 @@ pub fn run(command: KeysCommand, ctx: &mut Context) -> Result<(), CliError> {
                         "{}\t{}\t{}\t{:?}\texpires {}\tlast used {} from {}",
                         k.client_id,
                         k.name,
-                        k.owner,
+                        k.holder(),
                         k.status,
                         or_dash(k.expires_at.map(rfc3339).as_deref()),
                         or_dash(k.last_used_at.map(rfc3339).as_deref()),

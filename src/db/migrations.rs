@@ -55,7 +55,7 @@ mod tests {
         use diesel::RunQueryDsl;
         const NOT_VERSIONED: [&str; 3] = ["last_used_at", "last_used_from", "last_used_user_agent"];
         const POSTGRES: &str =
-            include_str!("../../migrations/postgres/2026-12-02-000005_change_epochs/up.sql");
+            include_str!("../../migrations/postgres/2026-12-06-000001_teams/up.sql");
         let dir = tempfile::tempdir().unwrap();
         let mut conn = connect_one(&DatabaseUrl::Sqlite(dir.path().join("t.db"))).unwrap();
         migrate(&mut conn).unwrap();

@@ -35,6 +35,7 @@ diesel::table! {
         scopes -> Text,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        approval_scopes -> Text,
     }
 }
 
@@ -42,7 +43,7 @@ diesel::table! {
     api_keys (id) {
         id -> Text,
         client_id -> Text,
-        owner_id -> Text,
+        owner_id -> Nullable<Text>,
         name -> Text,
         description -> Text,
         scopes -> Text,
@@ -65,6 +66,31 @@ diesel::table! {
         max_tokens_per_minute -> Nullable<Integer>,
         last_used_from -> Nullable<Text>,
         last_used_user_agent -> Nullable<Text>,
+        team_id -> Nullable<Text>,
+        pending_since -> Nullable<Timestamp>,
+        approved_by -> Nullable<Text>,
+        approved_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    teams (id) {
+        id -> Text,
+        name -> Text,
+        role -> Text,
+        notify_email -> Nullable<Text>,
+        description -> Text,
+        disabled -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    team_members (team_id, user_id) {
+        team_id -> Text,
+        user_id -> Text,
+        added_at -> Timestamp,
     }
 }
 
@@ -182,6 +208,10 @@ diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(account_links -> users (user_id));
 diesel::joinable!(api_keys -> users (owner_id));
 diesel::joinable!(key_issuance -> api_keys (key_id));
+diesel::joinable!(api_keys -> teams (team_id));
+diesel::joinable!(teams -> roles (role));
+diesel::joinable!(team_members -> teams (team_id));
+diesel::joinable!(team_members -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     roles,
@@ -198,4 +228,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     key_issuance,
     console_forms,
     change_epochs,
+    teams,
+    team_members,
 );

@@ -59,7 +59,16 @@ impl Caller {
             .map(|person| person.email.as_str())
     }
 
-    /// Whether the caller may see and change the keys of `owner_email`.
+    /// Whether the caller reaches every key: an admin (in person or by a
+    /// key with `keygate:admin`), the command line, keygate itself. Only
+    /// they approve keys and manage teams.
+    pub fn is_admin(&self) -> bool {
+        self.only_owner().is_none()
+    }
+
+    /// Whether the caller may see and change the keys of `owner_email` (a
+    /// person; a team's keys are for its members, which the keys service
+    /// asks the database).
     pub fn may_manage_keys_of(&self, owner_email: &str) -> bool {
         self.only_owner()
             .is_none_or(|own| own.eq_ignore_ascii_case(owner_email))

@@ -10,7 +10,7 @@ use super::envelope::AllowedNetworks;
 use super::last_use::LastUse;
 use super::secret::{ClientId, SecretHash};
 use crate::db::DbConnection;
-use crate::db::schema::{api_keys, roles, users};
+use crate::db::schema::{api_keys, roles, teams, users};
 use crate::resource_servers::{self, ApiScopes};
 use crate::scope::{self, Audience, Audiences, ScopeSet};
 use crate::time::from_db;
@@ -39,7 +39,13 @@ pub struct Credential {
     pub last_used_from: Option<String>,
     pub last_used_user_agent: Option<String>,
     pub revoked_at: Option<NaiveDateTime>,
+    /// Waiting for an admin's approval.
+    pub pending: bool,
+    /// The owning person is disabled.
     pub owner_disabled: bool,
+    /// The owning team is disabled.
+    pub team_disabled: bool,
+    /// The owner's role: the person's, or the team's.
     pub role: Role,
     /// The key's scopes that its owner's role still grants.
     pub effective_scopes: ScopeSet,
@@ -54,7 +60,11 @@ pub struct Credential {
 pub enum Refusal {
     Revoked,
     Expired,
+    /// Waiting for an admin's approval.
+    PendingApproval,
     OwnerDisabled,
+    /// The owning team is disabled.
+    TeamDisabled,
     /// The request came from outside the key's allowed networks.
     NetworkNotAllowed,
 }
@@ -65,7 +75,9 @@ impl Refusal {
         match self {
             Self::Revoked => "revoked",
             Self::Expired => "expired",
+            Self::PendingApproval => "pending_approval",
             Self::OwnerDisabled => "owner_disabled",
+            Self::TeamDisabled => "team_disabled",
             Self::NetworkNotAllowed => "network_not_allowed",
         }
     }
@@ -90,10 +102,19 @@ struct CredentialRow {
     revoked_at: Option<NaiveDateTime>,
     allowed_networks: Option<AllowedNetworks>,
     max_tokens_per_minute: Option<i32>,
-    #[diesel(select_expression = users::disabled)]
-    owner_disabled: bool,
+    pending_since: Option<NaiveDateTime>,
+    #[diesel(select_expression = users::disabled.nullable())]
+    owner_disabled: Option<bool>,
+    #[diesel(select_expression = teams::disabled.nullable())]
+    team_disabled: Option<bool>,
+    /// The person's role, or for a team's key the team's.
     #[diesel(embed)]
     role: Role,
+}
+
+diesel::define_sql_function! {
+    /// SQL's `COALESCE` of two texts: the owner's role name, a person's or a team's.
+    fn coalesce(x: diesel::sql_types::Nullable<diesel::sql_types::Text>, y: diesel::sql_types::Nullable<diesel::sql_types::Text>) -> diesel::sql_types::Nullable<diesel::sql_types::Text>;
 }
 
 impl Credential {
@@ -114,7 +135,9 @@ impl Credential {
             last_used_from: None,
             last_used_user_agent: None,
             revoked_at: None,
+            pending: false,
             owner_disabled: false,
+            team_disabled: false,
             role: Role {
                 name: "member".to_owned(),
                 scopes: String::new(),
@@ -145,8 +168,12 @@ impl Credential {
             Some(Refusal::Revoked)
         } else if self.expires_at.is_some_and(|t| from_db(t) <= now) {
             Some(Refusal::Expired)
+        } else if self.pending {
+            Some(Refusal::PendingApproval)
         } else if self.owner_disabled {
             Some(Refusal::OwnerDisabled)
+        } else if self.team_disabled {
+            Some(Refusal::TeamDisabled)
         } else {
             None
         }
@@ -188,8 +215,11 @@ pub fn find_credential(
     conn: &mut DbConnection,
     client_id: &ClientId,
 ) -> QueryResult<Option<Credential>> {
+    let owner_role = coalesce(users::role.nullable(), teams::role.nullable());
     let row: Option<CredentialRow> = api_keys::table
-        .inner_join(users::table.inner_join(roles::table))
+        .left_join(users::table)
+        .left_join(teams::table)
+        .inner_join(roles::table.on(roles::name.nullable().eq(owner_role)))
         .filter(api_keys::client_id.eq(client_id.as_str()))
         .select(CredentialRow::as_select())
         .first(conn)
@@ -220,7 +250,9 @@ pub fn find_credential(
         last_used_from: row.last_used_from,
         last_used_user_agent: row.last_used_user_agent,
         revoked_at: row.revoked_at,
-        owner_disabled: row.owner_disabled,
+        pending: row.pending_since.is_some(),
+        owner_disabled: row.owner_disabled.unwrap_or(false),
+        team_disabled: row.team_disabled.unwrap_or(false),
         role: row.role,
         effective_scopes,
         allowed_networks: row.allowed_networks.unwrap_or_default(),
@@ -306,7 +338,7 @@ mod tests {
                 &mut conn,
                 &Caller::CommandLine,
                 NewKeyRequest {
-                    owner_email: "alice@example.com",
+                    owner: crate::keys::KeyOwner::person("alice@example.com"),
                     name: "ci",
                     description: "",
                     scopes: ScopeSet::from_stored("read"),

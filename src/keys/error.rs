@@ -107,6 +107,37 @@ pub enum KeyError {
     NothingToChange,
     #[error("no user with email {0}")]
     OwnerNotFound(String),
+    #[error("no team named {0:?} (see `keygate teams list`)")]
+    TeamNotFound(String),
+    #[error("team {0} is disabled")]
+    TeamDisabled(String),
+    #[error("key {client_id} already belongs to {owner}")]
+    SameOwner { client_id: String, owner: String },
+    #[error(
+        "{to} may not hold key {client_id}: role {role:?} may not grant {}",
+        .scopes.join(", ")
+    )]
+    TransferNotGrantable {
+        client_id: String,
+        to: String,
+        role: String,
+        scopes: Vec<String>,
+    },
+    #[error("key {0} is not waiting for approval")]
+    NotPending(String),
+    /// Approving, denying and managing teams are for administrators.
+    #[error("only an administrator may do this")]
+    AdminOnly,
+    /// A transfer that is part of a larger change (disabling a person)
+    /// was refused: the change is undone, and the refusal names the key.
+    #[error("key {client_id} ({name}): {source}")]
+    InTransfer {
+        client_id: String,
+        name: String,
+        source: Box<KeyError>,
+    },
+    #[error(transparent)]
+    User(#[from] crate::users::UserError),
     #[error("user {0} is disabled")]
     OwnerDisabled(String),
     #[error("user {0} may not create keys: an administrator switched key creation off")]
@@ -164,6 +195,10 @@ impl KeyError {
         (ErrorKind::Invalid, "invalid_token_limit"),
         (ErrorKind::Invalid, "nothing_to_change"),
         (ErrorKind::NotFound, "user_not_found"),
+        (ErrorKind::NotFound, "team_not_found"),
+        (ErrorKind::Invalid, "team_disabled"),
+        (ErrorKind::Conflict, "same_owner"),
+        (ErrorKind::Conflict, "key_not_pending"),
         (ErrorKind::Invalid, "owner_disabled"),
         (ErrorKind::Forbidden, "key_creation_disabled"),
         (ErrorKind::Conflict, "key_limit_reached"),
@@ -208,6 +243,14 @@ impl FeatureError for KeyError {
             Self::TokenLimitOutOfRange | Self::TokenLimitNotANumber => "invalid_token_limit",
             Self::NothingToChange => "nothing_to_change",
             Self::OwnerNotFound(_) => "user_not_found",
+            Self::TeamNotFound(_) => "team_not_found",
+            Self::TeamDisabled(_) => "team_disabled",
+            Self::SameOwner { .. } => "same_owner",
+            Self::TransferNotGrantable { .. } => "scope_not_grantable",
+            Self::NotPending(_) => "key_not_pending",
+            Self::AdminOnly => "insufficient_scope",
+            Self::InTransfer { source, .. } => source.code(),
+            Self::User(e) => e.code(),
             Self::OwnerDisabled(_) => "owner_disabled",
             Self::CreationDisabled(_) => "key_creation_disabled",
             Self::LimitReached { .. } => "key_limit_reached",
@@ -223,11 +266,19 @@ impl FeatureError for KeyError {
 
     fn kind(&self) -> ErrorKind {
         match self {
-            Self::ScopeNotGrantable { .. } | Self::CreationDisabled(_) | Self::ForeignOwner => {
-                ErrorKind::Forbidden
+            Self::ScopeNotGrantable { .. }
+            | Self::TransferNotGrantable { .. }
+            | Self::CreationDisabled(_)
+            | Self::ForeignOwner
+            | Self::AdminOnly => ErrorKind::Forbidden,
+            Self::OwnerNotFound(_) | Self::TeamNotFound(_) | Self::NotFound(_) => {
+                ErrorKind::NotFound
             }
-            Self::OwnerNotFound(_) | Self::NotFound(_) => ErrorKind::NotFound,
-            Self::LimitReached { .. }
+            Self::InTransfer { source, .. } => source.kind(),
+            Self::User(e) => e.kind(),
+            Self::SameOwner { .. }
+            | Self::NotPending(_)
+            | Self::LimitReached { .. }
             | Self::Revoked(_)
             | Self::AlreadyRevoked(_)
             | Self::Expired(_) => ErrorKind::Conflict,
@@ -327,6 +378,20 @@ mod tests {
             KeyError::NothingToChange,
             KeyError::OwnerNotFound(s()),
             KeyError::OwnerDisabled(s()),
+            KeyError::TeamNotFound(s()),
+            KeyError::TeamDisabled(s()),
+            KeyError::SameOwner {
+                client_id: s(),
+                owner: s(),
+            },
+            KeyError::TransferNotGrantable {
+                client_id: s(),
+                to: s(),
+                role: s(),
+                scopes: vec![s()],
+            },
+            KeyError::NotPending(s()),
+            KeyError::AdminOnly,
             KeyError::CreationDisabled(s()),
             KeyError::LimitReached {
                 owner: s(),

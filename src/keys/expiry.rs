@@ -10,8 +10,9 @@ use diesel::prelude::*;
 use super::caller::Caller;
 use super::error::KeyError;
 use super::model::{ApiKey, Key};
+use super::owner::KeyOwner;
 use super::service::notify;
-use crate::db::schema::{api_keys, email_outbox, users};
+use crate::db::schema::{api_keys, email_outbox, teams, users};
 use crate::db::{DbConnection, write_transaction};
 use crate::duration::HumanDuration;
 use crate::mail::Event;
@@ -82,14 +83,23 @@ fn expired_keys(conn: &mut DbConnection, now: DateTime<Utc>) -> QueryResult<Vec<
         .load(conn)
 }
 
-fn with_owners(conn: &mut DbConnection, ids: &[String]) -> QueryResult<Vec<(ApiKey, String)>> {
+fn with_owners(conn: &mut DbConnection, ids: &[String]) -> QueryResult<Vec<(ApiKey, KeyOwner)>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    api_keys::table
-        .inner_join(users::table)
+    let rows: Vec<(ApiKey, Option<String>, Option<String>)> = api_keys::table
+        .left_join(users::table)
+        .left_join(teams::table)
         .filter(api_keys::id.eq_any(ids))
         .order(api_keys::expires_at.asc())
-        .select((ApiKey::as_select(), users::email))
-        .load(conn)
+        .select((
+            ApiKey::as_select(),
+            users::email.nullable(),
+            teams::name.nullable(),
+        ))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(row, email, team)| (row, KeyOwner::from_columns(email, team)))
+        .collect())
 }

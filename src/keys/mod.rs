@@ -10,6 +10,7 @@
 //! - [`envelope`], [`issuance`]: where a key may be used from and how many
 //!   tokens a minute it may get; [`expiry`]: the expiry emails' sweep.
 
+pub mod approval;
 mod caller;
 mod credential;
 pub mod envelope;
@@ -20,9 +21,11 @@ pub mod last_use;
 pub mod limits;
 mod lookup;
 mod model;
+mod owner;
 mod rules;
 pub mod secret;
 mod service;
+mod transfer;
 
 pub use caller::{Caller, Person, Reach};
 pub use credential::{Credential, Refusal, find_credential};
@@ -31,7 +34,9 @@ pub use error::{KeyError, TextField};
 pub use last_use::{UseSite, touch_last_used};
 pub use limits::MAX_GRACE_DAYS;
 pub use lookup::{find_any_by_secret_lookup, find_by_secret_lookup};
-pub use model::{ApiKey, IssuedKey, Key, KeyStatus};
+pub use model::{ApiKey, AuthMethod, IssuedKey, Key, KeyStatus};
+pub use owner::{KeyOwner, recipients};
 pub use rules::{KeyLimits, NewKeyRequest, parse_grace};
 pub use secret::{ClientId, PlainSecret, SecretHash};
-pub use service::{Exposure, Service, list_api_keys, owner_of};
+pub use service::{Exposure, KeyFilter, Service, list_api_keys, load_keys, owner_of};
+pub use transfer::Disabled;

@@ -8,6 +8,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::envelope::AllowedNetworks;
+use super::owner::KeyOwner;
 use super::secret::{ClientId, PlainSecret, SecretHash};
 use crate::db::DbConnection;
 use crate::db::schema::api_keys;
@@ -20,7 +21,8 @@ use crate::time::from_db;
 pub struct ApiKey {
     pub id: String,
     pub client_id: ClientId,
-    pub owner_id: String,
+    /// The owning person; `None` for a team's key.
+    pub owner_id: Option<String>,
     pub name: String,
     pub description: String,
     pub scopes: ScopeSet,
@@ -47,6 +49,12 @@ pub struct ApiKey {
     /// The address the last recorded token request came from.
     pub last_used_from: Option<String>,
     pub last_used_user_agent: Option<String>,
+    /// The owning team; `None` for a person's key.
+    pub team_id: Option<String>,
+    /// Set while the key waits for an admin's approval.
+    pub pending_since: Option<NaiveDateTime>,
+    pub approved_by: Option<String>,
+    pub approved_at: Option<NaiveDateTime>,
 }
 
 #[derive(Insertable)]
@@ -54,7 +62,9 @@ pub struct ApiKey {
 pub struct NewApiKey<'a> {
     pub id: String,
     pub client_id: &'a str,
-    pub owner_id: &'a str,
+    pub owner_id: Option<&'a str>,
+    pub team_id: Option<&'a str>,
+    pub pending_since: Option<NaiveDateTime>,
     pub name: &'a str,
     pub description: &'a str,
     pub scopes: String,
@@ -72,25 +82,54 @@ pub struct NewApiKey<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum KeyStatus {
+    /// Waiting for an admin's approval: refused like a dead key until then.
+    Pending,
     Active,
     Expired,
     Revoked,
 }
 
 impl KeyStatus {
+    pub const ALL: [Self; 4] = [Self::Pending, Self::Active, Self::Expired, Self::Revoked];
+
     pub fn of(
         revoked_at: Option<NaiveDateTime>,
         expires_at: Option<NaiveDateTime>,
+        pending_since: Option<NaiveDateTime>,
         now: DateTime<Utc>,
     ) -> Self {
         if revoked_at.is_some() {
             Self::Revoked
         } else if expires_at.is_some_and(|at| from_db(at) <= now) {
             Self::Expired
+        } else if pending_since.is_some() {
+            Self::Pending
         } else {
             Self::Active
         }
     }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Active => "active",
+            Self::Expired => "expired",
+            Self::Revoked => "revoked",
+        }
+    }
+
+    /// A status as the command line and the API's filters name it.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text.trim())
+    }
+}
+
+/// How a client proves it holds a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    /// A shared secret (HTTP Basic or the form body).
+    ClientSecret,
 }
 
 /// The backend of [`DbConnection`]: both engines at once.
@@ -98,7 +137,7 @@ type Backend = <DbConnection as diesel::Connection>::Backend;
 
 impl ApiKey {
     pub fn status(&self, now: DateTime<Utc>) -> KeyStatus {
-        KeyStatus::of(self.revoked_at, self.expires_at, now)
+        KeyStatus::of(self.revoked_at, self.expires_at, self.pending_since, now)
     }
 
     /// The row's columns for a `RETURNING` clause, as a tuple of columns
@@ -119,8 +158,12 @@ pub struct Key {
     pub client_id: ClientId,
     pub name: String,
     pub description: String,
-    /// The owner's email.
-    pub owner: String,
+    /// The owning person's email; `null` for a team's key.
+    #[schema(required = true)]
+    pub owner: Option<String>,
+    /// The owning team's name; `null` for a person's key.
+    #[schema(required = true)]
+    pub team: Option<String>,
     #[schema(value_type = Vec<String>)]
     pub scopes: ScopeSet,
     #[schema(value_type = Vec<String>)]
@@ -129,6 +172,7 @@ pub struct Key {
     pub created_at: DateTime<Utc>,
     /// Who created it: a person's email or "command line".
     pub created_by: String,
+    pub auth_method: AuthMethod,
     #[serde(with = "crate::time::utc_opt")]
     #[schema(required = true)]
     pub expires_at: Option<DateTime<Utc>>,
@@ -163,19 +207,32 @@ pub struct Key {
     pub revoked_by: Option<String>,
     #[schema(required = true)]
     pub revoked_reason: Option<String>,
+    /// Since when the key waits for approval (`status` is `pending`).
+    #[serde(with = "crate::time::utc_opt")]
+    #[schema(required = true)]
+    pub pending_since: Option<DateTime<Utc>>,
+    /// The admin who approved it, if it needed approval.
+    #[schema(required = true)]
+    pub approved_by: Option<String>,
+    #[serde(with = "crate::time::utc_opt")]
+    #[schema(required = true)]
+    pub approved_at: Option<DateTime<Utc>>,
 }
 
 impl Key {
     /// The row as shown at `now` (its status, and the previous secret's
-    /// end only while it still works), with its owner's email.
-    pub fn new(row: ApiKey, owner: String, now: DateTime<Utc>) -> Self {
+    /// end only while it still works), with its owner.
+    pub fn new(row: ApiKey, owner: KeyOwner, now: DateTime<Utc>) -> Self {
         let status = row.status(now);
+        let (owner, team) = owner.into_columns();
         Self {
             id: row.id,
             client_id: row.client_id,
             name: row.name,
             description: row.description,
             owner,
+            team,
+            auth_method: AuthMethod::ClientSecret,
             scopes: row.scopes,
             audiences: row.audiences,
             created_at: from_db(row.created_at),
@@ -197,6 +254,18 @@ impl Key {
             revoked_at: row.revoked_at.map(from_db),
             revoked_by: row.revoked_by,
             revoked_reason: row.revoked_reason,
+            pending_since: row.pending_since.map(from_db),
+            approved_by: row.approved_by,
+            approved_at: row.approved_at.map(from_db),
+        }
+    }
+
+    /// Who owns it: a person or a team.
+    pub fn holder(&self) -> KeyOwner {
+        match (&self.owner, &self.team) {
+            (_, Some(team)) => KeyOwner::Team(team.clone()),
+            (Some(email), None) => KeyOwner::Person(email.clone()),
+            (None, None) => KeyOwner::Person(String::new()),
         }
     }
 }
@@ -216,8 +285,17 @@ pub struct IssuedKey {
     pub client_secret: PlainSecret,
     pub name: String,
     pub description: String,
-    /// The owner's email.
-    pub owner: String,
+    /// The owning person's email; `null` for a team's key.
+    #[schema(required = true)]
+    pub owner: Option<String>,
+    /// The owning team's name; `null` for a person's key.
+    #[schema(required = true)]
+    pub team: Option<String>,
+    /// Who created it: a person's email or "command line".
+    pub created_by: String,
+    /// `pending` when an admin must approve it before it works.
+    pub status: KeyStatus,
+    pub auth_method: AuthMethod,
     #[schema(value_type = Vec<String>)]
     pub scopes: ScopeSet,
     #[schema(value_type = Vec<String>)]
@@ -247,6 +325,10 @@ impl IssuedKey {
             name: key.name,
             description: key.description,
             owner: key.owner,
+            team: key.team,
+            created_by: key.created_by,
+            status: key.status,
+            auth_method: key.auth_method,
             scopes: key.scopes,
             audiences: key.audiences,
             created_at: key.created_at,

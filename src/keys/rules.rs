@@ -11,12 +11,12 @@ use super::error::{KeyError, TextField, refuse_control_characters};
 use super::limits::{MAX_DESCRIPTION_LEN, MAX_GRACE_DAYS, MAX_NAME_LEN};
 use super::model::{ApiKey, KeyStatus};
 use crate::db::DbConnection;
-use crate::db::schema::{api_keys, roles, users};
+use super::owner::{Holder, KeyOwner};
+use crate::db::schema::{api_keys, teams, users};
 use crate::duration::HumanDuration;
 use crate::resource_servers;
 use crate::scope::{self, Audience, ScopeSet, audiences_to_stored};
 use crate::time::from_db;
-use crate::users::Role;
 
 /// The limits every key creation obeys, whoever asks (CLI, API, console).
 #[derive(Debug, Clone, Copy)]
@@ -32,7 +32,8 @@ pub struct KeyLimits {
 /// What a caller asks for when creating a key; parsed, not yet checked
 /// against the owner's role or the registered APIs.
 pub struct NewKeyRequest<'a> {
-    pub owner_email: &'a str,
+    /// The person or team the key is for.
+    pub owner: KeyOwner,
     pub name: &'a str,
     pub description: &'a str,
     pub scopes: ScopeSet,
@@ -81,43 +82,6 @@ pub(super) fn check_reason(reason: Option<&str>) -> Result<Option<&str>, KeyErro
     Ok(reason)
 }
 
-/// A key's owner: what creating a key for them depends on.
-#[derive(Queryable, Selectable)]
-#[diesel(table_name = users)]
-pub(super) struct Owner {
-    pub id: String,
-    pub email: String,
-    pub disabled: bool,
-    pub can_create_keys: bool,
-    #[diesel(embed)]
-    pub role: Role,
-}
-
-/// The person with this email (any case, spaces around ignored) and their
-/// role, in one read.
-pub(super) fn find_owner(conn: &mut DbConnection, email: &str) -> Result<Owner, KeyError> {
-    let email = email.trim().to_lowercase();
-    users::table
-        .inner_join(roles::table)
-        .filter(users::email.eq(&email))
-        .select(Owner::as_select())
-        .first(conn)
-        .optional()?
-        .ok_or(KeyError::OwnerNotFound(email))
-}
-
-/// Refuses an owner who may not be given a key: disabled, or with key
-/// creation switched off.
-pub(super) fn check_owner(owner: &Owner) -> Result<(), KeyError> {
-    if owner.disabled {
-        return Err(KeyError::OwnerDisabled(owner.email.clone()));
-    }
-    if !owner.can_create_keys {
-        return Err(KeyError::CreationDisabled(owner.email.clone()));
-    }
-    Ok(())
-}
-
 /// Checks the key's scopes against what exists and what the owner's role may
 /// grant, and its audiences against the registered APIs; returns the
 /// audiences to store. Without audiences given, they follow from the scopes
@@ -126,7 +90,7 @@ pub(super) fn check_owner(owner: &Owner) -> Result<(), KeyError> {
 /// a grant's scopes belong to its API, as in Auth0 and Keycloak.
 pub(super) fn check_grants(
     conn: &mut DbConnection,
-    owner: &Owner,
+    owner: &Holder,
     request: &NewKeyRequest<'_>,
 ) -> Result<Vec<Audience>, KeyError> {
     let apis = resource_servers::load_api_scopes(conn, None)?;
@@ -140,7 +104,7 @@ pub(super) fn check_grants(
             return Err(KeyError::ScopeNotGrantable {
                 scope: scope.to_owned(),
                 role: owner.role.name.clone(),
-                owner: owner.email.clone(),
+                owner: owner.owner.to_string(),
             });
         }
     }
@@ -161,27 +125,41 @@ pub(super) fn check_grants(
     Ok(request.audiences.clone())
 }
 
-/// Refuses a key past `KEYGATE_MAX_KEYS_PER_USER`: active keys are those
-/// neither revoked nor expired. On PostgreSQL the owner's row is locked
-/// first, so two creations at once cannot both pass the count (SQLite's
-/// `BEGIN IMMEDIATE` already lets one writer in at a time).
+/// Refuses a key past `KEYGATE_MAX_KEYS_PER_USER` (for a team, the same
+/// number): active keys are those neither revoked nor expired, pending ones
+/// included. On PostgreSQL the owner's row is locked first, so two
+/// creations at once cannot both pass the count (SQLite's `BEGIN
+/// IMMEDIATE` already lets one writer in at a time).
 pub(super) fn refuse_past_the_limit(
     conn: &mut DbConnection,
-    owner: &Owner,
+    owner: &Holder,
     max: u32,
     now: DateTime<Utc>,
 ) -> Result<(), KeyError> {
+    let (person, team) = owner.columns();
     if let DbConnection::Pg(pg) = conn {
-        users::table
-            .find(&owner.id)
-            .select(users::id)
-            .for_update()
-            .first::<String>(pg)?;
+        match team {
+            None => users::table
+                .find(&owner.id)
+                .select(users::id)
+                .for_update()
+                .first::<String>(pg)?,
+            Some(_) => teams::table
+                .find(&owner.id)
+                .select(teams::id)
+                .for_update()
+                .first::<String>(pg)?,
+        };
     }
     let now = now.naive_utc();
-    let active: i64 = api_keys::table
-        .filter(api_keys::owner_id.eq(&owner.id))
+    let mut query = api_keys::table
         .filter(api_keys::revoked_at.is_null())
+        .into_boxed();
+    query = match (person, team) {
+        (_, Some(team)) => query.filter(api_keys::team_id.eq(team)),
+        (person, None) => query.filter(api_keys::owner_id.eq(person)),
+    };
+    let active: i64 = query
         .filter(
             api_keys::expires_at
                 .is_null()
@@ -193,7 +171,7 @@ pub(super) fn refuse_past_the_limit(
         return Ok(());
     }
     Err(KeyError::LimitReached {
-        owner: owner.email.clone(),
+        owner: owner.owner.to_string(),
         active,
         max,
     })
@@ -230,10 +208,11 @@ pub fn parse_grace(text: &str) -> Result<Option<HumanDuration>, KeyError> {
         .map_err(|e| KeyError::InvalidGrace(format!("grace {text:?}: {e}")))
 }
 
-/// Refuses a change to a key that is revoked or expired.
+/// Refuses a change to a key that is revoked or expired (a pending key may
+/// be changed: it is alive, only not yet approved).
 pub(super) fn refuse_unless_active(key: &ApiKey, now: DateTime<Utc>) -> Result<(), KeyError> {
     match key.status(now) {
-        KeyStatus::Active => Ok(()),
+        KeyStatus::Active | KeyStatus::Pending => Ok(()),
         KeyStatus::Revoked => Err(KeyError::Revoked(key.client_id.to_string())),
         KeyStatus::Expired => Err(KeyError::Expired(key.client_id.to_string())),
     }

@@ -12,11 +12,13 @@ use serde_json::json;
 use super::caller::Caller;
 use super::envelope::EnvelopeChange;
 use super::error::KeyError;
-use super::model::{ApiKey, IssuedKey, Key, NewApiKey};
+use super::approval;
+use super::model::{ApiKey, IssuedKey, Key, KeyStatus, NewApiKey};
+use super::owner::{self, KeyOwner};
 use super::rules::{self, KeyLimits, NewKeyRequest};
 use super::secret::{ClientId, PlainSecret, SecretHash};
 use crate::audit::{self, Action};
-use crate::db::schema::{api_keys, users};
+use crate::db::schema::{api_keys, teams, users};
 use crate::db::{DbConnection, write_transaction};
 use crate::duration::HumanDuration;
 use crate::mail::outbox::{AboutKey, QueueError};
@@ -29,8 +31,8 @@ use crate::time::{from_db, rfc3339};
 /// new key obeys.
 #[derive(Debug, Clone)]
 pub struct Service {
-    issuer: String,
-    limits: KeyLimits,
+    pub(super) issuer: String,
+    pub(super) limits: KeyLimits,
 }
 
 /// A report that a key's secret was found where it should not be.
@@ -50,22 +52,28 @@ impl Service {
         }
     }
 
-    /// Newest first: every key the caller may see, or those of `owner`
-    /// (another owner than a caller who sees only their own is refused).
+    /// Newest first: every key the caller may see (a person: their own and
+    /// their teams'), narrowed by `filter`; an owner the caller may not
+    /// manage is refused.
     pub fn list(
         &self,
         conn: &mut DbConnection,
         caller: &Caller,
-        owner: Option<&str>,
+        filter: &KeyFilter,
         now: DateTime<Utc>,
     ) -> Result<Vec<Key>, KeyError> {
-        let owner = match (owner, caller.only_owner()) {
-            (Some(asked), Some(own)) if !asked.eq_ignore_ascii_case(own) => {
-                return Err(KeyError::ForeignOwner);
+        let reach = match caller.only_owner() {
+            None => None,
+            Some(own) => {
+                if let Some(asked) = &filter.owner
+                    && !may_manage(conn, caller, asked)?
+                {
+                    return Err(KeyError::ForeignOwner);
+                }
+                Some(own.to_owned())
             }
-            (asked, own) => own.or(asked),
         };
-        list_api_keys(conn, owner, now)
+        load_keys(conn, reach.as_deref(), filter, now)
     }
 
     /// One key, if the caller may see it; otherwise the same "not found" as
@@ -77,7 +85,7 @@ impl Service {
         client_id: &str,
         now: DateTime<Utc>,
     ) -> Result<Key, KeyError> {
-        let (row, owner) = visible_row(conn, caller, client_id)?;
+        let (row, owner) = visible_row(conn, caller, client_id, Lock::No)?;
         Ok(Key::new(row, owner, now))
     }
 
@@ -91,23 +99,28 @@ impl Service {
         tagger: &TokenHasher,
         now: DateTime<Utc>,
     ) -> Result<IssuedKey, KeyError> {
-        if !caller.may_manage_keys_of(request.owner_email) {
-            return Err(KeyError::ForeignOwner);
-        }
         let expires_at = rules::check_request(&request, self.limits.max_lifetime, now)?;
         let client_id = ClientId::generate();
         let (secret, hash, lookup) = new_secret(tagger)?;
         let key = write_transaction(conn, |conn| {
-            let owner = rules::find_owner(conn, request.owner_email)?;
-            rules::check_owner(&owner)?;
+            let owner = owner::find_holder(conn, &request.owner)?;
+            if !may_manage(conn, caller, &owner.owner)? {
+                return Err(KeyError::ForeignOwner);
+            }
+            owner::check_holder(&owner)?;
             if let Some(max) = self.limits.max_keys_per_user {
                 rules::refuse_past_the_limit(conn, &owner, max, now)?;
             }
             let audiences = rules::check_grants(conn, &owner, &request)?;
+            let needs_approval = !caller.is_admin()
+                && approval::needs_approval(conn, &request.scopes)?;
+            let (owner_id, team_id) = owner.columns();
             let new = NewApiKey {
                 id: uuid::Uuid::now_v7().to_string(),
                 client_id: client_id.as_str(),
-                owner_id: &owner.id,
+                owner_id,
+                team_id,
+                pending_since: needs_approval.then_some(now.naive_utc()),
                 name: request.name.trim(),
                 description: request.description.trim(),
                 scopes: request.scopes.to_string(),
@@ -130,18 +143,23 @@ impl Service {
                 (caller, Action::KeyCreated, client_id.as_str()),
                 None,
                 json!({
-                        "name": new.name,
-                        "owner": owner.email,
-                        "scopes": request.scopes.to_vec(),
-                        "audiences": audiences.iter().map(Audience::as_str).collect::<Vec<_>>(),
-                        "expires_at": expires_at.map(|t| rfc3339(from_db(t))),
-                        "allowed_networks": request.envelope.allowed_networks.to_vec(),
+                    "name": new.name,
+                    "owner": owner.owner.email(),
+                    "team": owner.owner.team_name(),
+                    "scopes": request.scopes.to_vec(),
+                    "audiences": audiences.iter().map(Audience::as_str).collect::<Vec<_>>(),
+                    "expires_at": expires_at.map(|t| rfc3339(from_db(t))),
+                    "allowed_networks": request.envelope.allowed_networks.to_vec(),
                     "max_tokens_per_minute": request.envelope.max_tokens_per_minute,
+                    "pending_approval": needs_approval,
                 }),
                 now,
             )?;
-            let key = Key::new(row, owner.email, now);
+            let key = Key::new(row, owner.owner, now);
             self.notify(conn, Event::Created, &key, caller, now)?;
+            if needs_approval {
+                self.ask_admins(conn, &key, caller, now)?;
+            }
             // Already inside the warning window: warned right after, not at the next sweep.
             let warning = self.limits.expiry_warning.as_chrono();
             if key.expires_at.is_some_and(|at| at - warning <= now) {
@@ -165,7 +183,7 @@ impl Service {
     ) -> Result<IssuedKey, KeyError> {
         let (secret, hash, lookup) = new_secret(tagger)?;
         let key = write_transaction(conn, |conn| {
-            let (row, owner) = visible_row(conn, caller, client_id)?;
+            let (row, owner) = visible_row(conn, caller, client_id, Lock::ForUpdate)?;
             rules::refuse_unless_active(&row, now)?;
             let previous_until = rules::check_grace(&row, grace, now)?;
             let row: ApiKey = diesel::update(api_keys::table.find(&row.id))
@@ -211,7 +229,7 @@ impl Service {
         now: DateTime<Utc>,
     ) -> Result<Key, KeyError> {
         write_transaction(conn, |conn| {
-            let (row, owner) = visible_row(conn, caller, client_id)?;
+            let (row, owner) = visible_row(conn, caller, client_id, Lock::ForUpdate)?;
             if change.is_empty() {
                 return Err(KeyError::NothingToChange);
             }
@@ -291,7 +309,7 @@ impl Service {
         now: DateTime<Utc>,
     ) -> Result<Key, KeyError> {
         write_transaction(conn, |conn| {
-            let (row, owner) = visible_row(conn, caller, client_id)?;
+            let (row, owner) = visible_row(conn, caller, client_id, Lock::ForUpdate)?;
             let reason = rules::check_reason(revocation.reason)?;
             if row.revoked_at.is_some() {
                 return Err(KeyError::AlreadyRevoked(client_id.to_owned()));
@@ -321,7 +339,7 @@ impl Service {
         })
     }
 
-    fn notify(
+    pub(super) fn notify(
         &self,
         conn: &mut DbConnection,
         event: Event,
@@ -333,8 +351,9 @@ impl Service {
     }
 }
 
-/// Queues `event`'s email to the key's owner, in the caller's transaction:
-/// it names the keygate (`issuer`) it comes from and who acted.
+/// Queues `event`'s email to the key's owner (a team's: its notify address
+/// or every enabled member), in the caller's transaction: it names the
+/// keygate (`issuer`) it comes from and who acted. True when any was queued.
 pub(super) fn notify(
     conn: &mut DbConnection,
     event: Event,
@@ -342,13 +361,43 @@ pub(super) fn notify(
     (issuer, by): (&str, &Caller),
     now: DateTime<Utc>,
 ) -> Result<bool, QueueError> {
-    let about = AboutKey {
-        id: &key.id,
-        owner: &key.owner,
-        created_by: &key.created_by,
-        view: key,
-    };
-    mail::enqueue_key_event(conn, event, about, issuer, by.actor(), now)
+    let recipients = owner::recipients(conn, &key.holder())?;
+    notify_each(conn, event, key, &recipients, (issuer, by), now)
+}
+
+/// Queues `event`'s email about `key` to each of `recipients`.
+pub(super) fn notify_each(
+    conn: &mut DbConnection,
+    event: Event,
+    key: &Key,
+    recipients: &[String],
+    by: (&str, &Caller),
+    now: DateTime<Utc>,
+) -> Result<bool, QueueError> {
+    notify_view(conn, event, (key, key), recipients, by, now)
+}
+
+/// [`notify_each`] with what the template shows of the key (`view`: the
+/// key with more beside it, such as a transfer's two owners).
+pub(super) fn notify_view(
+    conn: &mut DbConnection,
+    event: Event,
+    (key, view): (&Key, &impl serde::Serialize),
+    recipients: &[String],
+    (issuer, by): (&str, &Caller),
+    now: DateTime<Utc>,
+) -> Result<bool, QueueError> {
+    let mut queued = false;
+    for recipient in recipients {
+        let about = AboutKey {
+            id: &key.id,
+            owner: recipient,
+            created_by: &key.created_by,
+            view,
+        };
+        queued |= mail::enqueue_key_event(conn, event, about, issuer, by.actor(), now)?;
+    }
+    Ok(queued)
 }
 
 /// A new secret, its hash and its lookup tag.
@@ -362,7 +411,7 @@ fn new_secret(tagger: &TokenHasher) -> Result<(PlainSecret, SecretHash, String),
 /// Records in the audit log that `caller` did `action` to the key
 /// `client_id`, in the caller's transaction; `source_addr` is the address
 /// a request came from, where it matters.
-fn record(
+pub(super) fn record(
     conn: &mut DbConnection,
     (caller, action, client_id): (&Caller, Action, &str),
     source_addr: Option<&str>,
@@ -387,61 +436,164 @@ struct Revocation<'a> {
     source_addr: Option<&'a str>,
 }
 
-/// The key and its owner's email, if the caller may see it; otherwise
+/// Whether a read of a key for changing it locks its row first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Lock {
+    No,
+    /// On PostgreSQL the row is locked (`FOR UPDATE`) before it is read,
+    /// so two changes of one key (a transfer and a revocation) run one
+    /// after the other, the second seeing what the first committed. SQLite's
+    /// `BEGIN IMMEDIATE` already lets one writer in at a time.
+    ForUpdate,
+}
+
+/// The key and its owner, if the caller may see it; otherwise
 /// [`KeyError::NotFound`], exactly as for a key that does not exist.
-fn visible_row(
+pub(super) fn visible_row(
     conn: &mut DbConnection,
     caller: &Caller,
     client_id: &str,
-) -> Result<(ApiKey, String), KeyError> {
-    api_keys::table
-        .inner_join(users::table)
+    lock: Lock,
+) -> Result<(ApiKey, KeyOwner), KeyError> {
+    let not_found = || KeyError::NotFound(client_id.to_owned());
+    if let (Lock::ForUpdate, DbConnection::Pg(pg)) = (lock, &mut *conn) {
+        api_keys::table
+            .filter(api_keys::client_id.eq(client_id))
+            .select(api_keys::id)
+            .for_update()
+            .first::<String>(pg)
+            .optional()?
+            .ok_or_else(not_found)?;
+    }
+    let (row, email, team) = api_keys::table
+        .left_join(users::table)
+        .left_join(teams::table)
         .filter(api_keys::client_id.eq(client_id))
-        .select((ApiKey::as_select(), users::email))
-        .first::<(ApiKey, String)>(conn)
+        .select((
+            ApiKey::as_select(),
+            users::email.nullable(),
+            teams::name.nullable(),
+        ))
+        .first::<(ApiKey, Option<String>, Option<String>)>(conn)
         .optional()?
-        .filter(|(_, owner)| caller.may_manage_keys_of(owner))
-        .ok_or_else(|| KeyError::NotFound(client_id.to_owned()))
+        .ok_or_else(not_found)?;
+    let owner = KeyOwner::from_columns(email, team);
+    if !may_manage(conn, caller, &owner)? {
+        return Err(not_found());
+    }
+    Ok((row, owner))
 }
 
-/// Newest first; all keys, or one owner's (by email, in any case). For
-/// callers that decided already who may see them all (the admin console);
-/// everyone else goes through [`Service::list`].
+/// Whether the caller may see and manage the keys of `owner`: an admin
+/// every owner's, a person their own and their teams'.
+pub(super) fn may_manage(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    owner: &KeyOwner,
+) -> Result<bool, KeyError> {
+    let Some(own) = caller.only_owner() else {
+        return Ok(true);
+    };
+    match owner {
+        KeyOwner::Person(email) => Ok(email.eq_ignore_ascii_case(own)),
+        KeyOwner::Team(name) => {
+            let id: Option<String> = teams::table
+                .filter(teams::name.eq(name))
+                .select(teams::id)
+                .first(conn)
+                .optional()?;
+            match id {
+                Some(id) => Ok(owner::is_member(conn, own, &id)?),
+                None => Ok(false),
+            }
+        }
+    }
+}
+
+/// Which keys a list holds: one owner's, one status.
+#[derive(Debug, Clone, Default)]
+pub struct KeyFilter {
+    pub owner: Option<KeyOwner>,
+    pub status: Option<KeyStatus>,
+}
+
+/// Newest first; the keys `reach` sees (a person's own and their teams';
+/// `None`: all) that `filter` keeps. An owner that does not exist is
+/// refused. For callers that decided already who may see them all (the
+/// admin console) with `reach` `None`; everyone else goes through
+/// [`Service::list`].
+pub fn load_keys(
+    conn: &mut DbConnection,
+    reach: Option<&str>,
+    filter: &KeyFilter,
+    now: DateTime<Utc>,
+) -> Result<Vec<Key>, KeyError> {
+    let mut query = api_keys::table
+        .left_join(users::table)
+        .left_join(teams::table)
+        .select((
+            ApiKey::as_select(),
+            users::email.nullable(),
+            teams::name.nullable(),
+        ))
+        .order((api_keys::created_at.desc(), api_keys::id.desc()))
+        .into_boxed();
+    if let Some(own) = reach {
+        let own = own.trim().to_lowercase();
+        let teams = owner::team_ids_of(conn, &own)?;
+        query = query.filter(
+            users::email
+                .nullable()
+                .eq(own)
+                .or(api_keys::team_id.eq_any(teams)),
+        );
+    }
+    match &filter.owner {
+        None => {}
+        Some(asked) => {
+            let holder = owner::find_holder(conn, asked)?;
+            query = match holder.columns() {
+                (_, Some(team)) => query.filter(api_keys::team_id.eq(team.to_owned())),
+                (person, None) => query.filter(api_keys::owner_id.eq(person.map(str::to_owned))),
+            };
+        }
+    }
+    if filter.status == Some(KeyStatus::Pending) {
+        query = query.filter(api_keys::pending_since.is_not_null());
+    }
+    let rows: Vec<(ApiKey, Option<String>, Option<String>)> = query.load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(row, email, team)| Key::new(row, KeyOwner::from_columns(email, team), now))
+        .filter(|key| filter.status.is_none_or(|status| key.status == status))
+        .collect())
+}
+
+/// Newest first; all keys, or one person's (by email, in any case).
 pub fn list_api_keys(
     conn: &mut DbConnection,
     owner: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<Vec<Key>, KeyError> {
-    let mut query = api_keys::table
-        .inner_join(users::table)
-        .select((ApiKey::as_select(), users::email))
-        .order((api_keys::created_at.desc(), api_keys::id.desc()))
-        .into_boxed();
-    if let Some(email) = owner {
-        let email = email.trim().to_lowercase();
-        let id: String = users::table
-            .filter(users::email.eq(&email))
-            .select(users::id)
-            .first(conn)
-            .optional()?
-            .ok_or(KeyError::OwnerNotFound(email))?;
-        query = query.filter(api_keys::owner_id.eq(id));
-    }
-    let rows: Vec<(ApiKey, String)> = query.load(conn)?;
-    Ok(rows
-        .into_iter()
-        .map(|(row, owner)| Key::new(row, owner, now))
-        .collect())
+    let filter = KeyFilter {
+        owner: owner.map(KeyOwner::person),
+        status: None,
+    };
+    load_keys(conn, None, &filter, now)
 }
 
-/// The email of the owner of the key `client_id`, whoever asks: for
-/// resolving who a management API token acts for.
-pub fn owner_of(conn: &mut DbConnection, client_id: &ClientId) -> Result<String, KeyError> {
-    api_keys::table
-        .inner_join(users::table)
+/// The email of the person owning the key `client_id`, whoever asks: for
+/// resolving who a management API token acts for. A team's key acts for
+/// nobody: `None`.
+pub fn owner_of(
+    conn: &mut DbConnection,
+    client_id: &ClientId,
+) -> Result<Option<String>, KeyError> {
+    let found: Option<Option<String>> = api_keys::table
+        .left_join(users::table)
         .filter(api_keys::client_id.eq(client_id.as_str()))
-        .select(users::email)
+        .select(users::email.nullable())
         .first(conn)
-        .optional()?
-        .ok_or_else(|| KeyError::NotFound(client_id.to_string()))
+        .optional()?;
+    found.ok_or_else(|| KeyError::NotFound(client_id.to_string()))
 }

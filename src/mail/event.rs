@@ -10,16 +10,27 @@ pub enum Event {
     Exposed,
     Expiring,
     Expired,
+    /// Given to another person or team: to the previous and the new owner.
+    Transferred,
+    /// A key waits for approval: to the admins.
+    ApprovalRequested,
+    /// To the person who asked for the key.
+    Approved,
+    Denied,
 }
 
 impl Event {
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 10] = [
         Self::Created,
         Self::Rotated,
         Self::Revoked,
         Self::Exposed,
         Self::Expiring,
         Self::Expired,
+        Self::Transferred,
+        Self::ApprovalRequested,
+        Self::Approved,
+        Self::Denied,
     ];
 
     /// The template folder and the outbox's `event` column.
@@ -31,6 +42,10 @@ impl Event {
             Self::Exposed => "exposed",
             Self::Expiring => "expiring",
             Self::Expired => "expired",
+            Self::Transferred => "transferred",
+            Self::ApprovalRequested => "approval",
+            Self::Approved => "approved",
+            Self::Denied => "denied",
         }
     }
 }

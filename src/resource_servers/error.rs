@@ -21,6 +21,9 @@ pub enum ResourceServerError {
     ApiExists { identifier: String },
     #[error("no API with identifier {identifier}")]
     ApiNotFound { identifier: String },
+    /// An approval scope the API does not define.
+    #[error("scope {scope:?} is not one of this API's scopes, so it cannot need approval")]
+    ApprovalScopeUndefined { scope: String },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -35,6 +38,7 @@ impl ResourceServerError {
         "invalid_identifier",
         "api_exists",
         "api_not_found",
+        "unknown_scope",
         "database_unavailable",
         "internal_error",
     ];
@@ -48,6 +52,7 @@ impl FeatureError for ResourceServerError {
             Self::IssuerIdentifier { .. } => "invalid_identifier",
             Self::ApiExists { .. } => "api_exists",
             Self::ApiNotFound { .. } => "api_not_found",
+            Self::ApprovalScopeUndefined { .. } => "unknown_scope",
             Self::Store(e) => e.code(),
         }
     }
@@ -57,6 +62,7 @@ impl FeatureError for ResourceServerError {
             Self::MissingName
             | Self::InvalidName(_)
             | Self::ReservedScope { .. }
+            | Self::ApprovalScopeUndefined { .. }
             | Self::IssuerIdentifier { .. } => ErrorKind::Invalid,
             Self::ApiExists { .. } => ErrorKind::Conflict,
             Self::ApiNotFound { .. } => ErrorKind::NotFound,
@@ -68,6 +74,7 @@ impl FeatureError for ResourceServerError {
         match self {
             Self::MissingName | Self::InvalidName(_) => Some("name"),
             Self::ReservedScope { .. } => Some("scopes"),
+            Self::ApprovalScopeUndefined { .. } => Some("approval_scopes"),
             Self::ApiExists { .. } | Self::IssuerIdentifier { .. } => Some("identifier"),
             Self::ApiNotFound { .. } | Self::Store(_) => None,
         }
@@ -97,6 +104,7 @@ mod tests {
             ResourceServerError::ApiNotFound {
                 identifier: "x".into(),
             },
+            ResourceServerError::ApprovalScopeUndefined { scope: "x".into() },
             ResourceServerError::Store(StoreError::Unavailable("x".into())),
             ResourceServerError::Store(StoreError::Query(diesel::result::Error::NotFound)),
         ];

@@ -35,6 +35,11 @@ pub struct Api {
     #[serde(with = "crate::time::naive_utc")]
     #[schema(value_type = String, format = DateTime)]
     pub updated_at: NaiveDateTime,
+    /// Those of its scopes that a key created by someone who is not an
+    /// admin may hold only once an admin approves it.
+    #[serde(serialize_with = "serialize_scopes")]
+    #[schema(value_type = Vec<String>)]
+    pub approval_scopes: String,
 }
 
 fn serialize_scopes<S: serde::Serializer>(scopes: &str, s: S) -> Result<S::Ok, S::Error> {
@@ -121,10 +126,13 @@ pub fn update_api(
     check_definition(name, scopes)?;
     write_transaction(conn, |conn| {
         let before = find_api(conn, identifier)?;
+        // A scope no longer defined no longer needs approval either.
+        let approval = ScopeSet::from_stored(&before.approval_scopes).filter(|s| scopes.contains(s));
         diesel::update(apis::table.find(&before.id))
             .set((
                 apis::name.eq(name.trim()),
                 apis::scopes.eq(scopes.to_string()),
+                apis::approval_scopes.eq(approval.to_string()),
                 apis::updated_at.eq(now.naive_utc()),
             ))
             .execute(conn)?;
@@ -141,6 +149,59 @@ pub fn update_api(
         )?;
         find_api(conn, identifier)
     })
+}
+
+/// Marks which of an API's scopes need an admin's approval (INTERFACE.md
+/// "Approval"); every one must be a scope the API defines. Replaces the
+/// previous set; an empty set: none needs approval.
+pub fn set_approval_scopes(
+    conn: &mut DbConnection,
+    identifier: &str,
+    approval: &ScopeSet,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<Api, ResourceServerError> {
+    write_transaction(conn, |conn| {
+        let before = find_api(conn, identifier)?;
+        let defined = ScopeSet::from_stored(&before.scopes);
+        if let Some(scope) = approval.iter().find(|s| !defined.contains(s)) {
+            return Err(ResourceServerError::ApprovalScopeUndefined {
+                scope: scope.to_owned(),
+            });
+        }
+        diesel::update(apis::table.find(&before.id))
+            .set((
+                apis::approval_scopes.eq(approval.to_string()),
+                apis::updated_at.eq(now.naive_utc()),
+            ))
+            .execute(conn)?;
+        audit::record(
+            conn,
+            now,
+            audit::Entry {
+                actor,
+                action: Action::ApiUpdated,
+                target: identifier,
+                source_addr: None,
+                details: serde_json::json!({
+                    "approval_scopes": {
+                        "from": ScopeSet::from_stored(&before.approval_scopes).to_vec(),
+                        "to": approval.to_vec(),
+                    }
+                }),
+            },
+        )?;
+        find_api(conn, identifier)
+    })
+}
+
+/// Every scope that some API says needs approval.
+pub fn all_approval_scopes(conn: &mut DbConnection) -> QueryResult<ScopeSet> {
+    let lists: Vec<String> = apis::table.select(apis::approval_scopes).load(conn)?;
+    Ok(lists
+        .iter()
+        .flat_map(|l| ScopeSet::from_stored(l).to_vec())
+        .collect())
 }
 
 pub fn find_api(conn: &mut DbConnection, identifier: &str) -> Result<Api, ResourceServerError> {

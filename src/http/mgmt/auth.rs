@@ -289,8 +289,16 @@ async fn from_bearer(
     } else {
         return Err(AuthError::InsufficientScope(KEYS_SCOPE));
     };
+    // A team's key acts for no person: with `keygate:admin` it acts as
+    // itself (the audit log names its client ID); `keygate:keys` alone
+    // would reach no one's keys.
+    let email = match (owner, access) {
+        (Some(email), _) => email,
+        (None, Access::Admin) => credential.client_id.to_string(),
+        (None, Access::OwnKeys) => return Err(AuthError::InsufficientScope(ADMIN_SCOPE)),
+    };
     Ok(Caller {
-        email: owner,
+        email,
         access,
         source: CallerSource::Bearer {
             client_id: credential.client_id.into_string(),

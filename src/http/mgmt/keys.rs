@@ -17,6 +17,7 @@ use crate::db::DbConnection;
 use crate::duration::HumanDuration;
 use crate::http::error::AppError;
 use crate::keys::envelope;
+use crate::keys::{KeyFilter, KeyOwner};
 use crate::keys::{
     self, AllowedNetworks, Envelope, EnvelopeChange, IssuedKey, Key, KeyError, KeyStatus,
     NewKeyRequest,
@@ -104,7 +105,11 @@ pub async fn list(
     let now = state.clock.now();
     let service = service(&state);
     let all = run(&state, move |conn| {
-        service.list(conn, &caller.for_keys(), owner.as_deref(), now)
+        let filter = KeyFilter {
+            owner: owner.as_deref().map(KeyOwner::person),
+            status: None,
+        };
+        service.list(conn, &caller.for_keys(), &filter, now)
     })
     .await?;
     let matching: Vec<Key> = all
@@ -264,7 +269,7 @@ pub async fn create(
     let now = state.clock.now();
     let issued = run(&state, move |conn| {
         let request = NewKeyRequest {
-            owner_email: &owner,
+            owner: KeyOwner::person(&owner),
             name: &body.name,
             description: &body.description,
             scopes: body.scopes,

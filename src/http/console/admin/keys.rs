@@ -45,7 +45,7 @@ pub(super) async fn all_keys(
     let owner = filters.owner.trim().to_lowercase();
     let rows: Vec<KeyRow> = keys
         .into_iter()
-        .filter(|k| owner.is_empty() || k.owner.to_lowercase().contains(&owner))
+        .filter(|k| owner.is_empty() || k.holder().to_string().to_lowercase().contains(&owner))
         .map(|k| row(&state, k, now))
         .filter(|r| match filters.status.as_str() {
             "" => true,

@@ -65,7 +65,10 @@ async fn render_people(
         .map(|p| PersonRow {
             active_keys: keys
                 .iter()
-                .filter(|k| k.status == KeyStatus::Active && k.owner.eq_ignore_ascii_case(&p.email))
+                .filter(|k| {
+                    matches!(k.status, KeyStatus::Active | KeyStatus::Pending)
+                        && k.owner.as_deref().is_some_and(|o| o.eq_ignore_ascii_case(&p.email))
+                })
                 .count(),
             is_me: p.email.eq_ignore_ascii_case(&me),
             has_password: p.password_hash.is_some(),

@@ -7,7 +7,7 @@ use crate::duration::HumanDuration;
 use crate::http::console::field;
 use crate::http::error::AppError;
 use crate::http::form::Form;
-use crate::keys::{KeyError, NewKeyRequest};
+use crate::keys::{KeyError, KeyOwner, NewKeyRequest};
 use crate::scope::{Audience, ScopeSet};
 
 use super::shared::envelope_of;
@@ -86,7 +86,7 @@ pub(super) fn key_request<'f>(
         ),
     };
     Ok(NewKeyRequest {
-        owner_email: owner,
+        owner: KeyOwner::person(owner),
         name: &form.name,
         description: &form.description,
         scopes: scopes.into_iter().collect(),

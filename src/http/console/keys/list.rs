@@ -17,9 +17,8 @@ pub(super) async fn list(
     let viewer = viewer(&req, &state, current).await?;
     let now = state.clock.now();
     let (service, caller) = (service(&state), caller(&viewer));
-    let owner = viewer.email().to_owned();
     let keys = run(&state, &viewer, move |conn| {
-        service.list(conn, &caller, Some(&owner), now)
+        service.list(conn, &caller, &crate::keys::KeyFilter::default(), now)
     })
     .await?;
     let rows: Vec<KeyRow> = keys.into_iter().map(|k| row(&state, k, now)).collect();
