@@ -8,10 +8,10 @@ use crate::duration::HumanDuration;
 use crate::exposure::{self, scan};
 use crate::http::error::AppError;
 use crate::keys::envelope;
-use crate::keys::{KeyFilter, KeyOwner};
 use crate::keys::{
     self, AllowedNetworks, Caller, Envelope, EnvelopeChange, IssuedKey, KeyError, NewKeyRequest,
 };
+use crate::keys::{KeyFilter, KeyOwner};
 use crate::scope::Audience;
 use crate::time::rfc3339;
 

@@ -148,7 +148,13 @@ impl Service {
             .load(conn)?;
         let mut denied = 0;
         for client_id in stale {
-            match self.deny(conn, &Caller::Keygate, &client_id, Some(UNDECIDED_REASON), now) {
+            match self.deny(
+                conn,
+                &Caller::Keygate,
+                &client_id,
+                Some(UNDECIDED_REASON),
+                now,
+            ) {
                 Ok(_) => denied += 1,
                 // Decided or revoked since it was read: nothing left to do.
                 Err(KeyError::NotPending(_) | KeyError::Revoked(_) | KeyError::Expired(_)) => {}
@@ -190,4 +196,3 @@ fn refuse_unless_pending(row: &ApiKey, now: DateTime<Utc>) -> Result<(), KeyErro
         KeyStatus::Active => Err(KeyError::NotPending(row.client_id.to_string())),
     }
 }
-

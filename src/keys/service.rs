@@ -9,10 +9,10 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use serde_json::json;
 
+use super::approval;
 use super::caller::Caller;
 use super::envelope::EnvelopeChange;
 use super::error::KeyError;
-use super::approval;
 use super::model::{ApiKey, IssuedKey, Key, KeyStatus, NewApiKey};
 use super::owner::{self, KeyOwner};
 use super::rules::{self, KeyLimits, NewKeyRequest};
@@ -112,8 +112,8 @@ impl Service {
                 rules::refuse_past_the_limit(conn, &owner, max, now)?;
             }
             let audiences = rules::check_grants(conn, &owner, &request)?;
-            let needs_approval = !caller.is_admin()
-                && approval::needs_approval(conn, &request.scopes)?;
+            let needs_approval =
+                !caller.is_admin() && approval::needs_approval(conn, &request.scopes)?;
             let (owner_id, team_id) = owner.columns();
             let new = NewApiKey {
                 id: uuid::Uuid::now_v7().to_string(),
@@ -585,10 +585,7 @@ pub fn list_api_keys(
 /// The email of the person owning the key `client_id`, whoever asks: for
 /// resolving who a management API token acts for. A team's key acts for
 /// nobody: `None`.
-pub fn owner_of(
-    conn: &mut DbConnection,
-    client_id: &ClientId,
-) -> Result<Option<String>, KeyError> {
+pub fn owner_of(conn: &mut DbConnection, client_id: &ClientId) -> Result<Option<String>, KeyError> {
     let found: Option<Option<String>> = api_keys::table
         .left_join(users::table)
         .filter(api_keys::client_id.eq(client_id.as_str()))

@@ -208,7 +208,11 @@ impl Service {
                 }
             }
             let user = users::set_user_disabled(conn, &user.email, true, caller.actor(), now)?;
-            let stopped = if transfer_to.is_some() { Vec::new() } else { live };
+            let stopped = if transfer_to.is_some() {
+                Vec::new()
+            } else {
+                live
+            };
             Ok(Disabled {
                 user,
                 transferred,

@@ -127,7 +127,8 @@ pub fn update_api(
     write_transaction(conn, |conn| {
         let before = find_api(conn, identifier)?;
         // A scope no longer defined no longer needs approval either.
-        let approval = ScopeSet::from_stored(&before.approval_scopes).filter(|s| scopes.contains(s));
+        let approval =
+            ScopeSet::from_stored(&before.approval_scopes).filter(|s| scopes.contains(s));
         diesel::update(apis::table.find(&before.id))
             .set((
                 apis::name.eq(name.trim()),

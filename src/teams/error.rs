@@ -75,9 +75,9 @@ impl FeatureError for TeamError {
     fn kind(&self) -> ErrorKind {
         match self {
             Self::TeamExists { .. } => ErrorKind::Conflict,
-            Self::TeamNotFound { .. }
-            | Self::NoUserWithEmail { .. }
-            | Self::NotAMember { .. } => ErrorKind::NotFound,
+            Self::TeamNotFound { .. } | Self::NoUserWithEmail { .. } | Self::NotAMember { .. } => {
+                ErrorKind::NotFound
+            }
             Self::Store(e) => e.kind(),
             _ => ErrorKind::Invalid,
         }

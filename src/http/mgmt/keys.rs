@@ -17,11 +17,11 @@ use crate::db::DbConnection;
 use crate::duration::HumanDuration;
 use crate::http::error::AppError;
 use crate::keys::envelope;
-use crate::keys::{KeyFilter, KeyOwner};
 use crate::keys::{
     self, AllowedNetworks, Envelope, EnvelopeChange, IssuedKey, Key, KeyError, KeyStatus,
     NewKeyRequest,
 };
+use crate::keys::{KeyFilter, KeyOwner};
 use crate::scope::{ADMIN_SCOPE, Audience, ScopeError, ScopeSet};
 use crate::state::AppState;
 

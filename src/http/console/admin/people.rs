@@ -67,7 +67,9 @@ async fn render_people(
                 .iter()
                 .filter(|k| {
                     matches!(k.status, KeyStatus::Active | KeyStatus::Pending)
-                        && k.owner.as_deref().is_some_and(|o| o.eq_ignore_ascii_case(&p.email))
+                        && k.owner
+                            .as_deref()
+                            .is_some_and(|o| o.eq_ignore_ascii_case(&p.email))
                 })
                 .count(),
             is_me: p.email.eq_ignore_ascii_case(&me),

@@ -141,10 +141,12 @@ async fn render_detail(
         Ok::<_, AppError>((key, events))
     })
     .await?;
-    let back = if viewer.is_admin() && !key
+    let back = if viewer.is_admin()
+        && !key
             .owner
             .as_deref()
-            .is_some_and(|o| o.eq_ignore_ascii_case(viewer.email())) {
+            .is_some_and(|o| o.eq_ignore_ascii_case(viewer.email()))
+    {
         minijinja::context! { href => "/admin/keys", label => "All keys" }
     } else {
         minijinja::context! { href => "/keys", label => "My keys" }
