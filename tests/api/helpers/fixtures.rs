@@ -185,7 +185,7 @@ fn set_role(conn: &mut DbConnection, ctx: &Context, name: &str, scopes: &str) {
 /// `keygate keys create --json` with `spec`'s flags.
 fn create_key(conn: &mut DbConnection, ctx: &Context, spec: &KeySpec) -> Key {
     let request = NewKeyRequest {
-        owner_email: &spec.owner,
+        owner: keygate::keys::KeyOwner::person(&spec.owner),
         name: &spec.name,
         description: "",
         scopes: ScopeSet::parse(&spec.scopes).expect("scopes"),
