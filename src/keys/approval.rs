@@ -43,7 +43,7 @@ impl Service {
         caller: &Caller,
         now: DateTime<Utc>,
     ) -> Result<bool, QueueError> {
-        let admins = owner::admin_emails(conn)?;
+        let admins = owner::admins(conn)?;
         notify_each(
             conn,
             Event::ApprovalRequested,
@@ -180,7 +180,7 @@ impl Service {
             .first(conn)
             .optional()?;
         let recipients = match creator {
-            Some(email) => vec![email],
+            Some(email) => vec![owner::Recipient::new(email, "who asked for this API key")],
             None => owner::recipients(conn, &key.holder())?,
         };
         notify_each(conn, event, key, &recipients, (&self.issuer, caller), now)

@@ -35,7 +35,7 @@ pub use last_use::{UseSite, touch_last_used};
 pub use limits::MAX_GRACE_DAYS;
 pub use lookup::{find_any_by_secret_lookup, find_by_secret_lookup};
 pub use model::{ApiKey, AuthMethod, IssuedKey, Key, KeyStatus};
-pub use owner::{KeyOwner, recipients};
+pub use owner::{KeyOwner, Recipient, recipients};
 pub use rules::{KeyLimits, NewKeyRequest, parse_grace};
 pub use secret::{ClientId, PlainSecret, SecretHash};
 pub use service::{Exposure, KeyFilter, Service, list_api_keys, load_keys, owner_of};

@@ -173,11 +173,28 @@ pub(super) fn team_ids_of(conn: &mut DbConnection, email: &str) -> QueryResult<V
         .load(conn)
 }
 
+/// Someone an email about a key goes to, and why (the email's last line
+/// says it: "... to ADDRESS, RELATION.").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recipient {
+    pub address: String,
+    pub relation: String,
+}
+
+impl Recipient {
+    pub fn new(address: impl Into<String>, relation: impl Into<String>) -> Self {
+        Self {
+            address: address.into(),
+            relation: relation.into(),
+        }
+    }
+}
+
 /// Where the emails about a key of `owner` go: the person; for a team, its
 /// notify address when set, otherwise every enabled member (none: nobody).
-pub fn recipients(conn: &mut DbConnection, owner: &KeyOwner) -> QueryResult<Vec<String>> {
+pub fn recipients(conn: &mut DbConnection, owner: &KeyOwner) -> QueryResult<Vec<Recipient>> {
     match owner {
-        KeyOwner::Person(email) => Ok(vec![email.clone()]),
+        KeyOwner::Person(email) => Ok(vec![Recipient::new(email, "the owner of this API key")]),
         KeyOwner::Team(name) => {
             let notify: Option<Option<String>> = teams::table
                 .filter(teams::name.eq(name))
@@ -185,26 +202,37 @@ pub fn recipients(conn: &mut DbConnection, owner: &KeyOwner) -> QueryResult<Vec<
                 .first(conn)
                 .optional()?;
             if let Some(Some(address)) = notify {
-                return Ok(vec![address]);
+                let relation =
+                    format!("the notify address of team {name}, which owns this API key");
+                return Ok(vec![Recipient::new(address, relation)]);
             }
-            team_members::table
+            let members: Vec<String> = team_members::table
                 .inner_join(users::table)
                 .inner_join(teams::table)
                 .filter(teams::name.eq(name))
                 .filter(users::disabled.eq(false))
                 .select(users::email)
                 .order(users::email.asc())
-                .load(conn)
+                .load(conn)?;
+            let relation = format!("a member of team {name}, which owns this API key");
+            Ok(members
+                .into_iter()
+                .map(|email| Recipient::new(email, relation.clone()))
+                .collect())
         }
     }
 }
 
-/// The enabled admins' emails: who hears of a request for approval.
-pub(super) fn admin_emails(conn: &mut DbConnection) -> QueryResult<Vec<String>> {
-    users::table
+/// The enabled admins: who hears of a request for approval.
+pub(super) fn admins(conn: &mut DbConnection) -> QueryResult<Vec<Recipient>> {
+    let emails: Vec<String> = users::table
         .filter(users::role.eq(crate::users::ADMIN_ROLE))
         .filter(users::disabled.eq(false))
         .select(users::email)
         .order(users::email.asc())
-        .load(conn)
+        .load(conn)?;
+    Ok(emails
+        .into_iter()
+        .map(|email| Recipient::new(email, "an administrator who may approve this API key"))
+        .collect())
 }

@@ -14,7 +14,7 @@ use super::caller::Caller;
 use super::envelope::EnvelopeChange;
 use super::error::KeyError;
 use super::model::{ApiKey, IssuedKey, Key, KeyStatus, NewApiKey};
-use super::owner::{self, KeyOwner};
+use super::owner::{self, KeyOwner, Recipient};
 use super::rules::{self, KeyLimits, NewKeyRequest};
 use super::secret::{ClientId, PlainSecret, SecretHash};
 use crate::audit::{self, Action};
@@ -370,7 +370,7 @@ pub(super) fn notify_each(
     conn: &mut DbConnection,
     event: Event,
     key: &Key,
-    recipients: &[String],
+    recipients: &[Recipient],
     by: (&str, &Caller),
     now: DateTime<Utc>,
 ) -> Result<bool, QueueError> {
@@ -383,7 +383,7 @@ pub(super) fn notify_view(
     conn: &mut DbConnection,
     event: Event,
     (key, view): (&Key, &impl serde::Serialize),
-    recipients: &[String],
+    recipients: &[Recipient],
     (issuer, by): (&str, &Caller),
     now: DateTime<Utc>,
 ) -> Result<bool, QueueError> {
@@ -391,7 +391,8 @@ pub(super) fn notify_view(
     for recipient in recipients {
         let about = AboutKey {
             id: &key.id,
-            owner: recipient,
+            owner: &recipient.address,
+            relation: &recipient.relation,
             created_by: &key.created_by,
             view,
         };

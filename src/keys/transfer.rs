@@ -128,9 +128,19 @@ impl Service {
             now,
         )?;
         let key = Key::new(row, holder.owner.clone(), now);
+        // The previous owner's side first; someone on both sides (a member
+        // of both teams) gets one email.
         let mut recipients = owner::recipients(conn, &from)?;
+        for recipient in &mut recipients {
+            recipient.relation = recipient
+                .relation
+                .replace("owns this API key", "owned this API key until now");
+            if recipient.relation == "the owner of this API key" {
+                recipient.relation = "its previous owner".to_owned();
+            }
+        }
         for recipient in owner::recipients(conn, &holder.owner)? {
-            if !recipients.contains(&recipient) {
+            if !recipients.iter().any(|r| r.address == recipient.address) {
                 recipients.push(recipient);
             }
         }

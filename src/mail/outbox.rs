@@ -95,7 +95,10 @@ fn dedupe_key(key_id: &str, event: Event, row_id: &str) -> String {
 /// created it, and the public view the templates show.
 pub struct AboutKey<'a, K> {
     pub id: &'a str,
+    /// The address the email goes to.
     pub owner: &'a str,
+    /// Why it goes there ("the owner of this API key").
+    pub relation: &'a str,
     pub created_by: &'a str,
     pub view: &'a K,
 }
@@ -143,6 +146,7 @@ pub fn enqueue_key_event<K: serde::Serialize>(
     let AboutKey {
         id: key_id,
         owner: recipient,
+        relation,
         created_by,
         view: key,
     } = about;
@@ -155,6 +159,8 @@ pub fn enqueue_key_event<K: serde::Serialize>(
             actor: Actor::describe(actor, recipient, &render::this_host()),
             created_by: Actor::creator(created_by, recipient),
             occurred_at: &occurred_at,
+            recipient,
+            relation,
         },
     )?;
     // Time-ordered, so the worker sends a key's "created" before its "expires soon".

@@ -77,6 +77,11 @@ pub struct EmailContext<'a, K> {
     pub created_by: String,
     /// When the event happened, ISO 8601 in UTC.
     pub occurred_at: &'a str,
+    /// The address the email goes to.
+    pub recipient: &'a str,
+    /// Why it goes there, after the address: "the owner of this API key",
+    /// "a member of team payments, which owns this API key".
+    pub relation: &'a str,
 }
 
 /// Who acted, as the owner reads it: not the raw actor of the audit log.
@@ -141,7 +146,7 @@ macro_rules! embedded {
     };
 }
 
-const TEMPLATES: [(&str, &str); 30] = embedded!(
+const TEMPLATES: [(&str, &str); 42] = embedded!(
     "email/base.txt",
     "email/base.html",
     // One text for both parts, each escaped as its part needs.
@@ -165,6 +170,18 @@ const TEMPLATES: [(&str, &str); 30] = embedded!(
     "email/expired/subject.txt",
     "email/expired/body.txt",
     "email/expired/body.html",
+    "email/transferred/subject.txt",
+    "email/transferred/body.txt",
+    "email/transferred/body.html",
+    "email/approval/subject.txt",
+    "email/approval/body.txt",
+    "email/approval/body.html",
+    "email/approved/subject.txt",
+    "email/approved/body.txt",
+    "email/approved/body.html",
+    "email/denied/subject.txt",
+    "email/denied/body.txt",
+    "email/denied/body.html",
     "email/account.txt",
     "email/account.html",
     "email/invitation/subject.txt",
@@ -331,18 +348,30 @@ mod tests {
         }
     }
 
-    fn context(key: &Key) -> EmailContext<'_, Key> {
+    fn context<K>(key: &K) -> EmailContext<'_, K> {
         acted_by(key, "bob@example.com")
     }
 
-    fn acted_by<'a>(key: &'a Key, actor: &str) -> EmailContext<'a, Key> {
+    /// The key as every template may show it: with what a transfer's
+    /// email adds (`keys::transfer`) beside it.
+    fn sample_view(key: &Key) -> serde_json::Value {
+        let mut view = serde_json::to_value(key).unwrap();
+        view["transferred_from"] = "alice@example.com".into();
+        view["transferred_to"] = "team payments".into();
+        view["transfer_reason"] = "Alice moved to another team".into();
+        view
+    }
+
+    fn acted_by<'a, K>(key: &'a K, actor: &str) -> EmailContext<'a, K> {
         EmailContext {
             product: PRODUCT,
             issuer: "https://auth.example.com",
             key,
             actor: Actor::describe(actor, "alice@example.com", "web1"),
-            created_by: Actor::creator(&key.created_by, "alice@example.com"),
+            created_by: Actor::creator("command line", "alice@example.com"),
             occurred_at: "2026-11-22T12:00:00Z",
+            recipient: "alice@example.com",
+            relation: "the owner of this API key",
         }
     }
 
@@ -434,8 +463,9 @@ mod tests {
     #[test]
     fn every_email_names_its_keygate_and_who_acted_in_words() {
         let key = sample_key("ci");
+        let view = sample_view(&key);
         for event in Event::ALL {
-            let mail = render(event, &context(&key)).unwrap();
+            let mail = render(event, &context(&view)).unwrap();
             for body in [&mail.text, &mail.html] {
                 assert!(body.contains("auth.example.com"), "{event:?}: {body}");
                 assert!(!body.contains("by command line"), "{body}");
@@ -575,8 +605,57 @@ mod tests {
     #[test]
     fn every_embedded_template_parses() {
         assert!(ENVIRONMENT.is_ok(), "{:?}", ENVIRONMENT.as_ref().err());
+        let view = sample_view(&sample_key("k"));
         for event in Event::ALL {
-            assert!(render(event, &context(&sample_key("k"))).is_ok());
+            assert!(render(event, &context(&view)).is_ok(), "{event:?}");
+        }
+    }
+
+    #[test]
+    fn the_organisation_emails_say_what_happened_and_what_to_do() {
+        let mut key = sample_key("ci");
+        key.pending_since = at("2026-11-22T10:00:00Z");
+        key.description = "nightly export to the warehouse".into();
+        let view = sample_view(&key);
+        for (event, words) in [
+            (
+                Event::Transferred,
+                &[
+                    "transferred",
+                    "team payments",
+                    "Alice moved to another team",
+                    "did not change",
+                ][..],
+            ),
+            (
+                Event::ApprovalRequested,
+                &[
+                    "approval",
+                    "nightly export to the warehouse",
+                    "/admin/requests",
+                    "7 days",
+                ][..],
+            ),
+            (Event::Approved, &["approved", "works from now on"][..]),
+            (
+                Event::Denied,
+                &["denied", "leaked in a CI log", "will never work"][..],
+            ),
+        ] {
+            let mail = render(event, &context(&view)).unwrap();
+            assert!(mail.subject.contains(words[0]), "{}", mail.subject);
+            for body in [&mail.text, &mail.html] {
+                for word in &words[1..] {
+                    assert!(body.contains(word), "{event:?} lacks {word}: {body}");
+                }
+            }
+        }
+        // A team's key names the team as its owner.
+        key.owner = None;
+        key.team = Some("payments".into());
+        let created = render(Event::Created, &context(&key)).unwrap();
+        for body in [&created.text, &created.html] {
+            assert!(body.contains("team payments"), "{body}");
         }
     }
 }
