@@ -34,6 +34,8 @@ pub enum Job {
     MailDelivery,
     /// Queues "expires soon" and "expired" emails that are due.
     ExpirySweep,
+    /// Denies the requests for approval undecided for 7 days.
+    UndecidedRequests,
     /// Drops authentication-throttle windows that have ended.
     ThrottlePrune,
     /// Drops revoked token IDs whose tokens have expired.
@@ -49,6 +51,7 @@ impl Job {
         match self {
             Job::MailDelivery => "mail_delivery",
             Job::ExpirySweep => "expiry_sweep",
+            Job::UndecidedRequests => "undecided_requests",
             Job::ThrottlePrune => "throttle_prune",
             Job::RevokedTokensPrune => "revoked_tokens_prune",
             Job::KeyringRefresh => "keyring_refresh",
@@ -181,6 +184,21 @@ impl Jobs {
                 })
                 .await
             }
+            Job::UndecidedRequests => {
+                // Denying needs no key limits: only the issuer its emails name.
+                let limits = keys::KeyLimits {
+                    max_lifetime: None,
+                    expiry_warning: setup.expiry_warning,
+                    max_keys_per_user: None,
+                };
+                let service = keys::Service::new(setup.issuer.clone(), limits);
+                on_pool(pool, move |conn| {
+                    Ok(service
+                        .deny_undecided(conn, now)
+                        .map_err(crate::http::error::AppError::from)?)
+                })
+                .await
+            }
             Job::ThrottlePrune => {
                 let throttle = setup.throttle;
                 on_pool(pool, move |conn| Ok(throttle.prune(conn, now)?)).await
@@ -219,6 +237,7 @@ impl Jobs {
             (Job::ThrottlePrune, THROTTLE_PRUNE, false),
             (Job::SessionsPrune, SESSIONS_PRUNE, false),
             (Job::ExpirySweep, sweep_interval, true),
+            (Job::UndecidedRequests, sweep_interval, true),
         ] {
             let jobs = self.clone();
             let mut stop = self.1.requested.subscribe();
@@ -273,6 +292,13 @@ fn report(job: Job, result: &Result<usize, JobError>, database_down: bool) {
         (Job::ExpirySweep, Ok(0)) => {}
         (Job::ExpirySweep, Ok(queued)) => tracing::info!(queued, "expiry sweep queued emails"),
         (Job::ExpirySweep, Err(error)) => tracing::warn!(%error, "expiry sweep failed"),
+        (Job::UndecidedRequests, Ok(0)) => {}
+        (Job::UndecidedRequests, Ok(denied)) => {
+            tracing::info!(denied, "denied requests for approval undecided for 7 days");
+        }
+        (Job::UndecidedRequests, Err(error)) => {
+            tracing::warn!(%error, "denying undecided requests failed");
+        }
         (Job::ThrottlePrune, Err(error)) => {
             tracing::warn!(%error, "could not prune the authentication throttle")
         }
