@@ -25,4 +25,5 @@ mod mgmt;
 mod process;
 mod signing;
 mod token;
+mod upgrade;
 mod verifier;
