@@ -155,7 +155,7 @@ fn setup(config: &Config, n: usize) -> Vec<Key> {
     (0..n)
         .map(|i| {
             let request = NewKeyRequest {
-                owner_email: &email,
+                owner: keygate::keys::KeyOwner::person(&email),
                 name: &format!("bench-{i}"),
                 description: "",
                 scopes: scopes.clone(),

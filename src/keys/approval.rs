@@ -19,8 +19,6 @@ use crate::db::schema::{api_keys, users};
 use crate::db::{DbConnection, write_transaction};
 use crate::mail::Event;
 use crate::mail::outbox::QueueError;
-use crate::resource_servers;
-use crate::scope::ScopeSet;
 
 /// How long a request may wait for a decision before keygate denies it.
 pub const UNDECIDED_FOR: chrono::Duration = chrono::Duration::days(7);
@@ -28,32 +26,7 @@ pub const UNDECIDED_FOR: chrono::Duration = chrono::Duration::days(7);
 /// The reason a request undecided for [`UNDECIDED_FOR`] is revoked with.
 pub const UNDECIDED_REASON: &str = "not approved within 7 days";
 
-/// Whether a key holding `scopes` needs approval when a non-admin creates it.
-pub(super) fn needs_approval(conn: &mut DbConnection, scopes: &ScopeSet) -> QueryResult<bool> {
-    let marked = resource_servers::all_approval_scopes(conn)?;
-    Ok(scopes.iter().any(|s| marked.contains(s)))
-}
-
 impl Service {
-    /// Tells every enabled admin that `key` waits for approval.
-    pub(super) fn ask_admins(
-        &self,
-        conn: &mut DbConnection,
-        key: &Key,
-        caller: &Caller,
-        now: DateTime<Utc>,
-    ) -> Result<bool, QueueError> {
-        let admins = owner::admins(conn)?;
-        notify_each(
-            conn,
-            Event::ApprovalRequested,
-            key,
-            &admins,
-            (&self.issuer, caller),
-            now,
-        )
-    }
-
     /// Approves a pending key: it works from the next request on. Admins only.
     pub fn approve(
         &self,

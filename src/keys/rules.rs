@@ -69,6 +69,13 @@ pub(super) fn check_request(
     Ok(lifetime.map(|d| (now + d.as_chrono()).naive_utc()))
 }
 
+/// Whether a key holding `scopes` needs an admin's approval when someone
+/// who is not an admin creates it (`super::approval`).
+pub(super) fn needs_approval(conn: &mut DbConnection, scopes: &ScopeSet) -> QueryResult<bool> {
+    let marked = resource_servers::all_approval_scopes(conn)?;
+    Ok(scopes.iter().any(|s| marked.contains(s)))
+}
+
 /// A revocation's reason: trimmed, `None` when empty, refused when too long
 /// or holding control characters.
 pub(super) fn check_reason(reason: Option<&str>) -> Result<Option<&str>, KeyError> {

@@ -9,7 +9,6 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use serde_json::json;
 
-use super::approval;
 use super::caller::Caller;
 use super::envelope::EnvelopeChange;
 use super::error::KeyError;
@@ -113,7 +112,7 @@ impl Service {
             }
             let audiences = rules::check_grants(conn, &owner, &request)?;
             let needs_approval =
-                !caller.is_admin() && approval::needs_approval(conn, &request.scopes)?;
+                !caller.is_admin() && rules::needs_approval(conn, &request.scopes)?;
             let (owner_id, team_id) = owner.columns();
             let new = NewApiKey {
                 id: uuid::Uuid::now_v7().to_string(),
@@ -337,6 +336,26 @@ impl Service {
             self.notify(conn, revocation.event, &key, caller, now)?;
             Ok(key)
         })
+    }
+
+    /// Tells every enabled admin that `key` waits for approval
+    /// (`super::approval`).
+    fn ask_admins(
+        &self,
+        conn: &mut DbConnection,
+        key: &Key,
+        caller: &Caller,
+        now: DateTime<Utc>,
+    ) -> Result<bool, QueueError> {
+        let admins = owner::admins(conn)?;
+        notify_each(
+            conn,
+            Event::ApprovalRequested,
+            key,
+            &admins,
+            (&self.issuer, caller),
+            now,
+        )
     }
 
     pub(super) fn notify(
