@@ -82,12 +82,12 @@ impl OutboxEmail {
     }
 }
 
-/// The one email per key and event (a key is rotated many times: each
-/// rotation is its own event).
-fn dedupe_key(key_id: &str, event: Event, row_id: &str) -> String {
+/// The one email per key, event and recipient (a team's key has several;
+/// a key is rotated and transferred many times: each is its own event).
+fn dedupe_key(key_id: &str, event: Event, recipient: &str, row_id: &str) -> String {
     match event {
-        Event::Rotated => format!("key:{key_id}:rotated:{row_id}"),
-        other => format!("key:{key_id}:{}", other.as_str()),
+        Event::Rotated | Event::Transferred => format!("key:{key_id}:{}:{row_id}", event.as_str()),
+        other => format!("key:{key_id}:{}:{recipient}", other.as_str()),
     }
 }
 
@@ -165,7 +165,7 @@ pub fn enqueue_key_event<K: serde::Serialize>(
     )?;
     // Time-ordered, so the worker sends a key's "created" before its "expires soon".
     let id = uuid::Uuid::now_v7().to_string();
-    let dedupe = dedupe_key(key_id, event, &id);
+    let dedupe = dedupe_key(key_id, event, recipient, &id);
     let row = NewEmail {
         id: &id,
         dedupe_key: &dedupe,

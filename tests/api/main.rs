@@ -22,6 +22,7 @@ mod introspect;
 mod keys;
 mod layout;
 mod mgmt;
+mod organisation;
 mod process;
 mod signing;
 mod token;

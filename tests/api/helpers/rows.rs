@@ -9,10 +9,12 @@ use super::database::parse_url;
 use super::{Engine, TestApp};
 
 /// The tables a failed command must leave as they were.
-const TABLES: [&str; 7] = [
+const TABLES: [&str; 9] = [
     "users",
     "roles",
     "apis",
+    "teams",
+    "team_members",
     "api_keys",
     "signing_keys",
     "audit_events",
