@@ -107,6 +107,12 @@ impl Service {
                 return Err(KeyError::ForeignOwner);
             }
             owner::check_holder(&owner)?;
+            // A person making a key for their team must themselves be
+            // allowed to make keys: switching key creation off for someone
+            // covers their teams' keys too.
+            if let (KeyOwner::Team(_), Some(own)) = (&owner.owner, caller.only_owner()) {
+                owner::check_holder(&owner::find_holder(conn, &KeyOwner::person(own))?)?;
+            }
             if let Some(max) = self.limits.max_keys_per_user {
                 rules::refuse_past_the_limit(conn, &owner, max, now)?;
             }

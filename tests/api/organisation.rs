@@ -400,7 +400,114 @@ async fn a_teams_emails_go_to_its_enabled_members_or_its_notify_address(engine: 
     assert!(to_bob.body.contains("team payments"));
 }
 
+async fn only_members_allowed_to_make_keys_make_a_teams_keys(engine: Engine) {
+    let app = spawn_app(engine).await;
+    app.add_owner_and_api("alice@example.com").await;
+    app.add_person("bob@example.com", "member", "a long enough password")
+        .await;
+    app.add_person("carol@example.com", "member", "a long enough password")
+        .await;
+    let mut conn = app.db();
+    team(
+        &mut conn,
+        &app,
+        "payments",
+        None,
+        &["alice@example.com", "carol@example.com"],
+    );
+    team(&mut conn, &app, "data", None, &["bob@example.com"]);
+    let no_keys = keygate::users::UserChanges {
+        can_create_keys: Some(false),
+        ..Default::default()
+    };
+    keygate::users::update_user(
+        &mut conn,
+        "carol@example.com",
+        &no_keys,
+        "command line",
+        app.clock.now(),
+    )
+    .expect("carol may not create keys");
+    let before = app.table_counts();
+    let tagger = keygate::app::master_key(&keygate::Config::from_vars(&app.vars).expect("config"))
+        .expect("master key")
+        .token_hasher();
+    let attempt = |conn: &mut DbConnection, by: &str, team: &str| {
+        let request = NewKeyRequest {
+            owner: KeyOwner::team(team),
+            name: "export",
+            description: "",
+            scopes: ScopeSet::parse("read").expect("scopes"),
+            audiences: Vec::new(),
+            expires_in: None,
+            envelope: Envelope::default(),
+        };
+        service(&app).create(conn, &member(by), request, &tagger, app.clock.now())
+    };
+    // Bob is not in payments: refused as for another person's keys.
+    let foreign = attempt(&mut conn, "bob@example.com", "payments");
+    assert!(
+        matches!(foreign, Err(keys::KeyError::ForeignOwner)),
+        "{foreign:?}"
+    );
+    // Carol is, but may not create keys at all.
+    let switched_off = attempt(&mut conn, "carol@example.com", "payments");
+    assert!(
+        matches!(switched_off, Err(keys::KeyError::CreationDisabled(ref who)) if who == "carol@example.com"),
+        "{switched_off:?}"
+    );
+    // No such team.
+    let unknown = attempt(&mut conn, "alice@example.com", "nope");
+    assert!(
+        matches!(unknown, Err(keys::KeyError::TeamNotFound(_))),
+        "{unknown:?}"
+    );
+    assert_eq!(app.table_counts(), before, "nothing written");
+    // Alice is, and may.
+    let made = attempt(&mut conn, "alice@example.com", "payments").expect("alice's team key");
+    // Bob does not see it: "not found", as for a key that does not exist.
+    let hidden = service(&app).get(
+        &mut conn,
+        &member("bob@example.com"),
+        made.client_id.as_str(),
+        app.clock.now(),
+    );
+    assert!(
+        matches!(hidden, Err(keys::KeyError::NotFound(_))),
+        "{hidden:?}"
+    );
+    let listed = service(&app)
+        .list(
+            &mut conn,
+            &member("bob@example.com"),
+            &keys::KeyFilter::default(),
+            app.clock.now(),
+        )
+        .expect("bob's list");
+    assert!(listed.is_empty());
+    // Carol, a member, sees and revokes it as her own.
+    let carols = service(&app)
+        .list(
+            &mut conn,
+            &member("carol@example.com"),
+            &keys::KeyFilter::default(),
+            app.clock.now(),
+        )
+        .expect("carol's list");
+    assert_eq!(carols.len(), 1);
+    service(&app)
+        .revoke(
+            &mut conn,
+            &member("carol@example.com"),
+            made.client_id.as_str(),
+            None,
+            app.clock.now(),
+        )
+        .expect("a member revokes the team's key");
+}
+
 both_engines!(
+    only_members_allowed_to_make_keys_make_a_teams_keys,
     a_teams_key_outlives_its_creator_and_stops_with_its_team_everywhere,
     a_key_holding_an_approval_scope_waits_for_an_admin,
     a_request_nobody_decides_is_denied_after_seven_days,
