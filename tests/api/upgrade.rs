@@ -22,7 +22,7 @@ use serde_json::Value;
 use crate::both_engines;
 use crate::helpers::database::empty_database;
 use crate::helpers::mail::{SmtpSink, wait_for_messages};
-use crate::helpers::{Engine, Key, assert_invalid_client};
+use crate::helpers::{Engine, Key, TestApp, assert_invalid_client};
 
 const SQLITE: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES: EmbeddedMigrations = embed_migrations!("migrations/postgres");
@@ -362,4 +362,43 @@ async fn a_database_of_the_release_before_teams_keeps_working(engine: Engine) {
     assert_eq!(response.status(), 200);
 }
 
-both_engines!(a_database_of_the_release_before_teams_keeps_working);
+/// The newest migration reverts (its `down.sql` matches its `up.sql`) and
+/// applies again, on a database holding rows.
+async fn the_newest_migration_reverts_and_applies_again(engine: Engine) {
+    let app = TestApp::builder(engine).prepare();
+    let mut conn = app.db();
+    let now = app.clock.now();
+    let input = keygate::users::NewUserInput {
+        email: "alice@example.com",
+        name: "",
+        role: "member",
+        password_hash: None,
+    };
+    keygate::users::create_user(&mut conn, input, "command line", now).expect("a person");
+    macro_rules! round_trip {
+        ($conn:expr, $source:expr) => {{
+            let reverted = $conn.revert_last_migration($source).expect("revert");
+            assert!(
+                reverted.to_string().starts_with("2026120600000"),
+                "{reverted}"
+            );
+            assert_eq!(
+                $conn
+                    .run_pending_migrations($source)
+                    .expect("apply again")
+                    .len(),
+                1
+            );
+        }};
+    }
+    match &mut conn {
+        DbConnection::Sqlite(c) => round_trip!(c, SQLITE),
+        DbConnection::Pg(c) => round_trip!(c, POSTGRES),
+    }
+    assert_eq!(app.count_rows("SELECT COUNT(*) AS n FROM users"), 1);
+}
+
+both_engines!(
+    a_database_of_the_release_before_teams_keeps_working,
+    the_newest_migration_reverts_and_applies_again,
+);
