@@ -92,10 +92,9 @@ impl Delivery {
             .await
         {
             Ok(()) => tracing::info!(count, "email outbox: handed back unsent emails"),
-            Err(error) => tracing::warn!(
-                %error,
-                count,
-                "email outbox: could not hand back unsent emails; they wait for their lease to end"
+            Err(error) => self.db_warning(
+                &error,
+                "could not hand back unsent emails; they wait for their lease to end",
             ),
         }
     }
@@ -163,7 +162,7 @@ impl Delivery {
         {
             Ok(()) => true,
             Err(error) => {
-                tracing::warn!(%error, "email outbox: could not renew the lease; stopping this round");
+                self.db_warning(&error, "could not renew the lease; stopping this round");
                 false
             }
         }
@@ -280,6 +279,7 @@ impl Delivery {
             }
         };
         // Real pauses: they wait for the database to recover, not for the clock.
+        let mut failed = None;
         for pause in [0u64, 200, 1000, 5000] {
             tokio::time::sleep(Duration::from_millis(pause)).await;
             let id = email.id.clone();
@@ -296,9 +296,18 @@ impl Delivery {
             match written {
                 Ok(()) => return,
                 Err(e) => {
-                    tracing::warn!(email = %email.id, error = %e, "email outbox: could not record the outcome")
+                    tracing::debug!(email = %email.id, error = %e, "email outbox: could not record the outcome; trying again");
+                    failed = Some(e);
                 }
             }
+        }
+        // Said once, and only while the database answers others: during an
+        // outage the pool has said so already (one line for the outage).
+        if let Some(error) = failed {
+            self.db_warning(
+                &error,
+                "could not record an email's outcome; it is tried again when its lease ends",
+            );
         }
     }
 }
