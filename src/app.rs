@@ -260,6 +260,7 @@ impl Application {
             expiry_warning: config.expiry_warning,
             max_keys_per_user: config.max_keys_per_user,
             accounts: account_settings(&config, &issuer, token_hasher),
+            exposure_budget: crate::exposure::budget::Budget::default(),
         });
         if background == Background::Periodic {
             jobs.spawn_periodic();

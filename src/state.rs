@@ -41,6 +41,9 @@ pub struct AppState {
     pub max_keys_per_user: Option<u32>,
     /// What accounts and sessions use (`crate::accounts`).
     pub accounts: AccountSettings,
+    /// The argon2 work leak reports may cost per minute, every address
+    /// together (`crate::exposure::budget`).
+    pub exposure_budget: crate::exposure::budget::Budget,
 }
 
 impl AppState {

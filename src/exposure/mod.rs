@@ -5,13 +5,19 @@
 //! A secret does not carry its client ID. It finds its key by its lookup
 //! tag ([`PlainSecret::lookup_tag`], an HMAC under `KEYGATE_SECRET_KEY`
 //! stored beside the argon2 hash), then must verify against that key's
-//! hash like any client secret. Every string costs the same, once however
-//! often one report repeats it: one lookup and one argon2 verification,
-//! against the decoy hash when nothing matched, so neither the answer nor
-//! its timing says whether anything did (a match adds the revocation's
-//! write, a few ms: news only to the holder of a live secret, which the
-//! token endpoint would confirm anyway). Keys created before the tags
-//! existed have none and cannot be found by a report.
+//! hash like any client secret. A string costs one indexed lookup, once
+//! however often one report repeats it; only a tag hit costs an argon2
+//! verification. Tags are keyed: without the secret key nobody can make a
+//! string whose tag hits, so only the holder of a live secret can make a
+//! report cost argon2 work (and [`budget`] bounds even that per minute).
+//! The answer is the same either way; its timing tells whether a string
+//! was a live secret, which is news only to whoever holds it (the token
+//! endpoint would confirm it too, and the report revokes it). An earlier
+//! design verified every string against a decoy hash to even out that
+//! timing: it made each reported string cost ~16 ms of argon2, and a
+//! report of 100 random strings from each of many addresses kept every
+//! core busy. Keys created before the tags existed have none and cannot be
+//! found by a report.
 //!
 //! Three ways in share [`find_candidate`], [`Candidate::verify`] and
 //! [`revoke`]: `POST /oauth/exposed` ([`endpoint`]), GitHub's secret
@@ -20,6 +26,7 @@
 //! `keygate keys scan --revoke` (`crate::cli`), which finds secrets in
 //! files ([`scan`]).
 
+pub mod budget;
 pub mod github_keys;
 pub mod scan;
 
@@ -78,45 +85,44 @@ pub fn distinct(secrets: Vec<PlainSecret>) -> Vec<PlainSecret> {
 }
 
 /// The key a reported string may be the secret of, and the hash it must
-/// verify against: the decoy when its tag found no live key.
+/// verify against, when its tag found one.
 pub struct Candidate {
-    client_id: Option<ClientId>,
-    hash: SecretHash,
+    found: Option<(ClientId, SecretHash)>,
 }
 
 impl Candidate {
     /// A candidate of no key: verifies nothing.
     pub fn none() -> Self {
-        Self {
-            client_id: None,
-            hash: SecretHash::decoy().clone(),
-        }
+        Self { found: None }
     }
 
     /// What a tag lookup found for `secret` (nothing for a string that is
     /// not a well-formed secret, whatever its tag found).
     fn of(secret: &PlainSecret, found: Option<(ClientId, SecretHash)>) -> Self {
-        match found {
-            Some((client_id, hash)) if secret.is_well_formed() => Self {
-                client_id: Some(client_id),
-                hash,
-            },
-            _ => Self::none(),
+        Self {
+            found: found.filter(|_| secret.is_well_formed()),
         }
     }
 
     /// The key's client ID once [`Candidate::verify`] said yes.
     pub fn client_id(&self) -> Option<&ClientId> {
-        self.client_id.as_ref()
+        self.found.as_ref().map(|(client_id, _)| client_id)
     }
 
-    /// One argon2 verification, whatever the candidate: true only when the
-    /// string is a well-formed secret that verifies against a live key.
-    /// Costs ~16 ms of one core: call it off the async workers, on the
-    /// bounded argon2 pool.
+    /// Whether the string's tag found a key: only then is there anything
+    /// to verify.
+    pub fn is_hit(&self) -> bool {
+        self.found.is_some()
+    }
+
+    /// True only when the string is a well-formed secret that verifies
+    /// against the key its tag found. For a hit that is one argon2
+    /// verification, ~16 ms of one core: call it off the async workers, on
+    /// the bounded argon2 pool. For no hit it costs nothing.
     pub fn verify(&self, secret: &PlainSecret) -> bool {
-        let verified = self.hash.verify(secret);
-        verified && self.client_id.is_some() && secret.is_well_formed()
+        self.found
+            .as_ref()
+            .is_some_and(|(_, hash)| secret.is_well_formed() && hash.verify(secret))
     }
 }
 

@@ -236,7 +236,7 @@ async fn a_previous_secret_within_its_grace_revokes(engine: Engine) {
 /// A string repeated within one report counts once (INTERFACE.md "Leak
 /// reports"): a live secret sent 100 times is one argon2 verification, one
 /// revocation, one audit event and one email, and the answer counts it once;
-/// a string of no key sent 99 times beside another is two verifications.
+/// strings of no key cost no verification at all.
 async fn a_string_repeated_in_one_report_counts_once(engine: Engine) {
     let app = TestApp::builder(engine).jobs_on_demand().start().await;
     app.add_owner_and_api(OWNER).await;
@@ -277,7 +277,57 @@ async fn a_string_repeated_in_one_report_counts_once(engine: Engine) {
     .await;
     assert_eq!(status, 202, "{text}");
     assert_eq!(text, json!({"received": 2}).to_string());
-    assert_eq!(argon2() - before, 2, "verifications for two strings");
+    assert_eq!(
+        argon2() - before,
+        0,
+        "no verification for strings of no key"
+    );
+}
+
+/// A flood of strings of no key from many addresses (each inside its own
+/// throttle) costs lookups only, no argon2: the token endpoint's argon2
+/// threads stay free, a key's first token request meanwhile is served, and
+/// a live secret reported in the middle of it still revokes its key.
+async fn a_flood_of_strings_of_no_key_costs_no_argon2(engine: Engine) {
+    let app = TestApp::builder(engine).jobs_on_demand().start().await;
+    app.add_owner_and_api(OWNER).await;
+    let leaked = app.create_key(KeySpec::reader(OWNER, "leaked")).await;
+    let cold = app.create_key(KeySpec::reader(OWNER, "cold")).await;
+    let url = format!("{}/oauth/exposed", app.address);
+    let argon2 = || app.state().client_auth.argon2.runs();
+    let before = argon2();
+
+    // 20 addresses, 2 reports of 100 distinct well-formed strings each.
+    let senders = (1..=20).map(|n| {
+        let (client, url) = (client_from(&format!("127.0.1.{n}")), url.clone());
+        tokio::spawn(async move {
+            for _ in 0..2 {
+                let strings: Vec<String> = (0..100)
+                    .map(|_| crate::helpers::fixtures::unused_secret())
+                    .collect();
+                let (status, _, text) =
+                    post(&client, &url, &serde_json::to_string(&strings).unwrap()).await;
+                assert_eq!(status, 202, "{text}");
+            }
+        })
+    });
+    let senders: Vec<_> = senders.collect();
+    let token = app.access_token(&cold).await;
+    assert!(token["access_token"].is_string());
+    report(
+        &client_from("127.0.2.1"),
+        &app.address,
+        "",
+        &[&leaked.client_secret],
+    )
+    .await;
+    for sender in senders {
+        sender.await.unwrap();
+    }
+    // One verification for the cold key's first token, one for the leak.
+    assert_eq!(argon2() - before, 2);
+    assert_eq!(status_of(&app, &leaked.client_id).await, "revoked");
+    assert_eq!(status_of(&app, &cold.client_id).await, "active");
 }
 
 /// Five reports a minute per address, matched or not: the sixth is 429
@@ -500,4 +550,5 @@ both_engines!(
     a_previous_secret_within_its_grace_revokes,
     reports_are_throttled_per_address,
     a_string_repeated_in_one_report_counts_once,
+    a_flood_of_strings_of_no_key_costs_no_argon2,
 );

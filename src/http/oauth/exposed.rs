@@ -3,7 +3,10 @@
 //! optional `source` query parameter says where they were found. The answer
 //! is `202 {"received": N}` whether or not anything matched, N the distinct
 //! strings (a string repeated within one report counts once); every request
-//! counts against its address's throttle, matched or not.
+//! counts against its address's throttle, matched or not. A string costs
+//! one indexed lookup; only one whose lookup tag finds a key costs an
+//! argon2 verification, within this process's budget per minute
+//! (`crate::exposure::budget`): past it the report is 429, nothing done.
 
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use chrono::{DateTime, Utc};
@@ -17,8 +20,7 @@ use crate::http::peer;
 use crate::keys::{self, Caller, ClientId, Exposure, Key, KeyError, PlainSecret};
 use crate::state::AppState;
 
-/// Most strings one report may carry: at most this many argon2
-/// verifications per request.
+/// Most strings one report may carry.
 pub const MAX_SECRETS: usize = 100;
 /// The throttle's subject, counted per address (`client_auth::throttle`).
 const THROTTLE_SUBJECT: &str = "exposed:";
@@ -64,8 +66,29 @@ async fn handle(req: &HttpRequest, body: &[u8], state: &AppState) -> Result<usiz
             .collect(),
     );
     let received = secrets.len();
-    for secret in secrets {
-        check_one(state, secret, (&source, &addr), now).await?;
+    let tagger = state.accounts.token_hasher.clone();
+    let hits = state
+        .db(move |conn| -> Result<_, OAuthError> {
+            let mut hits = Vec::new();
+            for secret in secrets {
+                let candidate = find_candidate(conn, &tagger, &secret, now)?;
+                if candidate.is_hit() {
+                    hits.push((candidate, secret));
+                }
+            }
+            Ok(hits)
+        })
+        .await?;
+    let verifications = u32::try_from(hits.len()).unwrap_or(u32::MAX);
+    if let Err(retry_after_secs) = state.exposure_budget.take(verifications, now) {
+        tracing::warn!(
+            verifications,
+            "leak reports: this minute's argon2 budget is spent; report refused with 429"
+        );
+        return Err(OAuthError::TooManyRequests { retry_after_secs });
+    }
+    for (candidate, secret) in hits {
+        check_one(state, candidate, secret, (&source, &addr), now).await?;
     }
     Ok(received)
 }
@@ -89,22 +112,17 @@ async fn throttle(state: &AppState, addr: String, now: DateTime<Utc>) -> Result<
     }
 }
 
-/// One lookup and one argon2 verification on the bounded pool, whatever the
-/// string; a revocation when it is a live secret. A revocation that fails
-/// is logged, not answered: the answer must not tell a match.
+/// One argon2 verification on the bounded pool for a string whose tag
+/// found a key; a revocation when it is that key's live secret. A
+/// revocation that fails is logged, not answered: the answer must not tell
+/// a match.
 async fn check_one(
     state: &AppState,
+    candidate: exposure::Candidate,
     secret: PlainSecret,
     (source, addr): (&str, &str),
     now: DateTime<Utc>,
 ) -> Result<(), OAuthError> {
-    let tagger = state.accounts.token_hasher.clone();
-    let (candidate, secret) = state
-        .db(move |conn| -> Result<_, OAuthError> {
-            let candidate = find_candidate(conn, &tagger, &secret, now)?;
-            Ok((candidate, secret))
-        })
-        .await?;
     let matched = {
         let (matched, candidate) = state
             .client_auth
