@@ -153,7 +153,10 @@ pub enum KeyError {
         max: u32,
     },
     /// A caller who may manage only their own keys named another owner.
-    #[error("only an administrator may manage another person's keys")]
+    #[error(
+        "only an administrator may manage the keys of another person or of a team one does \
+         not belong to"
+    )]
     ForeignOwner,
     /// No such key, or one the caller may not see: the same answer.
     #[error("no key with client ID {0}")]
@@ -322,6 +325,15 @@ impl FeatureError for KeyError {
             Self::TokenLimitOutOfRange | Self::TokenLimitNotANumber => {
                 Some("max_tokens_per_minute")
             }
+            // Who is to hold the key: the create form's owner, the
+            // transfer form's new owner.
+            Self::OwnerNotFound(_)
+            | Self::OwnerDisabled(_)
+            | Self::TeamNotFound(_)
+            | Self::TeamDisabled(_)
+            | Self::SameOwner { .. }
+            | Self::TransferNotGrantable { .. }
+            | Self::ForeignOwner => Some("owner"),
             _ => None,
         }
     }
