@@ -36,7 +36,9 @@ use crate::http::error::AppError;
 use crate::http::form::Form;
 use crate::state::AppState;
 
-use outcome::{PageError, concluded, csrf_refused, error_page, posted, run};
+use outcome::{
+    PageError, Refused, concluded, concluded_beside, csrf_refused, error_page, posted, run,
+};
 pub use render::RenderError;
 
 /// The console's Content-Security-Policy: nothing inline, nothing foreign.
@@ -133,6 +135,8 @@ struct PersonView {
     email: String,
     name: String,
     is_admin: bool,
+    /// For an admin: how many keys wait for approval (the menu's badge).
+    pending_requests: usize,
 }
 
 /// Who is looking at a page, and what the layout needs to show it.
@@ -146,13 +150,27 @@ impl Viewer {
     /// the one that may do everything.
     async fn of(state: &AppState, session: Session) -> Result<Self, AppError> {
         let role = session.user.role.clone();
-        let is_admin = state
-            .db(move |conn| crate::users::find_role(conn, &role).map(|r| r.grants_all))
+        let now = state.clock.now();
+        let (is_admin, pending_requests) = state
+            .db(move |conn| {
+                let is_admin = crate::users::find_role(conn, &role)?.grants_all;
+                let pending = if is_admin {
+                    let filter = crate::keys::KeyFilter {
+                        owner: None,
+                        status: Some(crate::keys::KeyStatus::Pending),
+                    };
+                    crate::keys::load_keys(conn, None, &filter, now)?.len()
+                } else {
+                    0
+                };
+                Ok::<_, AppError>((is_admin, pending))
+            })
             .await?;
         let person = PersonView {
             email: session.user.email.clone(),
             name: session.user.name.clone(),
             is_admin,
+            pending_requests,
         };
         Ok(Self { session, person })
     }
@@ -336,12 +354,47 @@ fn notice_for(code: Option<&str>) -> Option<Notice> {
         "signed-out" => ("ok", "You are signed out."),
         "password-set" => ("ok", "Your password is set. Welcome!"),
         "revoked" => ("ok", "The key is revoked. Its owner has been emailed."),
+        "transferred" => (
+            "ok",
+            "The key is transferred; its client ID and secret are unchanged. \
+             The previous and the new owner have been emailed.",
+        ),
+        "transferred-away" => (
+            "ok",
+            "The key is transferred and no longer on your list; its client ID and secret \
+             are unchanged. The previous and the new owner have been emailed.",
+        ),
         "already-shown" => (
             "warn",
             "That form was already sent. The secret was shown once and is not shown again; \
              rotate the key if you did not save it.",
         ),
         "invited" => ("ok", "The invitation is on its way."),
+        "disabled" => (
+            "ok",
+            "The person is disabled: signed out everywhere, and their keys stopped.",
+        ),
+        "disabled-transferred" => (
+            "ok",
+            "The person is disabled, and their live keys now belong to the new owner, \
+             who has been emailed.",
+        ),
+        "team-created" => ("ok", "The team is created. Add its members below."),
+        "team-disabled" => (
+            "ok",
+            "The team is disabled: its keys get no tokens until it is enabled again.",
+        ),
+        "team-enabled" => ("ok", "The team is enabled: its keys work again."),
+        "member-added" => ("ok", "The member is added."),
+        "member-removed" => ("ok", "The member is removed. The team's keys keep working."),
+        "approved" => (
+            "ok",
+            "The key is approved: it gets tokens from now on. Whoever asked has been emailed.",
+        ),
+        "denied" => (
+            "ok",
+            "The request is denied and the key revoked. Whoever asked has been emailed.",
+        ),
         "saved" => ("ok", "Saved."),
         "envelope-changed" => (
             "ok",

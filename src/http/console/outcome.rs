@@ -166,9 +166,44 @@ where
     F: FnOnce(StatusCode, String) -> Fut,
     Fut: std::future::Future<Output = Result<HttpResponse, PageError>>,
 {
+    concluded_beside(state, viewer, done, next, |refused| {
+        again(refused.status, refused.message)
+    })
+    .await
+}
+
+/// A refusal as a form shows it: its status, the field it names (if any)
+/// and its message as a sentence.
+#[derive(Debug)]
+pub(super) struct Refused {
+    pub status: StatusCode,
+    pub field: Option<&'static str>,
+    pub message: String,
+}
+
+/// As [`concluded`], for a form that shows a refusal beside the field the
+/// refusal names.
+pub(super) async fn concluded_beside<T, F, Fut>(
+    state: &AppState,
+    viewer: &Viewer,
+    done: Result<T, AppError>,
+    next: &str,
+    again: F,
+) -> Result<HttpResponse, PageError>
+where
+    F: FnOnce(Refused) -> Fut,
+    Fut: std::future::Future<Output = Result<HttpResponse, PageError>>,
+{
     match done {
         Ok(_) => Ok(see_other(next)),
-        Err(e) if is_refusal(&e) => again(e.status, sentence(&e.message)).await,
+        Err(e) if is_refusal(&e) => {
+            let refused = Refused {
+                status: e.status,
+                field: e.field,
+                message: sentence(&e.message),
+            };
+            again(refused).await
+        }
         Err(e) => Err(viewer.failed(state, e)),
     }
 }

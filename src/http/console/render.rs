@@ -18,6 +18,7 @@ const TEMPLATES: &[(&str, &str)] = embedded!(
     "console/base.html",
     "console/error.html",
     "console/status.html",
+    "console/owner.html",
     "console/sign_in.html",
     "console/forgot_password.html",
     "console/set_password.html",
@@ -30,6 +31,11 @@ const TEMPLATES: &[(&str, &str)] = embedded!(
     "console/audit.html",
     "console/apis.html",
     "console/roles.html",
+    "console/key_transfer.html",
+    "console/teams.html",
+    "console/team.html",
+    "console/requests.html",
+    "console/person_disable.html",
 );
 
 /// `{{ at | when }}`: an RFC 3339 time as people read it, in UTC

@@ -1,4 +1,5 @@
-//! `/admin/apis`: the registered APIs (token audiences) and their scopes.
+//! `/admin/apis`: the registered APIs (token audiences), their scopes, and
+//! which of those need an admin's approval (`/admin/apis/approval`).
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -120,6 +121,41 @@ pub(super) async fn update_api(
             let scopes = parse_scopes(&typed.scopes)?;
             let (identifier, name) = (&typed.identifier, &typed.name);
             let api = resource_servers::update_api(conn, identifier, name, &scopes, &actor, now)?;
+            Ok::<_, AppError>(api)
+        })
+        .await;
+    concluded(
+        &state,
+        &viewer,
+        done,
+        "/admin/apis?notice=saved",
+        |status, message| {
+            let blank = ApiForm::default();
+            render_apis(&state, &viewer, status, blank, Some(message), None)
+        },
+    )
+    .await
+}
+
+/// Which of an API's scopes need approval: one `approval` field per ticked
+/// scope, replacing the previous set (none ticked: none needs approval).
+pub(super) async fn set_approval(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    current: Current,
+    body: web::Bytes,
+) -> Result<HttpResponse, PageError> {
+    let viewer = admin(&req, &state, current).await?;
+    let (identifier, ticked) = posted(&state, &viewer, (&req, &body), |form| {
+        let identifier = field(form, "identifier")?.trim().to_owned();
+        Ok((identifier, form.all("approval").join(" ")))
+    })?;
+    let (actor, now) = (viewer.email().to_owned(), state.clock.now());
+    let done = state
+        .db(move |conn| {
+            let approval = parse_scopes(&ticked)?;
+            let api =
+                resource_servers::set_approval_scopes(conn, &identifier, &approval, &actor, now)?;
             Ok::<_, AppError>(api)
         })
         .await;

@@ -12,7 +12,7 @@ use crate::keys::{self, KeyStatus};
 use crate::state::AppState;
 
 /// The status filter's values; blank: every key.
-const KEY_STATUS_FILTERS: [&str; 5] = ["", "active", "expiring", "expired", "revoked"];
+const KEY_STATUS_FILTERS: [&str; 6] = ["", "pending", "active", "expiring", "expired", "revoked"];
 
 #[derive(Debug, Default, Deserialize, Serialize)]
 pub(super) struct KeyFilters {
@@ -32,7 +32,7 @@ pub(super) async fn all_keys(
     let filters = query.into_inner();
     if !KEY_STATUS_FILTERS.contains(&filters.status.as_str()) {
         let refused = AppError::bad_request(format!(
-            "{:?} is not a status: choose active, expiring, expired or revoked",
+            "{:?} is not a status: choose pending, active, expiring, expired or revoked",
             filters.status
         ));
         return Err(viewer.failed(&state, refused));
@@ -50,6 +50,7 @@ pub(super) async fn all_keys(
         .filter(|r| match filters.status.as_str() {
             "" => true,
             "expiring" => r.expiring,
+            "pending" => r.status() == KeyStatus::Pending,
             "active" => r.status() == KeyStatus::Active,
             "expired" => r.status() == KeyStatus::Expired,
             "revoked" => r.status() == KeyStatus::Revoked,

@@ -1,5 +1,6 @@
-//! `/admin/people`: everyone with an account, inviting someone, and changing
-//! a person's role, key creation right or disabled state.
+//! `/admin/people`: everyone with an account with their live keys,
+//! inviting someone, and changing a person's role, key creation right or
+//! disabled state (disabling goes through `leaving`'s confirmation).
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -22,7 +23,8 @@ struct PersonRow {
     disabled: bool,
     can_create_keys: bool,
     has_password: bool,
-    active_keys: usize,
+    /// Keys of theirs that are active or pending: what disabling them stops.
+    live_keys: usize,
     is_me: bool,
 }
 
@@ -63,7 +65,7 @@ async fn render_people(
     let rows: Vec<PersonRow> = people
         .into_iter()
         .map(|p| PersonRow {
-            active_keys: keys
+            live_keys: keys
                 .iter()
                 .filter(|k| {
                     matches!(k.status, KeyStatus::Active | KeyStatus::Pending)

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::secret::{Outcome, SecretAction, already_shown, once, secret_page};
-use super::shared::{FieldErrors, KeyPath, caller, envelope_of, row, service};
+use super::shared::{FieldErrors, KeyPath, caller, envelope_of, own_caller, row, service};
 use crate::audit::{self, AuditEvent};
 use crate::duration::HumanDuration;
 use crate::http::console::{
@@ -113,7 +113,7 @@ struct EnvelopeRefusal {
 }
 
 /// The key, if the viewer may see it; otherwise the "not found" page.
-async fn visible_key(
+pub(super) async fn visible_key(
     state: &AppState,
     viewer: &Viewer,
     client_id: String,
@@ -134,22 +134,19 @@ async fn render_detail(
     refused: Option<EnvelopeRefusal>,
 ) -> Result<HttpResponse, PageError> {
     let now = state.clock.now();
-    let (service, caller) = (service(state), caller(viewer));
-    let (key, events) = run(state, viewer, move |conn| {
+    let (service, caller, own) = (service(state), caller(viewer), own_caller(viewer));
+    let (key, events, mine) = run(state, viewer, move |conn| {
         let key = service.get(conn, &caller, &client_id, now)?;
         let events = audit::list_events(conn, Some(&client_id), 100, 0)?;
-        Ok::<_, AppError>((key, events))
+        // On "My keys" (the viewer's or their team's), or only on "All keys".
+        let mine = caller == own || service.get(conn, &own, &client_id, now).is_ok();
+        Ok::<_, AppError>((key, events, mine))
     })
     .await?;
-    let back = if viewer.is_admin()
-        && !key
-            .owner
-            .as_deref()
-            .is_some_and(|o| o.eq_ignore_ascii_case(viewer.email()))
-    {
-        minijinja::context! { href => "/admin/keys", label => "All keys" }
-    } else {
+    let back = if mine {
         minijinja::context! { href => "/keys", label => "My keys" }
+    } else {
+        minijinja::context! { href => "/admin/keys", label => "All keys" }
     };
     let choices = grace_choices(&key, now);
     let events: Vec<EventRow> = events.into_iter().map(event_row).collect();

@@ -15,6 +15,8 @@ use super::shared::envelope_of;
 /// What the person typed, kept when the form comes back with errors.
 #[derive(Debug, Default, Serialize)]
 pub(super) struct KeyForm {
+    /// `me`, or `team:NAME`; empty: `me`.
+    owner: String,
     name: String,
     description: String,
     scopes: Vec<String>,
@@ -41,6 +43,7 @@ impl KeyForm {
 
 pub(super) fn parse_key_form(form: &Form) -> Result<KeyForm, AppError> {
     Ok(KeyForm {
+        owner: optional_field(form, "owner")?.trim().to_owned(),
         name: field(form, "name")?.to_owned(),
         description: field(form, "description")?.to_owned(),
         scopes: form.all("scope").to_vec(),
@@ -61,11 +64,23 @@ fn optional_field<'f>(form: &'f Form, name: &str) -> Result<&'f str, AppError> {
     }
 }
 
-/// The request the keys service checks, from the form.
-pub(super) fn key_request<'f>(
-    owner: &'f str,
-    form: &'f KeyForm,
-) -> Result<NewKeyRequest<'f>, KeyError> {
+/// The owner an owner choice names: `me` (or nothing) is the person
+/// filling the form, `team:NAME` a team; whether they may give it a key is
+/// the keys service's to decide.
+pub(super) fn chosen_owner(me: &str, choice: &str) -> Result<KeyOwner, KeyError> {
+    match choice {
+        "" | "me" => Ok(KeyOwner::person(me)),
+        other => match other.strip_prefix("team:") {
+            Some(team) if !team.trim().is_empty() => Ok(KeyOwner::team(team)),
+            _ => Err(KeyError::TeamNotFound(other.to_owned())),
+        },
+    }
+}
+
+/// The request the keys service checks, from the form, for a key of
+/// `me` or of the team the form chose.
+pub(super) fn key_request<'f>(me: &str, form: &'f KeyForm) -> Result<NewKeyRequest<'f>, KeyError> {
+    let owner = chosen_owner(me, &form.owner)?;
     let mut scopes = Vec::with_capacity(form.scopes.len());
     for scope in &form.scopes {
         let one = ScopeSet::parse(scope).map_err(|e| KeyError::InvalidScope(e.to_string()))?;
@@ -86,7 +101,7 @@ pub(super) fn key_request<'f>(
         ),
     };
     Ok(NewKeyRequest {
-        owner: KeyOwner::person(owner),
+        owner,
         name: &form.name,
         description: &form.description,
         scopes: scopes.into_iter().collect(),
@@ -94,4 +109,29 @@ pub(super) fn key_request<'f>(
         expires_in,
         envelope: envelope_of(&form.allowed_networks, &form.max_tokens_per_minute)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_owner_choice_is_me_or_a_team() {
+        let me = "Alice@Example.com";
+        assert_eq!(
+            chosen_owner(me, "").unwrap(),
+            KeyOwner::person("alice@example.com")
+        );
+        assert_eq!(
+            chosen_owner(me, "me").unwrap(),
+            KeyOwner::person("alice@example.com")
+        );
+        assert_eq!(chosen_owner(me, "team:ops").unwrap(), KeyOwner::team("ops"));
+        for odd in ["team:", "someone@example.com", "ops"] {
+            assert!(matches!(
+                chosen_owner(me, odd),
+                Err(KeyError::TeamNotFound(_))
+            ));
+        }
+    }
 }

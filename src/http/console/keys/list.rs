@@ -1,9 +1,10 @@
-//! `/keys`: the signed-in person's own keys, newest first.
+//! `/keys`: the signed-in person's own keys and their teams', newest first
+//! (an admin's too: every key is on "All keys").
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use super::shared::{KeyRow, caller, row, service};
+use super::shared::{KeyRow, own_caller, row, service};
 use crate::http::console::{Current, PageError, notice_for, page, viewer};
 use crate::http::console::{NoticeQuery, run};
 use crate::state::AppState;
@@ -16,7 +17,7 @@ pub(super) async fn list(
 ) -> Result<HttpResponse, PageError> {
     let viewer = viewer(&req, &state, current).await?;
     let now = state.clock.now();
-    let (service, caller) = (service(&state), caller(&viewer));
+    let (service, caller) = (service(&state), own_caller(&viewer));
     let keys = run(&state, &viewer, move |conn| {
         service.list(conn, &caller, &crate::keys::KeyFilter::default(), now)
     })

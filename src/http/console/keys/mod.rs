@@ -1,7 +1,8 @@
 //! A person's keys: the list ([`list`]), creating one ([`new`]), the one
-//! page that shows a secret ([`secret`]), and a key's page with its
-//! activity, usage limits, rotation and revocation ([`detail`]). Admins
-//! reach every key; everyone else only their own (another's key is "not
+//! page that shows a secret ([`secret`]), a key's page with its
+//! activity, usage limits, rotation and revocation ([`detail`]), and giving
+//! it to another person or team ([`transfer`]). Admins reach every key;
+//! everyone else only their own and their teams' (another's key is "not
 //! found", as in the management API): the keys service decides, inside the
 //! transaction that acts.
 
@@ -11,13 +12,14 @@ mod list;
 mod new;
 mod secret;
 mod shared;
+mod transfer;
 
 use actix_web::web;
 
 use super::resource;
 
 pub(super) use detail::{EventRow, event_row};
-pub(super) use shared::{KeyRow, row};
+pub(super) use shared::{KeyRow, caller, row, service};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -29,6 +31,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(resource("/keys/{client_id}").route(web::get().to(detail::detail)))
     .service(resource("/keys/{client_id}/rotate").route(web::post().to(detail::rotate)))
     .service(resource("/keys/{client_id}/envelope").route(web::post().to(detail::set_envelope)))
+    .service(
+        resource("/keys/{client_id}/transfer")
+            .route(web::get().to(transfer::transfer_page))
+            .route(web::post().to(transfer::transfer)),
+    )
     .service(
         resource("/keys/{client_id}/revoke")
             .route(web::get().to(detail::revoke_page))

@@ -24,10 +24,45 @@ struct ScopeGroup {
     /// The API's audience; empty for keygate's own scopes.
     identifier: String,
     scopes: Vec<String>,
+    /// Those of `scopes` that make the viewer's key wait for an admin's
+    /// approval (none for an admin, whose keys never wait).
+    approval: Vec<String>,
+}
+
+/// Whom the viewer may give a new key: themself, and the enabled teams
+/// they belong to (an admin: every enabled team), as the owner choice's
+/// `(value, label)` pairs.
+async fn owner_choices(
+    state: &AppState,
+    viewer: &Viewer,
+) -> Result<Vec<(String, String)>, PageError> {
+    let (email, is_admin) = (viewer.email().to_owned(), viewer.is_admin());
+    let teams = run(state, viewer, move |conn| {
+        let teams = if is_admin {
+            crate::teams::list_teams(conn)?
+                .into_iter()
+                .map(|t| t.team)
+                .collect()
+        } else {
+            crate::teams::teams_of(conn, &email)?
+        };
+        Ok::<_, AppError>(teams)
+    })
+    .await?;
+    let me = ("me".to_owned(), format!("Me ({})", viewer.email()));
+    Ok(std::iter::once(me)
+        .chain(
+            teams
+                .into_iter()
+                .filter(|t| !t.disabled)
+                .map(|t| (format!("team:{}", t.name), format!("Team {}", t.name))),
+        )
+        .collect())
 }
 
 async fn scope_groups(state: &AppState, viewer: &Viewer) -> Result<Vec<ScopeGroup>, PageError> {
     let role = viewer.session.user.role.clone();
+    let is_admin = viewer.is_admin();
     run(state, viewer, move |conn| {
         let role = crate::users::find_role(conn, &role)?;
         let apis = crate::resource_servers::list_apis(conn)?;
@@ -39,14 +74,24 @@ async fn scope_groups(state: &AppState, viewer: &Viewer) -> Result<Vec<ScopeGrou
         let grantable = role.grantable(|| Ok(all))?;
         let mut groups: Vec<ScopeGroup> = apis
             .into_iter()
-            .map(|api| ScopeGroup {
-                scopes: ScopeSet::from_stored(&api.scopes)
+            .map(|api| {
+                let scopes: Vec<String> = ScopeSet::from_stored(&api.scopes)
                     .iter()
                     .filter(|s| grantable.allows(s))
                     .map(str::to_owned)
-                    .collect(),
-                name: api.name,
-                identifier: api.identifier,
+                    .collect();
+                let marked = ScopeSet::from_stored(&api.approval_scopes);
+                let approval = scopes
+                    .iter()
+                    .filter(|s| !is_admin && marked.contains(s))
+                    .cloned()
+                    .collect();
+                ScopeGroup {
+                    scopes,
+                    approval,
+                    name: api.name,
+                    identifier: api.identifier,
+                }
             })
             .filter(|g| !g.scopes.is_empty())
             .collect();
@@ -60,6 +105,7 @@ async fn scope_groups(state: &AppState, viewer: &Viewer) -> Result<Vec<ScopeGrou
                 name: "keygate itself".to_owned(),
                 identifier: String::new(),
                 scopes: own,
+                approval: Vec::new(),
             });
         }
         Ok::<_, AppError>(groups)
@@ -108,6 +154,7 @@ async fn render_new(
     errors: FieldErrors,
 ) -> Result<HttpResponse, PageError> {
     let groups = scope_groups(state, viewer).await?;
+    let owners = owner_choices(state, viewer).await?;
     let max = state.key_max_lifetime;
     let form = form.with_default_expiry(max);
     Ok(page(
@@ -119,6 +166,7 @@ async fn render_new(
             errors,
             form_id => forms::new_id(),
             scope_groups => groups,
+            owners,
             expiry_choices => expiry_choices(max),
             max_lifetime => max.map(HumanDuration::in_words),
         },

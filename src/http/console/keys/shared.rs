@@ -11,12 +11,12 @@ use crate::keys::{self, AllowedNetworks, Envelope, Key, KeyError, KeyStatus};
 use crate::state::AppState;
 
 /// The keys service of this keygate.
-pub(super) fn service(state: &AppState) -> keys::Service {
+pub(in crate::http::console) fn service(state: &AppState) -> keys::Service {
     keys::Service::new(state.issuer.clone(), state.key_limits())
 }
 
 /// The viewer as the keys service knows them: an admin reaches every key.
-pub(super) fn caller(viewer: &Viewer) -> keys::Caller {
+pub(in crate::http::console) fn caller(viewer: &Viewer) -> keys::Caller {
     keys::Caller::Person(keys::Person {
         email: viewer.email().to_owned(),
         reach: if viewer.is_admin() {
@@ -24,6 +24,15 @@ pub(super) fn caller(viewer: &Viewer) -> keys::Caller {
         } else {
             keys::Reach::OwnKeys
         },
+    })
+}
+
+/// The viewer reaching only their own keys and their teams', whatever
+/// their role: whose keys "My keys" lists.
+pub(super) fn own_caller(viewer: &Viewer) -> keys::Caller {
+    keys::Caller::Person(keys::Person {
+        email: viewer.email().to_owned(),
+        reach: keys::Reach::OwnKeys,
     })
 }
 
@@ -39,6 +48,10 @@ pub(in crate::http::console) struct KeyRow {
 impl KeyRow {
     pub(in crate::http::console) fn status(&self) -> KeyStatus {
         self.key.status
+    }
+
+    pub(in crate::http::console) fn client_id(&self) -> &str {
+        self.key.client_id.as_str()
     }
 }
 
@@ -66,6 +79,7 @@ pub(super) struct KeyPath {
 /// Errors by field; `form` for the rest.
 #[derive(Debug, Default, Serialize)]
 pub(super) struct FieldErrors {
+    owner: Option<String>,
     name: Option<String>,
     description: Option<String>,
     scopes: Option<String>,
@@ -82,6 +96,7 @@ impl FieldErrors {
     pub(super) fn from_error(error: &AppError) -> Self {
         let mut errors = Self::default();
         let slot = match error.field {
+            Some("owner") => &mut errors.owner,
             Some("name") => &mut errors.name,
             Some("description") => &mut errors.description,
             Some("scopes") => &mut errors.scopes,
