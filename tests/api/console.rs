@@ -8,6 +8,7 @@ use keygate::jobs::Job;
 use serde_json::Value;
 
 mod forms;
+mod refusals;
 mod sessions;
 mod spreadsheet;
 

@@ -82,3 +82,44 @@ pub(super) async fn post_new_key(
         .await
         .unwrap()
 }
+
+/// A console form at `path` posted with `fields` under the session's CSRF
+/// token, as a browser without JavaScript sends it.
+pub(super) async fn post_form(
+    app: &TestApp,
+    client: &reqwest::Client,
+    csrf: &str,
+    path: &str,
+    fields: &[(&str, &str)],
+) -> reqwest::Response {
+    let mut form = vec![("csrf_token", csrf)];
+    form.extend_from_slice(fields);
+    client
+        .post(format!("{}{path}", app.address))
+        .form(&form)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A console page's status and HTML, fetched with the client's session.
+pub(super) async fn get_page(app: &TestApp, client: &reqwest::Client, path: &str) -> (u16, String) {
+    let response = client
+        .get(format!("{}{path}", app.address))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap())
+}
+
+/// The text of the element with `id` in a page (its first text, up to the
+/// next tag), for a refusal shown beside its field.
+pub(super) fn text_of(html: &str, id: &str) -> String {
+    let marker = format!("id=\"{id}\"");
+    let at = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no element #{id} in {html}"));
+    let start = at + html[at..].find('>').unwrap() + 1;
+    html[start..start + html[start..].find('<').unwrap()].to_owned()
+}
