@@ -103,7 +103,8 @@ async fn render_confirmation(
         "person_disable",
         &viewer.layout(state, &title, "people"),
         minijinja::context! {
-            person => minijinja::context! {
+            // Not `person`: the layout's name for the viewer.
+            leaving => minijinja::context! {
                 email => person.email,
                 name => person.name,
                 disabled => person.disabled,
