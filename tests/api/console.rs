@@ -7,7 +7,9 @@ use std::time::Duration;
 use keygate::jobs::Job;
 use serde_json::Value;
 
+mod approvals;
 mod forms;
+mod leaving;
 mod refusals;
 mod sessions;
 mod spreadsheet;
@@ -463,17 +465,22 @@ async fn an_admin_switches_off_key_creation_and_disables_a_person(engine: Engine
         .unwrap();
     admin.follow_element(button, false).await;
     assert_eq!(admin.path().await, "/admin/people?notice=saved");
-    // Carol: disabled (the script asks for confirmation).
+    // Carol: disabled, on the page that confirms it (she holds no key, so
+    // none stops; the script asks once more).
     let carol_row = "//tr[.//strong[text()='carol@example.com']]";
-    let button = admin
+    let link = admin
         .client
         .find(fantoccini::Locator::XPath(&format!(
-            "{carol_row}//button[contains(., 'Disable')]"
+            "{carol_row}//a[contains(., 'Disable')]"
         )))
         .await
         .unwrap();
-    admin.follow_element(button, true).await;
-    assert_eq!(admin.path().await, "/admin/people?notice=saved");
+    admin.follow_element(link, false).await;
+    assert!(admin.body_text().await.contains("no live key"));
+    admin
+        .follow_confirming("form[action='/admin/people/disable'] button.danger")
+        .await;
+    assert_eq!(admin.path().await, "/admin/people?notice=disabled");
     admin.capture(&shots("admin-people-changed")).await;
 
     // Carol's next request finds her signed out.
