@@ -186,6 +186,23 @@ async fn a_busy_keygate(app: &TestApp) -> Vec<Key> {
         "false",
     ])
     .await;
+    // A team with a key of its own, and a key waiting for approval.
+    app.add_team("warehouse-ops", &["alice@example.com", "dave@example.com"])
+        .await;
+    app.set_approval_scopes("https://billing.example.com", "refunds:write")
+        .await;
+    for spec in [
+        KeySpec::for_team("warehouse-ops", "stock level sync to the ERP (hourly)")
+            .scopes("stock:read stock:write")
+            .requested_by("alice@example.com"),
+        KeySpec::new("alice@example.com", "refund-approver")
+            .scopes("refunds:write invoices:read")
+            .audience("https://billing.example.com")
+            .requested_by("alice@example.com"),
+    ] {
+        keys.push(app.create_key(spec).await);
+    }
+    assert_eq!(keys[6].json["status"], "pending");
     keys
 }
 
@@ -230,6 +247,15 @@ async fn every_page_fits_a_phone_and_a_laptop(engine: Engine) {
         (active.clone(), "member-key-detail"),
         (revoked.clone(), "member-key-detail-revoked"),
         (format!("{active}/revoke"), "member-key-revoke"),
+        (format!("{active}/transfer"), "member-key-transfer"),
+        (
+            format!("/keys/{}", keys[5].client_id),
+            "member-key-detail-team",
+        ),
+        (
+            format!("/keys/{}", keys[6].client_id),
+            "member-key-detail-pending",
+        ),
         ("/admin/people".to_owned(), "member-not-allowed"),
         ("/keys/kgc_nosuchkey".to_owned(), "member-not-found"),
     ] {
@@ -294,6 +320,14 @@ async fn every_page_fits_a_phone_and_a_laptop(engine: Engine) {
         ("/admin/people", "admin-people"),
         ("/admin/keys", "admin-keys"),
         ("/admin/keys?status=revoked", "admin-keys-revoked"),
+        ("/admin/keys?status=pending", "admin-keys-pending"),
+        ("/admin/teams", "admin-teams"),
+        ("/admin/teams/warehouse-ops", "admin-team"),
+        ("/admin/requests", "admin-requests"),
+        (
+            "/admin/people/disable?email=alice%40example.com",
+            "admin-person-disable",
+        ),
         ("/admin/apis", "admin-apis"),
         ("/admin/roles", "admin-roles"),
         ("/admin/audit", "admin-audit"),

@@ -114,7 +114,7 @@ async fn a_member_asks_for_a_key_that_an_admin_approves(engine: Engine) {
     alice.goto(&at("/keys")).await;
     let row = alice.text("table.keys tbody tr").await;
     assert!(
-        row.contains("Pending approval") && row.contains("Team payments"),
+        row.contains("Pending") && row.contains("Team payments"),
         "{row}"
     );
     alice.capture(&shots("keys-pending")).await;

@@ -41,6 +41,10 @@ pub struct KeySpec {
     expires_in: Option<String>,
     allow_from: Option<String>,
     max_tokens_per_minute: Option<String>,
+    /// `--team`: the owner names a team.
+    team: bool,
+    /// Who asks, in the console or the API; `None`: the command line.
+    requested_by: Option<String>,
 }
 
 impl KeySpec {
@@ -93,6 +97,22 @@ impl KeySpec {
     /// `--max-tokens-per-minute`
     pub fn max_tokens_per_minute(mut self, limit: &str) -> Self {
         self.max_tokens_per_minute = Some(limit.to_owned());
+        self
+    }
+
+    /// `--team TEAM --name NAME` instead of `--owner`.
+    pub fn for_team(team: &str, name: &str) -> Self {
+        Self {
+            team: true,
+            ..Self::new(team, name)
+        }
+    }
+
+    /// Made by this person (no admin) rather than the command line, as
+    /// the console or the API would: a scope needing approval leaves it
+    /// pending.
+    pub fn requested_by(mut self, email: &str) -> Self {
+        self.requested_by = Some(email.to_owned());
         self
     }
 }
@@ -185,7 +205,11 @@ fn set_role(conn: &mut DbConnection, ctx: &Context, name: &str, scopes: &str) {
 /// `keygate keys create --json` with `spec`'s flags.
 fn create_key(conn: &mut DbConnection, ctx: &Context, spec: &KeySpec) -> Key {
     let request = NewKeyRequest {
-        owner: keygate::keys::KeyOwner::person(&spec.owner),
+        owner: if spec.team {
+            keygate::keys::KeyOwner::team(&spec.owner)
+        } else {
+            keygate::keys::KeyOwner::person(&spec.owner)
+        },
         name: &spec.name,
         description: "",
         scopes: ScopeSet::parse(&spec.scopes).expect("scopes"),
@@ -216,8 +240,15 @@ fn create_key(conn: &mut DbConnection, ctx: &Context, spec: &KeySpec) -> Key {
         max_keys_per_user: ctx.config.max_keys_per_user,
     };
     let tagger = ctx.master_key().token_hasher();
+    let caller = match &spec.requested_by {
+        Some(email) => keys::Caller::Person(keys::Person {
+            email: email.clone(),
+            reach: keys::Reach::OwnKeys,
+        }),
+        None => keys::Caller::CommandLine,
+    };
     let issued = keys::Service::new(&ctx.issuer, limits)
-        .create(conn, &keys::Caller::CommandLine, request, &tagger, ctx.now)
+        .create(conn, &caller, request, &tagger, ctx.now)
         .unwrap_or_else(|e| panic!("keys create {spec:?}: {e}"));
     let json = serde_json::to_value(&issued).expect("the key as JSON");
     Key {
@@ -225,6 +256,34 @@ fn create_key(conn: &mut DbConnection, ctx: &Context, spec: &KeySpec) -> Key {
         client_secret: issued.client_secret.expose().to_owned(),
         json,
     }
+}
+
+/// `keygate teams add NAME` and `keygate teams members add NAME EMAIL`
+/// for each member.
+fn add_team(conn: &mut DbConnection, ctx: &Context, name: &str, members: &[String]) {
+    let new = keygate::teams::NewTeam {
+        name,
+        ..keygate::teams::NewTeam::default()
+    };
+    keygate::teams::create_team(conn, new, COMMAND_LINE, ctx.now)
+        .unwrap_or_else(|e| panic!("teams add {name}: {e}"));
+    for email in members {
+        keygate::teams::add_member(conn, name, email, COMMAND_LINE, ctx.now)
+            .unwrap_or_else(|e| panic!("teams members add {name} {email}: {e}"));
+    }
+}
+
+/// `keygate apis set IDENTIFIER --approval-scopes SCOPES`.
+fn set_approval_scopes(conn: &mut DbConnection, ctx: &Context, identifier: &str, scopes: &str) {
+    let scopes = ScopeSet::parse(scopes).expect("scopes");
+    keygate::resource_servers::set_approval_scopes(
+        conn,
+        identifier,
+        &scopes,
+        COMMAND_LINE,
+        ctx.now,
+    )
+    .unwrap_or_else(|e| panic!("apis set {identifier} --approval-scopes: {e}"));
 }
 
 /// `keygate keys list --json`.
@@ -295,6 +354,23 @@ impl TestApp {
     pub async fn set_role(&self, name: &str, scopes: &str) {
         let (name, scopes) = (name.to_owned(), scopes.to_owned());
         self.fixture(move |conn, ctx| set_role(conn, ctx, &name, &scopes))
+            .await;
+    }
+
+    /// A team of `members` with the role `member` (`teams add`, `teams
+    /// members add`).
+    pub async fn add_team(&self, name: &str, members: &[&str]) {
+        let name = name.to_owned();
+        let members: Vec<String> = members.iter().map(|m| (*m).to_owned()).collect();
+        self.fixture(move |conn, ctx| add_team(conn, ctx, &name, &members))
+            .await;
+    }
+
+    /// The scopes of an API that need approval (`apis set
+    /// --approval-scopes`).
+    pub async fn set_approval_scopes(&self, identifier: &str, scopes: &str) {
+        let (identifier, scopes) = (identifier.to_owned(), scopes.to_owned());
+        self.fixture(move |conn, ctx| set_approval_scopes(conn, ctx, &identifier, &scopes))
             .await;
     }
 
