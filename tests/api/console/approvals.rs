@@ -16,15 +16,12 @@ const ADMIN: &str = "root@example.com";
 const ALICE: &str = "alice@example.com";
 const PAYMENTS: &str = "https://payments.example.com";
 
+const CC: [(&str, &str); 1] = [("grant_type", "client_credentials")];
+
 /// The token endpoint's status for a client ID and secret.
 async fn token_status(app: &TestApp, client_id: &str, secret: &str) -> u16 {
-    app.http
-        .post(app.token_url())
-        .basic_auth(client_id, Some(secret))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
+    app.token_basic(client_id, secret, &CC)
         .await
-        .unwrap()
         .status()
         .as_u16()
 }
@@ -152,14 +149,7 @@ async fn a_member_asks_for_a_key_that_an_admin_approves(engine: Engine) {
     );
     assert!(!admin.exists(".nav .count").await);
     admin.capture(&shots("requests-approved")).await;
-    let response = app
-        .http
-        .post(app.token_url())
-        .basic_auth(&client_id, Some(&secret))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap();
+    let response = app.token_basic(&client_id, &secret, &CC).await;
     assert_eq!(response.status(), 200);
     let token: Value = response.json().await.unwrap();
     assert_eq!(token["scope"], "payments:refund");

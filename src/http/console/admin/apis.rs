@@ -124,17 +124,7 @@ pub(super) async fn update_api(
             Ok::<_, AppError>(api)
         })
         .await;
-    concluded(
-        &state,
-        &viewer,
-        done,
-        "/admin/apis?notice=saved",
-        |status, message| {
-            let blank = ApiForm::default();
-            render_apis(&state, &viewer, status, blank, Some(message), None)
-        },
-    )
-    .await
+    saved(&state, &viewer, done).await
 }
 
 /// Which of an API's scopes need approval: one `approval` field per ticked
@@ -159,15 +149,20 @@ pub(super) async fn set_approval(
             Ok::<_, AppError>(api)
         })
         .await;
-    concluded(
-        &state,
-        &viewer,
-        done,
-        "/admin/apis?notice=saved",
-        |status, message| {
-            let blank = ApiForm::default();
-            render_apis(&state, &viewer, status, blank, Some(message), None)
-        },
-    )
+    saved(&state, &viewer, done).await
+}
+
+/// How a change to a registered API ends: the page with "Saved.", or the
+/// page again with the refusal above its forms.
+async fn saved<T>(
+    state: &AppState,
+    viewer: &Viewer,
+    done: Result<T, AppError>,
+) -> Result<HttpResponse, PageError> {
+    let next = "/admin/apis?notice=saved";
+    concluded(state, viewer, done, next, |status, message| {
+        let blank = ApiForm::default();
+        render_apis(state, viewer, status, blank, Some(message), None)
+    })
     .await
 }

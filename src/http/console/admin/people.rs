@@ -6,12 +6,12 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 
-use super::shared::admin;
+use super::shared::{admin, flag, live_keys_by_holder};
 use crate::http::console::{
     Current, NoticeQuery, PageError, Viewer, concluded, field, notice_for, page, posted, run,
 };
 use crate::http::error::AppError;
-use crate::keys::{self, KeyStatus};
+use crate::keys::{self, KeyOwner};
 use crate::state::AppState;
 use crate::users::{self, UserChanges};
 
@@ -62,18 +62,11 @@ async fn render_people(
         Ok::<_, AppError>((people, roles, keys))
     })
     .await?;
+    let live = live_keys_by_holder(&keys);
     let rows: Vec<PersonRow> = people
         .into_iter()
         .map(|p| PersonRow {
-            live_keys: keys
-                .iter()
-                .filter(|k| {
-                    matches!(k.status, KeyStatus::Active | KeyStatus::Pending)
-                        && k.owner
-                            .as_deref()
-                            .is_some_and(|o| o.eq_ignore_ascii_case(&p.email))
-                })
-                .count(),
+            live_keys: live.get(&KeyOwner::person(&p.email)).copied().unwrap_or(0),
             is_me: p.email.eq_ignore_ascii_case(&me),
             has_password: p.password_hash.is_some(),
             email: p.email,
@@ -144,18 +137,6 @@ pub(super) async fn invite(
         |status, message| render_people(&state, &viewer, status, invite, Some(message), None),
     )
     .await
-}
-
-/// A yes/no field of the person form; blank leaves it as it is.
-fn flag(form: &crate::http::form::Form, name: &str) -> Result<Option<bool>, AppError> {
-    match field(form, name)? {
-        "" => Ok(None),
-        "true" => Ok(Some(true)),
-        "false" => Ok(Some(false)),
-        other => Err(AppError::bad_request(format!(
-            "{name} must be true or false, not {other:?}"
-        ))),
-    }
 }
 
 pub(super) async fn update_person(

@@ -1,9 +1,14 @@
-//! What the admin pages share: the admin check and reading scopes.
+//! What the admin pages share: the admin check, reading scopes and yes/no
+//! fields, and counting live keys.
 
 use actix_web::HttpRequest;
 
-use crate::http::console::{Current, PageError, Viewer, viewer};
+use std::collections::HashMap;
+
+use crate::http::console::{Current, PageError, Viewer, field, viewer};
 use crate::http::error::AppError;
+use crate::http::form::Form;
+use crate::keys::{Key, KeyOwner, KeyStatus};
 use crate::scope::ScopeSet;
 use crate::state::AppState;
 
@@ -25,4 +30,28 @@ pub(super) async fn admin(
 /// A form's scopes, space-separated.
 pub(super) fn parse_scopes(text: &str) -> Result<ScopeSet, AppError> {
     ScopeSet::parse(text).map_err(|e| AppError::invalid("invalid_scope", e.to_string()))
+}
+
+/// A yes/no field; blank: not given.
+pub(super) fn flag(form: &Form, name: &str) -> Result<Option<bool>, AppError> {
+    match field(form, name)? {
+        "" => Ok(None),
+        "true" => Ok(Some(true)),
+        "false" => Ok(Some(false)),
+        other => Err(AppError::bad_request(format!(
+            "{name} must be true or false, not {other:?}"
+        ))),
+    }
+}
+
+/// How many live keys (active or pending: what disabling their holder
+/// stops) each person and team holds.
+pub(super) fn live_keys_by_holder(keys: &[Key]) -> HashMap<KeyOwner, usize> {
+    let mut counts = HashMap::new();
+    for key in keys {
+        if matches!(key.status, KeyStatus::Active | KeyStatus::Pending) {
+            *counts.entry(key.holder()).or_insert(0) += 1;
+        }
+    }
+    counts
 }

@@ -11,7 +11,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
-use super::shared::admin;
+use super::shared::{admin, flag, live_keys_by_holder};
 use crate::http::console::keys::{KeyRow, row};
 use crate::http::console::{
     Current, NoticeQuery, PageError, Refused, Viewer, concluded_beside, field, notice_for, page,
@@ -19,7 +19,7 @@ use crate::http::console::{
 };
 use crate::http::error::AppError;
 use crate::http::form::Form;
-use crate::keys::{self, KeyFilter, KeyOwner, KeyStatus};
+use crate::keys::{self, KeyFilter, KeyOwner};
 use crate::state::AppState;
 use crate::teams::{self, NewTeam, TeamChange};
 use crate::users;
@@ -88,10 +88,6 @@ fn errors_of(form: &str, refused: Refused) -> Errors {
     BTreeMap::from([(key, refused.message)])
 }
 
-fn is_live(key: &keys::Key) -> bool {
-    matches!(key.status, KeyStatus::Active | KeyStatus::Pending)
-}
-
 async fn render_teams(
     state: &AppState,
     viewer: &Viewer,
@@ -107,13 +103,14 @@ async fn render_teams(
         Ok::<_, AppError>((all, roles, keys))
     })
     .await?;
+    let live = live_keys_by_holder(&keys);
     let rows: Vec<TeamRow> = all
         .into_iter()
         .map(|team| TeamRow {
-            live_keys: keys
-                .iter()
-                .filter(|k| is_live(k) && k.team.as_deref() == Some(team.team.name.as_str()))
-                .count(),
+            live_keys: live
+                .get(&KeyOwner::team(&team.team.name))
+                .copied()
+                .unwrap_or(0),
             team,
         })
         .collect();
@@ -216,7 +213,7 @@ async fn render_team(
         Ok::<_, AppError>((team, roles, keys))
     })
     .await?;
-    let live_keys = keys.iter().filter(|k| is_live(k)).count();
+    let live_keys = live_keys_by_holder(&keys).values().sum::<usize>();
     let rows: Vec<KeyRow> = keys.into_iter().map(|k| row(state, k, now)).collect();
     let roles: Vec<String> = roles.into_iter().map(|r| r.name).collect();
     let settings = forms.settings.unwrap_or_else(|| TeamForm::of(&team.team));
@@ -279,26 +276,19 @@ pub(super) async fn update_team(
 ) -> Result<HttpResponse, PageError> {
     let viewer = admin(&req, &state, current).await?;
     let form = posted(&state, &viewer, (&req, &body), TeamForm::read)?;
-    let name = path.into_inner().name;
-    let (actor, now) = (viewer.email().to_owned(), state.clock.now());
     let change = TeamChange {
         role: (!form.role.is_empty()).then(|| form.role.clone()),
         notify: Some(form.notify().map(str::to_owned)),
         description: Some(form.description.clone()),
         disabled: None,
     };
-    let team = name.clone();
-    let done = state
-        .db(move |conn| teams::update_team(conn, &team, &change, &actor, now))
-        .await
-        .map_err(AppError::from);
     let again = |errors| TeamPageForms {
         settings: Some(form),
         errors,
         ..TeamPageForms::default()
     };
-    let at = (name, "saved");
-    team_concluded(&state, &viewer, at, done, again, "settings").await
+    let at = (path.into_inner().name, "saved");
+    change_team(&state, &viewer, at, change, (again, "settings")).await
 }
 
 pub(super) async fn set_team_state(
@@ -310,25 +300,13 @@ pub(super) async fn set_team_state(
 ) -> Result<HttpResponse, PageError> {
     let viewer = admin(&req, &state, current).await?;
     let disabled = posted(&state, &viewer, (&req, &body), |form| {
-        match field(form, "disabled")? {
-            "true" => Ok(true),
-            "false" => Ok(false),
-            other => Err(AppError::bad_request(format!(
-                "disabled must be true or false, not {other:?}"
-            ))),
-        }
+        flag(form, "disabled")?
+            .ok_or_else(|| AppError::bad_request("disabled must be true or false"))
     })?;
-    let name = path.into_inner().name;
-    let (actor, now) = (viewer.email().to_owned(), state.clock.now());
     let change = TeamChange {
         disabled: Some(disabled),
         ..TeamChange::default()
     };
-    let team = name.clone();
-    let done = state
-        .db(move |conn| teams::update_team(conn, &team, &change, &actor, now))
-        .await
-        .map_err(AppError::from);
     let notice = if disabled {
         "team-disabled"
     } else {
@@ -338,7 +316,24 @@ pub(super) async fn set_team_state(
         errors,
         ..TeamPageForms::default()
     };
-    team_concluded(&state, &viewer, (name, notice), done, again, "state").await
+    let at = (path.into_inner().name, notice);
+    change_team(&state, &viewer, at, change, (again, "state")).await
+}
+
+/// Changes the team `name` and ends as [`team_concluded`] does.
+async fn change_team(
+    state: &AppState,
+    viewer: &Viewer,
+    (name, notice): (String, &str),
+    change: TeamChange,
+    (again, form): (impl FnOnce(Errors) -> TeamPageForms, &str),
+) -> Result<HttpResponse, PageError> {
+    let (actor, now, team) = (viewer.email().to_owned(), state.clock.now(), name.clone());
+    let done = state
+        .db(move |conn| teams::update_team(conn, &team, &change, &actor, now))
+        .await
+        .map_err(AppError::from);
+    team_concluded(state, viewer, (name, notice), done, again, form).await
 }
 
 /// Adds (`add`) or removes a member, by email.
