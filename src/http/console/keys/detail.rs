@@ -135,12 +135,17 @@ async fn render_detail(
 ) -> Result<HttpResponse, PageError> {
     let now = state.clock.now();
     let (service, caller, own) = (service(state), caller(viewer), own_caller(viewer));
-    let (key, events, mine) = run(state, viewer, move |conn| {
+    let (key, events, mine, team_disabled) = run(state, viewer, move |conn| {
         let key = service.get(conn, &caller, &client_id, now)?;
         let events = audit::list_events(conn, Some(&client_id), 100, 0)?;
         // On "My keys" (the viewer's or their team's), or only on "All keys".
         let mine = caller == own || service.get(conn, &own, &client_id, now).is_ok();
-        Ok::<_, AppError>((key, events, mine))
+        // A disabled team's key gets no tokens, whatever its own status.
+        let team_disabled = match &key.team {
+            Some(team) => crate::teams::find_team(conn, team)?.team.disabled,
+            None => false,
+        };
+        Ok::<_, AppError>((key, events, mine, team_disabled))
     })
     .await?;
     let back = if mine {
@@ -174,6 +179,7 @@ async fn render_detail(
             back,
             form_id => crate::http::console::forms::new_id(),
             grace_choices => choices,
+            team_disabled,
             notice,
             envelope,
         },
