@@ -33,6 +33,8 @@ async fn every_page_carries_the_security_headers(engine: Engine) {
         "/set-password?token=nope",
         "/keys",
         "/admin/people",
+        "/admin/teams",
+        "/admin/requests",
         "/",
     ] {
         let response = client

@@ -289,7 +289,106 @@ async fn a_member_cannot_open_requests_or_teams(engine: Engine) {
     assert!(keys.contains("Requests <span class=\"count\">1<"), "{keys}");
 }
 
+/// A team disabled on its page: its key's page says so and the key gets
+/// no tokens; enabled again, it works.
+async fn a_disabled_teams_key_says_so_and_stops(engine: Engine) {
+    let app = spawn_app(engine).await;
+    two_teams(&app).await;
+    let (alice, csrf) = signed_in(&app, "alice@example.com").await;
+    let response = super::forms::post_new_key(
+        &app,
+        &alice,
+        &csrf,
+        &[
+            ("owner", "team:ops"),
+            ("name", "ops-sync"),
+            ("scope", "payments:read"),
+            ("expires_in", "30d"),
+        ],
+    )
+    .await;
+    let page = response.text().await.unwrap();
+    let (client_id, secret) = (text_of(&page, "client-id"), text_of(&page, "client-secret"));
+    let cc = [("grant_type", "client_credentials")];
+    let key_page = format!("/keys/{client_id}");
+    let (admin, admin_csrf) = signed_in(&app, ADMIN).await;
+    for (disabled, tokens) in [("true", 401), ("false", 200)] {
+        let changed = post_form(
+            &app,
+            &admin,
+            &admin_csrf,
+            "/admin/teams/ops/state",
+            &[("disabled", disabled)],
+        )
+        .await;
+        assert_eq!(changed.status(), 303);
+        let (_, page) = get_page(&app, &alice, &key_page).await;
+        assert_eq!(
+            page.contains("Team ops is disabled: this key gets no tokens."),
+            disabled == "true"
+        );
+        let status = app.token_basic(&client_id, &secret, &cc).await.status();
+        assert_eq!(status, tokens, "disabled {disabled}");
+    }
+}
+
+/// The new forms, sent without the session's CSRF token (or with a wrong
+/// one), are refused (403) and change nothing.
+async fn the_new_forms_need_their_csrf_token(engine: Engine) {
+    let app = spawn_app(engine).await;
+    two_teams(&app).await;
+    let key = app
+        .create_key(KeySpec::new("alice@example.com", "alices").scopes("payments:read"))
+        .await;
+    let (admin, _) = signed_in(&app, ADMIN).await;
+    let before = app.table_counts();
+    let transfer = format!("/keys/{}/transfer", key.client_id);
+    for (path, fields) in [
+        ("/admin/teams", vec![("name", "forged"), ("role", "member")]),
+        (
+            "/admin/teams/ops",
+            vec![("role", "admin"), ("notify", ""), ("description", "")],
+        ),
+        ("/admin/teams/ops/state", vec![("disabled", "true")]),
+        (
+            "/admin/teams/ops/members",
+            vec![("email", "mallory@example.com")],
+        ),
+        (
+            "/admin/teams/ops/members/remove",
+            vec![("email", "alice@example.com")],
+        ),
+        (
+            "/admin/people/disable",
+            vec![("email", "alice@example.com"), ("keys", "stop")],
+        ),
+        (
+            "/admin/apis/approval",
+            vec![("identifier", API), ("approval", "payments:read")],
+        ),
+        (
+            "/admin/requests/approve",
+            vec![("client_id", key.client_id.as_str())],
+        ),
+        (
+            transfer.as_str(),
+            vec![("to_kind", "person"), ("to_email", ADMIN)],
+        ),
+    ] {
+        for csrf in ["", "forged"] {
+            let response = post_form(&app, &admin, csrf, path, &fields).await;
+            assert_eq!(response.status(), 403, "{path} with csrf {csrf:?}");
+        }
+    }
+    assert_eq!(app.table_counts(), before);
+    // An unknown team's page is "not found".
+    let (status, _) = get_page(&app, &admin, "/admin/teams/nosuchteam").await;
+    assert_eq!(status, 404);
+}
+
 crate::both_engines!(
+    a_disabled_teams_key_says_so_and_stops,
+    the_new_forms_need_their_csrf_token,
     a_refused_transfer_changes_nothing,
     a_member_cannot_reach_another_teams_key,
     a_member_cannot_open_requests_or_teams,
