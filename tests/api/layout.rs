@@ -187,8 +187,12 @@ async fn a_busy_keygate(app: &TestApp) -> Vec<Key> {
     ])
     .await;
     // A team with a key of its own, and a key waiting for approval.
-    app.add_team("warehouse-ops", &["alice@example.com", "dave@example.com"])
-        .await;
+    app.add_team(
+        "warehouse-ops",
+        "member",
+        &["alice@example.com", "dave@example.com"],
+    )
+    .await;
     app.set_approval_scopes("https://billing.example.com", "refunds:write")
         .await;
     for spec in [
