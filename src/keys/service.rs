@@ -102,10 +102,12 @@ impl Service {
         let client_id = ClientId::generate();
         let (secret, hash, lookup) = new_secret(tagger)?;
         let key = write_transaction(conn, |conn| {
-            let owner = owner::find_holder(conn, &request.owner)?;
-            if !may_manage(conn, caller, &owner.owner)? {
+            // Before the owner is looked up: a team the caller is not in
+            // is refused alike whether or not it exists.
+            if !may_manage(conn, caller, &request.owner)? {
                 return Err(KeyError::ForeignOwner);
             }
+            let owner = owner::find_holder(conn, &request.owner)?;
             owner::check_holder(&owner)?;
             // A person making a key for their team must themselves be
             // allowed to make keys: switching key creation off for someone

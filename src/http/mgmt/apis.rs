@@ -11,7 +11,7 @@ use super::doc::{
 };
 use super::{Page, PageQuery, Paged, location};
 use crate::http::error::AppError;
-use crate::resource_servers::{self, Api};
+use crate::resource_servers::{self, Api, ApiChange};
 use crate::scope::{Audience, ScopeSet};
 use crate::state::AppState;
 
@@ -150,9 +150,19 @@ pub struct UpdateApi {
     /// The scopes the API defines from now on: a scope left out is no longer
     /// put in this API's tokens, whatever keys hold it.
     scopes: Option<Vec<String>>,
+    /// Those of its scopes that a key created by someone who is not an admin
+    /// may hold only once an admin approves it; `[]`: none. Each must be one
+    /// of the API's scopes (as changed by `scopes`).
+    approval_scopes: Option<Vec<String>>,
 }
 
-/// Rename an API or change the scopes it defines.
+fn parse_scopes(scopes: &[String]) -> Result<ScopeSet, AppError> {
+    ScopeSet::parse(&scopes.join(" "))
+        .map_err(|e| AppError::invalid("invalid_scope", e.to_string()))
+}
+
+/// Rename an API, change the scopes it defines or those needing approval:
+/// all the fields given, or, if one is refused, none.
 #[utoipa::path(
     tag = "apis",
     operation_id = "updateApi",
@@ -179,21 +189,19 @@ pub async fn update(
     caller.require_admin()?;
     let identifier = path.into_inner().identifier;
     let body = body.into_inner();
-    let scopes = body
-        .scopes
-        .as_ref()
-        .map(|s| {
-            ScopeSet::parse(&s.join(" "))
-                .map_err(|e| AppError::invalid("invalid_scope", e.to_string()))
-        })
-        .transpose()?;
+    let change = ApiChange {
+        scopes: body.scopes.as_deref().map(parse_scopes).transpose()?,
+        approval_scopes: body
+            .approval_scopes
+            .as_deref()
+            .map(parse_scopes)
+            .transpose()?,
+        name: body.name,
+    };
     let now = state.clock.now();
     let api = state
         .db(move |conn| {
-            let current = resource_servers::find_api(conn, &identifier)?;
-            let name = body.name.unwrap_or(current.name);
-            let scopes = scopes.unwrap_or_else(|| ScopeSet::from_stored(&current.scopes));
-            resource_servers::update_api(conn, &identifier, &name, &scopes, &caller.email, now)
+            resource_servers::change_api(conn, &identifier, &change, &caller.email, now)
         })
         .await
         .map_err(AppError::from)?;
