@@ -25,6 +25,7 @@ mod mgmt;
 mod organisation;
 mod process;
 mod signing;
+mod teams;
 mod token;
 mod upgrade;
 mod verifier;

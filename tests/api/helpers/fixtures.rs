@@ -1,6 +1,7 @@
-//! People, APIs, roles and keys, made by keygate's own library on the
-//! test's clock, each as its CLI command would make it (`users add`, `apis
-//! add`, `roles set`, `keys create --json`): the same actor ("command line"),
+//! People, APIs, roles, teams and keys, made by keygate's own library on
+//! the test's clock, each as its CLI command would make it (`users add`,
+//! `apis add`, `apis set`, `roles set`, `teams add`, `teams members add`,
+//! `keys create --json`): the same actor ("command line"),
 //! issuer, configuration and output, without a process per fixture.
 //!
 //! The one place the tests call keygate's users, resource-server and keys
@@ -35,6 +36,8 @@ pub struct Key {
 #[derive(Debug, Clone, Default)]
 pub struct KeySpec {
     owner: String,
+    /// `--team` instead of `--owner`.
+    team: Option<String>,
     name: String,
     scopes: String,
     audiences: Vec<String>,
@@ -48,6 +51,15 @@ impl KeySpec {
     pub fn new(owner: &str, name: &str) -> Self {
         Self {
             owner: owner.to_owned(),
+            name: name.to_owned(),
+            ..Self::default()
+        }
+    }
+
+    /// `--team TEAM --name NAME`, nothing else.
+    pub fn for_team(team: &str, name: &str) -> Self {
+        Self {
+            team: Some(team.to_owned()),
             name: name.to_owned(),
             ..Self::default()
         }
@@ -182,10 +194,49 @@ fn set_role(conn: &mut DbConnection, ctx: &Context, name: &str, scopes: &str) {
         .unwrap_or_else(|e| panic!("roles set {name}: {e}"));
 }
 
+/// `keygate apis set IDENTIFIER --approval-scopes SCOPES`.
+fn set_approval_scopes(conn: &mut DbConnection, ctx: &Context, identifier: &str, scopes: &str) {
+    let scopes = ScopeSet::parse(scopes).expect("scopes");
+    keygate::resource_servers::set_approval_scopes(
+        conn,
+        identifier,
+        &scopes,
+        COMMAND_LINE,
+        ctx.now,
+    )
+    .unwrap_or_else(|e| panic!("apis set {identifier} --approval-scopes: {e}"));
+}
+
+/// `keygate teams add NAME --role ROLE [--notify EMAIL]`, then `teams
+/// members add NAME EMAIL` for each member.
+fn add_team(
+    conn: &mut DbConnection,
+    ctx: &Context,
+    (name, role, notify): (&str, &str, Option<&str>),
+    members: &[String],
+) {
+    let new = keygate::teams::NewTeam {
+        name,
+        role: Some(role),
+        notify,
+        description: "",
+    };
+    keygate::teams::create_team(conn, new, COMMAND_LINE, ctx.now)
+        .unwrap_or_else(|e| panic!("teams add {name}: {e}"));
+    for member in members {
+        keygate::teams::add_member(conn, name, member, COMMAND_LINE, ctx.now)
+            .unwrap_or_else(|e| panic!("teams members add {name} {member}: {e}"));
+    }
+}
+
 /// `keygate keys create --json` with `spec`'s flags.
 fn create_key(conn: &mut DbConnection, ctx: &Context, spec: &KeySpec) -> Key {
+    let owner = match &spec.team {
+        Some(team) => keygate::keys::KeyOwner::team(team),
+        None => keygate::keys::KeyOwner::person(&spec.owner),
+    };
     let request = NewKeyRequest {
-        owner: keygate::keys::KeyOwner::person(&spec.owner),
+        owner,
         name: &spec.name,
         description: "",
         scopes: ScopeSet::parse(&spec.scopes).expect("scopes"),
@@ -296,6 +347,37 @@ impl TestApp {
         let (name, scopes) = (name.to_owned(), scopes.to_owned());
         self.fixture(move |conn, ctx| set_role(conn, ctx, &name, &scopes))
             .await;
+    }
+
+    /// Marks scopes of an API as needing approval (`apis set
+    /// --approval-scopes`).
+    pub async fn set_approval_scopes(&self, identifier: &str, scopes: &str) {
+        let (identifier, scopes) = (identifier.to_owned(), scopes.to_owned());
+        self.fixture(move |conn, ctx| set_approval_scopes(conn, ctx, &identifier, &scopes))
+            .await;
+    }
+
+    /// A team with this role and members (`teams add`, `teams members add`);
+    /// its emails go to every enabled member.
+    pub async fn add_team(&self, name: &str, role: &str, members: &[&str]) {
+        self.add_team_notifying(name, role, None, members).await;
+    }
+
+    /// [`add_team`](Self::add_team) whose emails go to `notify`.
+    pub async fn add_team_notifying(
+        &self,
+        name: &str,
+        role: &str,
+        notify: Option<&str>,
+        members: &[&str],
+    ) {
+        let (name, role) = (name.to_owned(), role.to_owned());
+        let notify = notify.map(str::to_owned);
+        let members: Vec<String> = members.iter().map(|m| (*m).to_owned()).collect();
+        self.fixture(move |conn, ctx| {
+            add_team(conn, ctx, (&name, &role, notify.as_deref()), &members);
+        })
+        .await;
     }
 
     /// A key (`keys create --json`).
