@@ -102,12 +102,10 @@ impl Service {
         let client_id = ClientId::generate();
         let (secret, hash, lookup) = new_secret(tagger)?;
         let key = write_transaction(conn, |conn| {
-            // Before the owner is looked up: a team the caller is not in
-            // is refused alike whether or not it exists.
-            if !may_manage(conn, caller, &request.owner)? {
+            let owner = owner::find_holder(conn, &request.owner)?;
+            if !may_manage(conn, caller, &owner.owner)? {
                 return Err(KeyError::ForeignOwner);
             }
-            let owner = owner::find_holder(conn, &request.owner)?;
             owner::check_holder(&owner)?;
             // A person making a key for their team must themselves be
             // allowed to make keys: switching key creation off for someone

@@ -27,5 +27,6 @@ mod process;
 mod signing;
 mod teams;
 mod token;
+mod transfer;
 mod upgrade;
 mod verifier;

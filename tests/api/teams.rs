@@ -522,7 +522,11 @@ async fn a_member_makes_team_keys_that_other_teams_never_see(engine: Engine) {
         (403, "insufficient_scope"),
     )
     .await;
-    for team in ["payments", "nope"] {
+    // Not his team: refused as for another person's keys.
+    for (team, status, code) in [
+        ("payments", 403, "insufficient_scope"),
+        ("nope", 404, "team_not_found"),
+    ] {
         app.api_refused(
             (
                 Method::POST,
@@ -530,7 +534,7 @@ async fn a_member_makes_team_keys_that_other_teams_never_see(engine: Engine) {
                 Some(json!({"name": "x", "team": team, "scopes": ["read"]})),
             ),
             &w.bob,
-            (403, "insufficient_scope"),
+            (status, code),
         )
         .await;
     }

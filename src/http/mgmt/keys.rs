@@ -273,8 +273,7 @@ pub async fn create(
     {
         return Err(AuthError::InsufficientScope(ADMIN_SCOPE).into());
     }
-    // A team the caller is not in is refused by the keys service, alike
-    // whether or not it exists.
+    // A team the caller is not in is refused by the keys service.
     let owner =
         holder(body.owner(), body.team())?.unwrap_or_else(|| KeyOwner::person(&caller.email));
     let body = body.check()?;
