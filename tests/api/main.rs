@@ -6,6 +6,7 @@
 mod helpers;
 
 mod accounts;
+mod approval;
 mod architecture;
 mod browser;
 mod cli;

@@ -156,9 +156,19 @@ pub struct UpdateApi {
     approval_scopes: Option<Vec<String>>,
 }
 
+/// Each string exactly one scope: `"read write"` is two and refused, not
+/// read as both (422 `invalid_scope`).
 fn parse_scopes(scopes: &[String]) -> Result<ScopeSet, AppError> {
-    ScopeSet::parse(&scopes.join(" "))
-        .map_err(|e| AppError::invalid("invalid_scope", e.to_string()))
+    let invalid = |message: String| AppError::invalid("invalid_scope", message);
+    for scope in scopes {
+        let parsed = ScopeSet::parse(scope).map_err(|e| invalid(e.to_string()))?;
+        if parsed.iter().collect::<Vec<_>>() != [scope.as_str()] {
+            return Err(invalid(format!(
+                "{scope:?} is not one scope; give each scope as its own string"
+            )));
+        }
+    }
+    Ok(scopes.iter().cloned().collect())
 }
 
 /// Rename an API, change the scopes it defines or those needing approval:

@@ -36,8 +36,6 @@ pub struct Key {
 #[derive(Debug, Clone, Default)]
 pub struct KeySpec {
     owner: String,
-    /// `--team` instead of `--owner`.
-    team: Option<String>,
     name: String,
     scopes: String,
     audiences: Vec<String>,
@@ -51,15 +49,6 @@ impl KeySpec {
     pub fn new(owner: &str, name: &str) -> Self {
         Self {
             owner: owner.to_owned(),
-            name: name.to_owned(),
-            ..Self::default()
-        }
-    }
-
-    /// `--team TEAM --name NAME`, nothing else.
-    pub fn for_team(team: &str, name: &str) -> Self {
-        Self {
-            team: Some(team.to_owned()),
             name: name.to_owned(),
             ..Self::default()
         }
@@ -231,12 +220,8 @@ fn add_team(
 
 /// `keygate keys create --json` with `spec`'s flags.
 fn create_key(conn: &mut DbConnection, ctx: &Context, spec: &KeySpec) -> Key {
-    let owner = match &spec.team {
-        Some(team) => keygate::keys::KeyOwner::team(team),
-        None => keygate::keys::KeyOwner::person(&spec.owner),
-    };
     let request = NewKeyRequest {
-        owner,
+        owner: keygate::keys::KeyOwner::person(&spec.owner),
         name: &spec.name,
         description: "",
         scopes: ScopeSet::parse(&spec.scopes).expect("scopes"),
