@@ -13,8 +13,9 @@ use serde_json::{Value, json};
 
 use crate::both_engines;
 use crate::helpers::mail::{SmtpSink, one_with};
-use crate::helpers::{Engine, Key, KeySpec, TestApp, assert_invalid_client, spawn_app};
-use crate::teams::assert_one_line_refusal;
+use crate::helpers::{
+    Engine, Key, KeySpec, TestApp, assert_invalid_client, assert_one_line_refusal, spawn_app,
+};
 
 const API: &str = "https://api.example.com";
 const API_PATH: &str = "/apis/https%3A%2F%2Fapi.example.com";

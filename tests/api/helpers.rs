@@ -29,7 +29,7 @@ pub mod serve;
 pub mod sessions;
 
 pub use app::{TestApp, spawn_app};
-pub use cli::CliOutput;
+pub use cli::{CliOutput, assert_one_line_refusal};
 pub use database::postgres_admin_url;
 pub use fixtures::{Key, KeySpec};
 pub use jwt::{at_jwt_header, foreign_key_pair, payload_of, sign_token, with_payload};
