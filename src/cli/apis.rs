@@ -1,11 +1,14 @@
+//! `keygate apis`: register, change and list resource servers, and mark
+//! the scopes whose keys need an admin's approval.
+
 use chrono::Utc;
 use clap::Subcommand;
 
-use super::{CliError, Context, parse_scopes, print_json};
+use super::{CliError, Context, or_dash, parse_scopes, print_json};
 use crate::audit::COMMAND_LINE;
 use crate::http::error::AppError;
-use crate::resource_servers;
-use crate::scope::Audience;
+use crate::resource_servers::{self, ApiChange};
+use crate::scope::{Audience, ScopeSet};
 
 #[derive(Debug, Subcommand)]
 pub enum ApisCommand {
@@ -19,6 +22,22 @@ pub enum ApisCommand {
         /// Space-separated scopes the API understands, such as "read write".
         #[arg(long, visible_alias = "scope")]
         scopes: String,
+    },
+    /// Change a registered API: its name, its scopes, the scopes whose keys
+    /// need an admin's approval; all that is given, or nothing.
+    Set {
+        /// The API's audience URI.
+        identifier: String,
+        /// A new name.
+        #[arg(long)]
+        name: Option<String>,
+        /// The scopes the API defines from now on, such as "read write".
+        #[arg(long, visible_alias = "scope")]
+        scopes: Option<String>,
+        /// Scopes a key created by someone who is not an admin may hold
+        /// only once an admin approves it, such as "admin billing"; "" for none.
+        #[arg(long, value_name = "\"s1 s2\"")]
+        approval_scopes: Option<String>,
     },
     /// List registered APIs.
     List {
@@ -52,13 +71,57 @@ pub fn run(command: ApisCommand, ctx: &mut Context) -> Result<(), CliError> {
                 api.identifier, api.name, api.scopes
             );
         }
+        ApisCommand::Set {
+            identifier,
+            name,
+            scopes,
+            approval_scopes,
+        } => {
+            let change = ApiChange {
+                name,
+                scopes: scopes.as_deref().map(parse_scopes).transpose()?,
+                approval_scopes: approval_scopes
+                    .as_deref()
+                    .map(|s| {
+                        ScopeSet::parse(s)
+                            .map_err(|e| CliError::Usage(format!("--approval-scopes: {e}")))
+                    })
+                    .transpose()?,
+            };
+            if change.is_empty() {
+                return Err(CliError::Usage(
+                    "nothing to change: give --name, --scopes or --approval-scopes".into(),
+                ));
+            }
+            let api = resource_servers::change_api(
+                ctx.conn(),
+                &identifier,
+                &change,
+                COMMAND_LINE,
+                Utc::now(),
+            )
+            .map_err(AppError::from)?;
+            println!(
+                "changed API {} ({}): scopes {}; needing approval: {}",
+                api.identifier,
+                api.name,
+                api.scopes,
+                or_dash(Some(api.approval_scopes.as_str()).filter(|s| !s.is_empty()))
+            );
+        }
         ApisCommand::List { json } => {
             let list = resource_servers::list_apis(ctx.conn())?;
             if json {
                 print_json(&list)?;
             } else {
                 for api in list {
-                    println!("{}\t{}\t{}", api.identifier, api.name, api.scopes);
+                    println!(
+                        "{}\t{}\t{}\tneeding approval: {}",
+                        api.identifier,
+                        api.name,
+                        api.scopes,
+                        or_dash(Some(api.approval_scopes.as_str()).filter(|s| !s.is_empty()))
+                    );
                 }
             }
         }

@@ -11,7 +11,7 @@ use crate::keys::envelope;
 use crate::keys::{
     self, AllowedNetworks, Caller, Envelope, EnvelopeChange, IssuedKey, KeyError, NewKeyRequest,
 };
-use crate::keys::{KeyFilter, KeyOwner};
+use crate::keys::{Key, KeyFilter, KeyOwner, KeyStatus};
 use crate::scope::Audience;
 use crate::time::rfc3339;
 
@@ -25,10 +25,15 @@ impl From<KeyError> for CliError {
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
     /// Create a key; its secret is printed this once.
+    #[command(group(clap::ArgGroup::new("holder").required(true).args(["owner", "team"])))]
     Create {
         /// Email of the user who owns the key (and gets its emails).
         #[arg(long)]
-        owner: String,
+        owner: Option<String>,
+        /// Name of the team that owns the key, instead of --owner (its
+        /// emails go to the team's notify address or its members).
+        #[arg(long)]
+        team: Option<String>,
         /// A name for the key, such as the client that will use it.
         #[arg(long)]
         name: String,
@@ -64,11 +69,49 @@ pub enum KeysCommand {
     /// List keys.
     List {
         /// Only the keys of the user with this email.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "team")]
         owner: Option<String>,
+        /// Only the keys of the team with this name.
+        #[arg(long)]
+        team: Option<String>,
+        /// Only the keys in this status: pending, active, expired or revoked.
+        #[arg(long)]
+        status: Option<String>,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+    },
+    /// Give a key to another person or team; its client ID and secret stay,
+    /// so nothing using it breaks. Both owners are emailed.
+    #[command(group(clap::ArgGroup::new("new_owner").required(true).args(["to", "to_team"])))]
+    Transfer {
+        /// The key's client ID (kgc_...).
+        client_id: String,
+        /// Email of the person who gets the key.
+        #[arg(long, value_name = "EMAIL")]
+        to: Option<String>,
+        /// Name of the team that gets the key.
+        #[arg(long, value_name = "NAME")]
+        to_team: Option<String>,
+        /// Why, for the audit log and both owners' emails.
+        #[arg(long)]
+        reason: Option<String>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve a key waiting for approval: it works from now on.
+    Approve {
+        /// The key's client ID (kgc_...).
+        client_id: String,
+    },
+    /// Deny a key waiting for approval: it is revoked for good.
+    Deny {
+        /// The key's client ID (kgc_...).
+        client_id: String,
+        /// Why, for the audit log and the requester's email.
+        #[arg(long)]
+        reason: Option<String>,
     },
     /// Revoke a key for good.
     Revoke {
@@ -139,13 +182,46 @@ impl EnvelopeArgs {
     }
 }
 
+/// `--owner EMAIL` or `--team NAME` (clap lets at most one through).
+fn holder(person: Option<&str>, team: Option<&str>) -> Option<KeyOwner> {
+    match (person, team) {
+        (Some(email), _) => Some(KeyOwner::person(email)),
+        (None, Some(name)) => Some(KeyOwner::team(name)),
+        (None, None) => None,
+    }
+}
+
+fn parse_status(text: &str) -> Result<KeyStatus, CliError> {
+    KeyStatus::parse(text).ok_or_else(|| {
+        CliError::Usage(format!(
+            "--status {text:?}: must be pending, active, expired or revoked"
+        ))
+    })
+}
+
+/// One key as `keys list` and `users disable` show it: who owns it (a
+/// person, or `team NAME`) and who created it.
+pub(super) fn key_line(k: &Key) -> String {
+    format!(
+        "{}\t{}\t{}\t{}\tcreated by {}\texpires {}\tlast used {} from {}",
+        k.client_id,
+        k.name,
+        k.holder(),
+        k.status.as_str(),
+        k.created_by,
+        or_dash(k.expires_at.map(rfc3339).as_deref()),
+        or_dash(k.last_used_at.map(rfc3339).as_deref()),
+        or_dash(k.last_used_from.as_deref())
+    )
+}
+
 fn parse_duration(flag: &str, text: &str) -> Result<HumanDuration, CliError> {
     text.parse()
         .map_err(|e| CliError::Usage(format!("{flag} {text:?}: {e}")))
 }
 
 /// The keys service as the command line uses it.
-fn service(ctx: &Context) -> keys::Service {
+pub(super) fn service(ctx: &Context) -> keys::Service {
     keys::Service::new(ctx.issuer(), limits(ctx))
 }
 
@@ -163,6 +239,7 @@ pub fn run(command: KeysCommand, ctx: &mut Context) -> Result<(), CliError> {
     match command {
         KeysCommand::Create {
             owner,
+            team,
             name,
             description,
             scopes,
@@ -177,7 +254,8 @@ pub fn run(command: KeysCommand, ctx: &mut Context) -> Result<(), CliError> {
                 max_tokens_per_minute: given.max_tokens_per_minute.flatten(),
             };
             let request = NewKeyRequest {
-                owner: KeyOwner::person(&owner),
+                owner: holder(owner.as_deref(), team.as_deref())
+                    .ok_or_else(|| CliError::Usage("give --owner EMAIL or --team NAME".into()))?,
                 name: &name,
                 description: &description,
                 scopes: parse_scopes(&scopes)?,
@@ -216,28 +294,80 @@ pub fn run(command: KeysCommand, ctx: &mut Context) -> Result<(), CliError> {
                 show_envelope(&key.allowed_networks, key.max_tokens_per_minute);
             }
         }
-        KeysCommand::List { owner, json } => {
+        KeysCommand::List {
+            owner,
+            team,
+            status,
+            json,
+        } => {
             let filter = KeyFilter {
-                owner: owner.as_deref().map(KeyOwner::person),
-                status: None,
+                owner: holder(owner.as_deref(), team.as_deref()),
+                status: status.as_deref().map(parse_status).transpose()?,
             };
             let list = service.list(ctx.conn(), &Caller::CommandLine, &filter, now)?;
             if json {
                 print_json(&list)?;
             } else {
-                for k in list {
-                    println!(
-                        "{}\t{}\t{}\t{:?}\texpires {}\tlast used {} from {}",
-                        k.client_id,
-                        k.name,
-                        k.holder(),
-                        k.status,
-                        or_dash(k.expires_at.map(rfc3339).as_deref()),
-                        or_dash(k.last_used_at.map(rfc3339).as_deref()),
-                        or_dash(k.last_used_from.as_deref())
-                    );
+                for k in &list {
+                    println!("{}", key_line(k));
                 }
             }
+        }
+        KeysCommand::Transfer {
+            client_id,
+            to,
+            to_team,
+            reason,
+            json,
+        } => {
+            let to = holder(to.as_deref(), to_team.as_deref())
+                .ok_or_else(|| CliError::Usage("give --to EMAIL or --to-team NAME".into()))?;
+            let key = service.transfer(
+                ctx.conn(),
+                &Caller::CommandLine,
+                &client_id,
+                &to,
+                reason.as_deref(),
+                now,
+            )?;
+            if json {
+                print_json(&key)?;
+            } else {
+                println!(
+                    "transferred key {} ({}, created by {}) to {}; its client ID and secret \
+                     are unchanged",
+                    key.client_id,
+                    key.name,
+                    key.created_by,
+                    key.holder()
+                );
+            }
+        }
+        KeysCommand::Approve { client_id } => {
+            let key = service.approve(ctx.conn(), &Caller::CommandLine, &client_id, now)?;
+            println!(
+                "approved key {} ({}) of {}, requested by {}; it works from now on",
+                key.client_id,
+                key.name,
+                key.holder(),
+                key.created_by
+            );
+        }
+        KeysCommand::Deny { client_id, reason } => {
+            let key = service.deny(
+                ctx.conn(),
+                &Caller::CommandLine,
+                &client_id,
+                reason.as_deref(),
+                now,
+            )?;
+            println!(
+                "denied key {} ({}) of {}, requested by {}; it is revoked",
+                key.client_id,
+                key.name,
+                key.holder(),
+                key.created_by
+            );
         }
         KeysCommand::Revoke { client_id, reason } => {
             let key = service.revoke(
@@ -402,6 +532,13 @@ fn show_issued(issued: &IssuedKey, json: bool, what: &str) -> Result<(), CliErro
     println!("{what} key {}", k.name);
     println!("  client_id:     {}", k.client_id);
     println!("  client_secret: {}", k.client_secret.expose());
+    let owner = match (&k.owner, &k.team) {
+        (_, Some(team)) => format!("team {team}"),
+        (owner, None) => or_dash(owner.as_deref()).to_owned(),
+    };
+    println!("  owner:         {owner}");
+    println!("  created_by:    {}", k.created_by);
+    println!("  status:        {}", k.status.as_str());
     println!("  scopes:        {}", k.scopes);
     println!("  audiences:     {}", k.audiences.to_vec().join(" "));
     println!(

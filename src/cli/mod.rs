@@ -5,6 +5,7 @@ mod keys;
 mod mail;
 mod roles;
 mod signing_keys;
+mod teams;
 mod users;
 
 use clap::{Parser, Subcommand};
@@ -44,9 +45,12 @@ pub enum Command {
     /// Register resource servers (APIs) and the scopes they understand.
     #[command(subcommand)]
     Apis(apis::ApisCommand),
-    /// Create, list, rotate and revoke API keys.
+    /// Create, list, rotate, revoke, transfer, approve and deny API keys.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Manage teams: keys that belong to a team keep working whoever leaves.
+    #[command(subcommand)]
+    Teams(teams::TeamsCommand),
     /// List and rotate the keys that sign access tokens.
     #[command(name = "signing-keys", subcommand)]
     SigningKeys(signing_keys::SigningKeysCommand),
@@ -128,6 +132,7 @@ pub fn run(command: Command, config: Config) -> Result<(), CliError> {
         Command::Roles(c) => roles::run(c, &mut ctx),
         Command::Apis(c) => apis::run(c, &mut ctx),
         Command::Keys(c) => keys::run(c, &mut ctx),
+        Command::Teams(c) => teams::run(c, &mut ctx),
         Command::SigningKeys(c) => signing_keys::run(c, &mut ctx),
         Command::Serve | Command::Migrate | Command::Mail(_) => Ok(()),
     }
@@ -268,7 +273,15 @@ mod tests {
 
     #[test]
     fn a_group_without_its_subcommand_shows_its_help() {
-        for group in ["users", "roles", "apis", "keys", "signing-keys", "mail"] {
+        for group in [
+            "users",
+            "roles",
+            "apis",
+            "keys",
+            "teams",
+            "signing-keys",
+            "mail",
+        ] {
             let err = parse(&[group]).unwrap_err();
             assert_eq!(
                 err.kind(),

@@ -6,10 +6,12 @@ use std::io::Read;
 use chrono::Utc;
 use clap::Subcommand;
 
+use super::keys::key_line;
 use super::{CliError, Context, print_json};
 use crate::accounts::{self, Invitation, Password};
 use crate::audit::COMMAND_LINE;
 use crate::http::error::AppError;
+use crate::keys::{Caller, KeyOwner};
 use crate::time::rfc3339;
 use crate::users::{self, MEMBER_ROLE, NewUserInput, UserChanges};
 
@@ -37,10 +39,19 @@ pub enum UsersCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Disable a user: the user's keys and console sessions stop at once.
+    /// Disable a user: the user's keys and console sessions stop at once,
+    /// unless their live keys are transferred in the same step.
     Disable {
         /// The user's email.
         email: String,
+        /// First give every live key of theirs to the person with this
+        /// email; if one may not go, nothing changes.
+        #[arg(long, value_name = "EMAIL", conflicts_with = "transfer_keys_to_team")]
+        transfer_keys_to: Option<String>,
+        /// First give every live key of theirs to the team with this name;
+        /// if one may not go, nothing changes.
+        #[arg(long, value_name = "NAME")]
+        transfer_keys_to_team: Option<String>,
     },
     /// Enable a disabled user again: their keys that have not expired or
     /// been revoked work again.
@@ -103,13 +114,17 @@ pub fn run(command: UsersCommand, ctx: &mut Context) -> Result<(), CliError> {
                 }
             }
         }
-        UsersCommand::Disable { email } => {
-            let user = users::set_user_disabled(ctx.conn(), &email, true, COMMAND_LINE, now)
-                .map_err(AppError::from)?;
-            println!(
-                "disabled user {}; their keys and console sessions no longer work",
-                user.email
-            );
+        UsersCommand::Disable {
+            email,
+            transfer_keys_to,
+            transfer_keys_to_team,
+        } => {
+            let to = match (transfer_keys_to, transfer_keys_to_team) {
+                (Some(person), _) => Some(KeyOwner::person(&person)),
+                (None, Some(team)) => Some(KeyOwner::team(&team)),
+                (None, None) => None,
+            };
+            disable(ctx, &email, to.as_ref(), now)?;
         }
         UsersCommand::Enable { email } => {
             let user = users::set_user_disabled(ctx.conn(), &email, false, COMMAND_LINE, now)
@@ -141,6 +156,55 @@ pub fn run(command: UsersCommand, ctx: &mut Context) -> Result<(), CliError> {
         }
     }
     Ok(())
+}
+
+/// Disables the person, with their live keys transferred to `to` in the same
+/// transaction; says which keys moved, or which stopped with the account.
+fn disable(
+    ctx: &mut Context,
+    email: &str,
+    to: Option<&KeyOwner>,
+    now: chrono::DateTime<Utc>,
+) -> Result<(), CliError> {
+    let service = super::keys::service(ctx);
+    let done = service.disable_person(ctx.conn(), &Caller::CommandLine, email, to, now)?;
+    let email = &done.user.email;
+    match to {
+        Some(to) => {
+            println!(
+                "disabled user {email}; their console sessions no longer work; {} to {to} \
+                 (client IDs and secrets unchanged)",
+                count(
+                    done.transferred.len(),
+                    "live key transferred",
+                    "live keys transferred"
+                )
+            );
+            for key in &done.transferred {
+                println!("  {}", key_line(key));
+            }
+        }
+        None => {
+            println!(
+                "disabled user {email}; their console sessions no longer work; {} with the \
+                 account",
+                count(done.stopped.len(), "live key stops", "live keys stop")
+            );
+            for key in &done.stopped {
+                println!("  {}", key_line(key));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `1 live key stops`, `3 live keys stop`, `no live keys stop`.
+fn count(n: usize, one: &str, many: &str) -> String {
+    match n {
+        0 => format!("no {many}"),
+        1 => format!("1 {one}"),
+        n => format!("{n} {many}"),
+    }
 }
 
 /// Invites by email; prints the link too when no mail server will carry it.

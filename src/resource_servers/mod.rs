@@ -196,6 +196,49 @@ pub fn set_approval_scopes(
     })
 }
 
+/// What a change to an API changes; `None`: left as it is.
+#[derive(Debug, Clone, Default)]
+pub struct ApiChange {
+    pub name: Option<String>,
+    pub scopes: Option<ScopeSet>,
+    /// Replaces the scopes that need approval; empty: none does.
+    pub approval_scopes: Option<ScopeSet>,
+}
+
+impl ApiChange {
+    pub fn is_empty(&self) -> bool {
+        self.name.is_none() && self.scopes.is_none() && self.approval_scopes.is_none()
+    }
+}
+
+/// Applies every part of `change` in one transaction: the name and scopes
+/// ([`update_api`]), then the scopes needing approval
+/// ([`set_approval_scopes`], checked against the scopes as changed). If one
+/// part is refused, none is applied. An empty change changes nothing.
+pub fn change_api(
+    conn: &mut DbConnection,
+    identifier: &str,
+    change: &ApiChange,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<Api, ResourceServerError> {
+    write_transaction(conn, |conn| {
+        let mut api = find_api(conn, identifier)?;
+        if change.name.is_some() || change.scopes.is_some() {
+            let name = change.name.clone().unwrap_or_else(|| api.name.clone());
+            let scopes = change
+                .scopes
+                .clone()
+                .unwrap_or_else(|| ScopeSet::from_stored(&api.scopes));
+            api = update_api(conn, identifier, &name, &scopes, actor, now)?;
+        }
+        if let Some(approval) = &change.approval_scopes {
+            api = set_approval_scopes(conn, identifier, approval, actor, now)?;
+        }
+        Ok(api)
+    })
+}
+
 /// Every scope that some API says needs approval.
 pub fn all_approval_scopes(conn: &mut DbConnection) -> QueryResult<ScopeSet> {
     let lists: Vec<String> = apis::table.select(apis::approval_scopes).load(conn)?;

@@ -38,20 +38,21 @@ pub enum TeamError {
 crate::error::from_store_errors!(TeamError);
 
 impl TeamError {
-    /// Every code a `TeamError` can have.
-    pub const CODES: &[&str] = &[
-        "invalid_team_name",
-        "invalid_description",
-        "invalid_email",
-        "team_exists",
-        "team_not_found",
-        "role_not_found",
-        "user_not_found",
-        "user_disabled",
-        "not_a_member",
-        "nothing_to_change",
-        "database_unavailable",
-        "internal_error",
+    /// Every code a `TeamError` can have, with its kind: what the
+    /// management API's document lists. A test keeps it complete.
+    pub const CODES: &[(ErrorKind, &'static str)] = &[
+        (ErrorKind::Invalid, "invalid_team_name"),
+        (ErrorKind::Invalid, "invalid_description"),
+        (ErrorKind::Invalid, "invalid_email"),
+        (ErrorKind::Conflict, "team_exists"),
+        (ErrorKind::NotFound, "team_not_found"),
+        (ErrorKind::Invalid, "role_not_found"),
+        (ErrorKind::NotFound, "user_not_found"),
+        (ErrorKind::Invalid, "user_disabled"),
+        (ErrorKind::NotFound, "not_a_member"),
+        (ErrorKind::Invalid, "nothing_to_change"),
+        (ErrorKind::Unavailable, "database_unavailable"),
+        (ErrorKind::Internal, "internal_error"),
     ];
 }
 
@@ -121,7 +122,7 @@ mod tests {
             TeamError::Store(StoreError::Unavailable(x())),
             TeamError::Store(StoreError::Query(diesel::result::Error::NotFound)),
         ];
-        let produced: Vec<&str> = all.iter().map(FeatureError::code).collect();
+        let produced: Vec<(ErrorKind, &str)> = all.iter().map(|e| (e.kind(), e.code())).collect();
         assert_eq!(produced, TeamError::CODES);
     }
 }

@@ -4,6 +4,7 @@
 //! topic:
 //!
 //! - `app`: the [`TestApp`] builder, its in-process servers, jobs and clock;
+//! - `api`: the management API called with a bearer token;
 //! - `database`: fresh databases cloned from a migrated template;
 //! - `fixtures`: people, APIs, roles and keys, made by keygate's library;
 //! - `cli`: the real `keygate` binary against the app's database;
@@ -14,6 +15,7 @@
 //! - `mail`: the SMTP sink, received messages and the outbox;
 //! - `serve`, `proxy`: the real `keygate serve` process, a cuttable TCP proxy.
 
+pub mod api;
 pub mod app;
 pub mod cli;
 pub mod database;
@@ -27,7 +29,7 @@ pub mod serve;
 pub mod sessions;
 
 pub use app::{TestApp, spawn_app};
-pub use cli::CliOutput;
+pub use cli::{CliOutput, assert_one_line_refusal};
 pub use database::postgres_admin_url;
 pub use fixtures::{Key, KeySpec};
 pub use jwt::{at_jwt_header, foreign_key_pair, payload_of, sign_token, with_payload};

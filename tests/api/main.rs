@@ -6,6 +6,7 @@
 mod helpers;
 
 mod accounts;
+mod approval;
 mod architecture;
 mod browser;
 mod cli;
@@ -25,6 +26,8 @@ mod mgmt;
 mod organisation;
 mod process;
 mod signing;
+mod teams;
 mod token;
+mod transfer;
 mod upgrade;
 mod verifier;

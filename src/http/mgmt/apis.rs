@@ -11,7 +11,7 @@ use super::doc::{
 };
 use super::{Page, PageQuery, Paged, location};
 use crate::http::error::AppError;
-use crate::resource_servers::{self, Api};
+use crate::resource_servers::{self, Api, ApiChange};
 use crate::scope::{Audience, ScopeSet};
 use crate::state::AppState;
 
@@ -150,9 +150,29 @@ pub struct UpdateApi {
     /// The scopes the API defines from now on: a scope left out is no longer
     /// put in this API's tokens, whatever keys hold it.
     scopes: Option<Vec<String>>,
+    /// Those of its scopes that a key created by someone who is not an admin
+    /// may hold only once an admin approves it; `[]`: none. Each must be one
+    /// of the API's scopes (as changed by `scopes`).
+    approval_scopes: Option<Vec<String>>,
 }
 
-/// Rename an API or change the scopes it defines.
+/// Each string exactly one scope: `"read write"` is two and refused, not
+/// read as both (422 `invalid_scope`).
+fn parse_scopes(scopes: &[String]) -> Result<ScopeSet, AppError> {
+    let invalid = |message: String| AppError::invalid("invalid_scope", message);
+    for scope in scopes {
+        let parsed = ScopeSet::parse(scope).map_err(|e| invalid(e.to_string()))?;
+        if parsed.iter().collect::<Vec<_>>() != [scope.as_str()] {
+            return Err(invalid(format!(
+                "{scope:?} is not one scope; give each scope as its own string"
+            )));
+        }
+    }
+    Ok(scopes.iter().cloned().collect())
+}
+
+/// Rename an API, change the scopes it defines or those needing approval:
+/// all the fields given, or, if one is refused, none.
 #[utoipa::path(
     tag = "apis",
     operation_id = "updateApi",
@@ -179,21 +199,19 @@ pub async fn update(
     caller.require_admin()?;
     let identifier = path.into_inner().identifier;
     let body = body.into_inner();
-    let scopes = body
-        .scopes
-        .as_ref()
-        .map(|s| {
-            ScopeSet::parse(&s.join(" "))
-                .map_err(|e| AppError::invalid("invalid_scope", e.to_string()))
-        })
-        .transpose()?;
+    let change = ApiChange {
+        scopes: body.scopes.as_deref().map(parse_scopes).transpose()?,
+        approval_scopes: body
+            .approval_scopes
+            .as_deref()
+            .map(parse_scopes)
+            .transpose()?,
+        name: body.name,
+    };
     let now = state.clock.now();
     let api = state
         .db(move |conn| {
-            let current = resource_servers::find_api(conn, &identifier)?;
-            let name = body.name.unwrap_or(current.name);
-            let scopes = scopes.unwrap_or_else(|| ScopeSet::from_stored(&current.scopes));
-            resource_servers::update_api(conn, &identifier, &name, &scopes, &caller.email, now)
+            resource_servers::change_api(conn, &identifier, &change, &caller.email, now)
         })
         .await
         .map_err(AppError::from)?;

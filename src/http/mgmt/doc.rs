@@ -17,6 +17,7 @@ use utoipa_actix_web::OpenApiFactory;
 
 use crate::error::ErrorKind;
 use crate::keys::KeyError;
+use crate::teams::TeamError;
 
 /// The body of every error answer.
 #[derive(Debug, Serialize, ToSchema)]
@@ -33,13 +34,14 @@ pub struct ErrorBody {
     info(
         title = "keygate management API",
         version = "1",
-        description = "Manage API keys, users, registered APIs and read the audit log. \
+        description = "Manage API keys, teams, users, registered APIs and read the audit log. \
             Authenticate with `Authorization: Bearer <access token from this server>` whose \
             scope holds `keygate:admin` (everything) or `keygate:keys` (the caller's own keys \
-            only; another's key answers 404), or with a console session: its cookie, plus \
+            and their teams' only; any other key answers 404), or with a console session: its cookie, plus \
             the session's CSRF token in the `X-CSRF-Token` header on every method but GET, \
             HEAD and OPTIONS (else 403 `invalid_csrf_token`). A session's person acts with \
-            their role's rights: admins manage everything, anyone else their own keys.",
+            their role's rights: admins manage everything, anyone else their own keys and \
+            their teams'.",
     ),
     modifiers(&BearerScheme),
     security(("bearer" = ["keygate:keys"]), ("bearer" = ["keygate:admin"]), ("session" = [])),
@@ -59,7 +61,8 @@ pub struct ErrorBody {
         )
     ),
     tags(
-        (name = "keys", description = "API keys; `keygate:keys` callers see only their own"),
+        (name = "keys", description = "API keys; `keygate:keys` callers see only their own and their teams'"),
+        (name = "teams", description = "teams owning keys; admins manage them, members read their own"),
         (name = "users", description = "people; admins only"),
         (name = "apis", description = "registered resource servers; admins only"),
         (name = "audit", description = "the audit log; admins only"),
@@ -205,7 +208,7 @@ const PENDING_CODES: &[(ErrorKind, &str)] = &[
 ];
 
 /// Every feature's codes by kind: each error enum contributes its list.
-const FEATURE_CODES: &[&[(ErrorKind, &str)]] = &[KeyError::CODES, PENDING_CODES];
+const FEATURE_CODES: &[&[(ErrorKind, &str)]] = &[KeyError::CODES, TeamError::CODES, PENDING_CODES];
 
 /// The codes an answer of `kind` may carry, each once, in the order they
 /// are listed: the transport's first, then each feature's.
@@ -243,7 +246,7 @@ error_responses! {
     Unauthorized: "no, or an invalid, expired or revoked, access token, or a console session that has ended", codes_of(ErrorKind::Unauthenticated), true;
     Forbidden: "the token lacks the scope this needs, a console session's CSRF token is missing or wrong, or the change is not allowed", codes_of(ErrorKind::Forbidden), true;
     NotFound: "no such object, or one the caller may not see", codes_of(ErrorKind::NotFound), false;
-    Conflict: "the object exists already, or is revoked or expired, or the owner holds as many active keys as one person may", codes_of(ErrorKind::Conflict), false;
+    Conflict: "the object exists already, or its state forbids the change (revoked, expired, not waiting for approval, already with that owner), or the owner holds as many active keys as one person may", codes_of(ErrorKind::Conflict), false;
     PayloadTooLarge: "the body is larger than this operation accepts", vec!["payload_too_large"], false;
     RequestTimeout: "the body did not arrive in time; the connection is closed", vec!["request_timeout"], false;
     Unprocessable: "a field holds an invalid value, or a rule refuses it", codes_of(ErrorKind::Invalid), false;

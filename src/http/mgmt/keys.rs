@@ -1,5 +1,6 @@
 //! `/api/v1/keys`: a `keygate:keys` caller sees and changes only their own
-//! keys; another's key answers 404, exactly as a missing one does.
+//! keys and their teams'; another's key (a person's, or a team's they are
+//! not in) answers 404, exactly as a missing one does.
 
 use actix_web::http::header;
 use actix_web::{HttpResponse, delete, get, patch, post, web};
@@ -12,7 +13,7 @@ use super::doc::{
     BadRequest, Conflict, Forbidden, Internal, NotFound, PayloadTooLarge, Unauthorized,
     Unavailable, Unprocessable,
 };
-use super::{Page, Paged, location, optional_json, secret_response};
+use super::{Page, Paged, given, location, optional_json, secret_response};
 use crate::db::DbConnection;
 use crate::duration::HumanDuration;
 use crate::http::error::AppError;
@@ -26,13 +27,13 @@ use crate::scope::{ADMIN_SCOPE, Audience, ScopeError, ScopeSet};
 use crate::state::AppState;
 
 /// The keys service of this keygate.
-fn service(state: &AppState) -> keys::Service {
+pub(super) fn service(state: &AppState) -> keys::Service {
     keys::Service::new(state.issuer.clone(), state.key_limits())
 }
 
 /// Runs a keys operation off the async workers; a refusal becomes the
 /// API's answer.
-async fn run<T: Send + 'static>(
+pub(super) async fn run<T: Send + 'static>(
     state: &AppState,
     work: impl FnOnce(&mut DbConnection) -> Result<T, KeyError> + Send + 'static,
 ) -> Result<T, AppError> {
@@ -42,8 +43,11 @@ async fn run<T: Send + 'static>(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
-    /// Only this owner's keys (another owner than the caller needs `keygate:admin`).
+    /// Only this person's keys (another person than the caller needs `keygate:admin`).
     owner: Option<String>,
+    /// Only this team's keys (a team the caller is not in needs `keygate:admin`);
+    /// not with `owner`.
+    team: Option<String>,
     /// Only keys in this status.
     #[param(value_type = Option<KeyStatus>)]
     status: Option<String>,
@@ -59,21 +63,28 @@ pub struct ListQuery {
 #[into_params(parameter_in = Path)]
 pub struct KeyPath {
     /// The key's client ID (`kgc_...`).
-    client_id: String,
+    pub(super) client_id: String,
 }
 
 fn parse_status(text: &str) -> Result<KeyStatus, AppError> {
-    match text {
-        "active" => Ok(KeyStatus::Active),
-        "expired" => Ok(KeyStatus::Expired),
-        "revoked" => Ok(KeyStatus::Revoked),
-        _ => Err(AppError::bad_request(
-            "status must be active, expired or revoked",
+    KeyStatus::parse(text)
+        .ok_or_else(|| AppError::bad_request("status must be pending, active, expired or revoked"))
+}
+
+/// Whose keys a list or a new key is about: a person or a team, never both.
+fn holder(owner: Option<&str>, team: Option<&str>) -> Result<Option<KeyOwner>, AppError> {
+    match (owner, team) {
+        (Some(_), Some(_)) => Err(AppError::bad_request(
+            "give owner or team, not both: a key belongs to one person or one team",
         )),
+        (Some(owner), None) => Ok(Some(KeyOwner::person(owner))),
+        (None, Some(team)) => Ok(Some(KeyOwner::team(team))),
+        (None, None) => Ok(None),
     }
 }
 
-/// List keys, newest first (a `keygate:keys` caller: only their own).
+/// List keys, newest first (a `keygate:keys` caller: only their own and
+/// their teams').
 #[utoipa::path(
     tag = "keys",
     operation_id = "listKeys",
@@ -83,7 +94,7 @@ fn parse_status(text: &str) -> Result<KeyStatus, AppError> {
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
-        (status = 404, description = "no user has the `owner` email (user_not_found)", body = ErrorBody),
+        (status = 404, description = "no user has the `owner` email, or no team the `team` name (user_not_found, team_not_found)", body = ErrorBody),
         (status = 500, response = Internal),
         (status = 503, response = Unavailable),
     )
@@ -101,22 +112,15 @@ pub async fn list(
     {
         return Err(AuthError::InsufficientScope(ADMIN_SCOPE).into());
     }
-    let owner = query.owner.clone();
+    let owner = holder(query.owner.as_deref(), query.team.as_deref())?;
     let now = state.clock.now();
     let service = service(&state);
     let all = run(&state, move |conn| {
-        let filter = KeyFilter {
-            owner: owner.as_deref().map(KeyOwner::person),
-            status: None,
-        };
+        let filter = KeyFilter { owner, status };
         service.list(conn, &caller.for_keys(), &filter, now)
     })
     .await?;
-    let matching: Vec<Key> = all
-        .into_iter()
-        .filter(|k| status.is_none_or(|s| k.status == s))
-        .collect();
-    let page: Paged<Key> = page.slice(matching);
+    let page: Paged<Key> = page.slice(all);
     Ok(HttpResponse::Ok().json(page))
 }
 
@@ -134,8 +138,11 @@ pub struct CreateKey {
     audiences: Vec<String>,
     /// Such as `90d`; default and maximum: `KEYGATE_KEY_MAX_LIFETIME`.
     expires_in: Option<String>,
-    /// Admins only; default: the caller.
+    /// The owning person's email: admins only; default: the caller.
     owner: Option<String>,
+    /// The owning team's name, instead of `owner`: a team the caller is
+    /// in (any team, for admins).
+    team: Option<String>,
     /// Networks (CIDRs or addresses) the key may be used from; default:
     /// anywhere. A token request from elsewhere is `invalid_client`.
     #[serde(default)]
@@ -162,6 +169,11 @@ impl CreateKey {
     /// Who the key is for, when the body names someone else than the caller.
     pub fn owner(&self) -> Option<&str> {
         self.owner.as_deref()
+    }
+
+    /// The team the key is for, when the body names one.
+    pub fn team(&self) -> Option<&str> {
+        self.team.as_deref()
     }
 
     /// 422 `invalid_scope`, `invalid_audience` or `invalid_duration` for
@@ -256,20 +268,21 @@ pub async fn create(
     state: web::Data<AppState>,
 ) -> actix_web::Result<HttpResponse> {
     let body = body.into_inner();
-    let owner = match body.owner() {
-        Some(owner) if !caller.may_manage_keys_of(owner) => {
-            return Err(AuthError::InsufficientScope(ADMIN_SCOPE).into());
-        }
-        Some(owner) => owner.to_owned(),
-        None => caller.email.clone(),
-    };
+    if let Some(owner) = body.owner()
+        && !caller.may_manage_keys_of(owner)
+    {
+        return Err(AuthError::InsufficientScope(ADMIN_SCOPE).into());
+    }
+    // A team the caller is not in is refused by the keys service.
+    let owner =
+        holder(body.owner(), body.team())?.unwrap_or_else(|| KeyOwner::person(&caller.email));
     let body = body.check()?;
     let service = service(&state);
     let tagger = state.accounts.token_hasher.clone();
     let now = state.clock.now();
     let issued = run(&state, move |conn| {
         let request = NewKeyRequest {
-            owner: KeyOwner::person(&owner),
+            owner,
             name: &body.name,
             description: &body.description,
             scopes: body.scopes,
@@ -329,16 +342,6 @@ pub struct UpdateKey {
     #[serde(default, deserialize_with = "given")]
     #[schema(value_type = Option<u32>, nullable, minimum = 1, maximum = 1_000_000)]
     max_tokens_per_minute: Option<Option<u32>>,
-}
-
-/// A field that was given, `null` included: `Some(None)` for `null`, while
-/// `#[serde(default)]` leaves a missing one `None`.
-fn given<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    T::deserialize(deserializer).map(Some)
 }
 
 impl UpdateKey {

@@ -1,5 +1,5 @@
-//! The JSON management API under `/api/v1`: keys, users, APIs and the audit
-//! log, authenticated by a bearer token from this server (see [`auth`]).
+//! The JSON management API under `/api/v1`: keys, teams, users, APIs and
+//! the audit log, authenticated by a bearer token from this server (see [`auth`]).
 //! Handlers stay thin: parse, call the feature's store function, map the
 //! result. Every error is an [`AppError`] (or an [`auth::AuthError`]), so the
 //! body is always `{"error": code, "message": ...}`.
@@ -8,7 +8,9 @@ mod apis;
 mod audit;
 pub mod auth;
 mod doc;
+mod handover;
 mod keys;
+mod teams;
 mod users;
 
 use std::sync::Arc;
@@ -31,7 +33,9 @@ use crate::http::peer;
 pub use apis::CreateApi;
 pub use auth::{Access, Caller, CallerSource};
 pub use doc::ErrorBody;
+pub use handover::{DenyBody, TransferKey};
 pub use keys::{CheckedCreateKey, CreateKey, RevokeBody, RotateBody, UpdateKey};
+pub use teams::{CreateTeam, UpdateTeam};
 pub use users::{CreateUser, UpdateUser};
 
 const MAX_BODY: usize = 64 * 1024;
@@ -58,6 +62,15 @@ fn documented_scope() -> utoipa_actix_web::scope::Scope<
         .service(keys::delete)
         .service(keys::rotate)
         .service(keys::revoke)
+        .service(handover::transfer)
+        .service(handover::approve)
+        .service(handover::deny)
+        .service(teams::list)
+        .service(teams::create)
+        .service(teams::read)
+        .service(teams::update)
+        .service(teams::add_member)
+        .service(teams::remove_member)
         .service(users::list)
         .service(users::create)
         .service(users::read)
@@ -318,6 +331,16 @@ pub async fn optional_json<T: DeserializeOwned + Default>(
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
     serde_json::from_slice(body)
         .map_err(|e| AppError::bad_request(format!("invalid JSON body: {e}")))
+}
+
+/// A field that was given, `null` included: `Some(None)` for `null`, while
+/// `#[serde(default)]` leaves a missing one `None`.
+pub(super) fn given<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
 }
 
 /// 200 with a body that holds a secret: never cached.

@@ -89,3 +89,15 @@ impl TestApp {
         }
     }
 }
+
+/// A refusal on the command line: non-zero, one line on stderr holding
+/// each of `words`, nothing on stdout.
+pub fn assert_one_line_refusal(out: &CliOutput, words: &[&str]) {
+    assert!(!out.status.success(), "succeeded: {}", out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+    assert_eq!(out.stderr.trim().lines().count(), 1, "{}", out.stderr);
+    for word in words {
+        assert!(out.stderr.contains(word), "{word:?} not in {}", out.stderr);
+    }
+    assert!(out.stdout.is_empty(), "{}", out.stdout);
+}

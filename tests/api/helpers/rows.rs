@@ -9,7 +9,7 @@ use super::database::parse_url;
 use super::{Engine, TestApp};
 
 /// The tables a failed command must leave as they were.
-const TABLES: [&str; 9] = [
+const TABLES: [&str; 10] = [
     "users",
     "roles",
     "apis",
@@ -19,6 +19,7 @@ const TABLES: [&str; 9] = [
     "signing_keys",
     "audit_events",
     "auth_throttle",
+    "email_outbox",
 ];
 
 #[derive(QueryableByName)]

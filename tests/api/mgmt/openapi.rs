@@ -38,6 +38,7 @@ async fn openapi_describes_every_route(engine: Engine) {
         let concrete = path
             .replace("{client_id}", id)
             .replace("{email}", BOB)
+            .replace("{name}", "payments")
             .replace("{identifier}", "https%3A%2F%2Fapi.example.com");
         assert!(
             !concrete.contains('{'),
