@@ -1,5 +1,7 @@
 //! The audit log: who did what to which object, and when. Never a secret.
 
+pub mod export;
+
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use serde::{Serialize, Serializer};

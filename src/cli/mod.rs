@@ -1,6 +1,7 @@
 //! The `keygate` command line: one file per subcommand group.
 
 mod apis;
+mod audit;
 mod keys;
 mod mail;
 mod roles;
@@ -57,6 +58,9 @@ pub enum Command {
     /// Check the email set-up.
     #[command(subcommand)]
     Mail(mail::MailCommand),
+    /// Export the audit log (NDJSON or CSV), oldest first.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
 }
 
 /// A failed command: one line on stderr and a non-zero exit.
@@ -134,6 +138,7 @@ pub fn run(command: Command, config: Config) -> Result<(), CliError> {
         Command::Keys(c) => keys::run(c, &mut ctx),
         Command::Teams(c) => teams::run(c, &mut ctx),
         Command::SigningKeys(c) => signing_keys::run(c, &mut ctx),
+        Command::Audit(c) => audit::run(c, &mut ctx),
         Command::Serve | Command::Migrate | Command::Mail(_) => Ok(()),
     }
 }

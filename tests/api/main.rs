@@ -8,6 +8,7 @@ mod helpers;
 mod accounts;
 mod approval;
 mod architecture;
+mod audit_export;
 mod browser;
 mod cli;
 mod console;
