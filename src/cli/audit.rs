@@ -22,6 +22,7 @@ pub enum AuditCommand {
         /// YYYY-MM-DD day (UTC) to its end.
         #[arg(long)]
         until: Option<String>,
+        /// ndjson (one JSON object per line) or csv (with a header row).
         #[arg(long, value_enum, default_value_t = Format::Ndjson)]
         format: Format,
     },
