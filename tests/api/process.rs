@@ -110,31 +110,63 @@ async fn listening_everywhere_without_issuer_stops_startup() {
     );
 }
 
-/// Runs `keygate serve` on `listen` (its port free) until ready, stops it,
-/// and returns what it logged at info level.
-async fn serve_logs(app: &crate::helpers::TestApp, listen: &str, extra: &[(&str, &str)]) -> String {
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_keygate"))
-        .arg("serve")
-        .env_clear()
-        .envs(&app.vars)
-        .env("KEYGATE_LISTEN", listen)
-        .envs(extra.iter().copied())
-        .env("RUST_LOG", "info")
-        .current_dir(app.dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let port = listen.rsplit(':').next().unwrap();
-    wait_ready(&app.http, &format!("http://127.0.0.1:{port}")).await;
-    let pid = child.id().unwrap().to_string();
-    let signalled = tokio::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .await
-        .unwrap();
-    assert!(signalled.success());
+/// Runs `keygate serve` on `host` and a free port until ready, stops it,
+/// and returns what it logged at info level. The port is found free a
+/// moment before the server binds it, so another test may take it first:
+/// a server that exits on "Address already in use" is started again on
+/// another port.
+async fn serve_logs(app: &crate::helpers::TestApp, host: &str, extra: &[(&str, &str)]) -> String {
+    for _ in 0..5 {
+        let port = free_port().await;
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_keygate"))
+            .arg("serve")
+            .env_clear()
+            .envs(&app.vars)
+            .env("KEYGATE_LISTEN", format!("{host}:{port}"))
+            .envs(extra.iter().copied())
+            .env("RUST_LOG", "info")
+            .current_dir(app.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let ready = app.http.get(format!("{base}/readyz")).send().await;
+            if ready.is_ok_and(|r| r.status() == 200) {
+                return stop_and_read(child).await;
+            }
+            if child.try_wait().unwrap().is_some() {
+                let logs = stop_and_read(child).await;
+                assert!(
+                    logs.contains("Address already in use"),
+                    "serve exited:\n{logs}"
+                );
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{base} did not become ready"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+    panic!("no free port for keygate serve in five tries");
+}
+
+/// Stops a running `serve` with SIGTERM (if it still runs) and returns its
+/// log.
+async fn stop_and_read(mut child: tokio::process::Child) -> String {
+    if let Some(pid) = child.id() {
+        let signalled = tokio::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .await
+            .unwrap();
+        assert!(signalled.success());
+    }
     let mut logs = String::new();
     child
         .stderr
@@ -152,10 +184,9 @@ async fn serve_logs(app: &crate::helpers::TestApp, listen: &str, extra: &[(&str,
 /// it is not.
 async fn serve_logs_its_database_and_warns_of_plain_http(engine: Engine) {
     let app = TestApp::builder(engine).prepare();
-    let port = free_port().await;
     let logs = serve_logs(
         &app,
-        &format!("0.0.0.0:{port}"),
+        "0.0.0.0",
         &[("KEYGATE_ISSUER", "http://auth.example.test")],
     )
     .await;
@@ -180,8 +211,7 @@ async fn serve_logs_its_database_and_warns_of_plain_http(engine: Engine) {
         .unwrap_or_else(|| panic!("no warning in {logs}"));
     assert!(warning.contains("KEYGATE_ISSUER"), "{warning}");
 
-    let port = free_port().await;
-    let quiet = serve_logs(&app, &format!("127.0.0.1:{port}"), &[]).await;
+    let quiet = serve_logs(&app, "127.0.0.1", &[]).await;
     assert!(quiet.contains("opened the database"), "{quiet}");
     assert!(!quiet.contains("is not https"), "{quiet}");
 }
