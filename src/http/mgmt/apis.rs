@@ -60,9 +60,7 @@ impl CreateApi {
     pub fn check(&self) -> Result<(Audience, ScopeSet), AppError> {
         let identifier = Audience::parse(&self.identifier)
             .map_err(|m| AppError::invalid("invalid_identifier", m))?;
-        let scopes = ScopeSet::parse(&self.scopes.join(" "))
-            .map_err(|e| AppError::invalid("invalid_scope", e.to_string()))?;
-        Ok((identifier, scopes))
+        Ok((identifier, parse_scopes(&self.scopes)?))
     }
 }
 

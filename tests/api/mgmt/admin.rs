@@ -185,6 +185,23 @@ async fn admins_register_apis(engine: Engine) {
         )
         .await;
     assert_eq!(not_uri["error"], "invalid_identifier");
+    // Each string one scope, as PATCH wants them: two in one is refused.
+    let joined = w
+        .expect(
+            Method::POST,
+            &w.admin,
+            "/api/v1/apis",
+            Some(json!({"identifier": "https://y.example", "name": "Y", "scopes": ["read write"]})),
+            422,
+        )
+        .await;
+    assert_eq!(joined["error"], "invalid_scope");
+    assert!(
+        joined["message"]
+            .as_str()
+            .unwrap()
+            .contains("its own string")
+    );
 }
 
 /// No API may be the issuer (its tokens would be keygate's own) nor define
