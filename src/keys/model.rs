@@ -262,11 +262,7 @@ impl Key {
 
     /// Who owns it: a person or a team.
     pub fn holder(&self) -> KeyOwner {
-        match (&self.owner, &self.team) {
-            (_, Some(team)) => KeyOwner::Team(team.clone()),
-            (Some(email), None) => KeyOwner::Person(email.clone()),
-            (None, None) => KeyOwner::Person(String::new()),
-        }
+        KeyOwner::from_columns(self.owner.clone(), self.team.clone())
     }
 }
 

@@ -152,11 +152,12 @@ pub(super) fn check_holder(holder: &Holder) -> Result<(), KeyError> {
     }
 }
 
-/// Whether the person with this email belongs to the team with this row ID.
-pub(super) fn is_member(conn: &mut DbConnection, email: &str, team_id: &str) -> QueryResult<bool> {
+/// Whether the person with this email belongs to the team with this name.
+pub(super) fn is_member(conn: &mut DbConnection, email: &str, team: &str) -> QueryResult<bool> {
     let found: Option<String> = team_members::table
         .inner_join(users::table)
-        .filter(team_members::team_id.eq(team_id))
+        .inner_join(teams::table)
+        .filter(teams::name.eq(team))
         .filter(users::email.eq(email.trim().to_lowercase()))
         .select(users::id)
         .first(conn)
@@ -193,8 +194,35 @@ impl Recipient {
 /// Where the emails about a key of `owner` go: the person; for a team, its
 /// notify address when set, otherwise every enabled member (none: nobody).
 pub fn recipients(conn: &mut DbConnection, owner: &KeyOwner) -> QueryResult<Vec<Recipient>> {
+    recipients_as(conn, owner, Ownership::Owns)
+}
+
+/// Whether the owner a key's email goes to owns it, or owned it until a
+/// transfer now: what the email's last line says of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Ownership {
+    Owns,
+    Owned,
+}
+
+/// [`recipients`], each told whether the owner owns the key or owned it.
+pub(super) fn recipients_as(
+    conn: &mut DbConnection,
+    owner: &KeyOwner,
+    ownership: Ownership,
+) -> QueryResult<Vec<Recipient>> {
+    let owns = match ownership {
+        Ownership::Owns => "owns this API key",
+        Ownership::Owned => "owned this API key until now",
+    };
     match owner {
-        KeyOwner::Person(email) => Ok(vec![Recipient::new(email, "the owner of this API key")]),
+        KeyOwner::Person(email) => {
+            let relation = match ownership {
+                Ownership::Owns => "the owner of this API key",
+                Ownership::Owned => "its previous owner",
+            };
+            Ok(vec![Recipient::new(email, relation)])
+        }
         KeyOwner::Team(name) => {
             let notify: Option<Option<String>> = teams::table
                 .filter(teams::name.eq(name))
@@ -202,8 +230,7 @@ pub fn recipients(conn: &mut DbConnection, owner: &KeyOwner) -> QueryResult<Vec<
                 .first(conn)
                 .optional()?;
             if let Some(Some(address)) = notify {
-                let relation =
-                    format!("the notify address of team {name}, which owns this API key");
+                let relation = format!("the notify address of team {name}, which {owns}");
                 return Ok(vec![Recipient::new(address, relation)]);
             }
             let members: Vec<String> = team_members::table
@@ -214,7 +241,7 @@ pub fn recipients(conn: &mut DbConnection, owner: &KeyOwner) -> QueryResult<Vec<
                 .select(users::email)
                 .order(users::email.asc())
                 .load(conn)?;
-            let relation = format!("a member of team {name}, which owns this API key");
+            let relation = format!("a member of team {name}, which {owns}");
             Ok(members
                 .into_iter()
                 .map(|email| Recipient::new(email, relation.clone()))

@@ -522,17 +522,7 @@ pub(super) fn may_manage(
     };
     match owner {
         KeyOwner::Person(email) => Ok(email.eq_ignore_ascii_case(own)),
-        KeyOwner::Team(name) => {
-            let id: Option<String> = teams::table
-                .filter(teams::name.eq(name))
-                .select(teams::id)
-                .first(conn)
-                .optional()?;
-            match id {
-                Some(id) => Ok(owner::is_member(conn, own, &id)?),
-                None => Ok(false),
-            }
-        }
+        KeyOwner::Team(name) => Ok(owner::is_member(conn, own, name)?),
     }
 }
 

@@ -11,7 +11,7 @@ use serde_json::json;
 use super::caller::Caller;
 use super::error::KeyError;
 use super::model::{ApiKey, Key, KeyStatus};
-use super::owner::{self, KeyOwner};
+use super::owner::{self, KeyOwner, Ownership};
 use super::rules;
 use super::service::{KeyFilter, Lock, Service, load_keys, notify_view, record, visible_row};
 use crate::audit::Action;
@@ -130,15 +130,7 @@ impl Service {
         let key = Key::new(row, holder.owner.clone(), now);
         // The previous owner's side first; someone on both sides (a member
         // of both teams) gets one email.
-        let mut recipients = owner::recipients(conn, &from)?;
-        for recipient in &mut recipients {
-            recipient.relation = recipient
-                .relation
-                .replace("owns this API key", "owned this API key until now");
-            if recipient.relation == "the owner of this API key" {
-                recipient.relation = "its previous owner".to_owned();
-            }
-        }
+        let mut recipients = owner::recipients_as(conn, &from, Ownership::Owned)?;
         for recipient in owner::recipients(conn, &holder.owner)? {
             if !recipients.iter().any(|r| r.address == recipient.address) {
                 recipients.push(recipient);

@@ -57,6 +57,27 @@ fn team(
     }
 }
 
+/// What tags a new key's secret: the app's master key's hasher.
+fn tagger(app: &TestApp) -> keygate::signing::TokenHasher {
+    keygate::app::master_key(&keygate::Config::from_vars(&app.vars).expect("config"))
+        .expect("master key")
+        .token_hasher()
+}
+
+/// The standard API's `write` needs an admin's approval (`apis set
+/// --approval-scopes write`).
+fn write_needs_approval(conn: &mut DbConnection, app: &TestApp) {
+    let write = ScopeSet::parse("write").expect("scopes");
+    keygate::resource_servers::set_approval_scopes(
+        conn,
+        API,
+        &write,
+        "command line",
+        app.clock.now(),
+    )
+    .expect("write needs approval");
+}
+
 /// A key of `owner` holding `scopes` of the standard API, created by `by`.
 fn key_of(
     conn: &mut DbConnection,
@@ -74,9 +95,7 @@ fn key_of(
         expires_in: None,
         envelope: Envelope::default(),
     };
-    let tagger = keygate::app::master_key(&keygate::Config::from_vars(&app.vars).expect("config"))
-        .expect("master key")
-        .token_hasher();
+    let tagger = tagger(app);
     let issued = service(app)
         .create(conn, by, request, &tagger, app.clock.now())
         .unwrap_or_else(|e| panic!("create the key: {e}"));
@@ -196,15 +215,7 @@ async fn a_key_holding_an_approval_scope_waits_for_an_admin(engine: Engine) {
     app.add_person("root@example.com", "admin", "a long enough password")
         .await;
     let mut conn = app.db();
-    let write = ScopeSet::parse("write").expect("scopes");
-    keygate::resource_servers::set_approval_scopes(
-        &mut conn,
-        API,
-        &write,
-        "command line",
-        app.clock.now(),
-    )
-    .expect("write needs approval");
+    write_needs_approval(&mut conn, &app);
 
     // A scope that needs no approval: active at once.
     let reader = key_of(
@@ -286,15 +297,7 @@ async fn a_request_nobody_decides_is_denied_after_seven_days(engine: Engine) {
     app.add_person("root@example.com", "admin", "a long enough password")
         .await;
     let mut conn = app.db();
-    let write = ScopeSet::parse("write").expect("scopes");
-    keygate::resource_servers::set_approval_scopes(
-        &mut conn,
-        API,
-        &write,
-        "command line",
-        app.clock.now(),
-    )
-    .expect("write needs approval");
+    write_needs_approval(&mut conn, &app);
     let writer = key_of(
         &mut conn,
         &app,
@@ -429,9 +432,7 @@ async fn only_members_allowed_to_make_keys_make_a_teams_keys(engine: Engine) {
     )
     .expect("carol may not create keys");
     let before = app.table_counts();
-    let tagger = keygate::app::master_key(&keygate::Config::from_vars(&app.vars).expect("config"))
-        .expect("master key")
-        .token_hasher();
+    let tagger = tagger(&app);
     let attempt = |conn: &mut DbConnection, by: &str, team: &str| {
         let request = NewKeyRequest {
             owner: KeyOwner::team(team),
