@@ -36,6 +36,7 @@ use crate::signing::MasterKey;
 use crate::signing::{self, AtRest, Signer, TokenHasher};
 use crate::state::{AccountSettings, AppState};
 use crate::time::Clock;
+use crate::webhooks::{Dispatcher, WebhookSealer};
 
 /// SIGTERM (or SIGINT) stops the server in three steps, each bounded, 25 s
 /// at most together: inside the 30 s an orchestrator (Kubernetes' default
@@ -207,7 +208,7 @@ impl Application {
             tracing::warn!("{warning}");
         }
 
-        let (pool, signer, token_hasher) = {
+        let (pool, signer, token_hasher, webhook_sealer) = {
             let config = config.clone();
             let clock = clock.clone();
             tokio::task::spawn_blocking(move || prepare(&config, &clock))
@@ -237,6 +238,17 @@ impl Application {
             throttle,
             signer: Arc::clone(&signer),
             session_idle: config.session_idle,
+            webhooks: Arc::new(
+                Dispatcher::new(
+                    pool.clone(),
+                    Arc::clone(&webhook_sealer),
+                    config.webhook_tuning,
+                    metrics.webhook.clone(),
+                    clock.clone(),
+                    issuer.clone(),
+                )
+                .map_err(StartupError::Other)?,
+            ),
         });
         let state = web::Data::new(AppState {
             pool: pool.clone(),
@@ -261,6 +273,7 @@ impl Application {
             max_keys_per_user: config.max_keys_per_user,
             accounts: account_settings(&config, &issuer, token_hasher),
             exposure_budget: crate::exposure::budget::Budget::default(),
+            webhook_sealer,
         });
         if background == Background::Periodic {
             jobs.spawn_periodic();
@@ -490,7 +503,7 @@ fn strict_transport_security() -> DefaultHeaders {
 fn prepare(
     config: &Config,
     clock: &Clock,
-) -> Result<(Pool, Arc<Signer>, TokenHasher), StartupError> {
+) -> Result<(Pool, Arc<Signer>, TokenHasher, Arc<WebhookSealer>), StartupError> {
     let pool = open_database(config)?;
     // The URL as configured, its password redacted: which database this is.
     tracing::info!(database = ?config.database_url, "opened the database");
@@ -510,5 +523,6 @@ fn prepare(
     // request for an unknown client.
     crate::keys::SecretHash::decoy();
     crate::accounts::warm_up();
-    Ok((pool, signer, master.token_hasher()))
+    let sealer = Arc::new(WebhookSealer::new(&master));
+    Ok((pool, signer, master.token_hasher(), sealer))
 }

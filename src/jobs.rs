@@ -17,6 +17,7 @@ use crate::duration::HumanDuration;
 use crate::mail::{self, Delivery, worker::BATCH};
 use crate::signing::Signer;
 use crate::time::Clock;
+use crate::webhooks::Dispatcher;
 use crate::{access_token, accounts, keys};
 
 /// How often each process re-reads the signing keys: a rotation made
@@ -32,6 +33,8 @@ const SESSIONS_PRUNE: Duration = Duration::from_secs(300);
 pub enum Job {
     /// One claim-and-send round of the email outbox.
     MailDelivery,
+    /// One round of webhook deliveries: what is due, concurrently.
+    WebhookDelivery,
     /// Queues "expires soon" and "expired" emails that are due.
     ExpirySweep,
     /// Denies the requests for approval undecided for 7 days.
@@ -50,6 +53,7 @@ impl Job {
     pub fn name(self) -> &'static str {
         match self {
             Job::MailDelivery => "mail_delivery",
+            Job::WebhookDelivery => "webhook_delivery",
             Job::ExpirySweep => "expiry_sweep",
             Job::UndecidedRequests => "undecided_requests",
             Job::ThrottlePrune => "throttle_prune",
@@ -98,6 +102,7 @@ pub struct JobsSetup {
     pub signer: Arc<Signer>,
     /// `KEYGATE_SESSION_IDLE`: sessions idle this long are over.
     pub session_idle: HumanDuration,
+    pub webhooks: Arc<Dispatcher>,
 }
 
 /// The jobs of one server; cheap to clone.
@@ -109,6 +114,7 @@ pub struct Jobs(Arc<JobsSetup>, Arc<Shutdown>);
 struct Shutdown {
     requested: watch::Sender<bool>,
     mail_worker: Mutex<Option<JoinHandle<()>>>,
+    webhook_worker: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Jobs {
@@ -116,6 +122,7 @@ impl Jobs {
         let shutdown = Shutdown {
             requested: watch::Sender::new(false),
             mail_worker: Mutex::default(),
+            webhook_worker: Mutex::default(),
         };
         Self(Arc::new(setup), Arc::new(shutdown))
     }
@@ -134,6 +141,31 @@ impl Jobs {
     /// its lease (the server may have accepted it), so it is retried once
     /// the lease ends.
     pub async fn stopped(&self, timeout: Duration) {
+        let webhooks = self
+            .1
+            .webhook_worker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let deadline = tokio::time::Instant::now() + timeout;
+        self.stop_mail_worker(timeout).await;
+        if let Some(mut worker) = webhooks {
+            if tokio::time::timeout_at(deadline, &mut worker)
+                .await
+                .is_err()
+            {
+                worker.abort();
+                tracing::warn!(
+                    ?timeout,
+                    "webhooks: still delivering at shutdown; handing back what is in flight"
+                );
+            }
+            // What an abandoned worker held (nothing after a clean finish).
+            self.0.webhooks.release_held().await;
+        }
+    }
+
+    async fn stop_mail_worker(&self, timeout: Duration) {
         let worker = self
             .1
             .mail_worker
@@ -175,6 +207,11 @@ impl Jobs {
         let now = setup.clock.now();
         match job {
             Job::MailDelivery => Ok(setup.delivery.run_once().await?),
+            Job::WebhookDelivery => Ok(setup
+                .webhooks
+                .run_once()
+                .await
+                .map_err(|e| JobError(e.to_string()))?),
             Job::ExpirySweep => {
                 let warning = setup.expiry_warning;
                 let issuer = setup.issuer.clone();
@@ -277,6 +314,13 @@ impl Jobs {
             .mail_worker
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = Some(worker);
+        let webhooks = Arc::clone(&self.0.webhooks);
+        let worker = tokio::spawn(webhooks.run(self.1.requested.subscribe()));
+        *self
+            .1
+            .webhook_worker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(worker);
     }
 }
 
@@ -288,6 +332,9 @@ fn report(job: Job, result: &Result<usize, JobError>, database_down: bool) {
     match (job, result) {
         (Job::MailDelivery, Err(error)) => {
             tracing::warn!(%error, "email outbox: could not read the outbox")
+        }
+        (Job::WebhookDelivery, Err(error)) => {
+            tracing::warn!(%error, "webhooks: could not read the deliveries")
         }
         (Job::ExpirySweep, Ok(0)) => {}
         (Job::ExpirySweep, Ok(queued)) => tracing::info!(queued, "expiry sweep queued emails"),

@@ -28,5 +28,6 @@ pub mod text;
 pub mod time;
 pub mod token;
 pub mod users;
+pub mod webhooks;
 
 pub use app::{Application, Background, Config, StartOptions};

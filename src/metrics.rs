@@ -12,8 +12,15 @@ pub struct FailureLabels {
     pub reason: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    /// `delivered`, `retried` (failed, tried again later) or `failed` (given up).
+    pub outcome: String,
+}
+
 pub struct Metrics {
     registry: Registry,
+    pub webhook: WebhookMetrics,
     pub tokens_issued: Counter,
     pub token_failures: Family<FailureLabels, Counter>,
     pub token_request_duration: Histogram,
@@ -69,8 +76,25 @@ impl Default for Metrics {
             "Failed email delivery attempts, by kind (transient: retried; permanent: given up)",
             email_failures.clone(),
         );
+        let webhook = WebhookMetrics::default();
+        registry.register(
+            "keygate_webhook_deliveries",
+            "Webhook delivery attempts, by outcome",
+            webhook.deliveries.clone(),
+        );
+        registry.register(
+            "keygate_webhook_pending",
+            "Webhook deliveries waiting (for their first attempt or a retry)",
+            webhook.pending.clone(),
+        );
+        registry.register(
+            "keygate_webhook_oldest_pending_seconds",
+            "Age of the oldest webhook delivery still waiting",
+            webhook.oldest_pending_seconds.clone(),
+        );
         Self {
             registry,
+            webhook,
             tokens_issued,
             token_failures,
             token_request_duration,
@@ -95,6 +119,24 @@ impl MailMetrics {
         self.failures
             .get_or_create(&EmailFailureLabels {
                 kind: kind.to_owned(),
+            })
+            .inc();
+    }
+}
+
+/// The handles the webhook worker updates, shared with the registry.
+#[derive(Clone, Default)]
+pub struct WebhookMetrics {
+    deliveries: Family<OutcomeLabels, Counter>,
+    pub pending: Gauge,
+    pub oldest_pending_seconds: Gauge,
+}
+
+impl WebhookMetrics {
+    pub fn count(&self, outcome: &str) {
+        self.deliveries
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.to_owned(),
             })
             .inc();
     }

@@ -44,6 +44,8 @@ pub struct AppState {
     /// The argon2 work leak reports may cost per minute, every address
     /// together (`crate::exposure::budget`).
     pub exposure_budget: crate::exposure::budget::Budget,
+    /// Seals each webhook endpoint's signing secret (`crate::webhooks`).
+    pub webhook_sealer: Arc<crate::webhooks::WebhookSealer>,
 }
 
 impl AppState {

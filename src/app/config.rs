@@ -50,6 +50,8 @@ pub struct Config {
     pub expiry_warning: HumanDuration,
     /// Outbox and sweep timing; not from the environment (tests shorten it).
     pub mail_tuning: MailTuning,
+    /// The webhook worker's timing (defaults: the contract's).
+    pub webhook_tuning: crate::webhooks::WebhookTuning,
     /// Connection and body-read limits; not from the environment (tests
     /// shorten them).
     pub http_tuning: HttpTuning,
@@ -212,6 +214,7 @@ impl Config {
             mail_from,
             expiry_warning,
             mail_tuning: MailTuning::default(),
+            webhook_tuning: crate::webhooks::WebhookTuning::default(),
             http_tuning: HttpTuning::default(),
             trusted_proxies,
             metrics_allow_from,

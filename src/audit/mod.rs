@@ -54,6 +54,14 @@ pub enum Action {
     AccountInvited,
     PasswordResetRequested,
     PasswordSet,
+    WebhookCreated,
+    WebhookUpdated,
+    WebhookRemoved,
+    /// Switched off by keygate after 5 days of failed deliveries.
+    WebhookDisabled,
+    /// A test event or a resend queued by an admin.
+    WebhookTested,
+    WebhookResent,
 }
 
 impl Action {
@@ -89,6 +97,12 @@ impl Action {
             Self::AccountInvited => "account.invited",
             Self::PasswordResetRequested => "account.password_reset_requested",
             Self::PasswordSet => "account.password_set",
+            Self::WebhookCreated => "webhook.created",
+            Self::WebhookUpdated => "webhook.updated",
+            Self::WebhookRemoved => "webhook.removed",
+            Self::WebhookDisabled => "webhook.disabled",
+            Self::WebhookTested => "webhook.tested",
+            Self::WebhookResent => "webhook.resent",
         }
     }
 }

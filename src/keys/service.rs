@@ -25,6 +25,7 @@ use crate::mail::{self, Event};
 use crate::scope::{Audience, audiences_to_stored};
 use crate::signing::TokenHasher;
 use crate::time::{from_db, rfc3339};
+use crate::webhooks::{self, EventType};
 
 /// The keys of one keygate: the issuer its emails name and the limits every
 /// new key obeys.
@@ -409,9 +410,11 @@ pub(super) fn notify_view(
     event: Event,
     (key, view): (&Key, &impl serde::Serialize),
     recipients: &[Recipient],
-    (issuer, by): (&str, &Caller),
+    by: (&str, &Caller),
     now: DateTime<Utc>,
 ) -> Result<bool, QueueError> {
+    let (issuer, by) = by;
+    publish(conn, event, (key, view), by, now)?;
     let mut queued = false;
     for recipient in recipients {
         let about = AboutKey {
@@ -424,6 +427,57 @@ pub(super) fn notify_view(
         queued |= mail::enqueue_key_event(conn, event, about, issuer, by.actor(), now)?;
     }
     Ok(queued)
+}
+
+/// The webhook event type of a key's email event: the same moments.
+fn event_type(event: Event) -> EventType {
+    match event {
+        Event::Created => EventType::KeyCreated,
+        Event::Rotated => EventType::KeyRotated,
+        Event::Revoked => EventType::KeyRevoked,
+        Event::Exposed => EventType::KeyExposed,
+        Event::Expiring => EventType::KeyExpiring,
+        Event::Expired => EventType::KeyExpired,
+        Event::Transferred => EventType::KeyTransferred,
+        Event::ApprovalRequested => EventType::KeyApprovalRequested,
+        Event::Approved => EventType::KeyApproved,
+        Event::Denied => EventType::KeyDenied,
+    }
+}
+
+/// Tells the systems around keygate (`crate::webhooks`) of `event`, in the
+/// caller's transaction: the key object as the API shows it (`view`: with
+/// a transfer's two owners beside it), who acted and, where there is one,
+/// the reason. Every moment a key's owner is emailed about is one event,
+/// whoever the email goes to (none, for a team with no one to tell).
+fn publish(
+    conn: &mut DbConnection,
+    event: Event,
+    (key, view): (&Key, &impl serde::Serialize),
+    by: &Caller,
+    now: DateTime<Utc>,
+) -> QueryResult<usize> {
+    let mut data = serde_json::to_value(view).unwrap_or_else(|_| json!({}));
+    data["actor"] = by.actor().into();
+    let reason = match event {
+        Event::Revoked | Event::Exposed | Event::Denied => {
+            key.revoked_reason.clone().map(Into::into)
+        }
+        Event::Transferred => data
+            .get("transfer_reason")
+            .filter(|r| !r.is_null())
+            .cloned(),
+        _ => None,
+    };
+    if let Some(reason) = reason {
+        data["reason"] = reason;
+    }
+    let event = webhooks::Event {
+        kind: event_type(event),
+        object: &key.id,
+        data,
+    };
+    webhooks::emit(conn, event, now)
 }
 
 /// A new secret, its hash and its lookup tag.

@@ -6,7 +6,9 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
 use super::event::Event;
-use super::render::{self, AccountContext, AccountEmail, Actor, EmailContext, PRODUCT};
+use super::render::{
+    self, AccountContext, AccountEmail, Actor, AdminNotice, EmailContext, PRODUCT,
+};
 use crate::db::schema::email_outbox;
 use crate::db::{DbConnection, write_transaction};
 use crate::error::{ErrorKind, FeatureError, StoreError, from_store_errors};
@@ -225,6 +227,46 @@ pub fn enqueue_account_email(
         .values(&row)
         .execute(conn)?;
     Ok(())
+}
+
+/// Renders an email to an admin about keygate itself and queues it, once
+/// per notice, subject (`about`: what it reports on, such as an endpoint
+/// and the moment it was switched off) and recipient. Call it inside the
+/// transaction of the change it reports.
+pub fn enqueue_notice(
+    conn: &mut DbConnection,
+    notice: AdminNotice,
+    about: &str,
+    recipient: &str,
+    context: &impl serde::Serialize,
+    now: DateTime<Utc>,
+) -> Result<bool, QueueError> {
+    let mail = render::render_notice(notice, context)?;
+    let id = uuid::Uuid::now_v7().to_string();
+    let dedupe = format!("notice:{}:{about}:{recipient}", notice.as_str());
+    let row = NewEmail {
+        id: &id,
+        dedupe_key: &dedupe,
+        key_id: None,
+        event: notice.as_str(),
+        recipient,
+        subject: &mail.subject,
+        body_text: &mail.text,
+        body_html: &mail.html,
+        status: OutboxStatus::Pending,
+        attempts: 0,
+        created_at: now.naive_utc(),
+        next_attempt_at: now.naive_utc(),
+    };
+    let insert = diesel::insert_into(email_outbox::table)
+        .values(&row)
+        .on_conflict(email_outbox::dedupe_key)
+        .do_nothing();
+    let added = match conn {
+        DbConnection::Sqlite(c) => insert.execute(c)?,
+        DbConnection::Pg(c) => insert.execute(c)?,
+    };
+    Ok(added == 1)
 }
 
 /// What replaces the body of a sent or abandoned account email.

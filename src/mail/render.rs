@@ -32,6 +32,38 @@ impl AccountEmail {
     }
 }
 
+/// An email to the admins about keygate itself, not about a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminNotice {
+    /// A webhook endpoint failed for 5 days and was switched off.
+    WebhookDisabled,
+}
+
+impl AdminNotice {
+    /// The template folder and the outbox's `event` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::WebhookDisabled => "webhook_disabled",
+        }
+    }
+}
+
+/// What the "webhook switched off" email shows.
+#[derive(Debug, Serialize)]
+pub struct WebhookNotice<'a> {
+    pub product: &'static str,
+    pub issuer: &'a str,
+    pub recipient: &'a str,
+    pub endpoint_id: &'a str,
+    pub url: &'a str,
+    pub description: &'a str,
+    /// ISO 8601 in UTC.
+    pub failing_since: &'a str,
+    pub failing_days: i64,
+    pub last_error: Option<&'a str>,
+    pub occurred_at: &'a str,
+}
+
 /// Everything an account email's templates may use.
 #[derive(Debug, Serialize)]
 pub struct AccountContext<'a> {
@@ -146,7 +178,7 @@ macro_rules! embedded {
     };
 }
 
-const TEMPLATES: [(&str, &str); 42] = embedded!(
+const TEMPLATES: [(&str, &str); 45] = embedded!(
     "email/base.txt",
     "email/base.html",
     // One text for both parts, each escaped as its part needs.
@@ -190,6 +222,9 @@ const TEMPLATES: [(&str, &str); 42] = embedded!(
     "email/password_reset/subject.txt",
     "email/password_reset/body.txt",
     "email/password_reset/body.html",
+    "email/webhook_disabled/subject.txt",
+    "email/webhook_disabled/body.txt",
+    "email/webhook_disabled/body.html",
 );
 
 fn build_environment(
@@ -249,6 +284,18 @@ pub fn render_account(
         message: e.message.clone(),
     })?;
     render_dir(env, email.as_str(), context)
+}
+
+/// Renders the subject, text and HTML of an email to the admins.
+pub fn render_notice(
+    notice: AdminNotice,
+    context: &impl Serialize,
+) -> Result<Rendered, RenderError> {
+    let env = ENVIRONMENT.as_ref().map_err(|e| RenderError {
+        template: e.template.clone(),
+        message: e.message.clone(),
+    })?;
+    render_dir(env, notice.as_str(), context)
 }
 
 fn render_with<K: Serialize>(

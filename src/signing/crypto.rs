@@ -177,12 +177,20 @@ impl hkdf::KeyType for KeyLen {
 }
 
 impl AtRest {
+    /// The key that seals the signing keys.
     pub fn new(master: &MasterKey) -> Self {
+        Self::for_purpose(master, b"signing-key encryption v1")
+    }
+
+    /// A key of its own for each kind of secret (`purpose` names it), so
+    /// one kind's ciphertexts never open as another's.
+    pub fn for_purpose(master: &MasterKey, purpose: &'static [u8]) -> Self {
         let salt = hkdf::Salt::new(hkdf::HKDF_SHA256, b"keygate");
         let prk = salt.extract(master.as_bytes());
         let mut bytes = Zeroizing::new([0u8; 32]);
         // Both calls fail only for an output longer than 255 hash lengths.
-        let okm = prk.expand(&[b"signing-key encryption v1"], KeyLen(32));
+        let info = [purpose];
+        let okm = prk.expand(&info, KeyLen(32));
         if let Ok(okm) = okm {
             let _ = okm.fill(bytes.as_mut());
         }

@@ -10,6 +10,7 @@ use crate::audit::{self, Action};
 use crate::db::schema::signing_keys;
 use crate::db::{DbConnection, write_transaction};
 use crate::time::from_db;
+use crate::webhooks;
 
 /// How long past the token lifetime a retired key stays published: covers
 /// tokens another process signed before its next keyring refresh.
@@ -177,6 +178,17 @@ pub fn rotate_signing_key(
                 details: serde_json::json!({ "alg": row.alg, "retired": retired }),
             },
         )?;
+        let event = webhooks::Event {
+            kind: webhooks::EventType::SigningKeyRotated,
+            object: &row.kid,
+            data: serde_json::json!({
+                "kid": row.kid,
+                "alg": row.alg,
+                "retired": retired,
+                "actor": actor,
+            }),
+        };
+        webhooks::emit(conn, event, now)?;
         Ok(row.kid.clone())
     })
 }

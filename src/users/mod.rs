@@ -14,6 +14,7 @@ use crate::db::schema::{roles, sessions, users};
 use crate::db::{DbConnection, is_unique_violation, write_transaction};
 use crate::resource_servers;
 use crate::scope::{self, ScopeSet};
+use crate::webhooks::{self, EventType};
 pub use error::UserError;
 
 pub const ADMIN_ROLE: &str = "admin";
@@ -195,7 +196,9 @@ pub fn create_user(
                 details: serde_json::json!({ "role": input.role }),
             },
         )?;
-        find_user_by_email(conn, &email)
+        let user = find_user_by_email(conn, &email)?;
+        announce(conn, EventType::UserCreated, &user, actor, now)?;
+        Ok(user)
     })
 }
 
@@ -216,6 +219,16 @@ pub fn find_user(conn: &mut DbConnection, id: &str) -> Result<User, UserError> {
         .first(conn)
         .optional()?
         .ok_or_else(|| UserError::NoUserWithId { id: id.to_owned() })
+}
+
+/// The enabled admins' emails: who hears of what concerns keygate itself.
+pub fn enabled_admin_emails(conn: &mut DbConnection) -> QueryResult<Vec<String>> {
+    users::table
+        .filter(users::role.eq(ADMIN_ROLE))
+        .filter(users::disabled.eq(false))
+        .select(users::email)
+        .order(users::email.asc())
+        .load(conn)
 }
 
 pub fn list_users(conn: &mut DbConnection) -> QueryResult<Vec<User>> {
@@ -262,7 +275,16 @@ pub fn set_user_disabled(
                 details: serde_json::json!({ "disabled": disabled }),
             },
         )?;
-        find_user(conn, &user.id)
+        let after = find_user(conn, &user.id)?;
+        if disabled != user.disabled {
+            let kind = if disabled {
+                EventType::UserDisabled
+            } else {
+                EventType::UserEnabled
+            };
+            announce(conn, kind, &after, actor, now)?;
+        }
+        Ok(after)
     })
 }
 
@@ -419,10 +441,10 @@ pub fn update_user(
         if disabled {
             end_sessions(conn, &user.id)?;
         }
-        let action = if disabled && !user.disabled {
-            Action::UserDisabled
-        } else {
-            Action::UserUpdated
+        let (action, event) = match (user.disabled, disabled) {
+            (false, true) => (Action::UserDisabled, Some(EventType::UserDisabled)),
+            (true, false) => (Action::UserEnabled, Some(EventType::UserEnabled)),
+            _ => (Action::UserUpdated, None),
         };
         let mut details = serde_json::Map::new();
         if let Some(d) = changes.disabled {
@@ -445,6 +467,31 @@ pub fn update_user(
                 details: details.into(),
             },
         )?;
-        find_user(conn, &user.id)
+        let after = find_user(conn, &user.id)?;
+        if let Some(event) = event {
+            announce(conn, event, &after, actor, now)?;
+        }
+        Ok(after)
     })
+}
+
+/// Tells the systems around keygate (`crate::webhooks`) of a person's
+/// `event`, in the caller's transaction: the person as the API shows them,
+/// and who acted.
+fn announce(
+    conn: &mut DbConnection,
+    event: EventType,
+    user: &User,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<(), UserError> {
+    let mut data = serde_json::to_value(user).unwrap_or_else(|_| serde_json::json!({}));
+    data["actor"] = actor.into();
+    let event = webhooks::Event {
+        kind: event,
+        object: &user.id,
+        data,
+    };
+    webhooks::emit(conn, event, now)?;
+    Ok(())
 }
