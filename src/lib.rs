@@ -12,6 +12,7 @@ pub mod csv;
 pub mod db;
 pub mod duration;
 pub mod error;
+pub mod events;
 pub mod exposure;
 pub mod http;
 pub mod jobs;

@@ -20,12 +20,12 @@ use crate::audit::{self, Action};
 use crate::db::schema::{api_keys, teams, users};
 use crate::db::{DbConnection, write_transaction};
 use crate::duration::HumanDuration;
+use crate::events::{self, EventType};
 use crate::mail::outbox::{AboutKey, QueueError};
 use crate::mail::{self, Event};
 use crate::scope::{Audience, audiences_to_stored};
 use crate::signing::TokenHasher;
 use crate::time::{from_db, rfc3339};
-use crate::webhooks::{self, EventType};
 
 /// The keys of one keygate: the issuer its emails name and the limits every
 /// new key obeys.
@@ -472,12 +472,12 @@ fn publish(
     if let Some(reason) = reason {
         data["reason"] = reason;
     }
-    let event = webhooks::Event {
+    let event = events::Event {
         kind: event_type(event),
         object: &key.id,
         data,
     };
-    webhooks::emit(conn, event, now)
+    events::emit(conn, event, now)
 }
 
 /// A new secret, its hash and its lookup tag.

@@ -9,8 +9,8 @@ use super::{AtRest, CryptoError, KeyPair, KeyringError, SigningAlg};
 use crate::audit::{self, Action};
 use crate::db::schema::signing_keys;
 use crate::db::{DbConnection, write_transaction};
+use crate::events;
 use crate::time::from_db;
-use crate::webhooks;
 
 /// How long past the token lifetime a retired key stays published: covers
 /// tokens another process signed before its next keyring refresh.
@@ -178,8 +178,8 @@ pub fn rotate_signing_key(
                 details: serde_json::json!({ "alg": row.alg, "retired": retired }),
             },
         )?;
-        let event = webhooks::Event {
-            kind: webhooks::EventType::SigningKeyRotated,
+        let event = events::Event {
+            kind: events::EventType::SigningKeyRotated,
             object: &row.kid,
             data: serde_json::json!({
                 "kid": row.kid,
@@ -188,7 +188,7 @@ pub fn rotate_signing_key(
                 "actor": actor,
             }),
         };
-        webhooks::emit(conn, event, now)?;
+        events::emit(conn, event, now)?;
         Ok(row.kid.clone())
     })
 }

@@ -12,9 +12,9 @@ use utoipa::ToSchema;
 use crate::audit::{self, Action};
 use crate::db::schema::{roles, sessions, users};
 use crate::db::{DbConnection, is_unique_violation, write_transaction};
+use crate::events::{self, EventType};
 use crate::resource_servers;
 use crate::scope::{self, ScopeSet};
-use crate::webhooks::{self, EventType};
 pub use error::UserError;
 
 pub const ADMIN_ROLE: &str = "admin";
@@ -487,11 +487,11 @@ fn announce(
 ) -> Result<(), UserError> {
     let mut data = serde_json::to_value(user).unwrap_or_else(|_| serde_json::json!({}));
     data["actor"] = actor.into();
-    let event = webhooks::Event {
+    let event = events::Event {
         kind: event,
         object: &user.id,
         data,
     };
-    webhooks::emit(conn, event, now)?;
+    events::emit(conn, event, now)?;
     Ok(())
 }

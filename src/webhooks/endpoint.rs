@@ -9,11 +9,11 @@ use serde_json::json;
 use utoipa::ToSchema;
 
 use super::error::WebhookError;
-use super::event::EventType;
 use super::secret::{SigningSecret, WebhookSealer};
 use crate::audit::{self, Action};
-use crate::db::schema::webhook_endpoints;
+use crate::db::schema::{webhook_deliveries, webhook_endpoints};
 use crate::db::{DbConnection, write_transaction};
+use crate::events::EventType;
 use crate::time::from_db;
 
 /// The longest URL an endpoint may have, in bytes.
@@ -344,7 +344,10 @@ pub fn remove(
 ) -> Result<Endpoint, WebhookError> {
     write_transaction(conn, |conn| {
         let endpoint = find(conn, id)?;
-        super::outbox::forget_endpoint(conn, &endpoint.id)?;
+        diesel::delete(
+            webhook_deliveries::table.filter(webhook_deliveries::endpoint_id.eq(&endpoint.id)),
+        )
+        .execute(conn)?;
         diesel::delete(webhook_endpoints::table.find(&endpoint.id)).execute(conn)?;
         record(
             conn,

@@ -7,7 +7,6 @@
 
 pub mod endpoint;
 mod error;
-pub mod event;
 mod health;
 pub mod outbox;
 pub mod secret;
@@ -17,7 +16,7 @@ use std::time::Duration;
 
 pub use endpoint::{CreatedEndpoint, Endpoint, EndpointChange, NewEndpoint};
 pub use error::WebhookError;
-pub use event::{Event, EventType, emit, send_test};
+pub use outbox::send_test;
 pub use outbox::{DeliveryView, recent, resend};
 pub use secret::{SigningSecret, WebhookSealer};
 pub use worker::Dispatcher;

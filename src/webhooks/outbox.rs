@@ -5,12 +5,13 @@
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use serde::Serialize;
+use serde_json::json;
 use utoipa::ToSchema;
 
 use super::error::WebhookError;
-use super::event::EventType;
 use crate::db::schema::{webhook_deliveries, webhook_endpoints};
 use crate::db::{DbConnection, write_transaction};
+use crate::events::{self, EventType};
 use crate::time::from_db;
 
 /// Where a delivery stands; stored as its lower-case name.
@@ -32,64 +33,6 @@ impl Status {
             Self::Failed => "failed",
         }
     }
-}
-
-/// `msg_` and a time-ordered UUID: the `webhook-id` header.
-pub fn new_message_id() -> String {
-    format!("msg_{}", uuid::Uuid::now_v7().simple())
-}
-
-/// The enabled endpoints that want `kind`.
-pub(super) fn subscribed_endpoints(
-    conn: &mut DbConnection,
-    kind: EventType,
-) -> QueryResult<Vec<String>> {
-    let rows: Vec<(String, String)> = webhook_endpoints::table
-        .filter(webhook_endpoints::enabled.eq(true))
-        .select((webhook_endpoints::id, webhook_endpoints::events))
-        .load(conn)?;
-    Ok(rows
-        .into_iter()
-        .filter(|(_, events)| events.is_empty() || events.split(' ').any(|e| e == kind.as_str()))
-        .map(|(id, _)| id)
-        .collect())
-}
-
-/// Queues one delivery unless its dedupe key is taken; returns 1 if added.
-pub(super) fn insert(
-    conn: &mut DbConnection,
-    id: &str,
-    endpoint_id: &str,
-    kind: EventType,
-    dedupe: &str,
-    body: &str,
-    now: DateTime<Utc>,
-) -> QueryResult<usize> {
-    let insert = diesel::insert_into(webhook_deliveries::table)
-        .values((
-            webhook_deliveries::id.eq(id),
-            webhook_deliveries::endpoint_id.eq(endpoint_id),
-            webhook_deliveries::event_type.eq(kind.as_str()),
-            webhook_deliveries::dedupe_key.eq(dedupe),
-            webhook_deliveries::body.eq(body),
-            webhook_deliveries::status.eq(Status::Pending.as_str()),
-            webhook_deliveries::attempts.eq(0),
-            webhook_deliveries::created_at.eq(now.naive_utc()),
-            webhook_deliveries::next_attempt_at.eq(now.naive_utc()),
-        ))
-        .on_conflict(webhook_deliveries::dedupe_key)
-        .do_nothing();
-    match conn {
-        DbConnection::Sqlite(c) => insert.execute(c),
-        DbConnection::Pg(c) => insert.execute(c),
-    }
-}
-
-pub(super) fn forget_endpoint(conn: &mut DbConnection, endpoint_id: &str) -> QueryResult<usize> {
-    diesel::delete(
-        webhook_deliveries::table.filter(webhook_deliveries::endpoint_id.eq(endpoint_id)),
-    )
-    .execute(conn)
 }
 
 /// A claimed delivery, as the worker sends it.
@@ -518,5 +461,48 @@ pub fn resend(
         )?;
         let row: DeliveryRow = target.select(view_columns!()).first(conn)?;
         Ok(view(row))
+    })
+}
+
+/// Queues a `webhook.test` event for one endpoint (whatever types it
+/// wants), audited; returns the delivery as the delivery log shows it.
+pub fn send_test(
+    conn: &mut DbConnection,
+    endpoint_id: &str,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<DeliveryView, WebhookError> {
+    write_transaction(conn, |conn| {
+        let endpoint = super::endpoint::find(conn, endpoint_id)?;
+        if !endpoint.enabled {
+            return Err(WebhookError::EndpointDisabled { id: endpoint.id });
+        }
+        let body = events::body(
+            EventType::WebhookTest,
+            json!({ "endpoint_id": endpoint.id, "actor": actor }),
+            now,
+        );
+        let id = events::new_message_id();
+        events::insert(
+            conn,
+            &id,
+            &endpoint.id,
+            EventType::WebhookTest,
+            &id,
+            &body,
+            now,
+        )?;
+        crate::audit::record(
+            conn,
+            now,
+            crate::audit::Entry {
+                actor,
+                action: crate::audit::Action::WebhookTested,
+                target: &format!("webhook:{}", endpoint.id),
+                source_addr: None,
+                details: json!({ "delivery": id }),
+            },
+        )?;
+        find_view(conn, &id)
     })
 }

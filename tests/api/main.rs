@@ -32,3 +32,4 @@ mod token;
 mod transfer;
 mod upgrade;
 mod verifier;
+mod webhooks;

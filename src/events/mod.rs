@@ -1,13 +1,16 @@
-//! The event types endpoints may subscribe to, and [`emit`]: an event
-//! queued for every endpoint that wants it, in the caller's transaction.
+//! Events out, the writing side: the event types webhook endpoints may
+//! subscribe to, and [`emit`], which queues an event for every endpoint
+//! that wants it in the caller's transaction (the outbox `crate::webhooks`
+//! delivers from). Every feature that causes an event calls it; it depends
+//! on nothing but the database, so they all may.
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use super::error::WebhookError;
-use super::{endpoint, outbox};
-use crate::audit::{self, Action};
-use crate::db::{DbConnection, write_transaction};
+use diesel::prelude::*;
+
+use crate::db::DbConnection;
+use crate::db::schema::{webhook_deliveries, webhook_endpoints};
 use crate::time::rfc3339;
 
 /// What happened; its dotted name is the payload's `type`.
@@ -78,7 +81,7 @@ impl EventType {
     /// Whether the event can happen only once for its object (a key is
     /// created once, expires once): queued once per endpoint even if the
     /// code that notices it runs again (the expiry sweep on two processes).
-    fn once_per_object(self) -> bool {
+    pub fn once_per_object(self) -> bool {
         matches!(
             self,
             Self::KeyCreated
@@ -116,75 +119,80 @@ pub fn emit(
     event: Event<'_>,
     now: DateTime<Utc>,
 ) -> diesel::QueryResult<usize> {
-    let endpoints = outbox::subscribed_endpoints(conn, event.kind)?;
+    let endpoints = subscribed_endpoints(conn, event.kind)?;
     if endpoints.is_empty() {
         return Ok(0);
     }
     let body = body(event.kind, event.data, now);
     let mut queued = 0;
     for endpoint_id in endpoints {
-        let id = outbox::new_message_id();
+        let id = new_message_id();
         let dedupe = if event.kind.once_per_object() {
             format!("{}:{}:{}", endpoint_id, event.kind.as_str(), event.object)
         } else {
             id.clone()
         };
-        queued += outbox::insert(conn, &id, &endpoint_id, event.kind, &dedupe, &body, now)?;
+        queued += insert(conn, &id, &endpoint_id, event.kind, &dedupe, &body, now)?;
     }
     Ok(queued)
 }
 
-/// Queues a `webhook.test` event for one endpoint (whatever types it
-/// wants), audited; returns the delivery as the delivery log shows it.
-pub fn send_test(
-    conn: &mut DbConnection,
-    endpoint_id: &str,
-    actor: &str,
-    now: DateTime<Utc>,
-) -> Result<outbox::DeliveryView, WebhookError> {
-    write_transaction(conn, |conn| {
-        let endpoint = endpoint::find(conn, endpoint_id)?;
-        if !endpoint.enabled {
-            return Err(WebhookError::EndpointDisabled { id: endpoint.id });
-        }
-        let body = body(
-            EventType::WebhookTest,
-            json!({ "endpoint_id": endpoint.id, "actor": actor }),
-            now,
-        );
-        let id = outbox::new_message_id();
-        outbox::insert(
-            conn,
-            &id,
-            &endpoint.id,
-            EventType::WebhookTest,
-            &id,
-            &body,
-            now,
-        )?;
-        audit::record(
-            conn,
-            now,
-            audit::Entry {
-                actor,
-                action: Action::WebhookTested,
-                target: &format!("webhook:{}", endpoint.id),
-                source_addr: None,
-                details: json!({ "delivery": id }),
-            },
-        )?;
-        outbox::find_view(conn, &id)
-    })
-}
-
 /// The payload: `{"type", "timestamp", "data"}`.
-fn body(kind: EventType, data: Value, now: DateTime<Utc>) -> String {
+pub fn body(kind: EventType, data: Value, now: DateTime<Utc>) -> String {
     json!({
         "type": kind.as_str(),
         "timestamp": rfc3339(now),
         "data": data,
     })
     .to_string()
+}
+
+/// `msg_` and a time-ordered UUID: the `webhook-id` header.
+pub fn new_message_id() -> String {
+    format!("msg_{}", uuid::Uuid::now_v7().simple())
+}
+
+/// The enabled endpoints that want `kind`.
+pub fn subscribed_endpoints(conn: &mut DbConnection, kind: EventType) -> QueryResult<Vec<String>> {
+    let rows: Vec<(String, String)> = webhook_endpoints::table
+        .filter(webhook_endpoints::enabled.eq(true))
+        .select((webhook_endpoints::id, webhook_endpoints::events))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .filter(|(_, events)| events.is_empty() || events.split(' ').any(|e| e == kind.as_str()))
+        .map(|(id, _)| id)
+        .collect())
+}
+
+/// Queues one delivery unless its dedupe key is taken; returns 1 if added.
+pub fn insert(
+    conn: &mut DbConnection,
+    id: &str,
+    endpoint_id: &str,
+    kind: EventType,
+    dedupe: &str,
+    body: &str,
+    now: DateTime<Utc>,
+) -> QueryResult<usize> {
+    let insert = diesel::insert_into(webhook_deliveries::table)
+        .values((
+            webhook_deliveries::id.eq(id),
+            webhook_deliveries::endpoint_id.eq(endpoint_id),
+            webhook_deliveries::event_type.eq(kind.as_str()),
+            webhook_deliveries::dedupe_key.eq(dedupe),
+            webhook_deliveries::body.eq(body),
+            webhook_deliveries::status.eq("pending"),
+            webhook_deliveries::attempts.eq(0),
+            webhook_deliveries::created_at.eq(now.naive_utc()),
+            webhook_deliveries::next_attempt_at.eq(now.naive_utc()),
+        ))
+        .on_conflict(webhook_deliveries::dedupe_key)
+        .do_nothing();
+    match conn {
+        DbConnection::Sqlite(c) => insert.execute(c),
+        DbConnection::Pg(c) => insert.execute(c),
+    }
 }
 
 #[cfg(test)]
