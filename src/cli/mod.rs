@@ -8,6 +8,7 @@ mod roles;
 mod signing_keys;
 mod teams;
 mod users;
+mod webhooks;
 
 use clap::{Parser, Subcommand};
 use serde::Serialize;
@@ -61,6 +62,9 @@ pub enum Command {
     /// Export the audit log (NDJSON or CSV), oldest first.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Register, list, remove and test the endpoints keygate sends signed events to.
+    #[command(subcommand)]
+    Webhooks(webhooks::WebhooksCommand),
 }
 
 /// A failed command: one line on stderr and a non-zero exit.
@@ -139,6 +143,7 @@ pub fn run(command: Command, config: Config) -> Result<(), CliError> {
         Command::Teams(c) => teams::run(c, &mut ctx),
         Command::SigningKeys(c) => signing_keys::run(c, &mut ctx),
         Command::Audit(c) => audit::run(c, &mut ctx),
+        Command::Webhooks(c) => webhooks::run(c, &mut ctx),
         Command::Serve | Command::Migrate | Command::Mail(_) => Ok(()),
     }
 }
@@ -286,6 +291,7 @@ mod tests {
             "teams",
             "signing-keys",
             "mail",
+            "webhooks",
         ] {
             let err = parse(&[group]).unwrap_err();
             assert_eq!(

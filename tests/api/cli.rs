@@ -4,6 +4,8 @@
 
 use std::path::Path;
 
+mod webhooks;
+
 use crate::both_engines;
 use crate::helpers::{CliOutput, Engine, TestApp, link_token, spawn_app};
 
