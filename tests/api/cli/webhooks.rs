@@ -36,10 +36,7 @@ async fn webhooks_add_list_test_remove(engine: Engine) {
         .map(|e| e.as_str().unwrap())
         .collect();
     assert_eq!(events.len(), 15, "{all}");
-    assert_eq!(
-        events,
-        keygate::webhooks::EventType::ALL.map(|t| t.as_str())
-    );
+    assert_eq!(events, keygate::events::EventType::ALL.map(|t| t.as_str()));
 
     let narrow = app
         .cli_ok(&[
