@@ -389,8 +389,9 @@ impl Application {
         } = self;
         let handle = server.handle();
         let stopping = jobs.clone();
+        let signal = shutdown_signal();
         let signalled = tokio::spawn(async move {
-            let signal = shutdown_signal().await;
+            let signal = signal.await;
             tracing::info!(
                 signal,
                 "shutting down: finishing the requests in flight, handing back unsent emails"
@@ -418,23 +419,34 @@ impl Application {
 
 /// Waits for SIGTERM or SIGINT; returns its name. A signal that cannot be
 /// listened for is logged and never arrives.
-async fn shutdown_signal() -> &'static str {
-    use tokio::signal::unix::{SignalKind, signal};
-    let listen = |kind: SignalKind, name: &'static str| async move {
-        match signal(kind) {
-            Ok(mut stream) => {
+/// Listens for SIGTERM and SIGINT from the moment it is called: the
+/// handlers are installed before the server first answers, so a signal that
+/// follows a first `/readyz` is never the default one that kills at once.
+fn shutdown_signal() -> impl std::future::Future<Output = &'static str> {
+    use tokio::signal::unix::{Signal, SignalKind, signal};
+    let listen = |kind: SignalKind, name: &'static str| -> Option<Signal> {
+        signal(kind)
+            .inspect_err(|error| {
+                tracing::warn!(%error, signal = name, "cannot listen for the signal");
+            })
+            .ok()
+    };
+    let terminate = listen(SignalKind::terminate(), "SIGTERM");
+    let interrupt = listen(SignalKind::interrupt(), "SIGINT");
+    let received = |stream: Option<Signal>, name: &'static str| async move {
+        match stream {
+            Some(mut stream) => {
                 stream.recv().await;
             }
-            Err(error) => {
-                tracing::warn!(%error, signal = name, "cannot listen for the signal");
-                std::future::pending::<()>().await;
-            }
+            None => std::future::pending::<()>().await,
         }
         name
     };
-    tokio::select! {
-        name = listen(SignalKind::terminate(), "SIGTERM") => name,
-        name = listen(SignalKind::interrupt(), "SIGINT") => name,
+    async move {
+        tokio::select! {
+            name = received(terminate, "SIGTERM") => name,
+            name = received(interrupt, "SIGINT") => name,
+        }
     }
 }
 

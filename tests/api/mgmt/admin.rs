@@ -138,7 +138,7 @@ async fn admins_manage_users(engine: Engine) {
         .iter()
         .map(|e| e["action"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(actions, ["user.updated", "user.disabled", "user.created"]);
+    assert_eq!(actions, ["user.enabled", "user.disabled", "user.created"]);
 }
 
 async fn admins_register_apis(engine: Engine) {
