@@ -18,6 +18,7 @@ use utoipa_actix_web::OpenApiFactory;
 use crate::error::ErrorKind;
 use crate::keys::KeyError;
 use crate::teams::TeamError;
+use crate::webhooks::WebhookError;
 
 /// The body of every error answer.
 #[derive(Debug, Serialize, ToSchema)]
@@ -66,6 +67,7 @@ pub struct ErrorBody {
         (name = "users", description = "people; admins only"),
         (name = "apis", description = "registered resource servers; admins only"),
         (name = "audit", description = "the audit log; admins only"),
+        (name = "webhooks", description = "signed event deliveries (Standard Webhooks); admins only"),
         (name = "meta", description = "this document"),
     )
 )]
@@ -208,7 +210,12 @@ const PENDING_CODES: &[(ErrorKind, &str)] = &[
 ];
 
 /// Every feature's codes by kind: each error enum contributes its list.
-const FEATURE_CODES: &[&[(ErrorKind, &str)]] = &[KeyError::CODES, TeamError::CODES, PENDING_CODES];
+const FEATURE_CODES: &[&[(ErrorKind, &str)]] = &[
+    KeyError::CODES,
+    TeamError::CODES,
+    WebhookError::CODES,
+    PENDING_CODES,
+];
 
 /// The codes an answer of `kind` may carry, each once, in the order they
 /// are listed: the transport's first, then each feature's.

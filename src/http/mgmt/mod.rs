@@ -11,6 +11,7 @@ mod doc;
 mod handover;
 mod keys;
 mod teams;
+mod webhooks;
 mod users;
 
 use std::sync::Arc;
@@ -36,6 +37,7 @@ pub use doc::ErrorBody;
 pub use handover::{DenyBody, TransferKey};
 pub use keys::{CheckedCreateKey, CreateKey, RevokeBody, RotateBody, UpdateKey};
 pub use teams::{CreateTeam, UpdateTeam};
+pub use webhooks::{CreateWebhook, UpdateWebhook};
 pub use users::{CreateUser, UpdateUser};
 
 const MAX_BODY: usize = 64 * 1024;
@@ -80,6 +82,14 @@ fn documented_scope() -> utoipa_actix_web::scope::Scope<
         .service(apis::read)
         .service(apis::update)
         .service(audit::list)
+        .service(webhooks::list)
+        .service(webhooks::create)
+        .service(webhooks::read)
+        .service(webhooks::update)
+        .service(webhooks::remove)
+        .service(webhooks::deliveries)
+        .service(webhooks::test)
+        .service(webhooks::resend)
 }
 
 /// The OpenAPI 3.1 document of the routes [`routes`] serves.
