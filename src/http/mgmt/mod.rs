@@ -11,8 +11,8 @@ mod doc;
 mod handover;
 mod keys;
 mod teams;
-mod webhooks;
 mod users;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -37,8 +37,8 @@ pub use doc::ErrorBody;
 pub use handover::{DenyBody, TransferKey};
 pub use keys::{CheckedCreateKey, CreateKey, RevokeBody, RotateBody, UpdateKey};
 pub use teams::{CreateTeam, UpdateTeam};
-pub use webhooks::{CreateWebhook, UpdateWebhook};
 pub use users::{CreateUser, UpdateUser};
+pub use webhooks::{CreateWebhook, UpdateWebhook};
 
 const MAX_BODY: usize = 64 * 1024;
 const PREFIX: &str = "/api/v1";

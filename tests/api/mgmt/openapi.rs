@@ -39,7 +39,9 @@ async fn openapi_describes_every_route(engine: Engine) {
             .replace("{client_id}", id)
             .replace("{email}", BOB)
             .replace("{name}", "payments")
-            .replace("{identifier}", "https%3A%2F%2Fapi.example.com");
+            .replace("{identifier}", "https%3A%2F%2Fapi.example.com")
+            .replace("{delivery_id}", "msg_none")
+            .replace("{id}", "none");
         assert!(
             !concrete.contains('{'),
             "a parameter this test cannot fill: {path}"
