@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 mod admin;
 mod openapi;
+mod webhooks;
 
 use crate::both_engines;
 use crate::helpers::{Engine, Key, KeySpec, TestApp, at_jwt_header, sign_token, spawn_app};
@@ -28,7 +29,16 @@ struct World {
 }
 
 async fn world(engine: Engine) -> World {
-    let app = spawn_app(engine).await;
+    world_of(spawn_app(engine).await).await
+}
+
+/// The same world on an app whose background jobs run only when a test
+/// runs them.
+async fn world_with_jobs_on_demand(engine: Engine) -> World {
+    world_of(TestApp::builder(engine).jobs_on_demand().start().await).await
+}
+
+async fn world_of(app: TestApp) -> World {
     app.add_user(ROOT, "admin").await;
     app.add_api(API, "A", "read write").await;
     app.set_role("self-service", "keygate:keys read").await;
