@@ -2,20 +2,49 @@
 //! their signing secret shown once, refusals that change nothing, and the
 //! delivery log with "send a test event" and "resend".
 
-use actix_web::{App, HttpResponse, HttpServer, web};
+use std::sync::{Arc, OnceLock};
+
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use keygate::jobs::Job;
 
 use super::*;
 
 const ENDPOINTS: &str = "SELECT COUNT(*) AS n FROM webhook_endpoints";
 
-/// A receiver on loopback answering every delivery with 204.
-async fn accepting_receiver() -> String {
-    let server = HttpServer::new(|| App::new().default_service(web::to(HttpResponse::NoContent)))
-        .workers(1)
-        .disable_signals()
-        .bind(("127.0.0.1", 0))
-        .expect("bind the receiver");
+/// A receiver on loopback that checks each delivery with the reference
+/// verifier (the `standardwebhooks` crate) under the secret set in `key`
+/// once known: 204 when it verifies, 400 otherwise.
+async fn verifying_receiver(key: Arc<OnceLock<String>>) -> String {
+    let server = HttpServer::new(move || {
+        let key = Arc::clone(&key);
+        App::new().default_service(web::to(move |request: HttpRequest, body: web::Bytes| {
+            let key = Arc::clone(&key);
+            async move {
+                let mut headers = http::HeaderMap::new();
+                for (name, value) in request.headers() {
+                    headers.append(
+                        http::HeaderName::from_bytes(name.as_str().as_bytes()).unwrap(),
+                        http::HeaderValue::from_bytes(value.as_bytes()).unwrap(),
+                    );
+                }
+                let verified = key.get().is_some_and(|secret| {
+                    standardwebhooks::Webhook::new(secret)
+                        .expect("a whsec_ secret")
+                        .verify(&body, &headers)
+                        .is_ok()
+                });
+                if verified {
+                    HttpResponse::NoContent().finish()
+                } else {
+                    HttpResponse::BadRequest().finish()
+                }
+            }
+        }))
+    })
+    .workers(1)
+    .disable_signals()
+    .bind(("127.0.0.1", 0))
+    .expect("bind the receiver");
     let address = server.addrs()[0];
     tokio::spawn(server.run());
     format!("http://{address}/hooks")
@@ -255,8 +284,8 @@ async fn bad_endpoints_are_refused_and_change_nothing(engine: Engine) {
     assert_eq!(w.get(&w.admin, &path).await["all_events"], true);
 }
 
-/// A test event is queued and attempted; the delivery log shows each
-/// attempt; a delivered or given-up delivery is sent again with the same ID.
+/// A test event is queued and attempted (the healthy receiver checks it
+/// with the reference verifier); the delivery log shows each attempt; a delivered or given-up delivery is sent again with the same ID.
 async fn the_delivery_log_shows_tests_and_resends(engine: Engine) {
     let w = world_with_jobs_on_demand(engine).await;
     let create = |url: String| {
@@ -271,11 +300,14 @@ async fn the_delivery_log_shows_tests_and_resends(engine: Engine) {
                     201,
                 )
                 .await;
-            created["id"].as_str().expect("an ID").to_owned()
+            let id = created["id"].as_str().expect("an ID").to_owned();
+            (id, created["secret"].as_str().expect("a secret").to_owned())
         }
     };
-    let healthy = create(accepting_receiver().await).await;
-    let down = create(refusing_url()).await;
+    let key = Arc::new(OnceLock::new());
+    let (healthy, secret) = create(verifying_receiver(Arc::clone(&key)).await).await;
+    key.set(secret).expect("the secret, once");
+    let (down, _) = create(refusing_url()).await;
 
     for endpoint in [&healthy, &down] {
         let queued = w
