@@ -3,6 +3,7 @@
 //! processes never deliver one row at once), and its outcome recorded.
 
 use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use serde::Serialize;
 use serde_json::json;
@@ -74,6 +75,11 @@ macro_rules! due {
     };
 }
 
+/// The PostgreSQL advisory lock, held for the claiming transaction, that
+/// makes the processes' claims take turns (the migrations' lock is 7411036,
+/// the signing keys' 7411037).
+const CLAIM_LOCK: &str = "SELECT pg_advisory_xact_lock(7411038)";
+
 /// Whether the endpoint has a delivery in flight somewhere (a live lease).
 fn in_flight_anywhere(conn: &mut DbConnection, now: NaiveDateTime) -> QueryResult<Vec<String>> {
     webhook_deliveries::table
@@ -136,6 +142,11 @@ pub fn claim_due(
     };
     let ids: Vec<String> = match conn {
         DbConnection::Pg(_) => conn.transaction(|conn| {
+            // Claims take turns: without it, two processes claiming at once
+            // both see no lease on an endpoint, SKIP LOCKED hands each a
+            // different row of it, and it has two deliveries in flight, the
+            // newer perhaps first. A claim holds the lock for milliseconds.
+            conn.batch_execute(CLAIM_LOCK)?;
             let busy = in_flight_anywhere(conn, now)?;
             let DbConnection::Pg(pg) = conn else {
                 unreachable!("matched above")
