@@ -15,6 +15,7 @@ mod console;
 mod edge;
 mod email;
 mod envelope;
+mod events;
 mod exposed;
 mod faults;
 mod github_scanning;
