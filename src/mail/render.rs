@@ -650,6 +650,38 @@ mod tests {
     }
 
     #[test]
+    fn the_webhook_email_says_which_endpoint_and_what_to_do() {
+        let notice = WebhookNotice {
+            product: PRODUCT,
+            issuer: "https://auth.example.com",
+            recipient: "root@example.com",
+            endpoint_id: "01a24c55-3339-750a-8063-4d02e5540a35",
+            url: "https://hooks.example.com/keygate?x=<1>",
+            description: "security channel",
+            failing_since: "2026-12-01T10:00:00Z",
+            failing_days: 5,
+            last_error: Some("HTTP 503"),
+            occurred_at: "2026-12-06T10:00:00Z",
+        };
+        let mail = render_notice(AdminNotice::WebhookDisabled, &notice).unwrap();
+        assert!(mail.subject.contains("webhook"), "{}", mail.subject);
+        assert!(mail.subject.contains("5 days"), "{}", mail.subject);
+        for body in [&mail.text, &mail.html] {
+            for word in [
+                notice.endpoint_id,
+                "security channel",
+                "2026-12-01T10:00:00Z",
+                "HTTP 503",
+                "switch the endpoint back on",
+            ] {
+                assert!(body.contains(word), "lacks {word}: {body}");
+            }
+        }
+        assert!(mail.text.contains(notice.url));
+        assert!(mail.html.contains("x=&lt;1&gt;"), "{}", mail.html);
+    }
+
+    #[test]
     fn every_embedded_template_parses() {
         assert!(ENVIRONMENT.is_ok(), "{:?}", ENVIRONMENT.as_ref().err());
         let view = sample_view(&sample_key("k"));
