@@ -12,6 +12,7 @@
 use keygate::jobs::Job;
 use keygate::webhooks;
 
+use super::forms::{post_form, signed_in};
 use super::{PASSWORD, sign_in};
 use crate::browser::Browser;
 use crate::helpers::{Engine, TestApp};
@@ -252,7 +253,34 @@ async fn a_refused_endpoint_changes_nothing_and_members_are_refused(engine: Engi
     }
     member.capture(&shots("webhooks-member")).await;
     member.close().await;
+
+    // Nor do her forms do anything, her own CSRF token notwithstanding.
+    let (alice, csrf) = signed_in(&app, MEMBER).await;
+    let form_id = "m".repeat(32);
+    let added = [
+        ("url", "https://evil.example.com/in"),
+        ("form_id", form_id.as_str()),
+    ];
+    let page = format!("/admin/webhooks/{id}");
+    let (state, test, remove) = (
+        format!("{page}/state"),
+        format!("{page}/test"),
+        format!("{page}/remove"),
+    );
+    for (path, fields) in [
+        ("/admin/webhooks", &added[..]),
+        (page.as_str(), &[("description", "mine now")][..]),
+        (state.as_str(), &[("enabled", "false")][..]),
+        (test.as_str(), &[][..]),
+        (remove.as_str(), &[][..]),
+    ] {
+        let response = post_form(&app, &alice, &csrf, path, fields).await;
+        assert_eq!(response.status(), 403, "{path}");
+    }
     assert_eq!(app.count_rows(COUNT), 1);
+    let unchanged = &endpoints(&app)[0];
+    assert!(unchanged.enabled && unchanged.description.is_empty());
+    assert!(deliveries(&app, &id).is_empty());
 }
 
 crate::both_engines!(
