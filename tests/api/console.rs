@@ -13,6 +13,7 @@ mod leaving;
 mod refusals;
 mod sessions;
 mod spreadsheet;
+mod webhooks;
 
 use crate::browser::Browser;
 use crate::helpers::mail::{Received, SmtpSink};

@@ -210,11 +210,49 @@ async fn a_busy_keygate(app: &TestApp) -> Vec<Key> {
     keys
 }
 
+/// Two webhook endpoints: one for two event types whose test deliveries
+/// failed (nothing listens on its port), so it is failing and they wait to
+/// be tried again; one with a long URL for every type, switched off.
+/// Returns the first's ID.
+async fn some_webhooks(app: &TestApp) -> String {
+    let (failing, _) = crate::webhooks::add_endpoint(
+        app,
+        "http://127.0.0.1:9/keygate/hooks",
+        Some(vec!["key.created".into(), "key.revoked".into()]),
+    )
+    .await;
+    let (off, _) = crate::webhooks::add_endpoint(
+        app,
+        "https://hooks.internal.example.com/services/keygate/T0001/B0002/events",
+        None,
+    )
+    .await;
+    {
+        let (now, mut conn) = (app.clock.now(), app.db());
+        for _ in 0..2 {
+            keygate::webhooks::send_test(&mut conn, &failing, "root@example.com", now)
+                .expect("a test event");
+        }
+        let change = keygate::webhooks::EndpointChange {
+            enabled: Some(false),
+            ..Default::default()
+        };
+        keygate::webhooks::endpoint::update(&mut conn, &off, &change, "root@example.com", now)
+            .expect("switched off");
+    }
+    // Deliveries to one endpoint go in order: the first is tried (and
+    // fails), the second waits behind it, not yet tried.
+    assert_eq!(app.run_job(keygate::jobs::Job::WebhookDelivery).await, 1);
+    failing
+}
+
 /// Every page a member, an admin and someone signed out can reach, at both
 /// widths, fits its window and shows every column of its tables.
 async fn every_page_fits_a_phone_and_a_laptop(engine: Engine) {
     let app = TestApp::builder(engine).jobs_on_demand().start().await;
     let keys = a_busy_keygate(&app).await;
+    let webhook = format!("/admin/webhooks/{}", some_webhooks(&app).await);
+    let webhook_remove = format!("{webhook}/remove");
     let shot = |page: &str| format!("layout-{page}-{}", format!("{engine:?}").to_lowercase());
     let at = |path: &str| format!("{}{path}", app.address);
     let mut problems = Vec::new();
@@ -335,6 +373,9 @@ async fn every_page_fits_a_phone_and_a_laptop(engine: Engine) {
         ("/admin/apis", "admin-apis"),
         ("/admin/roles", "admin-roles"),
         ("/admin/audit", "admin-audit"),
+        ("/admin/webhooks", "admin-webhooks"),
+        (webhook.as_str(), "admin-webhook"),
+        (webhook_remove.as_str(), "admin-webhook-remove"),
     ] {
         admin.goto(&at(path)).await;
         problems.extend(look_at(&admin, &shot(name)).await);

@@ -22,22 +22,23 @@ use crate::helpers::{Engine, KeySpec, TestApp};
 
 /// One request the receiver got.
 #[derive(Debug, Clone)]
-struct Received {
-    id: String,
+pub(crate) struct Received {
+    pub(crate) id: String,
     timestamp: String,
     signature: String,
     body: String,
 }
 
-/// A receiver answering every delivery with `status` (changeable).
-struct Receiver {
-    url: String,
+/// A receiver answering every delivery with `status` (changeable); the
+/// console's webhook test uses it too.
+pub(crate) struct Receiver {
+    pub(crate) url: String,
     status: Arc<AtomicU16>,
     got: Arc<Mutex<Vec<Received>>>,
 }
 
 impl Receiver {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let status = Arc::new(AtomicU16::new(200));
         let got: Arc<Mutex<Vec<Received>>> = Arc::default();
         let (s, g) = (Arc::clone(&status), Arc::clone(&got));
@@ -78,11 +79,11 @@ impl Receiver {
         }
     }
 
-    fn answer(&self, status: u16) {
+    pub(crate) fn answer(&self, status: u16) {
         self.status.store(status, Ordering::SeqCst);
     }
 
-    fn received(&self) -> Vec<Received> {
+    pub(crate) fn received(&self) -> Vec<Received> {
         self.got.lock().expect("receiver log").clone()
     }
 }
@@ -102,7 +103,11 @@ fn expected_signature(secret: &str, r: &Received) -> String {
 }
 
 /// Registers `url` for `events` (None: all); returns its ID and secret.
-async fn add_endpoint(app: &TestApp, url: &str, events: Option<Vec<String>>) -> (String, String) {
+pub(crate) async fn add_endpoint(
+    app: &TestApp,
+    url: &str,
+    events: Option<Vec<String>>,
+) -> (String, String) {
     let sealer = Arc::clone(&app.state().webhook_sealer);
     let url = url.to_owned();
     let now = app.clock.now();

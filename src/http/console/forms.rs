@@ -1,8 +1,9 @@
 //! One-time form IDs for the console's forms that hand out a secret (create
-//! a key, rotate one): the first submission claims its ID, so the same form
-//! sent again (a reload of the secret page re-posts it, the back button, a
-//! double click) is recognised and sends the browser to the key instead of
-//! creating another key or secret. Rows live a day.
+//! a key, rotate one, add a webhook endpoint): the first submission claims
+//! its ID, so the same form sent again (a reload of the secret page re-posts
+//! it, the back button, a double click) is recognised and sends the browser
+//! to the key (or endpoint) instead of creating another one or another
+//! secret. Rows live a day.
 
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
@@ -22,7 +23,7 @@ pub fn new_id() -> String {
 pub enum Claim {
     /// First use: go ahead, then [`record`] the outcome.
     Fresh,
-    /// Sent before; the key it acted on, once known.
+    /// Sent before; the key (or endpoint) it acted on, once known.
     Seen(Option<String>),
 }
 
@@ -62,10 +63,10 @@ pub fn claim(
     Ok(Claim::Seen(client_id))
 }
 
-/// The key a claimed form acted on.
-pub fn record(conn: &mut DbConnection, form_id: &str, client_id: &str) -> Result<(), AppError> {
+/// The key's client ID (or the endpoint's ID) a claimed form acted on.
+pub fn record(conn: &mut DbConnection, form_id: &str, acted_on: &str) -> Result<(), AppError> {
     diesel::update(console_forms::table.find(form_id))
-        .set(console_forms::client_id.eq(client_id))
+        .set(console_forms::client_id.eq(acted_on))
         .execute(conn)?;
     Ok(())
 }

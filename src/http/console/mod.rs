@@ -1,6 +1,6 @@
 //! The web console at `/`: server-rendered pages (templates in
 //! `templates/console/`) for people to sign in and manage their keys, and for
-//! admins to manage people, APIs, roles and read the audit log.
+//! admins to manage people, APIs, roles, webhooks and read the audit log.
 //!
 //! Every action is a plain HTML form (no JavaScript needed); a small script
 //! file adds copy buttons and confirmations. Every response carries the
@@ -396,6 +396,28 @@ fn notice_for(code: Option<&str>) -> Option<Notice> {
             "The request is denied and the key revoked. Whoever asked has been emailed.",
         ),
         "saved" => ("ok", "Saved."),
+        "webhook-secret-already-shown" => (
+            "warn",
+            "That form was already sent. The signing secret was shown once and is not shown \
+             again; remove the endpoint and add it again if you did not save it.",
+        ),
+        "webhook-test-queued" => (
+            "ok",
+            "A webhook.test event is queued for this endpoint; it is listed below.",
+        ),
+        "webhook-resent" => (
+            "ok",
+            "The delivery is queued again, with the same webhook-id.",
+        ),
+        "webhook-off" => (
+            "ok",
+            "The endpoint is switched off: it receives nothing until it is switched on.",
+        ),
+        "webhook-on" => (
+            "ok",
+            "The endpoint is switched on; its past failures are forgotten.",
+        ),
+        "webhook-removed" => ("ok", "The endpoint is removed, with its deliveries."),
         "envelope-changed" => (
             "ok",
             "The usage limits are changed; the next token request obeys them.",

@@ -36,6 +36,12 @@ const TEMPLATES: &[(&str, &str)] = embedded!(
     "console/team.html",
     "console/requests.html",
     "console/person_disable.html",
+    "console/webhooks.html",
+    "console/webhook.html",
+    "console/webhook_secret.html",
+    "console/webhook_remove.html",
+    "console/webhook_events.html",
+    "console/webhook_state.html",
 );
 
 /// `{{ at | when }}`: an RFC 3339 time as people read it, in UTC

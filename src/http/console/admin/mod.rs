@@ -1,7 +1,8 @@
 //! The admin's pages: people (invite, role, key creation, disable with
 //! their keys handed over), teams and their members, every key with
 //! filters, the requests waiting for approval, the registered APIs and
-//! their scopes, roles, and the audit log with filters and paging. Only a
+//! their scopes, roles, the webhook endpoints and their deliveries, and the
+//! audit log with filters and paging. Only a
 //! person whose role grants everything reaches them; anyone else gets 403.
 
 mod apis;
@@ -13,6 +14,8 @@ mod requests;
 mod roles;
 mod shared;
 mod teams;
+mod webhook;
+mod webhooks;
 
 use actix_web::web;
 
@@ -57,6 +60,27 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     )
     .service(resource("/admin/apis/update").route(web::post().to(apis::update_api)))
     .service(resource("/admin/apis/approval").route(web::post().to(apis::set_approval)))
+    .service(
+        resource("/admin/webhooks")
+            .route(web::get().to(webhooks::webhooks_page))
+            .route(web::post().to(webhooks::add_endpoint)),
+    )
+    .service(
+        resource("/admin/webhooks/{id}")
+            .route(web::get().to(webhook::endpoint_page))
+            .route(web::post().to(webhook::update_endpoint)),
+    )
+    .service(resource("/admin/webhooks/{id}/state").route(web::post().to(webhook::set_state)))
+    .service(resource("/admin/webhooks/{id}/test").route(web::post().to(webhook::send_test)))
+    .service(
+        resource("/admin/webhooks/{id}/deliveries/{delivery_id}/resend")
+            .route(web::post().to(webhook::resend)),
+    )
+    .service(
+        resource("/admin/webhooks/{id}/remove")
+            .route(web::get().to(webhook::remove_confirmation))
+            .route(web::post().to(webhook::remove)),
+    )
     .service(
         resource("/admin/roles")
             .route(web::get().to(roles::roles))

@@ -1,11 +1,12 @@
 //! What the admin pages share: the admin check, reading scopes and yes/no
-//! fields, and counting live keys.
+//! fields, refusals keyed by the form and field they belong beside, and
+//! counting live keys.
 
 use actix_web::HttpRequest;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
-use crate::http::console::{Current, PageError, Viewer, field, viewer};
+use crate::http::console::{Current, PageError, Refused, Viewer, field, viewer};
 use crate::http::error::AppError;
 use crate::http::form::Form;
 use crate::keys::{Key, KeyOwner, KeyStatus};
@@ -54,4 +55,17 @@ pub(super) fn live_keys_by_holder(keys: &[Key]) -> HashMap<KeyOwner, usize> {
         }
     }
     counts
+}
+
+/// Refusals by the field they belong beside, prefixed by the form:
+/// `settings.notify`, `member.email`; `settings` or `member` alone: above
+/// that form.
+pub(super) type Errors = BTreeMap<String, String>;
+
+pub(super) fn errors_of(form: &str, refused: Refused) -> Errors {
+    let key = match refused.field {
+        Some(field) => format!("{form}.{field}"),
+        None => form.to_owned(),
+    };
+    BTreeMap::from([(key, refused.message)])
 }

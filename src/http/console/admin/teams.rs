@@ -5,17 +5,14 @@
 //! through `crate::teams`, as the CLI's and the API's do; a refusal comes
 //! back beside the field it names.
 
-use std::collections::BTreeMap;
-
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
-use super::shared::{admin, flag, live_keys_by_holder};
+use super::shared::{Errors, admin, errors_of, flag, live_keys_by_holder};
 use crate::http::console::keys::{KeyRow, row};
 use crate::http::console::{
-    Current, NoticeQuery, PageError, Refused, Viewer, concluded_beside, field, notice_for, page,
-    posted, run,
+    Current, NoticeQuery, PageError, Viewer, concluded_beside, field, notice_for, page, posted, run,
 };
 use crate::http::error::AppError;
 use crate::http::form::Form;
@@ -73,19 +70,6 @@ impl TeamForm {
     fn notify(&self) -> Option<&str> {
         (!self.notify.is_empty()).then_some(self.notify.as_str())
     }
-}
-
-/// Refusals by the field they belong beside, prefixed by the form:
-/// `settings.notify`, `member.email`; `settings` or `member` alone: above
-/// that form.
-type Errors = BTreeMap<String, String>;
-
-fn errors_of(form: &str, refused: Refused) -> Errors {
-    let key = match refused.field {
-        Some(field) => format!("{form}.{field}"),
-        None => form.to_owned(),
-    };
-    BTreeMap::from([(key, refused.message)])
 }
 
 async fn render_teams(
