@@ -2,11 +2,13 @@
 //! signed per Standard Webhooks (the signature computed here from the
 //! contract's recipe, not by keygate's code), retries follow the schedule
 //! on the test's clock, and an endpoint failing for 5 days is switched off
-//! with an email to the admins. In the folder: receivers that stall or
-//! misbehave, and the worker across processes (kill -9, two at once).
+//! with an email to the admins. In the folder: the reference verifier as the
+//! receiver, receivers that stall or misbehave, and the worker across
+//! processes (kill -9, two at once).
 
 mod processes;
 mod receiver;
+mod reference;
 mod stalls;
 
 use aws_lc_rs::hmac;
