@@ -105,11 +105,16 @@ fn one_per_endpoint(
     ids
 }
 
+/// The PostgreSQL advisory lock claims hold for their transaction
+/// ("kgwebhk" in ASCII; only keygate's claims take it).
+const CLAIM_LOCK: i64 = 0x006b_6777_6562_686b;
+
 /// Takes up to `limit` due deliveries, one per endpoint and none for an
 /// endpoint with one in flight anywhere (so a receiver that stalls holds
 /// one slot, and events reach each endpoint in order), and leases them to
-/// the caller until `lease_until`. On PostgreSQL the rows are picked with
-/// `FOR UPDATE SKIP LOCKED`, so concurrent workers take disjoint sets.
+/// the caller until `lease_until`. Claims are serialized (SQLite's write
+/// transaction; on PostgreSQL a transaction-scoped advisory lock), so each
+/// sees the leases of the claims before it.
 pub fn claim_due(
     conn: &mut DbConnection,
     now: DateTime<Utc>,
@@ -136,6 +141,13 @@ pub fn claim_due(
     };
     let ids: Vec<String> = match conn {
         DbConnection::Pg(_) => conn.transaction(|conn| {
+            // Claims one at a time, as SQLite's single writer does: without
+            // it, a worker reading "busy" just before another's claim
+            // commits, and its rows just after, leased that endpoint's next
+            // delivery too (two in flight to one endpoint, out of order).
+            diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
+                .bind::<diesel::sql_types::BigInt, _>(CLAIM_LOCK)
+                .execute(conn)?;
             let busy = in_flight_anywhere(conn, now)?;
             let DbConnection::Pg(pg) = conn else {
                 unreachable!("matched above")
