@@ -114,8 +114,9 @@ fn one_per_endpoint(
 /// Takes up to `limit` due deliveries, one per endpoint and none for an
 /// endpoint with one in flight anywhere (so a receiver that stalls holds
 /// one slot, and events reach each endpoint in order), and leases them to
-/// the caller until `lease_until`. On PostgreSQL the rows are picked with
-/// `FOR UPDATE SKIP LOCKED`, so concurrent workers take disjoint sets.
+/// the caller until `lease_until`. Claims are serialized (SQLite's write
+/// transaction; on PostgreSQL a transaction-scoped advisory lock), so each
+/// sees the leases of the claims before it.
 pub fn claim_due(
     conn: &mut DbConnection,
     now: DateTime<Utc>,

@@ -99,7 +99,9 @@ impl Dispatcher {
     ) -> Result<Self, String> {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .timeout(tuning.timeout)
+            // No `timeout` here: the attempt's own deadline (in `post`)
+            // covers the whole exchange and says so in the delivery log;
+            // the client's, racing it, left "operation timed out" instead.
             .connect_timeout(tuning.timeout)
             .user_agent(concat!("keygate-webhooks/", env!("CARGO_PKG_VERSION")))
             .build()

@@ -2,91 +2,28 @@
 //! signed per Standard Webhooks (the signature computed here from the
 //! contract's recipe, not by keygate's code), retries follow the schedule
 //! on the test's clock, and an endpoint failing for 5 days is switched off
-//! with an email to the admins.
+//! with an email to the admins. In the folder: the reference verifier as the
+//! receiver, receivers that stall or misbehave, and the worker across
+//! processes (kill -9, two at once).
 
-use std::sync::atomic::{AtomicU16, Ordering};
-use std::sync::{Arc, Mutex};
+mod processes;
+pub(crate) mod receiver;
+mod reference;
+mod stalls;
 
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use aws_lc_rs::hmac;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use keygate::jobs::Job;
 use keygate::keys::{self, Caller, KeyLimits};
-use keygate::webhooks::{self, NewEndpoint};
+use keygate::webhooks::{self, NewEndpoint, WebhookSealer};
 use serde_json::Value;
 
 use crate::both_engines;
 use crate::helpers::mail::outbox;
 use crate::helpers::{Engine, KeySpec, TestApp};
-
-/// One request the receiver got.
-#[derive(Debug, Clone)]
-pub(crate) struct Received {
-    pub(crate) id: String,
-    timestamp: String,
-    signature: String,
-    body: String,
-}
-
-/// A receiver answering every delivery with `status` (changeable); the
-/// console's webhook test uses it too.
-pub(crate) struct Receiver {
-    pub(crate) url: String,
-    status: Arc<AtomicU16>,
-    got: Arc<Mutex<Vec<Received>>>,
-}
-
-impl Receiver {
-    pub(crate) async fn start() -> Self {
-        let status = Arc::new(AtomicU16::new(200));
-        let got: Arc<Mutex<Vec<Received>>> = Arc::default();
-        let (s, g) = (Arc::clone(&status), Arc::clone(&got));
-        let server = HttpServer::new(move || {
-            let (s, g) = (Arc::clone(&s), Arc::clone(&g));
-            App::new().default_service(web::to(move |request: HttpRequest, body: String| {
-                let (s, g) = (Arc::clone(&s), Arc::clone(&g));
-                async move {
-                    let header = |name: &str| {
-                        request
-                            .headers()
-                            .get(name)
-                            .and_then(|v| v.to_str().ok())
-                            .unwrap_or("")
-                            .to_owned()
-                    };
-                    g.lock().expect("receiver log").push(Received {
-                        id: header("webhook-id"),
-                        timestamp: header("webhook-timestamp"),
-                        signature: header("webhook-signature"),
-                        body,
-                    });
-                    let code = actix_web::http::StatusCode::from_u16(s.load(Ordering::SeqCst))
-                        .expect("a status");
-                    HttpResponse::build(code).body("receiver says so")
-                }
-            }))
-        })
-        .workers(1)
-        .bind("127.0.0.1:0")
-        .expect("bind the receiver");
-        let port = server.addrs()[0].port();
-        tokio::spawn(server.run());
-        Self {
-            url: format!("http://127.0.0.1:{port}/hooks"),
-            status,
-            got,
-        }
-    }
-
-    pub(crate) fn answer(&self, status: u16) {
-        self.status.store(status, Ordering::SeqCst);
-    }
-
-    pub(crate) fn received(&self) -> Vec<Received> {
-        self.got.lock().expect("receiver log").clone()
-    }
-}
+use receiver::Received;
+pub(crate) use receiver::Receiver;
 
 /// The contract's recipe: `v1,` + base64(HMAC-SHA256 over
 /// `{id}.{timestamp}.{body}`, keyed by the secret's decoded bytes).
@@ -103,12 +40,14 @@ fn expected_signature(secret: &str, r: &Received) -> String {
 }
 
 /// Registers `url` for `events` (None: all); returns its ID and secret.
+/// Needs no server running: the secret is sealed with the app's key.
 pub(crate) async fn add_endpoint(
     app: &TestApp,
     url: &str,
     events: Option<Vec<String>>,
 ) -> (String, String) {
-    let sealer = Arc::clone(&app.state().webhook_sealer);
+    let config = keygate::Config::from_vars(&app.vars).expect("valid test configuration");
+    let sealer = WebhookSealer::new(&keygate::app::master_key(&config).expect("the master key"));
     let url = url.to_owned();
     let now = app.clock.now();
     let mut conn = app.db();
@@ -131,6 +70,7 @@ pub(crate) async fn add_endpoint(
     .expect("blocking task")
 }
 
+/// The endpoint's deliveries, newest first.
 fn deliveries(app: &TestApp, endpoint: &str) -> Vec<webhooks::DeliveryView> {
     webhooks::recent(&mut app.db(), endpoint, 100).expect("deliveries")
 }
