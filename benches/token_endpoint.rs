@@ -162,13 +162,18 @@ fn setup(config: &Config, n: usize) -> Vec<Key> {
                 audiences: vec![api.clone()],
                 expires_in: None,
                 envelope: Default::default(),
+                credential: keygate::keys::NewCredential::Secret,
             };
             let issued = service
                 .create(&mut conn, &Caller::CommandLine, request, &tagger, now)
                 .expect("key");
             Key {
                 id: issued.client_id.to_string(),
-                secret: issued.client_secret.expose().to_owned(),
+                secret: issued
+                    .client_secret
+                    .as_ref()
+                    .map(|s| s.expose().to_owned())
+                    .expect("a secret"),
             }
         })
         .collect()

@@ -269,6 +269,7 @@ pub fn run(command: KeysCommand, ctx: &mut Context) -> Result<(), CliError> {
                     .map(|d| parse_duration("--expires-in", d))
                     .transpose()?,
                 envelope,
+                credential: crate::keys::NewCredential::Secret,
             };
             let tagger = crate::app::master_key(&ctx.config)?.token_hasher();
             let issued = service.create(ctx.conn(), &Caller::CommandLine, request, &tagger, now)?;
@@ -531,7 +532,10 @@ fn show_issued(issued: &IssuedKey, json: bool, what: &str) -> Result<(), CliErro
     let k = issued;
     println!("{what} key {}", k.name);
     println!("  client_id:     {}", k.client_id);
-    println!("  client_secret: {}", k.client_secret.expose());
+    match &k.client_secret {
+        Some(secret) => println!("  client_secret: {}", secret.expose()),
+        None => println!("  client_secret: none ({})", k.auth_method.as_str()),
+    }
     let owner = match (&k.owner, &k.team) {
         (_, Some(team)) => format!("team {team}"),
         (owner, None) => or_dash(owner.as_deref()).to_owned(),

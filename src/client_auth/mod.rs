@@ -34,6 +34,9 @@ pub enum AuthFailure {
     Throttled,
     UnknownClient,
     WrongSecret,
+    /// A secret for a key that has none (its client signs assertions, or
+    /// it is a federation's).
+    WrongAuthMethod,
     /// The secret was right but the key may not be used.
     Refused(keys::Refusal),
 }
@@ -46,6 +49,7 @@ impl AuthFailure {
             Self::Throttled => "throttled",
             Self::UnknownClient => "unknown_client",
             Self::WrongSecret => "wrong_secret",
+            Self::WrongAuthMethod => "wrong_auth_method",
             Self::Refused(refusal) => refusal.as_str(),
         }
     }
@@ -174,6 +178,7 @@ pub async fn authenticate(
 
     let failure = match &credential {
         None => Err(AuthFailure::UnknownClient),
+        Some(c) if !c.auth_method.has_secret() => Err(AuthFailure::WrongAuthMethod),
         Some(_) if !secret_ok => Err(AuthFailure::WrongSecret),
         Some(credential) => credential
             .refusal_from(from, now)
@@ -228,6 +233,13 @@ async fn full_path(
                 verify(auth, SecretHash::decoy().clone(), secret).await?;
             }
             Ok((None, false))
+        }
+        (Some((_, credential)), digest) if !credential.auth_method.has_secret() => {
+            // A key without a secret: the same cost, and never a match.
+            if digest.is_some() {
+                verify(auth, SecretHash::decoy().clone(), secret).await?;
+            }
+            Ok((Some(credential), false))
         }
         (Some((_, credential)), None) => Ok((Some(credential), false)),
         (Some((epoch, credential)), Some(digest)) => {

@@ -53,9 +53,14 @@ mod tests {
     #[test]
     fn every_credential_column_moves_the_epoch() {
         use diesel::RunQueryDsl;
-        const NOT_VERSIONED: [&str; 3] = ["last_used_at", "last_used_from", "last_used_user_agent"];
+        const NOT_VERSIONED: [&str; 4] = [
+            "last_used_at",
+            "last_used_from",
+            "last_used_user_agent",
+            "last_used_by",
+        ];
         const POSTGRES: &str =
-            include_str!("../../migrations/postgres/2026-12-06-000001_teams/up.sql");
+            include_str!("../../migrations/postgres/2026-12-08-000001_secretless/up.sql");
         let dir = tempfile::tempdir().unwrap();
         let mut conn = connect_one(&DatabaseUrl::Sqlite(dir.path().join("t.db"))).unwrap();
         migrate(&mut conn).unwrap();

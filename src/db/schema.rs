@@ -70,6 +70,9 @@ diesel::table! {
         pending_since -> Nullable<Timestamp>,
         approved_by -> Nullable<Text>,
         approved_at -> Nullable<Timestamp>,
+        auth_method -> Text,
+        public_keys -> Nullable<Text>,
+        last_used_by -> Nullable<Text>,
     }
 }
 
@@ -250,6 +253,31 @@ diesel::table! {
 
 diesel::joinable!(webhook_deliveries -> webhook_endpoints (endpoint_id));
 
+diesel::table! {
+    client_assertion_jtis (client_id, jti) {
+        client_id -> Text,
+        jti -> Text,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    federations (id) {
+        id -> Text,
+        name -> Text,
+        key_id -> Text,
+        issuer -> Text,
+        subject_pattern -> Text,
+        audience -> Text,
+        claims -> Text,
+        created_by -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(federations -> api_keys (key_id));
+
 diesel::allow_tables_to_appear_in_same_query!(
     roles,
     users,
@@ -269,4 +297,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     team_members,
     webhook_endpoints,
     webhook_deliveries,
+    client_assertion_jtis,
+    federations,
 );

@@ -8,6 +8,7 @@ use diesel::prelude::*;
 
 use super::envelope::AllowedNetworks;
 use super::last_use::LastUse;
+use super::model::AuthMethod;
 use super::secret::{ClientId, SecretHash};
 use crate::db::DbConnection;
 use crate::db::schema::{api_keys, roles, teams, users};
@@ -31,6 +32,11 @@ pub struct Credential {
     pub audiences: Audiences,
     /// The scopes each of those audiences defines.
     pub audience_scopes: ApiScopes,
+    /// How its client authenticates; only a `client_secret` key has a
+    /// secret (the others' `secret_hash` is empty and verifies nothing).
+    pub auth_method: AuthMethod,
+    /// A `private_key_jwt` key's public keys: a JWKS as stored.
+    pub public_keys: Option<String>,
     pub secret_hash: SecretHash,
     pub previous_secret_hash: Option<SecretHash>,
     pub previous_secret_expires_at: Option<NaiveDateTime>,
@@ -92,6 +98,8 @@ struct CredentialRow {
     client_id: ClientId,
     scopes: ScopeSet,
     audiences: Audiences,
+    auth_method: AuthMethod,
+    public_keys: Option<String>,
     secret_hash: SecretHash,
     previous_secret_hash: Option<SecretHash>,
     previous_secret_expires_at: Option<NaiveDateTime>,
@@ -127,6 +135,8 @@ impl Credential {
             client_id: ClientId::from_stored("kg_test".to_owned()),
             audiences: Audiences::default(),
             audience_scopes: ApiScopes::default(),
+            auth_method: AuthMethod::ClientSecret,
+            public_keys: None,
             secret_hash: SecretHash::from_stored(phc.to_owned()),
             previous_secret_hash: None,
             previous_secret_expires_at: None,
@@ -242,6 +252,8 @@ pub fn find_credential(
         client_id: row.client_id,
         audience_scopes: apis.restricted_to(&audiences),
         audiences: audiences.into_iter().collect(),
+        auth_method: row.auth_method,
+        public_keys: row.public_keys,
         secret_hash: row.secret_hash,
         previous_secret_hash: row.previous_secret_hash,
         previous_secret_expires_at: row.previous_secret_expires_at,
@@ -345,6 +357,7 @@ mod tests {
                     audiences: Vec::new(),
                     expires_in: None,
                     envelope: Envelope::default(),
+                    credential: crate::keys::NewCredential::Secret,
                 },
                 &crate::signing::MasterKey::generate().token_hasher(),
                 now,

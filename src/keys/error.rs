@@ -167,6 +167,11 @@ pub enum KeyError {
     AlreadyRevoked(String),
     #[error("key {0} has expired; create a new key")]
     Expired(String),
+    #[error(
+        "key {0} has no secret: its client signs with a private key or is a federation's \
+         (change its public keys with `keys set --public-key`)"
+    )]
+    NoSecret(String),
     #[error("hashing the secret failed: {0}")]
     Hash(argon2::password_hash::Error),
     #[error(transparent)]
@@ -209,6 +214,7 @@ impl KeyError {
         (ErrorKind::NotFound, "key_not_found"),
         (ErrorKind::Conflict, "key_revoked"),
         (ErrorKind::Conflict, "key_expired"),
+        (ErrorKind::Conflict, "key_has_no_secret"),
         (ErrorKind::Internal, "internal_error"),
         (ErrorKind::Unavailable, "database_unavailable"),
     ];
@@ -261,6 +267,7 @@ impl FeatureError for KeyError {
             Self::NotFound(_) => "key_not_found",
             Self::Revoked(_) | Self::AlreadyRevoked(_) => "key_revoked",
             Self::Expired(_) => "key_expired",
+            Self::NoSecret(_) => "key_has_no_secret",
             Self::Hash(_) => "internal_error",
             Self::Email(e) => e.code(),
             Self::Store(e) => e.code(),
@@ -284,7 +291,8 @@ impl FeatureError for KeyError {
             | Self::LimitReached { .. }
             | Self::Revoked(_)
             | Self::AlreadyRevoked(_)
-            | Self::Expired(_) => ErrorKind::Conflict,
+            | Self::Expired(_)
+            | Self::NoSecret(_) => ErrorKind::Conflict,
             Self::Hash(_) => ErrorKind::Internal,
             Self::Email(e) => e.kind(),
             Self::Store(e) => e.kind(),
@@ -415,6 +423,7 @@ mod tests {
             KeyError::Revoked(s()),
             KeyError::AlreadyRevoked(s()),
             KeyError::Expired(s()),
+            KeyError::NoSecret(s()),
             KeyError::Hash(argon2::password_hash::Error::Algorithm),
             KeyError::Store(StoreError::Unavailable(s())),
         ];

@@ -36,7 +36,7 @@ pub use limits::MAX_GRACE_DAYS;
 pub use lookup::{find_any_by_secret_lookup, find_by_secret_lookup};
 pub use model::{ApiKey, AuthMethod, IssuedKey, Key, KeyStatus};
 pub use owner::{KeyOwner, Recipient, recipients};
-pub use rules::{KeyLimits, NewKeyRequest, parse_grace};
+pub use rules::{KeyLimits, NewCredential, NewKeyRequest, parse_grace};
 pub use secret::{ClientId, PlainSecret, SecretHash};
 pub use service::{Exposure, KeyFilter, Service, list_api_keys, load_keys, owner_of};
 pub use transfer::Disabled;

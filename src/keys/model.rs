@@ -55,6 +55,12 @@ pub struct ApiKey {
     pub pending_since: Option<NaiveDateTime>,
     pub approved_by: Option<String>,
     pub approved_at: Option<NaiveDateTime>,
+    pub auth_method: AuthMethod,
+    /// A `private_key_jwt` key's public keys: a JWKS as stored.
+    pub public_keys: Option<String>,
+    /// Who last used the key when that is not its own client: for a
+    /// federated key, the external token's issuer and subject.
+    pub last_used_by: Option<String>,
 }
 
 #[derive(Insertable)]
@@ -69,8 +75,11 @@ pub struct NewApiKey<'a> {
     pub description: &'a str,
     pub scopes: String,
     pub audiences: String,
+    /// Empty for a key without a secret (it verifies nothing).
     pub secret_hash: &'a str,
-    pub secret_lookup: &'a str,
+    pub secret_lookup: Option<&'a str>,
+    pub auth_method: AuthMethod,
+    pub public_keys: Option<String>,
     pub created_by: &'a str,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
@@ -125,11 +134,61 @@ impl KeyStatus {
 }
 
 /// How a client proves it holds a key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema, diesel::AsExpression, diesel::FromSqlRow,
+)]
+#[diesel(sql_type = diesel::sql_types::Text)]
 #[serde(rename_all = "snake_case")]
 pub enum AuthMethod {
     /// A shared secret (HTTP Basic or the form body).
     ClientSecret,
+    /// A JWT signed with a private key whose public key keygate holds
+    /// (RFC 7523 §2.2); the key has no secret.
+    PrivateKeyJwt,
+    /// A federated key: a workload exchanges its platform's JWT for tokens
+    /// (RFC 8693) under a federation's rule; the key has no secret.
+    Federation,
+}
+
+impl AuthMethod {
+    pub const ALL: [Self; 3] = [Self::ClientSecret, Self::PrivateKeyJwt, Self::Federation];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClientSecret => "client_secret",
+            Self::PrivateKeyJwt => "private_key_jwt",
+            Self::Federation => "federation",
+        }
+    }
+
+    /// The stored name; an unknown one (a newer release's) as a method that
+    /// accepts no secret.
+    fn from_stored(text: String) -> Self {
+        Self::ALL
+            .into_iter()
+            .find(|m| m.as_str() == text)
+            .unwrap_or(Self::Federation)
+    }
+
+    /// True when the key has a secret (to rotate, to show once, to scan for).
+    pub fn has_secret(self) -> bool {
+        self == Self::ClientSecret
+    }
+}
+
+crate::text_column!(AuthMethod, AuthMethod::from_stored);
+
+impl<DB> diesel::serialize::ToSql<diesel::sql_types::Text, DB> for AuthMethod
+where
+    DB: diesel::backend::Backend,
+    str: diesel::serialize::ToSql<diesel::sql_types::Text, DB>,
+{
+    fn to_sql<'b>(
+        &'b self,
+        out: &mut diesel::serialize::Output<'b, '_, DB>,
+    ) -> diesel::serialize::Result {
+        self.as_str().to_sql(out)
+    }
 }
 
 /// The backend of [`DbConnection`]: both engines at once.
@@ -187,6 +246,10 @@ pub struct Key {
     /// The `User-Agent` of the last recorded token request.
     #[schema(required = true)]
     pub last_used_user_agent: Option<String>,
+    /// For a federated key: the issuer and subject of the external token
+    /// last exchanged (`"https://issuer subject"`); otherwise null.
+    #[schema(required = true)]
+    pub last_used_by: Option<String>,
     /// Networks (CIDRs) the key may be used from; empty: anywhere.
     #[schema(value_type = Vec<String>)]
     pub allowed_networks: AllowedNetworks,
@@ -232,7 +295,8 @@ impl Key {
             description: row.description,
             owner,
             team,
-            auth_method: AuthMethod::ClientSecret,
+            auth_method: row.auth_method,
+            last_used_by: row.last_used_by,
             scopes: row.scopes,
             audiences: row.audiences,
             created_at: from_db(row.created_at),
@@ -275,10 +339,11 @@ impl Key {
 pub struct IssuedKey {
     #[schema(value_type = String)]
     pub client_id: ClientId,
-    /// Shown this once; keygate keeps only a hash.
+    /// Shown this once; keygate keeps only a hash. `null` for a key
+    /// without a secret (`auth_method` other than `client_secret`).
     #[serde(serialize_with = "expose")]
-    #[schema(value_type = String)]
-    pub client_secret: PlainSecret,
+    #[schema(value_type = Option<String>, required = true)]
+    pub client_secret: Option<PlainSecret>,
     pub name: String,
     pub description: String,
     /// The owning person's email; `null` for a team's key.
@@ -314,7 +379,7 @@ pub struct IssuedKey {
 }
 
 impl IssuedKey {
-    pub fn new(key: Key, secret: PlainSecret) -> Self {
+    pub fn new(key: Key, secret: Option<PlainSecret>) -> Self {
         Self {
             client_id: key.client_id,
             client_secret: secret,
@@ -336,6 +401,9 @@ impl IssuedKey {
     }
 }
 
-fn expose<S: serde::Serializer>(secret: &PlainSecret, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(secret.expose())
+fn expose<S: serde::Serializer>(secret: &Option<PlainSecret>, s: S) -> Result<S::Ok, S::Error> {
+    match secret {
+        Some(secret) => s.serialize_str(secret.expose()),
+        None => s.serialize_none(),
+    }
 }

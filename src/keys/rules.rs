@@ -41,6 +41,31 @@ pub struct NewKeyRequest<'a> {
     pub expires_in: Option<HumanDuration>,
     /// Allowed networks and issuance limit (empty: anywhere, no limit).
     pub envelope: Envelope,
+    /// How its client will authenticate.
+    pub credential: NewCredential,
+}
+
+/// How a new key's client will authenticate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NewCredential {
+    /// A secret, generated now and shown once.
+    Secret,
+    /// `private_key_jwt` with these public keys: a JWKS, already checked,
+    /// as it is stored.
+    PublicKeys(String),
+    /// A federation's key: no secret and no public key of its own.
+    Federation,
+}
+
+impl NewCredential {
+    pub fn auth_method(&self) -> super::model::AuthMethod {
+        use super::model::AuthMethod;
+        match self {
+            Self::Secret => AuthMethod::ClientSecret,
+            Self::PublicKeys(_) => AuthMethod::PrivateKeyJwt,
+            Self::Federation => AuthMethod::Federation,
+        }
+    }
 }
 
 /// Checks every rule that does not need the database; returns when the key

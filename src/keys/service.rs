@@ -14,7 +14,7 @@ use super::envelope::EnvelopeChange;
 use super::error::KeyError;
 use super::model::{ApiKey, IssuedKey, Key, KeyStatus, NewApiKey};
 use super::owner::{self, KeyOwner, Recipient};
-use super::rules::{self, KeyLimits, NewKeyRequest};
+use super::rules::{self, KeyLimits, NewCredential, NewKeyRequest};
 use super::secret::{ClientId, PlainSecret, SecretHash};
 use crate::audit::{self, Action};
 use crate::db::schema::{api_keys, teams, users};
@@ -101,7 +101,18 @@ impl Service {
     ) -> Result<IssuedKey, KeyError> {
         let expires_at = rules::check_request(&request, self.limits.max_lifetime, now)?;
         let client_id = ClientId::generate();
-        let (secret, hash, lookup) = new_secret(tagger)?;
+        let auth_method = request.credential.auth_method();
+        let (secret, hash, lookup) = match request.credential {
+            NewCredential::Secret => {
+                let (secret, hash, lookup) = new_secret(tagger)?;
+                (Some(secret), Some(hash), Some(lookup))
+            }
+            NewCredential::PublicKeys(_) | NewCredential::Federation => (None, None, None),
+        };
+        let public_keys = match &request.credential {
+            NewCredential::PublicKeys(jwks) => Some(jwks.clone()),
+            NewCredential::Secret | NewCredential::Federation => None,
+        };
         let key = write_transaction(conn, |conn| {
             let owner = owner::find_holder(conn, &request.owner)?;
             if !may_manage(conn, caller, &owner.owner)? {
@@ -131,8 +142,10 @@ impl Service {
                 description: request.description.trim(),
                 scopes: request.scopes.to_string(),
                 audiences: audiences_to_stored(&audiences),
-                secret_hash: hash.as_str(),
-                secret_lookup: &lookup,
+                secret_hash: hash.as_ref().map_or("", SecretHash::as_str),
+                secret_lookup: lookup.as_deref(),
+                auth_method,
+                public_keys: public_keys.clone(),
                 created_by: caller.actor(),
                 created_at: now.naive_utc(),
                 updated_at: now.naive_utc(),
@@ -158,6 +171,7 @@ impl Service {
                     "allowed_networks": request.envelope.allowed_networks.to_vec(),
                     "max_tokens_per_minute": request.envelope.max_tokens_per_minute,
                     "pending_approval": needs_approval,
+                    "auth_method": auth_method.as_str(),
                 }),
                 now,
             )?;
@@ -191,6 +205,9 @@ impl Service {
         let key = write_transaction(conn, |conn| {
             let (row, owner) = visible_row(conn, caller, client_id, Lock::ForUpdate)?;
             rules::refuse_unless_active(&row, now)?;
+            if !row.auth_method.has_secret() {
+                return Err(KeyError::NoSecret(client_id.to_owned()));
+            }
             let previous_until = rules::check_grace(&row, grace, now)?;
             let row: ApiKey = diesel::update(api_keys::table.find(&row.id))
                 .set((
@@ -219,7 +236,7 @@ impl Service {
             self.notify(conn, Event::Rotated, &key, caller, now)?;
             Ok::<_, KeyError>(key)
         })?;
-        Ok(IssuedKey::new(key, secret))
+        Ok(IssuedKey::new(key, Some(secret)))
     }
 
     /// Changes a key's usage envelope: each part the change gives is

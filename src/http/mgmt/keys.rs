@@ -289,6 +289,7 @@ pub async fn create(
             audiences: body.audiences,
             expires_in: body.expires_in,
             envelope: body.envelope,
+            credential: crate::keys::NewCredential::Secret,
         };
         service.create(conn, &caller.for_keys(), request, &tagger, now)
     })

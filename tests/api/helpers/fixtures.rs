@@ -269,6 +269,7 @@ fn create_key(conn: &mut DbConnection, ctx: &Context, spec: &KeySpec) -> Key {
                 .as_deref()
                 .and_then(|n| keys::envelope::parse_tokens_per_minute(n).expect("a token limit")),
         },
+        credential: keygate::keys::NewCredential::Secret,
     };
     let limits = KeyLimits {
         max_lifetime: ctx.config.key_max_lifetime,
@@ -289,7 +290,11 @@ fn create_key(conn: &mut DbConnection, ctx: &Context, spec: &KeySpec) -> Key {
     let json = serde_json::to_value(&issued).expect("the key as JSON");
     Key {
         client_id: issued.client_id.to_string(),
-        client_secret: issued.client_secret.expose().to_owned(),
+        client_secret: issued
+            .client_secret
+            .as_ref()
+            .map(|s| s.expose().to_owned())
+            .unwrap_or_default(),
         json,
     }
 }

@@ -108,6 +108,7 @@ pub(super) fn key_request<'f>(me: &str, form: &'f KeyForm) -> Result<NewKeyReque
         audiences,
         expires_in,
         envelope: envelope_of(&form.allowed_networks, &form.max_tokens_per_minute)?,
+        credential: crate::keys::NewCredential::Secret,
     })
 }
 

@@ -12,7 +12,7 @@ use crate::http::console::forms::{self, Claim};
 use crate::http::console::run;
 use crate::http::console::{PageError, Viewer, page, see_other};
 use crate::http::error::AppError;
-use crate::keys::IssuedKey;
+use crate::keys::{IssuedKey, PlainSecret};
 use crate::state::AppState;
 use crate::time::rfc3339;
 
@@ -106,7 +106,7 @@ pub(super) fn secret_page(
         &viewer.layout(state, "Your new secret", "keys"),
         minijinja::context! {
             key => issued,
-            secret => issued.client_secret.expose(),
+            secret => issued.client_secret.as_ref().map(PlainSecret::expose),
             rotated,
             csv_href,
             csv_name => format!("{}.csv", issued.client_id),
@@ -128,7 +128,11 @@ fn csv_of(issued: &IssuedKey) -> String {
     ]);
     let row = crate::csv::record([
         issued.client_id.to_string(),
-        issued.client_secret.expose().to_owned(),
+        issued
+            .client_secret
+            .as_ref()
+            .map(|s| s.expose().to_owned())
+            .unwrap_or_default(),
         issued.name.clone(),
         issued.scopes.to_string(),
         issued.audiences.to_vec().join(" "),
