@@ -48,6 +48,17 @@ impl Call {
         }
     }
 
+    /// A form with no `Authorization` header: the client authenticates in
+    /// the body (a client assertion).
+    pub fn unauthenticated_form(path: &'static str, body: String) -> Self {
+        Self {
+            method: Method::POST,
+            path,
+            authorization: None,
+            body: Bytes::from(body),
+        }
+    }
+
     fn request(&self, host: &HeaderValue) -> Result<Request<Full<Bytes>>> {
         let mut builder = Request::builder()
             .method(self.method.clone())

@@ -141,7 +141,7 @@ fn run(opts: Options) -> Result<()> {
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     let mut bench = Bench::new(opts.clone(), keygate_bin, cores)?;
 
-    let groups: [(Scenario, ScenarioGroup); 7] = [
+    let groups: [(Scenario, ScenarioGroup); 8] = [
         (Scenario::Warm, Bench::warm),
         (Scenario::Cold, Bench::cold),
         (Scenario::Scale, Bench::scale),
@@ -149,6 +149,7 @@ fn run(opts: Options) -> Result<()> {
         (Scenario::Jwks, Bench::jwks),
         (Scenario::Introspect, Bench::introspect),
         (Scenario::Verifier, Bench::verifier),
+        (Scenario::Secretless, Bench::secretless),
     ];
     let mut failed = Vec::new();
     for (scenario, run_group) in groups {

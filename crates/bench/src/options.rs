@@ -37,7 +37,7 @@ pub struct Options {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "warm,cold,scale,abuse,jwks,introspect,verifier"
+        default_value = "warm,cold,scale,abuse,jwks,introspect,verifier,secretless"
     )]
     pub scenarios: Vec<Scenario>,
     /// Keys in the database for the scale scenario, comma-separated.
@@ -70,6 +70,7 @@ pub enum Scenario {
     Jwks,
     Introspect,
     Verifier,
+    Secretless,
 }
 
 impl FromStr for Scenario {
@@ -84,9 +85,10 @@ impl FromStr for Scenario {
             "jwks" => Self::Jwks,
             "introspect" | "introspection" => Self::Introspect,
             "verifier" => Self::Verifier,
+            "secretless" => Self::Secretless,
             other => {
                 return Err(format!(
-                    "unknown scenario {other:?}: expected warm, cold, scale, abuse, jwks, introspect or verifier"
+                    "unknown scenario {other:?}: expected warm, cold, scale, abuse, jwks, introspect, verifier or secretless"
                 ));
             }
         })
