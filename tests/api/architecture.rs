@@ -155,6 +155,9 @@ fn read_sources() -> Vec<SourceFile> {
             code: code_of(&std::fs::read_to_string(&file).unwrap()),
         })
         .filter(|f| !matches!(f.module[..], [ref only] if only == "lib" || only == "main"))
+        // A module's tests in a file of their own (`render/tests.rs`) are
+        // test code, like an inline `#[cfg(test)] mod tests`.
+        .filter(|f| f.module.last().is_none_or(|last| last != "tests"))
         .collect()
 }
 
