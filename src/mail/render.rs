@@ -373,6 +373,7 @@ mod tests {
             owner: Some("alice@example.com".into()),
             team: None,
             auth_method: crate::keys::AuthMethod::ClientSecret,
+            public_key_thumbprints: Vec::new(),
             last_used_by: None,
             pending_since: None,
             approved_by: None,
