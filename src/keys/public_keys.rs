@@ -94,6 +94,16 @@ pub fn parse(text: &str) -> Result<PublicKeys, PublicKeyError> {
     Ok(PublicKeys { jwks, thumbprints })
 }
 
+/// True when `text` looks like it holds private key material (a PEM
+/// private key, a JWK with a private member): a form must not show it
+/// again.
+pub fn holds_private_key(text: &str) -> bool {
+    text.contains("PRIVATE KEY")
+        || ["\"d\"", "\"p\"", "\"q\"", "\"k\""]
+            .iter()
+            .any(|member| text.contains(member))
+}
+
 /// The thumbprints of the keys of a stored JWKS (empty if it does not read).
 pub fn thumbprints(stored: &str) -> Vec<String> {
     serde_json::from_str::<JwkSet>(stored)
@@ -369,6 +379,8 @@ mod tests {
     fn private_and_symmetric_material_is_refused() {
         let private = EC_JWK.replace("\"kty\"", "\"d\":\"abc\",\"kty\"");
         assert!(parse(&private).unwrap_err().0.contains("private key"));
+        assert!(holds_private_key(&private));
+        assert!(!holds_private_key(EC_JWK));
         assert!(
             parse(r#"{"kty":"oct","k":"c2VjcmV0"}"#)
                 .unwrap_err()
