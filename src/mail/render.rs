@@ -463,6 +463,20 @@ mod tests {
     }
 
     #[test]
+    fn a_key_without_a_secret_is_not_told_to_store_one() {
+        let mut key = sample_key("signer");
+        let mail = render(Event::Created, &context(&key)).unwrap();
+        assert!(mail.text.contains("client secret you were shown"));
+        key.auth_method = crate::keys::AuthMethod::PrivateKeyJwt;
+        let mail = render(Event::Created, &context(&key)).unwrap();
+        for body in [&mail.text, &mail.html] {
+            assert!(!body.contains("client secret you were shown"), "{body}");
+            assert!(body.contains("no secret"), "{body}");
+            assert!(body.contains("private_key_jwt"), "{body}");
+        }
+    }
+
+    #[test]
     fn the_envelope_and_the_last_use_are_shown_when_there_are_some() {
         let mut key = sample_key("ci");
         let plain = render(Event::Exposed, &context(&key)).unwrap();

@@ -171,6 +171,33 @@ mod tests {
         }
     }
 
+    #[test]
+    fn an_assertion_comes_alone_and_with_its_type() {
+        let typed = format!("client_assertion_type={JWT_BEARER}&client_assertion=a.b.c");
+        match extract(&headers(None), &form(&format!("{typed}&client_id=kgc_a"))).unwrap() {
+            ClientCredentials::Assertion(a) => {
+                assert_eq!(a.client_id.as_deref(), Some("kgc_a"));
+                assert_eq!(a.assertion, "a.b.c");
+            }
+            ClientCredentials::Secret(_) => panic!("read as a secret"),
+        }
+        for (auth, body) in [
+            (Some(basic("a", "b")), typed.clone()),
+            (None, format!("{typed}&client_secret=s")),
+            (None, "client_assertion=a.b.c".to_owned()),
+            (None, format!("client_assertion_type={JWT_BEARER}")),
+            (None, format!("{typed}&client_assertion=x.y.z")),
+        ] {
+            let err = extract(&headers(auth.as_deref()), &form(&body)).unwrap_err();
+            assert!(matches!(err, OAuthError::InvalidRequest(_)), "{body}");
+        }
+        let other = "client_assertion_type=urn:other&client_assertion=a.b.c";
+        assert!(matches!(
+            extract(&headers(None), &form(other)).unwrap_err(),
+            OAuthError::InvalidClient
+        ));
+    }
+
     proptest! {
         #[test]
         fn basic_round_trips(id in "[ -~]{1,30}", secret in "[ -~]{0,60}") {
