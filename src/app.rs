@@ -259,6 +259,7 @@ impl Application {
             client_auth: ClientAuth {
                 pool: pool.clone(),
                 verified: VerifiedSecrets::default(),
+                known_keys: crate::client_auth::known_keys::KnownKeys::default(),
                 argon2: Argon2Pool::new(cores).map_err(|e| StartupError::Other(e.to_string()))?,
                 throttle,
                 metrics: Arc::clone(&metrics),

@@ -26,6 +26,8 @@ const KEYRING_REFRESH: Duration = Duration::from_secs(2);
 const THROTTLE_PRUNE: Duration = Duration::from_secs(60);
 /// How often revoked token IDs whose tokens have expired are dropped.
 const REVOKED_TOKENS_PRUNE: Duration = Duration::from_secs(60);
+/// How often the `jti`s of expired client assertions are dropped.
+const ASSERTION_JTI_PRUNE: Duration = Duration::from_secs(60);
 /// How often ended sessions and expired links are dropped.
 const SESSIONS_PRUNE: Duration = Duration::from_secs(300);
 
@@ -47,6 +49,8 @@ pub enum Job {
     KeyringRefresh,
     /// Drops console sessions that have ended and links that have expired.
     SessionsPrune,
+    /// Drops the `jti`s of client assertions that have expired.
+    AssertionJtiPrune,
 }
 
 impl Job {
@@ -60,6 +64,7 @@ impl Job {
             Job::RevokedTokensPrune => "revoked_tokens_prune",
             Job::KeyringRefresh => "keyring_refresh",
             Job::SessionsPrune => "sessions_prune",
+            Job::AssertionJtiPrune => "assertion_jti_prune",
         }
     }
 }
@@ -246,6 +251,12 @@ impl Jobs {
                 })
                 .await
             }
+            Job::AssertionJtiPrune => {
+                on_pool(pool, move |conn| {
+                    Ok(crate::client_auth::jti::prune(conn, now)?)
+                })
+                .await
+            }
             Job::SessionsPrune => {
                 let idle = setup.session_idle.as_chrono();
                 on_pool(pool, move |conn| Ok(accounts::prune(conn, idle, now)?)).await
@@ -273,6 +284,7 @@ impl Jobs {
             (Job::RevokedTokensPrune, REVOKED_TOKENS_PRUNE, false),
             (Job::ThrottlePrune, THROTTLE_PRUNE, false),
             (Job::SessionsPrune, SESSIONS_PRUNE, false),
+            (Job::AssertionJtiPrune, ASSERTION_JTI_PRUNE, false),
             (Job::ExpirySweep, sweep_interval, true),
             (Job::UndecidedRequests, sweep_interval, true),
         ] {
@@ -353,6 +365,9 @@ fn report(job: Job, result: &Result<usize, JobError>, database_down: bool) {
         (Job::RevokedTokensPrune, Ok(n)) => tracing::debug!(n, "pruned expired revoked token IDs"),
         (Job::RevokedTokensPrune, Err(error)) => {
             tracing::warn!(%error, "could not prune revoked token IDs")
+        }
+        (Job::AssertionJtiPrune, Err(error)) => {
+            tracing::warn!(%error, "could not prune client assertion jtis")
         }
         (Job::SessionsPrune, Err(error)) => {
             tracing::warn!(%error, "could not prune ended sessions and expired links")

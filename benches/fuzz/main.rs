@@ -36,7 +36,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use keygate::client_auth::presented::AuthMethod;
+use keygate::client_auth::presented::{AuthMethod, ClientCredentials};
 use keygate::duration::HumanDuration;
 use keygate::http::error::{AppError, OAuthError};
 use keygate::http::form::Form;

@@ -163,7 +163,18 @@ pub(crate) fn client_credentials() -> Target {
         let body_id = form.single("client_id");
         let body_secret = form.single("client_secret");
         match presented::extract(&headers, &form) {
-            Ok(p) => match p.method {
+            Ok(ClientCredentials::Assertion(_)) => {
+                ensure!(
+                    matches!(form.single("client_assertion"), Ok(Some(_))),
+                    "an assertion accepted without client_assertion"
+                );
+                ensure!(
+                    headers.is_empty() && matches!(body_secret, Ok(None)),
+                    "an assertion accepted beside a secret"
+                );
+                Ok("assertion")
+            }
+            Ok(ClientCredentials::Secret(p)) => match p.method {
                 AuthMethod::Basic => {
                     ensure!(!headers.is_empty(), "Basic without a header");
                     ensure!(
@@ -192,8 +203,11 @@ pub(crate) fn client_credentials() -> Target {
                         HeaderValue::from_str(&header).map_err(|e| e.to_string())?,
                     );
                     let empty = Form::parse(Some(FORM_TYPE), b"").map_err(|e| format!("{e:?}"))?;
-                    let back = presented::extract(&again, &empty)
-                        .map_err(|e| format!("re-encoded Basic credentials refused: {e:?}"))?;
+                    let ClientCredentials::Secret(back) = presented::extract(&again, &empty)
+                        .map_err(|e| format!("re-encoded Basic credentials refused: {e:?}"))?
+                    else {
+                        return Err("re-encoded Basic credentials read as an assertion".into());
+                    };
                     ensure!(
                         back.client_id == p.client_id && back.secret.expose() == p.secret.expose(),
                         "re-encoded Basic credentials read back differently"

@@ -51,17 +51,27 @@ pub enum KeysCommand {
         expires_in: Option<String>,
         #[command(flatten)]
         envelope: EnvelopeArgs,
+        /// A file (or - for stdin) with the client's public key(s): PEM,
+        /// a JWK or a JWKS. The key then has no secret: its client signs
+        /// client assertions (private_key_jwt) with the private key.
+        #[arg(long, value_name = "FILE")]
+        public_key: Option<String>,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
-    /// Change a key's usage envelope: where it may be used from and how many
-    /// tokens it may be issued per minute.
+    /// Change a key's usage envelope (where it may be used from and how many
+    /// tokens it may be issued per minute) or its public keys.
     Set {
         /// The key's client ID (kgc_...).
         client_id: String,
         #[command(flatten)]
         envelope: EnvelopeArgs,
+        /// A file (or - for stdin) with the public key(s) that replace a
+        /// private_key_jwt key's (PEM, a JWK or a JWKS); list the old and
+        /// the new key during a roll-over.
+        #[arg(long, value_name = "FILE")]
+        public_key: Option<String>,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -182,6 +192,18 @@ impl EnvelopeArgs {
     }
 }
 
+/// The public keys in FILE (`-`: stdin), checked.
+fn read_public_keys(file: &str) -> Result<crate::keys::public_keys::PublicKeys, CliError> {
+    let text = if file == "-" {
+        std::io::read_to_string(std::io::stdin())?
+    } else {
+        std::fs::read_to_string(file)
+            .map_err(|e| CliError::Usage(format!("--public-key {file}: {e}")))?
+    };
+    crate::keys::public_keys::parse(&text)
+        .map_err(|e| CliError::Usage(format!("--public-key {file}: {e}")))
+}
+
 /// `--owner EMAIL` or `--team NAME` (clap lets at most one through).
 fn holder(person: Option<&str>, team: Option<&str>) -> Option<KeyOwner> {
     match (person, team) {
@@ -246,8 +268,13 @@ pub fn run(command: KeysCommand, ctx: &mut Context) -> Result<(), CliError> {
             audience,
             expires_in,
             envelope,
+            public_key,
             json,
         } => {
+            let credential = match public_key.as_deref() {
+                None => crate::keys::NewCredential::Secret,
+                Some(file) => crate::keys::NewCredential::PublicKeys(read_public_keys(file)?.jwks),
+            };
             let given = envelope.change()?;
             let envelope = Envelope {
                 allowed_networks: given.allowed_networks.unwrap_or_default(),
@@ -269,7 +296,7 @@ pub fn run(command: KeysCommand, ctx: &mut Context) -> Result<(), CliError> {
                     .map(|d| parse_duration("--expires-in", d))
                     .transpose()?,
                 envelope,
-                credential: crate::keys::NewCredential::Secret,
+                credential,
             };
             let tagger = crate::app::master_key(&ctx.config)?.token_hasher();
             let issued = service.create(ctx.conn(), &Caller::CommandLine, request, &tagger, now)?;
@@ -278,21 +305,46 @@ pub fn run(command: KeysCommand, ctx: &mut Context) -> Result<(), CliError> {
         KeysCommand::Set {
             client_id,
             envelope,
+            public_key,
             json,
         } => {
             let change = envelope.change()?;
-            if change.is_empty() {
+            let public_keys = public_key.as_deref().map(read_public_keys).transpose()?;
+            if change.is_empty() && public_keys.is_none() {
                 return Err(CliError::Usage(
-                    "give --allow-from, --max-tokens-per-minute or both".into(),
+                    "give --allow-from, --max-tokens-per-minute, --public-key or several".into(),
                 ));
             }
-            let key =
-                service.set_envelope(ctx.conn(), &Caller::CommandLine, &client_id, &change, now)?;
+            let mut key = None;
+            if let Some(keys) = &public_keys {
+                key = Some(service.set_public_keys(
+                    ctx.conn(),
+                    &Caller::CommandLine,
+                    &client_id,
+                    keys,
+                    now,
+                )?);
+            }
+            if !change.is_empty() {
+                key = Some(service.set_envelope(
+                    ctx.conn(),
+                    &Caller::CommandLine,
+                    &client_id,
+                    &change,
+                    now,
+                )?);
+            }
+            let Some(key) = key else {
+                return Err(CliError::Usage("nothing to change".into()));
+            };
             if json {
                 print_json(&key)?;
             } else {
                 println!("changed key {} ({})", key.client_id, key.name);
                 show_envelope(&key.allowed_networks, key.max_tokens_per_minute);
+                for thumbprint in &key.public_key_thumbprints {
+                    println!("  public key:    {thumbprint}");
+                }
             }
         }
         KeysCommand::List {
@@ -550,6 +602,9 @@ fn show_issued(issued: &IssuedKey, json: bool, what: &str) -> Result<(), CliErro
         or_dash(k.expires_at.map(rfc3339).as_deref())
     );
     show_envelope(&k.allowed_networks, k.max_tokens_per_minute);
+    for thumbprint in &k.public_key_thumbprints {
+        println!("  public key:    {thumbprint}");
+    }
     if let Some(until) = k.previous_secret_expires_at {
         println!(
             "  the previous secret keeps working until {}",

@@ -3,6 +3,9 @@
 //! cached, and throttling of failures shared through the database.
 
 pub mod argon2_pool;
+pub mod assertion;
+pub mod jti;
+pub mod known_keys;
 pub mod presented;
 pub mod throttle;
 pub mod verified;
@@ -20,7 +23,9 @@ use crate::keys::{self, ClientId, Credential, PlainSecret, SecretHash};
 use crate::metrics::Metrics;
 use crate::text;
 use argon2_pool::Argon2Pool;
-use presented::Presented;
+use assertion::AssertionFailure;
+use known_keys::KnownKeys;
+use presented::{ClientCredentials, Presented, PresentedAssertion};
 use throttle::ThrottlePolicy;
 use verified::VerifiedSecrets;
 
@@ -37,6 +42,8 @@ pub enum AuthFailure {
     /// A secret for a key that has none (its client signs assertions, or
     /// it is a federation's).
     WrongAuthMethod,
+    /// A client assertion that does not pass (which check, precisely).
+    Assertion(AssertionFailure),
     /// The secret was right but the key may not be used.
     Refused(keys::Refusal),
 }
@@ -50,6 +57,7 @@ impl AuthFailure {
             Self::UnknownClient => "unknown_client",
             Self::WrongSecret => "wrong_secret",
             Self::WrongAuthMethod => "wrong_auth_method",
+            Self::Assertion(failure) => failure.as_str(),
             Self::Refused(refusal) => refusal.as_str(),
         }
     }
@@ -99,6 +107,8 @@ impl FeatureError for ClientAuthError {
 pub struct ClientAuth {
     pub pool: Pool,
     pub verified: VerifiedSecrets,
+    /// `private_key_jwt` clients' public keys, parsed, with their credential.
+    pub known_keys: KnownKeys,
     /// Where every argon2 hash and verification runs: one thread per core,
     /// so a flood of wrong secrets queues instead of starving everything
     /// else, and keeps no more than one argon2 block per thread.
@@ -110,13 +120,138 @@ pub struct ClientAuth {
 }
 
 /// Authenticates the client of an OAuth request from `from` (its address,
-/// `http::peer::client_ip`) by the credentials it presented: applies the failure
+/// `http::peer::client_ip`) by the secret or the client assertion it
+/// presented at `audiences` (the issuer and the endpoint's URL, either of
+/// which an assertion's `aud` may name). Every refusal is the same
+/// `invalid_client`; the reason goes to the audit log and the metrics.
+pub async fn authenticate(
+    auth: &ClientAuth,
+    credentials: ClientCredentials,
+    audiences: &[&str],
+    from: Option<IpAddr>,
+    now: DateTime<Utc>,
+) -> Result<Arc<Credential>, ClientAuthError> {
+    match credentials {
+        ClientCredentials::Secret(presented) => {
+            authenticate_secret(auth, presented, from, now).await
+        }
+        ClientCredentials::Assertion(presented) => {
+            authenticate_assertion(auth, presented, audiences, from, now).await
+        }
+    }
+}
+
+/// Authenticates a client by a `private_key_jwt` assertion: read without
+/// trusting it, the throttle and the credential (kept with its parsed keys
+/// while the credential epoch stays), the signature and claims, the key's
+/// state, then the `jti` recorded once — the one write.
+async fn authenticate_assertion(
+    auth: &ClientAuth,
+    presented: PresentedAssertion,
+    audiences: &[&str],
+    from: Option<IpAddr>,
+    now: DateTime<Utc>,
+) -> Result<Arc<Credential>, ClientAuthError> {
+    let addr = &from.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+    let unverified = match assertion::read(&presented.assertion, presented.client_id.as_deref()) {
+        Ok(unverified) => unverified,
+        Err((named, failure)) => {
+            let client_id = named.and_then(|id| ClientId::parse(&text::redact_secret(&id)));
+            let failure = AuthFailure::Assertion(failure);
+            match client_id {
+                Some(client_id) => record_failure(auth, client_id, addr, failure, now).await,
+                None => auth.metrics.count_failure(failure.as_str()),
+            }
+            return Err(ClientAuthError::InvalidClient);
+        }
+    };
+    let Some(client_id) = ClientId::parse(&text::redact_secret(&unverified.client_id)) else {
+        auth.metrics
+            .count_failure(AuthFailure::MalformedClientId.as_str());
+        return Err(ClientAuthError::InvalidClient);
+    };
+
+    let cached = auth.known_keys.get(client_id.as_str());
+    let cached_epoch = cached.as_ref().map(|entry| entry.epoch);
+    let (id, at, throttle) = (client_id.clone(), addr.to_owned(), auth.throttle);
+    let (throttled, fresh) = auth
+        .pool
+        .read::<_, ClientAuthError>(move |conn| {
+            if let Some(retry_after) = throttle.retry_after(conn, id.as_str(), &at, now)? {
+                return Ok((Some(retry_after), None));
+            }
+            let epoch = epochs::read(conn)?.credentials;
+            if cached_epoch == Some(epoch) {
+                return Ok((None, None));
+            }
+            let credential = keys::find_credential(conn, &id)?;
+            Ok((None, Some((epoch, credential))))
+        })
+        .await?;
+    if let Some(retry_after_secs) = throttled {
+        auth.metrics.count_failure(AuthFailure::Throttled.as_str());
+        return Err(ClientAuthError::Throttled { retry_after_secs });
+    }
+    let entry = match (fresh, cached) {
+        (Some((epoch, Some(credential))), _) => {
+            let entry = Arc::new(known_keys::Entry::new(epoch, Arc::new(credential)));
+            auth.known_keys
+                .insert(client_id.as_str(), Arc::clone(&entry));
+            Some(entry)
+        }
+        (Some((_, None)), _) => None,
+        (None, cached) => cached,
+    };
+
+    let checked = match &entry {
+        None => Err(AuthFailure::UnknownClient),
+        Some(entry) if entry.credential.auth_method != keys::AuthMethod::PrivateKeyJwt => {
+            Err(AuthFailure::WrongAuthMethod)
+        }
+        Some(entry) => unverified
+            .verify(&entry.keys, audiences, now)
+            .map_err(AuthFailure::Assertion)
+            .and_then(|verified| match entry.credential.refusal_from(from, now) {
+                Some(refusal) => Err(AuthFailure::Refused(refusal)),
+                None => Ok(verified),
+            }),
+    };
+    let outcome = match (checked, entry) {
+        (Ok(verified), Some(entry)) => {
+            let id = client_id.clone();
+            let first = auth
+                .pool
+                .run(move |conn| {
+                    jti::accept_once(conn, id.as_str(), &verified.jti, verified.remember_until)
+                        .map_err(ClientAuthError::from)
+                })
+                .await?;
+            if first {
+                Ok(Arc::clone(&entry.credential))
+            } else {
+                Err(AuthFailure::Assertion(AssertionFailure::Replayed))
+            }
+        }
+        (Ok(_), None) => Err(AuthFailure::UnknownClient),
+        (Err(failure), _) => Err(failure),
+    };
+    match outcome {
+        Ok(credential) => Ok(credential),
+        Err(failure) => {
+            record_failure(auth, client_id, addr, failure, now).await;
+            Err(ClientAuthError::InvalidClient)
+        }
+    }
+}
+
+/// Authenticates the client of an OAuth request from `from` (its address,
+/// `http::peer::client_ip`) by the secret it presented: applies the failure
 /// throttle, verifies the secret, the key's state and its allowed networks.
 /// Every refusal is the same `invalid_client`; the reason goes to the audit
 /// log and the metrics. The warm path when this very secret was verified
 /// moments ago for a credential still current ([`verified`]), the full path
 /// otherwise.
-pub async fn authenticate(
+async fn authenticate_secret(
     auth: &ClientAuth,
     presented: Presented,
     from: Option<IpAddr>,

@@ -172,6 +172,14 @@ pub enum KeyError {
          (change its public keys with `keys set --public-key`)"
     )]
     NoSecret(String),
+    /// Public keys for a key whose client authenticates otherwise.
+    #[error(
+        "key {0} authenticates with a secret or a federation, not private_key_jwt: public keys \
+         are only for keys created with a public key"
+    )]
+    NotPrivateKeyJwt(String),
+    #[error("invalid public key: {0}")]
+    InvalidPublicKey(#[from] super::public_keys::PublicKeyError),
     #[error("hashing the secret failed: {0}")]
     Hash(argon2::password_hash::Error),
     #[error(transparent)]
@@ -215,6 +223,8 @@ impl KeyError {
         (ErrorKind::Conflict, "key_revoked"),
         (ErrorKind::Conflict, "key_expired"),
         (ErrorKind::Conflict, "key_has_no_secret"),
+        (ErrorKind::Conflict, "key_not_private_key_jwt"),
+        (ErrorKind::Invalid, "invalid_public_key"),
         (ErrorKind::Internal, "internal_error"),
         (ErrorKind::Unavailable, "database_unavailable"),
     ];
@@ -268,6 +278,8 @@ impl FeatureError for KeyError {
             Self::Revoked(_) | Self::AlreadyRevoked(_) => "key_revoked",
             Self::Expired(_) => "key_expired",
             Self::NoSecret(_) => "key_has_no_secret",
+            Self::NotPrivateKeyJwt(_) => "key_not_private_key_jwt",
+            Self::InvalidPublicKey(_) => "invalid_public_key",
             Self::Hash(_) => "internal_error",
             Self::Email(e) => e.code(),
             Self::Store(e) => e.code(),
@@ -292,7 +304,8 @@ impl FeatureError for KeyError {
             | Self::Revoked(_)
             | Self::AlreadyRevoked(_)
             | Self::Expired(_)
-            | Self::NoSecret(_) => ErrorKind::Conflict,
+            | Self::NoSecret(_)
+            | Self::NotPrivateKeyJwt(_) => ErrorKind::Conflict,
             Self::Hash(_) => ErrorKind::Internal,
             Self::Email(e) => e.kind(),
             Self::Store(e) => e.kind(),
@@ -342,6 +355,7 @@ impl FeatureError for KeyError {
             | Self::SameOwner { .. }
             | Self::TransferNotGrantable { .. }
             | Self::ForeignOwner => Some("owner"),
+            Self::InvalidPublicKey(_) => Some("public_key"),
             _ => None,
         }
     }
@@ -424,6 +438,8 @@ mod tests {
             KeyError::AlreadyRevoked(s()),
             KeyError::Expired(s()),
             KeyError::NoSecret(s()),
+            KeyError::NotPrivateKeyJwt(s()),
+            KeyError::InvalidPublicKey(super::super::public_keys::PublicKeyError(s())),
             KeyError::Hash(argon2::password_hash::Error::Algorithm),
             KeyError::Store(StoreError::Unavailable(s())),
         ];

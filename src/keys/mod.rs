@@ -22,6 +22,7 @@ pub mod limits;
 mod lookup;
 mod model;
 mod owner;
+pub mod public_keys;
 mod rules;
 pub mod secret;
 mod service;

@@ -232,6 +232,9 @@ pub struct Key {
     /// Who created it: a person's email or "command line".
     pub created_by: String,
     pub auth_method: AuthMethod,
+    /// A `private_key_jwt` key's public keys, by their RFC 7638 SHA-256
+    /// thumbprints (base64url); empty for other keys.
+    pub public_key_thumbprints: Vec<String>,
     #[serde(with = "crate::time::utc_opt")]
     #[schema(required = true)]
     pub expires_at: Option<DateTime<Utc>>,
@@ -296,6 +299,11 @@ impl Key {
             owner,
             team,
             auth_method: row.auth_method,
+            public_key_thumbprints: row
+                .public_keys
+                .as_deref()
+                .map(super::public_keys::thumbprints)
+                .unwrap_or_default(),
             last_used_by: row.last_used_by,
             scopes: row.scopes,
             audiences: row.audiences,
@@ -357,6 +365,9 @@ pub struct IssuedKey {
     /// `pending` when an admin must approve it before it works.
     pub status: KeyStatus,
     pub auth_method: AuthMethod,
+    /// A `private_key_jwt` key's public keys, by their RFC 7638 SHA-256
+    /// thumbprints (base64url); empty for other keys.
+    pub public_key_thumbprints: Vec<String>,
     #[schema(value_type = Vec<String>)]
     pub scopes: ScopeSet,
     #[schema(value_type = Vec<String>)]
@@ -390,6 +401,7 @@ impl IssuedKey {
             created_by: key.created_by,
             status: key.status,
             auth_method: key.auth_method,
+            public_key_thumbprints: key.public_key_thumbprints,
             scopes: key.scopes,
             audiences: key.audiences,
             created_at: key.created_at,

@@ -285,6 +285,49 @@ impl Service {
         })
     }
 
+    /// Replaces a `private_key_jwt` key's public keys (a roll-over: give
+    /// the old and the new, later the new alone). The credential epoch
+    /// moves with the row, so every process verifies the next assertion
+    /// against the new set. Audited with the thumbprints before and after.
+    pub fn set_public_keys(
+        &self,
+        conn: &mut DbConnection,
+        caller: &Caller,
+        client_id: &str,
+        keys: &super::public_keys::PublicKeys,
+        now: DateTime<Utc>,
+    ) -> Result<Key, KeyError> {
+        write_transaction(conn, |conn| {
+            let (row, owner) = visible_row(conn, caller, client_id, Lock::ForUpdate)?;
+            if row.auth_method != super::model::AuthMethod::PrivateKeyJwt {
+                return Err(KeyError::NotPrivateKeyJwt(client_id.to_owned()));
+            }
+            rules::refuse_unless_active(&row, now)?;
+            let before = row
+                .public_keys
+                .as_deref()
+                .map(super::public_keys::thumbprints)
+                .unwrap_or_default();
+            let row: ApiKey = diesel::update(api_keys::table.find(&row.id))
+                .set((
+                    api_keys::public_keys.eq(Some(keys.jwks.as_str())),
+                    api_keys::updated_at.eq(now.naive_utc()),
+                ))
+                .returning(ApiKey::columns())
+                .get_result(conn)?;
+            record(
+                conn,
+                (caller, Action::KeyUpdated, client_id),
+                None,
+                json!({
+                    "public_key_thumbprints": { "from": before, "to": keys.thumbprints },
+                }),
+                now,
+            )?;
+            Ok(Key::new(row, owner, now))
+        })
+    }
+
     /// Revokes for good: the key stops working at once, grace secrets included.
     pub fn revoke(
         &self,

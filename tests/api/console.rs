@@ -10,6 +10,7 @@ use serde_json::Value;
 mod approvals;
 mod forms;
 mod leaving;
+mod public_keys;
 mod refusals;
 mod sessions;
 mod spreadsheet;

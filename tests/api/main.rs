@@ -26,6 +26,7 @@ mod keys;
 mod layout;
 mod mgmt;
 mod organisation;
+mod private_key_jwt;
 mod process;
 mod signing;
 mod teams;

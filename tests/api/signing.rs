@@ -154,8 +154,20 @@ async fn metadata_follows_rfc_8414(engine: Engine) {
     assert_eq!(m["response_types_supported"], serde_json::json!([]));
     assert_eq!(
         m["token_endpoint_auth_methods_supported"],
-        serde_json::json!(["client_secret_basic", "client_secret_post"])
+        serde_json::json!([
+            "client_secret_basic",
+            "client_secret_post",
+            "private_key_jwt"
+        ])
     );
+    for endpoint in ["token", "introspection", "revocation"] {
+        assert_eq!(
+            m[format!("{endpoint}_endpoint_auth_signing_alg_values_supported")],
+            serde_json::json!([
+                "ES256", "EdDSA", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512"
+            ])
+        );
+    }
     let scopes = m["scopes_supported"].as_array().unwrap();
     for scope in [
         "read",

@@ -396,6 +396,16 @@ fn notice_for(code: Option<&str>) -> Option<Notice> {
             "The request is denied and the key revoked. Whoever asked has been emailed.",
         ),
         "saved" => ("ok", "Saved."),
+        "created-public-key" => (
+            "ok",
+            "The key is created. It has no secret: its client signs client assertions \
+             (private_key_jwt) with the private key that matches the public key below.",
+        ),
+        "public-keys-changed" => (
+            "ok",
+            "The public keys are replaced: from the next request, only assertions signed by \
+             one of them are accepted.",
+        ),
         "webhook-secret-already-shown" => (
             "warn",
             "That form was already sent. The signing secret was shown once and is not shown \

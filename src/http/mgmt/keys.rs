@@ -17,7 +17,9 @@ use super::{Page, Paged, given, location, optional_json, secret_response};
 use crate::db::DbConnection;
 use crate::duration::HumanDuration;
 use crate::http::error::AppError;
+use crate::keys::NewCredential;
 use crate::keys::envelope;
+use crate::keys::public_keys::{self, PublicKeys};
 use crate::keys::{
     self, AllowedNetworks, Envelope, EnvelopeChange, IssuedKey, Key, KeyError, KeyStatus,
     NewKeyRequest,
@@ -151,6 +153,12 @@ pub struct CreateKey {
     /// default: no limit. Past it, the token endpoint answers 429.
     #[schema(minimum = 1, maximum = 1_000_000)]
     max_tokens_per_minute: Option<u32>,
+    /// The client's public key(s) as text: PEM (`-----BEGIN PUBLIC
+    /// KEY-----`, several blocks allowed), a JWK or a JWKS; EC P-256,
+    /// Ed25519 or RSA of at least 2048 bits. Given, the key has no secret
+    /// (`client_secret` is `null`): its client authenticates with
+    /// `private_key_jwt` client assertions signed by the private key.
+    public_key: Option<String>,
 }
 
 /// A create request past every check that needs neither the caller nor the
@@ -163,6 +171,7 @@ pub struct CheckedCreateKey {
     pub audiences: Vec<Audience>,
     pub expires_in: Option<HumanDuration>,
     pub envelope: Envelope,
+    pub credential: NewCredential,
 }
 
 impl CreateKey {
@@ -206,6 +215,10 @@ impl CreateKey {
                 .map(envelope::check_tokens_per_minute)
                 .transpose()?,
         };
+        let credential = match self.public_key.as_deref() {
+            None => NewCredential::Secret,
+            Some(text) => NewCredential::PublicKeys(public_keys::parse(text)?.jwks),
+        };
         Ok(CheckedCreateKey {
             name: self.name,
             description: self.description,
@@ -213,6 +226,7 @@ impl CreateKey {
             audiences,
             expires_in,
             envelope,
+            credential,
         })
     }
 }
@@ -289,7 +303,7 @@ pub async fn create(
             audiences: body.audiences,
             expires_in: body.expires_in,
             envelope: body.envelope,
-            credential: crate::keys::NewCredential::Secret,
+            credential: body.credential,
         };
         service.create(conn, &caller.for_keys(), request, &tagger, now)
     })
@@ -332,8 +346,8 @@ pub async fn read(
     Ok(HttpResponse::Ok().json(key))
 }
 
-/// A change to a key's usage envelope: each field given replaces what the
-/// key has; a field left out stays.
+/// A change to a key's usage envelope or public keys: each field given
+/// replaces what the key has; a field left out stays.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateKey {
@@ -343,10 +357,22 @@ pub struct UpdateKey {
     #[serde(default, deserialize_with = "given")]
     #[schema(value_type = Option<u32>, nullable, minimum = 1, maximum = 1_000_000)]
     max_tokens_per_minute: Option<Option<u32>>,
+    /// A `private_key_jwt` key's new public key(s), replacing all it has
+    /// (PEM, a JWK or a JWKS; list the old and the new during a roll-over).
+    public_key: Option<String>,
 }
 
 impl UpdateKey {
-    fn check(self) -> Result<EnvelopeChange, KeyError> {
+    fn check(self) -> Result<(EnvelopeChange, Option<PublicKeys>), KeyError> {
+        let keys = self
+            .public_key
+            .as_deref()
+            .map(public_keys::parse)
+            .transpose()?;
+        Ok((self.envelope()?, keys))
+    }
+
+    fn envelope(self) -> Result<EnvelopeChange, KeyError> {
         let change = EnvelopeChange {
             allowed_networks: self
                 .allowed_networks
@@ -361,8 +387,9 @@ impl UpdateKey {
     }
 }
 
-/// Change a key's usage envelope: its allowed networks and issuance limit.
-/// Every server process obeys the change at its next token request.
+/// Change a key's usage envelope (its allowed networks and issuance limit)
+/// or a `private_key_jwt` key's public keys. Every server process obeys the
+/// change at its next token request.
 #[utoipa::path(
     tag = "keys",
     operation_id = "updateKey",
@@ -389,11 +416,18 @@ pub async fn update(
     state: web::Data<AppState>,
 ) -> actix_web::Result<HttpResponse> {
     let client_id = path.into_inner().client_id;
-    let change = body.into_inner().check().map_err(AppError::from)?;
+    let (change, keys) = body.into_inner().check().map_err(AppError::from)?;
     let now = state.clock.now();
     let service = service(&state);
     let key = run(&state, move |conn| {
-        service.set_envelope(conn, &caller.for_keys(), &client_id, &change, now)
+        let caller = caller.for_keys();
+        let replaced = keys
+            .map(|keys| service.set_public_keys(conn, &caller, &client_id, &keys, now))
+            .transpose()?;
+        match replaced {
+            Some(key) if change.is_empty() => Ok(key),
+            _ => service.set_envelope(conn, &caller, &client_id, &change, now),
+        }
     })
     .await?;
     Ok(HttpResponse::Ok().json(key))

@@ -29,7 +29,12 @@ async fn metadata(state: web::Data<AppState>) -> Result<HttpResponse, AppError> 
         .active
         .as_ref()
         .map(|key| key.alg().as_str());
-    let auth_methods = ["client_secret_basic", "client_secret_post"];
+    let auth_methods = [
+        "client_secret_basic",
+        "client_secret_post",
+        "private_key_jwt",
+    ];
+    let assertion_algs = crate::client_auth::assertion::ALGORITHMS;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
         .json(json!({
@@ -44,6 +49,9 @@ async fn metadata(state: web::Data<AppState>) -> Result<HttpResponse, AppError> 
             "token_endpoint_auth_methods_supported": auth_methods,
             "introspection_endpoint_auth_methods_supported": auth_methods,
             "revocation_endpoint_auth_methods_supported": auth_methods,
+            "token_endpoint_auth_signing_alg_values_supported": assertion_algs,
+            "introspection_endpoint_auth_signing_alg_values_supported": assertion_algs,
+            "revocation_endpoint_auth_signing_alg_values_supported": assertion_algs,
             "scopes_supported": scopes.to_vec(),
             "access_token_signing_alg_values_supported": alg.into_iter().collect::<Vec<_>>(),
         })))

@@ -124,7 +124,8 @@ pub struct ClientRequest<P> {
 }
 
 /// Parses the form (content type, repeated parameters), authenticates the
-/// client (`client_secret_basic` or `client_secret_post`, throttled), then
+/// client (`client_secret_basic`, `client_secret_post` or
+/// `private_key_jwt`, throttled), then
 /// reads the endpoint's parameters. The first failure is the answer.
 pub async fn accept<P: Params>(
     req: &HttpRequest,
@@ -142,7 +143,10 @@ pub async fn accept<P: Params>(
                 .count_failure(AuthFailure::NoClientAuthentication.as_str());
         }
     })?;
-    let client = client_auth::authenticate(auth, presented, from, now).await?;
+    // An assertion's `aud` may name the issuer or this endpoint's URL.
+    let endpoint = format!("{}{}", state.issuer, req.path());
+    let audiences = [state.issuer.as_str(), endpoint.as_str()];
+    let client = client_auth::authenticate(auth, presented, &audiences, from, now).await?;
     let params = P::from_form(&form)?;
     Ok(ClientRequest {
         client,

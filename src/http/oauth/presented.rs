@@ -1,19 +1,51 @@
-//! Finding the client credentials in a request (RFC 6749 §2.3.1):
-//! `client_secret_basic` or `client_secret_post`, never both.
+//! Finding the client credentials in a request (RFC 6749 §2.3.1, RFC 7523
+//! §2.2): `client_secret_basic`, `client_secret_post` or `private_key_jwt`,
+//! never two at once.
 
 use actix_web::http::header::{AUTHORIZATION, HeaderMap};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
-use crate::client_auth::presented::{AuthMethod, Presented};
+use crate::client_auth::assertion::JWT_BEARER;
+use crate::client_auth::presented::{AuthMethod, ClientCredentials, Presented, PresentedAssertion};
 use crate::http::error::OAuthError;
 use crate::http::form::Form;
 use crate::keys::PlainSecret;
 
 /// Finds the client's credentials in the request. No credentials at all is
 /// `invalid_client` (RFC 6749 §5.2); two methods at once `invalid_request`.
-pub fn extract(headers: &HeaderMap, form: &Form) -> Result<Presented, OAuthError> {
-    form.reject_repeats(&["client_id", "client_secret"])?;
+pub fn extract(headers: &HeaderMap, form: &Form) -> Result<ClientCredentials, OAuthError> {
+    form.reject_repeats(&[
+        "client_id",
+        "client_secret",
+        "client_assertion",
+        "client_assertion_type",
+    ])?;
+    let assertion_type = form.single("client_assertion_type")?;
+    let assertion = form.single("client_assertion")?;
+    if assertion_type.is_some() || assertion.is_some() {
+        if headers.contains_key(AUTHORIZATION) || form.single("client_secret")?.is_some() {
+            return Err(OAuthError::InvalidRequest(
+                "use one client authentication method: a client assertion or a client secret, not both".into(),
+            ));
+        }
+        return match (assertion_type, assertion) {
+            (Some(JWT_BEARER), Some(assertion)) => {
+                Ok(ClientCredentials::Assertion(PresentedAssertion {
+                    client_id: form.single("client_id")?.map(str::to_owned),
+                    assertion: assertion.to_owned(),
+                }))
+            }
+            (Some(_), Some(_)) => Err(OAuthError::InvalidClient),
+            _ => Err(OAuthError::InvalidRequest(
+                "client_assertion and client_assertion_type go together".into(),
+            )),
+        };
+    }
+    extract_secret(headers, form).map(ClientCredentials::Secret)
+}
+
+fn extract_secret(headers: &HeaderMap, form: &Form) -> Result<Presented, OAuthError> {
     let body_id = form.single("client_id")?;
     let body_secret = form.single("client_secret")?;
     let basic = headers
@@ -95,7 +127,8 @@ mod tests {
 
     #[test]
     fn basic_credentials_are_percent_decoded() {
-        let p = extract(&headers(Some(&basic("kgc%5Fabc", "kgs%5Fs+x"))), &form("")).unwrap();
+        let p =
+            extract_secret(&headers(Some(&basic("kgc%5Fabc", "kgs%5Fs+x"))), &form("")).unwrap();
         assert_eq!(p.client_id, "kgc_abc");
         assert_eq!(p.secret.expose(), "kgs_s x");
         assert_eq!(p.method, AuthMethod::Basic);
@@ -103,7 +136,8 @@ mod tests {
 
     #[test]
     fn post_credentials() {
-        let p = extract(&headers(None), &form("client_id=kgc_a&client_secret=kgs_b")).unwrap();
+        let p =
+            extract_secret(&headers(None), &form("client_id=kgc_a&client_secret=kgs_b")).unwrap();
         assert_eq!(
             (p.client_id.as_str(), p.method),
             ("kgc_a", AuthMethod::Post)
@@ -112,7 +146,7 @@ mod tests {
 
     #[test]
     fn both_methods_is_invalid_request() {
-        let err = extract(
+        let err = extract_secret(
             &headers(Some(&basic("a", "b"))),
             &form("client_id=a&client_secret=b"),
         )
@@ -129,7 +163,7 @@ mod tests {
             (Some("Basic !!!"), ""),
             (Some("Basic YWJj"), ""), // "abc": no colon
         ] {
-            let err = extract(&headers(auth), &form(body)).unwrap_err();
+            let err = extract_secret(&headers(auth), &form(body)).unwrap_err();
             assert!(
                 matches!(err, OAuthError::InvalidClient),
                 "{auth:?} {body:?}"
@@ -137,11 +171,38 @@ mod tests {
         }
     }
 
+    #[test]
+    fn an_assertion_comes_alone_and_with_its_type() {
+        let typed = format!("client_assertion_type={JWT_BEARER}&client_assertion=a.b.c");
+        match extract(&headers(None), &form(&format!("{typed}&client_id=kgc_a"))).unwrap() {
+            ClientCredentials::Assertion(a) => {
+                assert_eq!(a.client_id.as_deref(), Some("kgc_a"));
+                assert_eq!(a.assertion, "a.b.c");
+            }
+            ClientCredentials::Secret(_) => panic!("read as a secret"),
+        }
+        for (auth, body) in [
+            (Some(basic("a", "b")), typed.clone()),
+            (None, format!("{typed}&client_secret=s")),
+            (None, "client_assertion=a.b.c".to_owned()),
+            (None, format!("client_assertion_type={JWT_BEARER}")),
+            (None, format!("{typed}&client_assertion=x.y.z")),
+        ] {
+            let err = extract(&headers(auth.as_deref()), &form(&body)).unwrap_err();
+            assert!(matches!(err, OAuthError::InvalidRequest(_)), "{body}");
+        }
+        let other = "client_assertion_type=urn:other&client_assertion=a.b.c";
+        assert!(matches!(
+            extract(&headers(None), &form(other)).unwrap_err(),
+            OAuthError::InvalidClient
+        ));
+    }
+
     proptest! {
         #[test]
         fn basic_round_trips(id in "[ -~]{1,30}", secret in "[ -~]{0,60}") {
             let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-            let p = extract(&headers(Some(&basic(&enc(&id), &enc(&secret)))), &form("")).unwrap();
+            let p = extract_secret(&headers(Some(&basic(&enc(&id), &enc(&secret)))), &form("")).unwrap();
             prop_assert_eq!(p.client_id, id);
             prop_assert_eq!(p.secret.expose(), secret.as_str());
         }

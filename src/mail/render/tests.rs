@@ -19,6 +19,7 @@ pub(crate) fn sample_key(name: &str) -> Key {
         owner: Some("alice@example.com".into()),
         team: None,
         auth_method: crate::keys::AuthMethod::ClientSecret,
+        public_key_thumbprints: Vec::new(),
         last_used_by: None,
         pending_since: None,
         approved_by: None,
@@ -104,6 +105,20 @@ fn every_event_renders_with_its_subject_word_and_the_key_facts() {
         assert!(!mail.text.starts_with('\n') && !mail.text.contains("\n\n\n"));
         assert!(mail.text.contains(".\n\nKey details\n"), "{}", mail.text);
         assert!(mail.text.contains("\n-- \n"), "signature separator");
+    }
+}
+
+#[test]
+fn a_key_without_a_secret_is_not_told_to_store_one() {
+    let mut key = sample_key("signer");
+    let mail = render(Event::Created, &context(&key)).unwrap();
+    assert!(mail.text.contains("client secret you were shown"));
+    key.auth_method = crate::keys::AuthMethod::PrivateKeyJwt;
+    let mail = render(Event::Created, &context(&key)).unwrap();
+    for body in [&mail.text, &mail.html] {
+        assert!(!body.contains("client secret you were shown"), "{body}");
+        assert!(body.contains("no secret"), "{body}");
+        assert!(body.contains("private_key_jwt"), "{body}");
     }
 }
 

@@ -46,6 +46,9 @@ pub struct KeySpec {
     team: bool,
     /// Who asks, in the console or the API; `None`: the command line.
     requested_by: Option<String>,
+    /// `--public-key`: the client's public key(s) as given (PEM, JWK or
+    /// JWKS); the key then has no secret.
+    public_key: Option<String>,
 }
 
 impl KeySpec {
@@ -56,6 +59,12 @@ impl KeySpec {
             name: name.to_owned(),
             ..Self::default()
         }
+    }
+
+    /// `--public-key`: a `private_key_jwt` key with these public keys.
+    pub fn public_key(mut self, text: &str) -> Self {
+        self.public_key = Some(text.to_owned());
+        self
     }
 
     /// `standard_key`'s: alice's key `ci` holding `scopes` for the
@@ -269,7 +278,14 @@ fn create_key(conn: &mut DbConnection, ctx: &Context, spec: &KeySpec) -> Key {
                 .as_deref()
                 .and_then(|n| keys::envelope::parse_tokens_per_minute(n).expect("a token limit")),
         },
-        credential: keygate::keys::NewCredential::Secret,
+        credential: match &spec.public_key {
+            None => keygate::keys::NewCredential::Secret,
+            Some(text) => keygate::keys::NewCredential::PublicKeys(
+                keygate::keys::public_keys::parse(text)
+                    .expect("public keys")
+                    .jwks,
+            ),
+        },
     };
     let limits = KeyLimits {
         max_lifetime: ctx.config.key_max_lifetime,

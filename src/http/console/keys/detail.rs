@@ -112,6 +112,19 @@ struct EnvelopeRefusal {
     errors: FieldErrors,
 }
 
+/// What the public-keys form sent and why it was refused, shown again.
+#[derive(Debug, Default, Serialize)]
+struct PublicKeyRefusal {
+    public_key: String,
+    errors: FieldErrors,
+}
+
+/// A form of the key's page refused, shown again with its errors.
+enum Refused {
+    Envelope(EnvelopeRefusal),
+    PublicKey(PublicKeyRefusal),
+}
+
 /// The key, if the viewer may see it; otherwise the "not found" page.
 pub(super) async fn visible_key(
     state: &AppState,
@@ -131,7 +144,7 @@ async fn render_detail(
     viewer: &Viewer,
     client_id: String,
     notice: Option<Notice>,
-    refused: Option<EnvelopeRefusal>,
+    refused: Option<Refused>,
 ) -> Result<HttpResponse, PageError> {
     let now = state.clock.now();
     let (service, caller, own) = (service(state), caller(viewer), own_caller(viewer));
@@ -161,7 +174,12 @@ async fn render_detail(
     } else {
         StatusCode::OK
     };
-    let envelope = refused.unwrap_or_else(|| EnvelopeRefusal {
+    let (envelope, public_key) = match refused {
+        Some(Refused::Envelope(envelope)) => (Some(envelope), PublicKeyRefusal::default()),
+        Some(Refused::PublicKey(public_key)) => (None, public_key),
+        None => (None, PublicKeyRefusal::default()),
+    };
+    let envelope = envelope.unwrap_or_else(|| EnvelopeRefusal {
         allowed_networks: key.allowed_networks.to_vec().join("\n"),
         max_tokens_per_minute: key
             .max_tokens_per_minute
@@ -182,8 +200,61 @@ async fn render_detail(
             team_disabled,
             notice,
             envelope,
+            public_key,
         },
     ))
+}
+
+/// The public-keys form of a `private_key_jwt` key's page: the keys pasted
+/// replace all the key has (list the old and the new during a roll-over).
+pub(super) async fn set_public_keys(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    current: Current,
+    path: web::Path<KeyPath>,
+    body: web::Bytes,
+) -> Result<HttpResponse, PageError> {
+    let viewer = viewer(&req, &state, current).await?;
+    let text = posted(&state, &viewer, (&req, &body), |form| {
+        Ok(field(form, "public_key")?.trim().to_owned())
+    })?;
+    let client_id = path.into_inner().client_id;
+    let now = state.clock.now();
+    let (service, caller) = (service(&state), caller(&viewer));
+    let id = client_id.clone();
+    let done = match crate::keys::public_keys::parse(&text) {
+        Ok(keys) => {
+            state
+                .db(move |conn| service.set_public_keys(conn, &caller, &id, &keys, now))
+                .await
+        }
+        Err(error) => Err(error.into()),
+    }
+    .map_err(AppError::from);
+    match done {
+        Ok(_) => Ok(see_other(&format!(
+            "/keys/{client_id}?notice=public-keys-changed"
+        ))),
+        Err(error) if error.status == StatusCode::UNPROCESSABLE_ENTITY => {
+            let refused = PublicKeyRefusal {
+                public_key: if crate::keys::public_keys::holds_private_key(&text) {
+                    String::new()
+                } else {
+                    text
+                },
+                errors: FieldErrors::from_error(&error),
+            };
+            render_detail(
+                &state,
+                &viewer,
+                client_id,
+                None,
+                Some(Refused::PublicKey(refused)),
+            )
+            .await
+        }
+        Err(error) => Err(viewer.failed(&state, error)),
+    }
 }
 
 /// The usage-limits form of a key's page: allowed networks and the
@@ -228,7 +299,14 @@ pub(super) async fn set_envelope(
                 max_tokens_per_minute: limit,
                 errors: FieldErrors::from_error(&error),
             };
-            render_detail(&state, &viewer, client_id, None, Some(refused)).await
+            render_detail(
+                &state,
+                &viewer,
+                client_id,
+                None,
+                Some(Refused::Envelope(refused)),
+            )
+            .await
         }
         Err(error) => Err(viewer.failed(&state, error)),
     }

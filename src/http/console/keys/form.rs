@@ -7,7 +7,7 @@ use crate::duration::HumanDuration;
 use crate::http::console::field;
 use crate::http::error::AppError;
 use crate::http::form::Form;
-use crate::keys::{KeyError, KeyOwner, NewKeyRequest};
+use crate::keys::{KeyError, KeyOwner, NewCredential, NewKeyRequest};
 use crate::scope::{Audience, ScopeSet};
 
 use super::shared::envelope_of;
@@ -25,9 +25,22 @@ pub(super) struct KeyForm {
     /// Allowed networks as typed (commas, spaces or lines between them).
     allowed_networks: String,
     max_tokens_per_minute: String,
+    /// How the client authenticates: `secret` (or empty) or `public_key`.
+    auth_method: String,
+    /// The client's public key(s) as pasted, for `public_key`.
+    public_key: String,
 }
 
 impl KeyForm {
+    /// The form as shown again: a private key pasted by mistake is not
+    /// written back into the page.
+    pub(super) fn without_private_key(mut self) -> Self {
+        if crate::keys::public_keys::holds_private_key(&self.public_key) {
+            self.public_key.clear();
+        }
+        self
+    }
+
     /// The form with an expiry chosen when none is: 90 days, or the
     /// configured maximum when that is shorter.
     pub(super) fn with_default_expiry(self, max: Option<HumanDuration>) -> Self {
@@ -53,6 +66,8 @@ pub(super) fn parse_key_form(form: &Form) -> Result<KeyForm, AppError> {
         max_tokens_per_minute: optional_field(form, "max_tokens_per_minute")?
             .trim()
             .to_owned(),
+        auth_method: optional_field(form, "auth_method")?.trim().to_owned(),
+        public_key: optional_field(form, "public_key")?.trim().to_owned(),
     })
 }
 
@@ -108,8 +123,18 @@ pub(super) fn key_request<'f>(me: &str, form: &'f KeyForm) -> Result<NewKeyReque
         audiences,
         expires_in,
         envelope: envelope_of(&form.allowed_networks, &form.max_tokens_per_minute)?,
-        credential: crate::keys::NewCredential::Secret,
+        credential: credential_of(&form.auth_method, &form.public_key)?,
     })
+}
+
+/// The new key's credential: a secret, or the public keys pasted.
+fn credential_of(auth_method: &str, public_key: &str) -> Result<NewCredential, KeyError> {
+    match auth_method {
+        "" | "secret" => Ok(NewCredential::Secret),
+        _ => Ok(NewCredential::PublicKeys(
+            crate::keys::public_keys::parse(public_key)?.jwks,
+        )),
+    }
 }
 
 #[cfg(test)]

@@ -32,6 +32,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(resource("/keys/{client_id}/rotate").route(web::post().to(detail::rotate)))
     .service(resource("/keys/{client_id}/envelope").route(web::post().to(detail::set_envelope)))
     .service(
+        resource("/keys/{client_id}/public-keys").route(web::post().to(detail::set_public_keys)),
+    )
+    .service(
         resource("/keys/{client_id}/transfer")
             .route(web::get().to(transfer::transfer_page))
             .route(web::post().to(transfer::transfer)),

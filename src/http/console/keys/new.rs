@@ -11,7 +11,7 @@ use super::secret::{Outcome, SecretAction, already_shown, once, secret_page};
 use super::shared::FieldErrors;
 use crate::duration::HumanDuration;
 use crate::http::console::forms;
-use crate::http::console::{Current, PageError, Viewer, field, page, viewer};
+use crate::http::console::{Current, PageError, Viewer, field, page, see_other, viewer};
 use crate::http::console::{posted, run};
 use crate::http::error::AppError;
 use crate::scope::{self, ScopeSet};
@@ -156,7 +156,7 @@ async fn render_new(
     let groups = scope_groups(state, viewer).await?;
     let owners = owner_choices(state, viewer).await?;
     let max = state.key_max_lifetime;
-    let form = form.with_default_expiry(max);
+    let form = form.with_default_expiry(max).without_private_key();
     Ok(page(
         status,
         "key_new",
@@ -202,6 +202,12 @@ pub(super) async fn create(
         Ok((key_form, form_id))
     })?;
     match once(&state, &viewer, form_id, SecretAction::Create(key_form)).await? {
+        // A key without a secret has nothing to show once: its page shows
+        // the public keys' thumbprints.
+        Outcome::Issued(issued) if issued.client_secret.is_none() => Ok(see_other(&format!(
+            "/keys/{}?notice=created-public-key",
+            issued.client_id
+        ))),
         Outcome::Issued(issued) => Ok(secret_page(&state, &viewer, &issued, false)),
         Outcome::Repeated(client_id) => Ok(already_shown(&client_id)),
         Outcome::Refused(error, Some(key_form)) => {

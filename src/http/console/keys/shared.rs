@@ -87,6 +87,7 @@ pub(super) struct FieldErrors {
     expires_in: Option<String>,
     allowed_networks: Option<String>,
     max_tokens_per_minute: Option<String>,
+    public_key: Option<String>,
     form: Option<String>,
 }
 
@@ -104,6 +105,7 @@ impl FieldErrors {
             Some("expires_in") => &mut errors.expires_in,
             Some("allowed_networks") => &mut errors.allowed_networks,
             Some("max_tokens_per_minute") => &mut errors.max_tokens_per_minute,
+            Some("public_key") => &mut errors.public_key,
             _ => &mut errors.form,
         };
         *slot = Some(sentence(&error.message));
