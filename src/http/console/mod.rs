@@ -366,8 +366,8 @@ fn notice_for(code: Option<&str>) -> Option<Notice> {
         ),
         "already-shown" => (
             "warn",
-            "That form was already sent. The secret was shown once and is not shown again; \
-             rotate the key if you did not save it.",
+            "That form was already sent. A key's secret is shown once and not again: \
+             rotate the key if you did not save it (a key with a public key has none).",
         ),
         "invited" => ("ok", "The invitation is on its way."),
         "disabled" => (
