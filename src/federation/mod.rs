@@ -58,6 +58,8 @@ pub enum FederationError {
     NameTaken(String),
     #[error("no federation {0:?} (see `keygate federations list`)")]
     NotFound(String),
+    #[error("give the owner: a person's email or a team's name, not both")]
+    InvalidOwner,
     #[error("only an admin may manage federations")]
     Forbidden,
     #[error(transparent)]
@@ -79,7 +81,8 @@ impl FederationError {
         (ErrorKind::Invalid, "invalid_claim"),
         (ErrorKind::Conflict, "federation_exists"),
         (ErrorKind::NotFound, "federation_not_found"),
-        (ErrorKind::Forbidden, "forbidden"),
+        (ErrorKind::Invalid, "invalid_owner"),
+        (ErrorKind::Forbidden, "insufficient_scope"),
     ];
 }
 
@@ -93,7 +96,8 @@ impl FeatureError for FederationError {
             Self::InvalidClaim(_) => "invalid_claim",
             Self::NameTaken(_) => "federation_exists",
             Self::NotFound(_) => "federation_not_found",
-            Self::Forbidden => "forbidden",
+            Self::InvalidOwner => "invalid_owner",
+            Self::Forbidden => "insufficient_scope",
             Self::Key(e) => e.code(),
             Self::Store(e) => e.code(),
         }
@@ -117,6 +121,7 @@ impl FeatureError for FederationError {
             Self::InvalidSubject(_) => Some("subject"),
             Self::InvalidAudience => Some("audience"),
             Self::InvalidClaim(_) => Some("claims"),
+            Self::InvalidOwner => Some("owner"),
             Self::Key(e) => e.field(),
             _ => None,
         }

@@ -604,6 +604,124 @@ async fn revocation_and_a_disabled_owner_stop_the_exchange_on_another_process(en
     drop(serve);
 }
 
+async fn admins_manage_federations_through_the_api(engine: Engine) {
+    use crate::helpers::KeySpec;
+    use reqwest::Method;
+    let app = spawn_app(engine).await;
+    app.add_user("root@example.com", "admin").await;
+    app.add_owner_and_api("alice@example.com").await;
+    app.set_role("self-service", "keygate:keys read").await;
+    app.add_user("bob@example.com", "self-service").await;
+    let admin_key = app
+        .create_key(KeySpec::new("root@example.com", "admin").scopes("keygate:admin"))
+        .await;
+    let bob_key = app
+        .create_key(KeySpec::new("bob@example.com", "self").scopes("keygate:keys"))
+        .await;
+    let admin = app.token_string(&admin_key).await;
+    let bob = app.token_string(&bob_key).await;
+    let issuer = Issuer::start().await;
+    let body = |subject: &str| {
+        json!({
+            "name": "deploy",
+            "issuer": issuer.url,
+            "subject": subject,
+            "claims": {"repository": "acme/app"},
+            "owner": "alice@example.com",
+            "scopes": ["read"],
+            "resources": [API],
+        })
+    };
+
+    app.api_refused(
+        (Method::POST, "/federations", Some(body("repo:acme/app:*"))),
+        &bob,
+        (403, "insufficient_scope"),
+    )
+    .await;
+    let message = app
+        .api_refused(
+            (Method::POST, "/federations", Some(body("*"))),
+            &admin,
+            (422, "invalid_subject"),
+        )
+        .await;
+    assert!(message.contains("only `*`"), "{message}");
+    let mut plain = body("repo:acme/app:*");
+    plain["issuer"] = "http://issuer.example.com".into();
+    app.api_refused(
+        (Method::POST, "/federations", Some(plain)),
+        &admin,
+        (422, "invalid_issuer"),
+    )
+    .await;
+
+    let created = app
+        .api_expect(
+            Method::POST,
+            &admin,
+            "/federations",
+            Some(body("repo:acme/app:*")),
+            201,
+        )
+        .await;
+    assert_eq!(created["name"], "deploy");
+    assert_eq!(created["subject"], "repo:acme/app:*");
+    // The default audience: keygate's issuer.
+    assert_eq!(created["audience"], app.issuer);
+    assert_eq!(created["owner"], "alice@example.com");
+    assert_eq!(created["status"], "active");
+    let client_id = created["client_id"].as_str().unwrap().to_owned();
+    app.api_refused(
+        (
+            Method::POST,
+            "/federations",
+            Some(body("repo:acme/other:*")),
+        ),
+        &admin,
+        (409, "federation_exists"),
+    )
+    .await;
+
+    let token = issuer.mint(json!({"claims": {"aud": app.issuer}})).await;
+    assert_eq!(exchange(&app, &client_id, &token).await.status(), 200);
+
+    let list = app
+        .api_expect(Method::GET, &admin, "/federations", None, 200)
+        .await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+    let one = app
+        .api_expect(Method::GET, &admin, "/federations/deploy", None, 200)
+        .await;
+    assert_eq!(one["client_id"], client_id);
+    let key = app
+        .api_expect(
+            Method::GET,
+            &admin,
+            &format!("/keys/{client_id}"),
+            None,
+            200,
+        )
+        .await;
+    assert_eq!(key["auth_method"], "federation");
+    app.api_refused(
+        (Method::GET, "/federations", None),
+        &bob,
+        (403, "insufficient_scope"),
+    )
+    .await;
+
+    app.api_expect(Method::DELETE, &admin, "/federations/deploy", None, 204)
+        .await;
+    app.api_refused(
+        (Method::GET, "/federations/deploy", None),
+        &admin,
+        (404, "federation_not_found"),
+    )
+    .await;
+    crate::helpers::assert_invalid_client(exchange(&app, &client_id, &token).await).await;
+}
+
 both_engines!(
     an_exchange_gives_the_federated_key_a_token,
     every_refused_subject_token_looks_the_same,
@@ -611,4 +729,5 @@ both_engines!(
     a_huge_slow_or_redirecting_issuer_costs_bounded_time,
     federations_add_refuses_what_it_must,
     revocation_and_a_disabled_owner_stop_the_exchange_on_another_process,
+    admins_manage_federations_through_the_api,
 );
