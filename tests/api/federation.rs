@@ -4,7 +4,7 @@
 //! gone, and a revoked key or a disabled owner stopping the exchange on
 //! another process at once.
 
-mod issuer;
+pub mod issuer;
 
 use std::time::{Duration, Instant};
 
