@@ -142,7 +142,12 @@ pub async fn check(
     validation.validate_aud = false;
     validation.required_spec_claims.clear();
     // A set without kids: a few tries at most.
+    // A key that names its algorithm verifies only that one.
     let verified = keys.iter().take(10).any(|jwk| {
+        let named = jwk.common.key_algorithm.map(|a| a.to_string());
+        if named.is_some_and(|named| named != alg_name) {
+            return false;
+        }
         DecodingKey::from_jwk(jwk)
             .and_then(|key| jsonwebtoken::decode::<Value>(token, &key, &validation))
             .is_ok()

@@ -330,6 +330,11 @@ async fn every_refused_subject_token_looks_the_same(engine: Engine) {
             "header jwk not accepted",
         ),
         (
+            "x5c",
+            mint(json!({"header": {"x5c": ["MIIB"]}})).await,
+            "header x5c not accepted",
+        ),
+        (
             "another issuer",
             mint(json!({"claims": {"iss": "https://token.actions.githubusercontent.com"}})).await,
             "issuer does not match",
