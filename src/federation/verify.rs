@@ -125,7 +125,8 @@ pub async fn check(
         return fail(Rejection::KeyInHeader(name), &claimed);
     }
     // Only the rule's issuer's keys are ever fetched, never the token's.
-    if claimed.iss.as_deref() != Some(rule.issuer.as_str()) {
+    // The raw claim: `claimed.iss` is shortened for the audit log.
+    if payload.get("iss").and_then(Value::as_str) != Some(rule.issuer.as_str()) {
         return fail(Rejection::WrongIssuer, &claimed);
     }
     let kid = header.get("kid").and_then(Value::as_str);
@@ -293,6 +294,29 @@ mod tests {
             check_claims(&rule(), &no_exp, now),
             Err(Rejection::MissingExpiry)
         );
+    }
+
+    #[tokio::test]
+    async fn the_issuer_is_compared_whole_before_any_fetch() {
+        let cache = JwksCache::new(super::super::JwksTuning::default()).unwrap();
+        let issuer = format!("https://{}", "a".repeat(292));
+        let rule = Rule {
+            issuer: issuer.clone(),
+            ..rule()
+        };
+        let part = |v: &Value| URL_SAFE_NO_PAD.encode(v.to_string());
+        let h = part(&serde_json::json!({"alg": "ES256", "kid": "k"}));
+        let p = part(&serde_json::json!({"iss": format!("{issuer}.evil"), "sub": "x"}));
+        let (rejection, claimed) = check(&cache, &rule, &format!("{h}.{p}.sig"), Utc::now())
+            .await
+            .unwrap_err();
+        assert_eq!(rejection, Rejection::WrongIssuer);
+        assert_eq!(
+            claimed.iss.map(|i| i.len()),
+            Some(300),
+            "shortened for the log"
+        );
+        assert!(!claimed.verified);
     }
 
     #[test]

@@ -12,7 +12,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Caller;
 use super::doc::{
-    BadRequest, Conflict, Forbidden, Internal, NotFound, Unauthorized, Unavailable, Unprocessable,
+    BadRequest, Conflict, ErrorBody, Forbidden, Internal, NotFound, Unauthorized, Unavailable,
+    Unprocessable,
 };
 use super::keys::{parse_scopes, service};
 use super::{Page, PageQuery, Paged, location};
@@ -124,6 +125,7 @@ impl CreateFederation {
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
+        (status = 404, description = "no user has the `owner` email, or no team the `team` name (user_not_found, team_not_found)", body = ErrorBody),
         (status = 409, response = Conflict),
         (status = 422, response = Unprocessable),
         (status = 500, response = Internal),
