@@ -17,7 +17,7 @@ use actix_web::http::header::AUTHORIZATION;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use super::grant::{Grant, answer};
+use super::grant::{Grant, answer, asked};
 use crate::audit::{self, Action};
 use crate::client_auth::AuthFailure;
 use crate::federation::{self, Rule, verify};
@@ -105,17 +105,7 @@ fn read(form: &Form) -> Result<ExchangeRequest<'_>, OAuthError> {
             "actor_token (delegation) is not supported".into(),
         ));
     }
-    let scope = form
-        .single("scope")?
-        .map(ScopeSet::parse)
-        .transpose()
-        .map_err(|e| OAuthError::InvalidScope(e.to_string()))?;
-    let resources = form
-        .all("resource")
-        .iter()
-        .chain(form.all("audience"))
-        .cloned()
-        .collect();
+    let (scope, resources) = asked(form)?;
     Ok(ExchangeRequest {
         client_id,
         subject_token,

@@ -14,12 +14,30 @@ use serde_json::json;
 use crate::audit::{self, Action};
 use crate::federation;
 use crate::http::error::OAuthError;
+use crate::http::form::Form;
 use crate::keys::issuance::Admission;
 use crate::keys::last_use::LastUse;
 use crate::keys::{self, Credential, UseSite};
 use crate::scope::{self, ScopeSet};
 use crate::state::AppState;
 use crate::token::{audience_scopes, choose_audience, grant_scope};
+
+/// The `scope` (if given) and every `resource` and `audience` (its alias)
+/// of a grant request (RFC 6749 §3.3, RFC 8707 §2, RFC 8693 §2.1).
+pub fn asked(form: &Form) -> Result<(Option<ScopeSet>, Vec<String>), OAuthError> {
+    let scope = form
+        .single("scope")?
+        .map(ScopeSet::parse)
+        .transpose()
+        .map_err(|e| OAuthError::InvalidScope(e.to_string()))?;
+    let resources = form
+        .all("resource")
+        .iter()
+        .chain(form.all("audience"))
+        .cloned()
+        .collect();
+    Ok((scope, resources))
+}
 
 /// What a usable key asked for, whatever the grant type.
 pub struct Grant<'a> {

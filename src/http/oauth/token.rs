@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use super::grant::{Grant, answer};
+use super::grant::{Grant, answer, asked};
 use crate::http::error::OAuthError;
 use crate::http::form::Form;
 use crate::http::oauth::{self, ClientRequest, Params, exchange};
@@ -35,17 +35,7 @@ impl Params for GrantRequest {
             "client_credentials" => {}
             other => return Err(OAuthError::UnsupportedGrantType(other.to_owned())),
         }
-        let scope = form
-            .single("scope")?
-            .map(ScopeSet::parse)
-            .transpose()
-            .map_err(|e| OAuthError::InvalidScope(e.to_string()))?;
-        let resources = form
-            .all("resource")
-            .iter()
-            .chain(form.all("audience"))
-            .cloned()
-            .collect();
+        let (scope, resources) = asked(form)?;
         Ok(Self { scope, resources })
     }
 }
