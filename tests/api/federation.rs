@@ -727,6 +727,58 @@ async fn admins_manage_federations_through_the_api(engine: Engine) {
     crate::helpers::assert_invalid_client(exchange(&app, &client_id, &token).await).await;
 }
 
+async fn a_teams_exact_federation_stops_with_its_team(engine: Engine) {
+    let app = spawn_app(engine).await;
+    app.add_owner_and_api("alice@example.com").await;
+    app.add_team("platform", "member", &["alice@example.com"])
+        .await;
+    let issuer = Issuer::start().await;
+    let added = app
+        .cli_ok(&[
+            "federations",
+            "add",
+            "main-only",
+            "--issuer",
+            &issuer.url,
+            "--subject",
+            SUBJECT,
+            "--audience",
+            "keygate",
+            "--team",
+            "platform",
+            "--scopes",
+            "read",
+            "--json",
+        ])
+        .await
+        .json();
+    assert_eq!(added["team"], "platform");
+    assert_eq!(added["owner"], Value::Null);
+    let client_id = added["client_id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        exchange(&app, &client_id, &issuer.token().await)
+            .await
+            .status(),
+        200
+    );
+    // Exact: another branch of the same repository is not trusted.
+    let branch = issuer
+        .mint(json!({"claims": {"sub": "repo:acme/app:ref:refs/heads/dev"}}))
+        .await;
+    assert_not_accepted(exchange(&app, &client_id, &branch).await).await;
+
+    app.cli_ok(&["teams", "disable", "platform"]).await;
+    let refused = exchange(&app, &client_id, &issuer.token().await).await;
+    crate::helpers::assert_invalid_client(refused).await;
+    app.cli_ok(&["teams", "enable", "platform"]).await;
+    assert_eq!(
+        exchange(&app, &client_id, &issuer.token().await)
+            .await
+            .status(),
+        200
+    );
+}
+
 both_engines!(
     an_exchange_gives_the_federated_key_a_token,
     every_refused_subject_token_looks_the_same,
@@ -735,4 +787,5 @@ both_engines!(
     federations_add_refuses_what_it_must,
     revocation_and_a_disabled_owner_stop_the_exchange_on_another_process,
     admins_manage_federations_through_the_api,
+    a_teams_exact_federation_stops_with_its_team,
 );
