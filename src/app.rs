@@ -275,6 +275,8 @@ impl Application {
             accounts: account_settings(&config, &issuer, token_hasher),
             exposure_budget: crate::exposure::budget::Budget::default(),
             webhook_sealer,
+            federation_keys: crate::federation::JwksCache::new(config.federation_tuning)
+                .map_err(StartupError::Other)?,
         });
         if background == Background::Periodic {
             jobs.spawn_periodic();

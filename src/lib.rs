@@ -14,6 +14,7 @@ pub mod duration;
 pub mod error;
 pub mod events;
 pub mod exposure;
+pub mod federation;
 pub mod http;
 pub mod jobs;
 pub mod keys;

@@ -46,6 +46,8 @@ pub struct AppState {
     pub exposure_budget: crate::exposure::budget::Budget,
     /// Seals each webhook endpoint's signing secret (`crate::webhooks`).
     pub webhook_sealer: Arc<crate::webhooks::WebhookSealer>,
+    /// The keys of the issuers federations trust, cached by this process.
+    pub federation_keys: crate::federation::JwksCache,
 }
 
 impl AppState {

@@ -52,6 +52,8 @@ pub struct Config {
     pub mail_tuning: MailTuning,
     /// The webhook worker's timing (defaults: the contract's).
     pub webhook_tuning: crate::webhooks::WebhookTuning,
+    /// Bounds of the trusted issuers' key fetches (defaults: 5 s, 256 KiB).
+    pub federation_tuning: crate::federation::JwksTuning,
     /// Connection and body-read limits; not from the environment (tests
     /// shorten them).
     pub http_tuning: HttpTuning,
@@ -215,6 +217,7 @@ impl Config {
             expiry_warning,
             mail_tuning: MailTuning::default(),
             webhook_tuning: crate::webhooks::WebhookTuning::default(),
+            federation_tuning: crate::federation::JwksTuning::default(),
             http_tuning: HttpTuning::default(),
             trusted_proxies,
             metrics_allow_from,

@@ -62,6 +62,11 @@ pub enum Action {
     /// A test event or a resend queued by an admin.
     WebhookTested,
     WebhookResent,
+    FederationCreated,
+    /// Removed, its federated key revoked.
+    FederationRemoved,
+    /// A subject token that was not accepted for a federated key.
+    FederationExchangeRefused,
 }
 
 impl Action {
@@ -103,6 +108,9 @@ impl Action {
             Self::WebhookDisabled => "webhook.disabled",
             Self::WebhookTested => "webhook.tested",
             Self::WebhookResent => "webhook.resent",
+            Self::FederationCreated => "federation.created",
+            Self::FederationRemoved => "federation.removed",
+            Self::FederationExchangeRefused => "federation.exchange_refused",
         }
     }
 }

@@ -2,6 +2,7 @@
 
 mod apis;
 mod audit;
+mod federations;
 mod keys;
 mod mail;
 mod roles;
@@ -65,6 +66,10 @@ pub enum Command {
     /// Register, list, remove and test the endpoints keygate sends signed events to.
     #[command(subcommand)]
     Webhooks(webhooks::WebhooksCommand),
+    /// Trust workloads of an external issuer (GitHub Actions, GitLab CI,
+    /// Kubernetes) to exchange their tokens for a federated key's.
+    #[command(subcommand)]
+    Federations(federations::FederationsCommand),
 }
 
 /// A failed command: one line on stderr and a non-zero exit.
@@ -144,6 +149,7 @@ pub fn run(command: Command, config: Config) -> Result<(), CliError> {
         Command::SigningKeys(c) => signing_keys::run(c, &mut ctx),
         Command::Audit(c) => audit::run(c, &mut ctx),
         Command::Webhooks(c) => webhooks::run(c, &mut ctx),
+        Command::Federations(c) => federations::run(c, &mut ctx),
         Command::Serve | Command::Migrate | Command::Mail(_) => Ok(()),
     }
 }

@@ -203,6 +203,10 @@ pub enum OAuthError {
     InvalidClient,
     #[error("unauthorized_client: {0}")]
     UnauthorizedClient(String),
+    /// A grant (a token exchange's subject token) not accepted; the
+    /// description never says which check failed.
+    #[error("invalid_grant: {0}")]
+    InvalidGrant(String),
     #[error("unsupported_grant_type")]
     UnsupportedGrantType(String),
     #[error("unsupported_token_type")]
@@ -232,6 +236,7 @@ impl OAuthError {
             }
             Self::InvalidClient => "invalid_client",
             Self::UnauthorizedClient(_) => "unauthorized_client",
+            Self::InvalidGrant(_) => "invalid_grant",
             Self::UnsupportedGrantType(_) => "unsupported_grant_type",
             Self::UnsupportedTokenType => "unsupported_token_type",
             Self::InvalidScope(_) => "invalid_scope",
@@ -246,6 +251,7 @@ impl OAuthError {
         match self {
             Self::InvalidRequest(d)
             | Self::UnauthorizedClient(d)
+            | Self::InvalidGrant(d)
             | Self::InvalidScope(d)
             | Self::InvalidTarget(d) => Some(d.clone()),
             Self::UnsupportedGrantType(grant) => Some(format!(

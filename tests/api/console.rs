@@ -8,6 +8,7 @@ use keygate::jobs::Job;
 use serde_json::Value;
 
 mod approvals;
+mod federations;
 mod forms;
 mod leaving;
 mod public_keys;

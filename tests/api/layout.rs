@@ -374,6 +374,7 @@ async fn every_page_fits_a_phone_and_a_laptop(engine: Engine) {
         ("/admin/roles", "admin-roles"),
         ("/admin/audit", "admin-audit"),
         ("/admin/webhooks", "admin-webhooks"),
+        ("/admin/federations", "admin-federations"),
         (webhook.as_str(), "admin-webhook"),
         (webhook_remove.as_str(), "admin-webhook-remove"),
     ] {

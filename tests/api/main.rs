@@ -18,6 +18,7 @@ mod envelope;
 mod events;
 mod exposed;
 mod faults;
+mod federation;
 mod github_scanning;
 mod guessing;
 mod hardening;

@@ -149,7 +149,10 @@ async fn metadata_follows_rfc_8414(engine: Engine) {
     assert_eq!(m["revocation_endpoint"], format!("{issuer}/oauth/revoke"));
     assert_eq!(
         m["grant_types_supported"],
-        serde_json::json!(["client_credentials"])
+        serde_json::json!([
+            "client_credentials",
+            "urn:ietf:params:oauth:grant-type:token-exchange"
+        ])
     );
     assert_eq!(m["response_types_supported"], serde_json::json!([]));
     assert_eq!(

@@ -428,6 +428,11 @@ fn notice_for(code: Option<&str>) -> Option<Notice> {
             "The endpoint is switched on; its past failures are forgotten.",
         ),
         "webhook-removed" => ("ok", "The endpoint is removed, with its deliveries."),
+        "federation-added" => (
+            "ok",
+            "The trusted workload is added: its workloads may exchange their tokens now.",
+        ),
+        "federation-removed" => ("ok", "The trusted workload is removed and its key revoked."),
         "envelope-changed" => (
             "ok",
             "The usage limits are changed; the next token request obeys them.",

@@ -42,6 +42,8 @@ const TEMPLATES: &[(&str, &str)] = embedded!(
     "console/webhook_remove.html",
     "console/webhook_events.html",
     "console/webhook_state.html",
+    "console/federations.html",
+    "console/federation_remove.html",
 );
 
 /// `{{ at | when }}`: an RFC 3339 time as people read it, in UTC

@@ -68,6 +68,7 @@ pub struct ErrorBody {
         (name = "apis", description = "registered resource servers; admins only"),
         (name = "audit", description = "the audit log; admins only"),
         (name = "webhooks", description = "signed event deliveries (Standard Webhooks); admins only"),
+        (name = "federations", description = "trusted workloads (workload identity federation, RFC 8693); admins only"),
         (name = "meta", description = "this document"),
     )
 )]
@@ -214,6 +215,7 @@ const FEATURE_CODES: &[&[(ErrorKind, &str)]] = &[
     KeyError::CODES,
     TeamError::CODES,
     WebhookError::CODES,
+    crate::federation::FederationError::CODES,
     PENDING_CODES,
 ];
 

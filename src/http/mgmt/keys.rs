@@ -234,7 +234,7 @@ impl CreateKey {
 /// Each string must be exactly one scope token: `"read write"` is two, and
 /// `" read"` none (the space is not part of any scope), so both are refused
 /// rather than stored as something the caller did not write.
-fn parse_scopes(scopes: &[String]) -> Result<ScopeSet, KeyError> {
+pub(super) fn parse_scopes(scopes: &[String]) -> Result<ScopeSet, KeyError> {
     for scope in scopes {
         let parsed = ScopeSet::parse(scope).map_err(|e| KeyError::InvalidScope(e.to_string()))?;
         match parsed.iter().collect::<Vec<_>>().as_slice() {

@@ -8,6 +8,7 @@ mod apis;
 mod audit;
 pub mod auth;
 mod doc;
+mod federations;
 mod handover;
 mod keys;
 mod teams;
@@ -90,6 +91,10 @@ fn documented_scope() -> utoipa_actix_web::scope::Scope<
         .service(webhooks::deliveries)
         .service(webhooks::test)
         .service(webhooks::resend)
+        .service(federations::list)
+        .service(federations::create)
+        .service(federations::read)
+        .service(federations::remove)
 }
 
 /// The OpenAPI 3.1 document of the routes [`routes`] serves.

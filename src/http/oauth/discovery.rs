@@ -44,7 +44,10 @@ async fn metadata(state: web::Data<AppState>) -> Result<HttpResponse, AppError> 
             "introspection_endpoint": format!("{issuer}/oauth/introspect"),
             "revocation_endpoint": format!("{issuer}/oauth/revoke"),
             "exposure_endpoint": format!("{issuer}/oauth/exposed"),
-            "grant_types_supported": ["client_credentials"],
+            "grant_types_supported": [
+                "client_credentials",
+                "urn:ietf:params:oauth:grant-type:token-exchange"
+            ],
             "response_types_supported": [],
             "token_endpoint_auth_methods_supported": auth_methods,
             "introspection_endpoint_auth_methods_supported": auth_methods,

@@ -5,8 +5,10 @@
 //! everywhere.
 
 pub mod discovery;
+pub mod exchange;
 pub mod exposed;
 pub mod github_scanning;
+pub mod grant;
 pub mod introspect;
 pub mod presented;
 pub mod revoke;

@@ -1,12 +1,14 @@
 //! The admin's pages: people (invite, role, key creation, disable with
 //! their keys handed over), teams and their members, every key with
 //! filters, the requests waiting for approval, the registered APIs and
-//! their scopes, roles, the webhook endpoints and their deliveries, and the
+//! their scopes, roles, the webhook endpoints and their deliveries, the
+//! trusted workloads (federations), and the
 //! audit log with filters and paging. Only a
 //! person whose role grants everything reaches them; anyone else gets 403.
 
 mod apis;
 mod audit;
+mod federations;
 mod keys;
 mod leaving;
 mod people;
@@ -80,6 +82,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         resource("/admin/webhooks/{id}/remove")
             .route(web::get().to(webhook::remove_confirmation))
             .route(web::post().to(webhook::remove)),
+    )
+    .service(
+        resource("/admin/federations")
+            .route(web::get().to(federations::federations_page))
+            .route(web::post().to(federations::add_federation)),
+    )
+    .service(
+        resource("/admin/federations/{name}/remove")
+            .route(web::get().to(federations::remove_confirmation))
+            .route(web::post().to(federations::remove)),
     )
     .service(
         resource("/admin/roles")
