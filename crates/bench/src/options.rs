@@ -158,7 +158,7 @@ mod tests {
         let cli = parse(&[]).unwrap();
         assert!(cli.command.is_none());
         assert_eq!(cli.run.seconds, 5.0);
-        assert_eq!(cli.run.scenarios.len(), 7);
+        assert_eq!(cli.run.scenarios.len(), 8);
         assert_eq!(cli.run.scale_keys, [10, 10_000, 1_000_000]);
     }
 
