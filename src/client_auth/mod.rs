@@ -221,7 +221,7 @@ async fn authenticate_assertion(
             let id = client_id.clone();
             let first = auth
                 .pool
-                .run(move |conn| {
+                .write(move |conn| {
                     jti::accept_once(conn, id.as_str(), &verified.jti, verified.remember_until)
                         .map_err(ClientAuthError::from)
                 })

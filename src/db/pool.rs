@@ -48,6 +48,10 @@ pub struct Pool {
     reachability: Arc<Reachability>,
     /// SQLite only: reads that need no hop to the blocking pool.
     inline: Option<Arc<InlineReads>>,
+    /// SQLite only: taken by [`Pool::write`], so this process's short writes
+    /// queue here in order instead of meeting SQLite's write lock and
+    /// sleeping in its busy handler.
+    sqlite_writer: Option<Arc<std::sync::Mutex<()>>>,
 }
 
 impl Pool {
@@ -90,6 +94,29 @@ impl Pool {
         E: From<r2d2::PoolError> + From<actix_web::error::BlockingError> + Send + 'static,
     {
         self.blocking(move |pool| pool.with_connection(work)?).await
+    }
+
+    /// Runs a short write on the hot path (one row inserted) like
+    /// [`Pool::run`]; on SQLite, one such write at a time in this process:
+    /// concurrent writers otherwise find the file locked and wait in SQLite's
+    /// busy handler, which sleeps milliseconds for a lock held microseconds.
+    /// (Other processes on the same file still meet the busy handler.)
+    pub async fn write<T, E>(
+        &self,
+        work: impl FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<r2d2::PoolError> + From<actix_web::error::BlockingError> + Send + 'static,
+    {
+        let writer = self.sqlite_writer.clone();
+        self.blocking(move |pool| {
+            let _turn = writer
+                .as_ref()
+                .map(|w| w.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+            pool.with_connection(work)?
+        })
+        .await
     }
 
     /// Runs a short read (a few point lookups by key): on SQLite on the
@@ -203,6 +230,9 @@ pub fn connect(url: &DatabaseUrl) -> Result<Pool, DbError> {
     Ok(Pool {
         inner,
         gate,
+        sqlite_writer: sqlite_file
+            .is_some()
+            .then(|| Arc::new(std::sync::Mutex::new(()))),
         sqlite_file,
         reachability,
         inline,
