@@ -25,6 +25,7 @@ const OWNER: &str = "alice@example.com";
 
 both_engines!(
     authlibs_private_key_jwt_client_gets_tokens,
+    the_rust_example_client_gets_a_token,
     every_refusal_is_the_same_invalid_client,
     a_jti_is_accepted_once_across_processes,
     revocation_and_a_disabled_owner_stop_it_on_another_process,
@@ -276,6 +277,50 @@ async fn authlibs_private_key_jwt_client_gets_tokens(engine: Engine) {
         app.validate(token, STANDARD_API).await.claims["sub"],
         rsa_key.client_id.as_str()
     );
+}
+
+/// examples/private_key_jwt_client, as docs/SECRETLESS.md runs it. `cargo
+/// test` builds the examples beside the test binaries (`target/<profile>/
+/// examples`), as `scripts/test` does.
+fn rust_example() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("the test binary");
+    let profile = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .expect("target/<profile>/deps");
+    let example = profile.join("examples").join("private_key_jwt_client");
+    assert!(
+        example.is_file(),
+        "{} is missing: build the examples (`cargo test` without --test, or `cargo build --examples`)",
+        example.display()
+    );
+    example
+}
+
+async fn the_rust_example_client_gets_a_token(engine: Engine) {
+    let ec = ClientKey::ec();
+    let (app, key) = app_with_key(engine, &ec).await;
+    let file = app.dir.path().join("example-client.pem");
+    std::fs::write(&file, &ec.private_pem).expect("write the private key");
+    let out = tokio::process::Command::new(rust_example())
+        .env("KEYGATE_ISSUER", &app.address)
+        .env("CLIENT_ID", &key.client_id)
+        .env("PRIVATE_KEY", &file)
+        .env_remove("SCOPE")
+        .env_remove("RESOURCE")
+        .output()
+        .await
+        .expect("run the example client");
+    assert!(
+        out.status.success(),
+        "the example client failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let response: Value = serde_json::from_slice(&out.stdout).expect("a token response");
+    let token = response["access_token"].as_str().expect("access_token");
+    let data = app.validate(token, STANDARD_API).await;
+    assert_eq!(data.claims["sub"], key.client_id.as_str());
+    assert_eq!(response["scope"], "read");
 }
 
 /// What a refusal test sends: what it is, the assertion, further form
