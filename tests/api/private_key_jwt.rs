@@ -279,9 +279,9 @@ async fn authlibs_private_key_jwt_client_gets_tokens(engine: Engine) {
     );
 }
 
-/// examples/private_key_jwt_client, as docs/SECRETLESS.md runs it. `cargo
-/// test` builds the examples beside the test binaries (`target/<profile>/
-/// examples`), as `scripts/test` does.
+/// examples/private_key_jwt_client, as docs/SECRETLESS.md runs it, built
+/// beside the test binaries (`target/<profile>/examples`) by `cargo build
+/// --examples`, which `scripts/test` runs before the tests.
 fn rust_example() -> std::path::PathBuf {
     let exe = std::env::current_exe().expect("the test binary");
     let profile = exe
@@ -291,7 +291,7 @@ fn rust_example() -> std::path::PathBuf {
     let example = profile.join("examples").join("private_key_jwt_client");
     assert!(
         example.is_file(),
-        "{} is missing: build the examples (`cargo test` without --test, or `cargo build --examples`)",
+        "{} is missing: build the examples first (`cargo build --examples`, as scripts/test does)",
         example.display()
     );
     example
