@@ -21,6 +21,7 @@ pub mod last_use;
 pub mod limits;
 mod lookup;
 mod model;
+mod notify;
 mod owner;
 pub mod public_keys;
 mod rules;
