@@ -17,6 +17,7 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use crate::audit::{self, Action};
+use crate::db::fresh::ThrottleProbe;
 use crate::db::{Pool, epochs};
 use crate::error::{ErrorKind, FeatureError, StoreError, from_store_errors};
 use crate::keys::{self, ClientId, Credential, PlainSecret, SecretHash};
@@ -173,21 +174,28 @@ async fn authenticate_assertion(
 
     let cached = auth.known_keys.get(client_id.as_str());
     let cached_epoch = cached.as_ref().map(|entry| entry.epoch);
-    let (id, at, throttle) = (client_id.clone(), addr.to_owned(), auth.throttle);
-    let (throttled, fresh) = auth
-        .pool
-        .read::<_, ClientAuthError>(move |conn| {
-            if let Some(retry_after) = throttle.retry_after(conn, id.as_str(), &at, now)? {
-                return Ok((Some(retry_after), None));
-            }
-            let epoch = epochs::read(conn)?.credentials;
-            if cached_epoch == Some(epoch) {
-                return Ok((None, None));
-            }
-            let credential = keys::find_credential(conn, &id)?;
-            Ok((None, Some((epoch, credential))))
-        })
-        .await?;
+    let probe = ThrottleProbe {
+        subject: client_id.as_str().to_owned(),
+        addr: addr.to_owned(),
+        after: auth.throttle.live_after(now),
+        unless_failures: None,
+    };
+    let read = auth.pool.fresh::<ClientAuthError>(Some(probe)).await?;
+    let throttled = read
+        .throttle
+        .and_then(|rows| auth.throttle.retry_after_of(&rows, now));
+    let epoch = read.epochs.credentials;
+    let fresh = if throttled.is_some() || cached_epoch == Some(epoch) {
+        None
+    } else {
+        // Read after the epoch: at least as new as the epoch says.
+        let id = client_id.clone();
+        let credential = auth
+            .pool
+            .read::<_, ClientAuthError>(move |conn| keys::find_credential(conn, &id))
+            .await?;
+        Some((epoch, credential))
+    };
     if let Some(retry_after_secs) = throttled {
         auth.metrics.count_failure(AuthFailure::Throttled.as_str());
         return Err(ClientAuthError::Throttled { retry_after_secs });
@@ -277,24 +285,26 @@ async fn authenticate_secret(
     let warm = digest.and_then(|d| auth.verified.warm(client_id.as_str(), &d));
     let (credential, secret_ok) = match warm {
         Some(warm) => {
-            // One read, on SQLite without leaving this thread: the epochs
-            // say whether the credential is still current and whether any
-            // failure was counted since this client was last found
-            // unthrottled from this address; only then is the throttle read.
-            let (id, at, throttle) = (client_id.clone(), addr.to_owned(), auth.throttle);
+            // One read (on SQLite without leaving this thread, on
+            // PostgreSQL in a round shared with the requests of the same
+            // moment): the epochs say whether the credential is still
+            // current and whether any failure was counted since this client
+            // was last found unthrottled from this address; only then are
+            // its throttle rows read.
             let unthrottled_since = warm.unthrottled_since(addr);
-            let (epochs, throttled) = auth
+            let fresh = auth
                 .pool
-                .read::<_, ClientAuthError>(move |conn| {
-                    let epochs = epochs::read(conn)?;
-                    let throttled = if unthrottled_since == Some(epochs.failures) {
-                        None
-                    } else {
-                        throttle.retry_after(conn, id.as_str(), &at, now)?
-                    };
-                    Ok((epochs, throttled))
-                })
+                .fresh::<ClientAuthError>(Some(ThrottleProbe {
+                    subject: client_id.as_str().to_owned(),
+                    addr: addr.to_owned(),
+                    after: auth.throttle.live_after(now),
+                    unless_failures: unthrottled_since,
+                }))
                 .await?;
+            let epochs = fresh.epochs;
+            let throttled = fresh
+                .throttle
+                .and_then(|rows| auth.throttle.retry_after_of(&rows, now));
             if let Some(retry_after_secs) = throttled {
                 auth.metrics.count_failure(AuthFailure::Throttled.as_str());
                 return Err(ClientAuthError::Throttled { retry_after_secs });

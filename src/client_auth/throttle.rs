@@ -15,12 +15,11 @@
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
+use crate::db::fresh::{self, ANY_CLIENT, ThrottleRow};
 use crate::db::schema::auth_throttle;
 use crate::db::{DbConnection, write_transaction};
 use crate::time::from_db;
 
-/// The subject of the per-address counter.
-const ANY_CLIENT: &str = "*";
 /// The address of the counters kept across every address (no address is
 /// written like this).
 const ANY_ADDRESS: &str = "*";
@@ -142,24 +141,19 @@ impl ThrottlePolicy {
         addr: &str,
         now: DateTime<Utc>,
     ) -> QueryResult<Option<i64>> {
-        let rows: Vec<(String, NaiveDateTime, i32)> = auth_throttle::table
-            .filter(auth_throttle::addr.eq(addr))
-            // Two equalities rather than IN: a fixed statement shape that
-            // diesel can keep prepared, since this runs on every request.
-            .filter(
-                auth_throttle::subject
-                    .eq(client_id)
-                    .or(auth_throttle::subject.eq(ANY_CLIENT)),
-            )
-            .filter(auth_throttle::window_start.gt((now - self.window).naive_utc()))
-            .select((
-                auth_throttle::subject,
-                auth_throttle::window_start,
-                auth_throttle::failures,
-            ))
-            .load(conn)?;
-        Ok(rows
-            .into_iter()
+        let rows = fresh::throttle_rows(conn, client_id, addr, self.live_after(now))?;
+        Ok(self.retry_after_of(&rows, now))
+    }
+
+    /// Windows that started after this are live at `now`.
+    pub fn live_after(&self, now: DateTime<Utc>) -> NaiveDateTime {
+        (now - self.window).naive_utc()
+    }
+
+    /// Seconds until the caller may try again, if `rows` (its client ID's
+    /// and its address's live throttle rows) say it is throttled.
+    pub fn retry_after_of(&self, rows: &[ThrottleRow], now: DateTime<Utc>) -> Option<i64> {
+        rows.iter()
             .filter(|(subject, _, failures)| {
                 let limit = if subject == ANY_CLIENT {
                     self.per_address
@@ -168,8 +162,8 @@ impl ThrottlePolicy {
                 };
                 *failures >= limit
             })
-            .map(|(_, start, _)| (from_db(start) + self.window - now).num_seconds().max(1))
-            .max())
+            .map(|(_, start, _)| (from_db(*start) + self.window - now).num_seconds().max(1))
+            .max()
     }
 
     /// Counts one failure for the client ID and for the address.

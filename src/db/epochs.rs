@@ -30,15 +30,22 @@ pub fn read(conn: &mut DbConnection) -> QueryResult<Epochs> {
     let rows: Vec<(i32, i64)> = change_epochs::table
         .select((change_epochs::id, change_epochs::n))
         .load(conn)?;
-    let value = |id| {
-        rows.iter()
-            .find(|(row, _)| *row == id)
-            .map(|(_, n)| *n)
-            .ok_or(diesel::result::Error::NotFound)
-    };
-    Ok(Epochs {
-        credentials: value(CREDENTIALS)?,
-        failures: value(FAILURES)?,
+    from_rows(rows).ok_or(diesel::result::Error::NotFound)
+}
+
+/// The counters from the table's (id, n) rows, if both are there.
+pub fn from_rows(rows: impl IntoIterator<Item = (i32, i64)>) -> Option<Epochs> {
+    let (mut credentials, mut failures) = (None, None);
+    for (id, n) in rows {
+        match id {
+            CREDENTIALS => credentials = Some(n),
+            FAILURES => failures = Some(n),
+            _ => {}
+        }
+    }
+    Some(Epochs {
+        credentials: credentials?,
+        failures: failures?,
     })
 }
 

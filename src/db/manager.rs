@@ -61,7 +61,8 @@ pub struct Manager {
     sqlite_file: Option<SqliteFile>,
     /// Told of every attempt's outcome: the pool's one log of an outage.
     reachability: Arc<Reachability>,
-    /// How many pooled connections were found dead (PostgreSQL).
+    /// How many connections were found dead (PostgreSQL), pooled or the
+    /// warm path's own (`pg_reads`).
     losses: Arc<AtomicU64>,
 }
 
@@ -71,13 +72,14 @@ impl Manager {
         gate: Arc<ConnectGate>,
         sqlite_file: Option<SqliteFile>,
         reachability: Arc<Reachability>,
+        losses: Arc<AtomicU64>,
     ) -> Self {
         Self {
             url,
             gate,
             sqlite_file,
             reachability,
-            losses: Arc::default(),
+            losses,
         }
     }
 

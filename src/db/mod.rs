@@ -6,10 +6,12 @@
 mod connection;
 mod database_url;
 pub mod epochs;
+pub mod fresh;
 mod gate;
 mod inline;
 mod manager;
 mod migrations;
+mod pg_reads;
 mod pool;
 mod reachability;
 pub mod schema;

@@ -3,15 +3,18 @@
 //! the calling thread, and a shutdown that waits for connection attempts.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use diesel::r2d2;
 
 use super::connection::{DbConnection, DbError, connect_one, one_line};
 use super::database_url::DatabaseUrl;
+use super::fresh::{self, Fresh, ThrottleProbe};
 use super::gate::ConnectGate;
 use super::inline::InlineReads;
 use super::manager::Manager;
+use super::pg_reads::PgReads;
 use super::reachability::Reachability;
 use super::sqlite_file::SqliteFile;
 
@@ -52,6 +55,9 @@ pub struct Pool {
     /// queue here in order instead of meeting SQLite's write lock and
     /// sleeping in its busy handler.
     sqlite_writer: Option<Arc<std::sync::Mutex<()>>>,
+    /// PostgreSQL only: the warm path's reads on each worker's own
+    /// connection, shared by the requests waiting for them.
+    pg_reads: Option<Arc<PgReads>>,
 }
 
 impl Pool {
@@ -151,6 +157,33 @@ impl Pool {
         .await
     }
 
+    /// The change epochs and, for `probe`, the throttle rows, as read after
+    /// this call began (a change any process committed before is seen): on
+    /// PostgreSQL in a round shared with the requests waiting at the same
+    /// moment, on SQLite inline, otherwise through the pool.
+    pub async fn fresh<E>(&self, probe: Option<ThrottleProbe>) -> Result<Fresh, E>
+    where
+        E: From<diesel::result::Error>
+            + From<r2d2::PoolError>
+            + From<actix_web::error::BlockingError>
+            + Send
+            + 'static,
+    {
+        if let Some(pg) = &self.pg_reads
+            && let Some(fresh) = pg.read(probe.clone()).await
+        {
+            return Ok(fresh);
+        }
+        self.read(move |conn| fresh::read(conn, probe.as_ref()))
+            .await
+    }
+
+    /// PostgreSQL: how many warm-path reads shared rounds answered, and in
+    /// how many rounds (none on SQLite, or when the URL asks for TLS).
+    pub fn shared_read_counts(&self) -> Option<(u64, u64)> {
+        self.pg_reads.as_ref().map(|pg| pg.counts())
+    }
+
     /// `work` on the blocking thread pool, never on the async workers,
     /// inside the caller's tracing span.
     async fn blocking<T, E>(
@@ -202,11 +235,13 @@ pub fn connect(url: &DatabaseUrl) -> Result<Pool, DbError> {
     };
     let gate = Arc::<ConnectGate>::default();
     let reachability = Arc::<Reachability>::default();
+    let losses = Arc::<AtomicU64>::default();
     let manager = Manager::new(
         url.clone(),
         Arc::clone(&gate),
         sqlite_file.clone(),
         Arc::clone(&reachability),
+        Arc::clone(&losses),
     );
     let max_size = match url {
         // One writer at a time anyway; readers share the WAL.
@@ -227,7 +262,14 @@ pub fn connect(url: &DatabaseUrl) -> Result<Pool, DbError> {
         }
         _ => None,
     };
+    let pg_reads = match url {
+        DatabaseUrl::Postgres(text) => {
+            PgReads::new(text, Arc::clone(&reachability), losses).map(Arc::new)
+        }
+        DatabaseUrl::Sqlite(_) => None,
+    };
     Ok(Pool {
+        pg_reads,
         inner,
         gate,
         sqlite_writer: sqlite_file

@@ -29,6 +29,7 @@ mod mgmt;
 mod organisation;
 mod private_key_jwt;
 mod process;
+mod shared_reads;
 mod signing;
 mod teams;
 mod token;

@@ -1,0 +1,369 @@
+//! The warm token path's one read on PostgreSQL, without the blocking pool
+//! and shared by the requests that wait for it.
+//!
+//! Every warm token request needs the change epochs (and, when a failure
+//! was counted since its client was last found unthrottled, the client's
+//! throttle rows). Through the pool that is a hop to a blocking thread and
+//! back around one round trip, per request. Here each async worker thread
+//! keeps one `tokio-postgres` connection of its own, with the two
+//! statements prepared once, and its requests take **rounds**: a request
+//! joins the next round to start, never one already in flight, so what it
+//! reads was read after it arrived, and a change committed before it
+//! arrived, by any process, is seen (the guarantee the epochs exist for).
+//! A round reads the epochs once for every request in it, then the
+//! throttle rows of those that need them in one more statement. Under load
+//! a round serves dozens of requests with two statements; alone a request
+//! costs one round trip, as before.
+//!
+//! Anything unusual (no connection yet while the database is known to be
+//! down, a failed or slow round, a URL this client cannot honour) answers
+//! `None`, and the caller reads through the pool as before: its
+//! connections wait, reconnect, and report an outage once. A connection
+//! found closed is replaced and the round read again at once (a read
+//! changes nothing), as the pool does.
+
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::ThreadId;
+use std::time::{Duration, Instant};
+
+use chrono::NaiveDateTime;
+use tokio::sync::oneshot;
+use tokio_postgres::config::SslMode;
+use tokio_postgres::{Client, Config, NoTls, Statement};
+
+use super::epochs;
+use super::fresh::{ANY_CLIENT, Fresh, ThrottleProbe, ThrottleRow};
+use super::reachability::Reachability;
+
+/// A round that takes longer than this is abandoned: its requests read
+/// through the pool, which tells an outage from a slow moment.
+const ROUND_TIMEOUT: Duration = Duration::from_secs(1);
+/// After a failed connection attempt, none for this long.
+const RECONNECT_AFTER: Duration = Duration::from_millis(250);
+
+const EPOCHS_SQL: &str = "SELECT id, n FROM change_epochs";
+/// The live throttle rows of several (subject, address) pairs at once; the
+/// caller keeps those of its own pairs.
+const THROTTLE_SQL: &str = "SELECT subject, addr, window_start, failures FROM auth_throttle \
+     WHERE addr = ANY($1) AND subject = ANY($2) AND window_start > $3";
+
+/// Why a round read nothing.
+#[derive(Debug, thiserror::Error)]
+enum RoundError {
+    #[error(transparent)]
+    Postgres(#[from] tokio_postgres::Error),
+    #[error("the change epochs are missing")]
+    NoEpochs,
+}
+
+/// The per-worker connections and their rounds; one per pool.
+pub struct PgReads {
+    config: Config,
+    reachability: Arc<Reachability>,
+    /// Shared with the pool's manager: a connection found dead here means
+    /// the server went away, and the pool pings its own before use.
+    losses: Arc<AtomicU64>,
+    workers: Mutex<Vec<(ThreadId, Arc<Worker>)>>,
+    counts: Counts,
+}
+
+/// Reads answered by rounds, and the rounds that answered them.
+#[derive(Debug, Default)]
+pub struct Counts {
+    pub reads: AtomicU64,
+    pub rounds: AtomicU64,
+}
+
+#[derive(Default)]
+struct Worker {
+    state: Mutex<WorkerState>,
+}
+
+#[derive(Default)]
+struct WorkerState {
+    conn: Option<Arc<Prepared>>,
+    /// No connection attempt before this.
+    quiet_until: Option<Instant>,
+    pending: Vec<Pending>,
+    /// A task is running this worker's rounds.
+    running: bool,
+}
+
+struct Pending {
+    probe: Option<ThrottleProbe>,
+    reply: oneshot::Sender<Option<Fresh>>,
+}
+
+struct Prepared {
+    client: Client,
+    epochs: Statement,
+    throttle: Statement,
+}
+
+impl PgReads {
+    /// The reads for `url`, or `None` when this client cannot connect as
+    /// the URL asks (TLS required: libpq's pool honours it instead).
+    pub fn new(url: &str, reachability: Arc<Reachability>, losses: Arc<AtomicU64>) -> Option<Self> {
+        let mut config = match Config::from_str(url) {
+            Ok(config) => config,
+            Err(error) => {
+                tracing::info!(%error, "warm-path reads go through the pool");
+                return None;
+            }
+        };
+        if !matches!(config.get_ssl_mode(), SslMode::Disable | SslMode::Prefer) {
+            tracing::info!("PostgreSQL over TLS: warm-path reads go through the pool");
+            return None;
+        }
+        // `prefer` with a client that has no TLS is plain TCP, which is
+        // what libpq does against a server that offers no TLS; against one
+        // that does, libpq would use it, so the pool's reads stay.
+        if config.get_ssl_mode() == SslMode::Prefer && url_names_sslmode(url) {
+            tracing::info!("sslmode=prefer: warm-path reads go through the pool");
+            return None;
+        }
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(ROUND_TIMEOUT);
+        }
+        config.ssl_mode(SslMode::Disable);
+        config.application_name("keygate warm reads");
+        Some(Self {
+            config,
+            reachability,
+            losses,
+            workers: Mutex::new(Vec::new()),
+            counts: Counts::default(),
+        })
+    }
+
+    /// The epochs (and the probe's throttle rows) as read by a round that
+    /// started after this call, or `None`: read through the pool instead.
+    pub async fn read(self: &Arc<Self>, probe: Option<ThrottleProbe>) -> Option<Fresh> {
+        let worker = self.worker();
+        let (reply, answer) = oneshot::channel();
+        let start = {
+            let mut state = worker.state.lock().unwrap_or_else(PoisonError::into_inner);
+            if state.conn.is_none() && !self.may_connect(&state) {
+                return None;
+            }
+            state.pending.push(Pending { probe, reply });
+            !std::mem::replace(&mut state.running, true)
+        };
+        if start {
+            tokio::spawn(Arc::clone(self).rounds(worker));
+        }
+        answer.await.ok().flatten()
+    }
+
+    /// How many reads rounds answered, and in how many rounds.
+    pub fn counts(&self) -> (u64, u64) {
+        (
+            self.counts.reads.load(Ordering::Relaxed),
+            self.counts.rounds.load(Ordering::Relaxed),
+        )
+    }
+
+    /// This thread's worker: its connection and rounds.
+    fn worker(&self) -> Arc<Worker> {
+        let me = std::thread::current().id();
+        let mut workers = self.workers.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, worker)) = workers.iter().find(|(id, _)| *id == me) {
+            return Arc::clone(worker);
+        }
+        let worker = Arc::<Worker>::default();
+        workers.push((me, Arc::clone(&worker)));
+        worker
+    }
+
+    fn may_connect(&self, state: &WorkerState) -> bool {
+        !self.reachability.is_down() && state.quiet_until.is_none_or(|t| Instant::now() >= t)
+    }
+
+    /// Runs rounds while requests wait; each round takes every request
+    /// that arrived before it started.
+    async fn rounds(self: Arc<Self>, worker: Arc<Worker>) {
+        loop {
+            let batch = {
+                let mut state = worker.state.lock().unwrap_or_else(PoisonError::into_inner);
+                if state.pending.is_empty() {
+                    state.running = false;
+                    return;
+                }
+                std::mem::take(&mut state.pending)
+            };
+            let probes: Vec<_> = batch.iter().map(|p| p.probe.as_ref()).collect();
+            let answers =
+                match tokio::time::timeout(ROUND_TIMEOUT, self.round(&worker, &probes)).await {
+                    Ok(Ok(answers)) => {
+                        self.reachability.reachable();
+                        Some(answers)
+                    }
+                    Ok(Err(error)) => {
+                        tracing::debug!(%error, "warm-path read failed; reading through the pool");
+                        None
+                    }
+                    Err(_) => {
+                        tracing::debug!("warm-path read too slow; reading through the pool");
+                        self.drop_connection(&worker);
+                        None
+                    }
+                };
+            match answers {
+                Some(answers) => {
+                    self.counts.rounds.fetch_add(1, Ordering::Relaxed);
+                    let reads = u64::try_from(answers.len()).unwrap_or(u64::MAX);
+                    self.counts.reads.fetch_add(reads, Ordering::Relaxed);
+                    for (pending, fresh) in batch.into_iter().zip(answers) {
+                        let _ = pending.reply.send(Some(fresh));
+                    }
+                }
+                None => {
+                    for pending in batch {
+                        let _ = pending.reply.send(None);
+                    }
+                }
+            }
+        }
+    }
+
+    /// One round for `probes`, on this worker's connection; a connection
+    /// found closed is replaced and the round read again once.
+    async fn round(
+        &self,
+        worker: &Worker,
+        probes: &[Option<&ThrottleProbe>],
+    ) -> Result<Vec<Fresh>, RoundError> {
+        let conn = self.connection(worker).await?;
+        match read_round(&conn, probes).await {
+            // Not the server's answer to the query: the connection is gone.
+            Err(RoundError::Postgres(error)) if error.as_db_error().is_none() => {
+                tracing::debug!(%error, "the warm-path connection was found closed; reading again");
+                self.lost_connection(worker);
+                let conn = self.connection(worker).await?;
+                read_round(&conn, probes).await
+            }
+            other => other,
+        }
+    }
+
+    async fn connection(&self, worker: &Worker) -> Result<Arc<Prepared>, tokio_postgres::Error> {
+        {
+            let state = worker.state.lock().unwrap_or_else(PoisonError::into_inner);
+            match &state.conn {
+                Some(conn) if !conn.client.is_closed() => return Ok(Arc::clone(conn)),
+                // The server restarted, or a proxy dropped it.
+                Some(_) => {
+                    tracing::debug!(
+                        "the warm-path connection was found closed; reading again on a new one"
+                    );
+                    self.losses.fetch_add(1, Ordering::Relaxed);
+                }
+                None => {}
+            }
+        }
+        match self.connect().await {
+            Ok(conn) => {
+                let conn = Arc::new(conn);
+                let mut state = worker.state.lock().unwrap_or_else(PoisonError::into_inner);
+                state.conn = Some(Arc::clone(&conn));
+                state.quiet_until = None;
+                Ok(conn)
+            }
+            Err(error) => {
+                let mut state = worker.state.lock().unwrap_or_else(PoisonError::into_inner);
+                state.conn = None;
+                state.quiet_until = Some(Instant::now() + RECONNECT_AFTER);
+                Err(error)
+            }
+        }
+    }
+
+    async fn connect(&self) -> Result<Prepared, tokio_postgres::Error> {
+        let (client, connection) = self.config.connect(NoTls).await?;
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "the warm-path connection ended");
+            }
+        });
+        let epochs = client.prepare(EPOCHS_SQL).await?;
+        let throttle = client.prepare(THROTTLE_SQL).await?;
+        Ok(Prepared {
+            client,
+            epochs,
+            throttle,
+        })
+    }
+
+    /// Drops this worker's connection, found dead, and tells the pool.
+    fn lost_connection(&self, worker: &Worker) {
+        self.losses.fetch_add(1, Ordering::Relaxed);
+        self.drop_connection(worker);
+    }
+
+    fn drop_connection(&self, worker: &Worker) {
+        let mut state = worker.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.conn = None;
+    }
+}
+
+/// Whether the URL itself asks for an `sslmode` (tokio-postgres and libpq
+/// both default to `prefer` when it does not; see [`PgReads::new`]).
+fn url_names_sslmode(url: &str) -> bool {
+    url::Url::parse(url).is_ok_and(|u| u.query_pairs().any(|(k, _)| k == "sslmode"))
+}
+
+/// The epochs, then the throttle rows of the probes whose failure epoch
+/// moved, in that order on one connection: the rows reflect at least every
+/// failure the epoch read counts.
+async fn read_round(
+    conn: &Prepared,
+    probes: &[Option<&ThrottleProbe>],
+) -> Result<Vec<Fresh>, RoundError> {
+    let rows = conn.client.query(&conn.epochs, &[]).await?;
+    let epochs = epochs::from_rows(
+        rows.iter()
+            .map(|r| (r.get::<_, i32>(0), r.get::<_, i64>(1))),
+    )
+    .ok_or(RoundError::NoEpochs)?;
+    let needed: Vec<&ThrottleProbe> = probes
+        .iter()
+        .flatten()
+        .filter(|p| p.needed(epochs.failures))
+        .copied()
+        .collect();
+    let rows: Vec<(String, String, NaiveDateTime, i32)> = match needed.iter().map(|p| p.after).min()
+    {
+        None => Vec::new(),
+        Some(after) => {
+            let mut addrs: Vec<&str> = needed.iter().map(|p| p.addr.as_str()).collect();
+            let mut subjects: Vec<&str> = needed.iter().map(|p| p.subject.as_str()).collect();
+            subjects.push(ANY_CLIENT);
+            for list in [&mut addrs, &mut subjects] {
+                list.sort_unstable();
+                list.dedup();
+            }
+            conn.client
+                .query(&conn.throttle, &[&addrs, &subjects, &after])
+                .await?
+                .iter()
+                .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+                .collect()
+        }
+    };
+    Ok(probes
+        .iter()
+        .map(|probe| Fresh {
+            epochs,
+            throttle: probe.filter(|p| p.needed(epochs.failures)).map(|p| {
+                rows.iter()
+                    .filter(|(subject, addr, start, _)| p.wants(subject, addr, *start))
+                    .map(|(subject, _, start, failures)| -> ThrottleRow {
+                        (subject.clone(), *start, *failures)
+                    })
+                    .collect()
+            }),
+        })
+        .collect())
+}

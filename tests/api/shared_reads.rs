@@ -1,0 +1,98 @@
+//! The warm path's shared reads on PostgreSQL (`db::pg_reads`): requests
+//! that wait at the same moment share one read, and a request never joins
+//! a read that began before it did, so a change committed before it began
+//! is always seen.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use diesel::connection::SimpleConnection;
+
+use crate::helpers::{Engine, TestApp};
+use keygate::db::{self, fresh::ThrottleProbe};
+
+/// Reads by many tasks at once, while another connection commits a
+/// credential change and a throttled failure: every read that began after
+/// the commit returned sees both, the reads share rounds, and each task's
+/// throttle rows are its own.
+#[tokio::test(flavor = "current_thread")]
+async fn reads_at_once_share_rounds_and_see_every_change_committed_before_they_began() {
+    let app = TestApp::builder(Engine::Postgres).prepare();
+    let pool = db::connect(&keygate::db::DatabaseUrl::parse(&app.database_url).unwrap()).unwrap();
+    let mut writer = app.db();
+    let before = db::fresh::read(&mut writer, None).unwrap().epochs;
+    let after = chrono::DateTime::UNIX_EPOCH.naive_utc();
+    let stop = Instant::now() + Duration::from_millis(600);
+    let local = tokio::task::LocalSet::new();
+    let results = Arc::new(std::sync::Mutex::new(Vec::new()));
+    for task in 0..64 {
+        let (pool, results) = (pool.clone(), Arc::clone(&results));
+        local.spawn_local(async move {
+            while Instant::now() < stop {
+                let began = Instant::now();
+                let probe = ThrottleProbe {
+                    subject: format!("kg_task{task}"),
+                    addr: "192.0.2.7".into(),
+                    after,
+                    unless_failures: None,
+                };
+                let fresh = pool
+                    .fresh::<keygate::error::StoreError>(Some(probe))
+                    .await
+                    .unwrap();
+                results.lock().unwrap().push((task, began, fresh));
+            }
+        });
+    }
+    let committed = local
+        .run_until(async {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            writer
+                .batch_execute(
+                    "UPDATE roles SET scopes = 'read' WHERE name = 'member'; \
+                     INSERT INTO auth_throttle (subject, addr, window_start, failures) \
+                     VALUES ('kg_task3', '192.0.2.7', '2026-12-02 00:00:00', 5)",
+                )
+                .unwrap();
+            let committed = Instant::now();
+            local_wait(stop).await;
+            committed
+        })
+        .await;
+    local.await;
+
+    let results = results.lock().unwrap();
+    let later: Vec<_> = results
+        .iter()
+        .filter(|(_, began, _)| *began > committed)
+        .collect();
+    assert!(
+        later.len() > 64,
+        "only {} reads after the commit",
+        later.len()
+    );
+    for (task, _, fresh) in &later {
+        assert_eq!(fresh.epochs.credentials, before.credentials + 1);
+        assert_eq!(fresh.epochs.failures, before.failures + 1);
+        let rows = fresh.throttle.as_ref().expect("rows read");
+        if *task == 3 {
+            assert_eq!(rows.len(), 1, "task 3's own row");
+            assert_eq!((rows[0].0.as_str(), rows[0].2), ("kg_task3", 5));
+        } else {
+            assert!(rows.is_empty(), "task {task} got {rows:?}");
+        }
+    }
+    let (reads, rounds) = pool
+        .shared_read_counts()
+        .expect("PostgreSQL reads in rounds");
+    assert_eq!(
+        reads,
+        u64::try_from(results.len()).unwrap(),
+        "every read in a round"
+    );
+    assert!(rounds * 4 < reads, "{reads} reads took {rounds} rounds");
+}
+
+async fn local_wait(until: Instant) {
+    tokio::time::sleep(until.saturating_duration_since(Instant::now())).await;
+}
