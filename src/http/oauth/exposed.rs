@@ -7,6 +7,9 @@
 //! one indexed lookup; only one whose lookup tag finds a key costs an
 //! argon2 verification, within this process's budget per minute
 //! (`crate::exposure::budget`): past it the report is 429, nothing done.
+//! Reports take turns in this process (`AppState::exposure_lookups`), so a
+//! flood of them from many addresses uses one database connection and one
+//! core at a time, and token requests are served beside it.
 
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use chrono::{DateTime, Utc};
@@ -67,6 +70,12 @@ async fn handle(req: &HttpRequest, body: &[u8], state: &AppState) -> Result<usiz
     );
     let received = secrets.len();
     let tagger = state.accounts.token_hasher.clone();
+    // Never closed: an error here would be a bug, reported as one.
+    let _lane = state
+        .exposure_lookups
+        .acquire()
+        .await
+        .map_err(|e| OAuthError::ServerError(e.to_string()))?;
     let hits = state
         .db(move |conn| -> Result<_, OAuthError> {
             let mut hits = Vec::new();
