@@ -58,12 +58,28 @@ impl Default for MailTuning {
 
 /// A mail job's failure, logged and retried at the next run.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct TaskError(String);
+#[error("{message}")]
+pub struct TaskError {
+    message: String,
+    /// The database could not be reached or used at that moment
+    /// ([`StoreError::Unavailable`](crate::error::StoreError::Unavailable)).
+    unavailable: bool,
+}
+
+impl TaskError {
+    /// Whether the database was unavailable, rather than the work wrong:
+    /// an outage, which the pool reports (`crate::db::reachability`).
+    pub fn is_unavailable(&self) -> bool {
+        self.unavailable
+    }
+}
 
 impl From<crate::error::StoreError> for TaskError {
     fn from(e: crate::error::StoreError) -> Self {
-        Self(e.to_string())
+        Self {
+            unavailable: matches!(e, crate::error::StoreError::Unavailable(_)),
+            message: e.to_string(),
+        }
     }
 }
 

@@ -99,13 +99,17 @@ impl Delivery {
         }
     }
 
-    /// A warning while the database answers; while it is down, the pool
-    /// has said so once and this would repeat it every round.
+    /// A warning for a failure of the work itself. A database that could
+    /// not be reached or used is the pool's to report, once per outage
+    /// (`crate::db::reachability`), and the work is tried again: this would
+    /// repeat it every round. The failure is known by its kind, not only by
+    /// the pool's flag, which a failed new connection sets: a connection
+    /// lost under this query fails it before any new connection has failed.
     fn db_warning(&self, error: &TaskError, what: &'static str) {
-        if self.pool.is_reachable() {
-            tracing::warn!(%error, "email outbox: {what}");
-        } else {
+        if error.is_unavailable() || !self.pool.is_reachable() {
             tracing::debug!(%error, "email outbox: {what}");
+        } else {
+            tracing::warn!(%error, "email outbox: {what}");
         }
     }
 

@@ -47,12 +47,29 @@ const MAX_RESPONSE_KEPT: usize = 200;
 
 /// A delivery task's failure outside the attempt itself.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct TaskError(String);
+#[error("{message}")]
+pub struct TaskError {
+    message: String,
+    /// The database could not be reached or used at that moment
+    /// ([`StoreError::Unavailable`]).
+    unavailable: bool,
+}
+
+impl TaskError {
+    fn other(message: String) -> Self {
+        Self {
+            message,
+            unavailable: false,
+        }
+    }
+}
 
 impl From<StoreError> for TaskError {
     fn from(e: StoreError) -> Self {
-        Self(e.to_string())
+        Self {
+            unavailable: matches!(e, StoreError::Unavailable(_)),
+            message: e.to_string(),
+        }
     }
 }
 
@@ -129,13 +146,16 @@ impl Dispatcher {
         self.pool.run(work).await
     }
 
-    /// A warning while the database answers; while it is down, the pool
-    /// has said so once.
+    /// A warning for a failure of the work itself. A database that could
+    /// not be reached or used is the pool's to report, once per outage
+    /// (`crate::db::reachability`): known by the failure's kind, not only by
+    /// the pool's flag, which a failed new connection sets, since a
+    /// connection lost under this query fails it before any new one has.
     fn db_warning(&self, error: &TaskError, what: &'static str) {
-        if self.pool.is_reachable() {
-            tracing::warn!(%error, "webhooks: {what}");
-        } else {
+        if error.unavailable || !self.pool.is_reachable() {
             tracing::debug!(%error, "webhooks: {what}");
+        } else {
+            tracing::warn!(%error, "webhooks: {what}");
         }
     }
 
@@ -373,7 +393,7 @@ impl Dispatcher {
                     outbox::record_attempt(conn, &claimed, &attempt, retry_at, now)?;
                 if let Some(since) = failing_since {
                     health::switch_off_if_failing(conn, &claimed.endpoint_id, since, &issuer, now)
-                        .map_err(|e| TaskError(e.to_string()))?;
+                        .map_err(|e| TaskError::other(e.to_string()))?;
                 }
                 Ok(())
             })

@@ -123,8 +123,12 @@ enum Outage {
     /// refusing new ones, as a stopped server does.
     Proxy(TcpProxy),
     /// The directory holding the SQLite file moved away from its path and
-    /// back.
-    MovedAway { dir: PathBuf, away: PathBuf },
+    /// back; the emails go to a directory of their own, which stays.
+    MovedAway {
+        dir: PathBuf,
+        away: PathBuf,
+        _mail: tempfile::TempDir,
+    },
 }
 
 impl Outage {
@@ -149,9 +153,19 @@ impl Outage {
                 let dir = app.dir.path().to_owned();
                 let mut away = dir.clone().into_os_string();
                 away.push("-away");
+                // Not in the directory that goes away: writing an email
+                // needs no database, and the mail worker, finishing a send
+                // begun before the outage, would make the directory's path
+                // again (`<dir>/mail`), so that it could not come back.
+                let mail = tempfile::tempdir().unwrap();
+                app.vars.insert(
+                    "KEYGATE_MAIL_DIR".into(),
+                    mail.path().join("mail").display().to_string(),
+                );
                 Self::MovedAway {
                     dir,
                     away: away.into(),
+                    _mail: mail,
                 }
             }
         }
@@ -160,14 +174,14 @@ impl Outage {
     async fn begin(&self) {
         match self {
             Self::Proxy(proxy) => proxy.cut().await,
-            Self::MovedAway { dir, away } => std::fs::rename(dir, away).unwrap(),
+            Self::MovedAway { dir, away, .. } => std::fs::rename(dir, away).unwrap(),
         }
     }
 
     async fn end(&self) {
         match self {
             Self::Proxy(proxy) => proxy.restore().await,
-            Self::MovedAway { dir, away } => std::fs::rename(away, dir).unwrap(),
+            Self::MovedAway { dir, away, .. } => std::fs::rename(away, dir).unwrap(),
         }
     }
 }

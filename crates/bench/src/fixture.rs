@@ -9,9 +9,9 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
-use diesel::Connection;
 use diesel::connection::SimpleConnection;
 use diesel::pg::PgConnection;
+use diesel::{Connection, RunQueryDsl};
 use keygate::db::{DatabaseUrl, connect_one};
 use keygate::keys::{ClientId, PlainSecret};
 use tempfile::TempDir;
@@ -46,7 +46,7 @@ pub struct Fixture {
     keygate_bin: PathBuf,
     /// The scratch PostgreSQL database, dropped with the fixture (after
     /// the servers, which the caller declares later).
-    _scratch: Option<ScratchDatabase>,
+    scratch: Option<ScratchDatabase>,
 }
 
 impl Fixture {
@@ -69,7 +69,7 @@ impl Fixture {
             dir,
             database_url,
             keygate_bin: keygate_bin.to_owned(),
-            _scratch: scratch,
+            scratch,
         })
     }
 
@@ -170,6 +170,35 @@ impl Fixture {
         }
         conn.batch_execute("COMMIT")?;
         Ok(started.elapsed().as_secs_f64())
+    }
+}
+
+/// A PostgreSQL backend's process ID (`pg_stat_activity.pid`).
+#[derive(diesel::QueryableByName)]
+struct Backend {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    pid: i32,
+}
+
+impl Fixture {
+    /// The process IDs of the PostgreSQL backends connected to this
+    /// fixture's scratch database, whose CPU is the database's share of
+    /// keygate's work; none on SQLite, whose work is keygate's own.
+    pub fn database_backends(&self) -> Result<Vec<u32>> {
+        let Some(scratch) = &self.scratch else {
+            return Ok(Vec::new());
+        };
+        let mut admin = PgConnection::establish(&scratch.admin_url)
+            .map_err(|e| anyhow!("connecting to --postgres: {e}"))?;
+        let backends: Vec<Backend> =
+            diesel::sql_query("SELECT pid FROM pg_stat_activity WHERE datname = $1")
+                .bind::<diesel::sql_types::Text, _>(&scratch.name)
+                .load(&mut admin)
+                .context("listing the scratch database's backends")?;
+        Ok(backends
+            .into_iter()
+            .filter_map(|b| u32::try_from(b.pid).ok())
+            .collect())
     }
 }
 

@@ -25,9 +25,12 @@ pub struct Call {
     pub method: Method,
     pub path: &'static str,
     pub authorization: Option<HeaderValue>,
-    /// Sent as `application/x-www-form-urlencoded` when not empty.
+    /// Sent with `content_type` when not empty.
     pub body: Bytes,
+    pub content_type: &'static str,
 }
+
+const FORM: &str = "application/x-www-form-urlencoded";
 
 impl Call {
     pub fn get(path: &'static str) -> Self {
@@ -36,6 +39,7 @@ impl Call {
             path,
             authorization: None,
             body: Bytes::new(),
+            content_type: FORM,
         }
     }
 
@@ -45,6 +49,7 @@ impl Call {
             path,
             authorization: Some(authorization),
             body: Bytes::from(body),
+            content_type: FORM,
         }
     }
 
@@ -56,6 +61,18 @@ impl Call {
             path,
             authorization: None,
             body: Bytes::from(body),
+            content_type: FORM,
+        }
+    }
+
+    /// A JSON body, no `Authorization` header.
+    pub fn json(path: &'static str, body: String) -> Self {
+        Self {
+            method: Method::POST,
+            path,
+            authorization: None,
+            body: Bytes::from(body),
+            content_type: "application/json",
         }
     }
 
@@ -68,10 +85,7 @@ impl Call {
             builder = builder.header(AUTHORIZATION, auth.clone());
         }
         if !self.body.is_empty() {
-            builder = builder.header(
-                CONTENT_TYPE,
-                HeaderValue::from_static("application/x-www-form-urlencoded"),
-            );
+            builder = builder.header(CONTENT_TYPE, HeaderValue::from_static(self.content_type));
         }
         Ok(builder.body(Full::new(self.body.clone()))?)
     }
@@ -84,6 +98,7 @@ pub struct Calls {
     next: AtomicUsize,
     repeat: bool,
     exhausted: AtomicBool,
+    finished: AtomicBool,
 }
 
 impl Calls {
@@ -101,10 +116,22 @@ impl Calls {
             next: AtomicUsize::new(0),
             repeat,
             exhausted: AtomicBool::new(false),
+            finished: AtomicBool::new(false),
         })
     }
 
+    /// Hands out no more calls: the group ends after the answers it
+    /// awaits, and is measured until the last of them (as one that ran
+    /// out), so that it runs exactly as long as something else.
+    pub fn finish(&self) {
+        self.finished.store(true, Ordering::Relaxed);
+    }
+
     fn next(&self) -> Option<&Call> {
+        if self.finished.load(Ordering::Relaxed) {
+            self.exhausted.store(true, Ordering::Relaxed);
+            return None;
+        }
         let i = self.next.fetch_add(1, Ordering::Relaxed);
         if self.repeat && !self.calls.is_empty() {
             return self.calls.get(i % self.calls.len());
@@ -126,6 +153,9 @@ pub enum Bind {
     /// fresh one again whenever the server answers 429: an attacker with as
     /// many addresses as it needs, so per-address throttling never rests it.
     Rotating(Arc<AtomicU32>),
+    /// This address for every connection, kept after a 429: one client
+    /// that waits out the throttle rather than dodging it.
+    Fixed(IpAddr),
 }
 
 impl Bind {
@@ -136,6 +166,7 @@ impl Bind {
     fn source(&self) -> Option<IpAddr> {
         match self {
             Self::Default => None,
+            Self::Fixed(ip) => Some(*ip),
             Self::Rotating(next) => Some(IpAddr::V4(rotating_address(
                 next.fetch_add(1, Ordering::Relaxed),
             ))),
@@ -171,6 +202,20 @@ pub struct Timing {
 
 /// Runs every group at once against `addr`; one summary per group.
 pub async fn run(addr: SocketAddr, groups: Vec<Group>, timing: Timing) -> Vec<Summary> {
+    run_tallies(addr, groups, timing)
+        .await
+        .into_iter()
+        .map(|(tally, window)| tally.summary(window))
+        .collect()
+}
+
+/// Like [`run`], but each group's tally and window as they are, for a
+/// caller that merges several groups into one figure.
+pub async fn run_tallies(
+    addr: SocketAddr,
+    groups: Vec<Group>,
+    timing: Timing,
+) -> Vec<(Tally, Duration)> {
     let start = Instant::now();
     let measure_from = start + timing.warmup;
     let end = measure_from + timing.measure;
@@ -208,7 +253,7 @@ pub async fn run(addr: SocketAddr, groups: Vec<Group>, timing: Timing) -> Vec<Su
         } else {
             timing.measure
         };
-        out.push(tally.summary(window));
+        out.push((tally, window));
     }
     out
 }
@@ -345,6 +390,15 @@ mod tests {
             assert!(a.is_loopback() && a.octets()[1] >= 1, "{a}");
             assert!(!matches!(a.octets()[3], 0 | 255), "{a}");
         }
+    }
+
+    #[test]
+    fn a_finished_group_gets_no_more_calls() {
+        let calls = Calls::cycle(vec![Call::get("/a")]);
+        assert!(calls.next().is_some());
+        calls.finish();
+        assert!(calls.next().is_none());
+        assert!(calls.exhausted.load(Ordering::Relaxed));
     }
 
     #[test]

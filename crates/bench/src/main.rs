@@ -141,7 +141,7 @@ fn run(opts: Options) -> Result<()> {
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     let mut bench = Bench::new(opts.clone(), keygate_bin, cores)?;
 
-    let groups: [(Scenario, ScenarioGroup); 8] = [
+    let groups: [(Scenario, ScenarioGroup); 9] = [
         (Scenario::Warm, Bench::warm),
         (Scenario::Cold, Bench::cold),
         (Scenario::Scale, Bench::scale),
@@ -150,6 +150,7 @@ fn run(opts: Options) -> Result<()> {
         (Scenario::Introspect, Bench::introspect),
         (Scenario::Verifier, Bench::verifier),
         (Scenario::Secretless, Bench::secretless),
+        (Scenario::Exposure, Bench::exposure),
     ];
     let mut failed = Vec::new();
     for (scenario, run_group) in groups {

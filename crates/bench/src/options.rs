@@ -37,7 +37,7 @@ pub struct Options {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "warm,cold,scale,abuse,jwks,introspect,verifier,secretless"
+        default_value = "warm,cold,scale,abuse,jwks,introspect,verifier,secretless,exposure"
     )]
     pub scenarios: Vec<Scenario>,
     /// Keys in the database for the scale scenario, comma-separated.
@@ -71,6 +71,7 @@ pub enum Scenario {
     Introspect,
     Verifier,
     Secretless,
+    Exposure,
 }
 
 impl FromStr for Scenario {
@@ -86,9 +87,10 @@ impl FromStr for Scenario {
             "introspect" | "introspection" => Self::Introspect,
             "verifier" => Self::Verifier,
             "secretless" => Self::Secretless,
+            "exposure" => Self::Exposure,
             other => {
                 return Err(format!(
-                    "unknown scenario {other:?}: expected warm, cold, scale, abuse, jwks, introspect, verifier or secretless"
+                    "unknown scenario {other:?}: expected warm, cold, scale, abuse, jwks, introspect, verifier, secretless or exposure"
                 ));
             }
         })
@@ -158,7 +160,7 @@ mod tests {
         let cli = parse(&[]).unwrap();
         assert!(cli.command.is_none());
         assert_eq!(cli.run.seconds, 5.0);
-        assert_eq!(cli.run.scenarios.len(), 8);
+        assert_eq!(cli.run.scenarios.len(), 9);
         assert_eq!(cli.run.scale_keys, [10, 10_000, 1_000_000]);
     }
 
@@ -166,14 +168,17 @@ mod tests {
     fn lists_and_suffixes_parse() {
         let cli = parse(&[
             "--scenarios",
-            "warm,jwks",
+            "warm,jwks,exposure",
             "--scale-keys",
             "10,10k,1M",
             "--seconds",
             "2.5",
         ])
         .unwrap();
-        assert_eq!(cli.run.scenarios, [Scenario::Warm, Scenario::Jwks]);
+        assert_eq!(
+            cli.run.scenarios,
+            [Scenario::Warm, Scenario::Jwks, Scenario::Exposure]
+        );
         assert_eq!(cli.run.scale_keys, [10, 10_000, 1_000_000]);
         assert_eq!(cli.run.seconds, 2.5);
     }

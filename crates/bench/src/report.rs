@@ -93,7 +93,7 @@ pub fn table(results: &Results) -> String {
         }
     }
     if !results.checks.is_empty() {
-        let _ = writeln!(out, "\ntargets (issue 11):");
+        let _ = writeln!(out, "\ntargets (issues 11 and 21):");
         for c in &results.checks {
             let verdict = if c.pass { "PASS" } else { "FAIL" };
             let _ = writeln!(

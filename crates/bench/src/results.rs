@@ -7,7 +7,8 @@ use crate::stats::Summary;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Row {
-    /// The scenario group: warm, cold, scale, abuse, jwks, introspect, verifier.
+    /// The scenario group: warm, cold, scale, abuse, jwks, introspect,
+    /// verifier, secretless, exposure.
     pub scenario: &'static str,
     /// What this row measures within it, e.g. "warm 64", "scale 1000000 keys".
     pub label: String,
@@ -20,7 +21,50 @@ pub struct Row {
     pub startup_s: Option<f64>,
     /// keygate's requests/s over the ceiling's for the same label.
     pub ratio: Option<f64>,
+    /// The exposure scenario's leak reports: what they carried and cost.
+    pub flood: Option<Flood>,
     pub note: Option<String>,
+}
+
+/// Floods of leak reports (`POST /oauth/exposed`), one after another, and
+/// the server CPU each took.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Flood {
+    /// Addresses of each flood (every flood has its own).
+    pub addresses: usize,
+    /// Strings sent in each flood.
+    pub strings_sent: u64,
+    /// Per flood, the strings of reports answered 202 (the rest were
+    /// refused, 429).
+    pub strings_accepted: Vec<u64>,
+    /// Per flood, utime + stime of the keygate process from its first
+    /// report to its last answer, the token requests sent meanwhile
+    /// included.
+    pub server_cpu_s: Vec<f64>,
+    /// Per flood, the same of the PostgreSQL backends serving keygate's
+    /// database (empty on SQLite, whose work is in keygate's process).
+    pub database_cpu_s: Vec<f64>,
+}
+
+impl Flood {
+    /// The fewest strings accepted in one flood.
+    pub fn fewest_accepted(&self) -> u64 {
+        self.strings_accepted.iter().copied().min().unwrap_or(0)
+    }
+
+    /// Per flood, keygate's CPU and its database backends'.
+    pub fn total_cpu_s(&self) -> Vec<f64> {
+        self.server_cpu_s
+            .iter()
+            .enumerate()
+            .map(|(i, s)| s + self.database_cpu_s.get(i).copied().unwrap_or(0.0))
+            .collect()
+    }
+
+    /// The most CPU one flood took, keygate's and its database's.
+    pub fn most_cpu_s(&self) -> f64 {
+        self.total_cpu_s().into_iter().fold(0.0, f64::max)
+    }
 }
 
 impl Row {
@@ -40,6 +84,7 @@ impl Row {
             peak_rss_mib: None,
             startup_s: None,
             ratio: None,
+            flood: None,
             note: None,
         }
     }

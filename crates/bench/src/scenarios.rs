@@ -22,6 +22,7 @@ use crate::servers::Server;
 use crate::stats::{Summary, Tally};
 use crate::targets::{ABUSE_UNLOADED, ABUSE_VALID, COLD, WARM_1, WARM_64, scale_label};
 
+mod exposure;
 mod secretless;
 
 const TOKEN_PATH: &str = "/oauth/token";

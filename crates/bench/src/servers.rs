@@ -13,6 +13,10 @@ use anyhow::{Context, Result, bail};
 
 use crate::fixture::{AUDIENCE, Credentials, Fixture, SCOPE};
 
+/// Clock ticks per second of /proc's CPU times (`getconf CLK_TCK`): the
+/// kernel's USER_HZ, 100 on every Linux this runs on.
+const CLOCK_TICKS_PER_SECOND: f64 = 100.0;
+
 /// How long a server may take to answer /readyz (a million keys included).
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -130,6 +134,20 @@ impl Server {
     }
 }
 
+impl Server {
+    /// CPU seconds the server has used so far, user and system (utime +
+    /// stime of /proc/PID/stat).
+    pub fn cpu_seconds(&self) -> Option<f64> {
+        cpu_seconds_of(self.child.id())
+    }
+}
+
+/// CPU seconds process `pid` has used so far, user and system.
+pub fn cpu_seconds_of(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_cpu_ticks(&stat).map(|ticks| ticks as f64 / CLOCK_TICKS_PER_SECOND)
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -142,6 +160,17 @@ fn parse_vm_hwm_kib(status: &str) -> Option<u64> {
         .lines()
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// utime + stime, fields 14 and 15 of /proc/PID/stat. The command name
+/// (field 2, in parentheses) may hold spaces and parentheses itself, so
+/// the fields are counted from after its last `)`, where field 3 begins.
+fn parse_cpu_ticks(stat: &str) -> Option<u64> {
+    let (_, rest) = stat.rsplit_once(')')?;
+    let mut fields = rest.split_whitespace().skip(14 - 3);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
 }
 
 /// A loopback port free right now (the server binds it a moment later).
@@ -173,5 +202,15 @@ mod tests {
         let status = "Name:\tkeygate\nVmPeak:\t  900 kB\nVmHWM:\t   51200 kB\nVmRSS:\t 40000 kB\n";
         assert_eq!(parse_vm_hwm_kib(status), Some(51_200));
         assert_eq!(parse_vm_hwm_kib("Name: x\n"), None);
+    }
+
+    #[test]
+    fn cpu_ticks_are_utime_plus_stime_whatever_the_command_name() {
+        let stat = "4242 (key gate) (x)) S 1 4242 4242 0 -1 4194560 2000 0 0 0 \
+                    1234 567 0 0 20 0 9 0 100 1000000 2000 18446744073709551615";
+        assert_eq!(parse_cpu_ticks(stat), Some(1234 + 567));
+        assert_eq!(parse_cpu_ticks("4242 (keygate) S 1"), None);
+        let own = std::fs::read_to_string("/proc/self/stat").unwrap();
+        assert!(parse_cpu_ticks(&own).is_some());
     }
 }

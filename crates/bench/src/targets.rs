@@ -1,4 +1,5 @@
-//! Issue 11's targets, checked against a run's rows. Each check is only
+//! Issue 11's targets, and issue 21's for leak reports, checked against a
+//! run's rows. Each check is only
 //! made when the run measured what it needs; a missing figure is no pass.
 
 use crate::results::{Check, Results};
@@ -10,6 +11,16 @@ pub const COLD: &str = "cold";
 pub const ABUSE_UNLOADED: &str = "abuse: valid alone";
 pub const ABUSE_VALID: &str = "abuse: valid under attack";
 pub const SCALE_TARGET_KEYS: usize = 1_000_000;
+pub const EXPOSURE_FLOOD: &str = "exposure: leak reports";
+pub const EXPOSURE_COLD: &str = "exposure: cold token meanwhile";
+pub const EXPOSURE_COLD_ALONE: &str = "exposure: cold token alone";
+/// Issue 21 item 4: 10,000 strings of no key reported from 20 addresses
+/// cost the server less than 5 s of CPU in all, and a cold token request
+/// meanwhile is answered within 100 ms.
+pub const EXPOSURE_STRINGS: u64 = 10_000;
+pub const EXPOSURE_ADDRESSES: usize = 20;
+const EXPOSURE_CPU_S: f64 = 5.0;
+const EXPOSURE_COLD_MS: f64 = 100.0;
 
 pub fn scale_label(keys: usize) -> String {
     format!("scale {keys} keys")
@@ -72,6 +83,65 @@ pub fn evaluate(results: &Results, cores: usize, scale_keys: &[usize]) -> Vec<Ch
             rule: "≥ 0.5 × unloaded, p99 < 50 ms".into(),
             measured: format!("{kept:.2} × unloaded, p99 {:.1} ms", loaded.figures.p99_ms),
             pass: kept >= 0.5 && loaded.figures.p99_ms < 50.0,
+        });
+    }
+    checks.extend(exposure_checks(results));
+    checks
+}
+
+/// Each flood's CPU, with all its strings accepted (the worst flood
+/// counts), and the slowest cold token request sent meanwhile. A run that
+/// sent fewer strings (--quick) says so in the rule.
+fn exposure_checks(results: &Results) -> Vec<Check> {
+    let mut checks = Vec::new();
+    let flood_row = results.find(EXPOSURE_FLOOD, "keygate");
+    if let Some(flood) = flood_row.and_then(|r| r.flood.as_ref()) {
+        let at = if flood.strings_sent == EXPOSURE_STRINGS {
+            String::new()
+        } else {
+            format!(
+                " (target is for {EXPOSURE_STRINGS}; {} sent)",
+                flood.strings_sent
+            )
+        };
+        let cpu: Vec<String> = flood
+            .total_cpu_s()
+            .iter()
+            .map(|s| format!("{s:.2}"))
+            .collect();
+        let whose = if flood.database_cpu_s.is_empty() {
+            "keygate"
+        } else {
+            "keygate and its PostgreSQL backends"
+        };
+        checks.push(Check {
+            label: EXPOSURE_FLOOD.into(),
+            rule: format!(
+                "{EXPOSURE_STRINGS} strings of no key from {EXPOSURE_ADDRESSES} addresses all \
+                 accepted, server CPU < {EXPOSURE_CPU_S:.0} s{at}"
+            ),
+            measured: format!(
+                "fewest accepted {} of {}, CPU ({whose}) {} s ({} floods)",
+                flood.fewest_accepted(),
+                flood.strings_sent,
+                cpu.join(" / "),
+                flood.server_cpu_s.len()
+            ),
+            pass: !flood.server_cpu_s.is_empty()
+                && flood.fewest_accepted() == flood.strings_sent
+                && flood.most_cpu_s() < EXPOSURE_CPU_S,
+        });
+    }
+    if let Some(row) = results.find(EXPOSURE_COLD, "keygate") {
+        let f = &row.figures;
+        checks.push(Check {
+            label: EXPOSURE_COLD.into(),
+            rule: format!("every cold token request during the floods < {EXPOSURE_COLD_MS:.0} ms"),
+            measured: format!(
+                "max {:.1} ms, p99 {:.1} ms over {} requests, {} errors",
+                f.max_ms, f.p99_ms, f.requests, f.errors
+            ),
+            pass: f.requests > 0 && f.errors == 0 && f.max_ms < EXPOSURE_COLD_MS,
         });
     }
     checks
@@ -227,6 +297,39 @@ mod tests {
         let checks = evaluate(&results("sqlite", rows), 2, &[]);
         assert!(!checks[0].pass);
         assert!(checks[0].measured.starts_with("0.40"));
+    }
+
+    #[test]
+    fn the_flood_passes_only_with_every_string_accepted_and_little_cpu() {
+        let flood = |accepted, cpu| {
+            let mut r = row(EXPOSURE_FLOOD, "keygate", 50.0, 20.0);
+            r.flood = Some(crate::results::Flood {
+                addresses: 20,
+                strings_sent: EXPOSURE_STRINGS,
+                strings_accepted: vec![EXPOSURE_STRINGS, accepted],
+                server_cpu_s: vec![1.0, cpu - 0.5],
+                database_cpu_s: vec![0.5, 0.5],
+            });
+            r
+        };
+        let cold = |max_ms| {
+            let mut r = row(EXPOSURE_COLD, "keygate", 40.0, 30.0);
+            r.figures.requests = 40;
+            r.figures.max_ms = max_ms;
+            r
+        };
+        let verdicts = |rows| {
+            evaluate(&results("sqlite", rows), 2, &[])
+                .iter()
+                .map(|c| c.pass)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(verdicts(vec![flood(10_000, 1.5), cold(60.0)]), [true, true]);
+        assert_eq!(
+            verdicts(vec![flood(9_900, 1.5), cold(100.0)]),
+            [false, false]
+        );
+        assert_eq!(verdicts(vec![flood(10_000, 5.0)]), [false]);
     }
 
     #[test]

@@ -27,7 +27,7 @@ fn a_quick_run_measures_every_scenario_and_writes_json_and_chart() {
     let stdout = String::from_utf8_lossy(&run.stdout);
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
-    assert!(stdout.contains("targets (issue 11):"), "{stdout}");
+    assert!(stdout.contains("targets (issues 11 and 21):"), "{stdout}");
 
     let results: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.path().join("results.json")).unwrap()).unwrap();
@@ -57,6 +57,9 @@ fn a_quick_run_measures_every_scenario_and_writes_json_and_chart() {
         "scale 10 keys",
         "scale 200 keys",
         "abuse: valid under attack",
+        "exposure: cold token alone",
+        "exposure: leak reports",
+        "exposure: cold token meanwhile",
     ] {
         assert_eq!(row(label, "keygate")["errors"], 0, "{label}");
     }

@@ -12,6 +12,7 @@ use keygate_verifier::Claims;
 use serde_json::json;
 
 use crate::audit::{self, Action};
+use crate::error::StoreError;
 use crate::federation;
 use crate::http::error::OAuthError;
 use crate::http::form::Form;
@@ -191,17 +192,21 @@ fn record_use(
 ) {
     let (pool, key_id) = (state.pool.clone(), key_id.to_owned());
     tokio::task::spawn_blocking(move || {
-        let touched = pool.get().map_err(|e| e.to_string()).and_then(|mut conn| {
-            keys::touch_last_used(&mut conn, &key_id, &site, now).map_err(|e| e.to_string())?;
-            match used_by {
-                Some(by) => {
-                    federation::record_last_user(&mut conn, &key_id, &by).map_err(|e| e.to_string())
-                }
-                None => Ok(()),
+        let touched = pool.get().map_err(StoreError::from).and_then(|mut conn| {
+            keys::touch_last_used(&mut conn, &key_id, &site, now)?;
+            if let Some(by) = used_by {
+                federation::record_last_user(&mut conn, &key_id, &by)?;
             }
+            Ok::<_, StoreError>(())
         });
-        if let Err(error) = touched {
-            tracing::warn!(%error, "could not record a key's last use");
+        match touched {
+            // An outage is the pool's to report, once (`crate::db::reachability`);
+            // the last use is best effort.
+            Err(error @ StoreError::Unavailable(_)) => {
+                tracing::debug!(%error, "could not record a key's last use");
+            }
+            Err(error) => tracing::warn!(%error, "could not record a key's last use"),
+            Ok(()) => {}
         }
     });
 }
