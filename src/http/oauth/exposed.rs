@@ -106,8 +106,12 @@ async fn handle(req: &HttpRequest, body: &[u8], state: &AppState) -> Result<usiz
 /// this one otherwise.
 async fn throttle(state: &AppState, addr: String, now: DateTime<Utc>) -> Result<(), OAuthError> {
     let policy = state.client_auth.throttle;
+    // A short write on the hot path of a flood: on SQLite it waits for its
+    // turn in this process without holding a connection, instead of
+    // sleeping in SQLite's busy handler on one that token requests need.
     let throttled = state
-        .db(move |conn| -> Result<_, OAuthError> {
+        .pool
+        .write(move |conn| -> Result<_, OAuthError> {
             let throttled = policy.retry_after(conn, THROTTLE_SUBJECT, &addr, now)?;
             if throttled.is_none() {
                 policy.record_attempt(conn, THROTTLE_SUBJECT, &addr, now)?;
