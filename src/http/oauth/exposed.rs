@@ -7,6 +7,8 @@
 //! one indexed lookup; only one whose lookup tag finds a key costs an
 //! argon2 verification, within this process's budget per minute
 //! (`crate::exposure::budget`): past it the report is 429, nothing done.
+//! One report at a time does its throttle check and lookups in a process
+//! (`AppState::exposure_turn`), so a flood cannot take every connection.
 
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use chrono::{DateTime, Utc};
@@ -42,8 +44,16 @@ async fn report(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) 
 }
 
 async fn handle(req: &HttpRequest, body: &[u8], state: &AppState) -> Result<usize, OAuthError> {
-    let now = state.clock.now();
     let addr = peer::client_address(req, &state.client_auth.trusted_proxies);
+    // Its throttle and its lookups wait for the reports before it, so
+    // that a flood from many addresses never holds more than one database
+    // connection; the argon2 of a hit comes after, within the budget.
+    let turn = state
+        .exposure_turn
+        .acquire()
+        .await
+        .map_err(|e| OAuthError::ServerError(e.to_string()))?;
+    let now = state.clock.now();
     throttle(state, addr.clone(), now).await?;
 
     let query = web::Query::<ReportQuery>::from_query(req.query_string())
@@ -79,6 +89,7 @@ async fn handle(req: &HttpRequest, body: &[u8], state: &AppState) -> Result<usiz
             Ok(hits)
         })
         .await?;
+    drop(turn);
     let verifications = u32::try_from(hits.len()).unwrap_or(u32::MAX);
     if let Err(retry_after_secs) = state.exposure_budget.take(verifications, now) {
         tracing::warn!(
