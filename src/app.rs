@@ -274,7 +274,7 @@ impl Application {
             max_keys_per_user: config.max_keys_per_user,
             accounts: account_settings(&config, &issuer, token_hasher),
             exposure_budget: crate::exposure::budget::Budget::default(),
-            exposure_lookups: tokio::sync::Semaphore::new(1),
+            exposure_turn: tokio::sync::Semaphore::new(1),
             webhook_sealer,
             federation_keys: crate::federation::JwksCache::new(config.federation_tuning)
                 .map_err(StartupError::Other)?,

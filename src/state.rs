@@ -44,10 +44,10 @@ pub struct AppState {
     /// The argon2 work leak reports may cost per minute, every address
     /// together (`crate::exposure::budget`).
     pub exposure_budget: crate::exposure::budget::Budget,
-    /// One leak report's lookups at a time in this process: a flood of
-    /// reports then holds one connection and one core, and token requests
-    /// keep the rest.
-    pub exposure_lookups: tokio::sync::Semaphore,
+    /// One leak report's database work at a time in this process: a flood
+    /// of reports queues behind itself, not in front of token requests,
+    /// which need the same connections and cores.
+    pub exposure_turn: tokio::sync::Semaphore,
     /// Seals each webhook endpoint's signing secret (`crate::webhooks`).
     pub webhook_sealer: Arc<crate::webhooks::WebhookSealer>,
     /// The keys of the issuers federations trust, cached by this process.

@@ -7,9 +7,8 @@
 //! one indexed lookup; only one whose lookup tag finds a key costs an
 //! argon2 verification, within this process's budget per minute
 //! (`crate::exposure::budget`): past it the report is 429, nothing done.
-//! Reports take turns in this process (`AppState::exposure_lookups`), so a
-//! flood of them from many addresses uses one database connection and one
-//! core at a time, and token requests are served beside it.
+//! One report at a time does its throttle check and lookups in a process
+//! (`AppState::exposure_turn`), so a flood cannot take every connection.
 
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use chrono::{DateTime, Utc};
@@ -45,8 +44,16 @@ async fn report(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) 
 }
 
 async fn handle(req: &HttpRequest, body: &[u8], state: &AppState) -> Result<usize, OAuthError> {
-    let now = state.clock.now();
     let addr = peer::client_address(req, &state.client_auth.trusted_proxies);
+    // Its throttle and its lookups wait for the reports before it, so
+    // that a flood from many addresses never holds more than one database
+    // connection; the argon2 of a hit comes after, within the budget.
+    let turn = state
+        .exposure_turn
+        .acquire()
+        .await
+        .map_err(|e| OAuthError::ServerError(e.to_string()))?;
+    let now = state.clock.now();
     throttle(state, addr.clone(), now).await?;
 
     let query = web::Query::<ReportQuery>::from_query(req.query_string())
@@ -70,12 +77,6 @@ async fn handle(req: &HttpRequest, body: &[u8], state: &AppState) -> Result<usiz
     );
     let received = secrets.len();
     let tagger = state.accounts.token_hasher.clone();
-    // Never closed: an error here would be a bug, reported as one.
-    let _lane = state
-        .exposure_lookups
-        .acquire()
-        .await
-        .map_err(|e| OAuthError::ServerError(e.to_string()))?;
     let hits = state
         .db(move |conn| -> Result<_, OAuthError> {
             let mut hits = Vec::new();
@@ -88,6 +89,7 @@ async fn handle(req: &HttpRequest, body: &[u8], state: &AppState) -> Result<usiz
             Ok(hits)
         })
         .await?;
+    drop(turn);
     let verifications = u32::try_from(hits.len()).unwrap_or(u32::MAX);
     if let Err(retry_after_secs) = state.exposure_budget.take(verifications, now) {
         tracing::warn!(
@@ -106,9 +108,9 @@ async fn handle(req: &HttpRequest, body: &[u8], state: &AppState) -> Result<usiz
 /// this one otherwise.
 async fn throttle(state: &AppState, addr: String, now: DateTime<Utc>) -> Result<(), OAuthError> {
     let policy = state.client_auth.throttle;
-    // A short write on the hot path of a flood: on SQLite it waits for its
-    // turn in this process without holding a connection, instead of
-    // sleeping in SQLite's busy handler on one that token requests need.
+    // A short write: on SQLite it waits for its turn among this process's
+    // writers without holding a connection, instead of sleeping in SQLite's
+    // busy handler on one that token requests need.
     let throttled = state
         .pool
         .write(move |conn| -> Result<_, OAuthError> {
