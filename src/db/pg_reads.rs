@@ -29,10 +29,12 @@ use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDateTime;
+use diesel::RunQueryDsl;
 use tokio::sync::oneshot;
 use tokio_postgres::config::SslMode;
 use tokio_postgres::{Client, Config, NoTls, Statement};
 
+use super::DbConnection;
 use super::epochs;
 use super::fresh::{ANY_CLIENT, Fresh, ThrottleProbe, ThrottleRow};
 use super::reachability::Reachability;
@@ -104,8 +106,16 @@ struct Prepared {
 
 impl PgReads {
     /// The reads for `url`, or `None` when this client cannot connect as
-    /// the URL asks (TLS required: libpq's pool honours it instead).
-    pub fn new(url: &str, reachability: Arc<Reachability>, losses: Arc<AtomicU64>) -> Option<Self> {
+    /// the URL asks: this build's `tokio-postgres` speaks no TLS, so the
+    /// pool (libpq) keeps every read of a URL that asks for TLS, or of one
+    /// whose `prefer` (libpq's default) found a server that offers it
+    /// (`libpq_tls`, from [`uses_tls`]).
+    pub fn new(
+        url: &str,
+        libpq_tls: bool,
+        reachability: Arc<Reachability>,
+        losses: Arc<AtomicU64>,
+    ) -> Option<Self> {
         let mut config = match Config::from_str(url) {
             Ok(config) => config,
             Err(error) => {
@@ -113,15 +123,13 @@ impl PgReads {
                 return None;
             }
         };
-        if !matches!(config.get_ssl_mode(), SslMode::Disable | SslMode::Prefer) {
+        let plain = match config.get_ssl_mode() {
+            SslMode::Disable => true,
+            SslMode::Prefer => !libpq_tls,
+            _ => false,
+        };
+        if !plain {
             tracing::info!("PostgreSQL over TLS: warm-path reads go through the pool");
-            return None;
-        }
-        // `prefer` with a client that has no TLS is plain TCP, which is
-        // what libpq does against a server that offers no TLS; against one
-        // that does, libpq would use it, so the pool's reads stay.
-        if config.get_ssl_mode() == SslMode::Prefer && url_names_sslmode(url) {
-            tracing::info!("sslmode=prefer: warm-path reads go through the pool");
             return None;
         }
         if config.get_connect_timeout().is_none() {
@@ -308,10 +316,22 @@ impl PgReads {
     }
 }
 
-/// Whether the URL itself asks for an `sslmode` (tokio-postgres and libpq
-/// both default to `prefer` when it does not; see [`PgReads::new`]).
-fn url_names_sslmode(url: &str) -> bool {
-    url::Url::parse(url).is_ok_and(|u| u.query_pairs().any(|(k, _)| k == "sslmode"))
+/// Whether `conn` (a PostgreSQL connection libpq opened) speaks TLS; a
+/// failure to tell counts as yes. Always false on SQLite.
+pub fn uses_tls(conn: &mut DbConnection) -> bool {
+    #[derive(diesel::QueryableByName)]
+    struct Ssl {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        ssl: bool,
+    }
+    match conn {
+        DbConnection::Sqlite(_) => false,
+        DbConnection::Pg(_) => {
+            diesel::sql_query("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+                .get_result::<Ssl>(conn)
+                .map_or(true, |row| row.ssl)
+        }
+    }
 }
 
 /// The epochs, then the throttle rows of the probes whose failure epoch
@@ -366,4 +386,46 @@ async fn read_round(
             }),
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reads(url: &str, libpq_tls: bool) -> Option<PgReads> {
+        PgReads::new(url, libpq_tls, Arc::default(), Arc::default())
+    }
+
+    #[test]
+    fn plain_tcp_only_where_libpq_uses_no_tls_either() {
+        let url = "postgres://u:p@127.0.0.1:5432/db";
+        assert!(reads(url, false).is_some(), "prefer, a server without TLS");
+        assert!(reads(url, true).is_none(), "prefer, a server with TLS");
+        assert!(reads(&format!("{url}?sslmode=disable"), true).is_some());
+        assert!(reads(&format!("{url}?sslmode=prefer"), true).is_none());
+        for mode in ["require", "verify-ca", "verify-full"] {
+            assert!(
+                reads(&format!("{url}?sslmode={mode}"), false).is_none(),
+                "{mode}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_round_keeps_each_probe_to_its_own_rows() {
+        let after = chrono::DateTime::UNIX_EPOCH.naive_utc();
+        let later = after + chrono::Duration::seconds(1);
+        let probe = ThrottleProbe {
+            subject: "kg_a".into(),
+            addr: "192.0.2.1".into(),
+            after,
+            unless_failures: Some(4),
+        };
+        assert!(probe.wants("kg_a", "192.0.2.1", later));
+        assert!(probe.wants(ANY_CLIENT, "192.0.2.1", later));
+        assert!(!probe.wants("kg_b", "192.0.2.1", later), "another client");
+        assert!(!probe.wants("kg_a", "192.0.2.2", later), "another address");
+        assert!(!probe.wants("kg_a", "192.0.2.1", after), "a window over");
+        assert!(!probe.needed(4) && probe.needed(5));
+    }
 }

@@ -14,7 +14,7 @@ use super::fresh::{self, Fresh, ThrottleProbe};
 use super::gate::ConnectGate;
 use super::inline::InlineReads;
 use super::manager::Manager;
-use super::pg_reads::PgReads;
+use super::pg_reads::{self, PgReads};
 use super::reachability::Reachability;
 use super::sqlite_file::SqliteFile;
 
@@ -226,7 +226,12 @@ impl Pool {
 /// or a database that is down fails at once with one clear line instead of
 /// after the pool's retries. Call [`close`] before the process exits.
 pub fn connect(url: &DatabaseUrl) -> Result<Pool, DbError> {
-    drop(connect_one(url)?);
+    let mut first = connect_one(url)?;
+    // Whether libpq chose TLS for this URL (`prefer`, its default, takes
+    // it when the server offers it): the warm path's own connections must
+    // not do with less.
+    let libpq_tls = pg_reads::uses_tls(&mut first);
+    drop(first);
     let sqlite_file = match url {
         DatabaseUrl::Sqlite(path) => Some(
             SqliteFile::identify(path).map_err(|e| DbError::Connect(format!("{url:?}: {e}")))?,
@@ -264,7 +269,7 @@ pub fn connect(url: &DatabaseUrl) -> Result<Pool, DbError> {
     };
     let pg_reads = match url {
         DatabaseUrl::Postgres(text) => {
-            PgReads::new(text, Arc::clone(&reachability), losses).map(Arc::new)
+            PgReads::new(text, libpq_tls, Arc::clone(&reachability), losses).map(Arc::new)
         }
         DatabaseUrl::Sqlite(_) => None,
     };
