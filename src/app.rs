@@ -217,7 +217,9 @@ impl Application {
         };
 
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let metrics = Arc::new(Metrics::default());
+        let mut metrics = Metrics::default();
+        metrics.count_shared_reads(&pool);
+        let metrics = Arc::new(metrics);
         let throttle = ThrottlePolicy::default();
         let mailer = Mailer::new(&config.mail, config.mail_tuning.smtp_timeout)
             .map_err(|e| StartupError::Other(e.to_string()))?;

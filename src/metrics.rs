@@ -1,11 +1,15 @@
 //! Prometheus metrics (OpenMetrics text), per process.
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+
+use crate::db::Pool;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct FailureLabels {
@@ -159,10 +163,59 @@ impl Metrics {
             .inc();
     }
 
+    /// PostgreSQL: exports how many warm-path reads shared rounds answered
+    /// and in how many rounds (`keygate_db_shared_reads_total`,
+    /// `keygate_db_shared_read_rounds_total`), read from the pool at each
+    /// scrape. Nothing on SQLite, or when the URL asks for TLS.
+    pub fn count_shared_reads(&mut self, pool: &Pool) {
+        if pool.shared_read_counts().is_some() {
+            self.registry
+                .register_collector(Box::new(SharedReads(pool.clone())));
+        }
+    }
+
     pub fn render(&self) -> String {
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+/// The pool's shared-read counts, as two counters.
+struct SharedReads(Pool);
+
+impl std::fmt::Debug for SharedReads {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SharedReads")
+    }
+}
+
+impl Collector for SharedReads {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let Some((reads, rounds)) = self.0.shared_read_counts() else {
+            return Ok(());
+        };
+        for (name, help, value) in [
+            (
+                "keygate_db_shared_reads",
+                "Warm-path reads answered by shared rounds (PostgreSQL)",
+                reads,
+            ),
+            (
+                "keygate_db_shared_read_rounds",
+                "Rounds that answered them: reads per round is what sharing saves",
+                rounds,
+            ),
+        ] {
+            let counter = ConstCounter::new(value);
+            counter.encode(encoder.encode_descriptor(
+                name,
+                help,
+                None,
+                counter.metric_type(),
+            )?)?;
+        }
+        Ok(())
     }
 }

@@ -187,6 +187,7 @@ async fn operations_endpoints(engine: Engine) {
     let app = spawn_app(engine).await;
     let key = app.standard_key("read").await;
     app.access_token(&key).await;
+    app.access_token(&key).await;
     let _ = app
         .token_basic(
             &key.client_id,
@@ -213,7 +214,7 @@ async fn operations_endpoints(engine: Engine) {
         .await
         .unwrap();
     assert!(
-        metrics.contains("keygate_tokens_issued_total 1"),
+        metrics.contains("keygate_tokens_issued_total 2"),
         "{metrics}"
     );
     assert!(
@@ -221,8 +222,21 @@ async fn operations_endpoints(engine: Engine) {
         "{metrics}"
     );
     assert!(metrics.contains("keygate_token_request_duration_seconds_bucket"));
-    assert!(metrics.contains("keygate_token_request_duration_seconds_count 2"));
+    assert!(metrics.contains("keygate_token_request_duration_seconds_count 3"));
     assert!(metrics.contains("keygate_email_outbox_pending"));
+    // The second token was the warm path's: on PostgreSQL its read was a
+    // shared round's (alone in it); SQLite reads inline and has none.
+    let shared = [
+        "keygate_db_shared_reads_total 1",
+        "keygate_db_shared_read_rounds_total 1",
+    ];
+    for line in shared {
+        assert_eq!(
+            metrics.contains(line),
+            engine == Engine::Postgres,
+            "{line}\n{metrics}"
+        );
+    }
 }
 
 /// A retired key stays in the JWKS while tokens it signed may be unexpired
