@@ -231,29 +231,45 @@ pub(super) async fn set_public_keys(
         Err(error) => Err(error.into()),
     }
     .map_err(AppError::from);
+    let refused = |errors| {
+        Refused::PublicKey(PublicKeyRefusal {
+            public_key: if crate::keys::public_keys::holds_private_key(&text) {
+                String::new()
+            } else {
+                text
+            },
+            errors,
+        })
+    };
+    changed(
+        &state,
+        &viewer,
+        client_id,
+        done,
+        "public-keys-changed",
+        refused,
+    )
+    .await
+}
+
+/// What a change made from the key's page answers: back to the page with
+/// `notice`, or the page again with the form `refused` makes of a 422's
+/// field errors, or the error page.
+async fn changed<T>(
+    state: &AppState,
+    viewer: &Viewer,
+    client_id: String,
+    done: Result<T, AppError>,
+    notice: &str,
+    refused: impl FnOnce(FieldErrors) -> Refused,
+) -> Result<HttpResponse, PageError> {
     match done {
-        Ok(_) => Ok(see_other(&format!(
-            "/keys/{client_id}?notice=public-keys-changed"
-        ))),
+        Ok(_) => Ok(see_other(&format!("/keys/{client_id}?notice={notice}"))),
         Err(error) if error.status == StatusCode::UNPROCESSABLE_ENTITY => {
-            let refused = PublicKeyRefusal {
-                public_key: if crate::keys::public_keys::holds_private_key(&text) {
-                    String::new()
-                } else {
-                    text
-                },
-                errors: FieldErrors::from_error(&error),
-            };
-            render_detail(
-                &state,
-                &viewer,
-                client_id,
-                None,
-                Some(Refused::PublicKey(refused)),
-            )
-            .await
+            let refused = refused(FieldErrors::from_error(&error));
+            render_detail(state, viewer, client_id, None, Some(refused)).await
         }
-        Err(error) => Err(viewer.failed(&state, error)),
+        Err(error) => Err(viewer.failed(state, error)),
     }
 }
 
@@ -289,27 +305,22 @@ pub(super) async fn set_envelope(
         Err(error) => Err(error),
     }
     .map_err(AppError::from);
-    match done {
-        Ok(_) => Ok(see_other(&format!(
-            "/keys/{client_id}?notice=envelope-changed"
-        ))),
-        Err(error) if error.status == StatusCode::UNPROCESSABLE_ENTITY => {
-            let refused = EnvelopeRefusal {
-                allowed_networks: networks,
-                max_tokens_per_minute: limit,
-                errors: FieldErrors::from_error(&error),
-            };
-            render_detail(
-                &state,
-                &viewer,
-                client_id,
-                None,
-                Some(Refused::Envelope(refused)),
-            )
-            .await
-        }
-        Err(error) => Err(viewer.failed(&state, error)),
-    }
+    let refused = |errors| {
+        Refused::Envelope(EnvelopeRefusal {
+            allowed_networks: networks,
+            max_tokens_per_minute: limit,
+            errors,
+        })
+    };
+    changed(
+        &state,
+        &viewer,
+        client_id,
+        done,
+        "envelope-changed",
+        refused,
+    )
+    .await
 }
 
 pub(super) async fn rotate(
