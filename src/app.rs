@@ -217,6 +217,17 @@ impl Application {
         };
 
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let argon2 = Argon2Pool::new(cores).map_err(|e| StartupError::Other(e.to_string()))?;
+        // The decoys are hashed now, not at the first request for an unknown
+        // client or person, and on an argon2 thread, in the memory it keeps
+        // for its verifications (`crate::argon2id`).
+        argon2
+            .run(|| {
+                crate::keys::SecretHash::decoy();
+                crate::accounts::warm_up();
+            })
+            .await
+            .map_err(|e| StartupError::Other(e.to_string()))?;
         let mut metrics = Metrics::default();
         metrics.count_shared_reads(&pool);
         let metrics = Arc::new(metrics);
@@ -262,7 +273,7 @@ impl Application {
                 pool: pool.clone(),
                 verified: VerifiedSecrets::default(),
                 known_keys: crate::client_auth::known_keys::KnownKeys::default(),
-                argon2: Argon2Pool::new(cores).map_err(|e| StartupError::Other(e.to_string()))?,
+                argon2,
                 throttle,
                 metrics: Arc::clone(&metrics),
                 trusted_proxies: config.trusted_proxies.clone(),
@@ -537,10 +548,6 @@ fn prepare(
         tracing::info!(%kid, alg = %config.signing_alg, "created the first signing key");
     }
     signer.refresh(&mut conn, now)?;
-    // Hash the decoy now rather than on the async workers at the first
-    // request for an unknown client.
-    crate::keys::SecretHash::decoy();
-    crate::accounts::warm_up();
     let sealer = Arc::new(WebhookSealer::new(&master));
     Ok((pool, signer, master.token_hasher(), sealer))
 }

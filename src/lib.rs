@@ -5,6 +5,7 @@
 pub mod access_token;
 pub mod accounts;
 pub mod app;
+pub mod argon2id;
 pub mod audit;
 pub mod cli;
 pub mod client_auth;

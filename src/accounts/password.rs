@@ -12,9 +12,6 @@ use std::collections::HashSet;
 use std::fmt;
 use std::sync::LazyLock;
 
-use argon2::Argon2;
-use argon2::password_hash::phc::PasswordHash;
-use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use zeroize::Zeroizing;
 
 use crate::client_auth::argon2_pool::{Argon2Pool, Argon2PoolError};
@@ -97,9 +94,7 @@ impl Password {
     /// Hashes with argon2id and a random salt (~16 ms of a core: call it
     /// off the async workers).
     pub fn hash(&self) -> Result<String, argon2::password_hash::Error> {
-        Ok(Argon2::default()
-            .hash_password(self.0.as_bytes())?
-            .to_string())
+        crate::argon2id::hash(self.0.as_bytes())
     }
 
     /// Constant-time verification against a stored PHC string; a malformed
@@ -109,12 +104,7 @@ impl Password {
         if self.0.chars().count() > MAX_PASSWORD_CHARS {
             return false;
         }
-        match PasswordHash::new(phc) {
-            Ok(parsed) => Argon2::default()
-                .verify_password(self.0.as_bytes(), &parsed)
-                .is_ok(),
-            Err(_) => false,
-        }
+        crate::argon2id::verify(self.0.as_bytes(), phc)
     }
 }
 

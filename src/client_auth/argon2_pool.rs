@@ -4,7 +4,9 @@
 //! shared blocking pool, each of its many threads kept its own allocator
 //! arena with an argon2 block in it (404 MiB resident after a burst of
 //! wrong secrets, for 40 MiB when ready); here as many threads exist as may
-//! run at once, so at most that many blocks are kept. A flood of wrong
+//! run at once, and each keeps one block and computes in it
+//! ([`crate::argon2id::keep_memory`]), so the process's argon2 memory is at
+//! most one block per core. A flood of wrong
 //! secrets queues here, never on the async workers or the database's
 //! blocking threads, and the warm token path never comes here at all.
 //!
@@ -48,7 +50,10 @@ impl Argon2Pool {
             // rayon aborts the process on a panic in spawned work unless
             // told otherwise: the waiting caller gets `Lost` instead.
             .panic_handler(|_| tracing::error!("an argon2 computation panicked"))
-            .start_handler(|_| lower_priority())
+            .start_handler(|_| {
+                lower_priority();
+                crate::argon2id::keep_memory();
+            })
             .build()?;
         Ok(Self {
             threads,
@@ -119,6 +124,22 @@ mod tests {
         let after_name = &stat[stat.rfind(')').unwrap() + 2..];
         let nice: i32 = after_name.split(' ').nth(16).unwrap().parse().unwrap();
         assert_eq!(nice, 10, "{stat}");
+    }
+
+    #[tokio::test]
+    async fn each_thread_computes_in_one_block_it_keeps() {
+        let pool = Argon2Pool::new(1).unwrap();
+        assert_eq!(pool.run(crate::argon2id::kept_bytes).await.unwrap(), 0);
+        for _ in 0..2 {
+            let kept = pool
+                .run(|| {
+                    crate::argon2id::hash(b"x").unwrap();
+                    crate::argon2id::kept_bytes()
+                })
+                .await
+                .unwrap();
+            assert_eq!(kept, 19456 * 1024);
+        }
     }
 
     #[tokio::test]

@@ -8,9 +8,6 @@
 
 use std::fmt;
 
-use argon2::Argon2;
-use argon2::password_hash::phc::PasswordHash;
-use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use aws_lc_rs::digest;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
@@ -138,8 +135,7 @@ impl PlainSecret {
     /// Hashes with argon2id (OWASP parameters) and a random salt. Costs ~16 ms
     /// of one core: call it off the async workers.
     pub fn hash(&self) -> Result<SecretHash, argon2::password_hash::Error> {
-        let phc = Argon2::default().hash_password(self.0.as_bytes())?;
-        Ok(SecretHash(phc.to_string()))
+        Ok(SecretHash(crate::argon2id::hash(self.0.as_bytes())?))
     }
 }
 
@@ -172,12 +168,7 @@ impl SecretHash {
     /// Constant-time verification (argon2 compares its output in constant
     /// time). A malformed stored hash verifies nothing.
     pub fn verify(&self, secret: &PlainSecret) -> bool {
-        match PasswordHash::new(&self.0) {
-            Ok(parsed) => Argon2::default()
-                .verify_password(secret.expose().as_bytes(), &parsed)
-                .is_ok(),
-            Err(_) => false,
-        }
+        crate::argon2id::verify(secret.expose().as_bytes(), &self.0)
     }
 
     /// A hash of a random secret, verified against when the client ID is

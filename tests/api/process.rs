@@ -217,7 +217,8 @@ async fn serve_logs_its_database_and_warns_of_plain_http(engine: Engine) {
 }
 
 /// `keygate` with no subcommand serves on `sqlite://keygate.db`, generating
-/// its secret key file (mode 0600) beside the database.
+/// its secret key file (mode 0600) beside the database, without
+/// transparent huge pages (src/main.rs).
 #[tokio::test]
 async fn default_start_uses_embedded_sqlite() {
     use std::os::unix::fs::PermissionsExt;
@@ -253,6 +254,15 @@ async fn default_start_uses_embedded_sqlite() {
     let database = dir.path().join("keygate.db");
     let mode = std::fs::metadata(&database).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
+    // Without transparent huge pages, which made each thread's first
+    // allocations cost 2 MiB resident (src/main.rs).
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id().unwrap())).unwrap();
+    let thp = status.lines().find(|l| l.starts_with("THP_enabled:"));
+    assert_eq!(
+        thp.map(|l| l.split_whitespace().nth(1)),
+        Some(Some("0")),
+        "{status}"
+    );
     child.kill().await.unwrap();
 }
 
