@@ -12,6 +12,7 @@ mod inline;
 mod manager;
 mod migrations;
 mod pg_reads;
+mod pg_tls;
 mod pool;
 mod reachability;
 pub mod schema;

@@ -22,21 +22,18 @@
 //! found closed is replaced and the round read again at once (a read
 //! changes nothing), as the pool does.
 
-use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDateTime;
-use diesel::RunQueryDsl;
 use tokio::sync::oneshot;
-use tokio_postgres::config::SslMode;
 use tokio_postgres::{Client, Config, NoTls, Statement};
 
-use super::DbConnection;
 use super::epochs;
 use super::fresh::{ANY_CLIENT, Fresh, ThrottleProbe, ThrottleRow};
+use super::pg_tls::{self, Connector, Surroundings};
 use super::reachability::Reachability;
 
 /// A round that takes longer than this is abandoned: its requests read
@@ -63,6 +60,7 @@ enum RoundError {
 /// The per-worker connections and their rounds; one per pool.
 pub struct PgReads {
     config: Config,
+    connector: Connector,
     reachability: Arc<Reachability>,
     /// Shared with the pool's manager: a connection found dead here means
     /// the server went away, and the pool pings its own before use.
@@ -105,40 +103,29 @@ struct Prepared {
 }
 
 impl PgReads {
-    /// The reads for `url`, or `None` when this client cannot connect as
-    /// the URL asks: this build's `tokio-postgres` speaks no TLS, so the
-    /// pool (libpq) keeps every read of a URL that asks for TLS, or of one
-    /// whose `prefer` (libpq's default) found a server that offers it
-    /// (`libpq_tls`, from [`uses_tls`]).
+    /// The reads for `url`, over TLS as libpq would connect to it
+    /// (`super::pg_tls`), or `None` when only libpq can: then the pool
+    /// keeps every read.
     pub fn new(
         url: &str,
-        libpq_tls: bool,
+        around: &Surroundings,
         reachability: Arc<Reachability>,
         losses: Arc<AtomicU64>,
     ) -> Option<Self> {
-        let mut config = match Config::from_str(url) {
-            Ok(config) => config,
-            Err(error) => {
-                tracing::info!(%error, "warm-path reads go through the pool");
+        let (mut config, connector) = match pg_tls::plan(url, around) {
+            Ok(plan) => plan,
+            Err(reason) => {
+                tracing::info!(%reason, "warm-path reads go through the pool");
                 return None;
             }
         };
-        let plain = match config.get_ssl_mode() {
-            SslMode::Disable => true,
-            SslMode::Prefer => !libpq_tls,
-            _ => false,
-        };
-        if !plain {
-            tracing::info!("PostgreSQL over TLS: warm-path reads go through the pool");
-            return None;
-        }
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(ROUND_TIMEOUT);
         }
-        config.ssl_mode(SslMode::Disable);
         config.application_name("keygate warm reads");
         Some(Self {
             config,
+            connector,
             reachability,
             losses,
             workers: Mutex::new(Vec::new()),
@@ -289,12 +276,18 @@ impl PgReads {
     }
 
     async fn connect(&self) -> Result<Prepared, tokio_postgres::Error> {
-        let (client, connection) = self.config.connect(NoTls).await?;
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%error, "the warm-path connection ended");
+        let client = match &self.connector {
+            Connector::Plain => {
+                let (client, connection) = self.config.connect(NoTls).await?;
+                tokio::spawn(drive(connection));
+                client
             }
-        });
+            Connector::Tls(tls) => {
+                let (client, connection) = self.config.connect(tls.clone()).await?;
+                tokio::spawn(drive(connection));
+                client
+            }
+        };
         let epochs = client.prepare(EPOCHS_SQL).await?;
         let throttle = client.prepare(THROTTLE_SQL).await?;
         Ok(Prepared {
@@ -316,21 +309,10 @@ impl PgReads {
     }
 }
 
-/// Whether `conn` (a PostgreSQL connection libpq opened) speaks TLS; a
-/// failure to tell counts as yes. Always false on SQLite.
-pub fn uses_tls(conn: &mut DbConnection) -> bool {
-    #[derive(diesel::QueryableByName)]
-    struct Ssl {
-        #[diesel(sql_type = diesel::sql_types::Bool)]
-        ssl: bool,
-    }
-    match conn {
-        DbConnection::Sqlite(_) => false,
-        DbConnection::Pg(_) => {
-            diesel::sql_query("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
-                .get_result::<Ssl>(conn)
-                .map_or(true, |row| row.ssl)
-        }
+/// Runs a connection's I/O until it ends.
+async fn drive<F: std::future::Future<Output = Result<(), tokio_postgres::Error>>>(connection: F) {
+    if let Err(error) = connection.await {
+        tracing::debug!(%error, "the warm-path connection ended");
     }
 }
 
@@ -392,23 +374,20 @@ async fn read_round(
 mod tests {
     use super::*;
 
-    fn reads(url: &str, libpq_tls: bool) -> Option<PgReads> {
-        PgReads::new(url, libpq_tls, Arc::default(), Arc::default())
-    }
-
     #[test]
-    fn plain_tcp_only_where_libpq_uses_no_tls_either() {
+    fn tls_as_libpq_would_and_the_rest_left_to_the_pool() {
+        let around = || Surroundings {
+            env: Box::new(|_| None),
+            home: None,
+        };
+        let reads = |url: &str| PgReads::new(url, &around(), Arc::default(), Arc::default());
         let url = "postgres://u:p@127.0.0.1:5432/db";
-        assert!(reads(url, false).is_some(), "prefer, a server without TLS");
-        assert!(reads(url, true).is_none(), "prefer, a server with TLS");
-        assert!(reads(&format!("{url}?sslmode=disable"), true).is_some());
-        assert!(reads(&format!("{url}?sslmode=prefer"), true).is_none());
-        for mode in ["require", "verify-ca", "verify-full"] {
-            assert!(
-                reads(&format!("{url}?sslmode={mode}"), false).is_none(),
-                "{mode}"
-            );
-        }
+        let tls = |reads: Option<PgReads>| reads.map(|r| matches!(r.connector, Connector::Tls(_)));
+        assert_eq!(tls(reads(url)), Some(true), "prefer");
+        assert_eq!(tls(reads(&format!("{url}?sslmode=disable"))), Some(false));
+        assert_eq!(tls(reads(&format!("{url}?sslmode=require"))), Some(true));
+        assert_eq!(tls(reads(&format!("{url}?sslmode=allow"))), None);
+        assert_eq!(tls(reads(&format!("{url}?sslcert=/c.crt"))), None);
     }
 
     #[test]

@@ -14,7 +14,8 @@ use super::fresh::{self, Fresh, ThrottleProbe};
 use super::gate::ConnectGate;
 use super::inline::InlineReads;
 use super::manager::Manager;
-use super::pg_reads::{self, PgReads};
+use super::pg_reads::PgReads;
+use super::pg_tls;
 use super::reachability::Reachability;
 use super::sqlite_file::SqliteFile;
 
@@ -179,7 +180,8 @@ impl Pool {
     }
 
     /// PostgreSQL: how many warm-path reads shared rounds answered, and in
-    /// how many rounds (none on SQLite, or when the URL asks for TLS).
+    /// how many rounds (none on SQLite, or where only libpq can connect as
+    /// the URL asks: `db::pg_tls`).
     pub fn shared_read_counts(&self) -> Option<(u64, u64)> {
         self.pg_reads.as_ref().map(|pg| pg.counts())
     }
@@ -226,12 +228,7 @@ impl Pool {
 /// or a database that is down fails at once with one clear line instead of
 /// after the pool's retries. Call [`close`] before the process exits.
 pub fn connect(url: &DatabaseUrl) -> Result<Pool, DbError> {
-    let mut first = connect_one(url)?;
-    // Whether libpq chose TLS for this URL (`prefer`, its default, takes
-    // it when the server offers it): the warm path's own connections must
-    // not do with less.
-    let libpq_tls = pg_reads::uses_tls(&mut first);
-    drop(first);
+    drop(connect_one(url)?);
     let sqlite_file = match url {
         DatabaseUrl::Sqlite(path) => Some(
             SqliteFile::identify(path).map_err(|e| DbError::Connect(format!("{url:?}: {e}")))?,
@@ -269,7 +266,8 @@ pub fn connect(url: &DatabaseUrl) -> Result<Pool, DbError> {
     };
     let pg_reads = match url {
         DatabaseUrl::Postgres(text) => {
-            PgReads::new(text, libpq_tls, Arc::clone(&reachability), losses).map(Arc::new)
+            let around = pg_tls::Surroundings::of_this_process();
+            PgReads::new(text, &around, Arc::clone(&reachability), losses).map(Arc::new)
         }
         DatabaseUrl::Sqlite(_) => None,
     };

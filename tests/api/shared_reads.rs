@@ -96,3 +96,78 @@ async fn reads_at_once_share_rounds_and_see_every_change_committed_before_they_b
 async fn local_wait(until: Instant) {
     tokio::time::sleep(until.saturating_duration_since(Instant::now())).await;
 }
+
+/// `sslmode=verify-full` against the test cluster's root certificate
+/// (`KEYGATE_TEST_POSTGRES_CA`, made by scripts/test): the warm path's own
+/// connections speak TLS and answer the reads, as the pool's do; with
+/// another root the database is refused at once.
+#[tokio::test(flavor = "current_thread")]
+async fn verify_full_reads_on_the_warm_paths_own_connections_over_tls() {
+    let ca = std::env::var("KEYGATE_TEST_POSTGRES_CA").expect(
+        "KEYGATE_TEST_POSTGRES_CA: the root certificate of the test PostgreSQL's \
+         TLS certificate (scripts/test makes one and starts the server with ssl=on)",
+    );
+    let app = TestApp::builder(Engine::Postgres).prepare();
+    let with = |root: &str| {
+        let joint = if app.database_url.contains('?') {
+            '&'
+        } else {
+            '?'
+        };
+        let url = format!(
+            "{}{joint}sslmode=verify-full&sslrootcert={root}",
+            app.database_url
+        );
+        db::connect(&keygate::db::DatabaseUrl::parse(&url).unwrap())
+    };
+    let pool = with(&ca).unwrap();
+    for _ in 0..5 {
+        pool.fresh::<keygate::error::StoreError>(None)
+            .await
+            .unwrap();
+    }
+    assert_eq!(pool.shared_read_counts().map(|(reads, _)| reads), Some(5));
+
+    #[derive(diesel::QueryableByName)]
+    struct Ssl {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        ssl: bool,
+    }
+    let warm: Vec<Ssl> = diesel::RunQueryDsl::load(
+        diesel::sql_query(
+            "SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a ON a.pid = s.pid \
+             WHERE a.application_name = 'keygate warm reads' AND a.datname = current_database()",
+        ),
+        &mut app.db(),
+    )
+    .unwrap();
+    assert!(!warm.is_empty(), "no warm-path connection");
+    assert!(
+        warm.iter().all(|row| row.ssl),
+        "a warm-path connection without TLS"
+    );
+    db::close(&pool, std::time::Duration::from_secs(5));
+
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join("other-root.crt");
+    std::fs::write(&other, OTHER_ROOT).unwrap();
+    let refused = with(&other.display().to_string())
+        .err()
+        .expect("another root refused");
+    assert!(refused.to_string().contains("certificate"), "{refused}");
+}
+
+/// A root certificate that signed nothing the test cluster has.
+const OTHER_ROOT: &str = "\
+-----BEGIN CERTIFICATE-----
+MIIBjDCCATOgAwIBAgIUauOgYzQcWheOjC1o6H3WeIEasEEwCgYIKoZIzj0EAwIw
+HDEaMBgGA1UEAwwRa2V5Z2F0ZSB0ZXN0IHJvb3QwHhcNMjYxMjA3MDE0MDMwWhcN
+MzYxMjA0MDE0MDMwWjAcMRowGAYDVQQDDBFrZXlnYXRlIHRlc3Qgcm9vdDBZMBMG
+ByqGSM49AgEGCCqGSM49AwEHA0IABIgfngq3EKbHDoDvfmdUgONOcR73KbT1LUNA
+3gW282TgfJ0DInRBj4pzdk4aLl6gjqgxKeDFihszURq8qZOeCNijUzBRMB0GA1Ud
+DgQWBBSlIgIGcVpiB7OtLSM6vz/IX6+YnDAfBgNVHSMEGDAWgBSlIgIGcVpiB7Ot
+LSM6vz/IX6+YnDAPBgNVHRMBAf8EBTADAQH/MAoGCCqGSM49BAMCA0cAMEQCIA0c
+d+V5WgeqRiMEKef6zk8OgEh1tMcgMNzcnZACLL/7AiBejPucFoOva5n6/Vy3SRRW
+RVn4UOD3Dslusa+zNJfqCg==
+-----END CERTIFICATE-----
+";
