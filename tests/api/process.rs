@@ -280,11 +280,20 @@ async fn secret_is_never_logged_or_stored(engine: Engine) {
         .env("KEYGATE_LISTEN", format!("127.0.0.1:{port}"))
         .env("RUST_LOG", "trace")
         .current_dir(app.dir.path())
-        .stdout(Stdio::piped())
+        .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .unwrap();
+    // Read while it runs: at trace level (TLS records to PostgreSQL among
+    // them) the logs outgrow a pipe, and a server blocked on a full pipe
+    // answers nothing.
+    let mut stderr = child.stderr.take().unwrap();
+    let reader = tokio::spawn(async move {
+        let mut logs = String::new();
+        stderr.read_to_string(&mut logs).await.unwrap();
+        logs
+    });
     let base = format!("http://127.0.0.1:{port}");
     wait_ready(&app.http, &base).await;
 
@@ -363,14 +372,7 @@ async fn secret_is_never_logged_or_stored(engine: Engine) {
         .unwrap();
     assert!(audit.contains(keygate::text::REDACTED_SECRET), "{audit}");
     child.start_kill().unwrap();
-    let mut logs = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut logs)
-        .await
-        .unwrap();
+    let logs = reader.await.unwrap();
     child.wait().await.unwrap();
     assert!(
         logs.contains("client authentication failed"),
