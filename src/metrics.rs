@@ -18,9 +18,7 @@ pub struct FailureLabels {
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabels {
-    /// Webhook deliveries: `delivered`, `retried` (failed, tried again
-    /// later) or `failed` (given up). Tokens signed ahead: `given` or
-    /// `dropped`.
+    /// `delivered`, `retried` (failed, tried again later) or `failed` (given up).
     pub outcome: String,
 }
 
@@ -29,10 +27,6 @@ pub struct Metrics {
     pub webhook: WebhookMetrics,
     pub tokens_issued: Counter,
     pub token_failures: Family<FailureLabels, Counter>,
-    /// Tokens signed while the warm path's read ran (PostgreSQL), by
-    /// outcome: `given` (the read confirmed the key) or `dropped` (it did
-    /// not: the key changed, or the client is throttled).
-    pub tokens_signed_ahead: Family<OutcomeLabels, Counter>,
     pub token_request_duration: Histogram,
     pub email_outbox_pending: Gauge,
     pub emails_sent: Counter,
@@ -50,7 +44,6 @@ impl Default for Metrics {
         let mut registry = Registry::default();
         let tokens_issued = Counter::default();
         let token_failures = Family::<FailureLabels, Counter>::default();
-        let tokens_signed_ahead = Family::<OutcomeLabels, Counter>::default();
         // 50 µs .. ~3 s: the cached path is sub-millisecond, argon2 ~20 ms.
         let token_request_duration = Histogram::new(exponential_buckets(0.00005, 2.5, 13));
         let email_outbox_pending = Gauge::default();
@@ -66,11 +59,6 @@ impl Default for Metrics {
             "keygate_token_failures",
             "Token requests refused, by reason",
             token_failures.clone(),
-        );
-        registry.register(
-            "keygate_tokens_signed_ahead",
-            "Tokens signed while the warm path's database read ran, by outcome (given: the read confirmed the key; dropped: it did not)",
-            tokens_signed_ahead.clone(),
         );
         registry.register(
             "keygate_token_request_duration_seconds",
@@ -113,7 +101,6 @@ impl Default for Metrics {
             webhook,
             tokens_issued,
             token_failures,
-            tokens_signed_ahead,
             token_request_duration,
             email_outbox_pending,
             emails_sent,
@@ -160,15 +147,6 @@ impl WebhookMetrics {
 }
 
 impl Metrics {
-    /// Counts a token signed ahead of its read (`given` or `dropped`).
-    pub fn count_signed_ahead(&self, outcome: &str) {
-        self.tokens_signed_ahead
-            .get_or_create(&OutcomeLabels {
-                outcome: outcome.to_owned(),
-            })
-            .inc();
-    }
-
     pub fn mail(&self) -> MailMetrics {
         MailMetrics {
             outbox_pending: self.email_outbox_pending.clone(),

@@ -18,7 +18,7 @@ use serde_json::json;
 
 use crate::audit::{self, Action};
 use crate::db::fresh::ThrottleProbe;
-use crate::db::{BegunRead, Pool, epochs};
+use crate::db::{Pool, epochs};
 use crate::error::{ErrorKind, FeatureError, StoreError, from_store_errors};
 use crate::keys::{self, ClientId, Credential, PlainSecret, SecretHash};
 use crate::metrics::Metrics;
@@ -132,59 +132,12 @@ pub async fn authenticate(
     from: Option<IpAddr>,
     now: DateTime<Utc>,
 ) -> Result<Arc<Credential>, ClientAuthError> {
-    start(auth, credentials, from, now)?
-        .finish(auth, audiences)
-        .await
-}
-
-/// [`authenticate`] begun: what can be decided without waiting, and for a
-/// secret verified moments ago, its one read put under way.
-pub fn start(
-    auth: &ClientAuth,
-    credentials: ClientCredentials,
-    from: Option<IpAddr>,
-    now: DateTime<Utc>,
-) -> Result<Started, ClientAuthError> {
-    Ok(match credentials {
+    match credentials {
         ClientCredentials::Secret(presented) => {
-            Started::Secret(start_secret(auth, presented, from, now)?)
+            authenticate_secret(auth, presented, from, now).await
         }
-        ClientCredentials::Assertion(presented) => Started::Assertion(presented, from, now),
-    })
-}
-
-/// An authentication under way ([`start`]).
-pub enum Started {
-    Secret(SecretStart),
-    Assertion(PresentedAssertion, Option<IpAddr>, DateTime<Utc>),
-}
-
-impl Started {
-    /// The credential the warm path expects its read, already under way,
-    /// to confirm: what the caller may prepare an answer for meanwhile, and
-    /// give out only if [`finish`](Self::finish) returns this very
-    /// credential.
-    pub fn expected(&self) -> Option<&Arc<Credential>> {
-        match self {
-            Started::Secret(SecretStart {
-                warm: Some((warm, _, read)),
-                ..
-            }) if read.under_way() => Some(warm.credential()),
-            _ => None,
-        }
-    }
-
-    /// The outcome, as [`authenticate`] gives it.
-    pub async fn finish(
-        self,
-        auth: &ClientAuth,
-        audiences: &[&str],
-    ) -> Result<Arc<Credential>, ClientAuthError> {
-        match self {
-            Started::Secret(start) => finish_secret(auth, start).await,
-            Started::Assertion(presented, from, now) => {
-                authenticate_assertion(auth, presented, audiences, from, now).await
-            }
+        ClientCredentials::Assertion(presented) => {
+            authenticate_assertion(auth, presented, audiences, from, now).await
         }
     }
 }
@@ -299,26 +252,20 @@ async fn authenticate_assertion(
     }
 }
 
-/// A secret's authentication begun ([`start`]).
-pub struct SecretStart {
-    client_id: ClientId,
-    addr: String,
-    from: Option<IpAddr>,
-    now: DateTime<Utc>,
-    secret: PlainSecret,
-    digest: Option<[u8; 32]>,
-    /// The warm path: the entry, when this client was last found
-    /// unthrottled from this address, and its read begun.
-    warm: Option<(verified::Warm, Option<i64>, BegunRead)>,
-}
-
-fn start_secret(
+/// Authenticates the client of an OAuth request from `from` (its address,
+/// `http::peer::client_ip`) by the secret it presented: applies the failure
+/// throttle, verifies the secret, the key's state and its allowed networks.
+/// Every refusal is the same `invalid_client`; the reason goes to the audit
+/// log and the metrics. The warm path when this very secret was verified
+/// moments ago for a credential still current ([`verified`]), the full path
+/// otherwise.
+async fn authenticate_secret(
     auth: &ClientAuth,
     presented: Presented,
     from: Option<IpAddr>,
     now: DateTime<Utc>,
-) -> Result<SecretStart, ClientAuthError> {
-    let addr = from.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+) -> Result<Arc<Credential>, ClientAuthError> {
+    let addr = &from.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
     // A client that sent its secret as its ID (credentials swapped, or the
     // secret in `client_id=`) must not have it logged, audited or stored as
     // a throttle subject: from here on it is the redaction marker, which is
@@ -334,58 +281,26 @@ fn start_secret(
         .secret
         .is_well_formed()
         .then(|| presented.secret.digest());
-    // One read (on SQLite without leaving this thread, on PostgreSQL in a
-    // round shared with the requests of the same moment): the epochs say
-    // whether the credential is still current and whether any failure was
-    // counted since this client was last found unthrottled from this
-    // address; only then are its throttle rows read.
-    let warm = digest
-        .and_then(|d| auth.verified.warm(client_id.as_str(), &d))
-        .map(|warm| {
-            let unthrottled_since = warm.unthrottled_since(&addr);
-            let read = auth.pool.begin_fresh(Some(ThrottleProbe {
-                subject: client_id.as_str().to_owned(),
-                addr: addr.clone(),
-                after: auth.throttle.live_after(now),
-                unless_failures: unthrottled_since,
-            }));
-            (warm, unthrottled_since, read)
-        });
-    Ok(SecretStart {
-        client_id,
-        addr,
-        from,
-        now,
-        secret: presented.secret,
-        digest,
-        warm,
-    })
-}
 
-/// Authenticates the client of a [`SecretStart`] by the secret it
-/// presented from its address (`http::peer::client_ip`): applies the failure
-/// throttle, verifies the secret, the key's state and its allowed networks.
-/// Every refusal is the same `invalid_client`; the reason goes to the audit
-/// log and the metrics. The warm path when this very secret was verified
-/// moments ago for a credential still current ([`verified`]), the full path
-/// otherwise.
-async fn finish_secret(
-    auth: &ClientAuth,
-    start: SecretStart,
-) -> Result<Arc<Credential>, ClientAuthError> {
-    let SecretStart {
-        client_id,
-        addr,
-        from,
-        now,
-        secret,
-        digest,
-        warm,
-    } = start;
-    let addr = &addr;
+    let warm = digest.and_then(|d| auth.verified.warm(client_id.as_str(), &d));
     let (credential, secret_ok) = match warm {
-        Some((warm, unthrottled_since, read)) => {
-            let fresh = auth.pool.finish_fresh::<ClientAuthError>(read).await?;
+        Some(warm) => {
+            // One read (on SQLite without leaving this thread, on
+            // PostgreSQL in a round shared with the requests of the same
+            // moment): the epochs say whether the credential is still
+            // current and whether any failure was counted since this client
+            // was last found unthrottled from this address; only then are
+            // its throttle rows read.
+            let unthrottled_since = warm.unthrottled_since(addr);
+            let fresh = auth
+                .pool
+                .fresh::<ClientAuthError>(Some(ThrottleProbe {
+                    subject: client_id.as_str().to_owned(),
+                    addr: addr.to_owned(),
+                    after: auth.throttle.live_after(now),
+                    unless_failures: unthrottled_since,
+                }))
+                .await?;
             let epochs = fresh.epochs;
             let throttled = fresh
                 .throttle
@@ -400,10 +315,10 @@ async fn finish_secret(
             if epochs.credentials == warm.epoch() && warm.still_verifies(now) {
                 (Some(Arc::clone(warm.credential())), true)
             } else {
-                full_path(auth, &client_id, addr, secret, digest, now).await?
+                full_path(auth, &client_id, addr, presented.secret, digest, now).await?
             }
         }
-        None => full_path(auth, &client_id, addr, secret, digest, now).await?,
+        None => full_path(auth, &client_id, addr, presented.secret, digest, now).await?,
     };
 
     let failure = match &credential {

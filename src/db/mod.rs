@@ -23,7 +23,7 @@ pub use connection::{DbConnection, DbError, connect_one};
 pub use database_url::DatabaseUrl;
 pub use manager::{Manager, PING_AFTER_IDLE, Tracked};
 pub use migrations::migrate;
-pub use pool::{BegunRead, CHECKOUT_TIMEOUT, Pool, PooledConnection, close, connect};
+pub use pool::{CHECKOUT_TIMEOUT, Pool, PooledConnection, close, connect};
 pub use transaction::{is_unique_violation, write_transaction};
 
 /// Lets a type that wraps a `Text` column be read straight from a row:

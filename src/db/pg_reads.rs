@@ -91,16 +91,6 @@ struct WorkerState {
     running: bool,
 }
 
-/// A read's answer to come (`PgReads::begin`): `None` means read through
-/// the pool instead.
-pub struct Answer(oneshot::Receiver<Option<Fresh>>);
-
-impl Answer {
-    pub async fn wait(self) -> Option<Fresh> {
-        self.0.await.ok().flatten()
-    }
-}
-
 struct Pending {
     probe: Option<ThrottleProbe>,
     reply: oneshot::Sender<Option<Fresh>>,
@@ -143,12 +133,9 @@ impl PgReads {
         })
     }
 
-    /// Puts a read in the next round to start (starting the rounds if
-    /// none run): its answer, the epochs (and the probe's throttle rows)
-    /// as read by a round that started after this call, or `None` at once
-    /// when there is no connection to read on: read through the pool
-    /// instead.
-    pub fn begin(self: &Arc<Self>, probe: Option<ThrottleProbe>) -> Option<Answer> {
+    /// The epochs (and the probe's throttle rows) as read by a round that
+    /// started after this call, or `None`: read through the pool instead.
+    pub async fn read(self: &Arc<Self>, probe: Option<ThrottleProbe>) -> Option<Fresh> {
         let worker = self.worker();
         let (reply, answer) = oneshot::channel();
         let start = {
@@ -162,7 +149,7 @@ impl PgReads {
         if start {
             tokio::spawn(Arc::clone(self).rounds(worker));
         }
-        Some(Answer(answer))
+        answer.await.ok().flatten()
     }
 
     /// How many reads rounds answered, and in how many rounds.

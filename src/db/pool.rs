@@ -14,7 +14,7 @@ use super::fresh::{self, Fresh, ThrottleProbe};
 use super::gate::ConnectGate;
 use super::inline::InlineReads;
 use super::manager::Manager;
-use super::pg_reads::{self, PgReads};
+use super::pg_reads::PgReads;
 use super::pg_tls;
 use super::reachability::Reachability;
 use super::sqlite_file::SqliteFile;
@@ -170,33 +170,8 @@ impl Pool {
             + Send
             + 'static,
     {
-        self.finish_fresh(self.begin_fresh(probe)).await
-    }
-
-    /// [`fresh`](Self::fresh) in two steps, so that the caller can work
-    /// while the read runs: on PostgreSQL the read is put in the next round
-    /// here (the round starts after this call, and runs as soon as the
-    /// caller yields); elsewhere it is made in `finish_fresh`.
-    pub fn begin_fresh(&self, probe: Option<ThrottleProbe>) -> BegunRead {
-        let answer = self
-            .pg_reads
-            .as_ref()
-            .and_then(|pg| pg.begin(probe.clone()));
-        BegunRead { answer, probe }
-    }
-
-    /// The answer of a read begun by [`begin_fresh`](Self::begin_fresh).
-    pub async fn finish_fresh<E>(&self, begun: BegunRead) -> Result<Fresh, E>
-    where
-        E: From<diesel::result::Error>
-            + From<r2d2::PoolError>
-            + From<actix_web::error::BlockingError>
-            + Send
-            + 'static,
-    {
-        let BegunRead { answer, probe } = begun;
-        if let Some(answer) = answer
-            && let Some(fresh) = answer.wait().await
+        if let Some(pg) = &self.pg_reads
+            && let Some(fresh) = pg.read(probe.clone()).await
         {
             return Ok(fresh);
         }
@@ -246,21 +221,6 @@ impl Pool {
             self.reachability.reachable();
         }
         Ok(outcome)
-    }
-}
-
-/// A warm-path read begun ([`Pool::begin_fresh`]).
-pub struct BegunRead {
-    /// The round it is in, on PostgreSQL.
-    answer: Option<pg_reads::Answer>,
-    probe: Option<ThrottleProbe>,
-}
-
-impl BegunRead {
-    /// Whether the read is under way in a round, rather than to be made
-    /// when it is finished.
-    pub fn under_way(&self) -> bool {
-        self.answer.is_some()
     }
 }
 

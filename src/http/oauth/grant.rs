@@ -60,47 +60,14 @@ pub async fn answer(
     client: &Credential,
     grant: Grant<'_>,
 ) -> Result<serde_json::Value, OAuthError> {
-    let chosen = choose(state, client, &grant)?;
-    admit_and_record(req, state, client, &grant).await?;
-    let signed = sign(state, client, chosen, grant.now)?;
-    Ok(signed.give(client))
-}
-
-/// A token response signed ahead for a key the warm path expects to
-/// confirm (`super::accept_preparing`): no side effect, nothing given out.
-/// What [`answer`] would answer if the key is confirmed (the same
-/// audience, scope and lifetime; only the random `jti` differs from a
-/// token signed later), or its refusal.
-pub fn prepare(
-    state: &AppState,
-    client: &Credential,
-    grant: &Grant<'_>,
-) -> Result<Signed, OAuthError> {
-    sign(state, client, choose(state, client, grant)?, grant.now)
-}
-
-/// [`answer`] with the token signed ahead by [`prepare`] for this very
-/// credential, confirmed since: the issuance limit applied and the use
-/// recorded, then the token given out.
-pub async fn answer_prepared(
-    req: &HttpRequest,
-    state: &AppState,
-    client: &Credential,
-    grant: Grant<'_>,
-    signed: Signed,
-) -> Result<serde_json::Value, OAuthError> {
-    admit_and_record(req, state, client, &grant).await?;
-    Ok(signed.give(client))
-}
-
-/// The audience and scope a grant obtains.
-struct Chosen {
-    audience: String,
-    scope: ScopeSet,
-}
-
-fn choose(state: &AppState, client: &Credential, grant: &Grant<'_>) -> Result<Chosen, OAuthError> {
-    let asked: Vec<&str> = grant.resources.iter().map(String::as_str).collect();
+    let Grant {
+        scope,
+        resources,
+        now,
+        from,
+        used_by,
+    } = grant;
+    let asked: Vec<&str> = resources.iter().map(String::as_str).collect();
     let holds_own_scopes = client.effective_scopes.iter().any(scope::is_builtin);
     let audience = choose_audience(
         &asked,
@@ -109,23 +76,7 @@ fn choose(state: &AppState, client: &Credential, grant: &Grant<'_>) -> Result<Ch
         &state.issuer,
     )?;
     let defined = audience_scopes(&audience, &state.issuer, &client.audience_scopes);
-    let scope = grant_scope(
-        grant.scope.clone(),
-        &client.effective_scopes,
-        &audience,
-        &defined,
-    )?;
-    Ok(Chosen { audience, scope })
-}
-
-/// The issuance limit applied, and the use recorded when it is worth it.
-async fn admit_and_record(
-    req: &HttpRequest,
-    state: &AppState,
-    client: &Credential,
-    grant: &Grant<'_>,
-) -> Result<(), OAuthError> {
-    let (now, from) = (grant.now, grant.from);
+    let scope = grant_scope(scope, &client.effective_scopes, &audience, &defined)?;
     if let Some(limit) = client.max_tokens_per_minute {
         admit(state, client, limit, from, now).await?;
     }
@@ -145,31 +96,9 @@ async fn admit_and_record(
             from: Some(site.from.clone()),
         };
         state.recent_uses.record(&client.key_id, recorded);
-        record_use(state, &client.key_id, site, grant.used_by.clone(), now);
+        record_use(state, &client.key_id, site, used_by, now);
     }
-    Ok(())
-}
 
-/// A signed token response, not yet given out.
-pub struct Signed {
-    response: serde_json::Value,
-    kid: String,
-}
-
-impl Signed {
-    fn give(self, client: &Credential) -> serde_json::Value {
-        tracing::debug!(client_id = %client.client_id, kid = %self.kid, "token issued");
-        self.response
-    }
-}
-
-/// The RFC 9068 access token for `chosen`, signed with the active key.
-fn sign(
-    state: &AppState,
-    client: &Credential,
-    chosen: Chosen,
-    now: chrono::DateTime<Utc>,
-) -> Result<Signed, OAuthError> {
     let ring = state.signer.current();
     let signing_key = ring
         .active
@@ -180,9 +109,9 @@ fn sign(
     let claims = Claims {
         iss: state.issuer.clone(),
         sub: client.client_id.to_string(),
-        aud: vec![chosen.audience],
+        aud: vec![audience],
         client_id: client.client_id.to_string(),
-        scope: chosen.scope.to_string(),
+        scope: scope.to_string(),
         iat,
         exp: iat + ttl,
         nbf: None,
@@ -191,15 +120,14 @@ fn sign(
     let access_token = signing_key
         .sign_jwt(&claims)
         .map_err(|e| OAuthError::ServerError(e.to_string()))?;
-    Ok(Signed {
-        response: json!({
-            "access_token": access_token,
-            "token_type": "Bearer",
-            "expires_in": ttl,
-            "scope": claims.scope,
-        }),
-        kid: signing_key.kid.to_string(),
-    })
+    tracing::debug!(client_id = %claims.client_id, kid = %signing_key.kid, "token issued");
+
+    Ok(json!({
+        "access_token": access_token,
+        "token_type": "Bearer",
+        "expires_in": ttl,
+        "scope": claims.scope,
+    }))
 }
 
 /// Takes one token of the key's issuance limit (`keys::issuance`), or

@@ -134,35 +134,6 @@ pub async fn accept<P: Params>(
     body: &[u8],
     state: &AppState,
 ) -> Result<ClientRequest<P>, OAuthError> {
-    let (request, _) = accept_preparing(req, body, state, |_: &ClientRequest<&P>| ()).await?;
-    Ok(request)
-}
-
-/// What [`accept_preparing`] worked out ahead.
-pub enum Ahead<T> {
-    /// Nothing: no read was under way, or the parameters were refused.
-    Nothing,
-    /// Worked out for the credential the read then confirmed.
-    Confirmed(T),
-    /// Worked out for a credential the read did not confirm: dropped.
-    Dropped,
-}
-
-/// [`accept`], with `meanwhile` worked out while the warm path's one read
-/// runs (on PostgreSQL, a round trip), for the credential that read is
-/// expected to confirm: its result comes back only when the read confirmed
-/// that very credential. Worked out for one that no longer stands (the
-/// key changed, or the client is throttled), it is dropped unseen and
-/// counted (`keygate_tokens_signed_ahead_total{outcome="dropped"}`: the
-/// token endpoint signs its token ahead); with no read under way (SQLite
-/// reads inline, and cold clients have no expected credential), nothing
-/// is worked out ahead.
-pub async fn accept_preparing<P: Params, T>(
-    req: &HttpRequest,
-    body: &[u8],
-    state: &AppState,
-    meanwhile: impl FnOnce(&ClientRequest<&P>) -> T,
-) -> Result<(ClientRequest<P>, Ahead<T>), OAuthError> {
     let form = Form::from_request(req, body)?;
     form.reject_repeats(P::SINGLE)?;
     let now = state.clock.now();
@@ -177,49 +148,14 @@ pub async fn accept_preparing<P: Params, T>(
     // An assertion's `aud` may name the issuer or this endpoint's URL.
     let endpoint = format!("{}{}", state.issuer, req.path());
     let audiences = [state.issuer.as_str(), endpoint.as_str()];
-    let started = client_auth::start(auth, presented, from, now)?;
-    // Read now, answered only once the client is authenticated.
-    let params = P::from_form(&form);
-    let ahead = match (started.expected(), &params) {
-        (Some(expected), Ok(params)) => {
-            // The round's query goes out first (the round and the
-            // connection run as this task yields), so that the work below
-            // overlaps the round trip instead of following it.
-            tokio::task::yield_now().await;
-            let expected = std::sync::Arc::clone(expected);
-            let view = ClientRequest {
-                client: std::sync::Arc::clone(&expected),
-                params,
-                now,
-                from,
-            };
-            Some((expected, meanwhile(&view)))
-        }
-        _ => None,
-    };
-    let client = started.finish(auth, &audiences).await;
-    let ahead = match (ahead, &client) {
-        (None, _) => Ahead::Nothing,
-        (Some((expected, worked)), Ok(client)) if std::sync::Arc::ptr_eq(&expected, client) => {
-            Ahead::Confirmed(worked)
-        }
-        (Some(_), _) => {
-            // What the token endpoint works out ahead is a token.
-            state.metrics.count_signed_ahead("dropped");
-            Ahead::Dropped
-        }
-    };
-    let client = client?;
-    let params = params?;
-    Ok((
-        ClientRequest {
-            client,
-            params,
-            now,
-            from,
-        },
-        ahead,
-    ))
+    let client = client_auth::authenticate(auth, presented, &audiences, from, now).await?;
+    let params = P::from_form(&form)?;
+    Ok(ClientRequest {
+        client,
+        params,
+        now,
+        from,
+    })
 }
 
 /// The `token` of an introspection (RFC 7662 §2.1) or revocation (RFC 7009

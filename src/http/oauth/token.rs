@@ -6,10 +6,10 @@ use std::time::Instant;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use super::grant::{self, Grant, asked};
+use super::grant::{Grant, answer, asked};
 use crate::http::error::OAuthError;
 use crate::http::form::Form;
-use crate::http::oauth::{self, Ahead, ClientRequest, Params, exchange};
+use crate::http::oauth::{self, ClientRequest, Params, exchange};
 use crate::scope::ScopeSet;
 use crate::state::AppState;
 use crate::token::GrantError;
@@ -84,53 +84,20 @@ async fn issue(
     body: &[u8],
     state: &AppState,
 ) -> Result<serde_json::Value, OAuthError> {
-    // A client the warm path knows gets its token signed while its one
-    // read runs, and given out only if that read confirms the key.
-    let (request, signed) =
-        oauth::accept_preparing(req, body, state, |ahead: &ClientRequest<&GrantRequest>| {
-            grant::prepare(
-                state,
-                &ahead.client,
-                &grant_of(ahead.params, ahead.now, ahead.from),
-            )
-        })
-        .await?;
     let ClientRequest {
         client,
         params,
         now,
         from,
-    } = request;
-    let grant = grant_of(&params, now, from);
-    match signed {
-        Ahead::Confirmed(Ok(signed)) => {
-            state.metrics.count_signed_ahead("given");
-            grant::answer_prepared(req, state, &client, grant, signed).await
-        }
-        Ahead::Dropped => {
-            state.metrics.count_signed_ahead("dropped");
-            grant::answer(req, state, &client, grant).await
-        }
-        // A refusal is answered as it comes, in its order, without the
-        // shortcut.
-        Ahead::Confirmed(Err(_)) | Ahead::Nothing => {
-            grant::answer(req, state, &client, grant).await
-        }
-    }
-}
-
-fn grant_of(
-    params: &GrantRequest,
-    now: chrono::DateTime<chrono::Utc>,
-    from: Option<std::net::IpAddr>,
-) -> Grant<'_> {
-    Grant {
-        scope: params.scope.clone(),
+    } = oauth::accept::<GrantRequest>(req, body, state).await?;
+    let grant = Grant {
+        scope: params.scope,
         resources: &params.resources,
         now,
         from,
         used_by: None,
-    }
+    };
+    answer(req, state, &client, grant).await
 }
 
 #[cfg(test)]
