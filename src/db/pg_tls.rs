@@ -318,22 +318,10 @@ mod tests {
         })
     }
 
-    /// A root certificate file: a self-signed certificate made for these
+    /// A root certificate file: a self-signed certificate made for the
     /// tests (`openssl req -x509`), its key thrown away.
     fn root_file(dir: &Path) -> PathBuf {
-        const ROOT: &str = "\
------BEGIN CERTIFICATE-----
-MIIBjDCCATOgAwIBAgIUauOgYzQcWheOjC1o6H3WeIEasEEwCgYIKoZIzj0EAwIw
-HDEaMBgGA1UEAwwRa2V5Z2F0ZSB0ZXN0IHJvb3QwHhcNMjYxMjA3MDE0MDMwWhcN
-MzYxMjA0MDE0MDMwWjAcMRowGAYDVQQDDBFrZXlnYXRlIHRlc3Qgcm9vdDBZMBMG
-ByqGSM49AgEGCCqGSM49AwEHA0IABIgfngq3EKbHDoDvfmdUgONOcR73KbT1LUNA
-3gW282TgfJ0DInRBj4pzdk4aLl6gjqgxKeDFihszURq8qZOeCNijUzBRMB0GA1Ud
-DgQWBBSlIgIGcVpiB7OtLSM6vz/IX6+YnDAfBgNVHSMEGDAWgBSlIgIGcVpiB7Ot
-LSM6vz/IX6+YnDAPBgNVHRMBAf8EBTADAQH/MAoGCCqGSM49BAMCA0cAMEQCIA0c
-d+V5WgeqRiMEKef6zk8OgEh1tMcgMNzcnZACLL/7AiBejPucFoOva5n6/Vy3SRRW
-RVn4UOD3Dslusa+zNJfqCg==
------END CERTIFICATE-----
-";
+        const ROOT: &str = include_str!("../../tests/support/unrelated-root.crt");
         let path = dir.join("root.crt");
         std::fs::write(&path, ROOT).unwrap();
         path

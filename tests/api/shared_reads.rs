@@ -158,16 +158,4 @@ async fn verify_full_reads_on_the_warm_paths_own_connections_over_tls() {
 }
 
 /// A root certificate that signed nothing the test cluster has.
-const OTHER_ROOT: &str = "\
------BEGIN CERTIFICATE-----
-MIIBjDCCATOgAwIBAgIUauOgYzQcWheOjC1o6H3WeIEasEEwCgYIKoZIzj0EAwIw
-HDEaMBgGA1UEAwwRa2V5Z2F0ZSB0ZXN0IHJvb3QwHhcNMjYxMjA3MDE0MDMwWhcN
-MzYxMjA0MDE0MDMwWjAcMRowGAYDVQQDDBFrZXlnYXRlIHRlc3Qgcm9vdDBZMBMG
-ByqGSM49AgEGCCqGSM49AwEHA0IABIgfngq3EKbHDoDvfmdUgONOcR73KbT1LUNA
-3gW282TgfJ0DInRBj4pzdk4aLl6gjqgxKeDFihszURq8qZOeCNijUzBRMB0GA1Ud
-DgQWBBSlIgIGcVpiB7OtLSM6vz/IX6+YnDAfBgNVHSMEGDAWgBSlIgIGcVpiB7Ot
-LSM6vz/IX6+YnDAPBgNVHRMBAf8EBTADAQH/MAoGCCqGSM49BAMCA0cAMEQCIA0c
-d+V5WgeqRiMEKef6zk8OgEh1tMcgMNzcnZACLL/7AiBejPucFoOva5n6/Vy3SRRW
-RVn4UOD3Dslusa+zNJfqCg==
------END CERTIFICATE-----
-";
+const OTHER_ROOT: &str = include_str!("../support/unrelated-root.crt");
