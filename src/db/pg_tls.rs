@@ -10,7 +10,7 @@
 //!
 //! | `sslmode` | the warm path's connections |
 //! | --- | --- |
-//! | `disable` | plain TCP |
+//! | `disable` (or any mode, to a Unix socket: libpq speaks no TLS there) | plain |
 //! | `prefer` (the default), `require` | TLS when the server offers it (`prefer`) or always; the server's certificate checked against the root certificate when `sslrootcert` names one or `~/.postgresql/root.crt` exists (libpq's rule), otherwise not checked |
 //! | `verify-ca` | TLS; the chain checked against the root certificate |
 //! | `verify-full` | TLS; the chain and the host name checked |
@@ -33,7 +33,7 @@ use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
 use tokio_postgres::Config;
-use tokio_postgres::config::SslMode;
+use tokio_postgres::config::{Host, SslMode};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// URL parameters that are libpq's TLS settings.
@@ -112,7 +112,10 @@ pub fn plan(url: &str, around: &Surroundings) -> Result<(Config, Connector), Str
     }
     let mut config = Config::from_str(&rest).map_err(|e| e.to_string())?;
     let mode = setting("sslmode", "PGSSLMODE").unwrap_or_else(|| "prefer".into());
-    if mode == "disable" {
+    // libpq speaks no TLS over a Unix socket, whatever the mode says.
+    let hosts = config.get_hosts();
+    let sockets_only = !hosts.is_empty() && hosts.iter().all(|h| !matches!(h, Host::Tcp(_)));
+    if mode == "disable" || sockets_only {
         config.ssl_mode(SslMode::Disable);
         return Ok((config, Connector::Plain));
     }
@@ -375,6 +378,12 @@ mod tests {
             assert!(refused.contains("without a root certificate"), "{refused}");
         }
         assert!(outcome(&format!("{URL}?sslmode=allow"), &none).is_err());
+        let socket = "postgres://u:p@%2Fvar%2Frun%2Fpostgresql/keygate?sslmode=require";
+        assert_eq!(
+            outcome(socket, &none),
+            Ok((SslMode::Disable, false)),
+            "a Unix socket"
+        );
         assert!(outcome(&format!("{URL}?sslmode=bogus"), &none).is_err());
     }
 
