@@ -42,18 +42,34 @@ pub fn kept_bytes() -> usize {
     KEPT.with_borrow(|kept| kept.as_ref().map_or(0, |m| m.len() * Block::SIZE))
 }
 
+/// The most memory a thread keeps, in blocks: what keygate's own hashes
+/// need. A stored hash that asks for more is computed in memory of its own,
+/// given back after.
+const KEEP_AT_MOST: usize = Params::DEFAULT_M_COST as usize;
+
 /// Runs `work` on `blocks` blocks of memory: the thread's kept memory
-/// (grown once to the largest size asked), or blocks of its own.
-fn with_memory<T>(blocks: usize, work: impl FnOnce(&mut [Block]) -> T) -> T {
-    KEPT.with_borrow_mut(|kept| match kept {
-        Some(memory) => {
-            if memory.len() < blocks {
-                memory.reserve_exact(blocks - memory.len());
-                memory.resize(blocks, Block::default());
-            }
-            work(&mut memory[..blocks])
+/// (grown once to what keygate's hashes need), or blocks of its own. Memory
+/// the system refuses is an error, not an abort.
+fn with_memory<T>(blocks: usize, work: impl FnOnce(&mut [Block]) -> T) -> Result<T, argon2::Error> {
+    fn grown(memory: &mut Vec<Block>, blocks: usize) -> Result<(), argon2::Error> {
+        if memory.len() < blocks {
+            memory
+                .try_reserve_exact(blocks - memory.len())
+                .map_err(|_| argon2::Error::OutOfMemory)?;
+            memory.resize(blocks, Block::default());
         }
-        None => work(&mut vec![Block::default(); blocks]),
+        Ok(())
+    }
+    KEPT.with_borrow_mut(|kept| match kept {
+        Some(memory) if blocks <= KEEP_AT_MOST => {
+            grown(memory, blocks)?;
+            Ok(work(&mut memory[..blocks]))
+        }
+        _ => {
+            let mut memory = Vec::new();
+            grown(&mut memory, blocks)?;
+            Ok(work(&mut memory))
+        }
     })
 }
 
@@ -66,7 +82,7 @@ pub fn hash(input: &[u8]) -> Result<String, Error> {
     let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
     with_memory(params.block_count(), |memory| {
         Argon2::from(&params).hash_password_into_with_memory(input, &salt, &mut out, memory)
-    })?;
+    })??;
     let phc = PasswordHash {
         algorithm: Algorithm::Argon2id.ident(),
         version: Some(Version::V0x13.into()),
@@ -101,6 +117,7 @@ fn computed(input: &[u8], phc: &str) -> Option<(Output, Output)> {
         Argon2::new(algorithm, version, params.clone())
             .hash_password_into_with_memory(input, &salt, out, memory)
     })
+    .ok()?
     .ok()?;
     Some((expected, Output::new(out).ok()?))
 }
@@ -171,6 +188,18 @@ mod tests {
             assert!(verify(b"two", &small));
             assert!(verify(b"one", &first));
             assert!(!verify(b"two", &first));
+            assert_eq!(kept_bytes(), kept);
+            // More than keygate's own hashes need: memory of its own,
+            // given back; the kept block stays as it was.
+            let big = Argon2::new(
+                Algorithm::Argon2id,
+                Version::V0x13,
+                Params::new(2 * 19456, 1, 1, None).unwrap(),
+            )
+            .hash_password(b"big")
+            .unwrap()
+            .to_string();
+            assert!(verify(b"big", &big));
             assert_eq!(kept_bytes(), kept);
         })
         .join()
