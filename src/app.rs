@@ -208,7 +208,7 @@ impl Application {
             tracing::warn!("{warning}");
         }
 
-        let (pool, signer, token_hasher, webhook_sealer) = {
+        let (pool, signer, master, webhook_sealer) = {
             let config = config.clone();
             let clock = clock.clone();
             tokio::task::spawn_blocking(move || prepare(&config, &clock))
@@ -285,7 +285,8 @@ impl Application {
             key_max_lifetime: config.key_max_lifetime,
             expiry_warning: config.expiry_warning,
             max_keys_per_user: config.max_keys_per_user,
-            accounts: account_settings(&config, &issuer, token_hasher),
+            accounts: account_settings(&config, &issuer, master.token_hasher()),
+            sso: single_sign_on(&config, &issuer, &master, &pool).await?,
             exposure_budget: crate::exposure::budget::Budget::default(),
             exposure_turn: tokio::sync::Semaphore::new(1),
             webhook_sealer,
@@ -511,7 +512,44 @@ pub fn account_settings(
         token_hasher,
         mail_to_files: matches!(config.mail, MailTransport::Files(_)),
         https: is_https(issuer),
+        password_sign_in: config.password_sign_in,
     }
+}
+
+/// The identity provider of `KEYGATE_OIDC_*`, if one is configured: its
+/// default role must exist. The provider itself is first asked at the
+/// first sign-in, so keygate starts (and serves tokens) while it is down.
+async fn single_sign_on(
+    config: &Config,
+    issuer: &str,
+    master: &MasterKey,
+    pool: &Pool,
+) -> Result<Option<Arc<crate::accounts::sso::Sso>>, StartupError> {
+    let Some(settings) = config.sso.clone() else {
+        return Ok(None);
+    };
+    if let Some(role) = settings.default_role.clone() {
+        let found = pool
+            .run(move |conn| crate::users::find_role(conn, &role).map(|_| ()))
+            .await;
+        match found {
+            Ok(()) => {}
+            Err(crate::users::UserError::RoleNotFound { name }) => {
+                return Err(StartupError::Config(ConfigError {
+                    variable: variables::OIDC_DEFAULT_ROLE.name,
+                    message: format!("no role named {name:?} (see `keygate roles list`)"),
+                }));
+            }
+            Err(e) => return Err(StartupError::Other(e.to_string())),
+        }
+    }
+    let sso =
+        crate::accounts::sso::Sso::new(settings, issuer, master).map_err(StartupError::Other)?;
+    tracing::info!(
+        provider = sso.settings().issuer,
+        "console sign-in through single sign-on"
+    );
+    Ok(Some(Arc::new(sso)))
 }
 
 fn is_https(issuer: &str) -> bool {
@@ -532,7 +570,7 @@ fn strict_transport_security() -> DefaultHeaders {
 fn prepare(
     config: &Config,
     clock: &Clock,
-) -> Result<(Pool, Arc<Signer>, TokenHasher, Arc<WebhookSealer>), StartupError> {
+) -> Result<(Pool, Arc<Signer>, MasterKey, Arc<WebhookSealer>), StartupError> {
     let pool = open_database(config)?;
     // The URL as configured, its password redacted: which database this is.
     tracing::info!(database = ?config.database_url, "opened the database");
@@ -549,5 +587,5 @@ fn prepare(
     }
     signer.refresh(&mut conn, now)?;
     let sealer = Arc::new(WebhookSealer::new(&master));
-    Ok((pool, signer, master.token_hasher(), sealer))
+    Ok((pool, signer, master, sealer))
 }

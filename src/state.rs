@@ -52,6 +52,8 @@ pub struct AppState {
     pub webhook_sealer: Arc<crate::webhooks::WebhookSealer>,
     /// The keys of the issuers federations trust, cached by this process.
     pub federation_keys: crate::federation::JwksCache,
+    /// The identity provider of `KEYGATE_OIDC_*`, if one is configured.
+    pub sso: Option<Arc<crate::accounts::sso::Sso>>,
 }
 
 impl AppState {
@@ -75,6 +77,13 @@ impl AppState {
         E: From<diesel::r2d2::PoolError> + From<actix_web::error::BlockingError> + Send + 'static,
     {
         self.pool.run(work).await
+    }
+}
+
+/// What single sign-on needs besides (`crate::accounts::sso`).
+impl crate::accounts::sso::SsoRegistry for AppState {
+    fn sso(&self) -> Option<&Arc<crate::accounts::sso::Sso>> {
+        self.sso.as_ref()
     }
 }
 

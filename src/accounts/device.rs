@@ -133,6 +133,7 @@ mod tests {
             token_hasher: hasher,
             mail_to_files: false,
             https,
+            password_sign_in: true,
         }
     }
 

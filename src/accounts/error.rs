@@ -42,6 +42,10 @@ pub enum SignInError {
     /// seconds, whatever the password.
     #[error("too many failed sign-ins; try again in {retry_after} seconds")]
     Throttled { retry_after: i64 },
+    /// `KEYGATE_PASSWORD_SIGN_IN=off`: people sign in through the identity
+    /// provider only.
+    #[error("passwords are not used to sign in here")]
+    PasswordSignInOff,
     #[error(transparent)]
     Hashing(#[from] HashingFailure),
     /// The database (503 when unreachable) or another internal failure.
@@ -154,6 +158,7 @@ impl SignInError {
     pub const CODES: &[&str] = &[
         "invalid_credentials",
         THROTTLED,
+        "password_sign_in_off",
         INTERNAL,
         "database_unavailable",
     ];
@@ -164,6 +169,7 @@ impl FeatureError for SignInError {
         match self {
             Self::Refused => "invalid_credentials",
             Self::Throttled { .. } => THROTTLED,
+            Self::PasswordSignInOff => "password_sign_in_off",
             Self::Hashing(e) => e.code(),
             Self::Store(e) => e.code(),
         }
@@ -173,6 +179,7 @@ impl FeatureError for SignInError {
         match self {
             Self::Refused => ErrorKind::Unauthenticated,
             Self::Throttled { .. } => ErrorKind::Throttled,
+            Self::PasswordSignInOff => ErrorKind::Forbidden,
             Self::Hashing(e) => e.kind(),
             Self::Store(e) => e.kind(),
         }
@@ -324,6 +331,7 @@ mod tests {
             codes(&[
                 &SignInError::Refused,
                 &SignInError::Throttled { retry_after: 1 },
+                &SignInError::PasswordSignInOff,
                 &SignInError::Hashing(lost()),
                 &SignInError::Store(down()),
             ]),

@@ -95,6 +95,7 @@ mod reset;
 mod session;
 mod settings;
 mod sign_in;
+pub mod sso;
 mod store;
 mod token;
 

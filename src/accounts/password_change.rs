@@ -70,5 +70,5 @@ pub async fn change_password(
             })
         })
         .await?;
-    Ok(start_session(registry, user, &addr, now).await?)
+    Ok(start_session(registry, user, &addr, "password", now).await?)
 }

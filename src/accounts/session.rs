@@ -131,7 +131,8 @@ pub fn cookie_name(settings: &AccountSettings) -> &'static str {
 /// library: the transport renders it `HttpOnly`, `SameSite=Lax`, `Path=/`,
 /// `Secure` when [`SessionCookie::secure`], with this name, value and
 /// `Max-Age`, and removes it when [`SessionCookie::is_removal`]. Its value
-/// is the session token: no `Display`, a redacted `Debug`.
+/// is the session token: no `Display`, a redacted `Debug`. The single
+/// sign-on flow's cookie (`super::sso`) is set the same way.
 pub struct SessionCookie {
     name: &'static str,
     value: Option<Zeroizing<String>>,
@@ -140,6 +141,21 @@ pub struct SessionCookie {
 }
 
 impl SessionCookie {
+    /// A cookie set as the session's is: `value` `None` removes it.
+    pub(super) fn new(
+        name: &'static str,
+        value: Option<Zeroizing<String>>,
+        max_age_secs: i64,
+        secure: bool,
+    ) -> Self {
+        Self {
+            name,
+            value,
+            max_age_secs,
+            secure,
+        }
+    }
+
     pub fn name(&self) -> &'static str {
         self.name
     }

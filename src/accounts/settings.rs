@@ -24,6 +24,9 @@ pub struct AccountSettings {
     /// Whether the issuer is https: session cookies are then `Secure` and
     /// `__Host-` prefixed.
     pub https: bool,
+    /// `KEYGATE_PASSWORD_SIGN_IN`: whether people may sign in to the
+    /// console with a password (and set one from a link).
+    pub password_sign_in: bool,
 }
 
 impl AccountSettings {

@@ -45,6 +45,9 @@ pub async fn sign_in(
     device: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<NewSession, SignInError> {
+    if !registry.account_settings().password_sign_in {
+        return Err(SignInError::PasswordSignInOff);
+    }
     let (email, shown) = presented_email(email);
     let addr = peer.to_string();
     let subject = format!("{SIGN_IN_SUBJECT}{shown}");
@@ -83,7 +86,7 @@ pub async fn sign_in(
     match (refusal, user) {
         (None, Some(user)) => {
             guessing::give_back(registry, subject, guessing, now).await?;
-            Ok(start_session(registry, user, &addr, now).await?)
+            Ok(start_session(registry, user, &addr, "password", now).await?)
         }
         (reason, _) => {
             let reason = reason.unwrap_or("unknown_account");
@@ -101,12 +104,13 @@ pub async fn sign_in(
     }
 }
 
-/// A new session for `user`, audited, and a new device cookie for the
-/// browser.
+/// A new session for `user`, audited with how they signed in (`method`:
+/// `password`, `sso`), and a new device cookie for the browser.
 pub(super) async fn start_session(
     registry: &impl Registry,
     user: User,
     addr: &str,
+    method: &'static str,
     now: DateTime<Utc>,
 ) -> Result<NewSession, StoreError> {
     let settings = registry.account_settings();
@@ -131,7 +135,7 @@ pub(super) async fn start_session(
                         action: Action::AccountSignedIn,
                         target: &email,
                         source_addr: Some(&addr),
-                        details: json!({ "session": id }),
+                        details: json!({ "session": id, "method": method }),
                     },
                 )?;
                 Ok::<_, StoreError>(())

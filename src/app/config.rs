@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::accounts::sso::{SsoSettings, SsoSettingsError, SsoVariables};
 use crate::db::DatabaseUrl;
 use crate::duration::HumanDuration;
 use crate::exposure::github_keys::GithubKeys;
@@ -21,8 +22,10 @@ pub mod variables;
 
 use variables::{
     DATABASE_URL, EXPIRY_WARNING, GITHUB_SCANNING_KEYS, INVITE_TTL, ISSUER, KEY_MAX_LIFETIME,
-    LISTEN, MAIL_DIR, MAIL_FROM, MAX_KEYS_PER_USER, METRICS_ALLOW_FROM, SECRET_KEY, SESSION_IDLE,
-    SESSION_MAX, SIGNING_ALG, SMTP_URL, TOKEN_TTL, TRUSTED_PROXIES, Variable,
+    LISTEN, MAIL_DIR, MAIL_FROM, MAX_KEYS_PER_USER, METRICS_ALLOW_FROM, OIDC_ALLOWED_DOMAINS,
+    OIDC_CLIENT_ID, OIDC_CLIENT_SECRET, OIDC_DEFAULT_ROLE, OIDC_ISSUER, OIDC_NAME,
+    PASSWORD_SIGN_IN, SECRET_KEY, SESSION_IDLE, SESSION_MAX, SIGNING_ALG, SMTP_URL, TOKEN_TTL,
+    TRUSTED_PROXIES, Variable,
 };
 
 /// A bad value: one line naming the variable and what is wrong.
@@ -72,6 +75,10 @@ pub struct Config {
     /// GitHub's secret-scanning public keys, read from their file (`None`:
     /// `POST /integrations/github/secret-scanning` is not served).
     pub github_scanning_keys: Option<Arc<GithubKeys>>,
+    /// The identity provider for console sign-in (`KEYGATE_OIDC_*`).
+    pub sso: Option<SsoSettings>,
+    /// `KEYGATE_PASSWORD_SIGN_IN`.
+    pub password_sign_in: bool,
 }
 
 /// Longest access-token lifetime accepted; RFC 9700 asks for short-lived tokens.
@@ -204,6 +211,39 @@ impl Config {
             .transpose()
             .map_err(|m| fail(&GITHUB_SCANNING_KEYS, m))?;
 
+        let sso = SsoSettings::parse(SsoVariables {
+            issuer: given.set(&OIDC_ISSUER),
+            client_id: given.set(&OIDC_CLIENT_ID),
+            client_secret: given.set(&OIDC_CLIENT_SECRET),
+            name: given.or_default(&OIDC_NAME),
+            allowed_domains: given.set(&OIDC_ALLOWED_DOMAINS),
+            default_role: given.set(&OIDC_DEFAULT_ROLE),
+        })
+        .map_err(|e| match e {
+            SsoSettingsError::Issuer(m) => fail(&OIDC_ISSUER, m),
+            SsoSettingsError::ClientId(m) => fail(&OIDC_CLIENT_ID, m),
+            SsoSettingsError::ClientSecret(m) => fail(&OIDC_CLIENT_SECRET, m),
+            SsoSettingsError::Name(m) => fail(&OIDC_NAME, m),
+            SsoSettingsError::AllowedDomains(m) => fail(&OIDC_ALLOWED_DOMAINS, m),
+        })?;
+
+        let password_sign_in = match given.or_default(&PASSWORD_SIGN_IN) {
+            "on" => true,
+            "off" => false,
+            other => {
+                return Err(fail(
+                    &PASSWORD_SIGN_IN,
+                    format!("{other:?} is neither on nor off"),
+                ));
+            }
+        };
+        if !password_sign_in && sso.is_none() {
+            return Err(fail(
+                &PASSWORD_SIGN_IN,
+                "off needs KEYGATE_OIDC_ISSUER: nobody could sign in to the console".into(),
+            ));
+        }
+
         Ok(Self {
             database_url,
             listen,
@@ -226,6 +266,8 @@ impl Config {
             invite_ttl,
             max_keys_per_user,
             github_scanning_keys,
+            sso,
+            password_sign_in,
         })
     }
 }
@@ -398,6 +440,9 @@ mod tests {
             ("KEYGATE_MAX_KEYS_PER_USER", "0"),
             ("KEYGATE_MAX_KEYS_PER_USER", "-1"),
             ("KEYGATE_MAX_KEYS_PER_USER", "one"),
+            ("KEYGATE_OIDC_ISSUER", "http://idp.example.com"),
+            ("KEYGATE_PASSWORD_SIGN_IN", "no"),
+            ("KEYGATE_PASSWORD_SIGN_IN", "off"),
             ("KEYGATE_SESSION_IDLE", "30"),
             ("KEYGATE_SESSION_IDLE", "13h"),
             ("KEYGATE_SESSION_MAX", "31d"),

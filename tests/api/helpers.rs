@@ -9,6 +9,7 @@
 //! - `fixtures`: people, APIs, roles and keys, made by keygate's library;
 //! - `cli`: the real `keygate` binary against the app's database;
 //! - `oauth`: token, introspection and revocation requests, JWKS checks;
+//! - `oidc`: a real OpenID provider and a browser that signs in through it;
 //! - `jwt`: crafted and tampered tokens;
 //! - `sessions`: console sign-in and requests as a browser;
 //! - `rows`: what the database holds;
@@ -23,6 +24,7 @@ pub mod fixtures;
 pub mod jwt;
 pub mod mail;
 pub mod oauth;
+pub mod oidc;
 pub mod proxy;
 pub mod rows;
 pub mod serve;

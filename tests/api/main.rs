@@ -31,6 +31,7 @@ mod private_key_jwt;
 mod process;
 mod shared_reads;
 mod signing;
+mod sso;
 mod teams;
 mod token;
 mod transfer;

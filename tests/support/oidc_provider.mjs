@@ -117,7 +117,21 @@ const html = (res, status, body) => {
 async function interaction(req, res, path) {
   const [, , uid, abort] = path.split('/');
   const details = await provider.interactionDetails(req, res);
-  if (details.uid !== uid || details.prompt.name !== 'login') return html(res, 400, 'unexpected interaction\n');
+  if (details.uid !== uid) return html(res, 400, 'unexpected interaction\n');
+  // Native clients (keygate's test client is one, for its loopback redirect
+  // URI on any port, RFC 8252 §7.3) are always asked for consent after the
+  // login: granted here, without a page, as for every other client.
+  if (details.prompt.name === 'consent' && !abort) {
+    const { missingOIDCScope, missingOIDCClaims } = details.prompt.details;
+    const grant = details.grantId
+      ? await provider.Grant.find(details.grantId)
+      : new provider.Grant({ accountId: details.session.accountId, clientId: details.params.client_id });
+    if (missingOIDCScope) grant.addOIDCScope(missingOIDCScope.join(' '));
+    if (missingOIDCClaims) grant.addOIDCClaims(missingOIDCClaims);
+    const grantId = await grant.save();
+    return provider.interactionFinished(req, res, { consent: { grantId } }, { mergeWithLastSubmission: true });
+  }
+  if (details.prompt.name !== 'login') return html(res, 400, `unexpected interaction: ${details.prompt.name}\n`);
   if (req.method === 'GET' && !abort) return html(res, 200, loginPage(uid));
   if (req.method !== 'POST') return html(res, 405, 'method not allowed\n');
   if (abort) {

@@ -150,6 +150,41 @@ pub const GITHUB_SCANNING_KEYS: Variable = Variable::without_default(
     "unset",
     "file of GitHub's secret-scanning public keys; unset: that endpoint answers 404",
 );
+pub const OIDC_ISSUER: Variable = Variable::without_default(
+    "KEYGATE_OIDC_ISSUER",
+    "unset",
+    "the company identity provider for console sign-in (OpenID Connect); unset: no SSO button",
+);
+pub const OIDC_CLIENT_ID: Variable = Variable::without_default(
+    "KEYGATE_OIDC_CLIENT_ID",
+    "unset",
+    "keygate's client at that provider (redirect URI {KEYGATE_ISSUER}/sign-in/oidc/callback)",
+);
+pub const OIDC_CLIENT_SECRET: Variable = Variable::without_default(
+    "KEYGATE_OIDC_CLIENT_SECRET",
+    "unset",
+    "that client's secret; required with KEYGATE_OIDC_ISSUER",
+);
+pub const OIDC_NAME: Variable = Variable::with_default(
+    "KEYGATE_OIDC_NAME",
+    "single sign-on",
+    "the button's words: Sign in with NAME",
+);
+pub const OIDC_ALLOWED_DOMAINS: Variable = Variable::without_default(
+    "KEYGATE_OIDC_ALLOWED_DOMAINS",
+    "unset (any)",
+    "email domains whose people may sign in through the provider",
+);
+pub const OIDC_DEFAULT_ROLE: Variable = Variable::without_default(
+    "KEYGATE_OIDC_DEFAULT_ROLE",
+    "unset",
+    "unset: only people keygate knows may sign in through the provider; set: others from an allowed domain are added with this role",
+);
+pub const PASSWORD_SIGN_IN: Variable = Variable::with_default(
+    "KEYGATE_PASSWORD_SIGN_IN",
+    "on",
+    "off: console sign-in only through the provider; passwords and reset links are refused (the CLI still works)",
+);
 /// Read by the log set-up in `main`, not by `Config`.
 pub const RUST_LOG: Variable = Variable::with_default(
     "RUST_LOG",
@@ -179,6 +214,13 @@ pub const VARIABLES: &[Variable] = &[
     TRUSTED_PROXIES,
     METRICS_ALLOW_FROM,
     GITHUB_SCANNING_KEYS,
+    OIDC_ISSUER,
+    OIDC_CLIENT_ID,
+    OIDC_CLIENT_SECRET,
+    OIDC_NAME,
+    OIDC_ALLOWED_DOMAINS,
+    OIDC_DEFAULT_ROLE,
+    PASSWORD_SIGN_IN,
     RUST_LOG,
 ];
 

@@ -13,7 +13,7 @@ use super::{
     parse_form, posted, resource, see_other, with_cookie,
 };
 use crate::accounts::{
-    self, LinkPurpose, MIN_PASSWORD_CHARS, ResetError, SetPasswordError, SignInError,
+    self, LinkPurpose, MIN_PASSWORD_CHARS, ResetError, SetPasswordError, SignInError, sso,
 };
 use crate::http::form::Form;
 use crate::http::session;
@@ -46,14 +46,16 @@ struct SignInQuery {
     notice: Option<String>,
 }
 
-struct SignInForm<'a> {
-    email: &'a str,
-    next: &'a str,
-    error: Option<String>,
-    notice: Option<&'a str>,
+pub(super) struct SignInForm<'a> {
+    pub email: &'a str,
+    pub next: &'a str,
+    pub error: Option<String>,
+    pub notice: Option<&'a str>,
 }
 
-fn render_sign_in(
+/// The sign-in page: the single sign-on button when a provider is
+/// configured, the password form unless `KEYGATE_PASSWORD_SIGN_IN=off`.
+pub(super) fn render_sign_in(
     req: &HttpRequest,
     state: &AppState,
     status: StatusCode,
@@ -61,15 +63,27 @@ fn render_sign_in(
 ) -> HttpResponse {
     let (token, cookie) = csrf::pre_session(req, &state.issuer);
     let layout = Layout::public(state, "Sign in", &token);
+    let next = local_path(form.next).unwrap_or("");
+    let sso_start = match next {
+        "" => sso::START_PATH.to_owned(),
+        next => format!(
+            "{}?next={}",
+            sso::START_PATH,
+            percent_encoding::utf8_percent_encode(next, percent_encoding::NON_ALPHANUMERIC)
+        ),
+    };
     let response = page(
         status,
         "sign_in",
         &layout,
         minijinja::context! {
-            next => local_path(form.next).unwrap_or(""),
+            next,
             email => form.email,
             error => form.error,
             notice => notice_for(form.notice),
+            sso_name => state.sso.as_ref().map(|sso| sso.name()),
+            sso_start,
+            password_sign_in => state.accounts.password_sign_in,
         },
     );
     match cookie {
@@ -104,6 +118,9 @@ async fn sign_in(
 ) -> Result<HttpResponse, PageError> {
     let form = pre_session_form(&req, &state, &body)?;
     let [email, password, next] = fields(&state, &form, ["email", "password", "next"])?;
+    if !state.accounts.password_sign_in {
+        return Ok(password_sign_in_off(&req, &state, next));
+    }
     let now = state.clock.now();
     let peer = session::client_ip(&state, &req);
     let device = session::device_cookie(&state, &req);
@@ -142,9 +159,24 @@ async fn sign_in(
     )
 }
 
+/// The answer to any use of a password (sign-in, forgot password, a link)
+/// when `KEYGATE_PASSWORD_SIGN_IN=off`: the sign-in page, 403, saying so.
+fn password_sign_in_off(req: &HttpRequest, state: &AppState, next: &str) -> HttpResponse {
+    let name = state.sso.as_ref().map_or("", |sso| sso.name());
+    let form = SignInForm {
+        email: "",
+        next,
+        error: Some(format!(
+            "Passwords are not used to sign in here. Sign in with {name}."
+        )),
+        notice: None,
+    };
+    render_sign_in(req, state, StatusCode::FORBIDDEN, form)
+}
+
 /// The redirect to `to` that a successful sign-in answers, with the
 /// session's and the device's cookies.
-fn signed_in(
+pub(super) fn signed_in(
     state: &AppState,
     session: &accounts::NewSession,
     to: &str,
@@ -240,6 +272,9 @@ fn render_forgot(
 }
 
 async fn forgot_page(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    if !state.accounts.password_sign_in {
+        return password_sign_in_off(&req, &state, "");
+    }
     render_forgot(&req, &state, StatusCode::OK, "", false, None)
 }
 
@@ -249,6 +284,9 @@ async fn forgot(
     body: web::Bytes,
 ) -> Result<HttpResponse, PageError> {
     let form = pre_session_form(&req, &state, &body)?;
+    if !state.accounts.password_sign_in {
+        return Ok(password_sign_in_off(&req, &state, ""));
+    }
     let [email] = fields(&state, &form, ["email"])?;
     let email = email.trim();
     if email.is_empty() {
@@ -340,6 +378,9 @@ async fn set_password_page(
     state: web::Data<AppState>,
     query: web::Query<LinkQuery>,
 ) -> Result<HttpResponse, PageError> {
+    if !state.accounts.password_sign_in {
+        return Ok(password_sign_in_off(&req, &state, ""));
+    }
     let info = accounts::check_link(&state, &query.token, state.clock.now())
         .await
         .map_err(|e| PageError::public(&state, e))?;
@@ -360,6 +401,9 @@ async fn set_password(
     body: web::Bytes,
 ) -> Result<HttpResponse, PageError> {
     let form = pre_session_form(&req, &state, &body)?;
+    if !state.accounts.password_sign_in {
+        return Ok(password_sign_in_off(&req, &state, ""));
+    }
     let [token, password, confirm] = fields(&state, &form, ["token", "password", "confirm"])?;
     let now = state.clock.now();
     let invalid = || {

@@ -24,6 +24,7 @@ mod forms;
 mod keys;
 mod outcome;
 mod render;
+mod sso;
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
@@ -112,6 +113,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.app_data(web::QueryConfig::default().error_handler(unreadable_query));
     cfg.service(resource("/").route(web::get().to(home)));
     auth::routes(cfg);
+    sso::routes(cfg);
     keys::routes(cfg);
     admin::routes(cfg);
 }

@@ -1,0 +1,279 @@
+//! The identity provider as keygate's client of it, through the
+//! `openidconnect` crate: its discovery document and keys (cached by this
+//! process for an hour, fetched again at once when an ID token names a key
+//! the cache has not), the authorization request (code flow, PKCE S256,
+//! `state`, `nonce`, scope `openid email profile`), and the code exchanged
+//! for an ID token whose signature, `iss`, `aud`, `exp` and `nonce` are
+//! checked, read into the [`Identity`] it vouches for.
+//!
+//! Its HTTP client follows no redirects (a redirect from the provider is a
+//! refusal, never a request elsewhere) and gives up after 10 seconds.
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use openidconnect::core::{
+    CoreAuthenticationFlow, CoreClient, CoreClientAuthMethod, CoreIdTokenClaims,
+    CoreProviderMetadata, CoreUserInfoClaims,
+};
+use openidconnect::{
+    AuthType, AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret, CsrfToken,
+    IssuerUrl, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
+    SignatureVerificationError, TokenResponse,
+};
+use tokio::sync::Mutex;
+
+use super::flow::Flow;
+use super::settings::SsoSettings;
+
+/// How long discovery and keys are kept before they are fetched again.
+const METADATA_MAX_AGE: Duration = Duration::from_secs(3600);
+/// A key the cache does not know fetches the keys again, at most this often.
+const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(30);
+/// Every request to the provider gives up after this long.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Who the provider says signed in.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// The provider's `sub`.
+    pub subject: String,
+    /// Lower-cased; `None` when the provider shared none.
+    pub email: Option<String>,
+    /// `email_verified` exactly `true`.
+    pub email_verified: bool,
+    pub name: Option<String>,
+}
+
+/// What went wrong with the provider, in words for the log (never a token
+/// or a code).
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderProblem {
+    #[error("the provider could not be reached or answered wrongly: {0}")]
+    Unreachable(String),
+    #[error("the provider refused the code: {0}")]
+    CodeRefused(String),
+    #[error("the ID token was not accepted: {0}")]
+    IdToken(String),
+}
+
+struct Discovered {
+    metadata: CoreProviderMetadata,
+    at: Instant,
+}
+
+pub(super) struct Provider {
+    issuer: IssuerUrl,
+    client_id: ClientId,
+    client_secret: ClientSecret,
+    redirect: RedirectUrl,
+    http: reqwest::Client,
+    discovered: Mutex<Option<Discovered>>,
+}
+
+impl std::fmt::Debug for Provider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Provider")
+            .field("issuer", &self.issuer.as_str())
+            .field("client_id", &self.client_id.as_str())
+            .field("redirect", &self.redirect.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Provider {
+    pub(super) fn new(settings: &SsoSettings, redirect_uri: &str) -> Result<Self, String> {
+        let issuer = IssuerUrl::new(settings.issuer.clone())
+            .map_err(|e| format!("KEYGATE_OIDC_ISSUER: {e}"))?;
+        let redirect = RedirectUrl::new(redirect_uri.to_owned())
+            .map_err(|e| format!("the redirect URI {redirect_uri}: {e}"))?;
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(REQUEST_TIMEOUT)
+            .user_agent(concat!("keygate/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("the identity provider's HTTP client: {e}"))?;
+        Ok(Self {
+            issuer,
+            client_id: ClientId::new(settings.client_id.clone()),
+            client_secret: ClientSecret::new(settings.client_secret.expose().to_owned()),
+            redirect,
+            http,
+            discovered: Mutex::new(None),
+        })
+    }
+
+    /// The discovery document and keys: cached, or fetched when older than
+    /// an hour, or when `fresh` asks and the last fetch is not itself
+    /// fresh. A failed fetch falls back on what the cache holds.
+    async fn metadata(&self, fresh: bool) -> Result<CoreProviderMetadata, ProviderProblem> {
+        let mut discovered = self.discovered.lock().await;
+        if let Some(known) = discovered.as_ref() {
+            let age = known.at.elapsed();
+            let wanted = if fresh {
+                MIN_REFRESH_INTERVAL
+            } else {
+                METADATA_MAX_AGE
+            };
+            if age < wanted {
+                return Ok(known.metadata.clone());
+            }
+        }
+        match CoreProviderMetadata::discover_async(self.issuer.clone(), &self.http).await {
+            Ok(metadata) => {
+                *discovered = Some(Discovered {
+                    metadata: metadata.clone(),
+                    at: Instant::now(),
+                });
+                Ok(metadata)
+            }
+            Err(e) => {
+                let problem = error_chain(&e);
+                match discovered.as_ref() {
+                    Some(known) => {
+                        tracing::warn!(
+                            issuer = self.issuer.as_str(),
+                            problem,
+                            "identity provider discovery failed; using what was fetched before"
+                        );
+                        Ok(known.metadata.clone())
+                    }
+                    None => Err(ProviderProblem::Unreachable(problem)),
+                }
+            }
+        }
+    }
+
+    /// keygate's client at the provider, as its metadata describes it:
+    /// `client_secret_basic` unless the provider takes only
+    /// `client_secret_post`.
+    fn client(
+        &self,
+        metadata: CoreProviderMetadata,
+    ) -> openidconnect::core::CoreClient<
+        openidconnect::EndpointSet,
+        openidconnect::EndpointNotSet,
+        openidconnect::EndpointNotSet,
+        openidconnect::EndpointNotSet,
+        openidconnect::EndpointMaybeSet,
+        openidconnect::EndpointMaybeSet,
+    > {
+        let post_only = metadata
+            .token_endpoint_auth_methods_supported()
+            .is_some_and(|methods| {
+                methods.contains(&CoreClientAuthMethod::ClientSecretPost)
+                    && !methods.contains(&CoreClientAuthMethod::ClientSecretBasic)
+            });
+        let client = CoreClient::from_provider_metadata(
+            metadata,
+            self.client_id.clone(),
+            Some(self.client_secret.clone()),
+        )
+        .set_redirect_uri(self.redirect.clone());
+        if post_only {
+            client.set_auth_type(AuthType::RequestBody)
+        } else {
+            client
+        }
+    }
+
+    /// The URL to send the browser to, and the flow to remember until it
+    /// comes back.
+    pub(super) async fn authorization(&self) -> Result<(String, Flow), ProviderProblem> {
+        let client = self.client(self.metadata(false).await?);
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let (url, state, nonce) = client
+            .authorize_url(
+                CoreAuthenticationFlow::AuthorizationCode,
+                CsrfToken::new_random,
+                Nonce::new_random,
+            )
+            .add_scope(Scope::new("email".into()))
+            .add_scope(Scope::new("profile".into()))
+            .set_pkce_challenge(challenge)
+            .url();
+        let flow = Flow::new(
+            state.secret().clone(),
+            nonce.secret().clone(),
+            verifier.secret().clone(),
+        );
+        Ok((url.into(), flow))
+    }
+
+    /// The code exchanged (with the flow's PKCE verifier) and the ID token
+    /// checked against the flow's nonce at `now`; the email from the user
+    /// info endpoint when the ID token carries none.
+    pub(super) async fn identity(
+        &self,
+        code: &str,
+        flow: &Flow,
+        now: DateTime<Utc>,
+    ) -> Result<Identity, ProviderProblem> {
+        let client = self.client(self.metadata(false).await?);
+        let request = client
+            .exchange_code(AuthorizationCode::new(code.to_owned()))
+            .map_err(|e| ProviderProblem::Unreachable(e.to_string()))?
+            .set_pkce_verifier(PkceCodeVerifier::new(flow.verifier().to_owned()));
+        let token = request
+            .request_async(&self.http)
+            .await
+            .map_err(|e| ProviderProblem::CodeRefused(error_chain(&e)))?;
+        let id_token = token
+            .id_token()
+            .ok_or_else(|| ProviderProblem::IdToken("the token response has no id_token".into()))?;
+        let nonce = Nonce::new(flow.nonce().to_owned());
+        let verified = {
+            let verifier = client.id_token_verifier().set_time_fn(move || now);
+            id_token.claims(&verifier, &nonce).cloned()
+        };
+        let claims: CoreIdTokenClaims = match verified {
+            Ok(claims) => claims,
+            Err(ClaimsVerificationError::SignatureVerification(
+                SignatureVerificationError::NoMatchingKey,
+            )) => {
+                // The provider may have rotated its keys since the cache
+                // was filled: fetch them again, once.
+                let client = self.client(self.metadata(true).await?);
+                let verifier = client.id_token_verifier().set_time_fn(move || now);
+                id_token
+                    .claims(&verifier, &nonce)
+                    .cloned()
+                    .map_err(|e| ProviderProblem::IdToken(error_chain(&e)))?
+            }
+            Err(e) => return Err(ProviderProblem::IdToken(error_chain(&e))),
+        };
+        let mut identity = Identity {
+            subject: claims.subject().as_str().to_owned(),
+            email: claims.email().map(|e| e.as_str().to_lowercase()),
+            email_verified: claims.email_verified() == Some(true),
+            name: claims
+                .name()
+                .and_then(|n| n.get(None))
+                .map(|n| n.as_str().to_owned()),
+        };
+        if identity.email.is_none()
+            && let Ok(request) =
+                client.user_info(token.access_token().clone(), Some(claims.subject().clone()))
+        {
+            let info: CoreUserInfoClaims = request
+                .request_async(&self.http)
+                .await
+                .map_err(|e| ProviderProblem::Unreachable(error_chain(&e)))?;
+            identity.email = info.email().map(|e| e.as_str().to_lowercase());
+            identity.email_verified = info.email_verified() == Some(true);
+        }
+        Ok(identity)
+    }
+}
+
+/// An error and its causes on one line.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
