@@ -14,6 +14,7 @@ mod leaving;
 mod public_keys;
 mod refusals;
 mod sessions;
+mod single_sign_on;
 mod spreadsheet;
 mod webhooks;
 

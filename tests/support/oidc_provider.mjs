@@ -74,7 +74,8 @@ const provider = new Provider(issuer, {
   // Cookies: signed; never `secure` on a plain http issuer (oidc-provider
   // sets `secure` only for https requests), SameSite=Lax.
   cookies: { keys: [randomBytes(32).toString('base64url')] },
-  claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name'] },
+  // xms_edov: Entra ID's word for a verified email (it sends no email_verified).
+  claims: { openid: ['sub'], email: ['email', 'email_verified', 'xms_edov'], profile: ['name'] },
   // Scope-requested claims in the ID token too, not only at userinfo.
   conformIdTokenClaims: false,
   responseTypes: ['code'],

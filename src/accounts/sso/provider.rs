@@ -242,10 +242,16 @@ impl Provider {
             }
             Err(e) => return Err(ProviderProblem::IdToken(error_chain(&e))),
         };
+        // Entra ID sends no `email_verified`: its `xms_edov` optional claim
+        // (the email's domain verified by the tenant) says the same.
+        let email_verified = claims
+            .email_verified()
+            .or_else(|| payload_bool(&id_token.to_string(), "xms_edov"))
+            == Some(true);
         let mut identity = Identity {
             subject: claims.subject().as_str().to_owned(),
             email: claims.email().map(|e| e.as_str().to_lowercase()),
-            email_verified: claims.email_verified() == Some(true),
+            email_verified,
             name: claims
                 .name()
                 .and_then(|n| n.get(None))
@@ -266,6 +272,22 @@ impl Provider {
     }
 }
 
+/// A boolean claim of a JWT whose signature was already checked, which the
+/// crate's standard claims do not name.
+fn payload_bool(jwt: &str, claim: &str) -> Option<bool> {
+    use base64::Engine;
+    let payload = jwt.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    match &claims[claim] {
+        serde_json::Value::Bool(value) => Some(*value),
+        serde_json::Value::String(text) => text.parse().ok(),
+        _ => None,
+    }
+}
+
 /// An error and its causes on one line.
 fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
@@ -276,4 +298,29 @@ fn error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_claim_the_crate_does_not_name_is_read_from_the_payload() {
+        use base64::Engine;
+        let encode =
+            |json: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json.as_bytes());
+        let jwt =
+            |payload: &str| format!("{}.{}.sig", encode(r#"{"alg":"RS256"}"#), encode(payload));
+        assert_eq!(
+            payload_bool(&jwt(r#"{"xms_edov":true}"#), "xms_edov"),
+            Some(true)
+        );
+        assert_eq!(
+            payload_bool(&jwt(r#"{"xms_edov":"false"}"#), "xms_edov"),
+            Some(false)
+        );
+        assert_eq!(payload_bool(&jwt(r#"{"xms_edov":1}"#), "xms_edov"), None);
+        assert_eq!(payload_bool(&jwt("{}"), "xms_edov"), None);
+        assert_eq!(payload_bool("not a jwt", "xms_edov"), None);
+    }
 }

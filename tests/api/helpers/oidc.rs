@@ -19,7 +19,8 @@ pub const CLIENT_SECRET: &str = "provider-client-secret-9f3c";
 
 /// The accounts every test provider has, by login: `alice` and `bob` at
 /// example.com (verified), `unverified@example.com`, `outsider@other.test`
-/// (verified) and `noemail`, who shares no address.
+/// (verified), `noemail`, who shares no address, and `erin@example.com`,
+/// verified as Entra ID says it (`xms_edov`).
 pub fn accounts() -> Value {
     json!({
         "alice": {"email": "alice@example.com", "email_verified": true, "name": "Alice Example"},
@@ -28,6 +29,8 @@ pub fn accounts() -> Value {
         "unverified": {"email": "unverified@example.com", "email_verified": false},
         "outsider": {"email": "outsider@other.test", "email_verified": true},
         "noemail": {"name": "No Email"},
+        // As Entra ID says it: no email_verified, its xms_edov instead.
+        "erin": {"email": "erin@example.com", "xms_edov": true, "name": "Erin"},
     })
 }
 
