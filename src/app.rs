@@ -33,7 +33,7 @@ use crate::keys::last_use::RecentUses;
 use crate::mail::{Delivery, MailTransport, Mailer};
 use crate::metrics::Metrics;
 use crate::signing::MasterKey;
-use crate::signing::{self, AtRest, Signer, TokenHasher};
+use crate::signing::{self, AtRest, Signer};
 use crate::state::{AccountSettings, AppState};
 use crate::time::Clock;
 use crate::webhooks::{Dispatcher, WebhookSealer};
@@ -285,7 +285,7 @@ impl Application {
             key_max_lifetime: config.key_max_lifetime,
             expiry_warning: config.expiry_warning,
             max_keys_per_user: config.max_keys_per_user,
-            accounts: account_settings(&config, &issuer, master.token_hasher()),
+            accounts: account_settings(&config, &issuer, &master),
             sso: single_sign_on(&config, &issuer, &master, &pool).await?,
             exposure_budget: crate::exposure::budget::Budget::default(),
             exposure_turn: tokio::sync::Semaphore::new(1),
@@ -500,19 +500,17 @@ fn access_log() -> Logger {
 }
 
 /// What accounts and sessions use, for `issuer`.
-pub fn account_settings(
-    config: &Config,
-    issuer: &str,
-    token_hasher: TokenHasher,
-) -> AccountSettings {
+pub fn account_settings(config: &Config, issuer: &str, master: &MasterKey) -> AccountSettings {
     AccountSettings {
         session_idle: config.session_idle,
         session_max: config.session_max,
         invite_ttl: config.invite_ttl,
-        token_hasher,
+        token_hasher: master.token_hasher(),
         mail_to_files: matches!(config.mail, MailTransport::Files(_)),
         https: is_https(issuer),
         password_sign_in: config.password_sign_in,
+        require_mfa: config.require_mfa,
+        sealer: crate::accounts::AccountSealer::new(master),
     }
 }
 

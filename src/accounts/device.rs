@@ -124,7 +124,8 @@ mod tests {
     use crate::signing::MasterKey;
 
     fn settings_with(key: &str, https: bool) -> AccountSettings {
-        let hasher = MasterKey::from_hex(&key.repeat(32)).unwrap().token_hasher();
+        let master = MasterKey::from_hex(&key.repeat(32)).unwrap();
+        let hasher = master.token_hasher();
         let hours = "1h".parse::<HumanDuration>().unwrap();
         AccountSettings {
             session_idle: hours,
@@ -134,6 +135,8 @@ mod tests {
             mail_to_files: false,
             https,
             password_sign_in: true,
+            require_mfa: crate::accounts::RequireMfa::Off,
+            sealer: crate::accounts::AccountSealer::new(&master),
         }
     }
 

@@ -46,6 +46,18 @@ pub enum SignInError {
     /// provider only.
     #[error("passwords are not used to sign in here")]
     PasswordSignInOff,
+    /// The password was right and the person has a second factor: set the
+    /// pending sign-in's cookie and ask for a code
+    /// ([`super::pending`]). Not a refusal; no session yet.
+    #[error("a second factor is needed to finish signing in")]
+    SecondFactorNeeded(super::pending::PendingSignIn),
+    /// The second step without a live pending sign-in (none, another
+    /// keygate's, or older than 5 minutes): sign in again.
+    #[error("that sign-in expired: enter your password again")]
+    PendingExpired,
+    /// A code that is none of the person's (counted as a wrong password).
+    #[error("that code is not right")]
+    WrongCode,
     #[error(transparent)]
     Hashing(#[from] HashingFailure),
     /// The database (503 when unreachable) or another internal failure.
@@ -159,6 +171,9 @@ impl SignInError {
         "invalid_credentials",
         THROTTLED,
         "password_sign_in_off",
+        "second_factor_needed",
+        "sign_in_expired",
+        "wrong_code",
         INTERNAL,
         "database_unavailable",
     ];
@@ -170,6 +185,9 @@ impl FeatureError for SignInError {
             Self::Refused => "invalid_credentials",
             Self::Throttled { .. } => THROTTLED,
             Self::PasswordSignInOff => "password_sign_in_off",
+            Self::SecondFactorNeeded(_) => "second_factor_needed",
+            Self::PendingExpired => "sign_in_expired",
+            Self::WrongCode => "wrong_code",
             Self::Hashing(e) => e.code(),
             Self::Store(e) => e.code(),
         }
@@ -180,6 +198,9 @@ impl FeatureError for SignInError {
             Self::Refused => ErrorKind::Unauthenticated,
             Self::Throttled { .. } => ErrorKind::Throttled,
             Self::PasswordSignInOff => ErrorKind::Forbidden,
+            Self::SecondFactorNeeded(_) | Self::PendingExpired | Self::WrongCode => {
+                ErrorKind::Unauthenticated
+            }
             Self::Hashing(e) => e.kind(),
             Self::Store(e) => e.kind(),
         }
@@ -332,6 +353,11 @@ mod tests {
                 &SignInError::Refused,
                 &SignInError::Throttled { retry_after: 1 },
                 &SignInError::PasswordSignInOff,
+                &SignInError::SecondFactorNeeded(crate::accounts::pending::PendingSignIn {
+                    cookie: crate::accounts::session::SessionCookie::new("n", None, 0, false),
+                }),
+                &SignInError::PendingExpired,
+                &SignInError::WrongCode,
                 &SignInError::Hashing(lost()),
                 &SignInError::Store(down()),
             ]),

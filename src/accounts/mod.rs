@@ -28,6 +28,19 @@
 //!   page's forms.
 //! - [`sign_out`] ends one session; answer with [`removal_cookie`].
 //!
+//! # Single sign-on and second factors
+//!
+//! - [`sso`]: sign-in through the company's OpenID provider
+//!   (`KEYGATE_OIDC_*`); `KEYGATE_PASSWORD_SIGN_IN=off` makes [`sign_in`]
+//!   answer [`SignInError::PasswordSignInOff`].
+//! - [`factors`]: an authenticator app and recovery codes, set up on the
+//!   console's Security page. [`sign_in`] of a person with one answers
+//!   [`SignInError::SecondFactorNeeded`] with a [`PendingSignIn`] (a sealed
+//!   5-minute cookie) instead of a session; [`sign_in_second_factor`] then
+//!   takes a code. `KEYGATE_REQUIRE_MFA` ([`RequireMfa`]) marks the
+//!   sessions of the people it covers who have no factor
+//!   ([`Session::must_enrol`]): they may only enrol one.
+//!
 //! # Reading the session of a request
 //!
 //! - [`lookup_session`] finds the live session a presented token names.
@@ -86,12 +99,15 @@
 
 mod device;
 mod error;
+pub mod factors;
 mod guessing;
 mod invitation;
 mod links;
 mod password;
 mod password_change;
+mod pending;
 mod reset;
+mod second_factor;
 mod session;
 mod settings;
 mod sign_in;
@@ -113,11 +129,13 @@ pub use password::{
     check_password_policy, warm_up,
 };
 pub use password_change::change_password;
+pub use pending::{PENDING_LIFETIME, PendingSignIn, pending_cookie_name, pending_removal_cookie};
 pub use reset::{check_link, request_password_reset, set_password_with_link};
+pub use second_factor::sign_in_second_factor;
 pub use session::{
     CsrfToken, CurrentSession, NewSession, PLAIN_COOKIE_NAME, SECURE_COOKIE_NAME, Session,
     SessionCookie, SessionToken, cookie_name, lookup_session, removal_cookie, session_cookie,
 };
-pub use settings::{AccountSettings, Registry};
+pub use settings::{AccountSealer, AccountSettings, Registry, RequireMfa};
 pub use sign_in::{sign_in, sign_out};
 pub use store::prune;

@@ -112,6 +112,10 @@ pub struct Session {
     /// The absolute end; the idle end moves with every request.
     pub expires_at: DateTime<Utc>,
     pub last_seen_at: DateTime<Utc>,
+    /// Started by a password alone for someone `KEYGATE_REQUIRE_MFA` covers
+    /// who had no second factor: it may only enrol one (the console's
+    /// Security page) or sign out, until they have.
+    pub must_enrol: bool,
 }
 
 impl Session {
@@ -249,5 +253,6 @@ pub async fn lookup_session(
         created_at: from_db(row.created_at),
         expires_at: from_db(row.expires_at),
         last_seen_at: from_db(row.last_seen_at),
+        must_enrol: row.must_enrol,
     }))
 }

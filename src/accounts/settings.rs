@@ -1,11 +1,13 @@
 //! What the people's side is given: its settings, and what it needs from
 //! the application that runs it.
 
+use std::sync::Arc;
+
 use crate::client_auth::argon2_pool::Argon2Pool;
 use crate::client_auth::throttle::ThrottlePolicy;
 use crate::db::Pool;
 use crate::duration::HumanDuration;
-use crate::signing::TokenHasher;
+use crate::signing::{AtRest, MasterKey, TokenHasher};
 
 /// The settings of people's accounts: sessions and one-time links.
 #[derive(Debug, Clone)]
@@ -27,6 +29,74 @@ pub struct AccountSettings {
     /// `KEYGATE_PASSWORD_SIGN_IN`: whether people may sign in to the
     /// console with a password (and set one from a link).
     pub password_sign_in: bool,
+    /// `KEYGATE_REQUIRE_MFA`: whom a password sign-in sends to enrol a
+    /// second factor first.
+    pub require_mfa: RequireMfa,
+    /// Seals TOTP secrets and sign-ins waiting for their second factor.
+    pub sealer: AccountSealer,
+}
+
+/// `KEYGATE_REQUIRE_MFA`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RequireMfa {
+    #[default]
+    Off,
+    Admins,
+    Everyone,
+}
+
+impl RequireMfa {
+    /// `off`, `admins` or `everyone`.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "off" => Some(Self::Off),
+            "admins" => Some(Self::Admins),
+            "everyone" => Some(Self::Everyone),
+            _ => None,
+        }
+    }
+
+    /// Whether a person of `role` must have a second factor.
+    pub fn covers(self, role: &str) -> bool {
+        match self {
+            Self::Off => false,
+            Self::Admins => role == crate::users::ADMIN_ROLE,
+            Self::Everyone => true,
+        }
+    }
+}
+
+/// AES-256-GCM under a key derived from `KEYGATE_SECRET_KEY` for accounts
+/// alone; what is sealed names its use and owner as associated data, so no
+/// sealed value opens as another. Never printed.
+#[derive(Clone)]
+pub struct AccountSealer(Arc<AtRest>);
+
+impl AccountSealer {
+    pub fn new(master: &MasterKey) -> Self {
+        Self(Arc::new(AtRest::for_purpose(
+            master,
+            b"accounts sealing v1",
+        )))
+    }
+
+    pub(super) fn seal(&self, bound_to: &str, plain: &[u8]) -> Option<Vec<u8>> {
+        self.0.seal(bound_to, plain).ok()
+    }
+
+    pub(super) fn open(
+        &self,
+        bound_to: &str,
+        sealed: &[u8],
+    ) -> Option<zeroize::Zeroizing<Vec<u8>>> {
+        self.0.open(bound_to, sealed).ok()
+    }
+}
+
+impl std::fmt::Debug for AccountSealer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AccountSealer(redacted)")
+    }
 }
 
 impl AccountSettings {

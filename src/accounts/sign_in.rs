@@ -10,8 +10,10 @@ use zeroize::Zeroizing;
 
 use super::device::{self, DeviceCookie};
 use super::error::SignInError;
+use super::factors::store as factors;
 use super::guessing::{self, Attempt, Failure, SIGN_IN_SUBJECT};
 use super::password::{self, Password};
+use super::pending;
 use super::session::{self, CsrfToken, NewSession, Session, SessionToken};
 use super::settings::Registry;
 use super::store;
@@ -86,6 +88,15 @@ pub async fn sign_in(
     match (refusal, user) {
         (None, Some(user)) => {
             guessing::give_back(registry, subject, guessing, now).await?;
+            let user_id = user.id.clone();
+            let has_factor = registry
+                .pool()
+                .run(move |conn| factors::has_factor(conn, &user_id).map_err(StoreError::from))
+                .await?;
+            if has_factor {
+                let pending = pending::pending(registry, &user, now)?;
+                return Err(SignInError::SecondFactorNeeded(pending));
+            }
             Ok(start_session(registry, user, &addr, "password", now).await?)
         }
         (reason, _) => {
@@ -105,7 +116,10 @@ pub async fn sign_in(
 }
 
 /// A new session for `user`, audited with how they signed in (`method`:
-/// `password`, `sso`), and a new device cookie for the browser.
+/// `password`, `password+totp`, `password+recovery_code`, `sso`), and a new
+/// device cookie for the browser. A password alone, for someone
+/// `KEYGATE_REQUIRE_MFA` covers who has no second factor, starts a session
+/// that may only enrol one.
 pub(super) async fn start_session(
     registry: &impl Registry,
     user: User,
@@ -121,12 +135,20 @@ pub(super) async fn start_session(
     let expires_at = now + settings.session_max.as_chrono();
     let idle = settings.session_idle.as_chrono();
     let (user_id, email, addr) = (user.id.clone(), user.email.clone(), addr.to_owned());
+    let covered = method == "password" && settings.require_mfa.covers(&user.role);
     registry
         .pool()
         .run(move |conn| {
             write_transaction(conn, |conn| {
-                let id =
-                    store::insert_session(conn, &hash, &user_id, (expires_at, idle), &addr, now)?;
+                let must_enrol = covered && !factors::has_factor(conn, &user_id)?;
+                let id = store::insert_session(
+                    conn,
+                    &hash,
+                    &user_id,
+                    (expires_at, idle),
+                    (&addr, must_enrol),
+                    now,
+                )?;
                 audit::record(
                     conn,
                     now,
@@ -135,7 +157,11 @@ pub(super) async fn start_session(
                         action: Action::AccountSignedIn,
                         target: &email,
                         source_addr: Some(&addr),
-                        details: json!({ "session": id, "method": method }),
+                        details: json!({
+                            "session": id,
+                            "method": method,
+                            "must_enrol": must_enrol,
+                        }),
                     },
                 )?;
                 Ok::<_, StoreError>(())

@@ -23,6 +23,7 @@ pub struct SessionRow {
     pub created_at: NaiveDateTime,
     pub last_seen_at: NaiveDateTime,
     pub expires_at: NaiveDateTime,
+    pub must_enrol: bool,
 }
 
 impl SessionRow {
@@ -40,7 +41,7 @@ pub fn insert_session(
     token_hash: &str,
     user_id: &str,
     (expires_at, idle): (DateTime<Utc>, Duration),
-    source_addr: &str,
+    (source_addr, must_enrol): (&str, bool),
     now: DateTime<Utc>,
 ) -> QueryResult<String> {
     diesel::delete(
@@ -63,6 +64,7 @@ pub fn insert_session(
             sessions::last_seen_at.eq(now.naive_utc()),
             sessions::expires_at.eq(expires_at.naive_utc()),
             sessions::source_addr.eq(source_addr),
+            sessions::must_enrol.eq(must_enrol),
         ))
         .execute(conn)?;
     Ok(id)
@@ -267,6 +269,48 @@ pub fn find_person(conn: &mut DbConnection, email: &str) -> QueryResult<Option<U
         .select(User::as_select())
         .first(conn)
         .optional()
+}
+
+/// Records that `user_id` signed in through the provider `issuer` as its
+/// account `subject`: linked at the first time, its last time moved at
+/// each. Returns the subject it was linked to before when that differs
+/// (the provider gave the address to another of its accounts).
+pub fn link_sso_identity(
+    conn: &mut DbConnection,
+    user_id: &str,
+    (issuer, subject): (&str, &str),
+    now: DateTime<Utc>,
+) -> QueryResult<Option<String>> {
+    use crate::db::schema::sso_identities as links;
+    let known: Option<(String, String)> = links::table
+        .find(user_id)
+        .select((links::issuer, links::subject))
+        .first(conn)
+        .optional()?;
+    match known {
+        None => {
+            diesel::insert_into(links::table)
+                .values((
+                    links::user_id.eq(user_id),
+                    links::issuer.eq(issuer),
+                    links::subject.eq(subject),
+                    links::first_at.eq(now.naive_utc()),
+                    links::last_at.eq(now.naive_utc()),
+                ))
+                .execute(conn)?;
+            Ok(None)
+        }
+        Some((was_issuer, was_subject)) => {
+            diesel::update(links::table.find(user_id))
+                .set((
+                    links::issuer.eq(issuer),
+                    links::subject.eq(subject),
+                    links::last_at.eq(now.naive_utc()),
+                ))
+                .execute(conn)?;
+            Ok((was_issuer != issuer || was_subject != subject).then_some(was_subject))
+        }
+    }
 }
 
 /// Drops sessions that are over (absolute or idle) and links that have

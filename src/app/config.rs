@@ -24,8 +24,8 @@ use variables::{
     DATABASE_URL, EXPIRY_WARNING, GITHUB_SCANNING_KEYS, INVITE_TTL, ISSUER, KEY_MAX_LIFETIME,
     LISTEN, MAIL_DIR, MAIL_FROM, MAX_KEYS_PER_USER, METRICS_ALLOW_FROM, OIDC_ALLOWED_DOMAINS,
     OIDC_CLIENT_ID, OIDC_CLIENT_SECRET, OIDC_DEFAULT_ROLE, OIDC_ISSUER, OIDC_NAME,
-    PASSWORD_SIGN_IN, SECRET_KEY, SESSION_IDLE, SESSION_MAX, SIGNING_ALG, SMTP_URL, TOKEN_TTL,
-    TRUSTED_PROXIES, Variable,
+    PASSWORD_SIGN_IN, REQUIRE_MFA, SECRET_KEY, SESSION_IDLE, SESSION_MAX, SIGNING_ALG, SMTP_URL,
+    TOKEN_TTL, TRUSTED_PROXIES, Variable,
 };
 
 /// A bad value: one line naming the variable and what is wrong.
@@ -79,6 +79,8 @@ pub struct Config {
     pub sso: Option<SsoSettings>,
     /// `KEYGATE_PASSWORD_SIGN_IN`.
     pub password_sign_in: bool,
+    /// `KEYGATE_REQUIRE_MFA`.
+    pub require_mfa: crate::accounts::RequireMfa,
 }
 
 /// Longest access-token lifetime accepted; RFC 9700 asks for short-lived tokens.
@@ -244,6 +246,17 @@ impl Config {
             ));
         }
 
+        let require_mfa = crate::accounts::RequireMfa::parse(given.or_default(&REQUIRE_MFA))
+            .ok_or_else(|| {
+                fail(
+                    &REQUIRE_MFA,
+                    format!(
+                        "{:?} is none of off, admins, everyone",
+                        given.or_default(&REQUIRE_MFA)
+                    ),
+                )
+            })?;
+
         Ok(Self {
             database_url,
             listen,
@@ -268,6 +281,7 @@ impl Config {
             github_scanning_keys,
             sso,
             password_sign_in,
+            require_mfa,
         })
     }
 }
@@ -443,6 +457,7 @@ mod tests {
             ("KEYGATE_OIDC_ISSUER", "http://idp.example.com"),
             ("KEYGATE_PASSWORD_SIGN_IN", "no"),
             ("KEYGATE_PASSWORD_SIGN_IN", "off"),
+            ("KEYGATE_REQUIRE_MFA", "all"),
             ("KEYGATE_SESSION_IDLE", "30"),
             ("KEYGATE_SESSION_IDLE", "13h"),
             ("KEYGATE_SESSION_MAX", "31d"),

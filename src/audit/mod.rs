@@ -54,6 +54,15 @@ pub enum Action {
     AccountInvited,
     PasswordResetRequested,
     PasswordSet,
+    /// A second factor added (and confirmed) by its person.
+    SecondFactorEnrolled,
+    /// A second factor removed by its person.
+    SecondFactorRemoved,
+    /// Every second factor and recovery code of a person removed
+    /// (`users reset-mfa`).
+    SecondFactorsReset,
+    /// New recovery codes, replacing the old.
+    RecoveryCodesGenerated,
     WebhookCreated,
     WebhookUpdated,
     WebhookRemoved,
@@ -102,6 +111,10 @@ impl Action {
             Self::AccountInvited => "account.invited",
             Self::PasswordResetRequested => "account.password_reset_requested",
             Self::PasswordSet => "account.password_set",
+            Self::SecondFactorEnrolled => "account.second_factor_enrolled",
+            Self::SecondFactorRemoved => "account.second_factor_removed",
+            Self::SecondFactorsReset => "account.second_factors_reset",
+            Self::RecoveryCodesGenerated => "account.recovery_codes_generated",
             Self::WebhookCreated => "webhook.created",
             Self::WebhookUpdated => "webhook.updated",
             Self::WebhookRemoved => "webhook.removed",

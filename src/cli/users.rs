@@ -59,6 +59,14 @@ pub enum UsersCommand {
         /// The user's email.
         email: String,
     },
+    /// Remove a person's second factors (authenticator app) and recovery
+    /// codes, for someone who lost their phone: their password alone signs
+    /// them in until they set one up again. Audited; the person is emailed.
+    #[command(name = "reset-mfa")]
+    ResetMfa {
+        /// The user's email.
+        email: String,
+    },
     /// Change a user's role or switch their key creation off or on
     /// (existing keys keep working).
     Set {
@@ -130,6 +138,20 @@ pub fn run(command: UsersCommand, ctx: &mut Context) -> Result<(), CliError> {
             let user = users::set_user_disabled(ctx.conn(), &email, false, COMMAND_LINE, now)
                 .map_err(AppError::from)?;
             println!("enabled user {}; their live keys work again", user.email);
+        }
+        UsersCommand::ResetMfa { email } => {
+            let issuer = ctx.issuer();
+            let email = email.trim().to_lowercase();
+            let had =
+                crate::accounts::factors::reset(ctx.conn(), &issuer, (&email, COMMAND_LINE), now)
+                    .map_err(AppError::from)?;
+            if had {
+                println!(
+                    "removed the second factors and recovery codes of {email}; they have been emailed"
+                );
+            } else {
+                println!("{email} has no second factor: nothing to remove");
+            }
         }
         UsersCommand::Set {
             email,
@@ -217,7 +239,7 @@ fn invite(
 ) -> Result<(), CliError> {
     let issuer = ctx.issuer();
     let master = crate::app::master_key(&ctx.config)?;
-    let settings = crate::app::account_settings(&ctx.config, &issuer, master.token_hasher());
+    let settings = crate::app::account_settings(&ctx.config, &issuer, &master);
     let invitation = Invitation {
         email,
         role,

@@ -176,6 +176,7 @@ diesel::table! {
         last_seen_at -> Timestamp,
         expires_at -> Timestamp,
         source_addr -> Nullable<Text>,
+        must_enrol -> Bool,
     }
 }
 
@@ -278,6 +279,40 @@ diesel::table! {
 
 diesel::joinable!(federations -> api_keys (key_id));
 
+diesel::table! {
+    sso_identities (user_id) {
+        user_id -> Text,
+        issuer -> Text,
+        subject -> Text,
+        first_at -> Timestamp,
+        last_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    totp_factors (user_id) {
+        user_id -> Text,
+        secret_sealed -> Text,
+        confirmed_at -> Nullable<Timestamp>,
+        last_step -> BigInt,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    recovery_codes (id) {
+        id -> Text,
+        user_id -> Text,
+        code_hash -> Text,
+        used_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(sso_identities -> users (user_id));
+diesel::joinable!(totp_factors -> users (user_id));
+diesel::joinable!(recovery_codes -> users (user_id));
+
 diesel::allow_tables_to_appear_in_same_query!(
     roles,
     users,
@@ -299,4 +334,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     webhook_deliveries,
     client_assertion_jtis,
     federations,
+    sso_identities,
+    totp_factors,
+    recovery_codes,
 );

@@ -12,8 +12,10 @@ pub mod worker;
 use std::time::Duration;
 
 pub use event::Event;
-pub use outbox::{enqueue_account_email, enqueue_key_event, enqueue_notice};
-pub use render::{AccountContext, AccountEmail, AdminNotice, PRODUCT, WebhookNotice};
+pub use outbox::{QueueError, enqueue_account_email, enqueue_key_event, enqueue_notice};
+pub use render::{
+    AccountContext, AccountEmail, AdminNotice, PRODUCT, TwoFactorNotice, WebhookNotice,
+};
 pub use transport::{MailTransport, Mailer, SendError, TransportError};
 pub use worker::Delivery;
 

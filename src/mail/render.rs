@@ -32,11 +32,14 @@ impl AccountEmail {
     }
 }
 
-/// An email to the admins about keygate itself, not about a key.
+/// An email about keygate itself or a person's account, not about a key
+/// and holding no link: to the admins, or to the person concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AdminNotice {
     /// A webhook endpoint failed for 5 days and was switched off.
     WebhookDisabled,
+    /// A person's second factor was enrolled, removed or reset (to them).
+    TwoFactor,
 }
 
 impl AdminNotice {
@@ -44,8 +47,27 @@ impl AdminNotice {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::WebhookDisabled => "webhook_disabled",
+            Self::TwoFactor => "two_factor",
         }
     }
+}
+
+/// What a "two-factor" email shows (its words are made by the account
+/// rules, `crate::accounts`).
+#[derive(Debug, Serialize)]
+pub struct TwoFactorNotice<'a> {
+    pub product: &'static str,
+    pub issuer: &'a str,
+    pub recipient: &'a str,
+    /// "authenticator app added", "second factors reset".
+    pub headline: &'a str,
+    /// One sentence of what happened.
+    pub what: &'a str,
+    /// Who did it: "you", an admin's email, "command line".
+    pub actor: &'a str,
+    /// What the person has now: "an authenticator app and 10 recovery codes".
+    pub standing: &'a str,
+    pub occurred_at: &'a str,
 }
 
 /// What the "webhook switched off" email shows.
@@ -178,7 +200,7 @@ macro_rules! embedded {
     };
 }
 
-const TEMPLATES: [(&str, &str); 45] = embedded!(
+const TEMPLATES: [(&str, &str); 48] = embedded!(
     "email/base.txt",
     "email/base.html",
     // One text for both parts, each escaped as its part needs.
@@ -225,6 +247,9 @@ const TEMPLATES: [(&str, &str); 45] = embedded!(
     "email/webhook_disabled/subject.txt",
     "email/webhook_disabled/body.txt",
     "email/webhook_disabled/body.html",
+    "email/two_factor/subject.txt",
+    "email/two_factor/body.txt",
+    "email/two_factor/body.html",
 );
 
 fn build_environment(

@@ -13,6 +13,7 @@ mod forms;
 mod leaving;
 mod public_keys;
 mod refusals;
+mod second_factors;
 mod sessions;
 mod single_sign_on;
 mod spreadsheet;

@@ -10,6 +10,7 @@
 //! - `cli`: the real `keygate` binary against the app's database;
 //! - `oauth`: token, introspection and revocation requests, JWKS checks;
 //! - `oidc`: a real OpenID provider and a browser that signs in through it;
+//! - `otp`: TOTP codes computed from RFC 6238, as an authenticator app does;
 //! - `jwt`: crafted and tampered tokens;
 //! - `sessions`: console sign-in and requests as a browser;
 //! - `rows`: what the database holds;
@@ -25,6 +26,7 @@ pub mod jwt;
 pub mod mail;
 pub mod oauth;
 pub mod oidc;
+pub mod otp;
 pub mod proxy;
 pub mod rows;
 pub mod serve;

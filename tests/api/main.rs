@@ -17,6 +17,7 @@ mod email;
 mod envelope;
 mod events;
 mod exposed;
+mod factors;
 mod faults;
 mod federation;
 mod github_scanning;

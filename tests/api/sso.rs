@@ -21,20 +21,8 @@ async fn app_with(engine: Engine, provider: &OidcProvider, extra: &[(&str, &str)
     TestApp::builder(engine).vars(&all).start().await
 }
 
-/// The details of every audit entry of `action`, oldest first.
 fn audited(app: &TestApp, action: &str) -> Vec<(String, Value)> {
-    use diesel::prelude::*;
-    use keygate::db::schema::audit_events;
-    let mut conn = app.db();
-    audit_events::table
-        .filter(audit_events::action.eq(action))
-        .order(audit_events::id.asc())
-        .select((audit_events::actor, audit_events::details))
-        .load::<(String, String)>(&mut conn)
-        .unwrap()
-        .into_iter()
-        .map(|(actor, details)| (actor, serde_json::from_str(&details).unwrap()))
-        .collect()
+    app.audited(action)
 }
 
 /// The reasons of the single sign-on refusals audited so far.

@@ -185,6 +185,7 @@ async fn attempt(
     if user.disabled {
         return Err(SsoRefusal::Disabled);
     }
+    link(registry, sso, &user, &identity, now).await?;
     let session = start_session(registry, user, addr, "sso", now).await?;
     Ok(SsoSignIn {
         session,
@@ -235,6 +236,35 @@ async fn find_or_add(
         tracing::info!(account = %user.email, role = %user.role, "added at their first single sign-on");
     }
     Ok(user)
+}
+
+/// The person's link to their account at the provider, made or refreshed.
+async fn link(
+    registry: &impl Registry,
+    sso: &Sso,
+    user: &User,
+    identity: &Identity,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let (user_id, email) = (user.id.clone(), user.email.clone());
+    let issuer = sso.settings.issuer.clone();
+    let subject = identity.subject.clone();
+    let before = registry
+        .pool()
+        .run(move |conn| {
+            store::link_sso_identity(conn, &user_id, (&issuer, &subject), now)
+                .map_err(StoreError::from)
+        })
+        .await?;
+    if let Some(before) = before {
+        tracing::warn!(
+            account = %email,
+            before,
+            now = %identity.subject,
+            "the identity provider vouched for this address as another of its accounts"
+        );
+    }
+    Ok(())
 }
 
 /// An error code as RFC 6749 §4.1.2.1 shapes them (printable ASCII), kept

@@ -185,6 +185,11 @@ pub const PASSWORD_SIGN_IN: Variable = Variable::with_default(
     "on",
     "off: console sign-in only through the provider; passwords and reset links are refused (the CLI still works)",
 );
+pub const REQUIRE_MFA: Variable = Variable::with_default(
+    "KEYGATE_REQUIRE_MFA",
+    "off",
+    "admins or everyone: those people must enrol a second factor at their next password sign-in and can do nothing else until they have",
+);
 /// Read by the log set-up in `main`, not by `Config`.
 pub const RUST_LOG: Variable = Variable::with_default(
     "RUST_LOG",
@@ -221,6 +226,7 @@ pub const VARIABLES: &[Variable] = &[
     OIDC_ALLOWED_DOMAINS,
     OIDC_DEFAULT_ROLE,
     PASSWORD_SIGN_IN,
+    REQUIRE_MFA,
     RUST_LOG,
 ];
 

@@ -137,6 +137,9 @@ async fn sign_in(
     Ok(
         match accounts::sign_in(&state, email, password, peer, device, now).await {
             Ok(session) => signed_in(&state, &session, local_path(next).unwrap_or("/keys"), now),
+            Err(SignInError::SecondFactorNeeded(pending)) => {
+                pending_sign_in(&pending, local_path(next).unwrap_or("/keys"))
+            }
             Err(SignInError::Refused) => refused(
                 StatusCode::UNAUTHORIZED,
                 "Wrong email address or password.".to_owned(),
@@ -156,6 +159,21 @@ async fn sign_in(
             }
             Err(e) => return Err(PageError::public(&state, e)),
         },
+    )
+}
+
+/// The page of a sign-in's second step (`super::second_factor`).
+pub(super) const CODE_PATH: &str = "/sign-in/code";
+
+/// The answer to a right password of someone with a second factor: on to
+/// the code page (then `next`), the pending sign-in's cookie set.
+pub(super) fn pending_sign_in(pending: &accounts::PendingSignIn, next: &str) -> HttpResponse {
+    let query = form_urlencoded::Serializer::new(String::new())
+        .append_pair("next", next)
+        .finish();
+    with_cookie(
+        see_other(&format!("{CODE_PATH}?{query}")),
+        &session::render(&pending.cookie),
     )
 }
 
@@ -188,7 +206,11 @@ pub(super) fn signed_in(
 
 /// A form posted before a session exists: parsed, and its double-submit
 /// CSRF token checked.
-fn pre_session_form(req: &HttpRequest, state: &AppState, body: &[u8]) -> Result<Form, PageError> {
+pub(super) fn pre_session_form(
+    req: &HttpRequest,
+    state: &AppState,
+    body: &[u8],
+) -> Result<Form, PageError> {
     let form = parse_form(req, body).map_err(|e| PageError::public(state, e))?;
     let token = field(&form, "csrf_token").unwrap_or("");
     if csrf::pre_session_matches(req, &state.issuer, token) {
@@ -213,7 +235,7 @@ fn fields<'f, const N: usize>(
 }
 
 /// "3 minutes", "45 seconds".
-fn in_words(seconds: i64) -> String {
+pub(super) fn in_words(seconds: i64) -> String {
     match seconds {
         s if s >= 120 => format!("{} minutes", (s + 59) / 60),
         s if s >= 60 => "a minute".to_owned(),
@@ -450,6 +472,9 @@ async fn set_password(
     Ok(
         match accounts::sign_in(&state, &user.email, password, peer, device, now).await {
             Ok(session) => signed_in(&state, &session, "/keys?notice=password-set", now),
+            Err(SignInError::SecondFactorNeeded(pending)) => {
+                pending_sign_in(&pending, "/keys?notice=password-set")
+            }
             Err(_) => see_other("/sign-in?notice=password-set"),
         },
     )

@@ -24,6 +24,8 @@ mod forms;
 mod keys;
 mod outcome;
 mod render;
+mod second_factor;
+mod security;
 mod sso;
 
 use actix_web::http::StatusCode;
@@ -114,6 +116,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/").route(web::get().to(home)));
     auth::routes(cfg);
     sso::routes(cfg);
+    second_factor::routes(cfg);
+    security::routes(cfg);
     keys::routes(cfg);
     admin::routes(cfg);
 }
@@ -230,6 +234,11 @@ async fn viewer(
             .finish();
         return Err(see_other(&format!("/sign-in?{query}")).into());
     };
+    // Someone KEYGATE_REQUIRE_MFA covers, signed in with a password alone
+    // and without a second factor, may only set one up (or sign out).
+    if session.must_enrol && !req.path().starts_with(security::SECURITY_PATH) {
+        return Err(see_other(&format!("{}?notice=enrol-first", security::SECURITY_PATH)).into());
+    }
     Viewer::of(state, session)
         .await
         .map_err(|e| PageError::public(state, e))
@@ -355,6 +364,22 @@ fn notice_for(code: Option<&str>) -> Option<Notice> {
     let (kind, text) = match code? {
         "signed-out" => ("ok", "You are signed out."),
         "password-set" => ("ok", "Your password is set. Welcome!"),
+        "totp-on" => (
+            "ok",
+            "The authenticator app is on: signing in now also asks for its code.",
+        ),
+        "totp-off" => (
+            "ok",
+            "The authenticator app is removed, with your recovery codes.",
+        ),
+        "enrol-first" => (
+            "warn",
+            "A second factor is required of you here: set one up to continue.",
+        ),
+        "sign-in-expired" => (
+            "warn",
+            "That sign-in took too long. Enter your password again.",
+        ),
         "revoked" => ("ok", "The key is revoked. Its owner has been emailed."),
         "transferred" => (
             "ok",

@@ -109,6 +109,13 @@ pub enum AuthError {
          that changes something"
     )]
     CsrfToken,
+    /// A session started by a password alone for someone
+    /// `KEYGATE_REQUIRE_MFA` covers, who has no second factor yet.
+    #[error(
+        "a second factor is required of this person: set one up on the console's Security page \
+         (/account/security) first"
+    )]
+    SecondFactorRequired,
     #[error(transparent)]
     Internal(#[from] AppError),
 }
@@ -125,7 +132,9 @@ impl ResponseError for AuthError {
     fn status_code(&self) -> StatusCode {
         match self {
             Self::Missing | Self::InvalidToken(_) | Self::SessionEnded => StatusCode::UNAUTHORIZED,
-            Self::InsufficientScope(_) | Self::CsrfToken => StatusCode::FORBIDDEN,
+            Self::InsufficientScope(_) | Self::CsrfToken | Self::SecondFactorRequired => {
+                StatusCode::FORBIDDEN
+            }
             Self::Internal(e) => e.status_code(),
         }
     }
@@ -135,8 +144,12 @@ impl ResponseError for AuthError {
             return HttpResponse::build(self.status_code())
                 .json(json!({ "error": "invalid_csrf_token", "message": self.to_string() }));
         }
+        if let Self::SecondFactorRequired = self {
+            return HttpResponse::build(self.status_code())
+                .json(json!({ "error": "second_factor_required", "message": self.to_string() }));
+        }
         let challenge = match self {
-            Self::Missing | Self::SessionEnded | Self::CsrfToken => {
+            Self::Missing | Self::SessionEnded | Self::CsrfToken | Self::SecondFactorRequired => {
                 r#"Bearer realm="keygate""#.to_owned()
             }
             Self::InvalidToken(_) => r#"Bearer realm="keygate", error="invalid_token""#.to_owned(),
@@ -206,6 +219,9 @@ async fn from_session(
     let session = accounts::lookup_session(state, token, now)
         .await?
         .ok_or(AuthError::SessionEnded)?;
+    if session.must_enrol {
+        return Err(AuthError::SecondFactorRequired);
+    }
     if let Some(presented) = csrf
         && !presented.is_some_and(|p| session.csrf_matches(&p))
     {

@@ -167,8 +167,7 @@ impl Context {
 /// `keygate users add EMAIL --role ROLE [--name NAME]`: a person invited by
 /// email, the invitation queued.
 fn invite(conn: &mut DbConnection, ctx: &Context, email: &str, role: &str, name: &str) {
-    let settings =
-        keygate::app::account_settings(&ctx.config, &ctx.issuer, ctx.master_key().token_hasher());
+    let settings = keygate::app::account_settings(&ctx.config, &ctx.issuer, &ctx.master_key());
     let invitation = keygate::accounts::Invitation {
         email,
         role,

@@ -49,6 +49,21 @@ impl TestApp {
             .collect()
     }
 
+    /// The actor and details of every audit entry of `action`, oldest first.
+    pub fn audited(&self, action: &str) -> Vec<(String, serde_json::Value)> {
+        use keygate::db::schema::audit_events;
+        let mut conn = self.db();
+        audit_events::table
+            .filter(audit_events::action.eq(action))
+            .order(audit_events::id.asc())
+            .select((audit_events::actor, audit_events::details))
+            .load::<(String, String)>(&mut conn)
+            .expect("audit entries")
+            .into_iter()
+            .map(|(actor, details)| (actor, serde_json::from_str(&details).expect("JSON details")))
+            .collect()
+    }
+
     /// Count of one table's rows.
     pub fn count_rows(&self, sql: &str) -> i64 {
         let mut conn = self.db();

@@ -7,6 +7,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 
 use super::shared::{admin, flag, live_keys_by_holder};
+use crate::accounts::factors::{self, SignInMethods};
 use crate::http::console::{
     Current, NoticeQuery, PageError, Viewer, concluded, field, notice_for, page, posted, run,
 };
@@ -23,6 +24,8 @@ struct PersonRow {
     disabled: bool,
     can_create_keys: bool,
     has_password: bool,
+    /// How they sign in: password, single sign-on, authenticator app.
+    methods: SignInMethods,
     /// Keys of theirs that are active or pending: what disabling them stops.
     live_keys: usize,
     is_me: bool,
@@ -55,11 +58,12 @@ async fn render_people(
 ) -> Result<HttpResponse, PageError> {
     let now = state.clock.now();
     let me = viewer.email().to_owned();
-    let (people, roles, keys) = run(state, viewer, move |conn| {
+    let (people, roles, keys, methods) = run(state, viewer, move |conn| {
         let people = users::list_users(conn)?;
         let roles = users::list_roles(conn)?;
         let keys = keys::list_api_keys(conn, None, now)?;
-        Ok::<_, AppError>((people, roles, keys))
+        let methods = factors::sign_in_methods(conn)?;
+        Ok::<_, AppError>((people, roles, keys, methods))
     })
     .await?;
     let live = live_keys_by_holder(&keys);
@@ -69,6 +73,7 @@ async fn render_people(
             live_keys: live.get(&KeyOwner::person(&p.email)).copied().unwrap_or(0),
             is_me: p.email.eq_ignore_ascii_case(&me),
             has_password: p.password_hash.is_some(),
+            methods: methods.get(&p.email).copied().unwrap_or_default(),
             email: p.email,
             name: p.name,
             role: p.role,

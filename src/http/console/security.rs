@@ -1,0 +1,205 @@
+//! `/account/security`: the signed-in person's second factors. Setting up
+//! an authenticator app (its QR code and setup key, confirmed with one
+//! code), removing it, and making new recovery codes; the codes are shown
+//! once, in the answer to the form that made them. The rules are
+//! `crate::accounts::factors`'.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use super::{
+    Current, NoticeQuery, PageError, Viewer, concluded_beside, field, notice_for, page, posted,
+    viewer,
+};
+use crate::accounts::factors::{self, FactorError, RECOVERY_CODE_COUNT, RecoveryCodes};
+use crate::http::error::AppError;
+use crate::state::AppState;
+
+/// The page's path; a session that must enrol is sent here.
+pub const SECURITY_PATH: &str = "/account/security";
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    use super::resource;
+    cfg.service(resource(SECURITY_PATH).route(web::get().to(security_page)))
+        .service(resource("/account/security/totp").route(web::post().to(begin_totp)))
+        .service(resource("/account/security/totp/confirm").route(web::post().to(confirm_totp)))
+        .service(resource("/account/security/totp/remove").route(web::post().to(remove_totp)))
+        .service(
+            resource("/account/security/recovery-codes").route(web::post().to(new_recovery_codes)),
+        );
+}
+
+async fn render(
+    state: &AppState,
+    viewer: &Viewer,
+    status: StatusCode,
+    code_error: Option<String>,
+    notice: Option<&str>,
+) -> Result<HttpResponse, PageError> {
+    let user = &viewer.session.user;
+    let overview = factors::security_overview(state, user)
+        .await
+        .map_err(|e| viewer.failed(state, e))?;
+    let enrolment = if overview.totp_since.is_none() {
+        factors::waiting_totp(state, user)
+            .await
+            .map_err(|e| viewer.failed(state, e))?
+    } else {
+        None
+    };
+    let enrolment = enrolment.as_ref().map(|e| {
+        minijinja::context! {
+            qr_svg => e.qr_svg.as_str(),
+            secret => e.secret.as_str(),
+        }
+    });
+    Ok(page(
+        status,
+        "security",
+        &viewer.layout(state, "Security", "security"),
+        minijinja::context! {
+            email => &user.email,
+            overview,
+            enrolment,
+            code_error,
+            code_count => RECOVERY_CODE_COUNT,
+            must_enrol => viewer.session.must_enrol,
+            notice => notice_for(notice),
+        },
+    ))
+}
+
+async fn security_page(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    current: Current,
+    query: web::Query<NoticeQuery>,
+) -> Result<HttpResponse, PageError> {
+    let viewer = viewer(&req, &state, current).await?;
+    render(
+        &state,
+        &viewer,
+        StatusCode::OK,
+        None,
+        query.notice.as_deref(),
+    )
+    .await
+}
+
+async fn begin_totp(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    current: Current,
+    body: web::Bytes,
+) -> Result<HttpResponse, PageError> {
+    let viewer = viewer(&req, &state, current).await?;
+    posted(&state, &viewer, (&req, &body), |_| Ok(()))?;
+    let now = state.clock.now();
+    let done = factors::begin_totp(&state, &viewer.session.user, now)
+        .await
+        .map_err(AppError::from);
+    concluded_beside(&state, &viewer, done, "/account/security#totp", |refused| {
+        render(&state, &viewer, refused.status, None, None)
+    })
+    .await
+}
+
+async fn confirm_totp(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    current: Current,
+    body: web::Bytes,
+) -> Result<HttpResponse, PageError> {
+    let viewer = viewer(&req, &state, current).await?;
+    let code = posted(&state, &viewer, (&req, &body), |form| {
+        field(form, "code").map(str::to_owned)
+    })?;
+    let now = state.clock.now();
+    match factors::confirm_totp(&state, &viewer.session, &code, now).await {
+        Ok(Some(codes)) => Ok(show_codes(&state, &viewer, &codes)),
+        Ok(None) => Ok(super::see_other("/account/security?notice=totp-on")),
+        Err(FactorError::WrongCode) => {
+            let message = super::sentence(&FactorError::WrongCode.to_string());
+            render(
+                &state,
+                &viewer,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some(message),
+                None,
+            )
+            .await
+        }
+        Err(e) => refused_here(&state, &viewer, e).await,
+    }
+}
+
+async fn remove_totp(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    current: Current,
+    body: web::Bytes,
+) -> Result<HttpResponse, PageError> {
+    let viewer = viewer(&req, &state, current).await?;
+    posted(&state, &viewer, (&req, &body), |_| Ok(()))?;
+    let now = state.clock.now();
+    let done = factors::remove_totp(&state, &viewer.session, now)
+        .await
+        .map_err(AppError::from);
+    concluded_beside(
+        &state,
+        &viewer,
+        done,
+        "/account/security?notice=totp-off",
+        |refused| render(&state, &viewer, refused.status, None, None),
+    )
+    .await
+}
+
+async fn new_recovery_codes(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    current: Current,
+    body: web::Bytes,
+) -> Result<HttpResponse, PageError> {
+    let viewer = viewer(&req, &state, current).await?;
+    posted(&state, &viewer, (&req, &body), |_| Ok(()))?;
+    let now = state.clock.now();
+    match factors::regenerate_recovery_codes(&state, &viewer.session, now).await {
+        Ok(codes) => Ok(show_codes(&state, &viewer, &codes)),
+        Err(e) => refused_here(&state, &viewer, e).await,
+    }
+}
+
+/// The Security page again with a refusal, or the error page.
+async fn refused_here(
+    state: &AppState,
+    viewer: &Viewer,
+    error: FactorError,
+) -> Result<HttpResponse, PageError> {
+    let done: Result<(), AppError> = Err(error.into());
+    concluded_beside(state, viewer, done, SECURITY_PATH, |refused| {
+        render(state, viewer, refused.status, None, None)
+    })
+    .await
+}
+
+/// The codes, this once, with a text file of them to download.
+fn show_codes(state: &AppState, viewer: &Viewer, codes: &RecoveryCodes) -> HttpResponse {
+    let shown: Vec<&str> = codes.expose().collect();
+    let text = format!(
+        "keygate recovery codes for {} at {}\nEach works once.\n\n{}\n",
+        viewer.session.user.email,
+        state.issuer,
+        shown.join("\n")
+    );
+    let download_href = format!(
+        "data:text/plain;charset=utf-8,{}",
+        percent_encoding::utf8_percent_encode(&text, percent_encoding::NON_ALPHANUMERIC)
+    );
+    page(
+        StatusCode::OK,
+        "recovery_codes",
+        &viewer.layout(state, "Save your recovery codes", "security"),
+        minijinja::context! { codes => shown, download_href },
+    )
+}
