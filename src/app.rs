@@ -171,6 +171,10 @@ pub struct StartOptions {
     /// Where every `now` comes from (a test passes a manual clock).
     pub clock: Clock,
     pub background: Background,
+    /// A socket already listening, served instead of binding
+    /// `KEYGATE_LISTEN` (a test that must know its port before start-up,
+    /// to name it in `KEYGATE_ISSUER`).
+    pub listener: Option<Arc<TcpListener>>,
 }
 
 pub struct Application {
@@ -191,9 +195,17 @@ impl Application {
 
     /// [`build`](Self::build) with a chosen clock and background mode.
     pub async fn build_with(config: Config, options: StartOptions) -> Result<Self, StartupError> {
-        let StartOptions { clock, background } = options;
+        let StartOptions {
+            clock,
+            background,
+            listener,
+        } = options;
         config.require_public_issuer()?;
-        let listener = TcpListener::bind(config.listen).map_err(|source| StartupError::Bind {
+        let bound = match listener {
+            Some(given) => given.try_clone(),
+            None => TcpListener::bind(config.listen),
+        };
+        let listener = bound.map_err(|source| StartupError::Bind {
             addr: config.listen.to_string(),
             source,
         })?;
@@ -511,6 +523,7 @@ pub fn account_settings(config: &Config, issuer: &str, master: &MasterKey) -> Ac
         password_sign_in: config.password_sign_in,
         require_mfa: config.require_mfa,
         sealer: crate::accounts::AccountSealer::new(master),
+        passkeys: crate::accounts::RelyingParty::for_issuer(issuer),
     }
 }
 

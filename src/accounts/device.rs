@@ -137,6 +137,7 @@ mod tests {
             password_sign_in: true,
             require_mfa: crate::accounts::RequireMfa::Off,
             sealer: crate::accounts::AccountSealer::new(&master),
+            passkeys: None,
         }
     }
 

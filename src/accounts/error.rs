@@ -58,6 +58,10 @@ pub enum SignInError {
     /// A code that is none of the person's (counted as a wrong password).
     #[error("that code is not right")]
     WrongCode,
+    /// A passkey that did not sign in: unknown, its signature or challenge
+    /// wrong, its ceremony expired, or passkeys unavailable here.
+    #[error(transparent)]
+    Passkey(#[from] super::factors::passkeys::CeremonyError),
     #[error(transparent)]
     Hashing(#[from] HashingFailure),
     /// The database (503 when unreachable) or another internal failure.
@@ -174,6 +178,7 @@ impl SignInError {
         "second_factor_needed",
         "sign_in_expired",
         "wrong_code",
+        "passkey_refused",
         INTERNAL,
         "database_unavailable",
     ];
@@ -188,6 +193,8 @@ impl FeatureError for SignInError {
             Self::SecondFactorNeeded(_) => "second_factor_needed",
             Self::PendingExpired => "sign_in_expired",
             Self::WrongCode => "wrong_code",
+            Self::Passkey(super::factors::passkeys::CeremonyError::Store(e)) => e.code(),
+            Self::Passkey(_) => "passkey_refused",
             Self::Hashing(e) => e.code(),
             Self::Store(e) => e.code(),
         }
@@ -201,6 +208,8 @@ impl FeatureError for SignInError {
             Self::SecondFactorNeeded(_) | Self::PendingExpired | Self::WrongCode => {
                 ErrorKind::Unauthenticated
             }
+            Self::Passkey(super::factors::passkeys::CeremonyError::Store(e)) => e.kind(),
+            Self::Passkey(_) => ErrorKind::Unauthenticated,
             Self::Hashing(e) => e.kind(),
             Self::Store(e) => e.kind(),
         }
@@ -358,6 +367,7 @@ mod tests {
                 }),
                 &SignInError::PendingExpired,
                 &SignInError::WrongCode,
+                &SignInError::Passkey(crate::accounts::factors::passkeys::CeremonyError::Expired),
                 &SignInError::Hashing(lost()),
                 &SignInError::Store(down()),
             ]),

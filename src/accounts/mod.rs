@@ -106,6 +106,7 @@ mod links;
 mod password;
 mod password_change;
 mod pending;
+mod relying_party;
 mod reset;
 mod second_factor;
 mod session;
@@ -130,8 +131,11 @@ pub use password::{
 };
 pub use password_change::change_password;
 pub use pending::{PENDING_LIFETIME, PendingSignIn, pending_cookie_name, pending_removal_cookie};
+pub use relying_party::RelyingParty;
 pub use reset::{check_link, request_password_reset, set_password_with_link};
-pub use second_factor::sign_in_second_factor;
+pub use second_factor::{
+    begin_passkey_second_factor, begin_passkey_sign_in, sign_in_second_factor, sign_in_with_passkey,
+};
 pub use session::{
     CsrfToken, CurrentSession, NewSession, PLAIN_COOKIE_NAME, SECURE_COOKIE_NAME, Session,
     SessionCookie, SessionToken, cookie_name, lookup_session, removal_cookie, session_cookie,

@@ -14,10 +14,10 @@ use zeroize::Zeroizing;
 
 use super::device::{self};
 use super::error::SignInError;
-use super::factors::{recovery, store as factors, totp};
+use super::factors::{passkeys, recovery, store as factors, totp};
 use super::guessing::{self, Attempt, Failure, SIGN_IN_SUBJECT};
 use super::pending::opened;
-use super::session::NewSession;
+use super::session::{NewSession, SessionCookie};
 use super::settings::Registry;
 use super::sign_in::start_session;
 use crate::error::StoreError;
@@ -128,4 +128,118 @@ fn check(
         return Ok(Some(Given::RecoveryCode));
     }
     Ok(None)
+}
+
+/// "Sign in with a passkey" begun: the options for
+/// `navigator.credentials.get()` (any discoverable credential of this
+/// site) and the ceremony's cookie.
+pub async fn begin_passkey_sign_in(
+    registry: &impl Registry,
+    now: DateTime<Utc>,
+) -> Result<(serde_json::Value, SessionCookie), SignInError> {
+    Ok(passkeys::begin_discoverable(
+        registry.account_settings(),
+        now,
+    )?)
+}
+
+/// The second step with a passkey begun, for the pending sign-in's person.
+pub async fn begin_passkey_second_factor(
+    registry: &impl Registry,
+    pending: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<(serde_json::Value, SessionCookie), SignInError> {
+    let Some(user_id) = pending.and_then(|value| opened(registry, value, now)) else {
+        return Err(SignInError::PendingExpired);
+    };
+    let settings = registry.account_settings().clone();
+    registry
+        .pool()
+        .run(move |conn| {
+            passkeys::begin_second_factor(&settings, conn, &user_id, now).map_err(SignInError::from)
+        })
+        .await
+}
+
+/// A passkey's answer to either ceremony: "Sign in with a passkey" signs
+/// its person in alone; the second step (with the browser's `pending`
+/// sign-in) finishes a password sign-in. `ceremony` is the value of the
+/// browser's ceremony cookie. A refusal is audited.
+pub async fn sign_in_with_passkey(
+    registry: &impl Registry,
+    credential: &str,
+    (ceremony, pending): (Option<&str>, Option<&str>),
+    peer: IpAddr,
+    now: DateTime<Utc>,
+) -> Result<NewSession, SignInError> {
+    let settings = registry.account_settings().clone();
+    let pending_user = pending.and_then(|value| opened(registry, value, now));
+    let credential = Zeroizing::new(credential.to_owned());
+    let ceremony = ceremony.map(|c| Zeroizing::new(c.to_owned()));
+    let addr = peer.to_string();
+    let checked = registry
+        .pool()
+        .run(move |conn| -> Result<_, SignInError> {
+            let ceremony = ceremony.as_ref().map(|c| c.as_str());
+            let (user_id, proved) = match passkeys::finish_assertion(
+                &settings,
+                conn,
+                (&credential, ceremony),
+                pending_user.as_deref(),
+                now,
+            ) {
+                Ok(done) => done,
+                Err(passkeys::CeremonyError::Store(e)) => return Err(e.into()),
+                Err(refused) => return Ok(Err(refused)),
+            };
+            let user = users::find_user(conn, &user_id).ok();
+            Ok(Ok((user, proved)))
+        })
+        .await?;
+    match checked {
+        Ok((Some(user), proved)) if !user.disabled => {
+            let method = match proved {
+                passkeys::Proved::Alone => "passkey",
+                passkeys::Proved::AfterPassword => "password+passkey",
+            };
+            Ok(start_session(registry, user, &addr, method, now).await?)
+        }
+        Ok((user, _)) => {
+            let who = user.map_or_else(|| "(passkey)".to_owned(), |u| u.email);
+            audit_refusal(registry, &who, &addr, "disabled", now).await?;
+            Err(SignInError::Refused)
+        }
+        Err(refused) => {
+            tracing::info!(addr, reason = %refused, "passkey sign-in refused");
+            audit_refusal(registry, "(passkey)", &addr, "passkey_refused", now).await?;
+            Err(refused.into())
+        }
+    }
+}
+
+async fn audit_refusal(
+    registry: &impl Registry,
+    who: &str,
+    addr: &str,
+    reason: &'static str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let (who, addr) = (who.to_owned(), addr.to_owned());
+    registry
+        .pool()
+        .run(move |conn| {
+            crate::audit::record(
+                conn,
+                now,
+                crate::audit::Entry {
+                    actor: &who,
+                    action: crate::audit::Action::AccountSignInFailed,
+                    target: &who,
+                    source_addr: Some(&addr),
+                    details: serde_json::json!({ "method": "passkey", "reason": reason }),
+                },
+            )
+            .map_err(StoreError::from)
+        })
+        .await
 }

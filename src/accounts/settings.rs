@@ -34,6 +34,9 @@ pub struct AccountSettings {
     pub require_mfa: RequireMfa,
     /// Seals TOTP secrets and sign-ins waiting for their second factor.
     pub sealer: AccountSealer,
+    /// keygate as a WebAuthn relying party, when the issuer allows one
+    /// (https, or http on localhost).
+    pub passkeys: Option<super::relying_party::RelyingParty>,
 }
 
 /// `KEYGATE_REQUIRE_MFA`.
@@ -102,7 +105,7 @@ impl std::fmt::Debug for AccountSealer {
 impl AccountSettings {
     /// A cookie's name: `secure` (a `__Host-` name, which browsers accept
     /// only `Secure`) under an https issuer, `plain` otherwise.
-    pub(super) fn cookie_name(&self, secure: &'static str, plain: &'static str) -> &'static str {
+    pub(crate) fn cookie_name(&self, secure: &'static str, plain: &'static str) -> &'static str {
         if self.https { secure } else { plain }
     }
 }

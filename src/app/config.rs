@@ -239,10 +239,16 @@ impl Config {
                 ));
             }
         };
-        if !password_sign_in && sso.is_none() {
+        let passkeys = issuer
+            .as_deref()
+            .and_then(crate::accounts::RelyingParty::for_issuer)
+            .is_some();
+        if !password_sign_in && sso.is_none() && !passkeys {
             return Err(fail(
                 &PASSWORD_SIGN_IN,
-                "off needs KEYGATE_OIDC_ISSUER: nobody could sign in to the console".into(),
+                "off needs KEYGATE_OIDC_ISSUER, or an https KEYGATE_ISSUER for passkeys: \
+                 otherwise nobody could sign in to the console"
+                    .into(),
             ));
         }
 

@@ -309,6 +309,19 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    passkeys (id) {
+        id -> Text,
+        user_id -> Text,
+        credential_id -> Text,
+        name -> Text,
+        passkey -> Text,
+        created_at -> Timestamp,
+        last_used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::joinable!(passkeys -> users (user_id));
 diesel::joinable!(sso_identities -> users (user_id));
 diesel::joinable!(totp_factors -> users (user_id));
 diesel::joinable!(recovery_codes -> users (user_id));
@@ -337,4 +350,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     sso_identities,
     totp_factors,
     recovery_codes,
+    passkeys,
 );

@@ -70,6 +70,49 @@ pub fn screenshot_dir() -> Option<PathBuf> {
     Some(dir)
 }
 
+/// The WebAuthn automation commands chromedriver serves (W3C WebAuthn
+/// Level 2 §11.3).
+#[derive(Debug)]
+enum WebAuthnCommand {
+    AddAuthenticator,
+    Credentials(String),
+}
+
+impl fantoccini::wd::WebDriverCompatibleCommand for WebAuthnCommand {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        let session = session_id.unwrap_or_default();
+        match self {
+            Self::AddAuthenticator => {
+                base_url.join(&format!("session/{session}/webauthn/authenticator"))
+            }
+            Self::Credentials(id) => base_url.join(&format!(
+                "session/{session}/webauthn/authenticator/{id}/credentials"
+            )),
+        }
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        match self {
+            Self::AddAuthenticator => {
+                let options = json!({
+                    "protocol": "ctap2",
+                    "transport": "internal",
+                    "hasResidentKey": true,
+                    "hasUserVerification": true,
+                    "isUserConsenting": true,
+                    "isUserVerified": true,
+                });
+                (http::Method::POST, Some(options.to_string()))
+            }
+            Self::Credentials(_) => (http::Method::GET, None),
+        }
+    }
+}
+
 impl Browser {
     pub async fn start() -> Self {
         let port = {
@@ -225,6 +268,50 @@ impl Browser {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Waits until an element matches `css` (a script changed the page).
+    pub async fn wait_for(&self, css: &str) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !self.exists(css).await {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {css} within 20 s: {}",
+                self.body_text().await
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// A WebDriver virtual authenticator (W3C WebAuthn §11, "Automation")
+    /// in this browser: a platform authenticator that keeps discoverable
+    /// credentials and verifies its user, as a phone or laptop does. Returns
+    /// its ID.
+    pub async fn add_virtual_authenticator(&self) -> String {
+        let answer = self
+            .client
+            .issue_cmd(WebAuthnCommand::AddAuthenticator)
+            .await
+            .expect("chromedriver adds a virtual authenticator");
+        answer
+            .as_str()
+            .map(str::to_owned)
+            .or_else(|| answer["authenticatorId"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| panic!("no authenticator ID in {answer}"))
+    }
+
+    /// The credentials the virtual authenticator `id` holds.
+    pub async fn authenticator_credentials(&self, id: &str) -> Vec<Value> {
+        let answer = self
+            .client
+            .issue_cmd(WebAuthnCommand::Credentials(id.to_owned()))
+            .await
+            .expect("chromedriver lists the credentials");
+        answer
+            .as_array()
+            .cloned()
+            .or_else(|| answer["credentials"].as_array().cloned())
+            .unwrap_or_default()
     }
 
     pub async fn text(&self, css: &str) -> String {

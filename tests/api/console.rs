@@ -11,6 +11,7 @@ mod approvals;
 mod federations;
 mod forms;
 mod leaving;
+mod passkeys;
 mod public_keys;
 mod refusals;
 mod second_factors;

@@ -16,6 +16,7 @@
 //! ("two-factor" in the subject), in the transaction of the change.
 //! Signing in with a factor is [`super::second_factor`]'s.
 
+pub mod passkeys;
 pub(crate) mod recovery;
 pub(crate) mod store;
 pub(crate) mod totp;
@@ -48,10 +49,14 @@ pub enum FactorError {
         "a second factor is required of you here: this is your only one, so it cannot be removed"
     )]
     Required,
-    #[error("set up an authenticator app first")]
+    #[error("set up an authenticator app or a passkey first")]
     NoFactor,
+    #[error("no such passkey of yours")]
+    NoSuchPasskey,
     #[error("no person with email {0}")]
     NoSuchPerson(String),
+    #[error(transparent)]
+    Passkey(#[from] passkeys::CeremonyError),
     #[error("{0}")]
     Internal(&'static str),
     #[error(transparent)]
@@ -70,7 +75,11 @@ impl FeatureError for FactorError {
             Self::WrongCode => "wrong_code",
             Self::Required => "second_factor_required",
             Self::NoFactor => "no_second_factor",
+            Self::NoSuchPasskey => "passkey_not_found",
             Self::NoSuchPerson(_) => "user_not_found",
+            Self::Passkey(passkeys::CeremonyError::Store(e)) => e.code(),
+            Self::Passkey(passkeys::CeremonyError::InvalidName) => "invalid_name",
+            Self::Passkey(_) => "passkey_refused",
             Self::Internal(_) => "internal_error",
             Self::Mail(e) => e.code(),
             Self::Store(e) => e.code(),
@@ -82,7 +91,11 @@ impl FeatureError for FactorError {
             Self::AlreadyEnrolled | Self::Required | Self::NoFactor => ErrorKind::Conflict,
             Self::NotStarted => ErrorKind::Conflict,
             Self::WrongCode => ErrorKind::Invalid,
-            Self::NoSuchPerson(_) => ErrorKind::NotFound,
+            Self::NoSuchPerson(_) | Self::NoSuchPasskey => ErrorKind::NotFound,
+            Self::Passkey(passkeys::CeremonyError::Store(e)) => e.kind(),
+            Self::Passkey(passkeys::CeremonyError::Unavailable) => ErrorKind::Conflict,
+            Self::Passkey(passkeys::CeremonyError::TooMany) => ErrorKind::Conflict,
+            Self::Passkey(_) => ErrorKind::Invalid,
             Self::Internal(_) => ErrorKind::Internal,
             Self::Mail(e) => e.kind(),
             Self::Store(e) => e.kind(),
@@ -90,7 +103,11 @@ impl FeatureError for FactorError {
     }
 
     fn field(&self) -> Option<&'static str> {
-        matches!(self, Self::WrongCode).then_some("code")
+        match self {
+            Self::WrongCode => Some("code"),
+            Self::Passkey(passkeys::CeremonyError::InvalidName) => Some("name"),
+            _ => None,
+        }
     }
 }
 
@@ -104,6 +121,12 @@ pub struct SecurityOverview {
     pub recovery_codes_left: i64,
     /// `KEYGATE_REQUIRE_MFA` covers this person.
     pub required: bool,
+    /// Their passkeys, oldest first.
+    pub passkeys: Vec<passkeys::PasskeyView>,
+    /// keygate's issuer allows passkeys (https, or localhost).
+    pub passkeys_available: bool,
+    /// They have a second factor of any kind.
+    pub has_factor: bool,
 }
 
 pub async fn security_overview(
@@ -111,13 +134,19 @@ pub async fn security_overview(
     user: &User,
 ) -> Result<SecurityOverview, StoreError> {
     let required = registry.account_settings().require_mfa.covers(&user.role);
+    let passkeys_available = registry.account_settings().passkeys.is_some();
     let user_id = user.id.clone();
     registry
         .pool()
         .run(move |conn| {
             let totp = store::totp_of(conn, &user_id)?;
             let left = store::recovery_codes_left(conn, &user_id)?;
+            let passkeys = passkeys::passkey_views(conn, &user_id)?;
+            let has_factor = store::has_factor(conn, &user_id)?;
             Ok::<_, StoreError>(SecurityOverview {
+                passkeys,
+                passkeys_available,
+                has_factor,
                 totp_since: totp
                     .as_ref()
                     .and_then(|t| t.confirmed_at)
@@ -266,16 +295,121 @@ pub async fn remove_totp(
                     store::delete_totp(conn, &user.id)?;
                     return Ok(());
                 }
-                if required {
+                let others = passkeys::count_passkeys(conn, &user.id)? > 0;
+                if required && !others {
                     return Err(FactorError::Required);
                 }
                 store::delete_totp(conn, &user.id)?;
-                store::delete_recovery_codes(conn, &user.id)?;
+                if !others {
+                    store::delete_recovery_codes(conn, &user.id)?;
+                }
                 let change = Change {
                     action: Action::SecondFactorRemoved,
                     headline: "authenticator app removed",
-                    what: "The authenticator app of your account was removed, with its recovery codes: signing in now asks for your password alone.",
+                    what: "The authenticator app of your account was removed.",
                     factor: "totp",
+                };
+                record(conn, (&issuer, &user), change, &user.email, now)?;
+                Ok(())
+            })
+        })
+        .await
+}
+
+/// A passkey registration begun: the options for `navigator.credentials
+/// .create()` and the ceremony's cookie.
+pub async fn begin_passkey_registration(
+    registry: &impl Registry,
+    session: &Session,
+    now: DateTime<Utc>,
+) -> Result<(serde_json::Value, super::session::SessionCookie), FactorError> {
+    let user = session.user.clone();
+    let settings = registry.account_settings().clone();
+    let begun = registry
+        .pool()
+        .run(move |conn| {
+            passkeys::begin_registration(&settings, conn, &user, now).map_err(FactorError::from)
+        })
+        .await?;
+    Ok(begun)
+}
+
+/// The registration finished: the passkey stored as `name`, audited and
+/// emailed. Returns the new recovery codes when it is the person's first
+/// factor.
+pub async fn finish_passkey_registration(
+    registry: &impl Registry,
+    session: &Session,
+    (name, credential, ceremony): (&str, &str, Option<&str>),
+    now: DateTime<Utc>,
+) -> Result<Option<RecoveryCodes>, FactorError> {
+    let user = session.user.clone();
+    let settings = registry.account_settings().clone();
+    let issuer = registry.issuer().to_owned();
+    let name = name.to_owned();
+    let credential = Zeroizing::new(credential.to_owned());
+    let ceremony = ceremony.map(|c| Zeroizing::new(c.to_owned()));
+    registry
+        .pool()
+        .run(move |conn| {
+            write_transaction(conn, |conn| {
+                let first = !store::has_factor(conn, &user.id)?;
+                let ceremony = ceremony.as_ref().map(|c| c.as_str());
+                passkeys::finish_registration(&settings, conn, &user, (&name, &credential, ceremony), now)?;
+                let codes = if first || store::recovery_codes_left(conn, &user.id)? == 0 {
+                    let codes = RecoveryCodes::generate();
+                    store::replace_recovery_codes(conn, &user.id, &codes.hashes(&settings.token_hasher), now)?;
+                    Some(codes)
+                } else {
+                    None
+                };
+                store::clear_must_enrol(conn, &user.id)?;
+                let change = Change {
+                    action: Action::SecondFactorEnrolled,
+                    headline: "passkey added",
+                    what: "A passkey was added to your account: it signs you in on its own, or after your password.",
+                    factor: "passkey",
+                };
+                record(conn, (&issuer, &user), change, &user.email, now)?;
+                Ok(codes)
+            })
+        })
+        .await
+}
+
+/// Removes one of the person's passkeys (and, with no factor left, their
+/// recovery codes).
+pub async fn remove_passkey(
+    registry: &impl Registry,
+    session: &Session,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<(), FactorError> {
+    let user = session.user.clone();
+    let required = registry.account_settings().require_mfa.covers(&user.role);
+    let issuer = registry.issuer().to_owned();
+    let id = id.to_owned();
+    registry
+        .pool()
+        .run(move |conn| {
+            write_transaction(conn, |conn| {
+                let mine = passkeys::passkeys_of(conn, &user.id)?;
+                if !mine.iter().any(|p| p.id == id) {
+                    return Err(FactorError::NoSuchPasskey);
+                }
+                let others = mine.len() > 1 || store::has_totp(conn, &user.id)?;
+                if required && !others {
+                    return Err(FactorError::Required);
+                }
+                passkeys::delete_passkey(conn, &user.id, &id)?;
+                if !others {
+                    store::delete_recovery_codes(conn, &user.id)?;
+                }
+                let change = Change {
+                    action: Action::SecondFactorRemoved,
+                    headline: "passkey removed",
+                    what: "A passkey of your account was removed: it no longer signs you in.",
+                    factor: "passkey",
                 };
                 record(conn, (&issuer, &user), change, &user.email, now)?;
                 Ok(())
@@ -329,15 +463,16 @@ pub fn reset(
     write_transaction(conn, |conn| {
         let user = crate::users::find_user_by_email(conn, email)
             .map_err(|_| FactorError::NoSuchPerson(email.to_owned()))?;
-        let had =
-            store::delete_totp(conn, &user.id)? + store::delete_recovery_codes(conn, &user.id)?;
+        let had = store::delete_totp(conn, &user.id)?
+            + passkeys::delete_passkeys(conn, &user.id)?
+            + store::delete_recovery_codes(conn, &user.id)?;
         if had == 0 {
             return Ok(false);
         }
         let change = Change {
             action: Action::SecondFactorsReset,
             headline: "second factors reset",
-            what: "Every second factor of your account and its recovery codes were removed by an administrator: signing in asks for your password alone until you add one again.",
+            what: "Every second factor of your account (authenticator app, passkeys) and its recovery codes were removed by an administrator: signing in asks for your password alone until you add one again.",
             factor: "all",
         };
         record(conn, (issuer, &user), change, actor, now)?;
@@ -372,12 +507,22 @@ fn record(
             details: json!({ "factor": change.factor }),
         },
     )?;
-    let factor = store::has_factor(conn, &user.id)?;
+    let app = store::has_totp(conn, &user.id)?;
+    let keys = passkeys::count_passkeys(conn, &user.id)?;
     let left = store::recovery_codes_left(conn, &user.id)?;
-    let standing = if factor {
-        format!("an authenticator app and {left} unused recovery codes")
-    } else {
+    let mut held = Vec::new();
+    if app {
+        held.push("an authenticator app".to_owned());
+    }
+    match keys {
+        0 => {}
+        1 => held.push("1 passkey".to_owned()),
+        n => held.push(format!("{n} passkeys")),
+    }
+    let standing = if held.is_empty() {
         "no second factor: your password alone signs you in".to_owned()
+    } else {
+        format!("{} and {left} unused recovery codes", held.join(", "))
     };
     let occurred_at = crate::time::rfc3339(now);
     let shown_actor = if actor == user.email { "you" } else { actor };

@@ -8,7 +8,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
 use crate::db::DbConnection;
-use crate::db::schema::{recovery_codes, sessions, sso_identities, totp_factors, users};
+use crate::db::schema::{passkeys, recovery_codes, sessions, sso_identities, totp_factors, users};
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = totp_factors)]
@@ -140,8 +140,14 @@ pub(crate) fn delete_recovery_codes(conn: &mut DbConnection, user_id: &str) -> Q
     diesel::delete(recovery_codes::table.filter(recovery_codes::user_id.eq(user_id))).execute(conn)
 }
 
-/// Whether the person has a second factor (a confirmed authenticator app).
+/// Whether the person has a second factor (a confirmed authenticator app
+/// or a passkey).
 pub(crate) fn has_factor(conn: &mut DbConnection, user_id: &str) -> QueryResult<bool> {
+    Ok(has_totp(conn, user_id)? || super::passkeys::count_passkeys(conn, user_id)? > 0)
+}
+
+/// Whether the person has a confirmed authenticator app.
+pub(crate) fn has_totp(conn: &mut DbConnection, user_id: &str) -> QueryResult<bool> {
     diesel::select(diesel::dsl::exists(
         totp_factors::table
             .filter(totp_factors::user_id.eq(user_id))
@@ -169,6 +175,8 @@ pub struct SignInMethods {
     pub sso: bool,
     /// Has a confirmed authenticator app.
     pub totp: bool,
+    /// Has at least one passkey.
+    pub passkeys: bool,
 }
 
 /// [`SignInMethods`] of every person, by email.
@@ -183,6 +191,10 @@ pub fn sign_in_methods(conn: &mut DbConnection) -> QueryResult<HashMap<String, S
         .filter(totp_factors::confirmed_at.is_not_null())
         .select(totp_factors::user_id)
         .load(conn)?;
+    let with_passkeys: Vec<String> = passkeys::table
+        .select(passkeys::user_id)
+        .distinct()
+        .load(conn)?;
     Ok(people
         .into_iter()
         .map(|(id, email, hash)| {
@@ -190,6 +202,7 @@ pub fn sign_in_methods(conn: &mut DbConnection) -> QueryResult<HashMap<String, S
                 password: hash.is_some(),
                 sso: sso.contains(&id),
                 totp: totp.contains(&id),
+                passkeys: with_passkeys.contains(&id),
             };
             (email, methods)
         })

@@ -84,6 +84,7 @@ pub(super) fn render_sign_in(
             sso_name => state.sso.as_ref().map(|sso| sso.name()),
             sso_start,
             password_sign_in => state.accounts.password_sign_in,
+            passkeys => state.accounts.passkeys.is_some(),
         },
     );
     match cookie {

@@ -23,6 +23,7 @@ mod csrf;
 mod forms;
 mod keys;
 mod outcome;
+mod passkeys;
 mod render;
 mod second_factor;
 mod security;
@@ -118,6 +119,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     sso::routes(cfg);
     second_factor::routes(cfg);
     security::routes(cfg);
+    passkeys::routes(cfg);
     keys::routes(cfg);
     admin::routes(cfg);
 }
@@ -372,6 +374,8 @@ fn notice_for(code: Option<&str>) -> Option<Notice> {
             "ok",
             "The authenticator app is removed, with your recovery codes.",
         ),
+        "passkey-added" => ("ok", "The passkey is added."),
+        "passkey-removed" => ("ok", "The passkey is removed."),
         "enrol-first" => (
             "warn",
             "A second factor is required of you here: set one up to continue.",

@@ -43,7 +43,11 @@ fn render(
         status,
         "sign_in_code",
         &layout,
-        minijinja::context! { next => local_path(next).unwrap_or(""), error },
+        minijinja::context! {
+            next => local_path(next).unwrap_or(""),
+            error,
+            passkeys => state.accounts.passkeys.is_some(),
+        },
     );
     match cookie {
         Some(cookie) => with_cookie(response, &cookie),

@@ -171,7 +171,7 @@ async fn new_recovery_codes(
 }
 
 /// The Security page again with a refusal, or the error page.
-async fn refused_here(
+pub(super) async fn refused_here(
     state: &AppState,
     viewer: &Viewer,
     error: FactorError,

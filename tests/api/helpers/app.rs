@@ -35,6 +35,9 @@ pub struct TestApp {
     adjust: Adjust,
     background: Background,
     servers: Mutex<Vec<Started>>,
+    /// The socket the first server serves, bound before start-up by
+    /// [`TestAppBuilder::on_localhost`].
+    listener: Mutex<Option<Arc<std::net::TcpListener>>>,
 }
 
 /// What the test keeps of each server it started in process.
@@ -57,6 +60,7 @@ pub struct TestAppBuilder {
     vars: Vec<(String, String)>,
     adjust: Adjust,
     background: Background,
+    localhost: bool,
 }
 
 impl TestAppBuilder {
@@ -83,6 +87,14 @@ impl TestAppBuilder {
         self
     }
 
+    /// The first server's issuer is `http://localhost:PORT` (its socket
+    /// bound first, to know the port): what browsers require of a WebAuthn
+    /// relying party over plain http. Open its pages at [`TestApp::issuer`].
+    pub fn on_localhost(mut self) -> Self {
+        self.localhost = true;
+        self
+    }
+
     /// A fresh, migrated database and the app's variables, with no server
     /// started yet.
     pub fn prepare(self) -> TestApp {
@@ -102,6 +114,15 @@ impl TestAppBuilder {
         .map(|(name, value)| (name.to_owned(), value))
         .collect();
         vars.extend(self.vars);
+        let listener = self.localhost.then(|| {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+            let port = listener.local_addr().expect("its port").port();
+            vars.insert(
+                "KEYGATE_ISSUER".to_owned(),
+                format!("http://localhost:{port}"),
+            );
+            Arc::new(listener)
+        });
         TestApp {
             engine: self.engine,
             address: String::new(),
@@ -115,6 +136,7 @@ impl TestAppBuilder {
             adjust: self.adjust,
             background: self.background,
             servers: Mutex::default(),
+            listener: Mutex::new(listener),
         }
     }
 
@@ -158,6 +180,7 @@ impl TestApp {
             vars: Vec::new(),
             adjust: Arc::new(|_| {}),
             background: Background::Periodic,
+            localhost: false,
         }
     }
 
@@ -185,6 +208,11 @@ impl TestApp {
         let options = StartOptions {
             clock: self.clock.clone().into(),
             background: self.background,
+            listener: self
+                .listener
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take(),
         };
         let app = Application::build_with(config, options)
             .await

@@ -1,0 +1,93 @@
+//! Passkeys walked in a real headless Chromium with a WebDriver virtual
+//! authenticator (W3C WebAuthn "Automation", which chromedriver serves): a
+//! member adds a passkey on the Security page (a discoverable credential,
+//! with ten recovery codes as their first factor), signs out, signs in with
+//! the passkey alone, and then uses it as the second step after the
+//! password. keygate runs on `http://localhost:PORT`, as browsers require
+//! of a relying party over plain http. Pages at 1280 and 390 px, checked
+//! by axe-core.
+
+use super::PASSWORD;
+use crate::browser::Browser;
+use crate::helpers::{Engine, TestApp};
+
+async fn sign_in_with_password(browser: &Browser, app: &TestApp, email: &str) {
+    browser.goto(&format!("{}/sign-in", app.issuer)).await;
+    browser.fill("#email", email).await;
+    browser.fill("#password", PASSWORD).await;
+    browser
+        .follow("form[action='/sign-in'] button[type=submit]")
+        .await;
+}
+
+async fn a_member_signs_in_with_a_passkey(engine: Engine) {
+    let shots = |page: &str| format!("{page}-{}", format!("{engine:?}").to_lowercase());
+    let app = TestApp::builder(engine).on_localhost().start().await;
+    assert!(
+        app.issuer.starts_with("http://localhost:"),
+        "{}",
+        app.issuer
+    );
+    let at = |path: &str| format!("{}{path}", app.issuer);
+    app.add_person("alice@example.com", "member", PASSWORD)
+        .await;
+    let alice = Browser::start().await;
+    let authenticator = alice.add_virtual_authenticator().await;
+
+    sign_in_with_password(&alice, &app, "alice@example.com").await;
+    assert_eq!(alice.path().await, "/keys");
+    alice.goto(&at("/account/security")).await;
+    alice.wait_for("#passkey-add:not([hidden])").await;
+    alice.capture(&shots("security-passkeys-none")).await;
+    alice.fill("#passkey-name", "Work laptop").await;
+    alice.click("#passkey-add button[type=submit]").await;
+    alice.wait_for("#passkey-codes:not([hidden])").await;
+    let codes = alice.text("#recovery-codes").await;
+    assert_eq!(
+        codes.lines().filter(|l| !l.trim().is_empty()).count(),
+        10,
+        "{codes}"
+    );
+    alice.capture(&shots("passkey-added")).await;
+    alice
+        .follow("#passkey-codes a[href='/account/security']")
+        .await;
+    assert!(alice.text(".passkeys").await.contains("Work laptop"));
+    alice.capture(&shots("security-passkeys")).await;
+    let credentials = alice.authenticator_credentials(&authenticator).await;
+    assert_eq!(credentials.len(), 1, "{credentials:?}");
+    assert_eq!(
+        credentials[0]["isResidentCredential"], true,
+        "a discoverable credential"
+    );
+
+    // Signed out: the passkey alone signs her in, no email typed.
+    alice.follow("form[action='/sign-out'] button").await;
+    alice.goto(&at("/sign-in")).await;
+    alice.wait_for("#passkey-sign-in").await;
+    alice.capture(&shots("sign-in-passkey")).await;
+    alice.follow("#passkey-sign-in").await;
+    assert_eq!(alice.path().await, "/keys");
+
+    // After a password, the passkey is the second step.
+    alice.follow("form[action='/sign-out'] button").await;
+    sign_in_with_password(&alice, &app, "alice@example.com").await;
+    assert!(alice.path().await.starts_with("/sign-in/code"));
+    alice.wait_for("#passkey-second").await;
+    alice.follow("#passkey-second").await;
+    assert_eq!(alice.path().await, "/keys");
+    alice.close().await;
+
+    let methods: Vec<String> = app
+        .audited("account.signed_in")
+        .into_iter()
+        .map(|(_, d)| d["method"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(methods, ["password", "passkey", "password+passkey"]);
+    let emails = app.count_rows(
+        "SELECT COUNT(*) AS n FROM email_outbox WHERE event = 'two_factor' AND subject LIKE '%passkey added%'",
+    );
+    assert_eq!(emails, 1);
+}
+
+crate::both_engines!(a_member_signs_in_with_a_passkey);
