@@ -302,8 +302,10 @@ async fn password_sign_in_off_refuses_passwords_everywhere(engine: Engine) {
     );
     assert_eq!(app.count_rows("SELECT COUNT(*) AS n FROM sessions"), 0);
 
-    // Through the provider, she signs in.
+    // Through the provider, she signs in; the command line still works.
     assert_eq!(browser.sign_in("alice").await.status(), 303);
+    let listed = app.cli_ok(&["users", "list"]).await;
+    assert!(listed.stdout.contains("alice@example.com"), "{}", listed.stdout);
 }
 
 both_engines!(

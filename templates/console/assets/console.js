@@ -142,6 +142,10 @@ function setUpPasskeys() {
             item.append(text);
             return item;
           }));
+          for (const stale of ["no-passkeys", "recovery"]) {
+            const element = document.getElementById(stale);
+            if (element) element.hidden = true;
+          }
           document.getElementById("passkey-codes").hidden = false;
           document.getElementById("passkey-codes").scrollIntoView();
           add.hidden = true;

@@ -76,6 +76,20 @@ async fn a_member_signs_in_with_a_passkey(engine: Engine) {
     alice.wait_for("#passkey-second").await;
     alice.follow("#passkey-second").await;
     assert_eq!(alice.path().await, "/keys");
+
+    // Removed, it signs no one in.
+    alice.goto(&at("/account/security")).await;
+    alice
+        .follow_confirming(".passkeys form button[type=submit]")
+        .await;
+    assert_eq!(alice.path().await, "/account/security?notice=passkey-removed");
+    assert!(!alice.exists(".passkeys").await);
+    alice.follow("form[action='/sign-out'] button").await;
+    alice.goto(&at("/sign-in")).await;
+    alice.wait_for("#passkey-sign-in").await;
+    alice.click("#passkey-sign-in").await;
+    alice.wait_for("#passkey-error:not([hidden])").await;
+    assert!(alice.path().await.starts_with("/sign-in"));
     alice.close().await;
 
     let methods: Vec<String> = app
@@ -88,6 +102,16 @@ async fn a_member_signs_in_with_a_passkey(engine: Engine) {
         "SELECT COUNT(*) AS n FROM email_outbox WHERE event = 'two_factor' AND subject LIKE '%passkey added%'",
     );
     assert_eq!(emails, 1);
+    let removed = app.count_rows(
+        "SELECT COUNT(*) AS n FROM email_outbox WHERE event = 'two_factor' AND subject LIKE '%passkey removed%'",
+    );
+    assert_eq!(removed, 1);
+    let refused: Vec<String> = app
+        .audited("account.sign_in_failed")
+        .into_iter()
+        .map(|(_, d)| d["reason"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(refused, ["passkey_refused"]);
 }
 
 crate::both_engines!(a_member_signs_in_with_a_passkey);
