@@ -305,10 +305,36 @@ async fn password_sign_in_off_refuses_passwords_everywhere(engine: Engine) {
     // Through the provider, she signs in; the command line still works.
     assert_eq!(browser.sign_in("alice").await.status(), 303);
     let listed = app.cli_ok(&["users", "list"]).await;
-    assert!(listed.stdout.contains("alice@example.com"), "{}", listed.stdout);
+    assert!(
+        listed.stdout.contains("alice@example.com"),
+        "{}",
+        listed.stdout
+    );
+}
+
+/// keygate keeps the provider's keys an hour; an ID token signed by a key it
+/// has not seen (the provider rotated its keys) makes it fetch them again.
+async fn a_rotated_provider_key_is_fetched_at_once(engine: Engine) {
+    let mut provider = OidcProvider::start().await;
+    let app = app_with(engine, &provider, &[]).await;
+    app.add_person("alice@example.com", "member", PASSWORD)
+        .await;
+    assert_eq!(
+        SsoBrowser::new(&app.address)
+            .sign_in("alice")
+            .await
+            .status(),
+        303
+    );
+    provider.rotate_keys().await;
+    let done = SsoBrowser::new(&app.address).sign_in("alice").await;
+    assert_eq!(done.status(), 303, "{:?}", refusal_reasons(&app));
+    assert_eq!(app.audited("account.signed_in").len(), 2);
+    assert!(refusal_reasons(&app).is_empty());
 }
 
 both_engines!(
+    a_rotated_provider_key_is_fetched_at_once,
     a_known_person_signs_in_through_the_provider_once_per_flow,
     each_refusal_is_one_sentence_and_an_audit_entry,
     people_of_an_allowed_domain_are_added_with_the_default_role,

@@ -18,7 +18,9 @@
 // ID tokens RS256 with email, email_verified and name in the ID token itself.
 // The sign-in page is a plain form (one `login` field, no password, no
 // script); consent is granted automatically. It exits when stdin closes (so
-// spawn it with a pipe for stdin and keep it open), on SIGTERM or SIGINT.
+// spawn it with a pipe for stdin and keep it open), on SIGTERM or SIGINT. A
+// line "rotate" on stdin starts a new provider with a new signing key on the
+// same issuer, and prints "rotated".
 
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -64,49 +66,56 @@ const loginPage = (uid, error) => page('Sign in', `${error ? `<p role="alert">${
 </form>
 <form method="post" action="${issuer}/interaction/${uid}/abort"><button type="submit">Cancel</button></form>`);
 
-const signingKey = { ...generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'jwk' }), use: 'sig', alg: 'RS256' };
+// A provider with a fresh signing key; "rotate" on stdin replaces it with
+// another (a new key, as a provider that rotated its keys; state in memory
+// starts over), so keygate's cache of the provider's keys can be tested.
+function makeProvider() {
+  const signingKey = { ...generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'jwk' }), use: 'sig', alg: 'RS256' };
 
-const provider = new Provider(issuer, {
-  clients: (config.clients ?? []).map((client) => ({
-    grant_types: ['authorization_code'], response_types: ['code'], ...client,
-  })),
-  jwks: { keys: [signingKey] },
-  // Cookies: signed; never `secure` on a plain http issuer (oidc-provider
-  // sets `secure` only for https requests), SameSite=Lax.
-  cookies: { keys: [randomBytes(32).toString('base64url')] },
-  // xms_edov: Entra ID's word for a verified email (it sends no email_verified).
-  claims: { openid: ['sub'], email: ['email', 'email_verified', 'xms_edov'], profile: ['name'] },
-  // Scope-requested claims in the ID token too, not only at userinfo.
-  conformIdTokenClaims: false,
-  responseTypes: ['code'],
-  // Lifetimes in seconds (given, so oidc-provider prints no notice of defaults).
-  ttl: { AuthorizationCode: 60, AccessToken: 3600, IdToken: 3600, Interaction: 3600, Session: 86400, Grant: 86400 },
-  pkce: { required: () => true }, // the default requires it of public clients only
-  features: { devInteractions: { enabled: false } },
-  interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}` },
-  findAccount: (ctx, id) => (Object.hasOwn(accounts, id)
-    ? { accountId: id, claims: () => ({ ...accounts[id], sub: id }) }
-    : undefined),
-  // Errors shown rather than redirected (unknown client, bad redirect_uri):
-  // a plain page, with no external stylesheet unlike the default one.
-  renderError(ctx, out) {
-    ctx.type = 'html';
-    ctx.body = page('Error', Object.entries(out).map(([k, v]) => `<p>${escape(k)}: ${escape(v)}</p>`).join('\n'));
-  },
-  // Auto-consent: every sign-in gets a grant of what it asks for.
-  async loadExistingGrant(ctx) {
-    const grant = new ctx.oidc.provider.Grant({
-      clientId: ctx.oidc.client.clientId, accountId: ctx.oidc.session.accountId,
-    });
-    grant.addOIDCScope([...ctx.oidc.requestParamOIDCScopes].join(' '));
-    grant.addOIDCClaims([...ctx.oidc.requestParamClaims]);
-    await grant.save();
-    return grant;
-  },
-});
-for (const event of ['server_error', 'authorization.error', 'grant.error', 'userinfo.error']) {
-  provider.on(event, (ctx, err) => console.error(`oidc-provider ${event}: ${err.name}: ${err.message}${err.error_detail ? ` (${err.error_detail})` : ''}`));
+  const made = new Provider(issuer, {
+    clients: (config.clients ?? []).map((client) => ({
+      grant_types: ['authorization_code'], response_types: ['code'], ...client,
+    })),
+    jwks: { keys: [signingKey] },
+    // Cookies: signed; never `secure` on a plain http issuer (oidc-provider
+    // sets `secure` only for https requests), SameSite=Lax.
+    cookies: { keys: [randomBytes(32).toString('base64url')] },
+    // xms_edov: Entra ID's word for a verified email (it sends no email_verified).
+    claims: { openid: ['sub'], email: ['email', 'email_verified', 'xms_edov'], profile: ['name'] },
+    // Scope-requested claims in the ID token too, not only at userinfo.
+    conformIdTokenClaims: false,
+    responseTypes: ['code'],
+    // Lifetimes in seconds (given, so oidc-provider prints no notice of defaults).
+    ttl: { AuthorizationCode: 60, AccessToken: 3600, IdToken: 3600, Interaction: 3600, Session: 86400, Grant: 86400 },
+    pkce: { required: () => true }, // the default requires it of public clients only
+    features: { devInteractions: { enabled: false } },
+    interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}` },
+    findAccount: (ctx, id) => (Object.hasOwn(accounts, id)
+      ? { accountId: id, claims: () => ({ ...accounts[id], sub: id }) }
+      : undefined),
+    // Errors shown rather than redirected (unknown client, bad redirect_uri):
+    // a plain page, with no external stylesheet unlike the default one.
+    renderError(ctx, out) {
+      ctx.type = 'html';
+      ctx.body = page('Error', Object.entries(out).map(([k, v]) => `<p>${escape(k)}: ${escape(v)}</p>`).join('\n'));
+    },
+    // Auto-consent: every sign-in gets a grant of what it asks for.
+    async loadExistingGrant(ctx) {
+      const grant = new ctx.oidc.provider.Grant({
+        clientId: ctx.oidc.client.clientId, accountId: ctx.oidc.session.accountId,
+      });
+      grant.addOIDCScope([...ctx.oidc.requestParamOIDCScopes].join(' '));
+      grant.addOIDCClaims([...ctx.oidc.requestParamClaims]);
+      await grant.save();
+      return grant;
+    },
+  });
+  for (const event of ['server_error', 'authorization.error', 'grant.error', 'userinfo.error']) {
+    made.on(event, (ctx, err) => console.error(`oidc-provider ${event}: ${err.name}: ${err.message}${err.error_detail ? ` (${err.error_detail})` : ''}`));
+  }
+  return made;
 }
+let provider = makeProvider();
 
 const html = (res, status, body) => {
   res.writeHead(status, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
@@ -145,7 +154,13 @@ async function interaction(req, res, path) {
   return provider.interactionFinished(req, res, { login: { accountId: login } }, { mergeWithLastSubmission: false });
 }
 
-const callback = provider.callback();
+let callback = provider.callback();
+process.stdin.on('data', (chunk) => {
+  if (!chunk.toString().includes('rotate')) return;
+  provider = makeProvider();
+  callback = provider.callback();
+  process.stdout.write('rotated\n');
+});
 handler = (req, res) => {
   const path = new URL(req.url, issuer).pathname;
   if (!path.startsWith('/interaction/')) return callback(req, res);

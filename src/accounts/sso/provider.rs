@@ -28,7 +28,9 @@ use super::settings::SsoSettings;
 
 /// How long discovery and keys are kept before they are fetched again.
 const METADATA_MAX_AGE: Duration = Duration::from_secs(3600);
-/// A key the cache does not know fetches the keys again, at most this often.
+/// A key the cache does not know fetches the keys again at once, then not
+/// again for this long (a provider that keeps sending unknown keys is not
+/// asked at every sign-in).
 const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(30);
 /// Every request to the provider gives up after this long.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -60,6 +62,8 @@ pub enum ProviderProblem {
 struct Discovered {
     metadata: CoreProviderMetadata,
     at: Instant,
+    /// When an unknown key last made it fetch again.
+    forced_at: Option<Instant>,
 }
 
 pub(super) struct Provider {
@@ -104,26 +108,32 @@ impl Provider {
     }
 
     /// The discovery document and keys: cached, or fetched when older than
-    /// an hour, or when `fresh` asks and the last fetch is not itself
-    /// fresh. A failed fetch falls back on what the cache holds.
-    async fn metadata(&self, fresh: bool) -> Result<CoreProviderMetadata, ProviderProblem> {
+    /// an hour, or when `unknown_key` says an ID token named a key the cache
+    /// lacks (at most once per [`MIN_REFRESH_INTERVAL`]). A failed fetch
+    /// falls back on what the cache holds.
+    async fn metadata(&self, unknown_key: bool) -> Result<CoreProviderMetadata, ProviderProblem> {
         let mut discovered = self.discovered.lock().await;
+        let mut forced_at = None;
         if let Some(known) = discovered.as_ref() {
-            let age = known.at.elapsed();
-            let wanted = if fresh {
-                MIN_REFRESH_INTERVAL
-            } else {
-                METADATA_MAX_AGE
-            };
-            if age < wanted {
+            let fresh = known.at.elapsed() < METADATA_MAX_AGE;
+            let forced_lately = known
+                .forced_at
+                .is_some_and(|at| at.elapsed() < MIN_REFRESH_INTERVAL);
+            if fresh && (!unknown_key || forced_lately) {
                 return Ok(known.metadata.clone());
             }
+            forced_at = if unknown_key {
+                Some(Instant::now())
+            } else {
+                known.forced_at
+            };
         }
         match CoreProviderMetadata::discover_async(self.issuer.clone(), &self.http).await {
             Ok(metadata) => {
                 *discovered = Some(Discovered {
                     metadata: metadata.clone(),
                     at: Instant::now(),
+                    forced_at,
                 });
                 Ok(metadata)
             }

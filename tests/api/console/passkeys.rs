@@ -82,7 +82,10 @@ async fn a_member_signs_in_with_a_passkey(engine: Engine) {
     alice
         .follow_confirming(".passkeys form button[type=submit]")
         .await;
-    assert_eq!(alice.path().await, "/account/security?notice=passkey-removed");
+    assert_eq!(
+        alice.path().await,
+        "/account/security?notice=passkey-removed"
+    );
     assert!(!alice.exists(".passkeys").await);
     alice.follow("form[action='/sign-out'] button").await;
     alice.goto(&at("/sign-in")).await;

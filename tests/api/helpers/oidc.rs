@@ -46,6 +46,8 @@ fn package_dir() -> String {
 
 pub struct OidcProvider {
     _child: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+    lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
     /// `http://127.0.0.1:PORT`: `KEYGATE_OIDC_ISSUER`.
     pub issuer: String,
 }
@@ -95,10 +97,25 @@ impl OidcProvider {
             .flatten()
             .and_then(|line| line.strip_prefix("listening ").map(str::to_owned))
             .expect("the OpenID provider prints its issuer");
+        let stdin = child.stdin.take().expect("stdin");
         Self {
             _child: child,
+            stdin,
+            lines,
             issuer,
         }
+    }
+
+    /// The provider starts over with a new signing key on the same issuer,
+    /// as one that rotated its keys.
+    pub async fn rotate_keys(&mut self) {
+        use tokio::io::AsyncWriteExt;
+        self.stdin.write_all(b"rotate\n").await.unwrap();
+        self.stdin.flush().await.unwrap();
+        let answer = tokio::time::timeout(Duration::from_secs(10), self.lines.next_line())
+            .await
+            .expect("the provider answers within 10 s");
+        assert_eq!(answer.unwrap().as_deref(), Some("rotated"));
     }
 
     /// The variables that make keygate sign people in through this
