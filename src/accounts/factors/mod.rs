@@ -26,7 +26,7 @@ use serde_json::json;
 use zeroize::Zeroizing;
 
 use super::session::Session;
-use super::settings::Registry;
+use super::settings::{AccountSettings, Registry};
 use crate::audit::{self, Action};
 use crate::db::{DbConnection, write_transaction};
 use crate::error::{ErrorKind, FeatureError, StoreError, from_store_errors};
@@ -254,23 +254,13 @@ pub async fn confirm_totp(
                 if !store::confirm_totp(conn, &user.id, step, now)? {
                     return Err(FactorError::NotStarted);
                 }
-                let codes = if store::recovery_codes_left(conn, &user.id)? == 0 {
-                    let codes = RecoveryCodes::generate();
-                    let hashes = codes.hashes(&settings.token_hasher);
-                    store::replace_recovery_codes(conn, &user.id, &hashes, now)?;
-                    Some(codes)
-                } else {
-                    None
-                };
-                store::clear_must_enrol(conn, &user.id)?;
                 let change = Change {
                     action: Action::SecondFactorEnrolled,
                     headline: "authenticator app added",
                     what: "An authenticator app was added to your account: signing in with your password now also asks for its code.",
                     factor: "totp",
                 };
-                record(conn, (&issuer, &user), change, &user.email, now)?;
-                Ok(codes)
+                enrolled(conn, (&settings, &issuer, &user), change, now)
             })
         })
         .await
@@ -353,25 +343,16 @@ pub async fn finish_passkey_registration(
         .pool()
         .run(move |conn| {
             write_transaction(conn, |conn| {
-                let first = !store::has_factor(conn, &user.id)?;
                 let ceremony = ceremony.as_ref().map(|c| c.as_str());
-                passkeys::finish_registration(&settings, conn, &user, (&name, &credential, ceremony), now)?;
-                let codes = if first || store::recovery_codes_left(conn, &user.id)? == 0 {
-                    let codes = RecoveryCodes::generate();
-                    store::replace_recovery_codes(conn, &user.id, &codes.hashes(&settings.token_hasher), now)?;
-                    Some(codes)
-                } else {
-                    None
-                };
-                store::clear_must_enrol(conn, &user.id)?;
+                let shown = (name.as_str(), credential.as_str(), ceremony);
+                passkeys::finish_registration(&settings, conn, &user, shown, now)?;
                 let change = Change {
                     action: Action::SecondFactorEnrolled,
                     headline: "passkey added",
                     what: "A passkey was added to your account: it signs you in on its own, or after your password.",
                     factor: "passkey",
                 };
-                record(conn, (&issuer, &user), change, &user.email, now)?;
-                Ok(codes)
+                enrolled(conn, (&settings, &issuer, &user), change, now)
             })
         })
         .await
@@ -478,6 +459,28 @@ pub fn reset(
         record(conn, (issuer, &user), change, actor, now)?;
         Ok(true)
     })
+}
+
+/// What follows every enrolment, in its transaction: ten recovery codes
+/// when the person has none (their first factor), the sessions that had to
+/// enrol let go, the change audited and emailed.
+fn enrolled(
+    conn: &mut DbConnection,
+    (settings, issuer, user): (&AccountSettings, &str, &User),
+    change: Change,
+    now: DateTime<Utc>,
+) -> Result<Option<RecoveryCodes>, FactorError> {
+    let codes = if store::recovery_codes_left(conn, &user.id)? == 0 {
+        let codes = RecoveryCodes::generate();
+        let hashes = codes.hashes(&settings.token_hasher);
+        store::replace_recovery_codes(conn, &user.id, &hashes, now)?;
+        Some(codes)
+    } else {
+        None
+    };
+    store::clear_must_enrol(conn, &user.id)?;
+    record(conn, (issuer, user), change, &user.email, now)?;
+    Ok(codes)
 }
 
 /// One change of a person's factors, as audited and emailed.

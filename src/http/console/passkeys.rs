@@ -12,7 +12,9 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{Current, PageError, local_path, posted, resource, security, see_other, viewer};
+use super::{
+    Current, PageError, local_path, posted, resource, security, see_other, viewer, with_cookie,
+};
 use crate::accounts::factors::{self, passkeys};
 use crate::accounts::{self, Session};
 use crate::http::error::AppError;
@@ -63,13 +65,7 @@ fn checked_public(req: &HttpRequest, state: &AppState) -> Result<(), AppError> {
 }
 
 fn with_ceremony(options: serde_json::Value, cookie: &accounts::SessionCookie) -> HttpResponse {
-    let mut response = HttpResponse::Ok().json(options);
-    if let Ok(value) = session::render(cookie).to_string().parse() {
-        response
-            .headers_mut()
-            .append(actix_web::http::header::SET_COOKIE, value);
-    }
-    response
+    with_cookie(HttpResponse::Ok().json(options), &session::render(cookie))
 }
 
 fn ceremony_cookie(req: &HttpRequest, state: &AppState) -> Option<String> {
@@ -119,16 +115,11 @@ async fn register(
     )
     .await?;
     let removal = session::render(&passkeys::ceremony_removal_cookie(&state.accounts));
-    let mut response = HttpResponse::Ok().json(json!({
+    let response = HttpResponse::Ok().json(json!({
         "redirect": format!("{}?notice=passkey-added", security::SECURITY_PATH),
         "recovery_codes": codes.as_ref().map(|c| c.expose().collect::<Vec<_>>()),
     }));
-    if let Ok(value) = removal.to_string().parse() {
-        response
-            .headers_mut()
-            .append(actix_web::http::header::SET_COOKIE, value);
-    }
-    Ok(response)
+    Ok(with_cookie(response, &removal))
 }
 
 async fn remove(
