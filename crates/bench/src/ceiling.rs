@@ -5,6 +5,12 @@
 //! RFC 9068 JWTs signed by jsonwebtoken with a key parsed once at start.
 //! It also answers the JWKS, introspection (signature and claims check) and
 //! `/readyz`, so those scenarios have a frame too.
+//!
+//! With `--postgres URL` it is the ceiling of a server that must ask its
+//! database once per token, as keygate must on PostgreSQL (a change
+//! committed anywhere bites on the next request): each token request first
+//! runs a prepared `SELECT 1` on its worker's own `tokio-postgres`
+//! connection, the cheapest round trip there is.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -43,6 +49,10 @@ pub struct CeilingArgs {
     /// Scope of the tokens.
     #[arg(long, default_value = "read")]
     pub scope: String,
+    /// Make one round trip to this PostgreSQL per token (a prepared
+    /// `SELECT 1`, without TLS, on each worker's own connection).
+    #[arg(long)]
+    pub postgres: Option<String>,
 }
 
 struct State {
@@ -54,6 +64,30 @@ struct State {
     verifying: DecodingKey,
     validation: Validation,
     jwks: String,
+    postgres: Option<tokio_postgres::Config>,
+}
+
+/// A worker's own connection for the per-token round trip, made at its
+/// first token request.
+#[derive(Default)]
+struct RoundTrip {
+    conn: tokio::sync::OnceCell<(tokio_postgres::Client, tokio_postgres::Statement)>,
+}
+
+impl RoundTrip {
+    async fn select_one(&self, config: &tokio_postgres::Config) -> Result<()> {
+        let (client, statement) = self
+            .conn
+            .get_or_try_init(|| async {
+                let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
+                actix_web::rt::spawn(connection);
+                let statement = client.prepare("SELECT 1").await?;
+                anyhow::Ok((client, statement))
+            })
+            .await?;
+        client.query_one(statement, &[]).await?;
+        Ok(())
+    }
 }
 
 pub fn serve(args: CeilingArgs) -> Result<()> {
@@ -63,6 +97,7 @@ pub fn serve(args: CeilingArgs) -> Result<()> {
         HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
+                .app_data(web::Data::new(RoundTrip::default()))
                 .route("/oauth/token", web::post().to(token))
                 .route("/oauth/introspect", web::post().to(introspect))
                 .route("/.well-known/jwks.json", web::get().to(jwks))
@@ -103,6 +138,12 @@ impl State {
             verifying,
             validation,
             jwks,
+            postgres: args
+                .postgres
+                .as_deref()
+                .map(str::parse)
+                .transpose()
+                .context("reading --postgres")?,
         })
     }
 
@@ -183,7 +224,17 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-async fn token(req: HttpRequest, body: web::Bytes, state: web::Data<State>) -> HttpResponse {
+async fn token(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<State>,
+    round_trip: web::Data<RoundTrip>,
+) -> HttpResponse {
+    if let Some(config) = &state.postgres
+        && round_trip.select_one(config).await.is_err()
+    {
+        return HttpResponse::ServiceUnavailable().finish();
+    }
     let params = form(&body);
     if params.get("grant_type").map(String::as_str) != Some("client_credentials") {
         return oauth_json(

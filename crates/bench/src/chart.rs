@@ -73,10 +73,10 @@ fn bars(results: &Results, value: impl Fn(&Row) -> f64) -> Vec<Bar> {
                 out.len() - 1
             }
         };
-        if row.server == "ceiling" {
-            out[i].ceiling = v;
-        } else {
-            out[i].keygate = v;
+        match row.server {
+            "ceiling" => out[i].ceiling = v,
+            server if server.starts_with("keygate") => out[i].keygate = v,
+            _ => {}
         }
     }
     out

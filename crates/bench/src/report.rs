@@ -6,6 +6,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 use crate::results::{Results, Row};
+use crate::servers::CEILING_READ;
 
 pub fn table(results: &Results) -> String {
     let mut out = String::new();
@@ -77,6 +78,15 @@ pub fn table(results: &Results) -> String {
             );
         }
     }
+    let read_notes = results.rows.iter().filter_map(|r| {
+        r.ratio_to_read.map(|x| {
+            format!(
+                "  {} / {}: {x:.2} × {CEILING_READ} (the ceiling making one round trip \
+                 to PostgreSQL per token)",
+                r.label, r.server
+            )
+        })
+    });
     let notes: Vec<String> = results
         .rows
         .iter()
@@ -85,6 +95,7 @@ pub fn table(results: &Results) -> String {
                 .as_ref()
                 .map(|n| format!("  {} / {}: {n}", r.label, r.server))
         })
+        .chain(read_notes)
         .collect();
     if !notes.is_empty() {
         let _ = writeln!(out, "\nnotes:");

@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use crate::servers::CEILING_READ;
 use crate::stats::Summary;
 
 #[derive(Debug, Clone, Serialize)]
@@ -12,7 +13,7 @@ pub struct Row {
     pub scenario: &'static str,
     /// What this row measures within it, e.g. "warm 64", "scale 1000000 keys".
     pub label: String,
-    /// keygate, ceiling, or keygate-verifier.
+    /// keygate, ceiling, ceiling+read (PostgreSQL only) or keygate-verifier.
     pub server: &'static str,
     pub connections: usize,
     #[serde(flatten)]
@@ -21,6 +22,9 @@ pub struct Row {
     pub startup_s: Option<f64>,
     /// keygate's requests/s over the ceiling's for the same label.
     pub ratio: Option<f64>,
+    /// keygate's requests/s over those of the ceiling that makes one
+    /// round trip to PostgreSQL per token, for the same label.
+    pub ratio_to_read: Option<f64>,
     /// The exposure scenario's leak reports: what they carried and cost.
     pub flood: Option<Flood>,
     pub note: Option<String>,
@@ -84,6 +88,7 @@ impl Row {
             peak_rss_mib: None,
             startup_s: None,
             ratio: None,
+            ratio_to_read: None,
             flood: None,
             note: None,
         }
@@ -155,21 +160,34 @@ impl Results {
             .find(|r| r.label == label && r.server == server)
     }
 
-    /// Fills each keygate row's ratio from the ceiling row of its label
+    /// Fills each keygate row's ratios from the ceiling rows of its label
     /// (not for attackers: serving them slower is no shortfall).
     pub fn fill_ratios(&mut self) {
-        let ceilings: Vec<(String, f64)> = self
-            .rows
-            .iter()
-            .filter(|r| r.server == "ceiling")
-            .map(|r| (r.label.clone(), r.figures.rps))
-            .collect();
+        let rates = |server: &str| -> Vec<(String, f64)> {
+            self.rows
+                .iter()
+                .filter(|r| r.server == server)
+                .map(|r| (r.label.clone(), r.figures.rps))
+                .collect()
+        };
+        let ceilings = rates("ceiling");
+        let reads = rates(CEILING_READ);
+        let over = |rows: &[(String, f64)], row: &Row| {
+            rows.iter()
+                .find(|(label, _)| *label == row.label)
+                .and_then(|(_, c)| (*c > 0.0).then(|| row.figures.rps / c))
+        };
         let compared = |r: &Row| r.server == "keygate" && !r.label.contains("attackers");
         for row in self.rows.iter_mut().filter(|r| compared(r)) {
-            row.ratio = ceilings
-                .iter()
-                .find(|(label, _)| *label == row.label)
-                .and_then(|(_, c)| (*c > 0.0).then(|| row.figures.rps / c));
+            row.ratio = over(&ceilings, row);
+            row.ratio_to_read = over(&reads, row);
         }
+    }
+
+    /// The ceiling+read row's requests/s over the ceiling's, for `label`.
+    pub fn read_ceiling_ratio(&self, label: &str) -> Option<f64> {
+        let read = self.find(label, CEILING_READ)?.figures.rps;
+        let ceiling = self.find(label, "ceiling")?.figures.rps;
+        (ceiling > 0.0).then(|| read / ceiling)
     }
 }

@@ -170,16 +170,31 @@ impl Bench {
         let fixture = self.fixture()?;
         let creds = self.keys(&fixture, self.opts.warm_keys(), 0)?;
         let ceiling = Server::ceiling(fixture.dir.path(), &creds)?;
+        // On PostgreSQL, also the ceiling of a server that must ask its
+        // database once per token, as keygate must there.
+        let ceiling_read = match &self.opts.postgres {
+            Some(_) => Some(Server::ceiling_read(
+                fixture.dir.path(),
+                &creds,
+                &fixture.database_url,
+            )?),
+            None => None,
+        };
         let keygate = Server::keygate(&fixture)?;
-        self.warm_up(&ceiling, &creds)?;
-        self.warm_up(&keygate, &creds)?;
+        let servers: Vec<&Server> = [Some(&ceiling), ceiling_read.as_ref(), Some(&keygate)]
+            .into_iter()
+            .flatten()
+            .collect();
+        for server in &servers {
+            self.warm_up(server, &creds)?;
+        }
         for conns in [1, 16, 64] {
             let label = match conns {
                 1 => WARM_1.to_owned(),
                 64 => WARM_64.to_owned(),
                 n => format!("warm {n}"),
             };
-            for server in [&ceiling, &keygate] {
+            for &server in &servers {
                 progress(format!("warm: {conns} connections, {}", server.kind.name()));
                 let s = self.tokens(server, &creds, conns);
                 let row = self.row("warm", &label, server, conns, s);

@@ -17,6 +17,9 @@ use crate::fixture::{AUDIENCE, Credentials, Fixture, SCOPE};
 /// kernel's USER_HZ, 100 on every Linux this runs on.
 const CLOCK_TICKS_PER_SECOND: f64 = 100.0;
 
+/// The name of the ceiling that reads PostgreSQL once per token.
+pub const CEILING_READ: &str = "ceiling+read";
+
 /// How long a server may take to answer /readyz (a million keys included).
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -25,6 +28,8 @@ const READY_TIMEOUT: Duration = Duration::from_secs(120);
 pub enum Kind {
     Keygate,
     Ceiling,
+    /// The ceiling making one round trip to PostgreSQL per token.
+    CeilingRead,
 }
 
 impl Kind {
@@ -32,6 +37,7 @@ impl Kind {
         match self {
             Self::Keygate => "keygate",
             Self::Ceiling => "ceiling",
+            Self::CeilingRead => CEILING_READ,
         }
     }
 }
@@ -56,6 +62,19 @@ impl Server {
 
     /// The ceiling, knowing `clients` (written to a file in `dir`).
     pub fn ceiling(dir: &Path, clients: &[Credentials]) -> Result<Self> {
+        let (cmd, addr) = Self::ceiling_command(dir, clients)?;
+        Self::start(cmd, Kind::Ceiling, addr, dir.join("ceiling.log"))
+    }
+
+    /// The ceiling that makes one round trip per token to the PostgreSQL
+    /// database of `url` (without TLS: a ceiling for keygate either way).
+    pub fn ceiling_read(dir: &Path, clients: &[Credentials], url: &str) -> Result<Self> {
+        let (mut cmd, addr) = Self::ceiling_command(dir, clients)?;
+        cmd.arg("--postgres").arg(url);
+        Self::start(cmd, Kind::CeilingRead, addr, dir.join("ceiling-read.log"))
+    }
+
+    fn ceiling_command(dir: &Path, clients: &[Credentials]) -> Result<(Command, SocketAddr)> {
         let addr = free_port()?;
         let file = dir.join("ceiling-clients.txt");
         let lines: String = clients
@@ -74,7 +93,7 @@ impl Server {
             .arg(AUDIENCE)
             .arg("--scope")
             .arg(SCOPE);
-        Self::start(cmd, Kind::Ceiling, addr, dir.join("ceiling.log"))
+        Ok((cmd, addr))
     }
 
     fn start(mut cmd: Command, kind: Kind, addr: SocketAddr, log: PathBuf) -> Result<Self> {
