@@ -132,6 +132,7 @@ pub fn invite_with(
                 expires_at: &rfc3339(expires_at),
                 inviter: &inviter,
                 occurred_at: &rfc3339(now),
+                passkey_only: !settings.password_sign_in,
             },
             now,
         )?;

@@ -132,7 +132,7 @@ pub use password::{
 pub use password_change::change_password;
 pub use pending::{PENDING_LIFETIME, PendingSignIn, pending_cookie_name, pending_removal_cookie};
 pub use relying_party::RelyingParty;
-pub use reset::{check_link, request_password_reset, set_password_with_link};
+pub use reset::{check_link, request_password_reset, set_password_with_link, sign_in_with_link};
 pub use second_factor::{
     begin_passkey_second_factor, begin_passkey_sign_in, sign_in_second_factor, sign_in_with_passkey,
 };

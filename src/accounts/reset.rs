@@ -9,8 +9,9 @@ use serde_json::json;
 use super::error::{ResetError, SetPasswordError};
 use super::links::{self, LinkInfo, LinkPurpose, LinkToken, LinkUrl};
 use super::password::{self, Password, check_password_policy};
+use super::session::NewSession;
 use super::settings::Registry;
-use super::sign_in::presented_email;
+use super::sign_in::{presented_email, start_session_with};
 use super::store::{self, LinkRow};
 use crate::audit::{self, Action};
 use crate::db::write_transaction;
@@ -44,6 +45,7 @@ pub async fn request_password_reset(
         .token_hasher
         .hash(links::HASH_PURPOSE, token.expose());
     let expires_at = now + settings.invite_ttl.as_chrono();
+    let passkey_only = !settings.password_sign_in;
     let retry = registry
         .pool()
         .run(move |conn| -> Result<Option<i64>, ResetError> {
@@ -90,6 +92,7 @@ pub async fn request_password_reset(
                                 expires_at: &rfc3339(expires_at),
                                 inviter: "",
                                 occurred_at: &rfc3339(now),
+                                passkey_only,
                             },
                             now,
                         )?;
@@ -177,4 +180,25 @@ pub async fn set_password_with_link(
             })
         })
         .await
+}
+
+/// With passwords off (`KEYGATE_PASSWORD_SIGN_IN=off`), a live invitation
+/// or reset link signs its person in once, the link used in the session's
+/// own transaction: a session that may only add a passkey until they have
+/// one, so that a person invited to a keygate without passwords, or one
+/// whose passkeys an administrator removed, can get in. Audited as
+/// `account.signed_in` with `"method": "link"`.
+pub async fn sign_in_with_link(
+    registry: &impl Registry,
+    token: &str,
+    addr: IpAddr,
+    now: DateTime<Utc>,
+) -> Result<NewSession, SetPasswordError> {
+    let Some((link, user)) = live_link(registry, token, now).await? else {
+        return Err(SetPasswordError::InvalidLink);
+    };
+    let addr = addr.to_string();
+    start_session_with(registry, user, &addr, "link", Some(link.id), now)
+        .await?
+        .ok_or(SetPasswordError::InvalidLink)
 }

@@ -127,6 +127,24 @@ pub(super) async fn start_session(
     method: &'static str,
     now: DateTime<Utc>,
 ) -> Result<NewSession, StoreError> {
+    // Without a link to use, a session always starts.
+    start_session_with(registry, user, addr, method, None, now)
+        .await?
+        .ok_or(StoreError::Query(diesel::result::Error::NotFound))
+}
+
+/// [`start_session`], and when `link` names a one-time link, that link
+/// used in the same transaction: `None` if it was used or expired
+/// meanwhile. A session a link starts (`method` `link`, with passwords
+/// off) may only add a passkey until the person has one.
+pub(super) async fn start_session_with(
+    registry: &impl Registry,
+    user: User,
+    addr: &str,
+    method: &'static str,
+    link: Option<String>,
+    now: DateTime<Utc>,
+) -> Result<Option<NewSession>, StoreError> {
     let settings = registry.account_settings();
     let token = SessionToken::generate();
     let hash = settings
@@ -136,11 +154,19 @@ pub(super) async fn start_session(
     let idle = settings.session_idle.as_chrono();
     let (user_id, email, addr) = (user.id.clone(), user.email.clone(), addr.to_owned());
     let covered = method == "password" && settings.require_mfa.covers(&user.role);
-    registry
+    let started = registry
         .pool()
         .run(move |conn| {
             write_transaction(conn, |conn| {
-                let must_enrol = covered && !factors::has_factor(conn, &user_id)?;
+                if let Some(link) = &link
+                    && !store::use_link(conn, link, now)?
+                {
+                    return Ok::<_, StoreError>(false);
+                }
+                let must_enrol = match &link {
+                    Some(_) => !factors::has_passkey(conn, &user_id)?,
+                    None => covered && !factors::has_factor(conn, &user_id)?,
+                };
                 let id = store::insert_session(
                     conn,
                     &hash,
@@ -164,19 +190,22 @@ pub(super) async fn start_session(
                         }),
                     },
                 )?;
-                Ok::<_, StoreError>(())
+                Ok(true)
             })
         })
         .await?;
+    if !started {
+        return Ok(None);
+    }
     let csrf = CsrfToken::derive(settings, &token);
     let device = DeviceCookie::issue(settings, &user.id);
-    Ok(NewSession {
+    Ok(Some(NewSession {
         token,
         csrf,
         expires_at,
         user,
         device,
-    })
+    }))
 }
 
 /// Ends this session (the browser's cookie goes with

@@ -100,6 +100,9 @@ pub struct AccountContext<'a> {
     /// Who invited the person, in words ("bob@example.com", "an administrator").
     pub inviter: &'a str,
     pub occurred_at: &'a str,
+    /// Passwords are off (`KEYGATE_PASSWORD_SIGN_IN=off`): the link leads
+    /// to adding a passkey, not to setting a password.
+    pub passkey_only: bool,
 }
 
 /// A rendered email, ready for the outbox.

@@ -51,6 +51,11 @@ pub enum FactorError {
     Required,
     #[error("set up an authenticator app or a passkey first")]
     NoFactor,
+    #[error(
+        "passwords are not used to sign in here, so an authenticator app would never be asked: \
+         add a passkey instead"
+    )]
+    PasswordsOff,
     #[error("no such passkey of yours")]
     NoSuchPasskey,
     #[error("no person with email {0}")]
@@ -75,6 +80,7 @@ impl FeatureError for FactorError {
             Self::WrongCode => "wrong_code",
             Self::Required => "second_factor_required",
             Self::NoFactor => "no_second_factor",
+            Self::PasswordsOff => "password_sign_in_off",
             Self::NoSuchPasskey => "passkey_not_found",
             Self::NoSuchPerson(_) => "user_not_found",
             Self::Passkey(passkeys::CeremonyError::Store(e)) => e.code(),
@@ -89,6 +95,7 @@ impl FeatureError for FactorError {
     fn kind(&self) -> ErrorKind {
         match self {
             Self::AlreadyEnrolled | Self::Required | Self::NoFactor => ErrorKind::Conflict,
+            Self::PasswordsOff => ErrorKind::Conflict,
             Self::NotStarted => ErrorKind::Conflict,
             Self::WrongCode => ErrorKind::Invalid,
             Self::NoSuchPerson(_) | Self::NoSuchPasskey => ErrorKind::NotFound,
@@ -182,6 +189,9 @@ pub async fn begin_totp(
     user: &User,
     now: DateTime<Utc>,
 ) -> Result<(), FactorError> {
+    if !registry.account_settings().password_sign_in {
+        return Err(FactorError::PasswordsOff);
+    }
     let secret = totp::TotpSecret::generate();
     let sealed = secret
         .seal(&registry.account_settings().sealer, &user.id)

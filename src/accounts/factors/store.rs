@@ -143,7 +143,12 @@ pub(crate) fn delete_recovery_codes(conn: &mut DbConnection, user_id: &str) -> Q
 /// Whether the person has a second factor (a confirmed authenticator app
 /// or a passkey).
 pub(crate) fn has_factor(conn: &mut DbConnection, user_id: &str) -> QueryResult<bool> {
-    Ok(has_totp(conn, user_id)? || super::passkeys::count_passkeys(conn, user_id)? > 0)
+    Ok(has_totp(conn, user_id)? || has_passkey(conn, user_id)?)
+}
+
+/// Whether the person has a passkey.
+pub(crate) fn has_passkey(conn: &mut DbConnection, user_id: &str) -> QueryResult<bool> {
+    Ok(super::passkeys::count_passkeys(conn, user_id)? > 0)
 }
 
 /// Whether the person has a confirmed authenticator app.

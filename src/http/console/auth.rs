@@ -343,6 +343,9 @@ async fn forgot(
     )
 }
 
+/// Where a session started by a link with passwords off lands.
+const ADD_PASSKEY: &str = "/account/security?notice=add-passkey#passkeys";
+
 #[derive(Debug, Deserialize)]
 struct LinkQuery {
     #[serde(default)]
@@ -378,6 +381,9 @@ fn render_set_password(
                 token,
                 email => &info.email,
                 purpose => info.purpose.as_str(),
+                passkey_only => !state.accounts.password_sign_in,
+                sso_name => state.sso.as_ref().map(|sso| sso.name()),
+                sso_start => sso::START_PATH,
                 min_length => MIN_PASSWORD_CHARS,
                 errors,
                 link_ttl => link_ttl(state),
@@ -387,7 +393,11 @@ fn render_set_password(
             StatusCode::NOT_FOUND,
             "set_password",
             &layout,
-            minijinja::context! { invalid => true, link_ttl => link_ttl(state) },
+            minijinja::context! {
+                invalid => true,
+                link_ttl => link_ttl(state),
+                passkey_only => !state.accounts.password_sign_in,
+            },
         ),
     };
     match cookie {
@@ -401,7 +411,7 @@ async fn set_password_page(
     state: web::Data<AppState>,
     query: web::Query<LinkQuery>,
 ) -> Result<HttpResponse, PageError> {
-    if !state.accounts.password_sign_in {
+    if !state.accounts.password_sign_in && state.accounts.passkeys.is_none() {
         return Ok(password_sign_in_off(&req, &state, ""));
     }
     let info = accounts::check_link(&state, &query.token, state.clock.now())
@@ -425,7 +435,11 @@ async fn set_password(
 ) -> Result<HttpResponse, PageError> {
     let form = pre_session_form(&req, &state, &body)?;
     if !state.accounts.password_sign_in {
-        return Ok(password_sign_in_off(&req, &state, ""));
+        if state.accounts.passkeys.is_none() {
+            return Ok(password_sign_in_off(&req, &state, ""));
+        }
+        let [token] = fields(&state, &form, ["token"])?;
+        return passkey_by_link(&req, &state, token).await;
     }
     let [token, password, confirm] = fields(&state, &form, ["token", "password", "confirm"])?;
     let now = state.clock.now();
@@ -479,6 +493,28 @@ async fn set_password(
             Err(_) => see_other("/sign-in?notice=password-set"),
         },
     )
+}
+
+/// With passwords off, the link signs its person in to add a passkey (the
+/// Security page, which is all such a session may see until they have one).
+async fn passkey_by_link(
+    req: &HttpRequest,
+    state: &AppState,
+    token: &str,
+) -> Result<HttpResponse, PageError> {
+    let peer = session::client_ip(state, req);
+    let now = state.clock.now();
+    match accounts::sign_in_with_link(state, token, peer, now).await {
+        Ok(session) => Ok(signed_in(state, &session, ADD_PASSKEY, now)),
+        Err(SetPasswordError::InvalidLink) => Ok(render_set_password(
+            req,
+            state,
+            StatusCode::NOT_FOUND,
+            None,
+            PasswordErrors::default(),
+        )),
+        Err(e) => Err(PageError::public(state, e)),
+    }
 }
 
 fn capitalized(text: &str) -> String {

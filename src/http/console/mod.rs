@@ -376,6 +376,10 @@ fn notice_for(code: Option<&str>) -> Option<Notice> {
         ),
         "passkey-added" => ("ok", "The passkey is added."),
         "passkey-removed" => ("ok", "The passkey is removed."),
+        "add-passkey" => (
+            "ok",
+            "Welcome! Add a passkey to finish: from now on it signs you in.",
+        ),
         "enrol-first" => (
             "warn",
             "A second factor is required of you here: set one up to continue.",

@@ -64,7 +64,9 @@ async fn render(
             code_error,
             code_count => RECOVERY_CODE_COUNT,
             must_enrol => viewer.session.must_enrol,
-            notice => notice_for(notice),
+            passwords_off => !state.accounts.password_sign_in,
+            // The page says why it is the only one, once.
+            notice => notice_for(notice.filter(|n| !(viewer.session.must_enrol && *n == "enrol-first"))),
         },
     ))
 }

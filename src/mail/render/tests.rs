@@ -292,6 +292,7 @@ fn account_emails_carry_the_link_and_its_expiry() {
                 expires_at: "2026-12-05T10:00:00Z",
                 inviter: "bob@example.com",
                 occurred_at: "2026-12-02T10:00:00Z",
+                passkey_only: false,
             },
         )
         .unwrap();
@@ -305,6 +306,32 @@ fn account_emails_carry_the_link_and_its_expiry() {
             mail.html
         );
         assert!(mail.html.contains("2026-12-05T10:00:00Z"));
+    }
+}
+
+#[test]
+fn with_passwords_off_the_invitation_is_to_add_a_passkey() {
+    let context = |passkey_only| AccountContext {
+        product: PRODUCT,
+        issuer: "https://auth.example.com",
+        recipient: "alice@example.com",
+        link: "https://auth.example.com/set-password?token=abc",
+        expires_at: "2026-12-05T10:00:00Z",
+        inviter: "bob@example.com",
+        occurred_at: "2026-12-02T10:00:00Z",
+        passkey_only,
+    };
+    let mail = render_account(AccountEmail::Invitation, &context(true)).unwrap();
+    for body in [&mail.text, &mail.html] {
+        assert!(body.contains("add your passkey") || body.contains("Add your passkey"));
+        assert!(body.contains("with your passkey"), "{body}");
+        assert!(!body.contains("your password"), "{body}");
+        assert!(!body.contains("password you chose"), "{body}");
+    }
+    let mail = render_account(AccountEmail::Invitation, &context(false)).unwrap();
+    for body in [&mail.text, &mail.html] {
+        assert!(body.contains("et your password"), "{body}");
+        assert!(!body.contains("passkey"), "{body}");
     }
 }
 

@@ -117,4 +117,75 @@ async fn a_member_signs_in_with_a_passkey(engine: Engine) {
     assert_eq!(refused, ["passkey_refused"]);
 }
 
-crate::both_engines!(a_member_signs_in_with_a_passkey);
+/// With passwords off (and no provider), an invitation's link signs the
+/// person in once, to a session that sees only the Security page and may
+/// add only a passkey; then the passkey alone signs them in, and the used
+/// link no longer works.
+async fn with_passwords_off_an_invitation_leads_to_a_passkey(engine: Engine) {
+    let shots = |page: &str| format!("{page}-{}", format!("{engine:?}").to_lowercase());
+    let app = TestApp::builder(engine)
+        .on_localhost()
+        .vars(&[("KEYGATE_PASSWORD_SIGN_IN", "off")])
+        .start()
+        .await;
+    let at = |path: &str| format!("{}{path}", app.issuer);
+    app.add_user("bob@example.com", "member").await;
+    let invitations = app.count_rows(
+        "SELECT COUNT(*) AS n FROM email_outbox WHERE recipient = 'bob@example.com' \
+         AND body_text LIKE '%add your passkey%' AND body_text NOT LIKE '%your password%'",
+    );
+    assert_eq!(invitations, 1, "the invitation speaks of a passkey");
+    let token = app.newest_link_token("bob@example.com");
+    let link = at(&format!("/set-password?token={token}"));
+
+    let bob = Browser::start().await;
+    bob.add_virtual_authenticator().await;
+    bob.goto(&link).await;
+    assert!(!bob.exists("#password").await);
+    bob.capture(&shots("invited-passkey-only")).await;
+    bob.follow("form[action='/set-password'] button[type=submit]")
+        .await;
+    assert!(
+        bob.path()
+            .await
+            .starts_with("/account/security?notice=add-passkey"),
+        "{}",
+        bob.path().await
+    );
+    assert!(
+        !bob.exists("form[action='/account/security/totp']").await,
+        "no authenticator app without passwords"
+    );
+    bob.goto(&at("/keys")).await;
+    assert!(bob.path().await.starts_with("/account/security"));
+    bob.wait_for("#passkey-add:not([hidden])").await;
+    bob.capture(&shots("security-add-passkey-first")).await;
+    bob.fill("#passkey-name", "Phone").await;
+    bob.click("#passkey-add button[type=submit]").await;
+    bob.wait_for("#passkey-codes:not([hidden])").await;
+    bob.follow("#passkey-codes a[href='/account/security']")
+        .await;
+    bob.goto(&at("/keys")).await;
+    assert_eq!(bob.path().await, "/keys");
+
+    bob.follow("form[action='/sign-out'] button").await;
+    bob.goto(&link).await;
+    assert!(bob.text("h1").await.contains("no longer works"));
+    bob.goto(&at("/sign-in")).await;
+    bob.wait_for("#passkey-sign-in").await;
+    bob.follow("#passkey-sign-in").await;
+    assert_eq!(bob.path().await, "/keys");
+    bob.close().await;
+
+    let methods: Vec<String> = app
+        .audited("account.signed_in")
+        .into_iter()
+        .map(|(_, d)| d["method"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(methods, ["link", "passkey"]);
+}
+
+crate::both_engines!(
+    a_member_signs_in_with_a_passkey,
+    with_passwords_off_an_invitation_leads_to_a_passkey,
+);
