@@ -108,7 +108,9 @@ impl FeatureError for ClientAuthError {
 pub struct ClientAuth {
     pub pool: Pool,
     pub verified: VerifiedSecrets,
-    /// `private_key_jwt` clients' public keys, parsed, with their credential.
+    /// Credentials as read at a credential epoch: `private_key_jwt`
+    /// clients' (with their public keys parsed) and those of tokens'
+    /// issuers that introspection looked up.
     pub known_keys: KnownKeys,
     /// Where every argon2 hash and verification runs: one thread per core,
     /// so a flood of wrong secrets queues instead of starving everything
@@ -118,6 +120,42 @@ pub struct ClientAuth {
     pub metrics: Arc<Metrics>,
     /// Reverse proxies trusted to name the client in `X-Forwarded-For`.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+impl ClientAuth {
+    /// The key `client_id` as the database has it now, or `None` when it is
+    /// unknown. The credential epoch is read first, after this call began,
+    /// so a change any process committed before is seen; a credential kept
+    /// from that very epoch is current, otherwise the key is read afresh and
+    /// kept. A busy resource server's introspections thus pay one epoch read
+    /// instead of the key, its owner, role and APIs each time.
+    pub async fn current_credential(
+        &self,
+        client_id: &ClientId,
+    ) -> Result<Option<Arc<Credential>>, ClientAuthError> {
+        let cached = self.known_keys.get(client_id.as_str());
+        let epoch = self
+            .pool
+            .fresh::<ClientAuthError>(None)
+            .await?
+            .epochs
+            .credentials;
+        if let Some(entry) = cached.filter(|entry| entry.epoch == epoch) {
+            return Ok(Some(Arc::clone(&entry.credential)));
+        }
+        // Read after the epoch: at least as new as the epoch says.
+        let id = client_id.clone();
+        let credential = self
+            .pool
+            .read::<_, ClientAuthError>(move |conn| keys::find_credential(conn, &id))
+            .await?;
+        Ok(credential.map(|credential| {
+            let entry = Arc::new(known_keys::Entry::new(epoch, Arc::new(credential)));
+            self.known_keys
+                .insert(client_id.as_str(), Arc::clone(&entry));
+            Arc::clone(&entry.credential)
+        }))
+    }
 }
 
 /// Authenticates the client of an OAuth request from `from` (its address,

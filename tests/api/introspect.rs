@@ -7,8 +7,9 @@ use keygate::jobs::Job;
 use serde_json::{Value, json};
 
 use crate::both_engines;
+use crate::helpers::serve::Serve;
 use crate::helpers::{
-    Engine, KeySpec, TestApp, assert_invalid_client, assert_oauth_error, at_jwt_header,
+    Engine, Key, KeySpec, TestApp, assert_invalid_client, assert_oauth_error, at_jwt_header,
     foreign_key_pair, payload_of, sign_token, spawn_app, with_payload,
 };
 
@@ -501,7 +502,84 @@ async fn wait_until_pruned(app: &TestApp) {
     panic!("expired revocations were not pruned");
 }
 
+/// Each process keeps the key a token was issued from between
+/// introspections; a change committed elsewhere (the CLI, the other
+/// process) still bites on the very next introspection on every process.
+async fn changes_elsewhere_bite_on_the_next_introspection_everywhere(engine: Engine) {
+    let app = TestApp::builder(engine).prepare();
+    // Behind one load balancer: one issuer.
+    let issuer = [("KEYGATE_ISSUER", "https://keygate.example.com")];
+    let (one, two) = tokio::join!(Serve::start(&app, &issuer), Serve::start(&app, &issuer));
+    let introspector = app.introspector_key().await;
+    let key = app.standard_key("read").await;
+    let post = |url: String, caller: &Key, form: Vec<(&'static str, String)>| {
+        app.http
+            .post(url)
+            .basic_auth(&caller.client_id, Some(&caller.client_secret))
+            .form(&form)
+            .send()
+    };
+    let issue = || {
+        let request = post(
+            one.url("/oauth/token"),
+            &key,
+            vec![("grant_type", "client_credentials".to_owned())],
+        );
+        async move {
+            let body = request.await.unwrap().json::<Value>().await.unwrap();
+            body["access_token"].as_str().unwrap().to_owned()
+        }
+    };
+    let token = issue().await;
+    let active = |token: String| {
+        let requests = [&one, &two].map(|serve| {
+            post(
+                serve.url("/oauth/introspect"),
+                &introspector,
+                vec![("token", token.clone())],
+            )
+        });
+        async move {
+            let mut seen = Vec::new();
+            for request in requests {
+                let response = request.await.unwrap();
+                assert_eq!(response.status(), 200);
+                seen.push(response.json::<Value>().await.unwrap()["active"] == true);
+            }
+            seen
+        }
+    };
+    for _ in 0..3 {
+        assert_eq!(active(token.clone()).await, [true, true]);
+    }
+
+    app.cli_ok(&["users", "disable", "alice@example.com"]).await;
+    assert_eq!(
+        active(token.clone()).await,
+        [false, false],
+        "owner disabled"
+    );
+    app.cli_ok(&["users", "enable", "alice@example.com"]).await;
+    assert_eq!(active(token.clone()).await, [true, true], "owner enabled");
+
+    let response = post(
+        two.url("/oauth/revoke"),
+        &key,
+        vec![("token", token.clone())],
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(active(token).await, [false, false], "token revoked on two");
+
+    let another = issue().await;
+    assert_eq!(active(another.clone()).await, [true, true]);
+    app.cli_ok(&["keys", "revoke", &key.client_id]).await;
+    assert_eq!(active(another).await, [false, false], "key revoked");
+}
+
 both_engines!(
+    changes_elsewhere_bite_on_the_next_introspection_everywhere,
     introspection_shows_the_narrowed_scope,
     active_token_introspects_with_every_claim,
     client_secret_post_and_hint_are_accepted,
