@@ -7,7 +7,7 @@
 //! `KEYGATE_REQUIRE_MFA` sending the people it covers to enrol first, the
 //! API refusing their session meanwhile. Every change emails the person.
 
-use chrono::{DateTime, Duration};
+use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
 
 use crate::both_engines;
@@ -113,8 +113,10 @@ impl Visitor {
 }
 
 /// Sets up an authenticator app on the Security page: its key (from the
-/// page's setup key) and the recovery codes shown once.
-async fn enrol(app: &TestApp, visitor: &Visitor) -> (Vec<u8>, Vec<String>) {
+/// page's setup key), the recovery codes shown once, and the instant whose
+/// code confirmed it (a later check that must meet that same code uses it,
+/// not the clock, which may have crossed into the next 30-second step).
+async fn enrol(app: &TestApp, visitor: &Visitor) -> (Vec<u8>, Vec<String>, DateTime<Utc>) {
     let (status, _) = visitor
         .post("/account/security", "/account/security/totp", &[])
         .await;
@@ -152,7 +154,7 @@ async fn enrol(app: &TestApp, visitor: &Visitor) -> (Vec<u8>, Vec<String>) {
         .map(|c| c[..c.find("</code>").unwrap()].to_owned())
         .collect();
     assert_eq!(codes.len(), 10, "{list}");
-    (key, codes)
+    (key, codes, now)
 }
 
 fn two_factor_emails(app: &TestApp) -> Vec<(String, String)> {
@@ -182,7 +184,7 @@ async fn an_authenticator_app_is_asked_after_the_password(engine: Engine) {
     );
     let (_, page) = alice.get("/account/security").await;
     assert!(page.contains("Set up an authenticator app"), "{page}");
-    let (key, codes) = enrol(&app, &alice).await;
+    let (key, codes, confirmed_at) = enrol(&app, &alice).await;
     let emails = two_factor_emails(&app);
     assert_eq!(emails.len(), 1);
     assert_eq!(emails[0].0, "alice@example.com");
@@ -199,7 +201,7 @@ async fn an_authenticator_app_is_asked_after_the_password(engine: Engine) {
     assert_eq!((status, to.as_str()), (303, "/sign-in/code?next=%2Fkeys"));
     assert_eq!(alice.get("/keys").await.0, 303, "no session yet");
     // The code that confirmed the app was taken: not again.
-    let now = app.state().clock.now();
+    let now = confirmed_at;
     let (status, page) = alice.code(&totp(&key, now)).await;
     assert_eq!(status, 401, "{page}");
     assert!(page.contains("That code is not right"));
