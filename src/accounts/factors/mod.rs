@@ -52,8 +52,8 @@ pub enum FactorError {
     #[error("set up an authenticator app or a passkey first")]
     NoFactor,
     #[error(
-        "passwords are not used to sign in here, so an authenticator app would never be asked: \
-         add a passkey instead"
+        "passwords are not used to sign in here, so neither an authenticator app nor a recovery \
+         code would ever be asked for: add a passkey instead"
     )]
     PasswordsOff,
     #[error("no such passkey of yours")]
@@ -415,6 +415,9 @@ pub async fn regenerate_recovery_codes(
     session: &Session,
     now: DateTime<Utc>,
 ) -> Result<RecoveryCodes, FactorError> {
+    if !registry.account_settings().password_sign_in {
+        return Err(FactorError::PasswordsOff);
+    }
     let user = session.user.clone();
     let hasher = registry.account_settings().token_hasher.clone();
     registry
@@ -463,7 +466,7 @@ pub fn reset(
         let change = Change {
             action: Action::SecondFactorsReset,
             headline: "second factors reset",
-            what: "Every second factor of your account (authenticator app, passkeys) and its recovery codes were removed by an administrator: signing in asks for your password alone until you add one again.",
+            what: "Every second factor of your account (authenticator app, passkeys) and its recovery codes were removed by an administrator. Until you add one again, your password alone signs you in; where passwords are not used, ask them for a new invitation.",
             factor: "all",
         };
         record(conn, (issuer, &user), change, actor, now)?;
@@ -472,15 +475,17 @@ pub fn reset(
 }
 
 /// What follows every enrolment, in its transaction: ten recovery codes
-/// when the person has none (their first factor), the sessions that had to
-/// enrol let go, the change audited and emailed.
+/// when the person has none (their first factor) and passwords sign people
+/// in (a code stands in for the step after a password, so without
+/// passwords it would never be asked), the sessions that had to enrol let
+/// go, the change audited and emailed.
 fn enrolled(
     conn: &mut DbConnection,
     (settings, issuer, user): (&AccountSettings, &str, &User),
     change: Change,
     now: DateTime<Utc>,
 ) -> Result<Option<RecoveryCodes>, FactorError> {
-    let codes = if store::recovery_codes_left(conn, &user.id)? == 0 {
+    let codes = if settings.password_sign_in && store::recovery_codes_left(conn, &user.id)? == 0 {
         let codes = RecoveryCodes::generate();
         let hashes = codes.hashes(&settings.token_hasher);
         store::replace_recovery_codes(conn, &user.id, &hashes, now)?;
