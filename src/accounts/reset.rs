@@ -183,10 +183,11 @@ pub async fn set_password_with_link(
 }
 
 /// With passwords off (`KEYGATE_PASSWORD_SIGN_IN=off`), a live invitation
-/// or reset link signs its person in once, the link used in the session's
-/// own transaction: a session that may only add a passkey until they have
-/// one, so that a person invited to a keygate without passwords, or one
-/// whose passkeys an administrator removed, can get in. Audited as
+/// link signs its person in once, the link used in the session's own
+/// transaction: a session that may only add a passkey until they have one,
+/// so that a person invited to a keygate without passwords (or invited
+/// again after an administrator removed their passkeys) can get in. A
+/// reset link is refused, as the contract says. Audited as
 /// `account.signed_in` with `"method": "link"`.
 pub async fn sign_in_with_link(
     registry: &impl Registry,
@@ -194,7 +195,10 @@ pub async fn sign_in_with_link(
     addr: IpAddr,
     now: DateTime<Utc>,
 ) -> Result<NewSession, SetPasswordError> {
-    let Some((link, user)) = live_link(registry, token, now).await? else {
+    let Some((link, user)) = live_link(registry, token, now)
+        .await?
+        .filter(|(link, _)| LinkPurpose::from_stored(&link.purpose) == LinkPurpose::Invite)
+    else {
         return Err(SetPasswordError::InvalidLink);
     };
     let addr = addr.to_string();

@@ -183,7 +183,7 @@ pub const OIDC_DEFAULT_ROLE: Variable = Variable::without_default(
 pub const PASSWORD_SIGN_IN: Variable = Variable::with_default(
     "KEYGATE_PASSWORD_SIGN_IN",
     "on",
-    "off: console sign-in only through the provider; passwords and reset links are refused (the CLI still works)",
+    "off: console sign-in only through the provider or a passkey; passwords and reset links are refused, and an invitation's link leads to adding a passkey (the CLI still works)",
 );
 pub const REQUIRE_MFA: Variable = Variable::with_default(
     "KEYGATE_REQUIRE_MFA",

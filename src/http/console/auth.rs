@@ -417,6 +417,15 @@ async fn set_password_page(
     let info = accounts::check_link(&state, &query.token, state.clock.now())
         .await
         .map_err(|e| PageError::public(&state, e))?;
+    // Without passwords, only an invitation's link leads anywhere (to a
+    // passkey); a reset link is refused like a password.
+    if !state.accounts.password_sign_in
+        && info
+            .as_ref()
+            .is_some_and(|i| i.purpose != LinkPurpose::Invite)
+    {
+        return Ok(password_sign_in_off(&req, &state, ""));
+    }
     let link = info.as_ref().map(|info| (query.token.as_str(), info));
     let errors = PasswordErrors::default();
     Ok(render_set_password(
