@@ -69,12 +69,8 @@ pub fn revoke_token(
     }
 }
 
-pub fn is_revoked(conn: &mut DbConnection, jti: &str) -> QueryResult<bool> {
-    diesel::select(diesel::dsl::exists(
-        revoked_tokens::table.filter(revoked_tokens::jti.eq(jti)),
-    ))
-    .get_result(conn)
-}
+/// Whether the token `jti` is revoked (the warm reads ask it too).
+pub use crate::db::fresh::is_revoked;
 
 /// Drops the rows of tokens that have expired anyway; returns how many.
 pub fn prune_revoked_tokens(conn: &mut DbConnection, now: DateTime<Utc>) -> QueryResult<usize> {

@@ -123,23 +123,21 @@ pub struct ClientAuth {
 }
 
 impl ClientAuth {
-    /// The key `client_id` as the database has it now, or `None` when it is
-    /// unknown. The credential epoch is read first, after this call began,
-    /// so a change any process committed before is seen; a credential kept
-    /// from that very epoch is current, otherwise the key is read afresh and
-    /// kept. A busy resource server's introspections thus pay one epoch read
-    /// instead of the key, its owner, role and APIs each time.
-    pub async fn current_credential(
+    /// The key `client_id` as the database has it at credential epoch
+    /// `epoch`, or `None` when it is unknown. The caller read the epoch
+    /// after its request arrived ([`Pool::fresh_with`]), so a change any
+    /// process committed before is seen: a credential kept from that very
+    /// epoch is current, otherwise the key is read afresh and kept. A busy
+    /// resource server's introspections thus read the epochs instead of the
+    /// key, its owner, role and APIs each time.
+    ///
+    /// [`Pool::fresh_with`]: crate::db::Pool::fresh_with
+    pub async fn credential_at(
         &self,
         client_id: &ClientId,
+        epoch: i64,
     ) -> Result<Option<Arc<Credential>>, ClientAuthError> {
         let cached = self.known_keys.get(client_id.as_str());
-        let epoch = self
-            .pool
-            .fresh::<ClientAuthError>(None)
-            .await?
-            .epochs
-            .credentials;
         if let Some(entry) = cached.filter(|entry| entry.epoch == epoch) {
             return Ok(Some(Arc::clone(&entry.credential)));
         }

@@ -1,6 +1,7 @@
 //! What the warm token path reads on every request: the change epochs and,
 //! when a failure was counted since its client was last found
-//! unthrottled, the client's throttle rows. [`Pool::fresh`] reads them on
+//! unthrottled, the client's throttle rows; for introspection, the epochs
+//! and whether one token is revoked. [`Pool::fresh`] reads them on
 //! PostgreSQL in shared rounds (`pg_reads`), on SQLite inline, and through
 //! the pool when neither can.
 //!
@@ -11,7 +12,7 @@ use diesel::prelude::*;
 
 use super::DbConnection;
 use super::epochs::{self, Epochs};
-use super::schema::auth_throttle;
+use super::schema::{auth_throttle, revoked_tokens};
 
 /// The subject of a throttle counter that counts an address's failures
 /// whatever client ID they name.
@@ -46,12 +47,23 @@ impl ThrottleProbe {
     }
 }
 
-/// What one request read: the epochs, then its throttle rows.
+/// What one request wants read besides the epochs.
+#[derive(Debug, Clone, Default)]
+pub struct Probe {
+    pub throttle: Option<ThrottleProbe>,
+    /// The `jti` of a token whose revocation is asked.
+    pub revoked: Option<String>,
+}
+
+/// What one request read: the epochs, then its throttle rows and its
+/// token's revocation.
 #[derive(Debug, Clone)]
 pub struct Fresh {
     pub epochs: Epochs,
     /// `None` when the probe's failure epoch still held, or there was no probe.
     pub throttle: Option<Vec<ThrottleRow>>,
+    /// Whether the probe's token is revoked; `None` when none was asked.
+    pub revoked: Option<bool>,
 }
 
 /// The live throttle rows of `subject` and of [`ANY_CLIENT`] at `addr`.
@@ -79,13 +91,33 @@ pub fn throttle_rows(
         .load(conn)
 }
 
-/// The epochs, then the probe's rows if the failure epoch moved, on one
-/// connection in that order.
-pub fn read(conn: &mut DbConnection, probe: Option<&ThrottleProbe>) -> QueryResult<Fresh> {
+/// Whether the token `jti` is revoked.
+pub fn is_revoked(conn: &mut DbConnection, jti: &str) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        revoked_tokens::table.filter(revoked_tokens::jti.eq(jti)),
+    ))
+    .get_result(conn)
+}
+
+/// The epochs, then the probe's rows if the failure epoch moved and its
+/// token's revocation, on one connection in that order.
+pub fn read(conn: &mut DbConnection, probe: &Probe) -> QueryResult<Fresh> {
     let epochs = epochs::read(conn)?;
-    let throttle = match probe.filter(|p| p.needed(epochs.failures)) {
+    let throttle = match probe
+        .throttle
+        .as_ref()
+        .filter(|p| p.needed(epochs.failures))
+    {
         Some(p) => Some(throttle_rows(conn, &p.subject, &p.addr, p.after)?),
         None => None,
     };
-    Ok(Fresh { epochs, throttle })
+    let revoked = match &probe.revoked {
+        Some(jti) => Some(is_revoked(conn, jti)?),
+        None => None,
+    };
+    Ok(Fresh {
+        epochs,
+        throttle,
+        revoked,
+    })
 }

@@ -32,7 +32,7 @@ use tokio::sync::oneshot;
 use tokio_postgres::{Client, Config, NoTls, Statement};
 
 use super::epochs;
-use super::fresh::{ANY_CLIENT, Fresh, ThrottleProbe, ThrottleRow};
+use super::fresh::{ANY_CLIENT, Fresh, Probe, ThrottleProbe, ThrottleRow};
 use super::pg_tls::{self, Connector, Surroundings};
 use super::reachability::Reachability;
 
@@ -47,6 +47,8 @@ const EPOCHS_SQL: &str = "SELECT id, n FROM change_epochs";
 /// caller keeps those of its own pairs.
 const THROTTLE_SQL: &str = "SELECT subject, addr, window_start, failures FROM auth_throttle \
      WHERE addr = ANY($1) AND subject = ANY($2) AND window_start > $3";
+/// Which of several tokens are revoked (introspection asks).
+const REVOKED_SQL: &str = "SELECT jti FROM revoked_tokens WHERE jti = ANY($1)";
 
 /// Why a round read nothing.
 #[derive(Debug, thiserror::Error)]
@@ -92,7 +94,7 @@ struct WorkerState {
 }
 
 struct Pending {
-    probe: Option<ThrottleProbe>,
+    probe: Probe,
     reply: oneshot::Sender<Option<Fresh>>,
 }
 
@@ -100,6 +102,7 @@ struct Prepared {
     client: Client,
     epochs: Statement,
     throttle: Statement,
+    revoked: Statement,
 }
 
 impl PgReads {
@@ -133,9 +136,9 @@ impl PgReads {
         })
     }
 
-    /// The epochs (and the probe's throttle rows) as read by a round that
+    /// The epochs (and what the probe asks) as read by a round that
     /// started after this call, or `None`: read through the pool instead.
-    pub async fn read(self: &Arc<Self>, probe: Option<ThrottleProbe>) -> Option<Fresh> {
+    pub async fn read(self: &Arc<Self>, probe: Probe) -> Option<Fresh> {
         let worker = self.worker();
         let (reply, answer) = oneshot::channel();
         let start = {
@@ -188,7 +191,7 @@ impl PgReads {
                 }
                 std::mem::take(&mut state.pending)
             };
-            let probes: Vec<_> = batch.iter().map(|p| p.probe.as_ref()).collect();
+            let probes: Vec<&Probe> = batch.iter().map(|p| &p.probe).collect();
             let answers =
                 match tokio::time::timeout(ROUND_TIMEOUT, self.round(&worker, &probes)).await {
                     Ok(Ok(answers)) => {
@@ -225,11 +228,7 @@ impl PgReads {
 
     /// One round for `probes`, on this worker's connection; a connection
     /// found closed is replaced and the round read again once.
-    async fn round(
-        &self,
-        worker: &Worker,
-        probes: &[Option<&ThrottleProbe>],
-    ) -> Result<Vec<Fresh>, RoundError> {
+    async fn round(&self, worker: &Worker, probes: &[&Probe]) -> Result<Vec<Fresh>, RoundError> {
         let conn = self.connection(worker).await?;
         match read_round(&conn, probes).await {
             // Not the server's answer to the query: the connection is gone.
@@ -290,10 +289,12 @@ impl PgReads {
         };
         let epochs = client.prepare(EPOCHS_SQL).await?;
         let throttle = client.prepare(THROTTLE_SQL).await?;
+        let revoked = client.prepare(REVOKED_SQL).await?;
         Ok(Prepared {
             client,
             epochs,
             throttle,
+            revoked,
         })
     }
 
@@ -317,12 +318,9 @@ async fn drive<F: std::future::Future<Output = Result<(), tokio_postgres::Error>
 }
 
 /// The epochs, then the throttle rows of the probes whose failure epoch
-/// moved, in that order on one connection: the rows reflect at least every
-/// failure the epoch read counts.
-async fn read_round(
-    conn: &Prepared,
-    probes: &[Option<&ThrottleProbe>],
-) -> Result<Vec<Fresh>, RoundError> {
+/// moved, then the revocations asked, in that order on one connection: the
+/// rows reflect at least every failure the epoch read counts.
+async fn read_round(conn: &Prepared, probes: &[&Probe]) -> Result<Vec<Fresh>, RoundError> {
     let rows = conn.client.query(&conn.epochs, &[]).await?;
     let epochs = epochs::from_rows(
         rows.iter()
@@ -331,9 +329,8 @@ async fn read_round(
     .ok_or(RoundError::NoEpochs)?;
     let needed: Vec<&ThrottleProbe> = probes
         .iter()
-        .flatten()
+        .filter_map(|p| p.throttle.as_ref())
         .filter(|p| p.needed(epochs.failures))
-        .copied()
         .collect();
     let rows: Vec<(String, String, NaiveDateTime, i32)> = match needed.iter().map(|p| p.after).min()
     {
@@ -354,18 +351,39 @@ async fn read_round(
                 .collect()
         }
     };
+    let mut jtis: Vec<&str> = probes.iter().filter_map(|p| p.revoked.as_deref()).collect();
+    let revoked: Vec<String> = if jtis.is_empty() {
+        Vec::new()
+    } else {
+        jtis.sort_unstable();
+        jtis.dedup();
+        conn.client
+            .query(&conn.revoked, &[&jtis])
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    };
     Ok(probes
         .iter()
         .map(|probe| Fresh {
             epochs,
-            throttle: probe.filter(|p| p.needed(epochs.failures)).map(|p| {
-                rows.iter()
-                    .filter(|(subject, addr, start, _)| p.wants(subject, addr, *start))
-                    .map(|(subject, _, start, failures)| -> ThrottleRow {
-                        (subject.clone(), *start, *failures)
-                    })
-                    .collect()
-            }),
+            revoked: probe
+                .revoked
+                .as_ref()
+                .map(|jti| revoked.iter().any(|r| r == jti)),
+            throttle: probe
+                .throttle
+                .as_ref()
+                .filter(|p| p.needed(epochs.failures))
+                .map(|p| {
+                    rows.iter()
+                        .filter(|(subject, addr, start, _)| p.wants(subject, addr, *start))
+                        .map(|(subject, _, start, failures)| -> ThrottleRow {
+                            (subject.clone(), *start, *failures)
+                        })
+                        .collect()
+                }),
         })
         .collect())
 }

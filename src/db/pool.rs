@@ -10,7 +10,7 @@ use diesel::r2d2;
 
 use super::connection::{DbConnection, DbError, connect_one, one_line};
 use super::database_url::DatabaseUrl;
-use super::fresh::{self, Fresh, ThrottleProbe};
+use super::fresh::{self, Fresh, Probe, ThrottleProbe};
 use super::gate::ConnectGate;
 use super::inline::InlineReads;
 use super::manager::Manager;
@@ -170,13 +170,29 @@ impl Pool {
             + Send
             + 'static,
     {
+        let probe = Probe {
+            throttle: probe,
+            revoked: None,
+        };
+        self.fresh_with(probe).await
+    }
+
+    /// [`fresh`](Self::fresh) for any [`Probe`]: the throttle rows and the
+    /// revocation of a token are read in the same round or read.
+    pub async fn fresh_with<E>(&self, probe: Probe) -> Result<Fresh, E>
+    where
+        E: From<diesel::result::Error>
+            + From<r2d2::PoolError>
+            + From<actix_web::error::BlockingError>
+            + Send
+            + 'static,
+    {
         if let Some(pg) = &self.pg_reads
             && let Some(fresh) = pg.read(probe.clone()).await
         {
             return Ok(fresh);
         }
-        self.read(move |conn| fresh::read(conn, probe.as_ref()))
-            .await
+        self.read(move |conn| fresh::read(conn, &probe)).await
     }
 
     /// PostgreSQL: how many warm-path reads shared rounds answered, and in

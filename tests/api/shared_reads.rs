@@ -9,18 +9,23 @@ use std::time::{Duration, Instant};
 use diesel::connection::SimpleConnection;
 
 use crate::helpers::{Engine, TestApp};
-use keygate::db::{self, fresh::ThrottleProbe};
+use keygate::db::{
+    self,
+    fresh::{Probe, ThrottleProbe},
+};
 
 /// Reads by many tasks at once, while another connection commits a
-/// credential change and a throttled failure: every read that began after
-/// the commit returned sees both, the reads share rounds, and each task's
-/// throttle rows are its own.
+/// credential change, a throttled failure and a revoked token: every read
+/// that began after the commit returned sees all three, the reads share
+/// rounds, and each task's throttle rows and token are its own.
 #[tokio::test(flavor = "current_thread")]
 async fn reads_at_once_share_rounds_and_see_every_change_committed_before_they_began() {
     let app = TestApp::builder(Engine::Postgres).prepare();
     let pool = db::connect(&keygate::db::DatabaseUrl::parse(&app.database_url).unwrap()).unwrap();
     let mut writer = app.db();
-    let before = db::fresh::read(&mut writer, None).unwrap().epochs;
+    let before = db::fresh::read(&mut writer, &db::fresh::Probe::default())
+        .unwrap()
+        .epochs;
     let after = chrono::DateTime::UNIX_EPOCH.naive_utc();
     let stop = Instant::now() + Duration::from_millis(600);
     let local = tokio::task::LocalSet::new();
@@ -36,8 +41,12 @@ async fn reads_at_once_share_rounds_and_see_every_change_committed_before_they_b
                     after,
                     unless_failures: None,
                 };
+                let probe = Probe {
+                    throttle: Some(probe),
+                    revoked: Some(format!("jti-{task}")),
+                };
                 let fresh = pool
-                    .fresh::<keygate::error::StoreError>(Some(probe))
+                    .fresh_with::<keygate::error::StoreError>(probe)
                     .await
                     .unwrap();
                 results.lock().unwrap().push((task, began, fresh));
@@ -51,7 +60,9 @@ async fn reads_at_once_share_rounds_and_see_every_change_committed_before_they_b
                 .batch_execute(
                     "UPDATE roles SET scopes = 'read' WHERE name = 'member'; \
                      INSERT INTO auth_throttle (subject, addr, window_start, failures) \
-                     VALUES ('kg_task3', '192.0.2.7', '2026-12-02 00:00:00', 5)",
+                     VALUES ('kg_task3', '192.0.2.7', '2026-12-02 00:00:00', 5); \
+                     INSERT INTO revoked_tokens (jti, client_id, expires_at, revoked_at) \
+                     VALUES ('jti-5', 'kg_task5', '2100-01-01 00:00:00', '2026-12-02 00:00:00')",
                 )
                 .unwrap();
             let committed = Instant::now();
@@ -75,6 +86,7 @@ async fn reads_at_once_share_rounds_and_see_every_change_committed_before_they_b
         assert_eq!(fresh.epochs.credentials, before.credentials + 1);
         assert_eq!(fresh.epochs.failures, before.failures + 1);
         let rows = fresh.throttle.as_ref().expect("rows read");
+        assert_eq!(fresh.revoked, Some(*task == 5), "task {task}'s token");
         if *task == 3 {
             assert_eq!(rows.len(), 1, "task 3's own row");
             assert_eq!((rows[0].0.as_str(), rows[0].2), ("kg_task3", 5));

@@ -7,6 +7,7 @@ use keygate_verifier::Claims;
 use serde_json::{Value, json};
 
 use crate::access_token;
+use crate::db::fresh::Probe;
 use crate::http::error::OAuthError;
 use crate::http::oauth::{self, ClientRequest, TokenParam};
 use crate::keys::{ClientId, Credential};
@@ -76,9 +77,11 @@ async fn active_claims(
 
 /// Whether the token is not revoked and the key it was issued from may
 /// still be used (not revoked, expired or disabled), as the database has
-/// it now; otherwise why not. Both are point reads (on SQLite without
-/// leaving this thread), and the key comes from the credentials kept at
-/// the current credential epoch, as on the warm token path.
+/// it now; otherwise why not. One read, begun after the request arrived,
+/// gives the change epochs and the token's revocation (on PostgreSQL in a
+/// round shared with the requests of the moment, on SQLite on this
+/// thread); the key comes from the credentials kept at that credential
+/// epoch, as on the warm token path.
 async fn live_issuer(
     state: &AppState,
     claims: &Claims,
@@ -87,16 +90,17 @@ async fn live_issuer(
     let Some(issued_to) = ClientId::parse(&claims.client_id) else {
         return Ok(Err("client_id is not one of ours"));
     };
-    let jti = claims.jti.clone();
-    let revoked = state
-        .pool
-        .read::<_, OAuthError>(move |conn| access_token::is_revoked(conn, &jti))
-        .await?;
-    if revoked {
+    let probe = Probe {
+        throttle: None,
+        revoked: Some(claims.jti.clone()),
+    };
+    let fresh = state.pool.fresh_with::<OAuthError>(probe).await?;
+    if fresh.revoked != Some(false) {
         return Ok(Err("token revoked"));
     }
+    let epoch = fresh.epochs.credentials;
     Ok(
-        match state.client_auth.current_credential(&issued_to).await? {
+        match state.client_auth.credential_at(&issued_to, epoch).await? {
             None => Err("key unknown"),
             Some(key) => key.refusal(now).map_or(Ok(()), |r| Err(r.as_str())),
         },
