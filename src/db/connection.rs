@@ -9,6 +9,7 @@ use diesel::sqlite::SqliteConnection;
 use diesel::{Connection, ConnectionError};
 
 use super::database_url::DatabaseUrl;
+use super::lasting;
 use super::sqlite_file;
 
 #[derive(diesel::MultiConnection)]
@@ -62,12 +63,21 @@ pub(super) fn establish(url: &DatabaseUrl) -> Result<DbConnection, ConnectionErr
             Ok(DbConnection::Sqlite(conn))
         }
         DatabaseUrl::Postgres(url) => {
-            let mut conn = PgConnection::establish(&with_client_defaults(url))?;
+            let mut conn = connect_postgres(&with_client_defaults(url))?;
             conn.batch_execute("SET TIME ZONE 'UTC'")
                 .map_err(ConnectionError::CouldntSetupConfiguration)?;
             Ok(DbConnection::Pg(conn))
         }
     }
+}
+
+/// libpq's own connection to `url`, opened on a thread that never exits
+/// (`lasting`): what any code of this process that talks to PostgreSQL
+/// through libpq uses, the test harness's administration included.
+pub fn connect_postgres(url: &str) -> Result<PgConnection, ConnectionError> {
+    let url = url.to_owned();
+    lasting::run(move || PgConnection::establish(&url))
+        .map_err(|e| ConnectionError::BadConnection(e.to_string()))?
 }
 
 /// libpq settings keygate needs unless the URL sets them itself:

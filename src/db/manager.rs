@@ -28,7 +28,8 @@ pub const PING_AFTER_IDLE: Duration = Duration::from_millis(500);
 /// A pooled connection and when it last went back to the pool; derefs to
 /// the connection, so callers never see it.
 pub struct Tracked {
-    conn: DbConnection,
+    /// `None` only while it is being dropped.
+    conn: Option<DbConnection>,
     returned: Instant,
     /// The work it last ran failed: pinged when it comes back.
     pub(super) failed: bool,
@@ -39,14 +40,28 @@ pub struct Tracked {
 impl std::ops::Deref for Tracked {
     type Target = DbConnection;
 
+    // `conn` is `None` only inside `drop`, where nothing derefs.
+    #[allow(clippy::expect_used)]
     fn deref(&self) -> &DbConnection {
-        &self.conn
+        self.conn.as_ref().expect("a connection until dropped")
     }
 }
 
 impl std::ops::DerefMut for Tracked {
+    #[allow(clippy::expect_used)]
     fn deref_mut(&mut self) -> &mut DbConnection {
-        &mut self.conn
+        self.conn.as_mut().expect("a connection until dropped")
+    }
+}
+
+/// A PostgreSQL connection is closed on a lasting thread: over TLS, closing
+/// it uses OpenSSL, and r2d2 drops connections on its own threads, which
+/// exit with the pool (see `lasting`).
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        if let Some(DbConnection::Pg(conn)) = self.conn.take() {
+            super::lasting::detach(move || drop(conn));
+        }
     }
 }
 
@@ -103,7 +118,7 @@ impl ManageConnection for Manager {
             Err(error) => self.reachability.failed(&one_line(&error.to_string())),
         }
         Ok(Tracked {
-            conn: opened?,
+            conn: Some(opened?),
             returned: Instant::now(),
             failed: false,
             losses_seen: self.losses.load(Ordering::Relaxed),
@@ -121,7 +136,7 @@ impl ManageConnection for Manager {
         self.check_file()?;
         let stale = conn.returned.elapsed() >= PING_AFTER_IDLE
             || conn.losses_seen != self.losses.load(Ordering::Relaxed);
-        match &mut conn.conn {
+        match &mut **conn {
             DbConnection::Sqlite(_) => Ok(()),
             DbConnection::Pg(_) if !stale => Ok(()),
             pg @ DbConnection::Pg(_) => {
@@ -146,9 +161,9 @@ impl ManageConnection for Manager {
         }
         // diesel marks a connection whose query met a closed socket as
         // broken, which also counts as found dead.
-        let broken = conn.conn.is_broken();
-        let is_pg = matches!(conn.conn, DbConnection::Pg(_));
-        let dead = failed && is_pg && (broken || conn.conn.ping().is_err());
+        let broken = conn.is_broken();
+        let is_pg = matches!(**conn, DbConnection::Pg(_));
+        let dead = failed && is_pg && (broken || conn.ping().is_err());
         if dead {
             self.losses.fetch_add(1, Ordering::Relaxed);
         }

@@ -1,6 +1,6 @@
 //! The database: one connection type over SQLite and PostgreSQL
 //! (`connection`), the pool and what guards it (`pool`, `manager`, `gate`,
-//! `reachability`, `inline`, `sqlite_file`), migrations, and the
+//! `reachability`, `inline`, `sqlite_file`, `lasting`), migrations, and the
 //! write-transaction helper every store uses (`transaction`).
 
 mod connection;
@@ -9,6 +9,7 @@ pub mod epochs;
 pub mod fresh;
 mod gate;
 mod inline;
+mod lasting;
 mod manager;
 mod migrations;
 mod pg_reads;
@@ -19,7 +20,7 @@ pub mod schema;
 mod sqlite_file;
 mod transaction;
 
-pub use connection::{DbConnection, DbError, connect_one};
+pub use connection::{DbConnection, DbError, connect_one, connect_postgres};
 pub use database_url::DatabaseUrl;
 pub use manager::{Manager, PING_AFTER_IDLE, Tracked};
 pub use migrations::migrate;

@@ -438,14 +438,13 @@ async fn a_deleted_sqlite_file_is_noticed() {
 /// The test PostgreSQL asks for a password over TCP, as a packaged one does:
 /// libpq's SCRAM-SHA-256 login is the path the tests below go through.
 fn assert_postgres_asks_for_a_password(url: &str) {
-    use diesel::Connection;
     let mut without = url::Url::parse(url).unwrap();
     assert!(
         without.password().is_some(),
         "the test URL carries a password"
     );
     without.set_password(None).unwrap();
-    let refused = diesel::PgConnection::establish(without.as_str())
+    let refused = keygate::db::connect_postgres(without.as_str())
         .err()
         .map(|e| e.to_string())
         .unwrap_or_default();

@@ -9,10 +9,9 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
+use diesel::RunQueryDsl;
 use diesel::connection::SimpleConnection;
-use diesel::pg::PgConnection;
-use diesel::{Connection, RunQueryDsl};
-use keygate::db::{DatabaseUrl, connect_one};
+use keygate::db::{DatabaseUrl, connect_one, connect_postgres};
 use keygate::keys::{ClientId, PlainSecret};
 use tempfile::TempDir;
 
@@ -188,7 +187,7 @@ impl Fixture {
         let Some(scratch) = &self.scratch else {
             return Ok(Vec::new());
         };
-        let mut admin = PgConnection::establish(&scratch.admin_url)
+        let mut admin = connect_postgres(&scratch.admin_url)
             .map_err(|e| anyhow!("connecting to --postgres: {e}"))?;
         let backends: Vec<Backend> =
             diesel::sql_query("SELECT pid FROM pg_stat_activity WHERE datname = $1")
@@ -315,8 +314,8 @@ impl ScratchDatabase {
             "keygate_bench_{}",
             keygate::random::alphanumeric(10).to_ascii_lowercase()
         );
-        let mut admin = PgConnection::establish(admin_url)
-            .map_err(|e| anyhow!("connecting to --postgres: {e}"))?;
+        let mut admin =
+            connect_postgres(admin_url).map_err(|e| anyhow!("connecting to --postgres: {e}"))?;
         admin
             .batch_execute(&format!("CREATE DATABASE {name}"))
             .with_context(|| format!("creating database {name}"))?;
@@ -332,7 +331,7 @@ impl ScratchDatabase {
 
 impl Drop for ScratchDatabase {
     fn drop(&mut self) {
-        if let Ok(mut admin) = PgConnection::establish(&self.admin_url) {
+        if let Ok(mut admin) = connect_postgres(&self.admin_url) {
             let _ = admin.batch_execute(&format!(
                 "DROP DATABASE IF EXISTS {} WITH (FORCE)",
                 self.name

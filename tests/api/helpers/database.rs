@@ -39,7 +39,7 @@ pub fn fresh_database(engine: Engine, dir: &TempDir) -> String {
         }
         Engine::Postgres => {
             let name = format!("keygate_test_{}", uuid::Uuid::new_v4().simple());
-            let mut admin = PgConnection::establish(&postgres_admin_url())
+            let mut admin = keygate::db::connect_postgres(&postgres_admin_url())
                 .expect("connect to the test PostgreSQL");
             if !take_spare(&mut admin, &name) {
                 let template = postgres_template();
@@ -65,7 +65,7 @@ pub fn empty_database(url: &str) {
         }
         keygate::db::DatabaseUrl::Postgres(_) => {
             let name = url::Url::parse(url).expect("a URL").path()[1..].to_owned();
-            let mut admin = PgConnection::establish(&postgres_admin_url())
+            let mut admin = keygate::db::connect_postgres(&postgres_admin_url())
                 .expect("connect to the test PostgreSQL");
             drop_quickly(&mut admin, &name).expect("drop the test database");
             diesel::sql_query(format!("CREATE DATABASE {name}"))
@@ -84,7 +84,7 @@ pub fn drop_database(url: &str) {
     else {
         return;
     };
-    let dropped = PgConnection::establish(&postgres_admin_url())
+    let dropped = keygate::db::connect_postgres(&postgres_admin_url())
         .map_err(|e| e.to_string())
         .and_then(|mut admin| drop_quickly(&mut admin, &name).map_err(|e| e.to_string()));
     if let Err(error) = dropped {
@@ -155,7 +155,7 @@ fn take_spare(admin: &mut PgConnection, name: &str) -> bool {
 /// room, until the process ends (a spare it leaves is the next run's).
 fn make_spares(ready: &SyncSender<String>) {
     let prefix = format!("keygate_spare_{}_", &migrations_hash("postgres")[..12]);
-    let Ok(mut admin) = PgConnection::establish(&postgres_admin_url()) else {
+    let Ok(mut admin) = keygate::db::connect_postgres(&postgres_admin_url()) else {
         return;
     };
     #[derive(QueryableByName)]
@@ -202,8 +202,8 @@ fn postgres_template() -> &'static str {
     static TEMPLATE: OnceLock<String> = OnceLock::new();
     TEMPLATE.get_or_init(|| {
         let name = format!("keygate_tpl_{}", migrations_hash("postgres"));
-        let mut admin =
-            PgConnection::establish(&postgres_admin_url()).expect("connect to the test PostgreSQL");
+        let mut admin = keygate::db::connect_postgres(&postgres_admin_url())
+            .expect("connect to the test PostgreSQL");
         diesel::sql_query(format!("SELECT pg_advisory_lock({TEMPLATE_LOCK})"))
             .execute(&mut admin)
             .expect("take the template lock");
