@@ -58,6 +58,8 @@ pub enum Action {
     SecondFactorEnrolled,
     /// A second factor removed by its person.
     SecondFactorRemoved,
+    /// A passkey given another name by its person.
+    PasskeyRenamed,
     /// Every second factor and recovery code of a person removed
     /// (`users reset-mfa`).
     SecondFactorsReset,
@@ -113,6 +115,7 @@ impl Action {
             Self::PasswordSet => "account.password_set",
             Self::SecondFactorEnrolled => "account.second_factor_enrolled",
             Self::SecondFactorRemoved => "account.second_factor_removed",
+            Self::PasskeyRenamed => "account.passkey_renamed",
             Self::SecondFactorsReset => "account.second_factors_reset",
             Self::RecoveryCodesGenerated => "account.recovery_codes_generated",
             Self::WebhookCreated => "webhook.created",

@@ -397,7 +397,57 @@ async fn require_mfa_sends_admins_to_enrol_first(engine: Engine) {
     assert!(people.contains("no second factor"), "{people}");
 }
 
+/// Renaming goes through the person's own passkeys only: another's is "no
+/// such passkey of yours" (404) and keeps its name; nothing is audited.
+async fn only_its_person_renames_a_passkey(engine: Engine) {
+    use diesel::prelude::*;
+    use keygate::db::schema::{passkeys, users};
+    let app = spawn_app(engine).await;
+    app.add_person("alice@example.com", "member", PASSWORD)
+        .await;
+    app.add_person("bob@example.com", "member", PASSWORD).await;
+    let mut conn = app.db();
+    let bob: String = users::table
+        .filter(users::email.eq("bob@example.com"))
+        .select(users::id)
+        .first(&mut conn)
+        .unwrap();
+    diesel::insert_into(passkeys::table)
+        .values((
+            passkeys::id.eq("bobs-passkey"),
+            passkeys::user_id.eq(&bob),
+            passkeys::credential_id.eq("AAAA"),
+            passkeys::name.eq("Bob's phone"),
+            passkeys::passkey.eq("{}"),
+            passkeys::created_at.eq(app.state().clock.now().naive_utc()),
+        ))
+        .execute(&mut conn)
+        .unwrap();
+    let alice = Visitor::new(&app);
+    assert_eq!(
+        alice.sign_in("alice@example.com").await,
+        (303, "/keys".into())
+    );
+    let (status, page) = alice
+        .post(
+            "/account/security",
+            "/account/security/passkeys/bobs-passkey/rename",
+            &[("name", "Alice's now")],
+        )
+        .await;
+    assert_eq!(status, 404, "{page}");
+    assert!(page.contains("No such passkey of yours"), "{page}");
+    let name: String = passkeys::table
+        .filter(passkeys::id.eq("bobs-passkey"))
+        .select(passkeys::name)
+        .first(&mut conn)
+        .unwrap();
+    assert_eq!(name, "Bob's phone");
+    assert!(app.audited("account.passkey_renamed").is_empty());
+}
+
 both_engines!(
+    only_its_person_renames_a_passkey,
     an_authenticator_app_is_asked_after_the_password,
     wrong_codes_are_throttled,
     reset_mfa_from_the_command_line,

@@ -409,6 +409,46 @@ pub async fn remove_passkey(
         .await
 }
 
+/// Gives one of the person's passkeys another name, audited with the old
+/// and the new. No email: the passkey signs in as before.
+pub async fn rename_passkey(
+    registry: &impl Registry,
+    session: &Session,
+    id: &str,
+    name: &str,
+    now: DateTime<Utc>,
+) -> Result<(), FactorError> {
+    let name = passkeys::parse_new_name(name)?;
+    let user = session.user.clone();
+    let id = id.to_owned();
+    registry
+        .pool()
+        .run(move |conn| {
+            write_transaction(conn, |conn| {
+                let Some(old) = passkeys::passkeys_of(conn, &user.id)?
+                    .into_iter()
+                    .find(|p| p.id == id)
+                else {
+                    return Err(FactorError::NoSuchPasskey);
+                };
+                passkeys::rename_passkey(conn, &user.id, &id, &name)?;
+                audit::record(
+                    conn,
+                    now,
+                    audit::Entry {
+                        actor: &user.email,
+                        action: Action::PasskeyRenamed,
+                        target: &user.email,
+                        source_addr: None,
+                        details: json!({ "factor": "passkey", "from": old.name, "to": name }),
+                    },
+                )?;
+                Ok(())
+            })
+        })
+        .await
+}
+
 /// Ten new recovery codes, replacing the old ones (used or not).
 pub async fn regenerate_recovery_codes(
     registry: &impl Registry,

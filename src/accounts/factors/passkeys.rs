@@ -189,6 +189,21 @@ pub(crate) fn delete_passkey(
     .execute(conn)
 }
 
+pub(crate) fn rename_passkey(
+    conn: &mut DbConnection,
+    user_id: &str,
+    id: &str,
+    name: &str,
+) -> QueryResult<usize> {
+    diesel::update(
+        passkeys::table
+            .filter(passkeys::user_id.eq(user_id))
+            .filter(passkeys::id.eq(id)),
+    )
+    .set(passkeys::name.eq(name))
+    .execute(conn)
+}
+
 pub(crate) fn delete_passkeys(conn: &mut DbConnection, user_id: &str) -> QueryResult<usize> {
     diesel::delete(passkeys::table.filter(passkeys::user_id.eq(user_id))).execute(conn)
 }
@@ -284,6 +299,15 @@ pub(crate) fn parse_name(text: &str, count: usize) -> Result<String, CeremonyErr
         return Err(CeremonyError::InvalidName);
     }
     Ok(name.to_owned())
+}
+
+/// A passkey's new name: as [`parse_name`], but an empty one is refused
+/// (the passkey keeps its name) rather than numbered.
+pub(crate) fn parse_new_name(text: &str) -> Result<String, CeremonyError> {
+    if text.trim().is_empty() {
+        return Err(CeremonyError::InvalidName);
+    }
+    parse_name(text, 0)
 }
 
 /// The registration finished for `user`: the new passkey stored.
@@ -454,6 +478,19 @@ pub(crate) fn finish_assertion(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_new_name_is_never_empty() {
+        assert!(matches!(
+            parse_new_name(" \t "),
+            Err(CeremonyError::InvalidName)
+        ));
+        assert_eq!(parse_new_name("  Phone ").unwrap(), "Phone");
+        assert!(matches!(
+            parse_new_name(&"x".repeat(MAX_NAME_CHARS + 1)),
+            Err(CeremonyError::InvalidName)
+        ));
+    }
 
     #[test]
     fn names_are_bounded_and_default_to_a_number() {

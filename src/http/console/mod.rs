@@ -376,6 +376,7 @@ fn notice_for(code: Option<&str>) -> Option<Notice> {
         ),
         "passkey-added" => ("ok", "The passkey is added."),
         "passkey-removed" => ("ok", "The passkey is removed."),
+        "passkey-renamed" => ("ok", "The passkey is renamed."),
         "add-passkey" => (
             "ok",
             "Welcome! Add a passkey to finish: from now on it signs you in.",

@@ -1,11 +1,11 @@
 //! Passkeys at the console's edge: the JSON endpoints the console's script
 //! calls around `navigator.credentials` (WebAuthn exists only in script),
-//! and the plain form that removes one. Each ceremony's first request sets
-//! its sealed cookie and answers the options; the second answers JSON
-//! (`{"redirect": ...}`, and the recovery codes once when a first factor
-//! was added) and removes the cookie. State-changing requests carry the
-//! CSRF token in `X-CSRF-Token`: the session's, or before signing in the
-//! double-submit token of [`super::csrf`]. The rules are
+//! and the plain forms that rename and remove one. Each ceremony's first
+//! request sets its sealed cookie and answers the options; the second
+//! answers JSON (`{"redirect": ...}`, and the recovery codes once when a
+//! first factor was added) and removes the cookie. State-changing requests
+//! carry the CSRF token in `X-CSRF-Token`: the session's, or before signing
+//! in the double-submit token of [`super::csrf`]. The rules are
 //! `crate::accounts`'.
 
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -13,7 +13,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{
-    Current, PageError, local_path, posted, resource, security, see_other, viewer, with_cookie,
+    Current, PageError, field, local_path, posted, resource, security, see_other, viewer,
+    with_cookie,
 };
 use crate::accounts::factors::{self, passkeys};
 use crate::accounts::{self, Session};
@@ -27,6 +28,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     )
     .service(resource("/account/security/passkeys").route(web::post().to(register)))
     .service(resource("/account/security/passkeys/{id}/remove").route(web::post().to(remove)))
+    .service(resource("/account/security/passkeys/{id}/rename").route(web::post().to(rename)))
     .service(resource("/sign-in/passkey/options").route(web::post().to(sign_in_options)))
     .service(resource("/sign-in/code/passkey/options").route(web::post().to(second_factor_options)))
     .service(resource("/sign-in/passkey").route(web::post().to(sign_in)));
@@ -135,6 +137,27 @@ async fn remove(
     match factors::remove_passkey(&state, &viewer.session, &id, now).await {
         Ok(()) => Ok(see_other(&format!(
             "{}?notice=passkey-removed",
+            security::SECURITY_PATH
+        ))),
+        Err(e) => security::refused_here(&state, &viewer, e).await,
+    }
+}
+
+async fn rename(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    current: Current,
+    id: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, PageError> {
+    let viewer = viewer(&req, &state, current).await?;
+    let name = posted(&state, &viewer, (&req, &body), |form| {
+        field(form, "name").map(str::to_owned)
+    })?;
+    let now = state.clock.now();
+    match factors::rename_passkey(&state, &viewer.session, &id, &name, now).await {
+        Ok(()) => Ok(see_other(&format!(
+            "{}?notice=passkey-renamed",
             security::SECURITY_PATH
         ))),
         Err(e) => security::refused_here(&state, &viewer, e).await,

@@ -8,8 +8,8 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::{
-    Current, NoticeQuery, PageError, Viewer, concluded_beside, field, notice_for, page, posted,
-    viewer,
+    Current, NoticeQuery, PageError, Refused, Viewer, concluded_beside, field, notice_for, page,
+    posted, viewer,
 };
 use crate::accounts::factors::{self, FactorError, RECOVERY_CODE_COUNT, RecoveryCodes};
 use crate::http::error::AppError;
@@ -35,6 +35,7 @@ async fn render(
     status: StatusCode,
     code_error: Option<String>,
     notice: Option<&str>,
+    refusal: Option<String>,
 ) -> Result<HttpResponse, PageError> {
     let user = &viewer.session.user;
     let overview = factors::security_overview(state, user)
@@ -62,6 +63,7 @@ async fn render(
             overview,
             enrolment,
             code_error,
+            refusal,
             code_count => RECOVERY_CODE_COUNT,
             must_enrol => viewer.session.must_enrol,
             passwords_off => !state.accounts.password_sign_in,
@@ -69,6 +71,23 @@ async fn render(
             notice => notice_for(notice.filter(|n| !(viewer.session.must_enrol && *n == "enrol-first"))),
         },
     ))
+}
+
+/// The page again, its status the refusal's and the refusal said at its top.
+async fn said_no(
+    state: &AppState,
+    viewer: &Viewer,
+    refused: Refused,
+) -> Result<HttpResponse, PageError> {
+    render(
+        state,
+        viewer,
+        refused.status,
+        None,
+        None,
+        Some(refused.message),
+    )
+    .await
 }
 
 async fn security_page(
@@ -84,6 +103,7 @@ async fn security_page(
         StatusCode::OK,
         None,
         query.notice.as_deref(),
+        None,
     )
     .await
 }
@@ -101,7 +121,7 @@ async fn begin_totp(
         .await
         .map_err(AppError::from);
     concluded_beside(&state, &viewer, done, "/account/security#totp", |refused| {
-        render(&state, &viewer, refused.status, None, None)
+        said_no(&state, &viewer, refused)
     })
     .await
 }
@@ -128,6 +148,7 @@ async fn confirm_totp(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 Some(message),
                 None,
+                None,
             )
             .await
         }
@@ -152,7 +173,7 @@ async fn remove_totp(
         &viewer,
         done,
         "/account/security?notice=totp-off",
-        |refused| render(&state, &viewer, refused.status, None, None),
+        |refused| said_no(&state, &viewer, refused),
     )
     .await
 }
@@ -180,7 +201,7 @@ pub(super) async fn refused_here(
 ) -> Result<HttpResponse, PageError> {
     let done: Result<(), AppError> = Err(error.into());
     concluded_beside(state, viewer, done, SECURITY_PATH, |refused| {
-        render(state, viewer, refused.status, None, None)
+        said_no(state, viewer, refused)
     })
     .await
 }

@@ -54,6 +54,66 @@ async fn a_member_signs_in_with_a_passkey(engine: Engine) {
         .await;
     assert!(alice.text(".passkeys").await.contains("Work laptop"));
     alice.capture(&shots("security-passkeys")).await;
+
+    // Renamed from the list; a name of spaces only is refused and changes
+    // nothing (the browser's `required` is not all that stands in its way).
+    alice.click(".passkeys details.rename summary").await;
+    alice
+        .fill(".passkeys details.rename input[name=name]", "   ")
+        .await;
+    alice
+        .client
+        .execute(
+            "document.querySelector('.passkeys details.rename input[name=name]').required = false;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    alice
+        .follow(".passkeys details.rename button[type=submit]")
+        .await;
+    assert!(
+        alice
+            .text("#refused")
+            .await
+            .contains("A passkey's name is 1 to 60 characters"),
+        "{}",
+        alice.text("body").await
+    );
+    assert!(alice.text(".passkeys").await.contains("Work laptop"));
+    alice.goto(&at("/account/security")).await;
+    alice.click(".passkeys details.rename summary").await;
+    alice
+        .fill(
+            ".passkeys details.rename input[name=name]",
+            "  Laptop at work ",
+        )
+        .await;
+    alice.capture(&shots("passkey-rename")).await;
+    alice
+        .follow(".passkeys details.rename button[type=submit]")
+        .await;
+    assert_eq!(
+        alice.path().await,
+        "/account/security?notice=passkey-renamed"
+    );
+    let listed = alice.text(".passkeys").await;
+    assert!(listed.contains("Laptop at work"), "{listed}");
+    assert!(!listed.contains("Work laptop"), "{listed}");
+    let renamed: Vec<(String, String)> = app
+        .audited("account.passkey_renamed")
+        .into_iter()
+        .map(|(_, d)| {
+            (
+                d["from"].as_str().unwrap().to_owned(),
+                d["to"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        renamed,
+        [("Work laptop".to_owned(), "Laptop at work".to_owned())]
+    );
     let credentials = alice.authenticator_credentials(&authenticator).await;
     assert_eq!(credentials.len(), 1, "{credentials:?}");
     assert_eq!(
@@ -80,7 +140,7 @@ async fn a_member_signs_in_with_a_passkey(engine: Engine) {
     // Removed, it signs no one in.
     alice.goto(&at("/account/security")).await;
     alice
-        .follow_confirming(".passkeys form button[type=submit]")
+        .follow_confirming(".passkeys form[action$='/remove'] button[type=submit]")
         .await;
     assert_eq!(
         alice.path().await,
