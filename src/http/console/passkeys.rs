@@ -13,8 +13,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{
-    Current, PageError, field, local_path, posted, resource, security, see_other, viewer,
-    with_cookie,
+    Current, PageError, field, local_path, posted, resource, security, viewer, with_cookie,
 };
 use crate::accounts::factors::{self, passkeys};
 use crate::accounts::{self, Session};
@@ -134,13 +133,8 @@ async fn remove(
     let viewer = viewer(&req, &state, current).await?;
     posted(&state, &viewer, (&req, &body), |_| Ok(()))?;
     let now = state.clock.now();
-    match factors::remove_passkey(&state, &viewer.session, &id, now).await {
-        Ok(()) => Ok(see_other(&format!(
-            "{}?notice=passkey-removed",
-            security::SECURITY_PATH
-        ))),
-        Err(e) => security::refused_here(&state, &viewer, e).await,
-    }
+    let done = factors::remove_passkey(&state, &viewer.session, &id, now).await;
+    security::back_with(&state, &viewer, done, "passkey-removed").await
 }
 
 async fn rename(
@@ -155,13 +149,8 @@ async fn rename(
         field(form, "name").map(str::to_owned)
     })?;
     let now = state.clock.now();
-    match factors::rename_passkey(&state, &viewer.session, &id, &name, now).await {
-        Ok(()) => Ok(see_other(&format!(
-            "{}?notice=passkey-renamed",
-            security::SECURITY_PATH
-        ))),
-        Err(e) => security::refused_here(&state, &viewer, e).await,
-    }
+    let done = factors::rename_passkey(&state, &viewer.session, &id, &name, now).await;
+    security::back_with(&state, &viewer, done, "passkey-renamed").await
 }
 
 async fn sign_in_options(

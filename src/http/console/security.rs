@@ -206,6 +206,22 @@ pub(super) async fn refused_here(
     .await
 }
 
+/// Back to the Security page with `notice` once `done`; the page again,
+/// saying why, when it was refused.
+pub(super) async fn back_with(
+    state: &AppState,
+    viewer: &Viewer,
+    done: Result<(), FactorError>,
+    notice: &str,
+) -> Result<HttpResponse, PageError> {
+    match done {
+        Ok(()) => Ok(super::see_other(&format!(
+            "{SECURITY_PATH}?notice={notice}"
+        ))),
+        Err(e) => refused_here(state, viewer, e).await,
+    }
+}
+
 /// The codes, this once, with a text file of them to download.
 fn show_codes(state: &AppState, viewer: &Viewer, codes: &RecoveryCodes) -> HttpResponse {
     let shown: Vec<&str> = codes.expose().collect();
