@@ -137,8 +137,9 @@ pub use second_factor::{
     begin_passkey_second_factor, begin_passkey_sign_in, sign_in_second_factor, sign_in_with_passkey,
 };
 pub use session::{
-    CsrfToken, CurrentSession, NewSession, PLAIN_COOKIE_NAME, SECURE_COOKIE_NAME, Session,
-    SessionCookie, SessionToken, cookie_name, lookup_session, removal_cookie, session_cookie,
+    CsrfToken, CurrentSession, NewSession, PLAIN_COOKIE_NAME, RECENT_SIGN_IN, SECURE_COOKIE_NAME,
+    Session, SessionCookie, SessionToken, cookie_name, lookup_session, removal_cookie,
+    session_cookie,
 };
 pub use settings::{AccountSealer, AccountSettings, Registry, RequireMfa};
 pub use sign_in::{sign_in, sign_out};

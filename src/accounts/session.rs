@@ -118,12 +118,31 @@ pub struct Session {
     pub must_enrol: bool,
 }
 
+/// How long after signing in a session may still change how its person signs
+/// in (add or remove a second factor, make new recovery codes): later, they
+/// sign in again first, so a session cookie stolen or a console left open
+/// cannot plant the thief's own passkey (Keycloak's "maximum authentication
+/// age" for the same actions; GitHub's sudo mode).
+pub const RECENT_SIGN_IN: chrono::Duration = chrono::Duration::minutes(15);
+
 impl Session {
     /// Whether a presented CSRF token (form field or header) is this
     /// session's; constant-time.
     pub fn csrf_matches(&self, presented: &str) -> bool {
         self.csrf.matches(presented)
     }
+
+    /// Whether its person signed in (started this session) within
+    /// [`RECENT_SIGN_IN`] of `now`.
+    pub fn signed_in_recently(&self, now: DateTime<Utc>) -> bool {
+        recent(self.created_at, now)
+    }
+}
+
+/// Whether `since` is within [`RECENT_SIGN_IN`] before `now` (or after it:
+/// another process's clock may run ahead).
+fn recent(since: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+    now - since <= RECENT_SIGN_IN
 }
 
 /// The cookie's name for this keygate's issuer.
@@ -255,4 +274,26 @@ pub async fn lookup_session(
         last_seen_at: from_db(row.last_seen_at),
         must_enrol: row.must_enrol,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sign_in_is_recent_for_fifteen_minutes() {
+        let t = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        assert!(recent(t, t));
+        assert!(recent(t, t + RECENT_SIGN_IN));
+        assert!(!recent(
+            t,
+            t + RECENT_SIGN_IN + chrono::Duration::seconds(1)
+        ));
+        assert!(recent(t + chrono::Duration::seconds(30), t));
+        assert_eq!(
+            RECENT_SIGN_IN.num_minutes(),
+            15,
+            "FactorError::SignInAgain's message says 15 minutes"
+        );
+    }
 }

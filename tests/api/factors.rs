@@ -5,7 +5,8 @@
 //! once; recovery codes each once; wrong codes counted by the sign-in
 //! throttle; a pending sign-in that expires; `users reset-mfa`; and
 //! `KEYGATE_REQUIRE_MFA` sending the people it covers to enrol first, the
-//! API refusing their session meanwhile. Every change emails the person.
+//! API refusing their session meanwhile. Every change emails the person,
+//! and asks for a sign-in within the last 15 minutes.
 
 use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
@@ -397,6 +398,115 @@ async fn require_mfa_sends_admins_to_enrol_first(engine: Engine) {
     assert!(people.contains("no second factor"), "{people}");
 }
 
+/// A quarter of an hour after signing in, nothing that changes how one signs
+/// in is done: each such form leads to the sign-in page (which, for once,
+/// shows itself to a signed-in browser, the person's email filled in) and
+/// changes nothing; the passkey script's request is a 403 saying so.
+/// Signing in again (password and code) leads back to the Security page,
+/// where the change then goes through.
+async fn changing_how_one_signs_in_asks_for_a_fresh_sign_in(engine: Engine) {
+    let app = spawn_app(engine).await;
+    app.add_person("alice@example.com", "member", PASSWORD)
+        .await;
+    let alice = Visitor::new(&app);
+    alice.sign_in("alice@example.com").await;
+    let (key, _, _) = enrol(&app, &alice).await;
+    let (_, page) = alice.get("/account/security").await;
+    assert!(!page.contains(r#"id="sign-in-again""#), "{page}");
+
+    app.advance_clock(Duration::minutes(16));
+    let (status, page) = alice.get("/account/security").await;
+    assert_eq!(status, 200, "the session itself lives on");
+    assert!(page.contains(r#"id="sign-in-again""#), "{page}");
+    let again = "/sign-in?again=1&next=/account/security";
+    for action in ["/totp/remove", "/recovery-codes", "/totp"] {
+        let to = format!("/account/security{action}");
+        assert_eq!(
+            alice.post("/account/security", &to, &[]).await,
+            (303, again.into()),
+            "{action}"
+        );
+    }
+    let (_, page) = alice.get("/account/security").await;
+    let csrf = between(&page, r#"name="csrf_token" value=""#, "\"").to_owned();
+    let options = alice
+        .http
+        .post(format!("{}/account/security/passkeys/options", app.address))
+        .header("X-CSRF-Token", csrf)
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(options.status(), 403);
+    let body: Value = options.json().await.unwrap();
+    assert_eq!(body["error"], "reauthentication_required", "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("sign in again"),
+        "{body}"
+    );
+    assert!(
+        app.audited("account.recovery_codes_generated").is_empty(),
+        "the codes were not replaced"
+    );
+    assert!(app.audited("account.second_factor_removed").is_empty());
+    assert_eq!(two_factor_emails(&app).len(), 1, "only the app's addition");
+    assert!(
+        alice
+            .get("/account/security")
+            .await
+            .1
+            .contains("10 of 10 unused")
+    );
+
+    // The sign-in page, for once, to a signed-in browser.
+    let (status, page) = alice.get(again).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Sign in again"), "{page}");
+    assert!(
+        page.contains(r#"value="alice@example.com""#),
+        "the email filled in: {page}"
+    );
+    let (status, to) = alice
+        .post(
+            again,
+            "/sign-in",
+            &[
+                ("email", "alice@example.com"),
+                ("password", PASSWORD),
+                ("next", "/account/security"),
+                ("again", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        (status, to.as_str()),
+        (303, "/sign-in/code?next=%2Faccount%2Fsecurity")
+    );
+    let code = totp(&key, app.state().clock.now() + Duration::seconds(30));
+    let (status, to) = alice
+        .post(
+            "/sign-in/code?next=%2Faccount%2Fsecurity",
+            "/sign-in/code",
+            &[("code", &code), ("next", "/account/security")],
+        )
+        .await;
+    assert_eq!((status, to.as_str()), (303, "/account/security"));
+    let (_, page) = alice.get("/account/security").await;
+    assert!(!page.contains(r#"id="sign-in-again""#), "{page}");
+    assert_eq!(
+        alice
+            .post("/account/security", "/account/security/totp/remove", &[])
+            .await,
+        (303, "/account/security?notice=totp-off".into())
+    );
+    // Signed in long ago or not, the page itself sends a signed-in browser
+    // on unless asked to sign in again.
+    assert_eq!(
+        alice.get("/sign-in?next=/account/security").await,
+        (303, "/account/security".into())
+    );
+}
+
 /// Renaming goes through the person's own passkeys only: another's is "no
 /// such passkey of yours" (404) and keeps its name; nothing is audited.
 async fn only_its_person_renames_a_passkey(engine: Engine) {
@@ -447,6 +557,7 @@ async fn only_its_person_renames_a_passkey(engine: Engine) {
 }
 
 both_engines!(
+    changing_how_one_signs_in_asks_for_a_fresh_sign_in,
     only_its_person_renames_a_passkey,
     an_authenticator_app_is_asked_after_the_password,
     wrong_codes_are_throttled,

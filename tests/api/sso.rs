@@ -3,8 +3,9 @@
 //! flow; each rule's refusal is one sentence and an audit entry with its
 //! reason; a replayed callback and a forged `state` are refused; people of
 //! an allowed domain are added with the default role; passwords refused
-//! everywhere with `KEYGATE_PASSWORD_SIGN_IN=off`; a provider that is down
-//! is a plain 502 and keygate still starts.
+//! everywhere with `KEYGATE_PASSWORD_SIGN_IN=off`; signing in again makes
+//! the provider authenticate afresh; a provider that is down is a plain 502
+//! and keygate still starts.
 
 use serde_json::Value;
 
@@ -103,6 +104,81 @@ async fn a_known_person_signs_in_through_the_provider_once_per_flow(engine: Engi
         let secret = secret.split('&').next().unwrap();
         assert!(!all.contains(secret), "{secret} is stored");
     }
+}
+
+/// Signing in again through the provider asks it to authenticate the person
+/// afresh (`prompt=login`, `max_age=0`): its login form shows although its
+/// own session of her stands, which a plain sign-in rides without a form.
+/// The new session may then change how she signs in.
+async fn signing_in_again_asks_the_provider_to_authenticate_afresh(engine: Engine) {
+    let provider = OidcProvider::start().await;
+    let app = app_with(engine, &provider, &[]).await;
+    app.add_person("alice@example.com", "member", PASSWORD)
+        .await;
+    let browser = SsoBrowser::new(&app.address);
+    let (callback, asked) = browser
+        .through_provider_from("/sign-in/oidc", Some("alice"))
+        .await;
+    assert!(asked, "a first sign-in at the provider");
+    assert_eq!(location(&browser.get(&callback).await), "/keys");
+    // Signed out of keygate, not of the provider.
+    let keys = browser.get(&format!("{}/keys", app.address)).await;
+    let html = keys.text().await.unwrap();
+    let csrf = regex::Regex::new(r#"name="csrf_token" value="([^"]+)""#)
+        .unwrap()
+        .captures(&html)
+        .unwrap()[1]
+        .to_owned();
+    let out = browser
+        .http
+        .post(format!("{}/sign-out", app.address))
+        .form(&[("csrf_token", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), 303);
+    let (callback, asked) = browser
+        .through_provider_from("/sign-in/oidc", Some("alice"))
+        .await;
+    assert!(!asked, "a plain sign-in rides the provider's session");
+    assert_eq!(location(&browser.get(&callback).await), "/keys");
+
+    app.advance_clock(chrono::Duration::minutes(16));
+    let security = format!("{}/account/security", app.address);
+    let html = browser.get(&security).await.text().await.unwrap();
+    assert!(html.contains(r#"id="sign-in-again""#), "{html}");
+    let page = browser
+        .get(&format!(
+            "{}/sign-in?again=1&next=/account/security",
+            app.address
+        ))
+        .await;
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains(
+            r#"id="sso" href="&#x2f;sign-in&#x2f;oidc?next=%2Faccount%2Fsecurity&amp;again=1""#
+        ),
+        "{html}"
+    );
+    let (callback, asked) = browser
+        .through_provider_from(
+            "/sign-in/oidc?next=%2Faccount%2Fsecurity&again=1",
+            Some("alice"),
+        )
+        .await;
+    assert!(asked, "the provider asked her to sign in afresh");
+    let done = browser.get(&callback).await;
+    assert_eq!(done.status(), 303);
+    assert_eq!(location(&done), "/account/security");
+    let html = browser.get(&security).await.text().await.unwrap();
+    assert!(!html.contains(r#"id="sign-in-again""#), "{html}");
+    let methods: Vec<Value> = audited(&app, "account.signed_in")
+        .into_iter()
+        .map(|(_, details)| details["method"].clone())
+        .collect();
+    assert_eq!(methods, ["sso", "sso", "sso"]);
+    assert!(refusal_reasons(&app).is_empty());
 }
 
 async fn each_refusal_is_one_sentence_and_an_audit_entry(engine: Engine) {
@@ -334,6 +410,7 @@ async fn a_rotated_provider_key_is_fetched_at_once(engine: Engine) {
 }
 
 both_engines!(
+    signing_in_again_asks_the_provider_to_authenticate_afresh,
     a_rotated_provider_key_is_fetched_at_once,
     a_known_person_signs_in_through_the_provider_once_per_flow,
     each_refusal_is_one_sentence_and_an_audit_entry,

@@ -58,6 +58,10 @@ pub enum FactorError {
     PasswordsOff,
     #[error("no such passkey of yours")]
     NoSuchPasskey,
+    #[error(
+        "sign in again to change how you sign in: it has been more than 15 minutes since you did"
+    )]
+    SignInAgain,
     #[error("no person with email {0}")]
     NoSuchPerson(String),
     #[error(transparent)]
@@ -82,6 +86,7 @@ impl FeatureError for FactorError {
             Self::NoFactor => "no_second_factor",
             Self::PasswordsOff => "password_sign_in_off",
             Self::NoSuchPasskey => "passkey_not_found",
+            Self::SignInAgain => "reauthentication_required",
             Self::NoSuchPerson(_) => "user_not_found",
             Self::Passkey(passkeys::CeremonyError::Store(e)) => e.code(),
             Self::Passkey(passkeys::CeremonyError::InvalidName) => "invalid_name",
@@ -99,6 +104,7 @@ impl FeatureError for FactorError {
             Self::NotStarted => ErrorKind::Conflict,
             Self::WrongCode => ErrorKind::Invalid,
             Self::NoSuchPerson(_) | Self::NoSuchPasskey => ErrorKind::NotFound,
+            Self::SignInAgain => ErrorKind::Forbidden,
             Self::Passkey(passkeys::CeremonyError::Store(e)) => e.kind(),
             Self::Passkey(passkeys::CeremonyError::Unavailable) => ErrorKind::Conflict,
             Self::Passkey(passkeys::CeremonyError::TooMany) => ErrorKind::Conflict,
@@ -115,6 +121,17 @@ impl FeatureError for FactorError {
             Self::Passkey(passkeys::CeremonyError::InvalidName) => Some("name"),
             _ => None,
         }
+    }
+}
+
+/// Refused with [`FactorError::SignInAgain`] unless the session's person
+/// signed in within [`RECENT_SIGN_IN`](super::RECENT_SIGN_IN): what changes
+/// how they sign in asks for a fresh sign-in.
+fn signed_in_recently(session: &Session, now: DateTime<Utc>) -> Result<(), FactorError> {
+    if session.signed_in_recently(now) {
+        Ok(())
+    } else {
+        Err(FactorError::SignInAgain)
     }
 }
 
@@ -186,12 +203,14 @@ impl std::fmt::Debug for TotpEnrolment {
 /// code; one that waited is replaced.
 pub async fn begin_totp(
     registry: &impl Registry,
-    user: &User,
+    session: &Session,
     now: DateTime<Utc>,
 ) -> Result<(), FactorError> {
     if !registry.account_settings().password_sign_in {
         return Err(FactorError::PasswordsOff);
     }
+    signed_in_recently(session, now)?;
+    let user = &session.user;
     let secret = totp::TotpSecret::generate();
     let sealed = secret
         .seal(&registry.account_settings().sealer, &user.id)
@@ -246,6 +265,7 @@ pub async fn confirm_totp(
     code: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<RecoveryCodes>, FactorError> {
+    signed_in_recently(session, now)?;
     let user = session.user.clone();
     let settings = registry.account_settings().clone();
     let issuer = registry.issuer().to_owned();
@@ -283,6 +303,7 @@ pub async fn remove_totp(
     session: &Session,
     now: DateTime<Utc>,
 ) -> Result<(), FactorError> {
+    signed_in_recently(session, now)?;
     let user = session.user.clone();
     let required = registry.account_settings().require_mfa.covers(&user.role);
     let issuer = registry.issuer().to_owned();
@@ -323,6 +344,7 @@ pub async fn begin_passkey_registration(
     session: &Session,
     now: DateTime<Utc>,
 ) -> Result<(serde_json::Value, super::session::SessionCookie), FactorError> {
+    signed_in_recently(session, now)?;
     let user = session.user.clone();
     let settings = registry.account_settings().clone();
     let begun = registry
@@ -343,6 +365,7 @@ pub async fn finish_passkey_registration(
     (name, credential, ceremony): (&str, &str, Option<&str>),
     now: DateTime<Utc>,
 ) -> Result<Option<RecoveryCodes>, FactorError> {
+    signed_in_recently(session, now)?;
     let user = session.user.clone();
     let settings = registry.account_settings().clone();
     let issuer = registry.issuer().to_owned();
@@ -376,6 +399,7 @@ pub async fn remove_passkey(
     id: &str,
     now: DateTime<Utc>,
 ) -> Result<(), FactorError> {
+    signed_in_recently(session, now)?;
     let user = session.user.clone();
     let required = registry.account_settings().require_mfa.covers(&user.role);
     let issuer = registry.issuer().to_owned();
@@ -458,6 +482,7 @@ pub async fn regenerate_recovery_codes(
     if !registry.account_settings().password_sign_in {
         return Err(FactorError::PasswordsOff);
     }
+    signed_in_recently(session, now)?;
     let user = session.user.clone();
     let hasher = registry.account_settings().token_hasher.clone();
     registry

@@ -79,6 +79,9 @@ struct Sealed {
     verifier: String,
     next: String,
     started: i64,
+    /// Signing in again: the provider was asked to authenticate afresh.
+    #[serde(default)]
+    again: bool,
 }
 
 /// A flow opened from its cookie.
@@ -86,17 +89,25 @@ pub(super) struct Opened {
     pub flow: Flow,
     /// The local path to go to once signed in.
     pub next: String,
+    /// Signing in again ([`seal`]'s `again`).
+    pub again: bool,
 }
 
 /// The flow sealed into a cookie value, with the local path to go to
-/// afterwards.
-pub(super) fn seal(key: &AtRest, flow: &Flow, next: &str, now: DateTime<Utc>) -> Option<String> {
+/// afterwards and whether it signs the person in again.
+pub(super) fn seal(
+    key: &AtRest,
+    flow: &Flow,
+    (next, again): (&str, bool),
+    now: DateTime<Utc>,
+) -> Option<String> {
     let sealed = Sealed {
         state: flow.state.to_string(),
         nonce: flow.nonce.to_string(),
         verifier: flow.verifier.to_string(),
         next: next.to_owned(),
         started: now.timestamp(),
+        again,
     };
     let plain = Zeroizing::new(serde_json::to_vec(&sealed).ok()?);
     let bytes = key.seal(AAD, &plain).ok()?;
@@ -126,6 +137,7 @@ pub(super) fn open(key: &AtRest, value: &str, now: DateTime<Utc>) -> Option<Open
     Some(Opened {
         flow,
         next: std::mem::take(&mut sealed.next),
+        again: sealed.again,
     })
 }
 
@@ -147,12 +159,13 @@ mod tests {
         let (state, nonce, verifier) =
             ("stateX0f3a9c1e7b", "nonceX5b7d2e8a4c", "verifierX9c4f1a6d");
         let flow = Flow::new(state.into(), nonce.into(), verifier.into());
-        let value = seal(&key, &flow, "/keys/kg_1", now).unwrap();
+        let value = seal(&key, &flow, ("/keys/kg_1", true), now).unwrap();
         for secret in [state, nonce, verifier] {
             assert!(!value.contains(secret), "{value}");
         }
         let opened = open(&key, &value, now + Duration::minutes(9)).unwrap();
         assert_eq!(opened.next, "/keys/kg_1");
+        assert!(opened.again);
         assert!(opened.flow.state_matches(state));
         assert!(!opened.flow.state_matches("stateX0f3a9c1e7B"));
         assert!(!opened.flow.state_matches(""));
@@ -165,10 +178,10 @@ mod tests {
     fn a_cookie_from_another_key_or_altered_does_not_open() {
         let now = Utc::now();
         let flow = Flow::new("st".into(), "no".into(), "ve".into());
-        let value = seal(&key(), &flow, "/", now).unwrap();
+        let value = seal(&key(), &flow, ("/", false), now).unwrap();
         assert!(open(&key(), &value, now).is_none());
         let key = key();
-        let value = seal(&key, &flow, "/", now).unwrap();
+        let value = seal(&key, &flow, ("/", false), now).unwrap();
         let mut altered = value.into_bytes();
         altered[20] = if altered[20] == b'A' { b'B' } else { b'A' };
         assert!(open(&key, &String::from_utf8(altered).unwrap(), now).is_none());

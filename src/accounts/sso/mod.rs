@@ -115,6 +115,10 @@ pub enum SsoRefusal {
     ProviderDenied(String),
     #[error(transparent)]
     Provider(ProviderProblem),
+    #[error(
+        "signing in again, the provider's auth_time was older than the fresh sign-in asked for"
+    )]
+    NotAuthenticatedAgain,
     #[error("the provider shared no email address")]
     NoEmail,
     #[error("the provider does not say the email address is verified")]
@@ -144,6 +148,7 @@ impl SsoRefusal {
             Self::Provider(ProviderProblem::Unreachable(_)) => "sso_provider_unreachable",
             Self::Provider(ProviderProblem::CodeRefused(_)) => "sso_code_refused",
             Self::Provider(ProviderProblem::IdToken(_)) => "sso_id_token_invalid",
+            Self::NotAuthenticatedAgain => "sso_not_authenticated_again",
             Self::NoEmail => "sso_no_email",
             Self::EmailUnverified => "sso_email_unverified",
             Self::DomainNotAllowed => "sso_domain_not_allowed",
@@ -170,6 +175,10 @@ impl SsoRefusal {
             Self::Provider(_) => {
                 format!("{provider} did not confirm who you are. Start again.")
             }
+            Self::NotAuthenticatedAgain => format!(
+                "{provider} did not ask you to sign in afresh, so nothing can be changed yet. \
+                 Try again, or sign in again another way."
+            ),
             Self::NoEmail => format!("{provider} did not share your email address."),
             Self::EmailUnverified => {
                 format!("{provider} has not verified {email}, so keygate cannot take it.")

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use openidconnect::core::{
-    CoreAuthenticationFlow, CoreClient, CoreClientAuthMethod, CoreIdTokenClaims,
+    CoreAuthPrompt, CoreAuthenticationFlow, CoreClient, CoreClientAuthMethod, CoreIdTokenClaims,
     CoreProviderMetadata, CoreUserInfoClaims,
 };
 use openidconnect::{
@@ -26,6 +26,8 @@ use tokio::sync::Mutex;
 use super::flow::Flow;
 use super::settings::SsoSettings;
 
+/// Google's issuer: its authorization endpoint refuses `prompt=login`.
+const GOOGLE_ISSUER: &str = "https://accounts.google.com";
 /// How long discovery and keys are kept before they are fetched again.
 const METADATA_MAX_AGE: Duration = Duration::from_secs(3600);
 /// A key the cache does not know fetches the keys again at once, then not
@@ -45,6 +47,22 @@ pub struct Identity {
     /// `email_verified` exactly `true`.
     pub email_verified: bool,
     pub name: Option<String>,
+    /// When the provider last had the person authenticate (`auth_time`),
+    /// and when it issued the ID token (`iat`), both by its clock.
+    pub authenticated_at: Option<chrono::DateTime<Utc>>,
+    pub issued_at: chrono::DateTime<Utc>,
+}
+
+impl Identity {
+    /// Whether the provider had the person authenticate within `window`
+    /// before it issued the ID token: both times are the provider's, so
+    /// keygate's clock plays no part. A token without `auth_time` (which
+    /// `max_age` obliges a provider to send, and some still do not) is
+    /// taken at its word that `prompt=login` or `max_age` was honoured.
+    pub fn authenticated_within(&self, window: chrono::Duration) -> bool {
+        self.authenticated_at
+            .is_none_or(|at| self.issued_at - at <= window)
+    }
 }
 
 /// What went wrong with the provider, in words for the log (never a token
@@ -189,10 +207,13 @@ impl Provider {
 
     /// The URL to send the browser to, and the flow to remember until it
     /// comes back.
-    pub(super) async fn authorization(&self) -> Result<(String, Flow), ProviderProblem> {
+    pub(super) async fn authorization(
+        &self,
+        again: bool,
+    ) -> Result<(String, Flow), ProviderProblem> {
         let client = self.client(self.metadata(false).await?);
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-        let (url, state, nonce) = client
+        let mut request = client
             .authorize_url(
                 CoreAuthenticationFlow::AuthorizationCode,
                 CsrfToken::new_random,
@@ -200,8 +221,19 @@ impl Provider {
             )
             .add_scope(Scope::new("email".into()))
             .add_scope(Scope::new("profile".into()))
-            .set_pkce_challenge(challenge)
-            .url();
+            .set_pkce_challenge(challenge);
+        if again {
+            // Signing in again (OpenID Connect Core §3.1.2.1): the provider
+            // authenticates the person afresh rather than riding its own
+            // session, and `max_age` obliges it to say when (`auth_time`).
+            // Google refuses the whole request over `prompt=login`, a value
+            // it does not support; `max_age` alone asks it the same.
+            if self.issuer.as_str() != GOOGLE_ISSUER {
+                request = request.add_prompt(CoreAuthPrompt::Login);
+            }
+            request = request.set_max_age(Duration::ZERO);
+        }
+        let (url, state, nonce) = request.url();
         let flow = Flow::new(
             state.secret().clone(),
             nonce.secret().clone(),
@@ -266,6 +298,8 @@ impl Provider {
                 .name()
                 .and_then(|n| n.get(None))
                 .map(|n| n.as_str().to_owned()),
+            authenticated_at: claims.auth_time(),
+            issued_at: claims.issue_time(),
         };
         if identity.email.is_none()
             && let Ok(request) =
@@ -313,6 +347,28 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fresh_authentication_is_one_the_provider_dates_near_its_token() {
+        let issued_at = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let identity = |authenticated_at| Identity {
+            subject: "s".into(),
+            email: None,
+            email_verified: false,
+            name: None,
+            authenticated_at,
+            issued_at,
+        };
+        let window = chrono::Duration::minutes(15);
+        assert!(identity(Some(issued_at)).authenticated_within(window));
+        assert!(identity(Some(issued_at - window)).authenticated_within(window));
+        let old = issued_at - window - chrono::Duration::seconds(1);
+        assert!(!identity(Some(old)).authenticated_within(window));
+        assert!(
+            identity(None).authenticated_within(window),
+            "no auth_time: the provider is taken at its word"
+        );
+    }
 
     #[test]
     fn a_claim_the_crate_does_not_name_is_read_from_the_payload() {

@@ -11,7 +11,7 @@ use zeroize::Zeroizing;
 use super::flow::{self, FLOW_LIFETIME, PLAIN_FLOW_COOKIE_NAME, SECURE_FLOW_COOKIE_NAME};
 use super::provider::Identity;
 use super::{Sso, SsoRefusal, SsoRegistry};
-use crate::accounts::session::{NewSession, SessionCookie};
+use crate::accounts::session::{NewSession, RECENT_SIGN_IN, SessionCookie};
 use crate::accounts::settings::Registry;
 use crate::accounts::sign_in::start_session;
 use crate::accounts::store;
@@ -44,16 +44,16 @@ pub fn flow_removal_cookie(registry: &impl Registry) -> SessionCookie {
 /// signed in.
 pub async fn start(
     registry: &impl SsoRegistry,
-    next: &str,
+    (next, again): (&str, bool),
     now: DateTime<Utc>,
 ) -> Result<(String, SessionCookie), SsoRefusal> {
     let sso = registry.sso().cloned().ok_or(SsoRefusal::NotConfigured)?;
     let (url, flow) = sso
         .provider
-        .authorization()
+        .authorization(again)
         .await
         .map_err(SsoRefusal::Provider)?;
-    let value = flow::seal(&sso.sealer, &flow, next, now)
+    let value = flow::seal(&sso.sealer, &flow, (next, again), now)
         .ok_or_else(|| SsoRefusal::CannotAdd("the flow could not be sealed".into()))?;
     let cookie = SessionCookie::new(
         flow_cookie_name(registry),
@@ -173,6 +173,9 @@ async fn attempt(
         .identity(code, &opened.flow, now)
         .await
         .map_err(SsoRefusal::Provider)?;
+    if opened.again && !identity.authenticated_within(RECENT_SIGN_IN) {
+        return Err(SsoRefusal::NotAuthenticatedAgain);
+    }
     let address = identity.email.clone().ok_or(SsoRefusal::NoEmail)?;
     *email = Some(address.clone());
     if !identity.email_verified {

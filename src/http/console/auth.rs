@@ -44,6 +44,10 @@ struct SignInQuery {
     next: String,
     #[serde(default)]
     notice: Option<String>,
+    /// `1`: the page even for a signed-in browser, to sign in again before
+    /// a change that asks for a fresh sign-in (`super::security`).
+    #[serde(default)]
+    again: Option<String>,
 }
 
 pub(super) struct SignInForm<'a> {
@@ -51,6 +55,9 @@ pub(super) struct SignInForm<'a> {
     pub next: &'a str,
     pub error: Option<String>,
     pub notice: Option<&'a str>,
+    /// Signing in again: the page says why, and single sign-on asks the
+    /// provider to sign the person in afresh.
+    pub again: bool,
 }
 
 /// The sign-in page: the single sign-on button when a provider is
@@ -64,13 +71,16 @@ pub(super) fn render_sign_in(
     let (token, cookie) = csrf::pre_session(req, &state.issuer);
     let layout = Layout::public(state, "Sign in", &token);
     let next = local_path(form.next).unwrap_or("");
-    let sso_start = match next {
-        "" => sso::START_PATH.to_owned(),
-        next => format!(
-            "{}?next={}",
-            sso::START_PATH,
-            percent_encoding::utf8_percent_encode(next, percent_encoding::NON_ALPHANUMERIC)
-        ),
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    if !next.is_empty() {
+        query.append_pair("next", next);
+    }
+    if form.again {
+        query.append_pair("again", "1");
+    }
+    let sso_start = match query.finish() {
+        query if query.is_empty() => sso::START_PATH.to_owned(),
+        query => format!("{}?{query}", sso::START_PATH),
     };
     let response = page(
         status,
@@ -85,6 +95,8 @@ pub(super) fn render_sign_in(
             sso_start,
             password_sign_in => state.accounts.password_sign_in,
             passkeys => state.accounts.passkeys.is_some(),
+            again => form.again,
+            recent_minutes => accounts::RECENT_SIGN_IN.num_minutes(),
         },
     );
     match cookie {
@@ -100,14 +112,18 @@ async fn sign_in_page(
     query: web::Query<SignInQuery>,
 ) -> Result<HttpResponse, PageError> {
     let current = current.map_err(|e| PageError::public(&state, e))?;
-    if current.0.is_some() {
-        return Ok(see_other(local_path(&query.next).unwrap_or("/keys")));
-    }
+    let again = query.again.as_deref() == Some("1");
+    let email = match (&current.0, again) {
+        (Some(session), true) => session.user.email.as_str(),
+        (Some(_), false) => return Ok(see_other(local_path(&query.next).unwrap_or("/keys"))),
+        (None, _) => "",
+    };
     let form = SignInForm {
-        email: "",
+        email,
         next: &query.next,
         error: None,
         notice: query.notice.as_deref(),
+        again,
     };
     Ok(render_sign_in(&req, &state, StatusCode::OK, form))
 }
@@ -118,7 +134,8 @@ async fn sign_in(
     body: web::Bytes,
 ) -> Result<HttpResponse, PageError> {
     let form = pre_session_form(&req, &state, &body)?;
-    let [email, password, next] = fields(&state, &form, ["email", "password", "next"])?;
+    let [email, password, next, again] =
+        fields(&state, &form, ["email", "password", "next", "again"])?;
     if !state.accounts.password_sign_in {
         return Ok(password_sign_in_off(&req, &state, next));
     }
@@ -132,6 +149,7 @@ async fn sign_in(
             next,
             error: Some(error),
             notice: None,
+            again: again == "1",
         };
         render_sign_in(&req, &state, status, form)
     };
@@ -189,6 +207,7 @@ fn password_sign_in_off(req: &HttpRequest, state: &AppState, next: &str) -> Http
             "Passwords are not used to sign in here. Sign in with {name}."
         )),
         notice: None,
+        again: false,
     };
     render_sign_in(req, state, StatusCode::FORBIDDEN, form)
 }

@@ -18,6 +18,11 @@ use crate::state::AppState;
 /// The page's path; a session that must enrol is sent here.
 pub const SECURITY_PATH: &str = "/account/security";
 
+/// The sign-in page asking the person to sign in again, then back here:
+/// where a change is sent when its session signed in too long ago
+/// ([`FactorError::SignInAgain`]).
+pub const SIGN_IN_AGAIN: &str = "/sign-in?again=1&next=/account/security";
+
 pub fn routes(cfg: &mut web::ServiceConfig) {
     use super::resource;
     cfg.service(resource(SECURITY_PATH).route(web::get().to(security_page)))
@@ -38,6 +43,7 @@ async fn render(
     refusal: Option<String>,
 ) -> Result<HttpResponse, PageError> {
     let user = &viewer.session.user;
+    let now = state.clock.now();
     let overview = factors::security_overview(state, user)
         .await
         .map_err(|e| viewer.failed(state, e))?;
@@ -67,6 +73,10 @@ async fn render(
             code_count => RECOVERY_CODE_COUNT,
             must_enrol => viewer.session.must_enrol,
             passwords_off => !state.accounts.password_sign_in,
+            // Changes ask for a fresh sign-in: say so before one is tried.
+            recent => viewer.session.signed_in_recently(now),
+            signed_in_at => viewer.session.created_at.to_rfc3339(),
+            sign_in_again => SIGN_IN_AGAIN,
             // The page says why it is the only one, once.
             notice => notice_for(notice.filter(|n| !(viewer.session.must_enrol && *n == "enrol-first"))),
         },
@@ -117,13 +127,8 @@ async fn begin_totp(
     let viewer = viewer(&req, &state, current).await?;
     posted(&state, &viewer, (&req, &body), |_| Ok(()))?;
     let now = state.clock.now();
-    let done = factors::begin_totp(&state, &viewer.session.user, now)
-        .await
-        .map_err(AppError::from);
-    concluded_beside(&state, &viewer, done, "/account/security#totp", |refused| {
-        said_no(&state, &viewer, refused)
-    })
-    .await
+    let done = factors::begin_totp(&state, &viewer.session, now).await;
+    settled(&state, &viewer, done, "/account/security#totp").await
 }
 
 async fn confirm_totp(
@@ -165,17 +170,8 @@ async fn remove_totp(
     let viewer = viewer(&req, &state, current).await?;
     posted(&state, &viewer, (&req, &body), |_| Ok(()))?;
     let now = state.clock.now();
-    let done = factors::remove_totp(&state, &viewer.session, now)
-        .await
-        .map_err(AppError::from);
-    concluded_beside(
-        &state,
-        &viewer,
-        done,
-        "/account/security?notice=totp-off",
-        |refused| said_no(&state, &viewer, refused),
-    )
-    .await
+    let done = factors::remove_totp(&state, &viewer.session, now).await;
+    back_with(&state, &viewer, done, "totp-off").await
 }
 
 async fn new_recovery_codes(
@@ -193,12 +189,16 @@ async fn new_recovery_codes(
     }
 }
 
-/// The Security page again with a refusal, or the error page.
+/// The Security page again with a refusal, or the error page; the sign-in
+/// page when the change asks for a fresh sign-in.
 pub(super) async fn refused_here(
     state: &AppState,
     viewer: &Viewer,
     error: FactorError,
 ) -> Result<HttpResponse, PageError> {
+    if matches!(error, FactorError::SignInAgain) {
+        return Ok(super::see_other(SIGN_IN_AGAIN));
+    }
     let done: Result<(), AppError> = Err(error.into());
     concluded_beside(state, viewer, done, SECURITY_PATH, |refused| {
         said_no(state, viewer, refused)
@@ -214,10 +214,24 @@ pub(super) async fn back_with(
     done: Result<(), FactorError>,
     notice: &str,
 ) -> Result<HttpResponse, PageError> {
+    settled(
+        state,
+        viewer,
+        done,
+        &format!("{SECURITY_PATH}?notice={notice}"),
+    )
+    .await
+}
+
+/// To `to` once `done`; otherwise as [`refused_here`].
+async fn settled(
+    state: &AppState,
+    viewer: &Viewer,
+    done: Result<(), FactorError>,
+    to: &str,
+) -> Result<HttpResponse, PageError> {
     match done {
-        Ok(()) => Ok(super::see_other(&format!(
-            "{SECURITY_PATH}?notice={notice}"
-        ))),
+        Ok(()) => Ok(super::see_other(to)),
         Err(e) => refused_here(state, viewer, e).await,
     }
 }

@@ -24,6 +24,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 struct StartQuery {
     #[serde(default)]
     next: String,
+    /// `1`: signing in again (`super::auth`'s sign-in page, `again`).
+    #[serde(default)]
+    again: Option<String>,
 }
 
 async fn start(
@@ -34,10 +37,11 @@ async fn start(
 ) -> Result<HttpResponse, PageError> {
     let current = current.map_err(|e| PageError::public(&state, e))?;
     let next = local_path(&query.next).unwrap_or("/keys");
-    if current.0.is_some() {
+    let again = query.again.as_deref() == Some("1");
+    if current.0.is_some() && !again {
         return Ok(see_other(next));
     }
-    match sso::start(&state, next, state.clock.now()).await {
+    match sso::start(&state, (next, again), state.clock.now()).await {
         Ok((url, cookie)) => Ok(with_cookie(see_other(&url), &session::render(&cookie))),
         Err(SsoRefusal::NotConfigured) => Err(not_configured(&state)),
         Err(refusal) => {
@@ -112,6 +116,7 @@ fn refused_page(
         next,
         error: Some(sentence(&reason.message(name, email))),
         notice: None,
+        again: false,
     };
     render_sign_in(req, state, status, form)
 }

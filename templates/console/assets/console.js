@@ -48,7 +48,7 @@ const b64url = {
 };
 
 // POSTs JSON with the page's CSRF token; the answer's JSON, or an Error
-// holding keygate's message.
+// holding keygate's message (and its error code as `code`).
 async function postJson(url, body, csrf) {
   const response = await fetch(url, {
     method: "POST",
@@ -58,7 +58,11 @@ async function postJson(url, body, csrf) {
   });
   let answer = {};
   try { answer = await response.json(); } catch { /* not JSON */ }
-  if (!response.ok) throw new Error(answer.message || `keygate answered ${response.status}`);
+  if (!response.ok) {
+    const error = new Error(answer.message || `keygate answered ${response.status}`);
+    error.code = answer.error;
+    throw error;
+  }
   return answer;
 }
 
@@ -153,6 +157,11 @@ function setUpPasskeys() {
           window.location.assign(done.redirect);
         }
       } catch (error) {
+        // Signed in too long ago: the sign-in page, then back here.
+        if (error.code === "reauthentication_required") {
+          window.location.assign(add.dataset.signInAgain);
+          return;
+        }
         showError("passkey-error", error);
       }
     });

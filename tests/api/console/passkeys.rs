@@ -137,6 +137,40 @@ async fn a_member_signs_in_with_a_passkey(engine: Engine) {
     alice.follow("#passkey-second").await;
     assert_eq!(alice.path().await, "/keys");
 
+    // A quarter of an hour on, the Security page says a change asks for a
+    // fresh sign-in, and adding a passkey leads to the sign-in page (the
+    // script's request is refused before any ceremony); the passkey signs
+    // her in again, back to the Security page.
+    app.advance_clock(chrono::Duration::minutes(16));
+    alice.goto(&at("/account/security")).await;
+    assert!(
+        alice
+            .text("#sign-in-again")
+            .await
+            .contains("sign in again first"),
+        "{}",
+        alice.body_text().await
+    );
+    alice.capture(&shots("security-sign-in-again")).await;
+    alice.wait_for("#passkey-add:not([hidden])").await;
+    alice.fill("#passkey-name", "Planted").await;
+    alice.follow("#passkey-add button[type=submit]").await;
+    assert_eq!(
+        alice.path().await,
+        "/sign-in?again=1&next=/account/security"
+    );
+    assert!(alice.text("h1").await.contains("Sign in again"));
+    alice.capture(&shots("sign-in-again")).await;
+    assert_eq!(
+        alice.authenticator_credentials(&authenticator).await.len(),
+        1,
+        "no passkey was made"
+    );
+    alice.wait_for("#passkey-sign-in").await;
+    alice.follow("#passkey-sign-in").await;
+    assert_eq!(alice.path().await, "/account/security");
+    assert!(!alice.exists("#sign-in-again").await);
+
     // Removed, it signs no one in.
     alice.goto(&at("/account/security")).await;
     alice
@@ -160,7 +194,10 @@ async fn a_member_signs_in_with_a_passkey(engine: Engine) {
         .into_iter()
         .map(|(_, d)| d["method"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(methods, ["password", "passkey", "password+passkey"]);
+    assert_eq!(
+        methods,
+        ["password", "passkey", "password+passkey", "passkey"]
+    );
     let emails = app.count_rows(
         "SELECT COUNT(*) AS n FROM email_outbox WHERE event = 'two_factor' AND subject LIKE '%passkey added%'",
     );

@@ -155,17 +155,26 @@ impl SsoBrowser {
     /// callback URL the provider sends the browser back to, not yet
     /// followed.
     pub async fn through_provider(&self, login: Option<&str>) -> String {
+        self.through_provider_from("/sign-in/oidc", login).await.0
+    }
+
+    /// As [`through_provider`](Self::through_provider), started at keygate's
+    /// `start` (a path with its query); also says whether the provider
+    /// showed its login form (it does not when its own session of the
+    /// person still stands, unless asked to).
+    pub async fn through_provider_from(&self, start: &str, login: Option<&str>) -> (String, bool) {
         let start = self
             .http
-            .get(format!("{}/sign-in/oidc", self.app))
+            .get(format!("{}{start}", self.app))
             .send()
             .await
             .unwrap();
         assert_eq!(start.status(), 303, "{:?}", start.text().await);
         let mut url = location(&start);
+        let mut asked = false;
         loop {
             if url.starts_with(&format!("{}/sign-in/oidc/callback", self.app)) {
-                return url;
+                return (url, asked);
             }
             let response = self.http.get(&url).send().await.unwrap();
             if response.status().is_redirection() {
@@ -176,6 +185,7 @@ impl SsoBrowser {
             let html = response.text().await.unwrap();
             assert_eq!(status, 200, "{url}: {html}");
             let actions = form_actions(&html);
+            asked = true;
             let answer = match login {
                 Some(login) => {
                     let action = actions.first().expect("the login form");
