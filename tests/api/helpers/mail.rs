@@ -312,20 +312,55 @@ pub async fn wait_until_outbox_settled(app: &TestApp, within: Duration) {
 }
 
 impl TestApp {
-    /// The token of the newest one-time link emailed to `recipient`, read
-    /// from the outbox before the email is sent.
-    pub fn newest_link_token(&self, recipient: &str) -> String {
+    /// The text of the newest account email (an invitation or a reset: no
+    /// key) to `recipient`. Its outbox row holds it until the worker sends
+    /// it and blanks the row (the link must not outlive the sending), which
+    /// may be at once: then it is read from the `.eml` file the worker
+    /// wrote first (`KEYGATE_MAIL_DIR`, which every test app has unless it
+    /// mails through SMTP).
+    pub fn newest_account_email(&self, recipient: &str) -> String {
         use keygate::db::schema::email_outbox;
         let mut conn = self.db();
-        let bodies: Vec<String> = email_outbox::table
+        let rows: Vec<(String, String)> = email_outbox::table
             .filter(email_outbox::recipient.eq(recipient))
             .filter(email_outbox::key_id.is_null())
             .order(email_outbox::id.desc())
-            .select(email_outbox::body_text)
+            .select((email_outbox::id, email_outbox::body_text))
             .load(&mut conn)
             .expect("outbox rows");
-        let body = bodies.first().expect("an account email was queued");
-        link_token(body).unwrap_or_else(|| panic!("no link in {body}"))
+        let (id, body) = rows.first().expect("an account email was queued");
+        if !body.starts_with("(removed once sent") {
+            return body.clone();
+        }
+        let message_id = format!("{id}@keygate");
+        self.mail_files()
+            .into_iter()
+            .find(|message| message.message_id == message_id)
+            .unwrap_or_else(|| panic!("{message_id} was sent, but not to {:?}", self.mail_dir()))
+            .text
+    }
+
+    /// The token of the newest one-time link emailed to `recipient`.
+    pub fn newest_link_token(&self, recipient: &str) -> String {
+        let body = self.newest_account_email(recipient);
+        link_token(&body).unwrap_or_else(|| panic!("no link in {body}"))
+    }
+
+    /// The app's `KEYGATE_MAIL_DIR`.
+    pub fn mail_dir(&self) -> PathBuf {
+        self.dir.path().join("mail")
+    }
+
+    /// The `.eml` files the app wrote to its mail folder, parsed.
+    pub fn mail_files(&self) -> Vec<Received> {
+        let Ok(entries) = std::fs::read_dir(self.mail_dir()) else {
+            return Vec::new();
+        };
+        entries
+            .map(|entry| entry.expect("a mail folder entry").path())
+            .filter(|path| path.extension().is_some_and(|x| x == "eml"))
+            .map(|path| Received::parse(&std::fs::read(path).expect("an .eml file")))
+            .collect()
     }
 }
 
