@@ -466,6 +466,7 @@ async fn changing_how_one_signs_in_asks_for_a_fresh_sign_in(engine: Engine) {
         page.contains(r#"value="alice@example.com""#),
         "the email filled in: {page}"
     );
+    assert_eq!(app.count_rows("SELECT COUNT(*) AS n FROM sessions"), 1);
     let (status, to) = alice
         .post(
             again,
@@ -491,6 +492,9 @@ async fn changing_how_one_signs_in_asks_for_a_fresh_sign_in(engine: Engine) {
         )
         .await;
     assert_eq!((status, to.as_str()), (303, "/account/security"));
+    // The session signed in again replaced is over, not left to time out.
+    assert_eq!(app.count_rows("SELECT COUNT(*) AS n FROM sessions"), 1);
+    assert_eq!(app.audited("account.signed_out").len(), 1);
     let (_, page) = alice.get("/account/security").await;
     assert!(!page.contains(r#"id="sign-in-again""#), "{page}");
     assert_eq!(

@@ -155,7 +155,10 @@ async fn sign_in(
     };
     Ok(
         match accounts::sign_in(&state, email, password, peer, device, now).await {
-            Ok(session) => signed_in(&state, &session, local_path(next).unwrap_or("/keys"), now),
+            Ok(session) => {
+                let to = local_path(next).unwrap_or("/keys");
+                signed_in((&state, &req), &session, to, now).await
+            }
             Err(SignInError::SecondFactorNeeded(pending)) => {
                 pending_sign_in(&pending, local_path(next).unwrap_or("/keys"))
             }
@@ -213,15 +216,37 @@ fn password_sign_in_off(req: &HttpRequest, state: &AppState, next: &str) -> Http
 }
 
 /// The redirect to `to` that a successful sign-in answers, with the
-/// session's and the device's cookies.
-pub(super) fn signed_in(
-    state: &AppState,
+/// session's and the device's cookies; the session the browser held before
+/// is ended ([`end_replaced`]).
+pub(super) async fn signed_in(
+    (state, req): (&AppState, &HttpRequest),
     session: &accounts::NewSession,
     to: &str,
     now: DateTime<Utc>,
 ) -> HttpResponse {
+    end_replaced(state, req).await;
     let cookies = session::signed_in_cookies(state, session, now);
     cookies.iter().fold(see_other(to), with_cookie)
+}
+
+/// Ends the live session whose cookie the request still carries, once a
+/// sign-in has started another (audited as a sign-out): one browser holds
+/// one session, so signing in again (`super::security`) also ends the
+/// session a stolen copy of the old cookie would ride. A failure is only
+/// logged: the new session stands, and the old one times out.
+pub(super) async fn end_replaced(state: &AppState, req: &HttpRequest) {
+    let Some(token) = session::session_token(state, req) else {
+        return;
+    };
+    let now = state.clock.now();
+    let ended = match accounts::lookup_session(state, &token, now).await {
+        Ok(Some(old)) => accounts::sign_out(state, &old, now).await,
+        Ok(None) => Ok(()),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = ended {
+        tracing::warn!(error = %e, "the session this sign-in replaced could not be ended");
+    }
 }
 
 /// A form posted before a session exists: parsed, and its double-submit
@@ -514,7 +539,9 @@ async fn set_password(
     let device = device.as_ref().map(|cookie| cookie.value());
     Ok(
         match accounts::sign_in(&state, &user.email, password, peer, device, now).await {
-            Ok(session) => signed_in(&state, &session, "/keys?notice=password-set", now),
+            Ok(session) => {
+                signed_in((&state, &req), &session, "/keys?notice=password-set", now).await
+            }
             Err(SignInError::SecondFactorNeeded(pending)) => {
                 pending_sign_in(&pending, "/keys?notice=password-set")
             }
@@ -533,7 +560,7 @@ async fn passkey_by_link(
     let peer = session::client_ip(state, req);
     let now = state.clock.now();
     match accounts::sign_in_with_link(state, token, peer, now).await {
-        Ok(session) => Ok(signed_in(state, &session, ADD_PASSKEY, now)),
+        Ok(session) => Ok(signed_in((state, req), &session, ADD_PASSKEY, now).await),
         Err(SetPasswordError::InvalidLink) => Ok(render_set_password(
             req,
             state,

@@ -202,6 +202,7 @@ async fn sign_in(
         now,
     )
     .await?;
+    super::auth::end_replaced(&state, &req).await;
     let next = local_path(&assertion.next).unwrap_or("/keys");
     let mut response = HttpResponse::Ok().json(json!({ "redirect": next }));
     let mut cookies = session::signed_in_cookies(&state, &signed_in, now).to_vec();

@@ -85,7 +85,7 @@ async fn code(
         match accounts::sign_in_second_factor(&state, pending, code, peer, device, now).await {
             Ok(session) => {
                 let to = local_path(next).unwrap_or("/keys");
-                with_cookie(signed_in(&state, &session, to, now), &removal)
+                with_cookie(signed_in((&state, &req), &session, to, now).await, &removal)
             }
             Err(SignInError::PendingExpired) => {
                 with_cookie(see_other("/sign-in?notice=sign-in-expired"), &removal)

@@ -78,7 +78,7 @@ async fn callback(
     let response = match sso::finish(&state, flow, callback, peer, now).await {
         Ok(done) => {
             let next = local_path(&done.next).unwrap_or("/keys");
-            signed_in(&state, &done.session, next, now)
+            signed_in((&state, &req), &done.session, next, now).await
         }
         Err(refused) => match refused.reason {
             SsoRefusal::NotConfigured => return Err(not_configured(&state)),
